@@ -1,0 +1,39 @@
+"""Small helpers shared by every analysis: one way to get a connection and to read a frame."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any
+
+import pandas as pd
+from sqlalchemy import Connection, Engine
+from sqlalchemy.sql import Executable
+
+Bind = Engine | Connection
+
+
+@contextmanager
+def connection(bind: Bind) -> Iterator[Connection]:
+    """Yield a connection: the one given, or a fresh one from the engine (closed afterwards).
+
+    Analyses accept either, so a notebook can pass an engine while a caller that wants several
+    queries to see one snapshot passes a connection.
+    """
+    if isinstance(bind, Connection):
+        yield bind
+    else:
+        with bind.connect() as conn:
+            yield conn
+
+
+def read_frame(bind: Bind, statement: Executable, params: Mapping[str, Any] | None = None) -> pd.DataFrame:
+    """Run a query and return its rows as a DataFrame (column names from the query)."""
+    with connection(bind) as conn:
+        result = conn.execute(statement, dict(params or {}))
+        return pd.DataFrame(result.fetchall(), columns=list(result.keys()))
+
+
+def dialect_name(bind: Bind) -> str:
+    """The SQLAlchemy dialect name of a bind (``duckdb``, ``postgresql``, ...)."""
+    return bind.dialect.name

@@ -1,0 +1,29 @@
+"""The membership programme's rules: tier thresholds and the value of points.
+
+These are business rules, not warehouse facts, so they live in one place that the demo generator
+(which must produce tiers and points consistent with them) and the KPI definitions (which value the
+points liability) both read. A shop with other rules changes them here.
+"""
+
+from __future__ import annotations
+
+from analytics.schema import TIERS
+
+#: The shop currency of every monetary column in the warehouse, and how the UI writes it.
+CURRENCY: str = "CNY"
+CURRENCY_SYMBOL: str = "¥"
+
+#: Gross spend on completed orders in the previous twelve calendar months needed for each tier.
+#: Tiers are re-evaluated on the first day of every month, so they go down as well as up.
+TIER_THRESHOLDS: dict[str, float] = {"basic": 0.0, "silver": 1_000.0, "gold": 5_000.0, "diamond": 20_000.0}
+
+#: Points earned per unit of gross order value, by the member's tier when the order was placed.
+POINTS_EARN_RATE: dict[str, float] = {"basic": 1.0, "silver": 1.2, "gold": 1.5, "diamond": 2.0}
+
+#: Points are redeemed at this rate: 100 points are worth one unit of the shop currency.
+POINTS_PER_CURRENCY_UNIT: int = 100
+
+#: Points expire at the end of the calendar year after the year in which they were earned.
+POINTS_EXPIRY_YEARS: int = 1
+
+assert tuple(TIER_THRESHOLDS) == TIERS, "tier thresholds must follow the contract's tier order"
