@@ -1,0 +1,187 @@
+"""Headless entry point: ``python -m analytics SUBCOMMAND`` for analysts who script reports.
+
+Every subcommand shares ``--url`` (default: the configured warehouse, as the app resolves it),
+``--start`` / ``--end`` (inclusive dates; default the last 90 days of data) and ``--format
+csv|json`` (to stdout). Problems are reported as one clear line on stderr with a non-zero exit
+status: 2 for bad arguments, 1 for a warehouse that cannot be used.
+
+A subcommand is a function registered with :func:`subcommand`; later analyses add theirs here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import date, timedelta
+
+import pandas as pd
+from sqlalchemy import Engine
+
+from analytics import kpis
+from analytics.filters import Filters
+from analytics.schema import TIERS
+from analytics.warehouse import WarehouseError, data_span, open_warehouse, resolve_warehouse_config
+
+DEFAULT_DAYS = 90
+EXIT_WAREHOUSE = 1
+EXIT_USAGE = 2
+
+
+class UsageError(ValueError):
+    """Bad arguments: reported with exit status 2."""
+
+
+@dataclass(frozen=True)
+class Context:
+    """What every subcommand gets: an open read-only engine and the resolved date range."""
+
+    engine: Engine
+    start: date
+    end: date
+    args: argparse.Namespace
+
+
+Handler = Callable[[Context], pd.DataFrame]
+_SUBCOMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Handler]] = {}
+
+
+def subcommand(name: str, help_text: str, configure: Callable[[argparse.ArgumentParser], None] = lambda p: None):
+    """Register ``handler(ctx) -> DataFrame`` as ``python -m analytics <name>``."""
+
+    def register(handler: Handler) -> Handler:
+        _SUBCOMMANDS[name] = (help_text, configure, handler)
+        return handler
+
+    return register
+
+
+def _iso_date(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date in the form YYYY-MM-DD") from None
+
+
+def _choices_list(allowed: Sequence[str] | None) -> Callable[[str], list[str]]:
+    def parse(text: str) -> list[str]:
+        values = [v.strip() for v in text.split(",") if v.strip()]
+        if allowed is not None:
+            unknown = [v for v in values if v not in allowed]
+            if unknown:
+                raise argparse.ArgumentTypeError(
+                    f"unknown value {', '.join(unknown)}; choose from {', '.join(allowed)}")
+        return values
+
+    return parse
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--url", help="warehouse SQLAlchemy URL (default: MEMBERLENS_WAREHOUSE_URL, "
+                        ".streamlit/secrets.toml, else the embedded demo warehouse)")
+    common.add_argument("--start", type=_iso_date, help="first day, inclusive (YYYY-MM-DD)")
+    common.add_argument("--end", type=_iso_date, help="last day, inclusive (YYYY-MM-DD)")
+    common.add_argument("--format", choices=("csv", "json"), default="csv", help="output format (default csv)")
+    common.add_argument("--channel", type=_choices_list(None), action="extend", default=[],
+                        help="keep these sales channels (comma-separated or repeated)")
+    common.add_argument("--tier", type=_choices_list(TIERS), action="extend", default=[],
+                        help=f"keep members of these tiers ({', '.join(TIERS)})")
+    parser = argparse.ArgumentParser(
+        prog="python -m analytics", description="MemberLens analyses from the command line.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="SUBCOMMAND")
+    for name, (help_text, configure, _handler) in _SUBCOMMANDS.items():
+        configure(sub.add_parser(name, parents=[common], help=help_text, description=help_text))
+    return parser
+
+
+def resolve_dates(engine: Engine, start: date | None, end: date | None, days: int = DEFAULT_DAYS) -> tuple[date, date]:
+    """Fill in missing dates: by default the last ``days`` days of data (not of the wall clock).
+
+    Only ``--start``: up to the last day of data. Only ``--end``: the ``days`` days ending then.
+    """
+    if end is None:
+        span = data_span(engine)
+        if span is None:
+            raise WarehouseError("The warehouse holds no orders, so there is no default date range.",
+                                 "Load data first, or pass --start and --end.")
+        end = span.last_day if start is None or start <= span.last_day else start
+        if start is None:
+            start = span.last_days(days)[0]
+    if start is None:
+        start = end - timedelta(days=days - 1)
+    if end < start:
+        raise UsageError(f"--end {end} is before --start {start}")
+    return start, end
+
+
+def write(frame: pd.DataFrame, fmt: str, out=sys.stdout) -> None:
+    """Write a frame as CSV or as a JSON array of records (dates ISO, missing values null)."""
+    if fmt == "json":
+        records = [
+            {k: _json_value(v) for k, v in row.items()} for row in frame.to_dict(orient="records")
+        ]
+        json.dump(records, out, ensure_ascii=False, indent=1)
+        out.write("\n")
+    else:
+        frame.to_csv(out, index=False)
+
+
+def _json_value(value: object) -> object:
+    if value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA or value is pd.NaT:
+        return None
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    if hasattr(value, "item"):
+        return value.item()
+    return value
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse has printed its message
+        return int(exc.code or 0)
+    engine = None
+    try:
+        url = args.url or resolve_warehouse_config().url
+        engine = open_warehouse(url)
+        start, end = resolve_dates(engine, args.start, args.end)
+        frame = _SUBCOMMANDS[args.command][2](Context(engine, start, end, args))
+        write(frame, args.format)
+        return 0
+    except BrokenPipeError:  # e.g. piped into `head`: the reader has what it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    except UsageError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except WarehouseError as exc:
+        print(f"error: {exc.problem}", file=sys.stderr)
+        if exc.fix:
+            print(f"  fix: {exc.fix}", file=sys.stderr)
+        return EXIT_WAREHOUSE
+    except Exception as exc:
+        if os.environ.get("MEMBERLENS_DEBUG"):
+            raise
+        print(f"error: {type(exc).__name__}: {exc} (set MEMBERLENS_DEBUG=1 for the traceback)", file=sys.stderr)
+        return EXIT_WAREHOUSE
+    finally:
+        if engine is not None:
+            engine.dispose()
+
+
+# --- subcommands ----------------------------------------------------------------------------------
+
+@subcommand("kpis", "Every executive KPI for the period, with the previous period of equal length.")
+def _kpis(ctx: Context) -> pd.DataFrame:
+    filters = Filters(ctx.start, ctx.end, tuple(ctx.args.channel), tuple(ctx.args.tier))
+    summary = kpis.kpi_summary(ctx.engine, filters)
+    if summary.is_empty:
+        print(f"note: no orders, sessions or registrations between {ctx.start} and {ctx.end}", file=sys.stderr)
+    return summary.to_frame()
