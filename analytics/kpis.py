@@ -69,7 +69,8 @@ KPIS: tuple[KpiDefinition, ...] = (
                   "Sum of the net amount (after discounts, coupons and points) of completed orders placed "
                   "in the period, by members and guests. Cancelled and returned orders are excluded."),
     KpiDefinition("orders", "Orders", "count", "Number of completed orders placed in the period."),
-    KpiDefinition("aov", "Average order value", "currency", "Net sales ÷ orders."),
+    KpiDefinition("aov", "Average order value", "currency",
+                  "Net sales ÷ orders: the average net amount of a completed order in the period."),
     KpiDefinition("active_members", "Active members", "count",
                   "Members with at least one completed order in the period."),
     KpiDefinition("new_members", "New members", "count",

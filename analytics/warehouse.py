@@ -30,8 +30,8 @@ from analytics.db import Bind, connection
 from analytics.schema import WAREHOUSE_TABLES, expected_columns, orders
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_WAREHOUSE_PATH = PROJECT_ROOT / "data" / "warehouse.duckdb"
 WAREHOUSE_URL_ENV = "MEMBERLENS_WAREHOUSE_URL"
+DATA_DIR_ENV = "MEMBERLENS_DATA_DIR"
 SECRETS_CONNECTION = "warehouse"
 
 #: Drivers MemberLens knows how to suggest when a URL names one that is not installed.
@@ -79,9 +79,20 @@ class WarehouseConfig:
         return mask_url(self.url)
 
 
+def data_dir() -> Path:
+    """Where the embedded warehouse (and later the app state) live: ``data/`` unless
+    ``MEMBERLENS_DATA_DIR`` says otherwise."""
+    configured = os.environ.get(DATA_DIR_ENV, "").strip()
+    return Path(configured).expanduser().resolve() if configured else PROJECT_ROOT / "data"
+
+
+def default_warehouse_path() -> Path:
+    return data_dir() / "warehouse.duckdb"
+
+
 def default_warehouse_url() -> str:
-    """The embedded DuckDB warehouse inside the project's ``data/`` folder."""
-    return f"duckdb:///{DEFAULT_WAREHOUSE_PATH}"
+    """The embedded DuckDB warehouse inside the data folder."""
+    return f"duckdb:///{default_warehouse_path()}"
 
 
 def secrets_paths() -> list[Path]:
@@ -214,7 +225,7 @@ def create_warehouse_engine(url: str, *, read_only: bool = True) -> Engine:
 
 
 def _missing_driver(parsed: URL, exc: BaseException) -> WarehouseError:
-    names = [parsed.get_driver_name(), parsed.get_backend_name()]
+    names = list(reversed(parsed.drivername.split("+")))  # the driver if named, then the dialect
     package = next((DRIVER_PACKAGES[n] for n in names if n in DRIVER_PACKAGES), None)
     fix = f"Install it with `pip install {package}`." if package else "Install the SQLAlchemy dialect for it."
     return WarehouseError(

@@ -57,6 +57,11 @@ demo_personas = Table(
 DEMO_TABLES = (*schema.WAREHOUSE_TABLES, demo_personas)
 
 Progress = Callable[[float, str], None]
+#: How far through a chunk each generation step starts (measured shares of the chunk's time).
+CHUNK_STEPS = {"members": 0.0, "orders": 0.03, "campaigns": 0.06, "baskets": 0.1, "loyalty": 0.16,
+               "sessions": 0.2, "loading": 0.55}
+#: Share of the whole build spent generating chunks; the rest writes the tables in sort-key order.
+GENERATION_SHARE = 0.65
 
 
 @dataclass(frozen=True)
@@ -109,11 +114,17 @@ def generate_warehouse(
         for chunk in range(n_chunks):
             first = chunk * CHUNK_MEMBERS
             size = min(CHUNK_MEMBERS, spec.members - first)
-            report(0.9 * chunk / n_chunks, f"Generating members {first + 1:,}–{first + size:,} of {spec.members:,}")
+            where = f"members {first + 1:,}–{first + size:,} of {spec.members:,}"
+
+            def step(done: float, what: str, chunk: int = chunk, where: str = where) -> None:
+                report(GENERATION_SHARE * (chunk + done) / n_chunks, f"{what} ({where})")
+
             rng = np.random.default_rng([spec.seed, chunk])
-            for name, table in build_chunk(rng, first, size, cal, catalog, campaigns, counters).items():
+            tables = build_chunk(rng, first, size, cal, catalog, campaigns, counters, step)
+            step(CHUNK_STEPS["loading"], "Loading")
+            for name, table in tables.items():
                 _append(loader, summary, name, table)
-        report(0.9, "Writing tables in time order")
+        report(GENERATION_SHARE, "Writing tables in time order")
     summary.seconds = time.perf_counter() - began
     report(1.0, f"Demo warehouse ready: {spec.members:,} members, {summary.rows.get('orders', 0):,} orders")
     return summary
@@ -157,10 +168,12 @@ def build_chunk(
     catalog: Catalog,
     campaigns: list[Campaign],
     counters: dict[str, int],
+    step: Callable[[float, str], None] = lambda _done, _what: None,
 ) -> dict[str, pa.Table]:
     """All rows that concern members ``first_member+1 .. first_member+n`` (plus guests and visitors
     in proportion), as Arrow tables keyed by warehouse table name. ``counters`` carries the running
-    id numbers between chunks."""
+    id numbers between chunks; ``step`` hears which step is starting."""
+    step(CHUNK_STEPS["members"], "Creating member profiles")
     members = make_members(rng, n, cal)
     persona = members.persona
     female = rng.random(n) < persona_array("female_share")[persona]
@@ -179,8 +192,10 @@ def build_chunk(
     consent_push = rng.random(n) < 0.15 + 0.5 * members.app_share
     reachable = {"email": consent_email, "sms": consent_sms, "push": consent_push}
 
+    step(CHUNK_STEPS["orders"], "Placing orders")
     organic = member_orders(rng, members, cal)
     organic = organic.take(np.lexsort((organic.t, organic.member)))
+    step(CHUNK_STEPS["campaigns"], "Running campaigns")
     cm, incremental = run_campaigns(rng, campaigns, members, reachable, birth_month, organic, cal)
     n_guest = round(GUEST_ORDER_SHARE / (1 - GUEST_ORDER_SHARE) * (organic.n + incremental.n))
     combined = Orders.concat([organic, incremental, guest_orders(rng, n_guest, cal)])
@@ -190,14 +205,17 @@ def build_chunk(
     new_position[perm] = np.arange(perm.size)
     cm.converted_order = np.where(cm.converted_order >= 0, new_position[np.maximum(cm.converted_order, 0)], -1)
 
+    step(CHUNK_STEPS["baskets"], "Filling baskets")
     lines = make_lines(rng, catalog, orders, members, cal)
     gross = np.bincount(lines.order, weights=lines.amount_cents, minlength=orders.n).astype(np.int64)
+    step(CHUNK_STEPS["loyalty"], "Awarding tiers and points")
     tiers = assign_tiers(members, orders, gross, cal)
     points = assign_points(rng, members, orders, gross, tiers.at_order, (birth_month, birth_day), cal)
     coupon = np.where(orders.campaign >= 0, np.minimum(orders.coupon_cents, gross // 2), 0)
     discount = np.minimum(full_reduction_cents(cal, orders, gross) + coupon + points.redeemed, gross)
     message_channel = np.array([CHANNELS.index(c.channel) for c in campaigns] + [-1])[orders.campaign]
     order_source = np.where(message_channel >= 0, cs.SOURCES.index("email") + message_channel, -1)
+    step(CHUNK_STEPS["sessions"], "Recording app sessions")
     events = cs.make_events(rng, catalog, members, orders, lines, order_source, cal)
 
     member_no = first_member + np.arange(n) + 1

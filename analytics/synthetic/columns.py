@@ -7,16 +7,30 @@ from datetime import date
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 
 def ids(prefix: str, numbers: np.ndarray, width: int, missing: np.ndarray | None = None) -> pa.Array:
-    """Text identifiers such as ``M00000042`` (``missing`` marks rows that get NULL)."""
-    digits = pc.utf8_lpad(pc.cast(pa.array(np.asarray(numbers, dtype=np.int64)), pa.string()), width, "0")
-    out = pc.binary_join_element_wise(prefix, digits, "")
+    """Text identifiers such as ``M00000042`` (``missing`` marks rows that get NULL).
+
+    Fixed-width ids are written straight into an Arrow string buffer, digit by digit: ten times
+    faster than formatting strings, and ids are most of the generator's bytes.
+    """
+    numbers = np.asarray(numbers, dtype=np.int64)
+    if len(numbers) and numbers.max() >= 10**width:
+        raise ValueError(f"{prefix} ids need more than {width} digits")
+    size = len(numbers)
+    head = np.frombuffer(prefix.encode("ascii"), dtype=np.uint8)
+    chars = np.empty((size, len(head) + width), dtype=np.uint8)
+    chars[:, : len(head)] = head
+    rest = numbers.copy()
+    for column in range(len(head) + width - 1, len(head) - 1, -1):
+        chars[:, column] = 48 + rest % 10
+        rest //= 10
+    offsets = np.arange(0, (size + 1) * chars.shape[1], chars.shape[1], dtype=np.int64)
+    validity = None
     if missing is not None and missing.any():
-        out = pc.if_else(pa.array(missing), pa.nulls(len(out), pa.string()), out)
-    return out
+        validity = pa.py_buffer(np.packbits(~np.asarray(missing, dtype=bool), bitorder="little").tobytes())
+    return pa.Array.from_buffers(pa.large_string(), size, [validity, pa.py_buffer(offsets), pa.py_buffer(chars)])
 
 
 def labels(values: Sequence[str], idx: np.ndarray, missing: np.ndarray | None = None) -> pa.Array:
@@ -38,7 +52,7 @@ def money(cents: np.ndarray) -> pa.Array:
     pairs = np.empty((cents.size, 2), dtype=np.int64)  # 128-bit little-endian two's complement
     pairs[:, 0] = cents
     pairs[:, 1] = np.where(cents < 0, -1, 0)
-    return pa.Array.from_buffers(pa.decimal128(14, 2), cents.size, [None, pa.py_buffer(pairs.tobytes())])
+    return pa.Array.from_buffers(pa.decimal128(14, 2), cents.size, [None, pa.py_buffer(pairs)])
 
 
 def integers(values: np.ndarray, missing: np.ndarray | None = None, type_: pa.DataType | None = None) -> pa.Array:

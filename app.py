@@ -1,0 +1,80 @@
+"""MemberLens: navigation, the global sidebar and first-run set-up.
+
+Run with ``streamlit run app.py``. Without configuration the app builds an embedded DuckDB demo
+warehouse on first run; set ``MEMBERLENS_WAREHOUSE_URL`` (or ``.streamlit/secrets.toml``) to use
+your own. Pages are grouped by audience; a section appears once it has pages.
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from analytics.warehouse import WarehouseError, explain_error
+from ui.cached import cached_data_span, cached_filter_options
+from ui.context import PageContext, set_page_context, sidebar_filters
+from ui.warehouse import (
+    SOURCE_LABELS,
+    build_demo_warehouse,
+    needs_demo_build,
+    show_warehouse_problem,
+    warehouse_config,
+    warehouse_engine,
+)
+
+st.set_page_config(page_title="MemberLens", page_icon=":material/loyalty:", layout="wide")
+
+PAGES = {
+    "Executives": [
+        st.Page("pages/executive_kpis.py", title="Executive KPIs", icon=":material/monitoring:",
+                url_path="kpis", default=True),
+    ],
+    "Membership": [],
+    "Marketing": [],
+    "Data": [
+        st.Page("pages/warehouse.py", title="Warehouse", icon=":material/database:", url_path="warehouse"),
+    ],
+}
+
+
+def show_only(page: st.Page) -> None:
+    """Route every URL to one page (set-up or a problem), so no page runs without a warehouse."""
+    st.navigation([page], position="hidden").run()
+
+
+def main() -> None:
+    config = None
+    try:
+        config = warehouse_config()
+        if needs_demo_build(config):
+            show_only(st.Page(lambda: build_demo_warehouse(config), title="Setting up MemberLens",
+                              icon=":material/construction:", url_path="setup", default=True))
+            return
+        engine = warehouse_engine(config.url)
+        span = cached_data_span(engine, config.url)
+        if span is None:
+            raise WarehouseError(
+                "The warehouse holds the MemberLens tables but no orders yet.",
+                "Load your data into the tables (see README's 'Warehouse contract'), or build demo data "
+                "with `python -m analytics.synthetic --url URL --replace`.",
+            )
+        options = cached_filter_options(engine, config.url)
+    except Exception as exc:  # noqa: BLE001 - unreachable servers, driver errors: a page, not a traceback
+        error = explain_error(exc, config.url if config else "")
+        show_only(st.Page(lambda: show_warehouse_problem(error, config), title="Warehouse problem",
+                          icon=":material/database_off:", url_path="problem", default=True))
+        return
+
+    filters = sidebar_filters(span, options)
+    with st.sidebar:
+        st.divider()
+        label = SOURCE_LABELS[config.source]
+        st.caption(f"**Warehouse** ({label})  \n`{config.display_url}`")
+        if st.button("Refresh data", icon=":material/refresh:", help="Forget cached results and re-read the warehouse"):
+            st.cache_data.clear()
+            st.rerun()
+    set_page_context(PageContext(config, engine, span, options, filters))
+    navigation = st.navigation({section: pages for section, pages in PAGES.items() if pages})
+    navigation.run()
+
+
+main()

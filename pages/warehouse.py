@@ -1,0 +1,47 @@
+"""Warehouse: which database MemberLens reads, whether it matches the contract, what it holds."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from analytics.schema import expected_columns
+from ui.cached import cached_schema_and_counts
+from ui.context import page_context
+from ui.warehouse import SOURCE_LABELS
+
+ctx = page_context()
+st.title("Warehouse")
+st.caption("The database every MemberLens page reads. MemberLens only reads it; what the app saves goes "
+           "to its own app-state database.")
+
+left, right = st.columns(2)
+left.markdown(f"**URL** ({SOURCE_LABELS[ctx.config.source]})  \n`{ctx.config.display_url}`")
+left.markdown(f"**Dialect** `{ctx.engine.dialect.name}`  \n**Orders from** {ctx.span.first_day:%d %b %Y} "
+              f"**to** {ctx.span.last_day:%d %b %Y}")
+right.markdown(
+    "**Use your own warehouse**: set `MEMBERLENS_WAREHOUSE_URL`, or `[connections.warehouse] url = \"...\"` in "
+    "`.streamlit/secrets.toml`, to any SQLAlchemy URL whose database holds the tables below, e.g. "
+    "`postgresql+psycopg://analyst:secret@db:5432/shop`."
+    + (" **Rebuild the demo** (stop the app first): `python -m analytics.synthetic --replace`."
+       if ctx.config.is_embedded_default else "")
+)
+
+report, overview = cached_schema_and_counts(ctx.engine, ctx.url)
+if report.ok:
+    st.success("Every table and column of the MemberLens contract is present.", icon=":material/check_circle:")
+else:
+    st.warning(f"The warehouse does not match the contract: {report.describe()}.", icon=":material/warning:")
+
+contract = expected_columns()
+overview["columns"] = overview["table"].map(lambda t: ", ".join(contract[t]))
+st.dataframe(
+    overview,
+    hide_index=True,
+    column_config={
+        "table": st.column_config.TextColumn("Table"),
+        "rows": st.column_config.NumberColumn("Rows", format="localized"),
+        "first": st.column_config.DatetimeColumn("First", format="YYYY-MM-DD"),
+        "last": st.column_config.DatetimeColumn("Last", format="YYYY-MM-DD"),
+        "columns": st.column_config.TextColumn("Contract columns", width="large"),
+    },
+)

@@ -1,0 +1,48 @@
+"""Cached wrappers around the analytics used by pages, keyed on the warehouse URL and parameters.
+
+The engine is passed with a leading underscore so Streamlit does not try to hash it; the URL
+stands in for it in the cache key. Entries live for ten minutes; the sidebar's "Refresh data"
+button clears them after the warehouse has been reloaded.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+from sqlalchemy import Engine
+
+from analytics import kpis
+from analytics.filters import FilterOptions, Filters, filter_options
+from analytics.warehouse import DataSpan, SchemaReport, check_schema, data_span, table_overview
+
+TTL_SECONDS = 600
+
+
+@st.cache_data(ttl=TTL_SECONDS, show_spinner=False)
+def cached_data_span(_engine: Engine, url: str) -> DataSpan | None:
+    return data_span(_engine)
+
+
+@st.cache_data(ttl=TTL_SECONDS, show_spinner=False)
+def cached_filter_options(_engine: Engine, url: str) -> FilterOptions:
+    return filter_options(_engine)
+
+
+@st.cache_data(ttl=TTL_SECONDS, show_spinner="Computing KPIs…")
+def cached_kpi_summary(_engine: Engine, url: str, filters: Filters) -> kpis.KpiSummary:
+    return kpis.kpi_summary(_engine, filters)
+
+
+@st.cache_data(ttl=TTL_SECONDS, show_spinner="Computing the trend…")
+def cached_kpi_trend(_engine: Engine, url: str, filters: Filters, kpi: str, grain: str) -> pd.DataFrame:
+    return kpis.kpi_trend(_engine, filters, kpi, grain)  # type: ignore[arg-type]
+
+
+@st.cache_data(ttl=TTL_SECONDS, show_spinner="Computing the breakdown…")
+def cached_kpi_breakdown(_engine: Engine, url: str, filters: Filters, by: str) -> pd.DataFrame:
+    return kpis.kpi_breakdown(_engine, filters, by)  # type: ignore[arg-type]
+
+
+@st.cache_data(ttl=TTL_SECONDS, show_spinner="Checking the warehouse…")
+def cached_schema_and_counts(_engine: Engine, url: str) -> tuple[SchemaReport, pd.DataFrame]:
+    return check_schema(_engine), table_overview(_engine)

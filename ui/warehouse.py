@@ -1,0 +1,100 @@
+"""The app's connection to the warehouse: first-run demo build, cached engine, problem pages.
+
+Everything here runs inside Streamlit; the logic it calls lives in :mod:`analytics.warehouse`.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+
+import streamlit as st
+from sqlalchemy import Engine
+
+from analytics.synthetic import DEFAULT_MEMBERS, DemoSpec, generate_warehouse
+from analytics.warehouse import (
+    WarehouseConfig,
+    WarehouseError,
+    default_warehouse_path,
+    open_warehouse,
+    resolve_warehouse_config,
+)
+
+_build_lock = threading.Lock()
+#: Size of the demo built on first run; a smaller one starts faster on a slow machine.
+DEMO_MEMBERS_ENV = "MEMBERLENS_DEMO_MEMBERS"
+
+SOURCE_LABELS = {
+    "environment": "from MEMBERLENS_WAREHOUSE_URL",
+    "secrets": "from .streamlit/secrets.toml",
+    "default": "embedded demo warehouse",
+}
+
+
+def warehouse_config() -> WarehouseConfig:
+    return resolve_warehouse_config()
+
+
+@st.cache_resource(show_spinner="Connecting to the warehouse…")
+def warehouse_engine(url: str) -> Engine:
+    """One read-only engine per warehouse URL for the whole server (sessions share its pool)."""
+    return open_warehouse(url)
+
+
+def needs_demo_build(config: WarehouseConfig) -> bool:
+    """True on first run: no warehouse is configured and the embedded one does not exist yet."""
+    return config.is_embedded_default and not default_warehouse_path().exists()
+
+
+def build_demo_warehouse(config: WarehouseConfig) -> None:
+    """The first-run page: build the embedded demo warehouse with a progress display, then reload."""
+    spec = DemoSpec(members=demo_members())
+    with _build_lock:  # two browser tabs on first run: the second waits for the first build
+        if not needs_demo_build(config):
+            st.rerun()
+        st.title("Welcome to MemberLens")
+        st.write(
+            "No warehouse is configured, so MemberLens is building its embedded demo warehouse: "
+            f"{spec.members:,} members of a fictional Chinese online shop over two years of trading. "
+            "This happens once; later starts open immediately."
+        )
+        with st.status("Building the demo warehouse…", expanded=True) as status:
+            bar = st.progress(0.0, text="Starting")
+
+            def progress(fraction: float, message: str) -> None:
+                bar.progress(min(max(fraction, 0.0), 1.0), text=message)
+
+            summary = generate_warehouse(config.url, spec, progress=progress)
+            status.update(label=f"Demo warehouse ready in {summary.seconds:.0f} s", state="complete", expanded=False)
+        st.rerun()
+
+
+def demo_members() -> int:
+    """Members in the first-run demo: ``MEMBERLENS_DEMO_MEMBERS`` or the generator's default."""
+    configured = os.environ.get(DEMO_MEMBERS_ENV, "").strip()
+    if not configured:
+        return DEFAULT_MEMBERS
+    if not configured.isdigit() or int(configured) < 1:
+        raise WarehouseError(f"{DEMO_MEMBERS_ENV}={configured!r} is not a positive whole number.",
+                             f"Unset it, or set it to a member count such as {DEFAULT_MEMBERS}.")
+    return int(configured)
+
+
+def show_warehouse_problem(error: WarehouseError, config: WarehouseConfig | None) -> None:
+    """A full page that says what is wrong with the warehouse and how to fix it (no traceback)."""
+    st.title("MemberLens cannot use the warehouse")
+    st.error(error.problem, icon=":material/database_off:")
+    if error.fix:
+        st.markdown(f"**How to fix it:** {error.fix}")
+    if config is not None:
+        st.markdown(f"Warehouse URL ({SOURCE_LABELS[config.source]}): `{config.display_url}`")
+    st.markdown(
+        "MemberLens reads the warehouse URL from the `MEMBERLENS_WAREHOUSE_URL` environment variable, "
+        "then from `[connections.warehouse] url = \"...\"` in `.streamlit/secrets.toml`, and otherwise "
+        "builds an embedded DuckDB demo warehouse in `data/warehouse.duckdb`. Examples:\n\n"
+        "- `duckdb:///data/warehouse.duckdb`\n"
+        "- `postgresql+psycopg://analyst:secret@db.example.com:5432/shop`"
+    )
+    if st.button("Try again", icon=":material/refresh:"):
+        warehouse_engine.clear()
+        st.rerun()
