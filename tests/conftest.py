@@ -1,0 +1,96 @@
+"""Shared fixtures: a tiny demo warehouse built once per session in DuckDB and, when
+``MEMBERLENS_TEST_POSTGRES_URL`` points at a PostgreSQL server, the same in PostgreSQL.
+
+PostgreSQL tests run in a throwaway database created for the session and dropped afterwards,
+so the server named by the URL is never touched otherwise.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from sqlalchemy import Engine, create_engine, select, text
+from sqlalchemy.engine import make_url
+
+from analytics.db import read_frame
+from analytics.schema import WAREHOUSE_TABLES
+from analytics.synthetic import DemoSpec, demo_personas, generate_warehouse
+from analytics.warehouse import open_warehouse
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DATASETS = PROJECT_ROOT.parent / "shared" / "datasets"
+TINY = DemoSpec(members=2_000, seed=7)
+POSTGRES_ENV = "MEMBERLENS_TEST_POSTGRES_URL"
+
+
+@dataclass
+class Warehouse:
+    """A built test warehouse: its URL, a read-only engine and its rows as DataFrames."""
+
+    name: str
+    url: str
+    engine: Engine
+    _frames: dict[str, pd.DataFrame]
+
+    def frame(self, table: str) -> pd.DataFrame:
+        """All rows of a table, read with a plain SELECT (the reference side of every check)."""
+        if table not in self._frames:
+            source = demo_personas if table == "demo_personas" else next(t for t in WAREHOUSE_TABLES if t.name == table)
+            frame = read_frame(self.engine, select(source))
+            for column in frame.columns:
+                if frame[column].dtype == object and frame[column].map(type).astype(str).str.contains("Decimal").any():
+                    frame[column] = frame[column].astype("float64")
+            self._frames[table] = frame
+        return self._frames[table]
+
+
+@pytest.fixture(scope="session")
+def duck_warehouse(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Warehouse]:
+    path = tmp_path_factory.mktemp("duck") / "warehouse.duckdb"
+    url = f"duckdb:///{path}"
+    generate_warehouse(url, TINY)
+    engine = open_warehouse(url)
+    yield Warehouse("duckdb", url, engine, {})
+    engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def postgres_server_url() -> str:
+    url = os.environ.get(POSTGRES_ENV, "").strip()
+    if not url:
+        pytest.skip(f"{POSTGRES_ENV} is not set: no PostgreSQL server to test against (CI sets it)")
+    return url
+
+
+@pytest.fixture(scope="session")
+def postgres_database(postgres_server_url: str) -> Iterator[str]:
+    """A fresh, empty database on the test server; dropped at the end of the session."""
+    name = f"memberlens_test_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(postgres_server_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    url = make_url(postgres_server_url).set(database=name).render_as_string(hide_password=False)
+    yield url
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def pg_warehouse(postgres_database: str) -> Iterator[Warehouse]:
+    generate_warehouse(postgres_database, TINY)
+    engine = open_warehouse(postgres_database)
+    yield Warehouse("postgresql", postgres_database, engine, {})
+    engine.dispose()
+
+
+@pytest.fixture(scope="session", params=["duckdb", "postgresql"])
+def warehouse(request: pytest.FixtureRequest) -> Warehouse:
+    """Each test using this runs on DuckDB and on PostgreSQL (skipped without a server)."""
+    return request.getfixturevalue("duck_warehouse" if request.param == "duckdb" else "pg_warehouse")

@@ -1,0 +1,150 @@
+"""Every page under Streamlit's AppTest: it runs without an exception and shows the right things."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import duckdb
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from analytics import kpis
+from analytics.filters import Filters
+from analytics.warehouse import data_span
+from tests.conftest import PROJECT_ROOT
+from ui.format import format_change, format_value
+
+APP = str(PROJECT_ROOT / "app.py")
+PAGES = {"pages/executive_kpis.py": "Executive KPIs", "pages/warehouse.py": "Warehouse"}
+
+
+@pytest.fixture
+def app_on(monkeypatch: pytest.MonkeyPatch):
+    """Start an AppTest against the warehouse at ``url`` (and nothing from the user's set-up)."""
+
+    def start(url: str | None, **query: str) -> AppTest:
+        if url is None:
+            monkeypatch.delenv("MEMBERLENS_WAREHOUSE_URL", raising=False)
+        else:
+            monkeypatch.setenv("MEMBERLENS_WAREHOUSE_URL", url)
+        at = AppTest.from_file(APP, default_timeout=120)
+        for key, value in query.items():
+            at.query_params[key] = value
+        return at.run()
+
+    return start
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_every_page_runs_without_an_exception(app_on, duck_warehouse, page: str) -> None:
+    at = app_on(duck_warehouse.url)
+    if page != "pages/executive_kpis.py":
+        at.switch_page(page).run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert [t.value for t in at.title] == [PAGES[page]]
+
+
+def test_kpi_cards_show_the_summary_with_help(app_on, duck_warehouse) -> None:
+    at = app_on(duck_warehouse.url)
+    span = data_span(duck_warehouse.engine)
+    summary = kpis.kpi_summary(duck_warehouse.engine, Filters(*span.last_days(90)))
+    cards = {m.label: m for m in at.metric}
+    assert len(cards) == len(kpis.KPIS)
+    for definition in kpis.KPIS:
+        card = cards[definition.label]
+        assert card.value == format_value(summary[definition.key].current, definition.unit)
+        assert card.delta == (format_change(summary[definition.key]) or "")
+        assert definition.definition in card.proto.help
+    date_range = at.sidebar.date_input(key="dates").value
+    assert tuple(date_range) == span.last_days(90)
+
+
+def test_filters_come_from_the_url_and_change_the_numbers(app_on, duck_warehouse) -> None:
+    at = app_on(duck_warehouse.url, tier="Gold", channel="App")
+    assert not at.exception
+    assert at.sidebar.multiselect(key="tier").value == ["gold"]
+    assert at.sidebar.multiselect(key="channel").value == ["app"]
+    span = data_span(duck_warehouse.engine)
+    filters = Filters(*span.last_days(90), channels=("app",), tiers=("gold",))
+    orders = kpis.kpi_summary(duck_warehouse.engine, filters)["orders"].current
+    assert {m.label: m.value for m in at.metric}["Orders"] == format_value(orders, "count")
+    assert "channel filter not applied" in " ".join(m.label for m in at.metric)
+
+
+def test_choosing_a_date_range_recomputes(app_on, duck_warehouse) -> None:
+    at = app_on(duck_warehouse.url)
+    span = data_span(duck_warehouse.engine)
+    start, end = span.last_day - timedelta(days=29), span.last_day
+    at.sidebar.date_input(key="dates").set_value((start, end)).run()
+    assert not at.exception
+    net = kpis.kpi_summary(duck_warehouse.engine, Filters(start, end))["net_sales"].current
+    assert {m.label: m.value for m in at.metric}["Net sales (GMV)"] == format_value(net, "currency")
+    assert f"{start:%d %b %Y} – {end:%d %b %Y} (30 days)" in at.caption[0].value
+
+
+def test_trend_and_breakdown_choices(app_on, duck_warehouse) -> None:
+    at = app_on(duck_warehouse.url, trend_kpi="Repurchase rate", trend_grain="Month", breakdown_by="Member tier")
+    assert not at.exception
+    assert at.selectbox(key="trend_kpi").value == "repurchase_rate"
+    frames = [df.value for df in at.dataframe]
+    assert frames and "active_members" in frames[0].columns
+    assert set(frames[0]["tier"]) <= {"Basic", "Silver", "Gold", "Diamond", "Guest"}
+
+
+def test_a_range_with_nothing_in_it_shows_an_empty_state(app_on, duck_warehouse) -> None:
+    span = data_span(duck_warehouse.engine)
+    quiet = next(
+        day for day in (span.first_day + timedelta(days=i) for i in range(120))
+        if kpis.kpi_summary(duck_warehouse.engine, Filters(day, day, ("live_stream",), ("diamond",))).is_empty
+    )
+    at = app_on(duck_warehouse.url, dates=quiet.isoformat(), tier="Diamond", channel="Live stream")
+    assert not at.exception
+    assert any("Nothing happened" in i.value for i in at.info)
+    assert not at.metric
+
+
+def _partial_warehouse(path: Path) -> str:
+    con = duckdb.connect(str(path))
+    con.execute("CREATE TABLE members (member_id VARCHAR, registered_at TIMESTAMP)")
+    con.close()
+    return f"duckdb:///{path}"
+
+
+@pytest.mark.parametrize(("make_url", "expected"), [
+    (lambda tmp: f"duckdb:///{tmp / 'absent.duckdb'}", "There is no DuckDB warehouse file"),
+    (lambda tmp: "postgresql+psycopg://analyst:pw@127.0.0.1:9/shop", "The warehouse server does not answer"),
+    (lambda tmp: "snowflake://me:pw@acct/db", "No database driver is installed for 'snowflake'"),
+    (lambda tmp: _partial_warehouse(tmp / "partial.duckdb"), "missing tables: products, campaigns, orders"),
+])
+def test_a_broken_warehouse_gets_a_page_that_explains(app_on, tmp_path: Path, make_url, expected: str) -> None:
+    at = app_on(make_url(tmp_path))
+    assert not at.exception
+    assert at.title[0].value == "MemberLens cannot use the warehouse"
+    assert expected in at.error[0].value
+    assert "How to fix it" in " ".join(m.value for m in at.markdown)
+    assert "pw@" not in " ".join(m.value for m in at.markdown)
+
+
+def test_an_empty_warehouse_says_so(app_on, tmp_path: Path) -> None:
+    from analytics.bulkload import bulk_load
+    from analytics.schema import WAREHOUSE_TABLES
+
+    url = f"duckdb:///{tmp_path / 'empty.duckdb'}"
+    with bulk_load(url, WAREHOUSE_TABLES):
+        pass
+    at = app_on(url)
+    assert not at.exception
+    assert "holds the MemberLens tables but no orders yet" in at.error[0].value
+
+
+def test_first_run_builds_the_demo_warehouse_then_opens_the_kpis(app_on, tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("MEMBERLENS_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("MEMBERLENS_DEMO_MEMBERS", "400")
+    monkeypatch.chdir(tmp_path)  # no .streamlit/secrets.toml here
+    at = app_on(None)
+    assert not at.exception, [e.value for e in at.exception]
+    assert (tmp_path / "warehouse.duckdb").exists()
+    assert [t.value for t in at.title] == ["Executive KPIs"]
+    assert len(at.metric) == len(kpis.KPIS)
+    assert "embedded demo warehouse" in " ".join(c.value for c in at.sidebar.caption)

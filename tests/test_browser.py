@@ -1,0 +1,120 @@
+"""One real browser session: ``streamlit run app.py`` on a free loopback port, every page opened in
+Debian's Chromium, page titles checked, no exception box, a screenshot of each page saved under
+``tests/artifacts/`` (git-ignored). Skipped with a reason where Chromium or Playwright is absent."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import PROJECT_ROOT
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+ARTIFACTS = PROJECT_ROOT / "tests" / "artifacts"
+PAGES = [("", "Executive KPIs", "executive_kpis"), ("warehouse", "Warehouse", "warehouse")]
+
+pytestmark = pytest.mark.browser
+if not Path(CHROMIUM).exists():
+    pytest.skip("Debian chromium is not installed (apt-get install chromium); CI installs it",
+                allow_module_level=True)
+sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_app(env: dict[str, str], log: Path) -> tuple[subprocess.Popen, str]:
+    port = free_port()
+    handle = log.open("w")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
+         "--server.address", "127.0.0.1", "--server.headless", "true"],
+        cwd=PROJECT_ROOT, env={**os.environ, **env}, stdout=handle, stderr=subprocess.STDOUT,
+    )
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"{base}/_stcore/health", timeout=2) as response:
+                if response.status == 200:
+                    return process, base
+        except OSError:
+            time.sleep(0.3)
+    process.terminate()
+    raise AssertionError(f"streamlit did not start: {log.read_text()[-2000:]}")
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    with sync_api.sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(
+            executable_path=CHROMIUM, headless=True,
+            args=["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+        )
+        yield chromium
+        chromium.close()
+
+
+def wait_until_idle(page) -> None:
+    """Wait for the script run to finish (Streamlit shows a status widget while running)."""
+    page.wait_for_selector('[data-testid="stAppViewContainer"]', timeout=60_000)
+    page.wait_for_timeout(500)
+    page.wait_for_function(
+        "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=60_000)
+    page.wait_for_timeout(800)
+
+
+def test_every_page_in_a_real_browser(browser, duck_warehouse, tmp_path: Path) -> None:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    process, base = start_app({"MEMBERLENS_WAREHOUSE_URL": duck_warehouse.url}, tmp_path / "streamlit.log")
+    try:
+        page = browser.new_page(viewport={"width": 1400, "height": 1800})
+        for path, title, name in PAGES:
+            page.goto(f"{base}/{path}")
+            wait_until_idle(page)
+            assert page.locator("h1").first.inner_text().strip() == title
+            assert page.locator('[data-testid="stException"]').count() == 0
+            page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+        # the KPI page is interactive and its state lands in the URL, ready to share
+        page.goto(f"{base}/")
+        wait_until_idle(page)
+        assert page.locator('[data-testid="stMetric"]').count() == 9
+        page.get_by_text("Member tier", exact=True).last.click()
+        wait_until_idle(page)
+        assert "breakdown_by=Member+tier" in page.url
+        assert page.locator('[data-testid="stException"]').count() == 0
+        page.screenshot(path=str(ARTIFACTS / "executive_kpis_by_tier.png"), full_page=True)
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
+
+
+def test_first_run_shows_progress_then_the_kpis(browser, tmp_path: Path) -> None:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    env = {"MEMBERLENS_DATA_DIR": str(tmp_path), "MEMBERLENS_DEMO_MEMBERS": "30000", "MEMBERLENS_WAREHOUSE_URL": ""}
+    process, base = start_app(env, tmp_path / "streamlit.log")
+    try:
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.goto(f"{base}/")
+        page.get_by_text("Building the demo warehouse").wait_for(timeout=60_000)
+        page.screenshot(path=str(ARTIFACTS / "first_run.png"))
+        page.get_by_role("heading", name="Executive KPIs").wait_for(timeout=120_000)
+        wait_until_idle(page)
+        assert page.locator('[data-testid="stException"]').count() == 0
+        assert (tmp_path / "warehouse.duckdb").exists()
+    finally:
+        process.terminate()
+        process.wait(timeout=20)

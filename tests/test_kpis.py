@@ -1,0 +1,173 @@
+"""Executive KPIs against an independent pandas computation, on DuckDB and PostgreSQL."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+import pandas as pd
+import pytest
+
+from analytics import kpis
+from analytics.filters import Filters
+from analytics.warehouse import data_span
+from tests.reference import reference_daily_net_sales, reference_summary
+
+FILTER_CASES = {
+    "last 90 days": lambda span: Filters(*span.last_days(90)),
+    "11.11 week, app and web": lambda span: Filters(date(2025, 11, 5), date(2025, 11, 14), ("app", "web")),
+    "one quarter, gold and diamond": lambda span: Filters(date(2026, 1, 1), date(2026, 3, 31), (), ("gold", "diamond")),
+    "single day": lambda span: Filters(date(2025, 6, 18), date(2025, 6, 18)),
+    "whole history": lambda span: Filters(span.first_day, span.last_day, ("mini_program",), ("basic",)),
+}
+
+
+def close(actual: float | None, expected: float | None) -> bool:
+    if expected is None or actual is None:
+        return actual is None and expected is None
+    return actual == pytest.approx(expected, rel=1e-9, abs=1e-6)
+
+
+@pytest.mark.parametrize("case", FILTER_CASES)
+def test_every_kpi_matches_pandas(warehouse, case: str) -> None:
+    span = data_span(warehouse.engine)
+    filters = FILTER_CASES[case](span)
+    summary = kpis.kpi_summary(warehouse.engine, filters)
+    expected = reference_summary(warehouse.frame, filters)
+    mismatches = {
+        key: ((summary[key].current, summary[key].previous), want)
+        for key, want in expected.items()
+        if not (close(summary[key].current, want[0]) and close(summary[key].previous, want[1]))
+    }
+    assert not mismatches, mismatches
+    assert summary["orders"].current > 0  # every case has activity, so the comparison means something
+
+
+def test_duckdb_and_postgresql_agree(duck_warehouse, pg_warehouse) -> None:
+    span = data_span(duck_warehouse.engine)
+    assert span == data_span(pg_warehouse.engine)
+    for make in FILTER_CASES.values():
+        filters = make(span)
+        duck = kpis.kpi_summary(duck_warehouse.engine, filters).to_frame()
+        pg = kpis.kpi_summary(pg_warehouse.engine, filters).to_frame()
+        pd.testing.assert_frame_equal(duck, pg, rtol=1e-9)
+        for by in kpis.BREAKDOWNS:
+            pd.testing.assert_frame_equal(kpis.kpi_breakdown(duck_warehouse.engine, filters, by),
+                                          kpis.kpi_breakdown(pg_warehouse.engine, filters, by), rtol=1e-9)
+        for grain in kpis.GRAINS:
+            pd.testing.assert_frame_equal(kpis.kpi_trend(duck_warehouse.engine, filters, "active_members", grain),
+                                          kpis.kpi_trend(pg_warehouse.engine, filters, "active_members", grain))
+
+
+def test_previous_period_is_the_same_length_just_before() -> None:
+    f = Filters(date(2026, 3, 1), date(2026, 3, 31))
+    prev = f.previous()
+    assert (prev.start, prev.end) == (date(2026, 1, 29), date(2026, 2, 28))
+    assert prev.days == f.days == 31
+
+
+def test_daily_trend_of_net_sales_matches_pandas_and_adds_up(warehouse) -> None:
+    filters = Filters(date(2025, 10, 20), date(2025, 11, 20))
+    trend = kpis.kpi_trend(warehouse.engine, filters, "net_sales", "day")
+    assert len(trend) == filters.days  # every day present, quiet days as zero
+    expected = reference_daily_net_sales(warehouse.frame, filters)
+    got = trend.set_index("period_start")["value"]
+    got.index = got.index.astype("datetime64[us]")
+    expected.index = expected.index.astype("datetime64[us]")
+    pd.testing.assert_series_equal(got[expected.index], expected.astype("float64"), check_names=False,
+                                   check_freq=False, rtol=1e-9)
+    assert got.sum() == pytest.approx(kpis.kpi_summary(warehouse.engine, filters)["net_sales"].current)
+    assert got.idxmax() == pd.Timestamp("2025-11-11")  # the festival peak
+
+
+@pytest.mark.parametrize("grain", ["week", "month"])
+def test_weekly_and_monthly_buckets_add_up_to_the_period(warehouse, grain: str) -> None:
+    filters = Filters(date(2025, 12, 10), date(2026, 2, 20))
+    for kpi in ("orders", "new_members"):
+        trend = kpis.kpi_trend(warehouse.engine, filters, kpi, grain)
+        assert trend["value"].sum() == kpis.kpi_summary(warehouse.engine, filters)[kpi].current
+    weeks = kpis.kpi_trend(warehouse.engine, filters, "orders", "week")["period_start"]
+    if grain == "week":
+        assert (weeks.dt.day_of_week == 0).all()  # ISO weeks start on Monday
+
+
+def test_points_liability_trend_ends_at_the_summary_value(warehouse) -> None:
+    filters = Filters(date(2025, 7, 1), date(2025, 12, 31))
+    trend = kpis.kpi_trend(warehouse.engine, filters, "points_liability", "month")
+    summary = kpis.kpi_summary(warehouse.engine, filters)
+    assert trend["value"].iloc[-1] == summary["points_liability"].current
+    assert list(trend["period_start"].dt.month) == [7, 8, 9, 10, 11, 12]
+
+
+def test_ratio_trends_match_the_summary_over_one_bucket(warehouse) -> None:
+    filters = Filters(date(2026, 4, 1), date(2026, 4, 30))
+    summary = kpis.kpi_summary(warehouse.engine, filters)
+    for kpi in ("aov", "repurchase_rate", "member_sales_share", "session_conversion", "active_members"):
+        trend = kpis.kpi_trend(warehouse.engine, filters, kpi, "month")
+        assert len(trend) == 1
+        assert trend["value"].iloc[0] == pytest.approx(summary[kpi].current), kpi
+
+
+@pytest.mark.parametrize("by", kpis.BREAKDOWNS)
+def test_breakdown_adds_up_to_the_summary(warehouse, by: str) -> None:
+    span = data_span(warehouse.engine)
+    filters = Filters(*span.last_days(120))
+    summary = kpis.kpi_summary(warehouse.engine, filters)
+    table = kpis.kpi_breakdown(warehouse.engine, filters, by)
+    assert table["net_sales"].sum() == pytest.approx(summary["net_sales"].current)
+    assert table["orders"].sum() == summary["orders"].current
+    assert table["previous_net_sales"].sum() == pytest.approx(summary["net_sales"].previous)
+    assert table["sales_share"].sum() == pytest.approx(1.0)
+    assert list(table["net_sales"]) == sorted(table["net_sales"], reverse=True)
+    if by == "tier":  # a member has one tier, so buyers add up across tiers
+        assert table["active_members"].sum() == summary["active_members"].current
+        assert "guest" in set(table["tier"])
+    else:
+        orders = warehouse.frame("orders")
+        assert set(table["channel"]) <= set(orders["channel"])
+
+
+def test_tier_breakdown_matches_pandas(warehouse) -> None:
+    filters = Filters(date(2026, 5, 1), date(2026, 7, 31))
+    table = kpis.kpi_breakdown(warehouse.engine, filters, "tier").set_index("tier")
+    orders, members = warehouse.frame("orders"), warehouse.frame("members")
+    o = orders[(orders["status"] == "completed") & (orders["ordered_at"] >= filters.start_ts)
+               & (orders["ordered_at"] < filters.end_ts)].merge(members[["member_id", "tier"]], how="left")
+    o["tier"] = o["tier"].fillna("guest")
+    for tier, rows in o.groupby("tier"):
+        per_member = rows.dropna(subset=["member_id"]).groupby("member_id").size()
+        assert table.loc[tier, "net_sales"] == pytest.approx(rows["net_amount"].sum())
+        assert table.loc[tier, "active_members"] == len(per_member)
+        if len(per_member):
+            assert table.loc[tier, "repurchase_rate"] == pytest.approx((per_member >= 2).mean())
+
+
+def test_empty_range_is_empty_not_an_error(warehouse) -> None:
+    span = data_span(warehouse.engine)
+    filters = Filters(span.last_day + timedelta(days=400), span.last_day + timedelta(days=430))
+    summary = kpis.kpi_summary(warehouse.engine, filters)
+    assert summary.is_empty
+    assert summary["net_sales"].current == 0 and summary["orders"].current == 0
+    assert summary["aov"].current is None and summary["repurchase_rate"].current is None
+    assert summary["points_liability"].current > 0  # points stay outstanding after trading stops
+    assert kpis.kpi_breakdown(warehouse.engine, filters, "channel").empty
+    trend = kpis.kpi_trend(warehouse.engine, filters, "net_sales", "week")
+    assert (trend["value"] == 0).all() and len(trend) >= 4
+
+
+def test_unknown_kpi_grain_and_breakdown_are_refused(duck_warehouse) -> None:
+    filters = Filters(date(2026, 1, 1), date(2026, 1, 31))
+    with pytest.raises(ValueError, match="Unknown KPI"):
+        kpis.kpi_trend(duck_warehouse.engine, filters, "profit", "day")
+    with pytest.raises(ValueError, match="Unknown grain"):
+        kpis.kpi_trend(duck_warehouse.engine, filters, "orders", "hour")
+    with pytest.raises(ValueError, match="Unknown breakdown"):
+        kpis.kpi_breakdown(duck_warehouse.engine, filters, "region")
+    with pytest.raises(ValueError, match="before the start"):
+        Filters(date(2026, 2, 1), date(2026, 1, 1))
+
+
+def test_every_kpi_has_a_definition_for_the_help_text() -> None:
+    assert len({k.key for k in kpis.KPIS}) == len(kpis.KPIS) == 9
+    for definition in kpis.KPIS:
+        assert len(definition.definition) > 20, definition.key
+        assert definition.uses_channel_filter == ("channel" not in definition.definition), definition.key
