@@ -42,11 +42,10 @@ from analytics.db import Bind, connection
 from analytics.filters import Filters
 from analytics.programme import POINTS_PER_CURRENCY_UNIT
 from analytics.schema import events, members, orders, points_ledger
+from analytics.sqlparts import GRAINS, Grain, count_if, date_trunc, sum_if
 
-Grain = Literal["day", "week", "month"]
 Breakdown = Literal["channel", "tier"]
 Unit = Literal["currency", "count", "ratio", "points"]
-GRAINS: tuple[str, ...] = ("day", "week", "month")
 BREAKDOWNS: tuple[str, ...] = ("channel", "tier")
 GUEST_LABEL = "guest"
 
@@ -169,10 +168,6 @@ def _ratio(numerator: ColumnElement, denominator: ColumnElement) -> ColumnElemen
     return cast(numerator, Double) / func.nullif(cast(denominator, Double), 0)
 
 
-def _bucket(column: ColumnElement, grain: Grain) -> ColumnElement:
-    return func.date_trunc(grain, column)
-
-
 def _order_kpis(filters: Filters, by_tier: bool) -> Select:
     """Order KPIs of both periods in one pass: per member first, then (optionally) per tier.
 
@@ -187,10 +182,10 @@ def _order_kpis(filters: Filters, by_tier: bool) -> Select:
     per_member = (
         select(
             o.member_id,
-            func.count().filter(in_cur).label("n_cur"),
-            func.count().filter(~in_cur).label("n_prev"),
-            func.sum(o.net_amount).filter(in_cur).label("net_cur"),
-            func.sum(o.net_amount).filter(~in_cur).label("net_prev"),
+            count_if(in_cur).label("n_cur"),
+            count_if(~in_cur).label("n_prev"),
+            sum_if(in_cur, o.net_amount).label("net_cur"),
+            sum_if(~in_cur, o.net_amount).label("net_prev"),
         )
         .where(*_order_filters(filters, prev.start_ts, filters.end_ts))
         .group_by(o.member_id)
@@ -202,14 +197,14 @@ def _order_kpis(filters: Filters, by_tier: bool) -> Select:
     for period in ("cur", "prev"):
         n, net = pm[f"n_{period}"], pm[f"net_{period}"]
         total_n = func.sum(n)
-        active = func.count().filter(and_(is_member, n > 0))
+        active = count_if(and_(is_member, n > 0))
         columns += [
             cast(func.sum(net), Double).label(f"net_sales_{period}"),
             cast(total_n, BigInteger).label(f"orders_{period}"),
             _ratio(func.sum(net), total_n).label(f"aov_{period}"),
             cast(active, BigInteger).label(f"active_members_{period}"),
-            _ratio(func.count().filter(and_(is_member, n >= 2)), active).label(f"repurchase_rate_{period}"),
-            _ratio(func.sum(net).filter(is_member), func.sum(net)).label(f"member_sales_share_{period}"),
+            _ratio(count_if(and_(is_member, n >= 2)), active).label(f"repurchase_rate_{period}"),
+            _ratio(sum_if(is_member, net), func.sum(net)).label(f"member_sales_share_{period}"),
         ]
     if not by_tier:
         return select(null().label("dim"), literal(1).label("is_total"), *columns)
@@ -229,9 +224,9 @@ def _channel_kpis(filters: Filters) -> Select:
     columns = []
     for period, cond in (("cur", in_cur), ("prev", ~in_cur)):
         columns += [
-            cast(func.sum(o.net_amount).filter(cond), Double).label(f"net_sales_{period}"),
-            cast(func.count().filter(cond), BigInteger).label(f"orders_{period}"),
-            _ratio(func.sum(o.net_amount).filter(cond), func.count().filter(cond)).label(f"aov_{period}"),
+            cast(sum_if(cond, o.net_amount), Double).label(f"net_sales_{period}"),
+            cast(count_if(cond), BigInteger).label(f"orders_{period}"),
+            _ratio(sum_if(cond, o.net_amount), count_if(cond)).label(f"aov_{period}"),
         ]
     dim = func.coalesce(o.channel, "unknown")
     return (
@@ -248,8 +243,8 @@ def _new_members(filters: Filters) -> Select:
     if filters.tiers:
         conditions.append(m.tier.in_(filters.tiers))
     return select(
-        cast(func.count().filter(in_cur), BigInteger).label("new_members_cur"),
-        cast(func.count().filter(~in_cur), BigInteger).label("new_members_prev"),
+        cast(count_if(in_cur), BigInteger).label("new_members_cur"),
+        cast(count_if(~in_cur), BigInteger).label("new_members_prev"),
     ).where(*conditions)
 
 
@@ -282,7 +277,7 @@ def _points_outstanding(filters: Filters) -> Select:
         conditions.append(lg.member_id.in_(_members_in_tiers(filters.tiers)))
     return select(
         cast(func.coalesce(func.sum(lg.delta), 0), BigInteger).label("points_liability_cur"),
-        cast(func.coalesce(func.sum(lg.delta).filter(lg.occurred_at < filters.start_ts), 0),
+        cast(func.coalesce(sum_if(lg.occurred_at < filters.start_ts, lg.delta), 0),
              BigInteger).label("points_liability_prev"),
     ).where(*conditions)
 
@@ -391,10 +386,10 @@ def kpi_trend(bind: Bind, filters: Filters, kpi: str, grain: Grain = "day") -> p
             conditions = [m.registered_at >= lo, m.registered_at < hi]
             if filters.tiers:
                 conditions.append(m.tier.in_(filters.tiers))
-            bucket = _bucket(m.registered_at, grain)
+            bucket = date_trunc(grain, m.registered_at)
             values = dict(conn.execute(_grouped(select(bucket.label("dim")).where(*conditions), func.count())).all())
         elif kpi == "session_conversion":
-            sessions_q, converted_q = _session_counts(filters, lambda at: _bucket(at, grain), lo, hi)
+            sessions_q, converted_q = _session_counts(filters, lambda at: date_trunc(grain, at), lo, hi)
             sessions = dict(conn.execute(sessions_q).all())
             converted = dict(conn.execute(converted_q).all())
             values = {b: converted.get(b, 0) / n for b, n in sessions.items() if n}
@@ -418,7 +413,7 @@ def _grouped(base: Select, aggregate: ColumnElement) -> Select:
 def _order_trend(filters: Filters, kpi: str, grain: Grain) -> Select:
     """An order KPI per bucket; only active members and repurchase need the per-member pass."""
     o = orders.c
-    bucket = _bucket(o.ordered_at, grain).label("dim")
+    bucket = date_trunc(grain, o.ordered_at).label("dim")
     base = select(bucket, o.member_id, o.net_amount).where(
         *_order_filters(filters, filters.start_ts, filters.end_ts)).subquery("bucketed")
     b = base.c
@@ -426,13 +421,13 @@ def _order_trend(filters: Filters, kpi: str, grain: Grain) -> Select:
         per_member = (select(b.dim, b.member_id, func.count().label("n")).where(b.member_id.is_not(None))
                       .group_by(b.dim, b.member_id).subquery("per_member"))
         p = per_member.c
-        value = func.count() if kpi == "active_members" else _ratio(func.count().filter(p.n >= 2), func.count())
+        value = func.count() if kpi == "active_members" else _ratio(count_if(p.n >= 2), func.count())
         return select(p.dim, value).group_by(p.dim)
     value = {
         "net_sales": cast(func.sum(b.net_amount), Double),
         "orders": func.count(),
         "aov": _ratio(func.sum(b.net_amount), func.count()),
-        "member_sales_share": _ratio(func.sum(b.net_amount).filter(b.member_id.is_not(None)), func.sum(b.net_amount)),
+        "member_sales_share": _ratio(sum_if(b.member_id.is_not(None), b.net_amount), func.sum(b.net_amount)),
     }[kpi]
     return select(b.dim, value).group_by(b.dim)
 
@@ -443,13 +438,13 @@ def _liability_trend(filters: Filters, grain: Grain) -> Select:
     conditions = [lg.occurred_at < filters.end_ts]
     if filters.tiers:
         conditions.append(lg.member_id.in_(_members_in_tiers(filters.tiers)))
-    base = select(_bucket(lg.occurred_at, grain).label("dim"), lg.delta).where(*conditions).subquery("base")
+    base = select(date_trunc(grain, lg.occurred_at).label("dim"), lg.delta).where(*conditions).subquery("base")
     per_bucket = select(base.c.dim, func.sum(base.c.delta).label("delta")).group_by(base.c.dim).subquery("per_bucket")
     running = select(
         per_bucket.c.dim,
         cast(func.sum(per_bucket.c.delta).over(order_by=per_bucket.c.dim), BigInteger).label("points"),
     ).subquery("running")
-    return select(running.c.dim, running.c.points).where(running.c.dim >= _bucket(literal(filters.start_ts), grain))
+    return select(running.c.dim, running.c.points).where(running.c.dim >= date_trunc(grain, literal(filters.start_ts)))
 
 
 def _all_buckets(filters: Filters, grain: Grain) -> pd.DatetimeIndex:

@@ -171,3 +171,37 @@ def test_every_kpi_has_a_definition_for_the_help_text() -> None:
     for definition in kpis.KPIS:
         assert len(definition.definition) > 20, definition.key
         assert definition.uses_channel_filter == ("channel" not in definition.definition), definition.key
+
+
+def test_summary_with_tiers_is_the_summary_plus_the_tier_breakdown(warehouse) -> None:
+    filters = Filters(date(2026, 2, 1), date(2026, 4, 30), ("app",))
+    summary, tiers = kpis.kpi_summary_and_tiers(warehouse.engine, filters)
+    pd.testing.assert_frame_equal(summary.to_frame(), kpis.kpi_summary(warehouse.engine, filters).to_frame())
+    pd.testing.assert_frame_equal(tiers, kpis.kpi_breakdown(warehouse.engine, filters, "tier"))
+
+
+def test_sql_avoids_dialect_specific_syntax() -> None:
+    """No FILTER clause (Snowflake and BigQuery lack it), and BigQuery gets its own date truncation."""
+    from sqlalchemy.dialects import postgresql
+    from sqlalchemy.engine.default import DefaultDialect
+
+    from analytics.schema import orders
+    from analytics.sqlparts import date_trunc
+
+    filters = Filters(date(2026, 1, 1), date(2026, 1, 31), ("app",), ("gold",))
+    statements = [kpis._order_kpis(filters, by_tier=True), kpis._channel_kpis(filters), kpis._new_members(filters),
+                  kpis._points_outstanding(filters), kpis._order_trend(filters, "repurchase_rate", "week")]
+    for statement in statements:
+        sql = str(statement.compile(dialect=postgresql.dialect()))
+        assert "FILTER (" not in sql.upper()
+        assert "2026-01-01" not in sql  # dates are bound parameters, not SQL text
+
+    class BigQueryLike(DefaultDialect):
+        name = "bigquery"
+
+    assert str(date_trunc("week", orders.c.ordered_at).compile(dialect=BigQueryLike())) == \
+        "TIMESTAMP_TRUNC(orders.ordered_at, WEEK(MONDAY))"
+    assert str(date_trunc("month", orders.c.ordered_at).compile(dialect=postgresql.dialect())) == \
+        "date_trunc('month', orders.ordered_at)"
+    with pytest.raises(ValueError, match="Unknown grain"):
+        date_trunc("hour'); DROP TABLE orders; --", orders.c.ordered_at)  # type: ignore[arg-type]

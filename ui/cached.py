@@ -33,6 +33,11 @@ def cached_kpi_summary(_engine: Engine, url: str, filters: Filters) -> kpis.KpiS
     return kpis.kpi_summary(_engine, filters)
 
 
+@st.cache_data(ttl=TTL_SECONDS, show_spinner="Computing KPIs and the tier breakdown…")
+def cached_summary_and_tiers(_engine: Engine, url: str, filters: Filters) -> tuple[kpis.KpiSummary, pd.DataFrame]:
+    return kpis.kpi_summary_and_tiers(_engine, filters)
+
+
 @st.cache_data(ttl=TTL_SECONDS, show_spinner="Computing the trend…")
 def cached_kpi_trend(_engine: Engine, url: str, filters: Filters, kpi: str, grain: str) -> pd.DataFrame:
     return kpis.kpi_trend(_engine, filters, kpi, grain)  # type: ignore[arg-type]

@@ -1,0 +1,51 @@
+"""SQL building blocks that render correctly on every warehouse MemberLens targets.
+
+Conditional aggregates are written as ``SUM(CASE WHEN ... END)`` rather than with the ``FILTER``
+clause, which Snowflake and BigQuery lack; DuckDB and PostgreSQL plan both the same way.
+Date buckets use ``date_trunc('week', ts)`` (DuckDB, PostgreSQL, Trino, Snowflake, ClickHouse;
+weeks start on Monday) except on BigQuery, whose ``TIMESTAMP_TRUNC`` takes its arguments the other
+way round. Grains come from a fixed list and are written into the SQL as literals; user values are
+always bound parameters.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from sqlalchemy import ColumnElement, DateTime, case, func, literal_column
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.functions import GenericFunction
+
+Grain = Literal["day", "week", "month"]
+GRAINS: tuple[str, ...] = ("day", "week", "month")
+
+
+def sum_if(condition: ColumnElement[bool], value: ColumnElement[Any]) -> ColumnElement[Any]:
+    """``SUM(value)`` over the rows where ``condition`` holds (NULL when there are none)."""
+    return func.sum(case((condition, value)))
+
+
+def count_if(condition: ColumnElement[bool]) -> ColumnElement[int]:
+    """Number of rows where ``condition`` holds."""
+    return func.count(case((condition, 1)))
+
+
+class _DateTrunc(GenericFunction[Any]):
+    type = DateTime()
+    name = "date_trunc"
+    identifier = "memberlens_date_trunc"
+    inherit_cache = True
+
+
+def date_trunc(grain: Grain, column: ColumnElement[Any]) -> ColumnElement[Any]:
+    """The start of the day, ISO week (Monday) or month containing ``column``."""
+    if grain not in GRAINS:
+        raise ValueError(f"Unknown grain {grain!r}; choose day, week or month.")
+    return _DateTrunc(literal_column(f"'{grain}'"), column)
+
+
+@compiles(_DateTrunc, "bigquery")
+def _date_trunc_bigquery(element: _DateTrunc, compiler: Any, **kw: Any) -> str:
+    grain_clause, column = list(element.clauses)
+    unit = {"'day'": "DAY", "'week'": "WEEK(MONDAY)", "'month'": "MONTH"}[grain_clause.name]
+    return f"TIMESTAMP_TRUNC({compiler.process(column, **kw)}, {unit})"
