@@ -37,12 +37,29 @@ def app_on(monkeypatch: pytest.MonkeyPatch):
 
 
 @pytest.mark.parametrize("page", PAGES)
-def test_every_page_runs_without_an_exception(app_on, duck_warehouse, page: str) -> None:
-    at = app_on(duck_warehouse.url)
+def test_every_page_runs_without_an_exception(app_on, warehouse, page: str) -> None:
+    """On DuckDB and on PostgreSQL: a user pointing the app at either sees the same pages."""
+    at = app_on(warehouse.url)
     if page != "pages/executive_kpis.py":
         at.switch_page(page).run()
     assert not at.exception, [e.value for e in at.exception]
     assert [t.value for t in at.title] == [PAGES[page]]
+    if page == "pages/executive_kpis.py":
+        span = data_span(warehouse.engine)
+        orders = kpis.kpi_summary(warehouse.engine, Filters(*span.last_days(90)))["orders"].current
+        assert {m.label: m.value for m in at.metric}["Orders"] == format_value(orders, "count")
+    else:
+        assert "Every table and column" in at.success[0].value
+
+
+def test_warehouse_from_secrets_toml(app_on, duck_warehouse, tmp_path: Path, monkeypatch) -> None:
+    (tmp_path / ".streamlit").mkdir()
+    (tmp_path / ".streamlit" / "secrets.toml").write_text(f'[connections.warehouse]\nurl = "{duck_warehouse.url}"\n')
+    monkeypatch.chdir(tmp_path)  # Streamlit and MemberLens both read ./.streamlit/secrets.toml
+    at = app_on(None)
+    assert not at.exception
+    assert [t.value for t in at.title] == ["Executive KPIs"]
+    assert "from .streamlit/secrets.toml" in " ".join(c.value for c in at.sidebar.caption)
 
 
 def test_kpi_cards_show_the_summary_with_help(app_on, duck_warehouse) -> None:

@@ -1,0 +1,153 @@
+"""MemberLens benchmarks: ``python -m benchmarks.run [--scenario all|generator|kpis]``.
+
+Prints plain tables of medians over several runs, each figure next to its target or its baseline
+measured in the same run. Nothing here is a test: speed is measured, not asserted.
+
+* ``generator``: builds the demo warehouse in a child process per run (so peak memory is the
+  child's own maximum resident set size) at the first-run size (50,000 members) and at the
+  benchmark size (1,000,000 members by default). The last large build is kept as the KPI warehouse.
+* ``kpis``: the executive page's queries on that warehouse, warm, for the default view (last 90
+  days of data): the KPI summary, the daily net-sales trend and the channel breakdown; and for the
+  member-tier view. The floor is a single full scan of ``orders`` in the same run: one query that
+  reads every column of every row (min/max of the text and time columns, sums of the numbers).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from sqlalchemy import func, select
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DATA = PROJECT_ROOT / "benchmarks" / "data"
+GENERATOR_TARGETS = {50_000: (60.0, None), 1_000_000: (360.0, 6.0)}  # seconds, GiB
+
+
+def table(rows: list[list[str]], header: list[str]) -> str:
+    """A plain text table: first column left-aligned, the others right-aligned."""
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+
+    def line(cells: list[str]) -> str:
+        return "  ".join(str(c).ljust(w) if i == 0 else str(c).rjust(w)
+                         for i, (c, w) in enumerate(zip(cells, widths, strict=True)))
+
+    return "\n".join([line(header), line(["-" * w for w in widths]), *map(line, rows)])
+
+
+def build_once(members: int, seed: int, target: Path) -> tuple[float, float]:
+    """Build a warehouse in a child process; return (seconds, peak resident GiB of the child)."""
+    target.unlink(missing_ok=True)
+    began = time.perf_counter()
+    child = subprocess.Popen(
+        [sys.executable, "-m", "analytics.synthetic", "--members", str(members), "--seed", str(seed),
+         "--url", f"duckdb:///{target}"],
+        cwd=PROJECT_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )
+    _pid, status, usage = os.wait4(child.pid, 0)
+    seconds = time.perf_counter() - began
+    if status != 0:
+        raise SystemExit(f"generator failed: {child.stderr.read().decode() if child.stderr else status}")
+    return seconds, usage.ru_maxrss / 1024 / 1024  # KiB on Linux
+
+
+def generator_scenario(members: int, repeat: int, keep: Path) -> None:
+    print(f"\n## Demo generator (median of {repeat} runs, each in a fresh process)\n")
+    rows = []
+    for size in sorted({50_000, members}):
+        runs = [build_once(size, 42, DATA / f"gen_{size}_{r}.duckdb") for r in range(repeat)]
+        seconds = statistics.median(r[0] for r in runs)
+        peak = statistics.median(r[1] for r in runs)
+        time_target, memory_target = GENERATOR_TARGETS.get(size, (None, None))
+        rows.append([f"{size:,} members", f"{seconds:.1f} s", f"{time_target:.0f} s" if time_target else "-",
+                     f"{seconds / time_target:.2f}" if time_target else "-", f"{peak:.2f} GiB",
+                     f"{memory_target:.0f} GiB" if memory_target else "-",
+                     " ".join(f"{r[0]:.1f}" for r in runs)])
+        for r in range(repeat):
+            path = DATA / f"gen_{size}_{r}.duckdb"
+            if size == members and r == repeat - 1:
+                shutil.move(path, keep)
+            else:
+                path.unlink(missing_ok=True)
+    print(table(rows, ["build", "median", "target", "ratio", "peak RSS", "target", "runs (s)"]))
+
+
+def median_ms(fn: Callable[[], object], repeat: int) -> tuple[float, list[float]]:
+    fn()  # warm: data in memory, plans cached
+    times = []
+    for _ in range(repeat):
+        began = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - began) * 1000)
+    return statistics.median(times), times
+
+
+def kpi_scenario(warehouse: Path, repeat: int) -> None:
+    from analytics import kpis
+    from analytics.filters import Filters
+    from analytics.schema import events, orders
+    from analytics.warehouse import data_span, open_warehouse
+
+    engine = open_warehouse(f"duckdb:///{warehouse}")
+    with engine.connect() as conn:
+        counts = {t.name: conn.execute(select(func.count()).select_from(t)).scalar() for t in (orders, events)}
+        span = data_span(conn)
+        filters = Filters(*span.last_days(90))
+        text_and_time = [func.min(c) for c in orders.c if c.name not in
+                         ("gross_amount", "discount_amount", "net_amount", "points_earned", "points_redeemed")]
+        numbers = [func.sum(orders.c[c]) for c in
+                   ("gross_amount", "discount_amount", "net_amount", "points_earned", "points_redeemed")]
+        full_scan = select(*text_and_time, *numbers)
+        measured = {
+            "floor: one full scan of orders": lambda: conn.execute(full_scan).all(),
+            "KPI summary (9 KPIs, 2 periods)": lambda: kpis.kpi_summary(conn, filters),
+            "trend: net sales by day": lambda: kpis.kpi_trend(conn, filters, "net_sales", "day"),
+            "breakdown: sales channel": lambda: kpis.kpi_breakdown(conn, filters, "channel"),
+            "summary + tier breakdown (one pass)": lambda: kpis.kpi_summary_and_tiers(conn, filters),
+            "PAGE, default view": lambda: (kpis.kpi_summary(conn, filters),
+                                           kpis.kpi_trend(conn, filters, "net_sales", "day"),
+                                           kpis.kpi_breakdown(conn, filters, "channel")),
+            "PAGE, member-tier view": lambda: (kpis.kpi_summary_and_tiers(conn, filters),
+                                               kpis.kpi_trend(conn, filters, "net_sales", "day")),
+        }
+        results = {name: median_ms(fn, repeat) for name, fn in measured.items()}
+    engine.dispose()
+    floor = results["floor: one full scan of orders"][0]
+    print(f"\n## Executive page queries, DuckDB warm, median of {repeat} runs\n")
+    print(f"warehouse: {warehouse.name}, {counts['orders']:,} orders, {counts['events']:,} events")
+    print(f"period {filters.start} – {filters.end} "
+          f"vs {filters.previous().start} – {filters.previous().end}\n")
+    rows = [[name, f"{ms:.0f} ms", f"{ms / floor:.2f}x"] for name, (ms, _runs) in results.items()]
+    print(table(rows, ["query", "median", "vs floor"]))
+    print("\ntargets: each page view <= 1000 ms and <= 2.00x the floor")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__.split("\n")[0])
+    parser.add_argument("--scenario", choices=("all", "generator", "kpis"), default="all")
+    parser.add_argument("--members", type=int, default=1_000_000, help="benchmark warehouse size")
+    parser.add_argument("--repeat", type=int, default=3, help="runs per generator figure (KPI queries run 3x more)")
+    parser.add_argument("--warehouse", type=Path, help="reuse this DuckDB warehouse for the kpis scenario")
+    args = parser.parse_args(argv)
+    DATA.mkdir(parents=True, exist_ok=True)
+    warehouse = args.warehouse or DATA / f"warehouse_{args.members}.duckdb"
+    print(f"MemberLens benchmarks on {os.cpu_count()} cores, Python {sys.version.split()[0]}")
+    if args.scenario in ("all", "generator"):
+        generator_scenario(args.members, args.repeat, warehouse)
+    if args.scenario in ("all", "kpis"):
+        if not warehouse.exists():
+            print(f"\nbuilding {warehouse.name} for the KPI scenario ...")
+            build_once(args.members, 42, warehouse)
+        kpi_scenario(warehouse, args.repeat * 3)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
