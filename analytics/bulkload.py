@@ -8,6 +8,9 @@ row-by-row ``INSERT``. A load lands whole or not at all:
   tables are staged and then written in time order, which lets DuckDB's zone maps skip most of
   a table when a query asks for a date range.
 * PostgreSQL: everything happens in one transaction (tables, ``COPY``, indexes, ``ANALYZE``).
+
+The SQL text below is built from identifiers of :mod:`analytics.schema` only (table and column
+names of the contract), never from user input; data arrives as Arrow batches, not as SQL.
 """
 
 from __future__ import annotations

@@ -60,7 +60,8 @@ def subcommand(name: str, help_text: str, configure: Callable[[argparse.Argument
     return register
 
 
-def _iso_date(text: str) -> date:
+def iso_date(text: str) -> date:
+    """argparse type for an ISO date (YYYY-MM-DD) with a message that says so."""
     try:
         return date.fromisoformat(text)
     except ValueError:
@@ -84,8 +85,8 @@ def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--url", help="warehouse SQLAlchemy URL (default: MEMBERLENS_WAREHOUSE_URL, "
                         ".streamlit/secrets.toml, else the embedded demo warehouse)")
-    common.add_argument("--start", type=_iso_date, help="first day, inclusive (YYYY-MM-DD)")
-    common.add_argument("--end", type=_iso_date, help="last day, inclusive (YYYY-MM-DD)")
+    common.add_argument("--start", type=iso_date, help="first day, inclusive (YYYY-MM-DD)")
+    common.add_argument("--end", type=iso_date, help="last day, inclusive (YYYY-MM-DD)")
     common.add_argument("--format", choices=("csv", "json"), default="csv", help="output format (default csv)")
     common.add_argument("--channel", type=_choices_list(None), action="extend", default=[],
                         help="keep these sales channels (comma-separated or repeated)")
@@ -141,20 +142,14 @@ def _json_value(value: object) -> object:
     return value
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+def run_reporting_errors(body: Callable[[], int]) -> int:
+    """Run a command's body; turn every failure into one clear line on stderr and an exit status.
+
+    Shared by ``python -m analytics`` and ``python -m analytics.synthetic``. Set MEMBERLENS_DEBUG=1
+    to see the traceback of an unexpected error instead.
+    """
     try:
-        args = parser.parse_args(argv)
-    except SystemExit as exc:  # argparse has printed its message
-        return int(exc.code or 0)
-    engine = None
-    try:
-        url = args.url or resolve_warehouse_config().url
-        engine = open_warehouse(url)
-        start, end = resolve_dates(engine, args.start, args.end)
-        frame = _SUBCOMMANDS[args.command][2](Context(engine, start, end, args))
-        write(frame, args.format)
-        return 0
+        return body()
     except BrokenPipeError:  # e.g. piped into `head`: the reader has what it wanted
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
@@ -166,14 +161,33 @@ def main(argv: Sequence[str] | None = None) -> int:
         if exc.fix:
             print(f"  fix: {exc.fix}", file=sys.stderr)
         return EXIT_WAREHOUSE
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
     except Exception as exc:
         if os.environ.get("MEMBERLENS_DEBUG"):
             raise
         print(f"error: {type(exc).__name__}: {exc} (set MEMBERLENS_DEBUG=1 for the traceback)", file=sys.stderr)
         return EXIT_WAREHOUSE
-    finally:
-        if engine is not None:
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse has printed its message
+        return int(exc.code or 0)
+
+    def body() -> int:
+        engine = open_warehouse(args.url or resolve_warehouse_config().url)
+        try:
+            start, end = resolve_dates(engine, args.start, args.end)
+            write(_SUBCOMMANDS[args.command][2](Context(engine, start, end, args)), args.format)
+        finally:
             engine.dispose()
+        return 0
+
+    return run_reporting_errors(body)
 
 
 # --- subcommands ----------------------------------------------------------------------------------

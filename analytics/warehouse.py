@@ -18,7 +18,7 @@ import re
 import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 import pandas as pd
@@ -361,8 +361,6 @@ class DataSpan:
 
     def last_days(self, days: int) -> tuple[date, date]:
         """The last ``days`` days of data (inclusive), clipped to the first day."""
-        from datetime import timedelta
-
         start = max(self.first_day, self.last_day - timedelta(days=days - 1))
         return start, self.last_day
 

@@ -12,10 +12,10 @@ import streamlit as st
 from analytics.kpis import GRAINS, KPI_BY_KEY, KPIS
 from analytics.programme import CURRENCY, CURRENCY_SYMBOL
 from ui.cached import cached_kpi_breakdown, cached_kpi_summary, cached_kpi_trend, cached_summary_and_tiers
-from ui.context import page_context
+from ui.context import page_inputs
 from ui.format import ACCENT, format_change, format_value, label
 
-ctx = page_context()
+ctx = page_inputs()
 filters = ctx.filters
 previous = filters.previous()
 

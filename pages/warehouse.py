@@ -6,10 +6,10 @@ import streamlit as st
 
 from analytics.schema import expected_columns
 from ui.cached import cached_schema_and_counts
-from ui.context import page_context
+from ui.context import page_inputs
 from ui.warehouse import SOURCE_LABELS
 
-ctx = page_context()
+ctx = page_inputs()
 st.title("Warehouse")
 st.caption("The database every MemberLens page reads. MemberLens only reads it; what the app saves goes "
            "to its own app-state database.")

@@ -41,7 +41,7 @@ def set_page_context(context: PageContext) -> None:
     st.session_state[_CONTEXT_KEY] = context
 
 
-def page_context() -> PageContext:
+def page_inputs() -> PageContext:
     """The context ``app.py`` prepared for this run (pages are only run through app.py)."""
     return st.session_state[_CONTEXT_KEY]
 

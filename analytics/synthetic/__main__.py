@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from collections.abc import Sequence
-from datetime import date
 
+from analytics.cli import UsageError, iso_date, run_reporting_errors
 from analytics.synthetic.build import (
     DEFAULT_DAYS,
     DEFAULT_END,
@@ -16,14 +15,7 @@ from analytics.synthetic.build import (
     DemoSpec,
     generate_warehouse,
 )
-from analytics.warehouse import WarehouseError, mask_url, resolve_warehouse_config
-
-
-def _date(text: str) -> date:
-    try:
-        return date.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a date in the form YYYY-MM-DD") from None
+from analytics.warehouse import mask_url, resolve_warehouse_config
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -36,41 +28,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED, help=f"random seed (default {DEFAULT_SEED})")
     parser.add_argument("--url", help="target: duckdb:///path.duckdb or postgresql+psycopg://... "
                         "(default: the configured warehouse, else data/warehouse.duckdb)")
-    parser.add_argument("--end", type=_date, default=DEFAULT_END, help=f"last trading day (default {DEFAULT_END})")
+    parser.add_argument("--end", type=iso_date, default=DEFAULT_END, help=f"last trading day (default {DEFAULT_END})")
     parser.add_argument("--days", type=int, default=DEFAULT_DAYS, help=f"trading days (default {DEFAULT_DAYS})")
     parser.add_argument("--replace", action="store_true", help="rebuild even if the warehouse tables exist")
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:
         return int(exc.code or 0)
-    try:
-        spec = DemoSpec(members=args.members, seed=args.seed, end=args.end, days=args.days)
-    except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    url = args.url or resolve_warehouse_config().url
 
     def progress(fraction: float, message: str) -> None:
         print(f"[{fraction:4.0%}] {message}", file=sys.stderr, flush=True)
 
-    try:
+    def body() -> int:
+        try:
+            spec = DemoSpec(members=args.members, seed=args.seed, end=args.end, days=args.days)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+        url = args.url or resolve_warehouse_config().url
         summary = generate_warehouse(url, spec, replace=args.replace, progress=progress)
-    except WarehouseError as exc:
-        print(f"error: {exc.problem}", file=sys.stderr)
-        if exc.fix:
-            print(f"  fix: {exc.fix}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("interrupted: nothing was written", file=sys.stderr)
-        return 130
-    except Exception as exc:
-        if os.environ.get("MEMBERLENS_DEBUG"):
-            raise
-        print(f"error: {type(exc).__name__}: {exc} (set MEMBERLENS_DEBUG=1 for the traceback)", file=sys.stderr)
-        return 1
-    rows = ", ".join(f"{name} {count:,}" for name, count in summary.rows.items())
-    print(f"Built {mask_url(url)} in {summary.seconds:.1f} s: {rows}", file=sys.stderr)
-    return 0
+        rows = ", ".join(f"{name} {count:,}" for name, count in summary.rows.items())
+        print(f"Built {mask_url(url)} in {summary.seconds:.1f} s: {rows}", file=sys.stderr)
+        return 0
+
+    return run_reporting_errors(body)
 
 
 if __name__ == "__main__":
