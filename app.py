@@ -15,7 +15,9 @@ from ui.context import PageContext, set_page_context, sidebar_filters
 from ui.warehouse import (
     SOURCE_LABELS,
     build_demo_warehouse,
+    forget_warehouse,
     needs_demo_build,
+    show_page_failure,
     show_warehouse_problem,
     warehouse_config,
     warehouse_engine,
@@ -69,12 +71,19 @@ def main() -> None:
         st.divider()
         label = SOURCE_LABELS[config.source]
         st.caption(f"**Warehouse** ({label})  \n`{config.display_url}`")
-        if st.button("Refresh data", icon=":material/refresh:", help="Forget cached results and re-read the warehouse"):
-            st.cache_data.clear()
+        if st.button("Refresh data", icon=":material/refresh:", key="refresh_data",
+                     help="Forget cached results and reconnect: after the warehouse was reloaded or rebuilt"):
+            forget_warehouse()
             st.rerun()
     set_page_context(PageContext(config, engine, span, options, filters))
     navigation = st.navigation({section: pages for section, pages in PAGES.items() if pages})
-    navigation.run()
+    page_area = st.empty()
+    try:
+        with page_area.container():
+            navigation.run()
+    except Exception as exc:  # noqa: BLE001 - e.g. a table dropped while the app runs: explain, no traceback
+        page_area.empty()
+        show_page_failure(exc, config)
 
 
 main()

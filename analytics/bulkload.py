@@ -36,7 +36,7 @@ from analytics.warehouse import (
     explain_error,
     mask_url,
     parse_url,
-    present_columns,
+    table_names,
 )
 
 
@@ -113,19 +113,18 @@ class PostgresLoader:
             self.sa.execute(text(f"ANALYZE {table.name}"))
 
 
-def existing_tables(url: str, names: Sequence[str]) -> list[str]:
-    """Which of ``names`` already exist in the warehouse at ``url`` (empty if it does not exist)."""
+def existing_tables(url: str) -> list[str]:
+    """The tables already in the warehouse at ``url`` (none if its DuckDB file does not exist)."""
     path = duckdb_path(url)
     if path is not None and not path.exists():
         return []
     engine = create_warehouse_engine(url, read_only=True)  # read-only: a running app may hold the file
     try:
-        present = present_columns(engine, names)
+        return table_names(engine)
     except _driver_errors() as exc:
         raise explain_error(exc, url) from exc
     finally:
         engine.dispose()
-    return [n for n in names if n.lower() in present]
 
 
 @contextmanager
@@ -136,7 +135,8 @@ def bulk_load(
     """Create ``tables`` at ``url`` and yield a loader; commit on success, leave nothing on failure.
 
     With ``replace`` existing tables of the same names are dropped (atomically with the load);
-    without it, finding any of them is an error, so nobody loses a warehouse by accident.
+    without it, finding any of them is an error, so nobody loses a warehouse by accident. A DuckDB
+    file is rebuilt as a whole, so one that also holds other tables is never touched.
     """
     names = [t.name for t in tables]
     backend = parse_url(url).get_backend_name()
@@ -145,7 +145,15 @@ def bulk_load(
             f"The demo generator writes to DuckDB or PostgreSQL, not '{backend}' ({mask_url(url)}).",
             "Generate into DuckDB or PostgreSQL and copy the tables with your warehouse's own loader.",
         )
-    clash = existing_tables(url, names)
+    present = existing_tables(url)
+    clash = [n for n in names if n.lower() in {p.lower() for p in present}]
+    foreign = sorted(p for p in present if p.lower() not in {n.lower() for n in names})
+    if backend == "duckdb" and foreign:
+        raise WarehouseError(
+            f"{duckdb_path(url)} also holds tables MemberLens does not manage ({', '.join(foreign)}); "
+            "building the demo there would delete them.",
+            "Choose another file for the demo warehouse.",
+        )
     if clash and not replace:
         raise WarehouseError(
             f"The warehouse already holds {', '.join(clash)} ({mask_url(url)}).",

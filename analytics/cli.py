@@ -23,11 +23,10 @@ import pandas as pd
 from sqlalchemy import Engine
 
 from analytics import kpis
-from analytics.filters import Filters
+from analytics.filters import DEFAULT_RANGE_DAYS, Filters, filter_options
 from analytics.schema import TIERS
 from analytics.warehouse import WarehouseError, data_span, open_warehouse, resolve_warehouse_config
 
-DEFAULT_DAYS = 90
 EXIT_WAREHOUSE = 1
 EXIT_USAGE = 2
 
@@ -100,7 +99,12 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def resolve_dates(engine: Engine, start: date | None, end: date | None, days: int = DEFAULT_DAYS) -> tuple[date, date]:
+EARLIEST, LATEST = date(1900, 1, 1), date(2999, 12, 31)
+
+
+def resolve_dates(
+    engine: Engine, start: date | None, end: date | None, days: int = DEFAULT_RANGE_DAYS
+) -> tuple[date, date]:
     """Fill in missing dates: by default the last ``days`` days of data (not of the wall clock).
 
     Only ``--start``: up to the last day of data. Only ``--end``: the ``days`` days ending then.
@@ -117,7 +121,17 @@ def resolve_dates(engine: Engine, start: date | None, end: date | None, days: in
         start = end - timedelta(days=days - 1)
     if end < start:
         raise UsageError(f"--end {end} is before --start {start}")
+    if start < EARLIEST or end > LATEST:
+        raise UsageError(f"dates must lie between {EARLIEST} and {LATEST}")
     return start, end
+
+
+def check_channels(engine: Engine, channels: Sequence[str]) -> None:
+    """Refuse sales channels the warehouse does not have (a typo would silently match nothing)."""
+    known = filter_options(engine).channels
+    unknown = [c for c in channels if c not in known]
+    if unknown:
+        raise UsageError(f"unknown sales channel {', '.join(unknown)}; the warehouse has {', '.join(known)}")
 
 
 def write(frame: pd.DataFrame, fmt: str, out=sys.stdout) -> None:
@@ -162,7 +176,7 @@ def run_reporting_errors(body: Callable[[], int]) -> int:
             print(f"  fix: {exc.fix}", file=sys.stderr)
         return EXIT_WAREHOUSE
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+        print("interrupted; nothing was written", file=sys.stderr)
         return 130
     except Exception as exc:
         if os.environ.get("MEMBERLENS_DEBUG"):
@@ -181,6 +195,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     def body() -> int:
         engine = open_warehouse(args.url or resolve_warehouse_config().url)
         try:
+            check_channels(engine, args.channel)
             start, end = resolve_dates(engine, args.start, args.end)
             write(_SUBCOMMANDS[args.command][2](Context(engine, start, end, args)), args.format)
         finally:

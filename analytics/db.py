@@ -33,7 +33,3 @@ def read_frame(bind: Bind, statement: Executable, params: Mapping[str, Any] | No
         result = conn.execute(statement, dict(params or {}))
         return pd.DataFrame(result.fetchall(), columns=list(result.keys()))
 
-
-def dialect_name(bind: Bind) -> str:
-    """The SQLAlchemy dialect name of a bind (``duckdb``, ``postgresql``, ...)."""
-    return bind.dialect.name

@@ -16,6 +16,9 @@ from sqlalchemy import select
 from analytics.db import Bind, connection
 from analytics.schema import TIERS, members, orders
 
+#: The default date range everywhere: the last 90 days of data.
+DEFAULT_RANGE_DAYS = 90
+
 
 @dataclass(frozen=True)
 class Filters:

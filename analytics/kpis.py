@@ -1,8 +1,8 @@
 """Executive KPIs: one definition of each, computed in the warehouse.
 
 Every KPI below is defined once, in :data:`KPIS`; the definition text is what the app shows as
-help and what README documents. All arithmetic runs as SQL (SQLAlchemy Core, portable between
-DuckDB and PostgreSQL); Python receives a handful of aggregate rows.
+help and what README points to. All arithmetic runs as SQL (SQLAlchemy Core, portable between
+DuckDB and PostgreSQL); Python receives a handful of aggregate rows and only arranges them.
 
 Periods are whole days: ``start`` and ``end`` are inclusive dates, compared as
 ``start 00:00 <= timestamp < (end + 1 day) 00:00`` in the shop's local time. The comparison period
@@ -29,6 +29,7 @@ from sqlalchemy import (
     Double,
     Result,
     Select,
+    Subquery,
     and_,
     case,
     cast,
@@ -48,6 +49,7 @@ Breakdown = Literal["channel", "tier"]
 Unit = Literal["currency", "count", "ratio", "points"]
 BREAKDOWNS: tuple[str, ...] = ("channel", "tier")
 GUEST_LABEL = "guest"
+UNKNOWN_LABEL = "unknown"
 
 
 @dataclass(frozen=True)
@@ -80,9 +82,10 @@ KPIS: tuple[KpiDefinition, ...] = (
     KpiDefinition("member_sales_share", "Member sales share", "ratio",
                   "Net sales from members' orders ÷ all net sales; the rest comes from guest orders."),
     KpiDefinition("session_conversion", "Session conversion", "ratio",
-                  "Sessions with a purchase event ÷ all sessions, each session counted in the period in "
-                  "which it starts (anonymous sessions included unless a tier is chosen). Not affected by "
-                  "the channel filter: the clickstream carries no sales channel.",
+                  "Sessions with a purchase ÷ sessions started: distinct sessions with a purchase event in "
+                  "the period ÷ session_start events in the period (anonymous sessions included unless a "
+                  "tier is chosen). Not affected by the channel filter: the clickstream carries no sales "
+                  "channel.",
                   uses_channel_filter=False),
     KpiDefinition("points_liability", "Points liability", "points",
                   "Points outstanding at the end of the period: everything earned or granted minus what "
@@ -147,7 +150,8 @@ class KpiSummary:
 #
 # The page's cost is dominated by two scans: orders of both periods (grouped once per member, which
 # active members and repurchase need) and the clickstream. Each helper below reads its table once
-# for the current *and* the previous period, using FILTER clauses rather than one query per period.
+# for the current *and* the previous period, with conditional aggregates rather than one query per
+# period.
 
 
 def _order_filters(filters: Filters, lo: datetime, hi: datetime) -> list[ColumnElement]:
@@ -172,8 +176,9 @@ def _order_kpis(filters: Filters, by_tier: bool) -> Select:
     """Order KPIs of both periods in one pass: per member first, then (optionally) per tier.
 
     Guests' orders form one group whose member_id is NULL. With ``by_tier`` the rows are per
-    member tier (guests as ``guest``) plus a grand-total row whose ``dim`` is NULL and ``is_total``
-    is 1 (ROLLUP); without it there is only the total row.
+    member tier (guests as ``guest``, members without a known tier as ``unknown``) plus a grand-total
+    row whose ``is_total`` is 1 (ROLLUP), each with its share of net sales and its change against the
+    previous period; without it there is only the total row.
     """
     o = orders.c
     prev = filters.previous()
@@ -208,12 +213,26 @@ def _order_kpis(filters: Filters, by_tier: bool) -> Select:
         ]
     if not by_tier:
         return select(null().label("dim"), literal(1).label("is_total"), *columns)
-    dim = func.coalesce(members.c.tier, GUEST_LABEL)
-    return (
+    dim = case((pm.member_id.is_(None), GUEST_LABEL), else_=func.coalesce(members.c.tier, UNKNOWN_LABEL))
+    grouped = (
         select(dim.label("dim"), func.grouping(dim).label("is_total"), *columns)
         .select_from(per_member.outerjoin(members, members.c.member_id == pm.member_id))
         .group_by(func.rollup(dim))
+        .subquery("by_tier")
     )
+    total = func.max(case((grouped.c.is_total == 1, grouped.c.net_sales_cur))).over()
+    return _with_share_and_change(grouped, total)
+
+
+def _with_share_and_change(grouped: Subquery, total_sales: ColumnElement) -> Select:
+    """Add each row's share of the period's net sales and its change against the previous period,
+    largest first (ties by name, so the order is stable)."""
+    g = grouped.c
+    return select(
+        *g,
+        _ratio(g.net_sales_cur, total_sales).label("sales_share"),
+        _ratio(g.net_sales_cur - g.net_sales_prev, g.net_sales_prev).label("net_sales_change_pct"),
+    ).order_by(g.net_sales_cur.desc().nulls_last(), g.dim)
 
 
 def _channel_kpis(filters: Filters) -> Select:
@@ -228,12 +247,14 @@ def _channel_kpis(filters: Filters) -> Select:
             cast(count_if(cond), BigInteger).label(f"orders_{period}"),
             _ratio(sum_if(cond, o.net_amount), count_if(cond)).label(f"aov_{period}"),
         ]
-    dim = func.coalesce(o.channel, "unknown")
-    return (
+    dim = func.coalesce(o.channel, UNKNOWN_LABEL)
+    grouped = (
         select(dim.label("dim"), *columns)
         .where(*_order_filters(filters, filters.previous().start_ts, filters.end_ts))
         .group_by(dim)
+        .subquery("by_channel")
     )
+    return _with_share_and_change(grouped, func.sum(grouped.c.net_sales_cur).over())
 
 
 def _new_members(filters: Filters) -> Select:
@@ -260,13 +281,19 @@ def _event_counts(filters: Filters, event_type: str, lo: datetime, hi: datetime,
     return select(base.c.dim, cast(count, BigInteger).label("n")).group_by(base.c.dim)
 
 
-def _session_counts(filters: Filters, dim_of: Callable[[ColumnElement], ColumnElement],
-                    lo: datetime, hi: datetime) -> tuple[Select, Select]:
-    """Sessions (``session_start`` events) and converted sessions (distinct sessions with a
-    ``purchase`` event), per ``dim_of(occurred_at)``."""
+def _session_conversion(filters: Filters, dim_of: Callable[[ColumnElement], ColumnElement],
+                        lo: datetime, hi: datetime) -> Select:
+    """Sessions started (``session_start`` events) and the conversion rate (distinct sessions with a
+    ``purchase`` event ÷ sessions started), per ``dim_of(occurred_at)``: each side reads only its
+    own event type, which the events table's sort key keeps together."""
     at = events.c.occurred_at
-    return (_event_counts(filters, "session_start", lo, hi, dim_of(at), distinct_sessions=False),
-            _event_counts(filters, "purchase", lo, hi, dim_of(at), distinct_sessions=True))
+    started = _event_counts(filters, "session_start", lo, hi, dim_of(at), distinct_sessions=False).subquery("started")
+    converted = _event_counts(filters, "purchase", lo, hi, dim_of(at), distinct_sessions=True).subquery("converted")
+    return select(
+        started.c.dim,
+        started.c.n.label("sessions"),
+        _ratio(func.coalesce(converted.c.n, 0), started.c.n).label("session_conversion"),
+    ).select_from(started.outerjoin(converted, converted.c.dim == started.c.dim))
 
 
 def _points_outstanding(filters: Filters) -> Select:
@@ -299,12 +326,9 @@ def _summary(conn: Connection, filters: Filters, order_row: Mapping[str, Any]) -
     def period_of(at: ColumnElement) -> ColumnElement:
         return case((at >= cur_start, "cur"), else_="prev")
 
-    sessions_q, converted_q = _session_counts(filters, period_of, filters.previous().start_ts, filters.end_ts)
-    sessions = dict(conn.execute(sessions_q).all())
-    converted = dict(conn.execute(converted_q).all())
-    for period in ("cur", "prev"):
-        n = sessions.get(period, 0)
-        row[f"session_conversion_{period}"] = converted.get(period, 0) / n if n else None
+    sessions = _session_conversion(filters, period_of, filters.previous().start_ts, filters.end_ts)
+    for period, _n, rate in conn.execute(sessions):
+        row[f"session_conversion_{period}"] = rate
     return KpiSummary(filters, tuple(
         KpiValue(d, _value(row, f"{d.key}_cur", d), _value(row, f"{d.key}_prev", d)) for d in KPIS
     ))
@@ -351,19 +375,15 @@ def _rows_frame(result: Result) -> pd.DataFrame:
 
 
 def _breakdown_frame(frame: pd.DataFrame, by: str) -> pd.DataFrame:
+    """The breakdown rows as the page and CLI name them (values as computed in SQL)."""
     keep = ["net_sales", "orders", "aov"] + (["active_members", "repurchase_rate"] if by == "tier" else [])
     out = frame.rename(columns={f"{k}_cur": k for k in keep} | {"net_sales_prev": "previous_net_sales",
                                                                   "dim": by})
-    out = out[[by, *keep, "previous_net_sales"]].copy()
-    numeric = [*keep, "previous_net_sales"]
-    out[numeric] = out[numeric].apply(pd.to_numeric, errors="coerce").astype("float64")
+    columns = [*keep, "sales_share", "previous_net_sales", "net_sales_change_pct"]
+    out = out[[by, *columns]].reset_index(drop=True)
+    out[columns] = out[columns].apply(pd.to_numeric, errors="coerce").astype("float64")
     out[["net_sales", "orders"]] = out[["net_sales", "orders"]].fillna(0.0)
-    out = out[(out["orders"] > 0) | (out["previous_net_sales"].fillna(0) > 0)]
-    total = out["net_sales"].sum()
-    out["sales_share"] = out["net_sales"] / total if total else float("nan")
-    previous = out["previous_net_sales"].where(out["previous_net_sales"] != 0)
-    out["net_sales_change_pct"] = (out["net_sales"] - previous) / previous
-    return out.sort_values("net_sales", ascending=False).reset_index(drop=True)
+    return out
 
 
 def kpi_trend(bind: Bind, filters: Filters, kpi: str, grain: Grain = "day") -> pd.DataFrame:
@@ -389,20 +409,21 @@ def kpi_trend(bind: Bind, filters: Filters, kpi: str, grain: Grain = "day") -> p
             bucket = date_trunc(grain, m.registered_at)
             values = dict(conn.execute(_grouped(select(bucket.label("dim")).where(*conditions), func.count())).all())
         elif kpi == "session_conversion":
-            sessions_q, converted_q = _session_counts(filters, lambda at: date_trunc(grain, at), lo, hi)
-            sessions = dict(conn.execute(sessions_q).all())
-            converted = dict(conn.execute(converted_q).all())
-            values = {b: converted.get(b, 0) / n for b, n in sessions.items() if n}
+            statement = _session_conversion(filters, lambda at: date_trunc(grain, at), lo, hi)
+            values = {bucket: rate for bucket, _n, rate in conn.execute(statement)}
         else:
             values = dict(conn.execute(_order_trend(filters, kpi, grain)).all())
-    frame = pd.DataFrame({"period_start": _all_buckets(filters, grain)})
-    keys = {pd.Timestamp(k).normalize(): (None if v is None else float(v)) for k, v in values.items()}
-    frame["value"] = pd.array([keys.get(b) for b in frame["period_start"]], dtype="Float64").astype("float64")
+    grid = _all_buckets(filters, grain)
+    series = pd.Series({pd.Timestamp(k).normalize(): (float("nan") if v is None else float(v))
+                        for k, v in values.items()}, dtype="float64").sort_index()
     if kpi == "points_liability":
-        frame["value"] = frame["value"].ffill().fillna(0.0)
-    elif KPI_BY_KEY[kpi].unit != "ratio" and kpi != "aov":
-        frame["value"] = frame["value"].fillna(0.0)
-    return frame
+        # the balance in force in a bucket without ledger rows is that of the latest bucket before it
+        aligned = series.reindex(series.index.union(grid)).ffill().reindex(grid).fillna(0.0)
+    else:
+        aligned = series.reindex(grid)
+        if KPI_BY_KEY[kpi].unit != "ratio" and kpi != "aov":
+            aligned = aligned.fillna(0.0)
+    return pd.DataFrame({"period_start": grid, "value": aligned.to_numpy()})
 
 
 def _grouped(base: Select, aggregate: ColumnElement) -> Select:
@@ -433,18 +454,19 @@ def _order_trend(filters: Filters, kpi: str, grain: Grain) -> Select:
 
 
 def _liability_trend(filters: Filters, grain: Grain) -> Select:
-    """Outstanding points at the end of each bucket: a running sum of the ledger by bucket."""
+    """Outstanding points at the end of each bucket with ledger rows, up to the end of the period:
+    a running sum of the ledger by bucket, from the first entry (so earlier buckets give the
+    opening balance)."""
     lg = points_ledger.c
     conditions = [lg.occurred_at < filters.end_ts]
     if filters.tiers:
         conditions.append(lg.member_id.in_(_members_in_tiers(filters.tiers)))
     base = select(date_trunc(grain, lg.occurred_at).label("dim"), lg.delta).where(*conditions).subquery("base")
     per_bucket = select(base.c.dim, func.sum(base.c.delta).label("delta")).group_by(base.c.dim).subquery("per_bucket")
-    running = select(
+    return select(
         per_bucket.c.dim,
         cast(func.sum(per_bucket.c.delta).over(order_by=per_bucket.c.dim), BigInteger).label("points"),
-    ).subquery("running")
-    return select(running.c.dim, running.c.points).where(running.c.dim >= date_trunc(grain, literal(filters.start_ts)))
+    )
 
 
 def _all_buckets(filters: Filters, grain: Grain) -> pd.DatetimeIndex:

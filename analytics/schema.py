@@ -9,8 +9,8 @@ BigQuery): identifiers are text so a shop's own ids (stock codes, invoice number
 ``C536379``) survive unchanged; money is ``NUMERIC(14, 2)`` in the shop currency; timestamps carry
 no time zone and are the shop's local time.
 
-Primary keys are declared on the four entity tables. Foreign keys are documented, not enforced:
-analytic warehouses rarely enforce them, and the data-quality checks report orphans instead.
+Primary keys are declared on the four entity tables. Foreign keys are documented (below, in the
+column comments and README), not declared: analytic warehouses rarely enforce them.
 Secondary indexes are created on PostgreSQL only; DuckDB relies on its zone maps, which work best
 when fact tables are stored in time order (the generator does so).
 """

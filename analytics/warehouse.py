@@ -155,8 +155,8 @@ def mask_url(url: str) -> str:
     """The URL with any password replaced by ``***``, safe to show or log."""
     try:
         return make_url(url).render_as_string(hide_password=True)
-    except ArgumentError:
-        return re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", url)
+    except ArgumentError:  # not a URL SQLAlchemy understands: still hide anything like user:secret@
+        return re.sub(r"([^:/@\s]+:)[^@/\s]+@", r"\1***@", url)
 
 
 def duckdb_path(url: str) -> Path | None:
@@ -333,6 +333,24 @@ def present_columns(bind: Bind, tables: Sequence[str]) -> dict[str, set[str]]:
     return found
 
 
+def table_names(bind: Bind) -> list[str]:
+    """Every table and view in the warehouse's current schema."""
+    with connection(bind) as conn:
+        if conn.dialect.name == "duckdb":
+            return list(conn.execute(
+                select(_info_tables.c.table_name).where(
+                    _info_tables.c.table_schema == func.current_schema(),
+                    _info_tables.c.table_catalog == func.current_database(),
+                )
+            ).scalars())
+        inspector = inspect(conn)
+        return [*inspector.get_table_names(), *inspector.get_view_names()]
+
+
+_info_tables = Table(
+    "tables", MetaData(schema="information_schema"),
+    Column("table_catalog", String), Column("table_schema", String), Column("table_name", String),
+)
 _info_columns = Table(
     "columns", MetaData(schema="information_schema"),
     Column("table_catalog", String), Column("table_schema", String),

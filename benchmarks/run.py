@@ -45,16 +45,19 @@ def table(rows: list[list[str]], header: list[str]) -> str:
 def build_once(members: int, seed: int, target: Path) -> tuple[float, float]:
     """Build a warehouse in a child process; return (seconds, peak resident GiB of the child)."""
     target.unlink(missing_ok=True)
+    log = target.with_suffix(".log")
     began = time.perf_counter()
-    child = subprocess.Popen(
-        [sys.executable, "-m", "analytics.synthetic", "--members", str(members), "--seed", str(seed),
-         "--url", f"duckdb:///{target}"],
-        cwd=PROJECT_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-    )
-    _pid, status, usage = os.wait4(child.pid, 0)
+    with log.open("w") as progress:  # a file, not a pipe: a full pipe would stall the child
+        child = subprocess.Popen(
+            [sys.executable, "-m", "analytics.synthetic", "--members", str(members), "--seed", str(seed),
+             "--url", f"duckdb:///{target}"],
+            cwd=PROJECT_ROOT, stdout=subprocess.DEVNULL, stderr=progress,
+        )
+        _pid, status, usage = os.wait4(child.pid, 0)
     seconds = time.perf_counter() - began
     if status != 0:
-        raise SystemExit(f"generator failed: {child.stderr.read().decode() if child.stderr else status}")
+        raise SystemExit(f"generator failed:\n{log.read_text()[-2000:]}")
+    log.unlink()
     return seconds, usage.ru_maxrss / 1024 / 1024  # KiB on Linux
 
 

@@ -12,8 +12,10 @@ import streamlit as st
 from analytics.kpis import GRAINS, KPI_BY_KEY, KPIS
 from analytics.programme import CURRENCY, CURRENCY_SYMBOL
 from ui.cached import cached_kpi_breakdown, cached_kpi_summary, cached_kpi_trend, cached_summary_and_tiers
-from ui.context import page_inputs
+from ui.context import page_inputs, warn_about_ignored_link_values
 from ui.format import ACCENT, format_change, format_value, label
+
+BREAKDOWN_LABELS = {"channel": "Sales channel", "tier": "Member tier"}
 
 ctx = page_inputs()
 filters = ctx.filters
@@ -30,13 +32,17 @@ st.caption(
     f"{previous.start:%d %b %Y} – {previous.end:%d %b %Y}"
     + (f" · {' · '.join(scope)}" if scope else "") + f" · amounts in {CURRENCY}"
 )
+warn_about_ignored_link_values({
+    "trend_kpi": {k.label for k in KPIS}, "trend_grain": {g.capitalize() for g in GRAINS},
+    "breakdown_by": set(BREAKDOWN_LABELS.values()),
+})
 cards_slot, trend_slot, breakdown_slot = st.container(), st.container(), st.container()
 
 with breakdown_slot:
     st.subheader("Where sales come from")
     by = st.segmented_control(
         "Break down by", ["channel", "tier"], default="channel", key="breakdown_by", bind="query-params",
-        format_func={"channel": "Sales channel", "tier": "Member tier"}.get,
+        format_func=BREAKDOWN_LABELS.get,
     ) or "channel"
 if by == "tier":
     summary, breakdown = cached_summary_and_tiers(ctx.engine, ctx.url, filters)
@@ -99,14 +105,13 @@ with breakdown_slot:
         st.info("No completed orders in this period for these filters.")
     else:
         shown = breakdown.assign(**{by: breakdown[by].map(label)})
-        chart, table = st.columns([1, 2])
         bars = px.bar(shown, x="net_sales", y=by, orientation="h", text="sales_share",
                       labels={"net_sales": f"Net sales ({CURRENCY})", by: ""}, color_discrete_sequence=[ACCENT])
         bars.update_traces(texttemplate="%{text:.0%}", textposition="outside", cliponaxis=False,
                            hovertemplate="%{y}: " + CURRENCY_SYMBOL + "%{x:,.0f}<extra></extra>")
         bars.update_yaxes(categoryorder="total ascending")
-        bars.update_layout(height=300, margin={"l": 10, "r": 50, "t": 10, "b": 10})
-        chart.plotly_chart(bars, key="breakdown_chart")
+        bars.update_layout(height=70 + 42 * len(shown), margin={"l": 10, "r": 50, "t": 10, "b": 10})
+        st.plotly_chart(bars, key="breakdown_chart")
         columns = {
             by: st.column_config.TextColumn("Sales channel" if by == "channel" else "Member tier"),
             "net_sales": st.column_config.NumberColumn(f"Net sales ({CURRENCY_SYMBOL})", format="compact",
@@ -124,7 +129,7 @@ with breakdown_slot:
                 "repurchase_rate": st.column_config.NumberColumn("Repurchase", format="percent",
                                                                  help=KPI_BY_KEY["repurchase_rate"].definition),
             }
-        table.dataframe(shown, column_config=columns, column_order=list(columns), hide_index=True)
+        st.dataframe(shown, column_config=columns, column_order=list(columns), hide_index=True)
         if by == "tier":
             st.caption("Tier is the member's current tier; guest orders have no member and no tier.")
 

@@ -11,8 +11,7 @@ from ui.warehouse import SOURCE_LABELS
 
 ctx = page_inputs()
 st.title("Warehouse")
-st.caption("The database every MemberLens page reads. MemberLens only reads it; what the app saves goes "
-           "to its own app-state database.")
+st.caption("The database every MemberLens page reads. MemberLens opens it read-only and never changes it.")
 
 left, right = st.columns(2)
 left.markdown(f"**URL** ({SOURCE_LABELS[ctx.config.source]})  \n`{ctx.config.display_url}`")
@@ -22,7 +21,7 @@ right.markdown(
     "**Use your own warehouse**: set `MEMBERLENS_WAREHOUSE_URL`, or `[connections.warehouse] url = \"...\"` in "
     "`.streamlit/secrets.toml`, to any SQLAlchemy URL whose database holds the tables below, e.g. "
     "`postgresql+psycopg://analyst:secret@db:5432/shop`."
-    + (" **Rebuild the demo** (stop the app first): `python -m analytics.synthetic --replace`."
+    + (" **Rebuild the demo**: `python -m analytics.synthetic --replace`, then press Refresh data."
        if ctx.config.is_embedded_default else "")
 )
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import date, timedelta
 from pathlib import Path
 
 import duckdb
@@ -165,3 +165,93 @@ def test_first_run_builds_the_demo_warehouse_then_opens_the_kpis(app_on, tmp_pat
     assert [t.value for t in at.title] == ["Executive KPIs"]
     assert len(at.metric) == len(kpis.KPIS)
     assert "embedded demo warehouse" in " ".join(c.value for c in at.sidebar.caption)
+
+
+def test_a_rebuilt_warehouse_is_read_after_refresh(app_on, tmp_path: Path) -> None:
+    from analytics.synthetic import DemoSpec, generate_warehouse
+
+    url = f"duckdb:///{tmp_path / 'w.duckdb'}"
+    generate_warehouse(url, DemoSpec(members=300, seed=5))
+    at = app_on(url)
+    at.switch_page("pages/warehouse.py").run()
+    rows = at.dataframe[0].value.set_index("table")["rows"]
+    assert rows["members"] == 300
+    generate_warehouse(url, DemoSpec(members=450, seed=5), replace=True)  # while the app has it open
+    # AppTest restarts Streamlit's page routing on every run, which loses a click made on another
+    # page than the home page (a real server does not), so refresh from the home page.
+    at.switch_page("pages/executive_kpis.py").run()
+    at.sidebar.button(key="refresh_data").click().run()
+    assert not at.exception
+    at.switch_page("pages/warehouse.py").run()
+    assert at.dataframe[0].value.set_index("table")["rows"]["members"] == 450
+
+
+def test_a_table_dropped_while_running_gets_the_problem_page(app_on, postgres_server_url) -> None:
+    import uuid
+
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    from analytics.synthetic import DemoSpec, generate_warehouse
+
+    name = f"memberlens_drop_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(postgres_server_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    url = make_url(postgres_server_url).set(database=name).render_as_string(hide_password=False)
+    try:
+        generate_warehouse(url, DemoSpec(members=200, seed=2))
+        at = app_on(url)
+        assert not at.exception and at.title[0].value == "Executive KPIs"
+        owner = create_engine(url, isolation_level="AUTOCOMMIT")
+        with owner.connect() as conn:
+            conn.execute(text("ALTER TABLE events RENAME TO events_archived"))
+        owner.dispose()
+        at.selectbox(key="trend_kpi").set_value("session_conversion").run()
+        assert not at.exception
+        assert at.title[-1].value == "MemberLens cannot use the warehouse"
+        assert "events" in at.error[0].value
+    finally:
+        from ui.warehouse import warehouse_engine
+
+        warehouse_engine.clear()
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def test_a_bad_demo_size_setting_is_named(app_on, tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("MEMBERLENS_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("MEMBERLENS_DEMO_MEMBERS", "lots")
+    monkeypatch.chdir(tmp_path)
+    at = app_on(None)
+    assert not at.exception
+    assert "MEMBERLENS_DEMO_MEMBERS='lots' is not a member count" in at.error[0].value
+    assert not (tmp_path / "warehouse.duckdb").exists()
+
+
+def test_a_date_range_round_trips_through_the_url(app_on, duck_warehouse) -> None:
+    at = app_on(duck_warehouse.url, dates=["2026-03-01", "2026-03-31"])
+    assert not at.exception
+    assert tuple(at.sidebar.date_input(key="dates").value) == (date(2026, 3, 1), date(2026, 3, 31))
+    assert "01 Mar 2026 – 31 Mar 2026 (31 days)" in at.caption[0].value
+
+
+def test_a_second_start_opens_the_existing_warehouse_without_building(app_on, tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("MEMBERLENS_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("MEMBERLENS_DEMO_MEMBERS", "300")
+    monkeypatch.chdir(tmp_path)
+    app_on(None)
+    built = (tmp_path / "warehouse.duckdb").stat().st_mtime_ns
+    at = app_on(None)  # a new session, as after restarting the app
+    assert not at.exception and at.title[0].value == "Executive KPIs"
+    assert (tmp_path / "warehouse.duckdb").stat().st_mtime_ns == built
+
+
+def test_link_values_that_cannot_be_used_are_named(app_on, duck_warehouse) -> None:
+    at = app_on(duck_warehouse.url, tier=["gold", "Silver"], dates=["1999-01-01"], trend_kpi="Profit")
+    assert not at.exception
+    warnings = " ".join(w.value for w in at.warning)
+    assert "tier=gold" in warnings and "dates=1999-01-01" in warnings and "trend_kpi=Profit" in warnings
+    assert "Silver" not in warnings
+    assert at.sidebar.multiselect(key="tier").value == ["silver"]  # the valid part is kept

@@ -70,6 +70,9 @@ def test_kpis_in_an_empty_range_says_so(duck_warehouse) -> None:
     (["--start", "2026-03-01", "--end", "2026-02-01"], 2, "--end 2026-02-01 is before --start 2026-03-01"),
     (["--tier", "platinum"], 2, "unknown value platinum; choose from basic, silver, gold, diamond"),
     (["--format", "xml"], 2, "invalid choice: 'xml'"),
+    (["--channel", "apps"], 2, "unknown sales channel apps; the warehouse has app, live_stream, mini_program, web"),
+    (["--start", "0001-01-01"], 2, "dates must lie between 1900-01-01 and 2999-12-31"),
+    (["--end", "9999-12-31"], 2, "dates must lie between 1900-01-01 and 2999-12-31"),
 ])
 def test_kpis_bad_arguments(duck_warehouse, args: list[str], status: int, message: str) -> None:
     done = run("analytics", "kpis", "--url", duck_warehouse.url, *args)

@@ -90,6 +90,24 @@ def test_weekly_and_monthly_buckets_add_up_to_the_period(warehouse, grain: str) 
         assert (weeks.dt.day_of_week == 0).all()  # ISO weeks start on Monday
 
 
+@pytest.mark.parametrize("grain", ["day", "month"])
+def test_points_liability_trend_is_the_balance_at_each_bucket_end(warehouse, grain: str) -> None:
+    """Including buckets without ledger rows (few diamond members): they carry the balance forward."""
+    filters = Filters(date(2025, 9, 10), date(2025, 12, 20), tiers=("diamond",))
+    trend = kpis.kpi_trend(warehouse.engine, filters, "points_liability", grain)
+    members, ledger = warehouse.frame("members"), warehouse.frame("points_ledger")
+    diamond = ledger[ledger["member_id"].isin(members.loc[members["tier"] == "diamond", "member_id"])]
+    step = pd.DateOffset(days=1) if grain == "day" else pd.DateOffset(months=1)
+    quiet = 0
+    for bucket, value in zip(trend["period_start"], trend["value"], strict=True):
+        bucket_end = min(bucket + step, pd.Timestamp(filters.end_ts))
+        assert value == diamond.loc[diamond["occurred_at"] < bucket_end, "delta"].sum(), bucket
+        in_bucket = (diamond["occurred_at"] >= bucket) & (diamond["occurred_at"] < bucket_end)
+        quiet += not in_bucket.any()
+    if grain == "day":
+        assert quiet > 0  # the case that needs carrying forward did occur
+
+
 def test_points_liability_trend_ends_at_the_summary_value(warehouse) -> None:
     filters = Filters(date(2025, 7, 1), date(2025, 12, 31))
     trend = kpis.kpi_trend(warehouse.engine, filters, "points_liability", "month")
@@ -150,6 +168,9 @@ def test_empty_range_is_empty_not_an_error(warehouse) -> None:
     assert summary["aov"].current is None and summary["repurchase_rate"].current is None
     assert summary["points_liability"].current > 0  # points stay outstanding after trading stops
     assert kpis.kpi_breakdown(warehouse.engine, filters, "channel").empty
+    assert kpis.kpi_breakdown(warehouse.engine, filters, "tier").empty
+    summary_too, tiers = kpis.kpi_summary_and_tiers(warehouse.engine, filters)
+    assert summary_too.is_empty and tiers.empty
     trend = kpis.kpi_trend(warehouse.engine, filters, "net_sales", "week")
     assert (trend["value"] == 0).all() and len(trend) >= 4
 
@@ -191,10 +212,12 @@ def test_sql_avoids_dialect_specific_syntax() -> None:
     filters = Filters(date(2026, 1, 1), date(2026, 1, 31), ("app",), ("gold",))
     statements = [kpis._order_kpis(filters, by_tier=True), kpis._channel_kpis(filters), kpis._new_members(filters),
                   kpis._points_outstanding(filters), kpis._order_trend(filters, "repurchase_rate", "week")]
-    for statement in statements:
-        sql = str(statement.compile(dialect=postgresql.dialect()))
-        assert "FILTER (" not in sql.upper()
-        assert "2026-01-01" not in sql  # dates are bound parameters, not SQL text
+    for statement, reads_orders in zip(statements, (True, True, False, False, True), strict=True):
+        compiled = statement.compile(dialect=postgresql.dialect())
+        assert "FILTER (" not in str(compiled).upper()
+        bound = list(compiled.params.values())  # dates, channels and tiers travel as bound parameters
+        assert filters.start_ts in bound and ["gold"] in bound
+        assert (["app"] in bound) == reads_orders
 
     class BigQueryLike(DefaultDialect):
         name = "bigquery"

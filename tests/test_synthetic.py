@@ -85,6 +85,8 @@ def test_orders_carry_the_points_of_their_ledger_rows(warehouse) -> None:
     redeemed = -ledger[ledger["reason"] == "redeem"].groupby("order_id")["delta"].sum()
     assert (orders["points_earned"] == earned.reindex(orders.index, fill_value=0)).all()
     assert (orders["points_redeemed"] == redeemed.reindex(orders.index, fill_value=0)).all()
+    assert (orders["points_redeemed"] / 100 <= 0.3 * orders["gross_amount"] + 1e-9).all()  # the redemption cap
+    assert (orders["points_redeemed"] % 100 == 0).all()  # redeemed in whole hundreds
     not_completed = orders[orders["status"] != "completed"]
     assert (not_completed["points_earned"] == 0).all() and (not_completed["points_redeemed"] == 0).all()
     assert orders.loc[orders["member_id"].isna(), "points_earned"].eq(0).all()

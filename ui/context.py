@@ -7,12 +7,14 @@ The global filters live in the sidebar (so they are the same on every page), are
 
 from __future__ import annotations
 
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
+from datetime import timedelta
 
 import streamlit as st
 from sqlalchemy import Engine
 
-from analytics.filters import FilterOptions, Filters
+from analytics.filters import DEFAULT_RANGE_DAYS, FilterOptions, Filters
 from analytics.warehouse import DataSpan, WarehouseConfig
 from ui.format import label
 
@@ -20,7 +22,6 @@ _CONTEXT_KEY = "_memberlens_context"
 DATES_KEY = "dates"
 CHANNEL_KEY = "channel"
 TIER_KEY = "tier"
-DEFAULT_DAYS = 90
 
 
 @dataclass(frozen=True)
@@ -38,19 +39,53 @@ class PageContext:
 
 
 def set_page_context(context: PageContext) -> None:
+    """Hand this run's context to the page that ``app.py`` is about to run."""
     st.session_state[_CONTEXT_KEY] = context
 
 
 def page_inputs() -> PageContext:
-    """The context ``app.py`` prepared for this run (pages are only run through app.py)."""
-    return st.session_state[_CONTEXT_KEY]
+    """The context ``app.py`` prepared for this run; call it once, at the top of a page.
+
+    Streamlit runs a file of ``pages/`` directly, without ``app.py``, when the very first request
+    to a freshly started server asks for a page other than the home page (its legacy ``pages/``
+    directory mode, which ends once any run has called ``st.navigation``). The context is taken,
+    not read, so such a run finds none: it then leaves that mode and reruns through ``app.py``,
+    which routes to the same page by its URL.
+    """
+    context = st.session_state.pop(_CONTEXT_KEY, None)
+    if context is None:
+        from streamlit.runtime.pages_manager import PagesManager  # no public switch for this mode
+
+        PagesManager.uses_pages_directory = False
+        st.rerun()
+    return context
+
+
+def warn_about_ignored_link_values(allowed: Mapping[str, Collection[str]]) -> None:
+    """Say which values of a shared link's query parameters will be ignored (Streamlit drops them
+    silently), e.g. ``tier=gold`` where the link expects the label ``Gold``."""
+    ignored = [f"{key}={value}" for key, valid in allowed.items()
+               for value in st.query_params.get_all(key) if value not in valid]
+    if ignored:
+        st.warning(f"Part of the link was not understood and is ignored: {', '.join(ignored)}.",
+                   icon=":material/link_off:")
+
+
+def _valid_dates(span: DataSpan) -> set[str]:
+    days = (span.last_day - span.first_day).days
+    return {(span.first_day + timedelta(days=i)).isoformat() for i in range(days + 1)}
 
 
 def sidebar_filters(span: DataSpan, options: FilterOptions) -> Filters:
     """Draw the global filters in the sidebar and return them as a Filters value."""
-    default_start, default_end = span.last_days(DEFAULT_DAYS)
+    default_start, default_end = span.last_days(DEFAULT_RANGE_DAYS)
     with st.sidebar:
         st.subheader("Filters")
+        warn_about_ignored_link_values({
+            DATES_KEY: _valid_dates(span),
+            CHANNEL_KEY: {label(c) for c in options.channels},
+            TIER_KEY: {label(t) for t in options.tiers},
+        })
         picked = st.date_input(
             "Date range",
             value=(default_start, default_end),
@@ -59,7 +94,7 @@ def sidebar_filters(span: DataSpan, options: FilterOptions) -> Filters:
             key=DATES_KEY,
             bind="query-params",
             format="YYYY-MM-DD",
-            help=f"Days are inclusive. The default is the last {DEFAULT_DAYS} days of data "
+            help=f"Days are inclusive. The default is the last {DEFAULT_RANGE_DAYS} days of data "
                  f"(up to {span.last_day:%d %b %Y}, the newest order in the warehouse). "
                  "Changes are compared with the previous period of the same length.",
         )

@@ -5,21 +5,26 @@ Everything here runs inside Streamlit; the logic it calls lives in :mod:`analyti
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 
+import duckdb
 import streamlit as st
 from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
 
-from analytics.synthetic import DEFAULT_MEMBERS, DemoSpec, generate_warehouse
+from analytics.synthetic import DEFAULT_MEMBERS, MAX_MEMBERS, DemoSpec, generate_warehouse
 from analytics.warehouse import (
     WarehouseConfig,
     WarehouseError,
     default_warehouse_path,
+    explain_error,
     open_warehouse,
     resolve_warehouse_config,
 )
 
+_LOG = logging.getLogger("memberlens")
 _build_lock = threading.Lock()
 #: Size of the demo built on first run; a smaller one starts faster on a slow machine.
 DEMO_MEMBERS_ENV = "MEMBERLENS_DEMO_MEMBERS"
@@ -35,10 +40,17 @@ def warehouse_config() -> WarehouseConfig:
     return resolve_warehouse_config()
 
 
-@st.cache_resource(show_spinner="Connecting to the warehouse…")
+@st.cache_resource(show_spinner="Connecting to the warehouse…", on_release=lambda engine: engine.dispose())
 def warehouse_engine(url: str) -> Engine:
     """One read-only engine per warehouse URL for the whole server (sessions share its pool)."""
     return open_warehouse(url)
+
+
+def forget_warehouse() -> None:
+    """Drop cached results and connections, so the next run re-reads the warehouse: after a reload
+    or a demo rebuild (which replaces the DuckDB file), or after fixing a problem."""
+    st.cache_data.clear()
+    warehouse_engine.clear()
 
 
 def needs_demo_build(config: WarehouseConfig) -> bool:
@@ -48,7 +60,14 @@ def needs_demo_build(config: WarehouseConfig) -> bool:
 
 def build_demo_warehouse(config: WarehouseConfig) -> None:
     """The first-run page: build the embedded demo warehouse with a progress display, then reload."""
-    spec = DemoSpec(members=demo_members())
+    try:
+        spec = DemoSpec(members=demo_members())
+        _build(config, spec)
+    except Exception as exc:  # noqa: BLE001 - a full disk or a bad setting: say so, no traceback
+        show_warehouse_problem(explain_error(exc, config.url), config)
+
+
+def _build(config: WarehouseConfig, spec: DemoSpec) -> None:
     with _build_lock:  # two browser tabs on first run: the second waits for the first build
         if not needs_demo_build(config):
             st.rerun()
@@ -74,9 +93,10 @@ def demo_members() -> int:
     configured = os.environ.get(DEMO_MEMBERS_ENV, "").strip()
     if not configured:
         return DEFAULT_MEMBERS
-    if not configured.isdigit() or int(configured) < 1:
-        raise WarehouseError(f"{DEMO_MEMBERS_ENV}={configured!r} is not a positive whole number.",
-                             f"Unset it, or set it to a member count such as {DEFAULT_MEMBERS}.")
+    if not configured.isdigit() or not 1 <= int(configured) <= MAX_MEMBERS:
+        raise WarehouseError(
+            f"{DEMO_MEMBERS_ENV}={configured!r} is not a member count between 1 and {MAX_MEMBERS:,}.",
+            f"Unset it for the default demo of {DEFAULT_MEMBERS:,} members, or set a smaller number.")
     return int(configured)
 
 
@@ -96,5 +116,19 @@ def show_warehouse_problem(error: WarehouseError, config: WarehouseConfig | None
         "- `postgresql+psycopg://analyst:secret@db.example.com:5432/shop`"
     )
     if st.button("Try again", icon=":material/refresh:"):
-        warehouse_engine.clear()
+        forget_warehouse()
         st.rerun()
+
+
+def show_page_failure(exc: Exception, config: WarehouseConfig) -> None:
+    """What a page shows instead of a traceback when it fails while drawing.
+
+    Warehouse errors (a table renamed, the server gone) get the warehouse problem page; anything
+    else is logged in full on the server and summarised in one line for the user.
+    """
+    if isinstance(exc, (WarehouseError, SQLAlchemyError, duckdb.Error)) or type(exc).__module__.startswith("psycopg"):
+        show_warehouse_problem(explain_error(exc, config.url), config)
+        return
+    _LOG.exception("page failed")
+    st.error(f"This page could not be drawn ({type(exc).__name__}). The details are in the server log; "
+             "try other filters, or report it with the URL of this view.", icon=":material/error:")

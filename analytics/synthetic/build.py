@@ -45,8 +45,6 @@ DEFAULT_MEMBERS = 50_000
 DEFAULT_SEED = 42
 MAX_MEMBERS = 20_000_000
 CHUNK_MEMBERS = 50_000
-LEDGER_REASONS = ("earn", "redeem", "expire", "bonus")  # index order used by loyalty.py
-STATUSES = ("completed", "cancelled", "returned")  # index order used by shopping.py
 
 #: Hidden persona labels: not part of the warehouse contract, read only by tests and benchmarks.
 demo_personas = Table(
@@ -261,7 +259,7 @@ def build_chunk(
             "member_id": order_member,
             "ordered_at": timestamps(cal.start, orders.t),
             "channel": labels(ORDER_CHANNELS, orders.channel),
-            "status": labels(STATUSES, orders.status),
+            "status": labels(schema.ORDER_STATUSES, orders.status),
             "gross_amount": money(gross),
             "discount_amount": money(discount),
             "net_amount": money(gross - discount),
@@ -293,7 +291,7 @@ def build_chunk(
             "member_id": ids("M", first_member + points.member + 1, 8),
             "occurred_at": timestamps(cal.start, points.t),
             "delta": integers(points.delta),
-            "reason": labels(LEDGER_REASONS, points.reason),
+            "reason": labels(schema.LEDGER_REASONS, points.reason),
             "order_id": order_ref(points.order),
         }),
         "tier_changes": pa.table({

@@ -7,10 +7,10 @@ trading window count as zero). Every change is a ``tier_changes`` row, so the la
 
 Points: completed orders earn points at the tier's rate on gross value; new members get a sign-up
 bonus and everyone a yearly birthday bonus. Each earned lot is either redeemed at the member's next
-completed order (in whole hundreds, worth one currency unit per hundred, at most 30% of that order)
-or stays; what is left of a lot expires at the end of the next calendar year. A lot is only ever
-spent after it was earned, so balances never go negative, and a member's balance is exactly the
-sum of their ledger.
+completed order (in whole hundreds, worth one currency unit per hundred; all redemptions on one
+order together at most 30% of its value, oldest lots first) or stays; what is left of a lot
+expires at the end of the next calendar year. A lot is only ever spent after it was earned, so
+balances never go negative, and a member's balance is exactly the sum of their ledger.
 """
 
 from __future__ import annotations
@@ -20,10 +20,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from analytics.programme import POINTS_EARN_RATE, TIER_THRESHOLDS
+from analytics.schema import LEDGER_REASONS
 from analytics.synthetic.calendar import DemandCalendar
 from analytics.synthetic.shopping import DAY, GUEST, STATUS_COMPLETED, MemberSet, Orders, persona_array
 
-EARN, REDEEM, EXPIRE, BONUS = 0, 1, 2, 3
+EARN, REDEEM, EXPIRE, BONUS = (LEDGER_REASONS.index(r) for r in ("earn", "redeem", "expire", "bonus"))
 SIGNUP_BONUS = 100
 BIRTHDAY_BONUS = 200
 MAX_REDEEM_SHARE = 0.3
@@ -146,9 +147,9 @@ def assign_points(
         & (orders.member[nxt] == l_member)
         & (orders.t[nxt] < expiry_t)
         & (amount > 0)
-        & (amount <= MAX_REDEEM_SHARE * gross_cents[nxt])
         & (rng.random(l_pts.size) < persona_array("redeem_propensity")[members.persona[l_member]])
     )
+    _cap_per_order(redeem, nxt, l_t, amount, MAX_REDEEM_SHARE * gross_cents)
     redeemed = np.bincount(nxt[redeem], weights=amount[redeem], minlength=orders.n).astype(np.int64)
     remainder = l_pts - np.where(redeem, amount, 0)
 
@@ -166,6 +167,21 @@ def assign_points(
     order = np.concatenate([l_order, red_orders, np.full(uniq.size, -1)])
     balance = np.bincount(member, weights=delta, minlength=members.n).astype(np.int64)
     return Points(earned.astype(np.int64), redeemed, balance, member, t, delta, reason, order)
+
+
+def _cap_per_order(redeem: np.ndarray, order: np.ndarray, lot_t: np.ndarray, amount: np.ndarray,
+                   cap: np.ndarray) -> None:
+    """Keep an order's redemptions, oldest lot first, while their total stays within its cap
+    (``redeem`` is updated in place). One point is worth one cent, so points compare with cents."""
+    chosen = np.flatnonzero(redeem)
+    if chosen.size == 0:
+        return
+    chosen = chosen[np.lexsort((lot_t[chosen], order[chosen]))]
+    owner = order[chosen]
+    spent = np.cumsum(amount[chosen])
+    starts = np.concatenate([[0], np.flatnonzero(np.diff(owner)) + 1])
+    before_group = np.repeat(spent[starts] - amount[chosen][starts], np.diff(np.append(starts, chosen.size)))
+    redeem[chosen[(spent - before_group) > cap[owner]]] = False
 
 
 def _dates(year: int, month: np.ndarray, day: np.ndarray) -> np.ndarray:

@@ -10,13 +10,15 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from analytics.schema import ORDER_STATUSES
 from analytics.synthetic.calendar import BASE_HOURS, NIGHT_OWL_HOURS, DemandCalendar
 from analytics.synthetic.catalog import Catalog, sample_products
 from analytics.synthetic.people import choice
 from analytics.synthetic.personas import CATEGORIES, ORDER_CHANNELS, PERSONAS
 
 DAY = 86_400
-STATUS_COMPLETED, STATUS_CANCELLED, STATUS_RETURNED = 0, 1, 2
+STATUS_COMPLETED, STATUS_CANCELLED, STATUS_RETURNED = (
+    ORDER_STATUSES.index(s) for s in ("completed", "cancelled", "returned"))
 GUEST = -1
 #: Share of all orders placed without a member account.
 GUEST_ORDER_SHARE = 0.08
