@@ -305,3 +305,18 @@ def test_a_failed_postgres_build_leaves_nothing_behind(postgres_database) -> Non
 def test_absurd_member_counts_are_refused(members: int) -> None:
     with pytest.raises(ValueError, match="--members"):
         DemoSpec(members=members)
+
+
+@pytest.mark.parametrize("replace", [False, True])
+def test_a_duckdb_file_with_other_tables_is_never_built_over(tmp_path, replace: bool) -> None:
+    import duckdb
+
+    path = tmp_path / "mine.duckdb"
+    con = duckdb.connect(str(path))
+    con.execute("CREATE TABLE my_precious AS SELECT 42 AS answer")
+    con.close()
+    before = path.read_bytes()
+    with pytest.raises(WarehouseError, match="also holds tables MemberLens does not manage \\(my_precious\\)"):
+        generate_warehouse(f"duckdb:///{path}", DemoSpec(members=50, seed=1), replace=replace)
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mine.duckdb"]
