@@ -228,11 +228,12 @@ def _with_share_and_change(grouped: Subquery, total_sales: ColumnElement) -> Sel
     """Add each row's share of the period's net sales and its change against the previous period,
     largest first (ties by name, so the order is stable)."""
     g = grouped.c
+    current = func.coalesce(g.net_sales_cur, 0)  # a row with only previous sales fell by 100%
     return select(
         *g,
-        _ratio(g.net_sales_cur, total_sales).label("sales_share"),
-        _ratio(g.net_sales_cur - g.net_sales_prev, g.net_sales_prev).label("net_sales_change_pct"),
-    ).order_by(g.net_sales_cur.desc().nulls_last(), g.dim)
+        _ratio(current, total_sales).label("sales_share"),
+        _ratio(current - g.net_sales_prev, g.net_sales_prev).label("net_sales_change_pct"),
+    ).order_by(current.desc(), g.dim)
 
 
 def _channel_kpis(filters: Filters) -> Select:

@@ -228,3 +228,14 @@ def test_sql_avoids_dialect_specific_syntax() -> None:
         "date_trunc('month', orders.ordered_at)"
     with pytest.raises(ValueError, match="Unknown grain"):
         date_trunc("hour'); DROP TABLE orders; --", orders.c.ordered_at)  # type: ignore[arg-type]
+
+
+def test_a_channel_that_stopped_selling_shows_minus_100_percent(warehouse) -> None:
+    orders = warehouse.frame("orders").query("status == 'completed' and channel == 'live_stream'")
+    days = set(orders["ordered_at"].dt.date)
+    quiet = next(d for d in sorted(days) if d + timedelta(days=1) not in days)
+    filters = Filters(quiet + timedelta(days=1), quiet + timedelta(days=1))
+    table = kpis.kpi_breakdown(warehouse.engine, filters, "channel").set_index("channel")
+    assert table.loc["live_stream", "net_sales"] == 0
+    assert table.loc["live_stream", "net_sales_change_pct"] == -1.0
+    assert table.index[-1] == "live_stream"  # smallest last
