@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -178,6 +179,8 @@ def _duckdb_load(
     building = path.with_name(path.name + ".building")
     for leftover in (building, Path(str(building) + ".wal")):
         leftover.unlink(missing_ok=True)
+    if not re.fullmatch(r"\d+(\.\d+)?\s*[KMGT]i?B", memory_limit):  # it goes into SQL text below
+        raise ValueError(f"memory_limit must look like '3GB', got {memory_limit!r}")
     con = duckdb.connect(str(building))
     try:
         con.execute("SET enable_progress_bar = false")
