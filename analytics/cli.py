@@ -24,6 +24,7 @@ from sqlalchemy import Engine
 
 from analytics import kpis
 from analytics.filters import DEFAULT_RANGE_DAYS, Filters, filter_options
+from analytics.quality import DEFAULT_THRESHOLDS, QualityThresholds, quality_report
 from analytics.schema import TIERS
 from analytics.warehouse import WarehouseError, data_span, open_warehouse, resolve_warehouse_config
 
@@ -214,3 +215,26 @@ def _kpis(ctx: Context) -> pd.DataFrame:
     if summary.is_empty:
         print(f"note: no orders, sessions or registrations between {ctx.start} and {ctx.end}", file=sys.stderr)
     return summary.to_frame()
+
+
+def _quality_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--today", type=iso_date, help="the day freshness is measured against and after which "
+                        "timestamps count as in the future (default: the local date; set it for a reproducible report)")
+    parser.add_argument("--fresh-days", type=int, default=DEFAULT_THRESHOLDS.fresh_days,
+                        help="newest row at most this many days old passes (default %(default)s)")
+    parser.add_argument("--stale-days", type=int, default=DEFAULT_THRESHOLDS.stale_days,
+                        help="newest row older than this fails; in between warns (default %(default)s)")
+
+
+@subcommand("quality", "Data-quality checks of the whole warehouse (complete, accurate, timely), one row per check "
+            "with its status (pass, warn, fail). Dates, channels and tiers are ignored: the checks cover every row "
+            "(on a warehouse without orders, pass any --start and --end).", _quality_options)
+def _quality(ctx: Context) -> pd.DataFrame:
+    args = ctx.args
+    try:
+        thresholds = QualityThresholds(fresh_days=args.fresh_days, stale_days=args.stale_days)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    report = quality_report(ctx.engine, args.today, thresholds)
+    print(f"quality as of {report.today}: {report.summary()}", file=sys.stderr)
+    return report.checks

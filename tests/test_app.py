@@ -16,7 +16,8 @@ from tests.conftest import PROJECT_ROOT
 from ui.format import format_change, format_value
 
 APP = str(PROJECT_ROOT / "app.py")
-PAGES = {"pages/executive_kpis.py": "Executive KPIs", "pages/warehouse.py": "Warehouse"}
+PAGES = {"pages/executive_kpis.py": "Executive KPIs", "pages/warehouse.py": "Warehouse",
+         "pages/data_quality.py": "Data quality"}
 
 
 @pytest.fixture
@@ -48,8 +49,10 @@ def test_every_page_runs_without_an_exception(app_on, warehouse, page: str) -> N
         span = data_span(warehouse.engine)
         orders = kpis.kpi_summary(warehouse.engine, Filters(*span.last_days(90)))["orders"].current
         assert {m.label: m.value for m in at.metric}["Orders"] == format_value(orders, "count")
-    else:
+    elif page == "pages/warehouse.py":
         assert "Every table and column" in at.success[0].value
+    else:
+        assert [m.label for m in at.metric] == ["Complete", "Accurate", "Timely"]
 
 
 def test_warehouse_from_secrets_toml(app_on, duck_warehouse, tmp_path: Path, monkeypatch) -> None:
@@ -255,3 +258,4 @@ def test_link_values_that_cannot_be_used_are_named(app_on, duck_warehouse) -> No
     assert "tier=gold" in warnings and "dates=1999-01-01" in warnings and "trend_kpi=Profit" in warnings
     assert "Silver" not in warnings
     assert at.sidebar.multiselect(key="tier").value == ["silver"]  # the valid part is kept
+

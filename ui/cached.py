@@ -7,12 +7,15 @@ button clears them after the warehouse has been reloaded.
 
 from __future__ import annotations
 
+from datetime import date
+
 import pandas as pd
 import streamlit as st
 from sqlalchemy import Engine
 
 from analytics import kpis
 from analytics.filters import FilterOptions, Filters, filter_options
+from analytics.quality import DEFAULT_THRESHOLDS, QualityReport, QualityThresholds, quality_report
 from analytics.warehouse import DataSpan, SchemaReport, check_schema, data_span, table_overview
 
 TTL_SECONDS = 600
@@ -51,3 +54,16 @@ def cached_kpi_breakdown(_engine: Engine, url: str, filters: Filters, by: str) -
 @st.cache_data(ttl=TTL_SECONDS, show_spinner="Checking the warehouse…")
 def cached_schema_and_counts(_engine: Engine, url: str) -> tuple[SchemaReport, pd.DataFrame]:
     return check_schema(_engine), table_overview(_engine)
+
+
+@st.cache_data(ttl=TTL_SECONDS, show_spinner="Checking data quality: every table once, keys and references…")
+def cached_quality_report(_engine: Engine, url: str, today: date,
+                          thresholds: QualityThresholds = DEFAULT_THRESHOLDS) -> QualityReport:
+    return quality_report(_engine, today, thresholds)
+
+
+@st.cache_data(ttl=TTL_SECONDS, show_spinner=False)
+def cached_import_history(_engine: Engine, url: str) -> pd.DataFrame:
+    from analytics.importers import import_history
+
+    return import_history(_engine)
