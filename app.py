@@ -34,6 +34,7 @@ PAGES = {
     "Marketing": [],
     "Data": [
         st.Page("pages/warehouse.py", title="Warehouse", icon=":material/database:", url_path="warehouse"),
+        st.Page("pages/import_data.py", title="Import data", icon=":material/upload_file:", url_path="import"),
         st.Page("pages/data_quality.py", title="Data quality", icon=":material/fact_check:", url_path="quality"),
     ],
 }

@@ -7,11 +7,23 @@ points liability) both read. A shop with other rules changes them here.
 
 from __future__ import annotations
 
+import os
+
 from analytics.schema import TIERS
 
-#: The shop currency of every monetary column in the warehouse, and how the UI writes it.
-CURRENCY: str = "CNY"
-CURRENCY_SYMBOL: str = "¥"
+CURRENCY_ENV = "MEMBERLENS_CURRENCY"
+_SYMBOLS = {"CNY": "¥", "JPY": "¥", "GBP": "£", "USD": "$", "EUR": "€", "HKD": "HK$", "KRW": "₩", "INR": "₹"}
+
+
+def _currency() -> str:
+    code = os.environ.get(CURRENCY_ENV, "").strip().upper()
+    return code if code.isalpha() and len(code) == 3 else "CNY"
+
+
+#: The shop currency of every monetary column in the warehouse (ISO 4217; ``MEMBERLENS_CURRENCY``,
+#: default CNY: the demo shop's), and how the UI writes it. An imported shop sets its own, e.g. GBP.
+CURRENCY: str = _currency()
+CURRENCY_SYMBOL: str = _SYMBOLS.get(CURRENCY, f"{CURRENCY} ")
 
 #: Gross spend on completed orders in the previous twelve calendar months needed for each tier.
 #: Tiers are re-evaluated on the first day of every month, so they go down as well as up.

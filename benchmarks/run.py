@@ -1,4 +1,4 @@
-"""MemberLens benchmarks: ``python -m benchmarks.run [--scenario all|generator|kpis]``.
+"""MemberLens benchmarks: ``python -m benchmarks.run [--scenario all|generator|kpis|import]``.
 
 Prints plain tables of medians over several runs, each figure next to its target or its baseline
 measured in the same run. Nothing here is a test: speed is measured, not asserted.
@@ -10,6 +10,8 @@ measured in the same run. Nothing here is a test: speed is measured, not asserte
   days of data): the KPI summary, the daily net-sales trend and the channel breakdown; and for the
   member-tier view. The floor is a single full scan of ``orders`` in the same run: one query that
   reads every column of every row (min/max of the text and time columns, sums of the numbers).
+* ``import``: the transactions importer on the real Online Retail file against DuckDB's plain
+  ``read_csv`` of the same file in the same run, and the command line's wall time and peak memory.
 """
 
 from __future__ import annotations
@@ -132,9 +134,65 @@ def kpi_scenario(warehouse: Path, repeat: int) -> None:
     print("\ntargets: each page view <= 1000 ms and <= 2.00x the floor")
 
 
+RETAIL = PROJECT_ROOT.parent / "shared" / "datasets" / "online_retail.csv.gz"
+IMPORT_TARGETS = (20.0, 1.5, 3.0)  # seconds, GiB, times DuckDB's plain read_csv
+
+
+def import_scenario(repeat: int) -> None:
+    """Import the Online Retail file (541,909 lines) into a fresh DuckDB warehouse.
+
+    The baseline is DuckDB's plain ``read_csv`` of the same file into a table (type detection
+    included), in the same process and run. Peak memory is that of a child process running the
+    command-line importer, interpreter included.
+    """
+    import duckdb
+
+    from analytics.importers import import_file
+
+    if not RETAIL.exists():
+        print(f"\nimport: skipped, {RETAIL} is absent")
+        return
+    work = DATA / "import"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+
+    def plain_read() -> None:
+        con = duckdb.connect()
+        con.execute("CREATE TABLE t AS SELECT * FROM read_csv($path)", {"path": str(RETAIL)})
+        con.close()
+
+    runs = iter(range(10_000))
+
+    def one_import() -> None:
+        import_file(f"duckdb:///{work / f'run{next(runs)}.duckdb'}", "transactions", RETAIL)
+
+    one_import()  # warm-up: imports, file cache
+    baseline, _ = median_ms(plain_read, repeat * 3)
+    ours, _ = median_ms(one_import, repeat * 3)
+    target = work / "cli.duckdb"
+    began = time.perf_counter()
+    child = subprocess.Popen([sys.executable, "-m", "analytics.importers", "transactions", str(RETAIL), "--url",
+                              f"duckdb:///{target}"], cwd=PROJECT_ROOT, stdout=subprocess.DEVNULL)
+    _pid, status, usage = os.wait4(child.pid, 0)
+    wall = time.perf_counter() - began
+    if status != 0:
+        raise SystemExit("the command-line import failed")
+    peak = usage.ru_maxrss / 1024 / 1024
+    seconds, gib, ratio = IMPORT_TARGETS
+    print(f"\nImport of {RETAIL.name} (541,909 lines) into a new DuckDB warehouse, median of {repeat * 3}")
+    print(table([
+        ["DuckDB read_csv of the file (baseline)", f"{baseline:.0f} ms", ""],
+        ["import_file (read, check, shape, load, commit)", f"{ours:.0f} ms",
+         f"{ours / baseline:.2f}x baseline (target <= {ratio:.0f}x)"],
+        ["python -m analytics.importers (whole process)", f"{wall:.1f} s, {peak:.2f} GiB peak",
+         f"target <= {seconds:.0f} s, <= {gib} GiB"],
+    ], ["what", "time", "against"]))
+    shutil.rmtree(work, ignore_errors=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__.split("\n")[0])
-    parser.add_argument("--scenario", choices=("all", "generator", "kpis"), default="all")
+    parser.add_argument("--scenario", choices=("all", "generator", "kpis", "import"), default="all")
     parser.add_argument("--members", type=int, default=1_000_000, help="benchmark warehouse size")
     parser.add_argument("--repeat", type=int, default=3, help="runs per generator figure (KPI queries run 3x more)")
     parser.add_argument("--warehouse", type=Path, help="reuse this DuckDB warehouse for the kpis scenario")
@@ -149,6 +207,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"\nbuilding {warehouse.name} for the KPI scenario ...")
             build_once(args.members, 42, warehouse)
         kpi_scenario(warehouse, args.repeat * 3)
+    if args.scenario in ("all", "import"):
+        import_scenario(args.repeat)
     return 0
 
 

@@ -11,7 +11,8 @@ from ui.warehouse import SOURCE_LABELS
 
 ctx = page_inputs()
 st.title("Warehouse")
-st.caption("The database every MemberLens page reads. MemberLens opens it read-only and never changes it.")
+st.caption("The database every MemberLens page reads. Analyses open it read-only; only an import you start on "
+           "the Import data page writes to it.")
 
 left, right = st.columns(2)
 left.markdown(f"**URL** ({SOURCE_LABELS[ctx.config.source]})  \n`{ctx.config.display_url}`")

@@ -7,17 +7,18 @@ from pathlib import Path
 
 import duckdb
 import pytest
+from sqlalchemy import text
 from streamlit.testing.v1 import AppTest
 
 from analytics import kpis
 from analytics.filters import Filters
-from analytics.warehouse import data_span
+from analytics.warehouse import data_span, open_warehouse
 from tests.conftest import PROJECT_ROOT
 from ui.format import format_change, format_value
 
 APP = str(PROJECT_ROOT / "app.py")
 PAGES = {"pages/executive_kpis.py": "Executive KPIs", "pages/warehouse.py": "Warehouse",
-         "pages/data_quality.py": "Data quality"}
+         "pages/import_data.py": "Import data", "pages/data_quality.py": "Data quality"}
 
 
 @pytest.fixture
@@ -51,6 +52,8 @@ def test_every_page_runs_without_an_exception(app_on, warehouse, page: str) -> N
         assert {m.label: m.value for m in at.metric}["Orders"] == format_value(orders, "count")
     elif page == "pages/warehouse.py":
         assert "Every table and column" in at.success[0].value
+    elif page == "pages/import_data.py":
+        assert "Choose a file" in at.info[0].value
     else:
         assert [m.label for m in at.metric] == ["Complete", "Accurate", "Timely"]
 
@@ -167,7 +170,7 @@ def test_first_run_builds_the_demo_warehouse_then_opens_the_kpis(app_on, tmp_pat
     assert (tmp_path / "warehouse.duckdb").exists()
     assert [t.value for t in at.title] == ["Executive KPIs"]
     assert len(at.metric) == len(kpis.KPIS)
-    assert "embedded demo warehouse" in " ".join(c.value for c in at.sidebar.caption)
+    assert "embedded warehouse" in " ".join(c.value for c in at.sidebar.caption)
 
 
 def test_a_rebuilt_warehouse_is_read_after_refresh(app_on, tmp_path: Path) -> None:
@@ -259,3 +262,31 @@ def test_link_values_that_cannot_be_used_are_named(app_on, duck_warehouse) -> No
     assert "Silver" not in warnings
     assert at.sidebar.multiselect(key="tier").value == ["silver"]  # the valid part is kept
 
+
+def test_import_page_previews_maps_and_imports_a_file(app_on, duck_warehouse, tmp_path: Path) -> None:
+    """The path a user takes: choose a file, see its rows and mapping, import, see the result."""
+    copy = tmp_path / "demo.duckdb"
+    copy.write_bytes(Path(duck_warehouse.url.removeprefix("duckdb:///")).read_bytes())
+    export = tmp_path / "shop_export.csv"
+    export.write_text(
+        "Invoice,StockCode,Description,Quantity,InvoiceDate,Price,Customer ID,Country\n"
+        "A1,SKU-1,Mug,2,2026-11-10 09:30:00,4.50,9001.0,United Kingdom\n"
+        "A1,SKU-2,Tea,1,2026-11-10 09:30:00,3.00,9001.0,United Kingdom\n"
+        "A1,SKU-2,Tea,1,2026-11-10 09:30:00,3.00,9001.0,United Kingdom\n"
+        "CA1,SKU-1,Mug,-1,2026-11-11 10:00:00,4.50,9001.0,United Kingdom\n", encoding="utf-8")
+    at = app_on(f"duckdb:///{copy}")
+    at.switch_page("pages/import_data.py").run()
+    at.radio(key="import_source").set_value("A path on the server").run()
+    at.text_input(key="import_path").input(str(export)).run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert "Online Retail II" in " ".join(c.value for c in at.caption)
+    assert at.selectbox(key=f"map:transactions:{export}:unit_price").value == "Price"
+    at.button(key="import_go").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.success and "3 of 4 rows imported" in at.success[0].value
+    engine = open_warehouse(f"duckdb:///{copy}")  # the app's own configuration: DuckDB refuses mixed ones
+    with engine.connect() as conn:
+        rows = conn.execute(text("SELECT status, net_amount FROM orders WHERE member_id = '9001' ORDER BY 1")).all()
+    engine.dispose()
+    # A1 (4.50 x 2 + 3.00, the duplicate line left out) and the cancellation CA1, positive, not completed
+    assert [(status, float(amount)) for status, amount in rows] == [("cancelled", 4.5), ("completed", 12.0)]

@@ -22,6 +22,7 @@ _CONTEXT_KEY = "_memberlens_context"
 DATES_KEY = "dates"
 CHANNEL_KEY = "channel"
 TIER_KEY = "tier"
+RESET_KEY = "_reset_filters"
 
 
 @dataclass(frozen=True)
@@ -79,6 +80,13 @@ def _valid_dates(span: DataSpan) -> set[str]:
 def sidebar_filters(span: DataSpan, options: FilterOptions) -> Filters:
     """Draw the global filters in the sidebar and return them as a Filters value."""
     default_start, default_end = span.last_days(DEFAULT_RANGE_DAYS)
+    picked_before = st.session_state.get(DATES_KEY)
+    outside = isinstance(picked_before, (tuple, list)) and any(
+        d is not None and not span.first_day <= d <= span.last_day for d in picked_before)
+    if st.session_state.pop(RESET_KEY, False) or outside:  # new data: start again from the defaults
+        st.session_state[DATES_KEY] = (default_start, default_end)
+        st.session_state[CHANNEL_KEY] = []
+        st.session_state[TIER_KEY] = []
     with st.sidebar:
         st.subheader("Filters")
         warn_about_ignored_link_values({
@@ -86,9 +94,11 @@ def sidebar_filters(span: DataSpan, options: FilterOptions) -> Filters:
             CHANNEL_KEY: {label(c) for c in options.channels},
             TIER_KEY: {label(t) for t in options.tiers},
         })
+        # Defaults only for widgets without state: Streamlit warns when both are given.
+        given = {"value": (default_start, default_end)} if DATES_KEY not in st.session_state else {}
         picked = st.date_input(
             "Date range",
-            value=(default_start, default_end),
+            **given,
             min_value=span.first_day,
             max_value=span.last_day,
             key=DATES_KEY,
@@ -107,13 +117,19 @@ def sidebar_filters(span: DataSpan, options: FilterOptions) -> Filters:
         else:
             start, end = min(dates), max(dates)
         channels = st.multiselect(
-            "Sales channel", options.channels, default=[], key=CHANNEL_KEY, bind="query-params", format_func=label,
+            "Sales channel", options.channels, key=CHANNEL_KEY, bind="query-params", format_func=label,
             placeholder="All channels", help="Keeps orders placed in these channels. KPIs without a "
             "sales channel (new members, session conversion, points) are not affected.",
         )
         tiers = st.multiselect(
-            "Member tier", options.tiers, default=[], key=TIER_KEY, bind="query-params", format_func=label,
+            "Member tier", options.tiers, key=TIER_KEY, bind="query-params", format_func=label,
             placeholder="All tiers", help="Keeps members whose current tier is one of these; guest "
             "orders and anonymous sessions drop out.",
         )
     return Filters(start, end, tuple(channels), tuple(tiers))
+
+
+def reset_filters() -> None:
+    """Put the sidebar filters back to their defaults on the next run: after an import the data's
+    dates change. (Removing the widgets' state is not enough: the browser would keep showing them.)"""
+    st.session_state[RESET_KEY] = True

@@ -32,7 +32,7 @@ DEMO_MEMBERS_ENV = "MEMBERLENS_DEMO_MEMBERS"
 SOURCE_LABELS = {
     "environment": "from MEMBERLENS_WAREHOUSE_URL",
     "secrets": "from .streamlit/secrets.toml",
-    "default": "embedded demo warehouse",
+    "default": "embedded warehouse",
 }
 
 

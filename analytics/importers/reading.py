@@ -1,0 +1,376 @@
+"""Reading a file into the staging database: its header, its rows as text, its fingerprint.
+
+Files are never loaded into pandas whole. CSV (plain or gzip) goes through DuckDB's parallel CSV
+reader straight into a staging table of text columns (``_raw``); XLSX is streamed row by row with
+openpyxl's read-only mode in batches. Every row keeps its position: ``_row`` is the row number a
+spreadsheet shows for it (the header is row 1), ``_sheet`` the worksheet (XLSX only).
+
+Columns are staged under positional names ``c0 .. cN`` so that no name from the file ever reaches
+SQL text; the file's own names are kept alongside for messages. Values are parsed later, in SQL,
+where an unreadable value can be reported with its row and column.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import hashlib
+import io
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+
+from analytics.importers.errors import ImportRefused
+
+ENCODINGS: tuple[str, ...] = ("utf-8", "latin-1", "utf-16")
+DELIMITERS: tuple[str, ...] = (",", ";", "\t", "|")
+DELIMITER_NAMES = {",": "comma", ";": "semicolon", "\t": "tab", "|": "vertical bar"}
+XLSX_BATCH_ROWS = 50_000
+_GZIP_MAGIC = b"\x1f\x8b"
+_XLSX_MAGIC = b"PK\x03\x04"
+
+
+@dataclass(frozen=True)
+class SourceFile:
+    """A file as staged: its format, its columns (file names) and how it was read."""
+
+    path: Path
+    format: str  # csv | xlsx
+    columns: tuple[str, ...]
+    sheets: tuple[str, ...] = ()
+
+    def internal(self, position: int) -> str:
+        """The staging column holding the file's column at ``position``."""
+        return f"c{position}"
+
+
+def file_format(path: Path) -> str:
+    """'xlsx' for Excel workbooks, else 'csv' (plain or gzip-compressed text)."""
+    with open(path, "rb") as handle:
+        head = handle.read(4)
+    if head == _XLSX_MAGIC or path.suffix.lower() == ".xlsx":
+        return "xlsx"
+    return "csv"
+
+
+def fingerprint(path: Path, kind: str) -> str:
+    """SHA-256 of the kind and the file's bytes: the same file imported again is recognised."""
+    digest = hashlib.sha256(kind.encode() + b"\0")
+    with open(path, "rb") as handle:
+        while chunk := handle.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def check_readable(path: Path) -> None:
+    if not path.exists():
+        raise ImportRefused(f"There is no file at {path}.", "Check the path, or upload the file.")
+    if path.is_dir():
+        raise ImportRefused(f"{path} is a folder, not a file.", "Choose one file.")
+    if path.stat().st_size == 0:
+        raise ImportRefused(f"{path.name} is empty (0 bytes).", "Export the data again; the file holds nothing.")
+
+
+def _open_text(path: Path, encoding: str) -> io.TextIOWrapper:
+    with open(path, "rb") as handle:
+        compressed = handle.read(2) == _GZIP_MAGIC
+    binary = gzip.open(path, "rb") if compressed else open(path, "rb")  # noqa: SIM115 - wrapped below
+    return io.TextIOWrapper(binary, encoding="utf-8-sig" if encoding == "utf-8" else encoding, newline="")
+
+
+def read_header(path: Path, delimiter: str, encoding: str) -> list[str]:
+    """The file's column names, with specific messages for an empty file, a wrong encoding or delimiter."""
+    try:
+        with _open_text(path, encoding) as text:
+            header = next(csv.reader(text, delimiter=delimiter), None)
+    except UnicodeDecodeError:
+        raise not_utf8(path, encoding, 1) from None
+    except (OSError, EOFError) as exc:  # a truncated .gz, say
+        raise ImportRefused(f"{path.name} cannot be read: {exc}.", "Check that the file is complete.") from None
+    if header is None or not any(h.strip() for h in header):
+        raise ImportRefused(f"{path.name} has no header row (the first line is empty).",
+                            "Export the file with its column names on the first line.")
+    header = [h.strip() for h in header]
+    if len(header) == 1:
+        others = [d for d in DELIMITERS if d != delimiter and d in header[0]]
+        if others:
+            found = others[0]
+            raise ImportRefused(
+                f"{path.name} does not look {DELIMITER_NAMES[delimiter]}-separated: its header is one column "
+                f"{header[0][:80]!r}, which holds {DELIMITER_NAMES[found]}s.",
+                f"Choose {DELIMITER_NAMES[found]} ({found!r}) as the delimiter.",
+            )
+    return header
+
+
+def not_utf8(path: Path, encoding: str, line: int | None) -> ImportRefused:
+    where = f" (line {line})" if line else ""
+    alternatives = [e for e in ENCODINGS if e != encoding]
+    return ImportRefused(
+        f"{path.name} is not {encoding} text{where}: some bytes are not valid in that encoding.",
+        f"Choose the file's encoding ({' or '.join(alternatives)}; Excel on Windows often writes latin-1), "
+        "or save it as UTF-8.",
+    )
+
+
+def explain_csv_error(exc: duckdb.Error, path: Path, encoding: str, columns: int) -> ImportRefused:
+    """DuckDB's CSV reader messages turned into one specific sentence."""
+    message = str(exc)
+    line = re.search(r"Line: (\d+)", message)
+    line_no = int(line.group(1)) if line else None
+    if "unicode" in message.lower() or "utf-8" in message.lower():
+        return not_utf8(path, encoding, line_no)
+    found = re.search(r"Expected Number of Columns: (\d+) Found: (\d+)", message)
+    if found:
+        return ImportRefused(
+            f"Line {line_no} of {path.name} has {found.group(2)} fields where the header has {found.group(1)}.",
+            "A value probably holds the delimiter without quotes, or the line is cut short: correct that "
+            "line (or quote the value) and import again.",
+        )
+    if "quote" in message.lower():
+        return ImportRefused(f"{path.name} has an unclosed quote near line {line_no}.",
+                             "Close the quote on that line, or choose the right delimiter.")
+    first = message.strip().splitlines()[0] if message.strip() else type(exc).__name__
+    return ImportRefused(f"{path.name} cannot be read as CSV: {first}", "Check the delimiter and encoding.")
+
+
+def _limit(max_rows: int | None) -> str:
+    return "" if max_rows is None else f" LIMIT {int(max_rows)}"
+
+
+def stage_csv(
+    con: duckdb.DuckDBPyConnection, path: Path, delimiter: str, encoding: str, max_rows: int | None = None
+) -> SourceFile:
+    """Stage a CSV (or CSV.GZ) file as ``_raw(_row, _sheet, c0..cN)``, all text (the first ``max_rows``)."""
+    header = read_header(path, delimiter, encoding)
+    columns = "{" + ", ".join(f"'c{i}': 'VARCHAR'" for i in range(len(header))) + "}"
+    try:
+        con.execute(
+            f"CREATE TEMP TABLE _raw_rows AS SELECT * FROM read_csv($path, columns = {columns}, header = true, "
+            "auto_detect = false, delim = $delim, quote = '\"', escape = '\"', skip = 0, strict_mode = true, "
+            "encoding = $encoding)" + _limit(max_rows),
+            {"path": str(path), "delim": delimiter, "encoding": encoding},
+        )
+    except duckdb.Error as exc:
+        raise explain_csv_error(exc, path, encoding, len(header)) from None
+    con.execute("CREATE TEMP VIEW _raw AS SELECT rowid AS _rid, rowid + 2 AS _row, CAST(NULL AS VARCHAR) AS _sheet, * "
+                "FROM _raw_rows")
+    return SourceFile(path, "csv", tuple(header))
+
+
+def stage_lines(
+    con: duckdb.DuckDBPyConnection, path: Path, encoding: str, max_rows: int | None = None
+) -> SourceFile:
+    """Stage a file line by line, unsplit, as ``_raw(_row, _sheet, c0)`` (baskets: no header)."""
+    check_encoding_of_start(path, encoding)
+    try:
+        con.execute(
+            "CREATE TEMP TABLE _raw_rows AS SELECT * FROM read_csv($path, columns = {'c0': 'VARCHAR'}, "
+            "header = false, auto_detect = false, delim = $delim, quote = '', escape = '', skip = 0, "
+            "encoding = $encoding)" + _limit(max_rows),
+            {"path": str(path), "delim": "\x1f", "encoding": encoding},
+        )
+    except duckdb.Error as exc:
+        raise explain_csv_error(exc, path, encoding, 1) from None
+    con.execute("CREATE TEMP VIEW _raw AS SELECT rowid AS _rid, rowid + 1 AS _row, CAST(NULL AS VARCHAR) AS _sheet, * "
+                "FROM _raw_rows")
+    return SourceFile(path, "csv", ("basket",))
+
+
+def check_encoding_of_start(path: Path, encoding: str) -> None:
+    try:
+        with _open_text(path, encoding) as text:
+            text.read(1 << 16)
+    except UnicodeDecodeError:
+        raise not_utf8(path, encoding, None) from None
+
+
+def _cell_text(value: object) -> str | None:
+    """An Excel cell as the text a CSV export would hold (so both go through the same parsing)."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return str(int(value)) if value.is_integer() else repr(value)
+    if isinstance(value, datetime):
+        return value.isoformat(sep=" ")
+    if isinstance(value, date):
+        return value.isoformat()
+    text = str(value).strip()
+    return text or None
+
+
+def stage_xlsx(
+    con: duckdb.DuckDBPyConnection, path: Path, sheet: str | None, max_rows: int | None = None
+) -> SourceFile:
+    """Stage an XLSX workbook: the chosen sheet, or every sheet whose header matches the first one's."""
+    from openpyxl import load_workbook
+    from openpyxl.utils.exceptions import InvalidFileException
+
+    try:
+        book = load_workbook(path, read_only=True, data_only=True)
+    except (InvalidFileException, OSError, KeyError, ValueError) as exc:
+        raise ImportRefused(f"{path.name} is not a readable XLSX workbook ({exc}).",
+                            "Open it in Excel and save it again as .xlsx, or export it as CSV.") from None
+    try:
+        if sheet is not None and sheet not in book.sheetnames:
+            raise ImportRefused(f"{path.name} has no sheet {sheet!r}; its sheets are {', '.join(book.sheetnames)}.",
+                                "Choose one of those sheets.")
+        header: list[str] | None = None
+        used: list[str] = []
+        for name in [sheet] if sheet else book.sheetnames:
+            rows = book[name].iter_rows(values_only=True)
+            first = next(rows, None)
+            this_header = [(_cell_text(v) or "") for v in first] if first else []
+            while this_header and not this_header[-1]:
+                this_header.pop()
+            if not any(this_header):
+                continue
+            if header is None:
+                header = this_header
+                con.execute(
+                    "CREATE TEMP TABLE _raw (_rid BIGINT, _row BIGINT, _sheet VARCHAR, "
+                    + ", ".join(f"c{i} VARCHAR" for i in range(len(header))) + ")")
+            elif this_header != header:
+                continue  # another table in the workbook: not this import's
+            used.append(name)
+            _append_sheet(con, name, rows, len(header), max_rows)
+            if max_rows is not None:
+                break
+        if header is None:
+            raise ImportRefused(f"{path.name} holds no rows with a header.", "Check that the data is on a sheet.")
+        return SourceFile(path, "xlsx", tuple(header), tuple(used))
+    finally:
+        book.close()
+
+
+def _append_sheet(con: duckdb.DuckDBPyConnection, sheet: str, rows, width: int, max_rows: int | None) -> None:
+    """Append a worksheet's rows to ``_raw`` in batches, numbering them as Excel does."""
+    names = ["_rid", "_row", "_sheet", *(f"c{i}" for i in range(width))]
+    (next_rid,) = con.execute("SELECT count(*) FROM _raw").fetchall()[0]
+    batch: list[list[str | None]] = [[] for _ in range(width)]
+    numbers: list[int] = []
+    appended = 0
+
+    def flush() -> None:
+        nonlocal next_rid
+        if not numbers:
+            return
+        data = pa.table([pa.array(range(next_rid, next_rid + len(numbers)), pa.int64()),
+                         pa.array(numbers, pa.int64()), pa.array([sheet] * len(numbers), pa.string()),
+                         *(pa.array(col, pa.string()) for col in batch)], names=names)
+        con.register("_xlsx_batch", data)
+        try:
+            con.execute("INSERT INTO _raw SELECT * FROM _xlsx_batch")
+        finally:
+            con.unregister("_xlsx_batch")
+        next_rid += len(numbers)
+        numbers.clear()
+        for col in batch:
+            col.clear()
+
+    for row_no, values in enumerate(rows, start=2):  # row 1 is the header
+        cells = [_cell_text(v) for v in values[:width]]
+        if not any(cells):
+            continue  # blank rows in a sheet are layout, not data
+        cells += [None] * (width - len(cells))
+        numbers.append(row_no)
+        for col, cell in zip(batch, cells, strict=True):
+            col.append(cell)
+        appended += 1
+        if len(numbers) >= XLSX_BATCH_ROWS:
+            flush()
+        if max_rows is not None and appended >= max_rows:
+            break
+    flush()
+
+
+# --- dates -------------------------------------------------------------------------------------
+
+#: Date-time formats tried, in order of preference when several read every value. ISO 8601 goes
+#: through DuckDB's own cast (with or without seconds, 'T', fractions, a trailing UTC/Z).
+DATE_FORMATS: tuple[str, ...] = (
+    "iso",
+    "%m/%d/%Y %H:%M", "%m/%d/%Y %H:%M:%S", "%m/%d/%Y",
+    "%d/%m/%Y %H:%M", "%d/%m/%Y %H:%M:%S", "%d/%m/%Y",
+    "%d.%m.%Y %H:%M", "%d.%m.%Y %H:%M:%S", "%d.%m.%Y",
+    "%Y/%m/%d %H:%M:%S", "%Y/%m/%d %H:%M", "%Y/%m/%d",
+    "epoch_ms", "epoch_s",
+)
+DATE_FORMAT_NAMES = {"iso": "ISO 8601 (YYYY-MM-DD HH:MM:SS)", "epoch_ms": "Unix time in milliseconds",
+                     "epoch_s": "Unix time in seconds"}
+DATE_SAMPLE = 2_000
+
+
+def timestamp_sql(column: str, fmt: str) -> str:
+    """SQL reading text ``column`` as a TIMESTAMP in ``fmt`` (NULL where it does not fit).
+
+    ``fmt`` comes from :data:`DATE_FORMATS` or is a user's strptime format passed as the bound
+    parameter ``$date_format``; it never enters the SQL text.
+    """
+    if fmt == "iso":
+        # The plain cast first: the pattern only runs on values it does not read.
+        return (f"coalesce(TRY_CAST(trim({column}) AS TIMESTAMP), "
+                f"TRY_CAST(regexp_replace(trim({column}), '\\s*(UTC|GMT|Z|[+-]00:?00)$', '') AS TIMESTAMP))")
+    if fmt in ("epoch_ms", "epoch_s"):
+        scale = "1000" if fmt == "epoch_ms" else "1000000"
+        digits = r"^\d{12,14}$" if fmt == "epoch_ms" else r"^\d{9,11}$"
+        return (f"CASE WHEN regexp_matches(trim({column}), '{digits}') "
+                f"THEN make_timestamp(TRY_CAST(trim({column}) AS BIGINT) * {scale}) END")
+    return f"try_strptime(trim({column}), $date_format)"
+
+
+def _format_counts(con: duckdb.DuckDBPyConnection, column: str, formats: Sequence[str], source: str) -> list[int]:
+    params: dict[str, str] = {}
+    counts = []
+    for i, fmt in enumerate(formats):
+        expr = timestamp_sql(column, fmt)
+        if "$date_format" in expr:
+            expr = expr.replace("$date_format", f"$format_{i}")
+            params[f"format_{i}"] = fmt
+        counts.append(f"count({expr})")
+    return list(con.execute(f"SELECT {', '.join(counts)} FROM {source}", params).fetchall()[0])
+
+
+def detect_date_format(con: duckdb.DuckDBPyConnection, column: str, user_format: str | None) -> str:
+    """The format that reads the most values of ``column``; ties go to the earlier in DATE_FORMATS.
+
+    A sample of the first values picks the candidates; where several read all of it (01/02/2011
+    reads as January or February) the whole column decides, since a later 13/02/2011 settles it.
+    """
+    if user_format:
+        return user_format
+    con.execute(f"CREATE OR REPLACE TEMP TABLE _date_sample AS SELECT {column} FROM _raw "
+                f"WHERE nullif(trim({column}), '') IS NOT NULL LIMIT {DATE_SAMPLE}")
+    found = _format_counts(con, column, DATE_FORMATS, "_date_sample")
+    best = max(found)
+    candidates = [fmt for fmt, n in zip(DATE_FORMATS, found, strict=True) if n == best]
+    if len(candidates) > 1 and best > 0:
+        found = _format_counts(con, column, candidates, "_raw")
+        best = max(found)
+        candidates = [fmt for fmt, n in zip(candidates, found, strict=True) if n == best]
+    return candidates[0]
+
+
+def date_params(fmt: str) -> dict[str, str]:
+    return {} if fmt in ("iso", "epoch_ms", "epoch_s") else {"date_format": fmt}
+
+
+def describe_date_format(fmt: str) -> str:
+    return DATE_FORMAT_NAMES.get(fmt, fmt)
+
+
+def columns_list(names: Sequence[str]) -> str:
+    return ", ".join(names)
+
+
+def id_sql(column: str) -> str:
+    """An id column as text; ids exported through Excel as numbers (17850.0) lose the '.0'."""
+    return (f"CASE WHEN {column} LIKE '%.0' THEN regexp_replace(trim({column}), '\\.0+$', '') "
+            f"ELSE nullif(trim({column}), '') END")
