@@ -30,6 +30,7 @@ from sqlalchemy import Table, create_engine, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.schema import CreateTable
 
+from analytics.schema import IMPORT_LOG_TABLE
 from analytics.warehouse import (
     WarehouseError,
     create_warehouse_engine,
@@ -148,7 +149,10 @@ def bulk_load(
         )
     present = existing_tables(url)
     clash = [n for n in names if n.lower() in {p.lower() for p in present}]
-    foreign = sorted(p for p in present if p.lower() not in {n.lower() for n in names})
+    # The import log describes the data being replaced: it goes with it (a re-import must not be
+    # refused as "already imported" into the rebuilt warehouse).
+    own = [p for p in present if p.lower() == IMPORT_LOG_TABLE]
+    foreign = sorted(p for p in present if p.lower() not in {n.lower() for n in names} and p not in own)
     if backend == "duckdb" and foreign:
         raise WarehouseError(
             f"{duckdb_path(url)} also holds tables MemberLens does not manage ({', '.join(foreign)}); "
@@ -164,7 +168,7 @@ def bulk_load(
         with _duckdb_load(url, tables, sort_by or {}, memory_limit) as loader:
             yield loader
     else:
-        with _postgres_load(url, tables, clash) as loader:
+        with _postgres_load(url, tables, [*clash, *own]) as loader:
             yield loader
 
 

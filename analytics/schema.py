@@ -58,6 +58,10 @@ CAMPAIGN_TYPES: tuple[str, ...] = (
 CAMPAIGN_CHANNELS: tuple[str, ...] = ("email", "sms", "push")
 ARMS: tuple[str, ...] = ("treatment", "control")
 
+#: MemberLens's own log of imported files (see analytics.importers.loading): not part of the
+#: contract, but MemberLens's to drop when the warehouse is rebuilt.
+IMPORT_LOG_TABLE = "memberlens_imports"
+
 #: Columns holding personal data; masked wherever member rows are shown or exported.
 PII_COLUMNS: dict[str, tuple[str, ...]] = {"members": ("name", "phone", "email")}
 

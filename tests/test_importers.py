@@ -416,3 +416,15 @@ def test_command_line_rejects_bad_arguments(tmp_path) -> None:
                       "--map", "colour=Country")
     assert mapping.returncode == 2 and "no role colour" in mapping.stderr
 
+
+
+def test_rebuilding_the_demo_forgets_earlier_imports(tmp_path) -> None:
+    """The import log goes with the data it describes: after a rebuild the file can be imported again."""
+    from analytics.synthetic import DemoSpec, generate_warehouse
+
+    url = f"duckdb:///{tmp_path / 'w.duckdb'}"
+    generate_warehouse(url, DemoSpec(members=50, seed=1))
+    assert import_file(url, "baskets", need(GROCERIES)).inserted["orders"] == 9_835
+    generate_warehouse(url, DemoSpec(members=50, seed=1), replace=True)
+    again = import_file(url, "baskets", GROCERIES)
+    assert again.already_imported is None and again.inserted["orders"] == 9_835

@@ -48,7 +48,7 @@ from analytics.warehouse import (
 )
 
 imports_log = Table(
-    "memberlens_imports",
+    schema.IMPORT_LOG_TABLE,
     MetaData(),
     Column("import_id", String, primary_key=True),
     Column("kind", String, nullable=False),
