@@ -24,7 +24,7 @@ from analytics.warehouse import WarehouseError
 from ui.cached import cached_import_history
 from ui.context import page_inputs, reset_filters
 from ui.format import label
-from ui.uploads import saved_upload
+from ui.uploads import import_folders, readable_server_path, saved_upload
 from ui.warehouse import forget_warehouse
 
 KIND_LABELS = {"transactions": "Sales transactions", "events": "Clickstream events", "baskets": "Baskets"}
@@ -64,9 +64,18 @@ if source_choice == "Upload":
     if upload is not None:
         path, file_name = saved_upload(upload), upload.name
 else:
-    typed = st.text_input("Path", key="import_path", placeholder="/data/exports/online_retail.csv.gz").strip()
+    folders = import_folders()
+    typed = st.text_input("Path", key="import_path", placeholder=str(folders[-1] / "online_retail.csv.gz"),
+                          help="Files in " + ", ".join(f"`{f}`" for f in folders) + " (add folders with "
+                          "MEMBERLENS_IMPORT_DIRS).").strip()
     if typed:
-        path, file_name = Path(typed).expanduser(), Path(typed).name
+        path, file_name = readable_server_path(typed), Path(typed).name
+        if path is None:
+            st.error(f"The app reads server files only from {', '.join(str(f) for f in folders)}.",
+                     icon=":material/folder_off:")
+            st.info("Move the file into one of those folders, add its folder to MEMBERLENS_IMPORT_DIRS, or upload "
+                    "it.", icon=":material/lightbulb:")
+            st.stop()
 
 with st.expander("Reading options"):
     left, middle, right = st.columns(3)

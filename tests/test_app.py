@@ -263,7 +263,7 @@ def test_link_values_that_cannot_be_used_are_named(app_on, duck_warehouse) -> No
     assert at.sidebar.multiselect(key="tier").value == ["silver"]  # the valid part is kept
 
 
-def test_import_page_previews_maps_and_imports_a_file(app_on, duck_warehouse, tmp_path: Path) -> None:
+def test_import_page_previews_maps_and_imports_a_file(app_on, duck_warehouse, tmp_path: Path, monkeypatch) -> None:
     """The path a user takes: choose a file, see its rows and mapping, import, see the result."""
     copy = tmp_path / "demo.duckdb"
     copy.write_bytes(Path(duck_warehouse.url.removeprefix("duckdb:///")).read_bytes())
@@ -274,10 +274,14 @@ def test_import_page_previews_maps_and_imports_a_file(app_on, duck_warehouse, tm
         "A1,SKU-2,Tea,1,2026-11-10 09:30:00,3.00,9001.0,United Kingdom\n"
         "A1,SKU-2,Tea,1,2026-11-10 09:30:00,3.00,9001.0,United Kingdom\n"
         "CA1,SKU-1,Mug,-1,2026-11-11 10:00:00,4.50,9001.0,United Kingdom\n", encoding="utf-8")
+    monkeypatch.setenv("MEMBERLENS_IMPORT_DIRS", str(tmp_path / "elsewhere"))
     at = app_on(f"duckdb:///{copy}")
     at.switch_page("pages/import_data.py").run()
     at.radio(key="import_source").set_value("A path on the server").run()
     at.text_input(key="import_path").input(str(export)).run()
+    assert "reads server files only from" in at.error[0].value  # not in an import folder: not read
+    monkeypatch.setenv("MEMBERLENS_IMPORT_DIRS", str(tmp_path))
+    at.run()
     assert not at.exception, [e.value for e in at.exception]
     assert "Online Retail II" in " ".join(c.value for c in at.caption)
     assert at.selectbox(key=f"map:transactions:{export}:unit_price").value == "Price"

@@ -428,3 +428,21 @@ def test_rebuilding_the_demo_forgets_earlier_imports(tmp_path) -> None:
     generate_warehouse(url, DemoSpec(members=50, seed=1), replace=True)
     again = import_file(url, "baskets", GROCERIES)
     assert again.already_imported is None and again.inserted["orders"] == 9_835
+
+
+def test_hostile_text_in_options_never_reaches_sql(tmp_path, duck_warehouse: Warehouse) -> None:
+    """A date format, channel, mapping or file name with quotes and SQL is data, never SQL."""
+    copy = tmp_path / "demo.duckdb"
+    shutil.copy(duck_warehouse.url.removeprefix("duckdb:///"), copy)
+    url = f"duckdb:///{copy}"
+    hostile = "x'); DROP TABLE orders; --"
+    path = tmp_path / "it's; DROP TABLE members.csv"
+    path.write_text(HEADER.replace("Country", hostile) + GOOD, encoding="utf-8")
+    before = snapshot(url)
+    with pytest.raises(ImportRefused, match="not a date in the format %Y'\\); DROP"):
+        import_file(url, "transactions", path, ImportOptions(date_format="%Y'); DROP TABLE orders; --"))
+    assert snapshot(url) == before
+    result = import_file(url, "transactions", path, ImportOptions(channel=hostile, mapping={"country": hostile}))
+    assert result.inserted["orders"] == 1
+    assert scalar(url, "SELECT channel FROM orders WHERE order_id = '536365'") == hostile
+    assert scalar(url, "SELECT region FROM members WHERE member_id = '17850'") == "United Kingdom"

@@ -7,6 +7,7 @@ Uploads older than a day are removed whenever a new one is saved.
 
 from __future__ import annotations
 
+import os
 import shutil
 import time
 from pathlib import Path
@@ -16,6 +17,22 @@ from streamlit.runtime.uploaded_file_manager import UploadedFile
 from analytics.warehouse import data_dir
 
 KEEP_SECONDS = 24 * 3600
+IMPORT_DIRS_ENV = "MEMBERLENS_IMPORT_DIRS"
+
+
+def import_folders() -> list[Path]:
+    """Folders whose files the Import data page may read by path: ``<data dir>/imports`` and those in
+    ``MEMBERLENS_IMPORT_DIRS`` (separated by the OS path separator). Anyone who can open the app can
+    preview what the page reads, so it never reads the server's other files."""
+    folders = [data_dir() / "imports"]
+    folders += [Path(p).expanduser() for p in os.environ.get(IMPORT_DIRS_ENV, "").split(os.pathsep) if p.strip()]
+    return [f.resolve() for f in folders]
+
+
+def readable_server_path(typed: str) -> Path | None:
+    """The typed path if it lies inside an import folder (symlinks resolved), else None."""
+    path = Path(typed).expanduser().resolve()
+    return path if any(path.is_relative_to(folder) for folder in import_folders()) else None
 
 
 def uploads_dir() -> Path:

@@ -55,7 +55,9 @@ def stage_events(
                             "be grouped into sessions.", "Map the visitor (user) id or the session id column.")
     col = stage.column
     name = stage.column_name
-    params = date_params(date_format)
+    # The date format may be the user's own text: it reaches SQL only as a bound parameter.
+    params = {**date_params(date_format),
+              "date_reason": f"not a date in the format {describe_date_format(date_format)}"}
     stage.run(
         "CREATE TEMP TABLE _parsed AS SELECT _rid, _row, _sheet, "
         f"nullif(trim({col(roles['occurred_at'])}), '') AS time_text, "
@@ -79,7 +81,7 @@ def stage_events(
     stage.reject([
         Check("time_text IS NULL", "'missing event time'", name(roles["occurred_at"]), "time_text", True),
         Check("time_text IS NOT NULL AND occurred_at IS NULL",
-              f"'not a date in the format {describe_date_format(date_format)}'", name(roles["occurred_at"]),
+              "$date_reason", name(roles["occurred_at"]),
               "time_text", True),
         Check("type_text IS NULL", "'missing event type'", name(roles["event_type"]), "type_text", True),
         Check("user_id IS NULL AND session_text IS NULL", "'neither a visitor nor a session id'",

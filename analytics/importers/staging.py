@@ -35,7 +35,7 @@ class Check:
     """A condition on ``_parsed`` rows that rejects them, with the column and value to report."""
 
     condition: str  # SQL over _parsed, from code only
-    reason: str  # SQL expression (text) or a quoted literal
+    reason: str  # SQL: a quoted constant, or a $parameter for text that comes from the user
     column: str | None  # the file's column name, reported as is (bound, never in SQL text)
     value: str  # SQL expression for the offending value
     unreadable: bool

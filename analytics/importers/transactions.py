@@ -43,7 +43,9 @@ def stage_transactions(
     """Parse, check and shape a staged transactions file; returns the file's summary figures."""
     col = stage.column
     name = stage.column_name
-    params = {**date_params(date_format), "channel": channel}
+    # The date format may be the user's own text: it reaches SQL only as a bound parameter.
+    params = {**date_params(date_format), "channel": channel,
+              "date_reason": f"not a date in the format {describe_date_format(date_format)}"}
     stage.run(
         "CREATE TEMP TABLE _parsed AS SELECT _rid, _row, _sheet, "
         f"nullif(trim({col(roles['invoice'])}), '') AS invoice, "
@@ -60,7 +62,6 @@ def stage_transactions(
         "FROM _raw",
         params,
     )
-    date_reason = f"'not a date in the format {describe_date_format(date_format)}'"
     stage.reject([
         Check("invoice IS NULL", "'missing invoice number'", name(roles["invoice"]), "invoice", True),
         Check("stock_code IS NULL", "'missing stock code'", name(roles["stock_code"]), "stock_code", True),
@@ -68,7 +69,7 @@ def stage_transactions(
         Check("quantity_text IS NOT NULL AND (quantity_number IS NULL OR quantity_number <> floor(quantity_number) "
               "OR abs(quantity_number) > 1e9)", "'not a whole number'", name(roles["quantity"]), "quantity_text", True),
         Check("date_text IS NULL", "'missing date'", name(roles["invoice_date"]), "date_text", True),
-        Check("date_text IS NOT NULL AND ordered_at IS NULL", date_reason, name(roles["invoice_date"]), "date_text",
+        Check("date_text IS NOT NULL AND ordered_at IS NULL", "$date_reason", name(roles["invoice_date"]), "date_text",
               True),
         Check("price_text IS NULL", "'missing price'", name(roles["unit_price"]), "price_text", True),
         Check("price_text IS NOT NULL AND unit_price IS NULL", "'not a number'", name(roles["unit_price"]),
