@@ -1,5 +1,9 @@
 """MemberLens: navigation, the global sidebar and first-run set-up.
 
+Each page's URL is its file name (``/basket_rules``): Streamlit serves a fresh server's very first
+request from the ``pages/`` folder by file name, so any other URL would show "Page not found". The
+home page lives at ``/`` (its ``kpis`` path only names it).
+
 Run with ``streamlit run app.py``. Without configuration the app builds an embedded DuckDB demo
 warehouse on first run; set ``MEMBERLENS_WAREHOUSE_URL`` (or ``.streamlit/secrets.toml``) to use
 your own. Pages are grouped by audience; a section appears once it has pages.
@@ -31,11 +35,13 @@ PAGES = {
                 url_path="kpis", default=True),
     ],
     "Membership": [],
-    "Marketing": [],
+    "Marketing": [
+        st.Page("pages/basket_rules.py", title="Basket rules", icon=":material/shopping_basket:", url_path="basket_rules"),
+    ],
     "Data": [
         st.Page("pages/warehouse.py", title="Warehouse", icon=":material/database:", url_path="warehouse"),
-        st.Page("pages/import_data.py", title="Import data", icon=":material/upload_file:", url_path="import"),
-        st.Page("pages/data_quality.py", title="Data quality", icon=":material/fact_check:", url_path="quality"),
+        st.Page("pages/import_data.py", title="Import data", icon=":material/upload_file:", url_path="import_data"),
+        st.Page("pages/data_quality.py", title="Data quality", icon=":material/fact_check:", url_path="data_quality"),
     ],
 }
 

@@ -22,7 +22,7 @@ from datetime import date, timedelta
 import pandas as pd
 from sqlalchemy import Engine
 
-from analytics import kpis
+from analytics import kpis, rules
 from analytics.filters import DEFAULT_RANGE_DAYS, Filters, filter_options
 from analytics.quality import DEFAULT_THRESHOLDS, QualityThresholds, quality_report
 from analytics.schema import TIERS
@@ -148,8 +148,8 @@ def write(frame: pd.DataFrame, fmt: str, out=sys.stdout) -> None:
 
 
 def _json_value(value: object) -> object:
-    if value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA or value is pd.NaT:
-        return None
+    if value is None or (isinstance(value, float) and not math.isfinite(value)) or value is pd.NA or value is pd.NaT:
+        return None  # JSON has no NaN or infinity (an infinite conviction prints as null)
     if hasattr(value, "isoformat"):
         return value.isoformat()
     if hasattr(value, "item"):
@@ -238,3 +238,35 @@ def _quality(ctx: Context) -> pd.DataFrame:
     report = quality_report(ctx.engine, args.today, thresholds)
     print(f"quality as of {report.today}: {report.summary()}", file=sys.stderr)
     return report.checks
+
+
+def _rules_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--level", choices=rules.LEVELS, default="product", help="items to mine (default product)")
+    parser.add_argument("--min-support", type=float, default=0.01, help="share of baskets, e.g. 0.01 (default)")
+    parser.add_argument("--min-confidence", type=float, default=0.3, help="share, e.g. 0.3 (default)")
+    parser.add_argument("--min-lift", type=float, default=0.0, help="keep rules with at least this lift")
+    parser.add_argument("--max-len", type=int, default=4, help="most items in a rule (default 4)")
+    parser.add_argument("--algorithm", choices=rules.ALGORITHMS, default="fpgrowth")
+    parser.add_argument("--time-limit", type=float, help="stop mining after this many seconds")
+
+
+@subcommand("rules", "Association rules of the baskets of completed orders in the period (one item in the "
+            "consequent): support, confidence, lift, leverage, conviction and Zhang's metric.", _rules_options)
+def _rules(ctx: Context) -> pd.DataFrame:
+    args = ctx.args
+    try:
+        spec = rules.RuleSpec(level=args.level, min_support=args.min_support, min_confidence=args.min_confidence,
+                              min_lift=args.min_lift, max_len=args.max_len, algorithm=args.algorithm)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    baskets = rules.load_baskets(ctx.engine, Filters(ctx.start, ctx.end, tuple(args.channel), tuple(args.tier)),
+                                 spec.level)
+    try:
+        result = rules.mine_rules(baskets, spec, time_limit=args.time_limit)
+    except rules.RulesRefused as refused:
+        raise UsageError(f"{refused.problem}\n  fix: {refused.fix}") from None
+    except rules.RulesTimeout as stopped:
+        raise UsageError(f"{stopped}\n  fix: raise the minimum support or the time limit") from None
+    print(f"note: {len(result.rules):,} rules from {baskets.count:,} baskets between {ctx.start} and {ctx.end}"
+          + (" (the most recent baskets only)" if baskets.truncated else ""), file=sys.stderr)
+    return result.rules[rules.RULE_COLUMNS[:8]]

@@ -31,5 +31,9 @@ def read_frame(bind: Bind, statement: Executable, params: Mapping[str, Any] | No
     """Run a query and return its rows as a DataFrame (column names from the query)."""
     with connection(bind) as conn:
         result = conn.execute(statement, dict(params or {}))
-        return pd.DataFrame(result.fetchall(), columns=list(result.keys()))
+        columns = list(result.keys())
+        # Plain tuples: pandas inspects SQLAlchemy Row objects one by one (seconds for 500,000 rows).
+        rows = [tuple(row) for row in result.fetchall()]
+        return pd.DataFrame.from_records(rows, columns=columns, nrows=len(rows)) if rows else pd.DataFrame(
+            {c: pd.Series(dtype=object) for c in columns})
 

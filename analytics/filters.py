@@ -8,10 +8,11 @@ filters compare (and cache) equal.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import date, datetime, time, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, Select, select
 
 from analytics.db import Bind, connection
 from analytics.schema import TIERS, members, orders
@@ -66,3 +67,20 @@ def filter_options(bind: Bind) -> FilterOptions:
         tiers = {t for (t,) in conn.execute(select(members.c.tier).distinct()) if t is not None}
     ordered_tiers = [t for t in TIERS if t in tiers] + sorted(tiers - set(TIERS))
     return FilterOptions(tuple(sorted(channels)), tuple(ordered_tiers))
+
+
+def members_in_tiers(tiers: Sequence[str]) -> Select:
+    """The ids of members whose current tier is one of ``tiers`` (a subquery for ``IN``)."""
+    return select(members.c.member_id).where(members.c.tier.in_(tiers))
+
+
+def completed_order_conditions(filters: Filters, lo: datetime, hi: datetime) -> list[ColumnElement]:
+    """Completed orders placed in ``[lo, hi)`` that pass the channel and tier filters: what every
+    sales figure counts (KPIs, baskets)."""
+    o = orders.c
+    conditions = [o.status == "completed", o.ordered_at >= lo, o.ordered_at < hi]
+    if filters.channels:
+        conditions.append(o.channel.in_(filters.channels))
+    if filters.tiers:
+        conditions.append(o.member_id.in_(members_in_tiers(filters.tiers)))
+    return conditions

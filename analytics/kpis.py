@@ -16,7 +16,7 @@ filter and say so in their definition.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
@@ -40,7 +40,7 @@ from sqlalchemy import (
 )
 
 from analytics.db import Bind, connection
-from analytics.filters import Filters
+from analytics.filters import Filters, completed_order_conditions, members_in_tiers
 from analytics.programme import POINTS_PER_CURRENCY_UNIT
 from analytics.schema import events, members, orders, points_ledger
 from analytics.sqlparts import GRAINS, Grain, count_if, date_trunc, sum_if
@@ -154,20 +154,6 @@ class KpiSummary:
 # period.
 
 
-def _order_filters(filters: Filters, lo: datetime, hi: datetime) -> list[ColumnElement]:
-    o = orders.c
-    conditions = [o.status == "completed", o.ordered_at >= lo, o.ordered_at < hi]
-    if filters.channels:
-        conditions.append(o.channel.in_(filters.channels))
-    if filters.tiers:
-        conditions.append(o.member_id.in_(_members_in_tiers(filters.tiers)))
-    return conditions
-
-
-def _members_in_tiers(tiers: Sequence[str]) -> Select:
-    return select(members.c.member_id).where(members.c.tier.in_(tiers))
-
-
 def _ratio(numerator: ColumnElement, denominator: ColumnElement) -> ColumnElement:
     return cast(numerator, Double) / func.nullif(cast(denominator, Double), 0)
 
@@ -192,7 +178,7 @@ def _order_kpis(filters: Filters, by_tier: bool) -> Select:
             sum_if(in_cur, o.net_amount).label("net_cur"),
             sum_if(~in_cur, o.net_amount).label("net_prev"),
         )
-        .where(*_order_filters(filters, prev.start_ts, filters.end_ts))
+        .where(*completed_order_conditions(filters, prev.start_ts, filters.end_ts))
         .group_by(o.member_id)
         .subquery("per_member")
     )
@@ -251,7 +237,7 @@ def _channel_kpis(filters: Filters) -> Select:
     dim = func.coalesce(o.channel, UNKNOWN_LABEL)
     grouped = (
         select(dim.label("dim"), *columns)
-        .where(*_order_filters(filters, filters.previous().start_ts, filters.end_ts))
+        .where(*completed_order_conditions(filters, filters.previous().start_ts, filters.end_ts))
         .group_by(dim)
         .subquery("by_channel")
     )
@@ -276,7 +262,7 @@ def _event_counts(filters: Filters, event_type: str, lo: datetime, hi: datetime,
     e = events.c
     conditions = [e.event_type == event_type, e.occurred_at >= lo, e.occurred_at < hi]
     if filters.tiers:
-        conditions.append(e.member_id.in_(_members_in_tiers(filters.tiers)))
+        conditions.append(e.member_id.in_(members_in_tiers(filters.tiers)))
     base = select(dim.label("dim"), e.session_id).where(*conditions).subquery("typed_events")
     count = func.count(base.c.session_id.distinct()) if distinct_sessions else func.count()
     return select(base.c.dim, cast(count, BigInteger).label("n")).group_by(base.c.dim)
@@ -302,7 +288,7 @@ def _points_outstanding(filters: Filters) -> Select:
     lg = points_ledger.c
     conditions = [lg.occurred_at < filters.end_ts]
     if filters.tiers:
-        conditions.append(lg.member_id.in_(_members_in_tiers(filters.tiers)))
+        conditions.append(lg.member_id.in_(members_in_tiers(filters.tiers)))
     return select(
         cast(func.coalesce(func.sum(lg.delta), 0), BigInteger).label("points_liability_cur"),
         cast(func.coalesce(sum_if(lg.occurred_at < filters.start_ts, lg.delta), 0),
@@ -437,7 +423,7 @@ def _order_trend(filters: Filters, kpi: str, grain: Grain) -> Select:
     o = orders.c
     bucket = date_trunc(grain, o.ordered_at).label("dim")
     base = select(bucket, o.member_id, o.net_amount).where(
-        *_order_filters(filters, filters.start_ts, filters.end_ts)).subquery("bucketed")
+        *completed_order_conditions(filters, filters.start_ts, filters.end_ts)).subquery("bucketed")
     b = base.c
     if kpi in ("active_members", "repurchase_rate"):
         per_member = (select(b.dim, b.member_id, func.count().label("n")).where(b.member_id.is_not(None))
@@ -461,7 +447,7 @@ def _liability_trend(filters: Filters, grain: Grain) -> Select:
     lg = points_ledger.c
     conditions = [lg.occurred_at < filters.end_ts]
     if filters.tiers:
-        conditions.append(lg.member_id.in_(_members_in_tiers(filters.tiers)))
+        conditions.append(lg.member_id.in_(members_in_tiers(filters.tiers)))
     base = select(date_trunc(grain, lg.occurred_at).label("dim"), lg.delta).where(*conditions).subquery("base")
     per_bucket = select(base.c.dim, func.sum(base.c.delta).label("delta")).group_by(base.c.dim).subquery("per_bucket")
     return select(

@@ -254,6 +254,12 @@ def explain_error(exc: BaseException, url: str) -> WarehouseError:
             f"The warehouse file is in use by another program that is writing to it ({where}).",
             "Wait for the demo build or import to finish (or stop that program), then reload.",
         )
+    if "same database file with a different configuration" in lowered:
+        return WarehouseError(
+            f"The warehouse file is open for reading in this MemberLens process, so it cannot be written now "
+            f"({where}).",
+            "Another page or session is still reading it: try again in a moment, or restart the app.",
+        )
     if "does not exist" in lowered and "database" in lowered:
         return WarehouseError(
             f"The database named in the warehouse URL does not exist ({where}).",

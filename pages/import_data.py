@@ -170,8 +170,7 @@ if st.button("Import", type="primary", icon=":material/download:", disabled=bool
             status.update(label=f"{file_name} {done}.", state="complete", expanded=False)
             st.session_state[RESULT_KEY] = result
             if any(result.inserted.values()):
-                reset_filters()  # the default date range follows the newest data
-                st.rerun()  # the sidebar's dates and options now come from the new data
+                reset_filters()  # from the next run on, the sidebar's dates follow the new data
 
 
 def show_rejects(rejected: pd.DataFrame, name: str) -> None:
@@ -226,6 +225,7 @@ elif isinstance(outcome, ImportResult):
             st.dataframe(outcome.rejected_by_reason(), hide_index=True)
             show_rejects(outcome.rejected, outcome.file_name)
         st.page_link("pages/executive_kpis.py", label="See the figures on Executive KPIs", icon=":material/monitoring:")
+        st.caption("The sidebar's date range moves to the new data on your next click.")
 
 st.subheader("Earlier imports")
 history = cached_import_history(ctx.engine, ctx.url)

@@ -23,7 +23,8 @@ ARTIFACTS = PROJECT_ROOT / "tests" / "artifacts"
 # The first request to a fresh server asks for a page other than the home page on purpose: that is
 # when Streamlit would run a pages/ file without app.py (see ui.context.page_inputs).
 PAGES = [("warehouse", "Warehouse", "warehouse"), ("", "Executive KPIs", "executive_kpis"),
-         ("import", "Import data", "import_data"), ("quality", "Data quality", "data_quality")]
+         ("import_data", "Import data", "import_data"), ("data_quality", "Data quality", "data_quality"),
+         ("basket_rules", "Basket rules", "basket_rules")]
 
 pytestmark = pytest.mark.browser
 if not Path(CHROMIUM).exists():

@@ -13,7 +13,7 @@ import pandas as pd
 import streamlit as st
 from sqlalchemy import Engine
 
-from analytics import kpis
+from analytics import kpis, rules
 from analytics.filters import FilterOptions, Filters, filter_options
 from analytics.quality import DEFAULT_THRESHOLDS, QualityReport, QualityThresholds, quality_report
 from analytics.warehouse import DataSpan, SchemaReport, check_schema, data_span, table_overview
@@ -67,3 +67,30 @@ def cached_import_history(_engine: Engine, url: str) -> pd.DataFrame:
     from analytics.importers import import_history
 
     return import_history(_engine)
+
+
+@st.cache_data(ttl=TTL_SECONDS, show_spinner="Reading the baskets…", max_entries=8)
+def cached_baskets(_engine: Engine, url: str, filters: Filters, level: str) -> rules.Baskets:
+    return rules.load_baskets(_engine, filters, level)
+
+
+#: Seconds a mining run may take in the app before it is stopped (the page says so).
+RULES_TIME_LIMIT = 60.0
+
+
+@st.cache_data(ttl=TTL_SECONDS, show_spinner=False, max_entries=16)
+def cached_rules(_engine: Engine, url: str, filters: Filters, spec: rules.RuleSpec) -> rules.RuleResult:
+    baskets = cached_baskets(_engine, url, filters, spec.level)
+    return rules.mine_rules(baskets, spec, time_limit=RULES_TIME_LIMIT)
+
+
+@st.cache_data(ttl=TTL_SECONDS, show_spinner=False)
+def cached_item_names(_engine: Engine, url: str, level: str, items: tuple[str, ...]) -> dict[str, str]:
+    return rules.item_names(_engine, level, items)
+
+
+@st.cache_data(ttl=TTL_SECONDS, show_spinner="Counting the audience…")
+def cached_audience_size(_engine: Engine, url: str, spec_json: str) -> int:
+    import json
+
+    return rules.audience_size(_engine, json.loads(spec_json))
