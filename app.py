@@ -36,7 +36,8 @@ PAGES = {
     ],
     "Membership": [],
     "Marketing": [
-        st.Page("pages/basket_rules.py", title="Basket rules", icon=":material/shopping_basket:", url_path="basket_rules"),
+        st.Page("pages/basket_rules.py", title="Basket rules", icon=":material/shopping_basket:",
+                url_path="basket_rules"),
     ],
     "Data": [
         st.Page("pages/warehouse.py", title="Warehouse", icon=":material/database:", url_path="warehouse"),
