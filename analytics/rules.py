@@ -246,8 +246,11 @@ def estimate_work(baskets: Baskets, spec: RuleSpec) -> WorkEstimate:
 def check_work(estimate: WorkEstimate, spec: RuleSpec) -> None:
     """Refuse settings that would explode (or have nothing to mine), with a specific way out."""
     if estimate.baskets == 0:
-        raise RulesRefused("No completed orders with items match the date range and filters.",
-                           "Widen the date range or clear the filters.")
+        what = "items" if spec.level == "product" else f"items with a {spec.level}"
+        raise RulesRefused(f"No completed orders with {what} match the date range and filters.",
+                           "Widen the date range or clear the filters"
+                           + ("." if spec.level == "product" else ", or mine products: an imported shop's "
+                              "products often have no category."))
     if estimate.too_big:
         raise RulesRefused(
             f"At a minimum support of {spec.min_support:.3%} ({estimate.min_count:,} of {estimate.baskets:,} baskets) "

@@ -121,7 +121,7 @@ st.dataframe(shown, hide_index=True, height=380, column_order=[
 })
 more = f" The first {SHOWN_RULES:,} of {len(rules):,} rules; the download has all." if len(rules) > SHOWN_RULES else ""
 st.caption(f"Sorted by lift; click a column to sort by it.{more}")
-st.download_button("Download all rules (CSV)", with_readings(rules).to_csv(index=False).encode(),
+st.download_button("Download all rules (CSV)", lambda: with_readings(rules).to_csv(index=False).encode(),  # on click
                    file_name=f"memberlens_rules_{level}_{filters.start}_{filters.end}.csv", mime="text/csv",
                    icon=":material/download:", key="rules_download")
 

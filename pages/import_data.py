@@ -180,7 +180,8 @@ def show_rejects(rejected: pd.DataFrame, name: str) -> None:
     })
     if len(rejected) > SHOWN_REJECTS:
         st.caption(f"The first {SHOWN_REJECTS:,} of {len(rejected):,}; download them all.")
-    st.download_button("Download rejected rows (CSV)", rejected.to_csv(index=False), file_name=f"{name}.rejected.csv",
+    st.download_button("Download rejected rows (CSV)", lambda: rejected.to_csv(index=False),  # built on click
+                       file_name=f"{name}.rejected.csv",
                        mime="text/csv", icon=":material/download:", key="import_rejects_download")
 
 
