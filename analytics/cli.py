@@ -22,7 +22,7 @@ from datetime import date, timedelta
 import pandas as pd
 from sqlalchemy import Engine
 
-from analytics import kpis, rules
+from analytics import heatmaps, kpis, rules
 from analytics.filters import DEFAULT_RANGE_DAYS, Filters, filter_options
 from analytics.quality import DEFAULT_THRESHOLDS, QualityThresholds, quality_report
 from analytics.schema import TIERS
@@ -270,3 +270,20 @@ def _rules(ctx: Context) -> pd.DataFrame:
     print(f"note: {len(result.rules):,} rules from {baskets.count:,} baskets between {ctx.start} and {ctx.end}"
           + (" (the most recent baskets only)" if baskets.truncated else ""), file=sys.stderr)
     return result.rules[rules.RULE_COLUMNS[:8]]
+
+
+def _retention_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--cohort", choices=heatmaps.COHORTS, default="first_purchase",
+                        help="group members by their first completed purchase (default) or registration")
+    parser.add_argument("--period", choices=heatmaps.PERIODS, default="month", help="month (default) or week")
+    parser.add_argument("--max-periods", type=int, default=12, help="periods after the cohort's (default 12)")
+
+
+@subcommand("retention", "Cohort retention: per cohort (members whose first purchase or registration falls in a "
+            "week or month of the period) its size and, per later period, the members active then.", _retention_options)
+def _retention(ctx: Context) -> pd.DataFrame:
+    args = ctx.args
+    if not 0 <= args.max_periods <= 120:
+        raise UsageError("--max-periods must lie between 0 and 120")
+    filters = Filters(ctx.start, ctx.end, tuple(args.channel), tuple(args.tier))
+    return heatmaps.cohort_retention(ctx.engine, filters, args.cohort, args.period, max_periods=args.max_periods)
