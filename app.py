@@ -34,7 +34,9 @@ PAGES = {
         st.Page("pages/executive_kpis.py", title="Executive KPIs", icon=":material/monitoring:",
                 url_path="kpis", default=True),
     ],
-    "Membership": [],
+    "Membership": [
+        st.Page("pages/heatmaps.py", title="Heatmaps", icon=":material/grid_on:", url_path="heatmaps"),
+    ],
     "Marketing": [
         st.Page("pages/basket_rules.py", title="Basket rules", icon=":material/shopping_basket:",
                 url_path="basket_rules"),

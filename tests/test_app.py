@@ -19,7 +19,7 @@ from ui.format import format_change, format_value
 APP = str(PROJECT_ROOT / "app.py")
 PAGES = {"pages/executive_kpis.py": "Executive KPIs", "pages/warehouse.py": "Warehouse",
          "pages/import_data.py": "Import data", "pages/data_quality.py": "Data quality",
-         "pages/basket_rules.py": "Basket rules"}
+         "pages/basket_rules.py": "Basket rules", "pages/heatmaps.py": "Heatmaps"}
 
 
 @pytest.fixture
@@ -55,6 +55,8 @@ def test_every_page_runs_without_an_exception(app_on, warehouse, page: str) -> N
         assert "Every table and column" in at.success[0].value
     elif page == "pages/import_data.py":
         assert "Choose a file" in at.info[0].value
+    elif page == "pages/heatmaps.py":
+        assert len(at.get("plotly_chart")) == 4
     elif page == "pages/data_quality.py":
         assert [m.label for m in at.metric] == ["Complete", "Accurate", "Timely"]
     else:

@@ -24,7 +24,7 @@ ARTIFACTS = PROJECT_ROOT / "tests" / "artifacts"
 # when Streamlit would run a pages/ file without app.py (see ui.context.page_inputs).
 PAGES = [("warehouse", "Warehouse", "warehouse"), ("", "Executive KPIs", "executive_kpis"),
          ("import_data", "Import data", "import_data"), ("data_quality", "Data quality", "data_quality"),
-         ("basket_rules", "Basket rules", "basket_rules")]
+         ("basket_rules", "Basket rules", "basket_rules"), ("heatmaps", "Heatmaps", "heatmaps")]
 
 pytestmark = pytest.mark.browser
 if not Path(CHROMIUM).exists():

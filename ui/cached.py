@@ -13,7 +13,7 @@ import pandas as pd
 import streamlit as st
 from sqlalchemy import Engine
 
-from analytics import kpis, rules
+from analytics import heatmaps, kpis, rules
 from analytics.filters import FilterOptions, Filters, filter_options
 from analytics.quality import DEFAULT_THRESHOLDS, QualityReport, QualityThresholds, quality_report
 from analytics.warehouse import DataSpan, SchemaReport, check_schema, data_span, table_overview
@@ -94,3 +94,18 @@ def cached_audience_size(_engine: Engine, url: str, spec_json: str) -> int:
     import json
 
     return rules.audience_size(_engine, json.loads(spec_json))
+
+
+@st.cache_data(ttl=TTL_SECONDS, show_spinner="Computing cohorts…")
+def cached_retention(_engine: Engine, url: str, filters: Filters, cohort: str, period: str, activity: str,
+                     max_periods: int) -> pd.DataFrame:
+    return heatmaps.cohort_retention(_engine, filters, cohort, period, activity, max_periods)  # type: ignore[arg-type]
+
+
+@st.cache_data(ttl=TTL_SECONDS, show_spinner="Computing the heatmap…")
+def cached_heatmap(_engine: Engine, url: str, filters: Filters, kind: str, option: str) -> pd.DataFrame:
+    if kind == "rhythm":
+        return heatmaps.activity_rhythm(_engine, filters, option)
+    if kind == "affinity":
+        return heatmaps.category_affinity(_engine, filters, option)
+    return heatmaps.browsing_hotspots(_engine, filters, option)
