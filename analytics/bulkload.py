@@ -18,7 +18,7 @@ from __future__ import annotations
 import io
 import os
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Protocol
@@ -42,7 +42,7 @@ from analytics.warehouse import (
 )
 
 
-def _driver_errors() -> tuple[type[BaseException], ...]:
+def driver_errors() -> tuple[type[BaseException], ...]:
     """Exceptions that mean the database refused something (as opposed to a bug in the caller)."""
     errors: list[type[BaseException]] = [DBAPIError, duckdb.Error]
     try:
@@ -101,18 +101,27 @@ class PostgresLoader:
             self.sa.execute(CreateTable(table))  # indexes come after the data, in finish()
 
     def append(self, table: str, data: pa.Table) -> None:
-        buffer = io.BytesIO()
-        pa_csv.write_csv(data, buffer, pa_csv.WriteOptions(include_header=False))
-        columns = ", ".join(f'"{c}"' for c in data.column_names)
-        raw = self.sa.connection.driver_connection
-        with raw.cursor() as cursor, cursor.copy(f"COPY {table} ({columns}) FROM STDIN (FORMAT csv)") as copy:
-            copy.write(buffer.getbuffer())
+        copy_batches(self.sa, table, data.column_names, data.to_batches())
 
     def finish(self) -> None:
         for table in self.tables:
             for index in table.indexes:
                 index.create(self.sa)
             self.sa.execute(text(f"ANALYZE {table.name}"))
+
+
+def copy_batches(sa_connection, table: str, columns: Sequence[str], batches: Iterable[pa.RecordBatch]) -> None:
+    """Stream Arrow batches into a PostgreSQL table with ``COPY ... FROM STDIN`` (CSV, batch by batch).
+
+    ``table`` and ``columns`` are identifiers of the contract (or its staging copies), never user text.
+    """
+    names = ", ".join(f'"{c}"' for c in columns)
+    raw = sa_connection.connection.driver_connection
+    with raw.cursor() as cursor, cursor.copy(f"COPY {table} ({names}) FROM STDIN (FORMAT csv)") as copy:
+        for batch in batches:
+            buffer = io.BytesIO()
+            pa_csv.write_csv(batch, buffer, pa_csv.WriteOptions(include_header=False))
+            copy.write(buffer.getbuffer())
 
 
 def existing_tables(url: str) -> list[str]:
@@ -123,7 +132,7 @@ def existing_tables(url: str) -> list[str]:
     engine = create_warehouse_engine(url, read_only=True)  # read-only: a running app may hold the file
     try:
         return table_names(engine)
-    except _driver_errors() as exc:
+    except driver_errors() as exc:
         raise explain_error(exc, url) from exc
     finally:
         engine.dispose()
@@ -213,7 +222,7 @@ def _postgres_load(url: str, tables: Sequence[Table], drop: Sequence[str]) -> It
             loader = PostgresLoader(conn, tables)
             yield loader
             loader.finish()
-    except _driver_errors() as exc:
+    except driver_errors() as exc:
         raise explain_error(exc, url) from exc
     finally:
         engine.dispose()

@@ -159,10 +159,12 @@ class Baskets:
         return cls.from_pairs(ids, [item for basket in baskets for item in basket])
 
 
-def _level_column(level: str):
+def _lines_at_level(level: str):
+    """Orders joined to their lines (and products, above product level) and the item column at ``level``."""
+    source = orders.join(order_items, order_items.c.order_id == orders.c.order_id)
     if level == "product":
-        return order_items.c.product_id
-    return products.c[level]
+        return source, order_items.c.product_id
+    return source.join(products, products.c.product_id == order_items.c.product_id), products.c[level]
 
 
 def load_baskets(bind: Bind, filters: Filters, level: str, max_baskets: int = MAX_BASKETS) -> Baskets:
@@ -173,11 +175,8 @@ def load_baskets(bind: Bind, filters: Filters, level: str, max_baskets: int = MA
     """
     if level not in LEVELS:
         raise ValueError(f"level must be one of {', '.join(LEVELS)}")
-    item = _level_column(level)
+    source, item = _lines_at_level(level)
     conditions = completed_order_conditions(filters, filters.start_ts, filters.end_ts)
-    source = orders.join(order_items, order_items.c.order_id == orders.c.order_id)
-    if level != "product":
-        source = source.join(products, products.c.product_id == order_items.c.product_id)
     with connection(bind) as conn:
         matching = conn.execute(select(func.count()).select_from(orders).where(*conditions)).scalar_one()
         cutoff = None
@@ -489,11 +488,7 @@ def rule_audience_spec(antecedents: str, consequents: str, level: str, start: da
 def audience_size(bind: Bind, spec: dict) -> int:
     """Members in a ``bought_not_bought`` audience: bought every item of ``bought_all`` (completed orders
     in ``bought_between``) and never any of ``never_bought`` (completed orders, any time)."""
-    level = spec["level"]
-    item = _level_column(level)
-    source = orders.join(order_items, order_items.c.order_id == orders.c.order_id)
-    if level != "product":
-        source = source.join(products, products.c.product_id == order_items.c.product_id)
+    source, item = _lines_at_level(spec["level"])
     start, end = (date.fromisoformat(d) for d in spec["bought_between"])
     window = Filters(start, end)
     buyers = (select(orders.c.member_id).select_from(source)

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date
 from pathlib import Path
 
 import duckdb
@@ -293,5 +293,4 @@ def _options_record(options: ImportOptions, date_format: str | None) -> dict[str
     return {"mapping": dict(options.mapping), "delimiter": options.delimiter, "encoding": options.encoding,
             "date_format": date_format, "sheet": options.sheet, "skip_bad_rows": options.skip_bad_rows,
             "replace": options.replace, "channel": options.channel,
-            "basket_date": options.basket_date.isoformat() if options.basket_date else None,
-            "recorded": datetime.now().isoformat(timespec="seconds")}
+            "basket_date": options.basket_date.isoformat() if options.basket_date else None}

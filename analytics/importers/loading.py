@@ -20,7 +20,6 @@ SQL text is built from contract identifiers only; values travel as bound paramet
 
 from __future__ import annotations
 
-import io
 import json
 import uuid
 from collections.abc import Callable, Iterator, Sequence
@@ -30,12 +29,11 @@ from datetime import datetime
 from pathlib import Path
 
 import duckdb
-import pyarrow.csv as pa_csv
 from sqlalchemy import Column, DateTime, Integer, MetaData, String, Table, insert, select, text
 from sqlalchemy.schema import CreateTable
 
 from analytics import schema
-from analytics.bulkload import _driver_errors
+from analytics.bulkload import copy_batches, driver_errors
 from analytics.importers.staging import duckdb_dialect
 from analytics.warehouse import (
     WarehouseError,
@@ -234,7 +232,7 @@ class PostgresTarget(Target):
         self.engine = create_warehouse_engine(url, read_only=False)
         try:
             self.conn = self.engine.connect()
-        except _driver_errors() as exc:
+        except driver_errors() as exc:
             self.engine.dispose()
             raise explain_error(exc, url) from exc
         self.staging = duckdb.connect()
@@ -254,13 +252,7 @@ class PostgresTarget(Target):
         columns = ", ".join(f"{c.name} {c.type.compile(dialect=self.conn.dialect)}" for c in table.columns)
         self.conn.execute(text(f"CREATE TEMP TABLE _stage_{table.name} ({columns}) ON COMMIT DROP"))
         reader = self.staging.sql(f"SELECT * FROM _stage_{table.name}").to_arrow_reader(100_000)
-        raw = self.conn.connection.driver_connection
-        names = ", ".join(c.name for c in table.columns)
-        with raw.cursor() as cursor, cursor.copy(f"COPY _stage_{table.name} ({names}) FROM STDIN (FORMAT csv)") as copy:
-            for batch in reader:
-                buffer = io.BytesIO()
-                pa_csv.write_csv(batch, buffer, pa_csv.WriteOptions(include_header=False))
-                copy.write(buffer.getbuffer())
+        copy_batches(self.conn, f"_stage_{table.name}", [c.name for c in table.columns], reader)
 
     def previous_import(self, fingerprint: str) -> PreviousImport | None:
         if imports_log.name not in self.existing():
@@ -281,7 +273,7 @@ class PostgresTarget(Target):
         try:
             with self.conn.begin():
                 yield
-        except _driver_errors() as exc:
+        except driver_errors() as exc:
             raise explain_error(exc, self.url) from exc
 
     def after_commit(self, changed: Sequence[str]) -> None:

@@ -366,9 +366,6 @@ def describe_date_format(fmt: str) -> str:
     return DATE_FORMAT_NAMES.get(fmt, fmt)
 
 
-def columns_list(names: Sequence[str]) -> str:
-    return ", ".join(names)
-
 
 def id_sql(column: str) -> str:
     """An id column as text; ids exported through Excel as numbers (17850.0) lose the '.0'."""
