@@ -22,7 +22,7 @@ from datetime import date, timedelta
 import pandas as pd
 from sqlalchemy import Engine
 
-from analytics import heatmaps, kpis, rules
+from analytics import funnels, heatmaps, kpis, rules
 from analytics.filters import DEFAULT_RANGE_DAYS, Filters, filter_options
 from analytics.quality import DEFAULT_THRESHOLDS, QualityThresholds, quality_report
 from analytics.schema import TIERS
@@ -287,3 +287,38 @@ def _retention(ctx: Context) -> pd.DataFrame:
         raise UsageError("--max-periods must lie between 0 and 120")
     filters = Filters(ctx.start, ctx.end, tuple(args.channel), tuple(args.tier))
     return heatmaps.cohort_retention(ctx.engine, filters, args.cohort, args.period, max_periods=args.max_periods)
+
+
+def _funnel_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--steps", required=True,
+                        help="2-8 event types, comma-separated; filters after a colon, e.g. "
+                             "'product_view:category=Pet Food;device=app,add_to_cart,purchase'")
+    parser.add_argument("--window", default="7d", help="conversion window from step 1: 30m, 12h, 7d ... (default 7d)")
+    parser.add_argument("--mode", choices=funnels.MODES, default="ordered",
+                        help="ordered (default), strict (no other event between steps) or any (any order)")
+    parser.add_argument("--unit", choices=funnels.UNITS, default="member", help="count members (default) or sessions")
+    parser.add_argument("--breakdown", choices=funnels.DIMENSIONS, help="one row per step and value of this "
+                        "dimension, taken from the entry (first touch)")
+
+
+FUNNEL_COLUMNS = ["step", "units", "overall_conversion", "step_conversion", "median_seconds_to_convert",
+                  "p90_seconds_to_convert"]
+
+
+@subcommand("funnel", "Conversion funnel: per step, the units (members or sessions) whose best attempt starting "
+            "in the period reached it, conversion from step 1 and from the previous step, and the median time "
+            "to convert from the previous step.", _funnel_options)
+def _funnel(ctx: Context) -> pd.DataFrame:
+    args = ctx.args
+    try:
+        spec = funnels.FunnelSpec(funnels.parse_steps(args.steps), funnels.parse_window(args.window), args.mode,
+                                  args.unit)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    filters = Filters(ctx.start, ctx.end, tuple(args.channel), tuple(args.tier))
+    report = funnels.funnel_report(ctx.engine, spec, filters, args.breakdown)
+    if args.breakdown is None:
+        table = report.total.assign(step=report.total["label"])
+        return table[FUNNEL_COLUMNS]
+    table = report.by_dimension.assign(step=report.by_dimension["label"])
+    return table.rename(columns={"dim": args.breakdown})[[args.breakdown, *FUNNEL_COLUMNS]]

@@ -1,0 +1,523 @@
+"""Conversion funnels over the clickstream, computed in the warehouse.
+
+A funnel is 2-8 **steps**, each an event type with optional filters (product category, page,
+device, source), a **conversion window** counted from step 1, an **order mode** and a **unit**
+(a member, or a session). Definitions, shared by the page, the command line and the tests:
+
+* **Order of events.** A unit's events are ordered by time, then by ``event_id``: events with the
+  same timestamp count in id order, so every result is deterministic. One event fills at most one
+  step of an attempt.
+* **Attempt.** Every event matching step 1 that falls inside the date range starts an attempt; an
+  attempt reaches step *k* when steps 2..*k* are completed no later than ``window`` after its
+  start. Events before the start never count; later steps may fall after the end of the range (up
+  to one window).
+
+  - *ordered*: each step is an event after the previous step's, other events allowed between; each
+    step takes the first matching event after the previous one.
+  - *strict*: each step is the unit's very next tracked event (any event type) after the previous
+    step's.
+  - *any*: steps 2..*k* each have a matching event after the start, in any order; a step repeated
+    in the funnel needs as many distinct events. Steps with different but overlapping filters may
+    be filled by one event. Step *k* is completed when the last of steps 2..*k* is.
+
+* **Best attempt.** A unit counts once, with its best attempt: the one reaching the furthest step,
+  then the one completing it first, then the one that started latest (the tightest). Its step-1
+  event is the unit's **entry**, which dates it (trend) and attributes it (breakdown, first touch).
+* **Figures.** ``units`` at step *k* = units whose best attempt reached *k*; ``overall_conversion``
+  = units(k) / units(1); ``step_conversion`` = units(k) / units(k-1); ``dropped`` = units(k-1) -
+  units(k); ``seconds_to_convert`` = time from completing step *k-1* to completing step *k* in the
+  best attempt (median and 90th percentile over the units that reached *k*).
+* **Units.** *member*: events of anonymous visitors are left out. *session*: one funnel per
+  session; its member (for the breakdown and the audience) is the entry event's.
+* **Global filters.** The date range selects the entries; the tier filter keeps members of those
+  tiers (and so leaves anonymous visitors out). The channel filter applies to orders, which
+  clickstream events do not carry, so funnels ignore it.
+
+Everything runs as one SQL statement per result, with window functions that both DuckDB and
+PostgreSQL run: the events matching a step are numbered per unit, each row learns (by a running
+``MIN`` over the rows after it) which event next matches each step, and attempts follow those
+links with equi-joins. Only aggregates leave the warehouse.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass, field
+from datetime import date, datetime, timedelta
+from typing import Any, Literal
+
+import pandas as pd
+from sqlalchemy import (
+    ColumnElement,
+    Double,
+    Select,
+    Subquery,
+    and_,
+    case,
+    cast,
+    extract,
+    func,
+    literal,
+    literal_column,
+    null,
+    or_,
+    select,
+)
+
+from analytics.db import Bind, read_frame
+from analytics.filters import Filters, members_in_tiers
+from analytics.schema import EVENT_TYPES, events, members, products
+from analytics.sqlparts import Grain, date_trunc
+
+Mode = Literal["ordered", "strict", "any"]
+Unit = Literal["member", "session"]
+MODES: tuple[str, ...] = ("ordered", "strict", "any")
+UNITS: tuple[str, ...] = ("member", "session")
+MIN_STEPS, MAX_STEPS = 2, 8
+MAX_WINDOW_SECONDS = 366 * 86_400
+#: What a step can be narrowed by: the product's category, or the event's page, device or source.
+STEP_FILTERS: tuple[str, ...] = ("category", "page", "device", "source")
+#: Breakdown dimensions read from the entry event (first touch) ...
+EVENT_DIMENSIONS: tuple[str, ...] = ("device", "source", "page")
+#: ... and from the unit's member (current values; anonymous sessions show as missing).
+MEMBER_DIMENSIONS: tuple[str, ...] = (
+    "tier", "region", "city", "gender", "acquisition_channel", "consent_email", "consent_sms", "consent_push",
+)
+DIMENSIONS: tuple[str, ...] = MEMBER_DIMENSIONS[:2] + EVENT_DIMENSIONS + MEMBER_DIMENSIONS[2:]
+#: Time-to-convert histogram bins, in seconds: [lower, upper) with a label.
+TIME_BINS: tuple[tuple[float, float, str], ...] = (
+    (0, 60, "< 1 min"), (60, 300, "1–5 min"), (300, 900, "5–15 min"), (900, 3_600, "15–60 min"),
+    (3_600, 3 * 3_600, "1–3 h"), (3 * 3_600, 12 * 3_600, "3–12 h"), (12 * 3_600, 86_400, "12–24 h"),
+    (86_400, 3 * 86_400, "1–3 days"), (3 * 86_400, 7 * 86_400, "3–7 days"), (7 * 86_400, float("inf"), "7 days +"),
+)
+METRIC_HELP: dict[str, str] = {
+    "units": "Units (members or sessions) whose best attempt reached this step.",
+    "overall_conversion": "Units at this step / units at step 1.",
+    "step_conversion": "Units at this step / units at the previous step.",
+    "dropped": "Units that reached the previous step but not this one.",
+    "median_seconds_to_convert": "Median time from completing the previous step to completing this one, over the "
+                                 "units that reached this step (best attempt).",
+    "p90_seconds_to_convert": "90th percentile of the same time.",
+}
+_WINDOW_UNITS = {"s": 1, "m": 60, "h": 3_600, "d": 86_400, "w": 604_800}
+
+
+@dataclass(frozen=True)
+class FunnelStep:
+    """One step: an event type, optionally narrowed by product category, page, device or source."""
+
+    event_type: str
+    category: str | None = None
+    page: str | None = None
+    device: str | None = None
+    source: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.event_type not in EVENT_TYPES:
+            raise ValueError(f"Unknown event type {self.event_type!r}; choose from {', '.join(EVENT_TYPES)}.")
+        for name in STEP_FILTERS:
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, str):
+                raise ValueError(f"The {name} filter must be text, not {value!r}.")
+            if value == "":
+                object.__setattr__(self, name, None)
+
+    @property
+    def filters(self) -> dict[str, str]:
+        return {name: getattr(self, name) for name in STEP_FILTERS if getattr(self, name) is not None}
+
+    @property
+    def label(self) -> str:
+        """``add_to_cart`` or ``product_view (category: Pet Food)``."""
+        narrowed = ", ".join(f"{k}: {v}" for k, v in self.filters.items())
+        return f"{self.event_type} ({narrowed})" if narrowed else self.event_type
+
+
+@dataclass(frozen=True)
+class FunnelSpec:
+    """A whole funnel definition; serialisable (``to_dict``/``from_dict``) for saved audiences."""
+
+    steps: tuple[FunnelStep, ...]
+    window_seconds: int = 7 * 86_400
+    mode: Mode = "ordered"
+    unit: Unit = "member"
+    labels: tuple[str, ...] = field(default=(), compare=False)
+
+    def __post_init__(self) -> None:
+        steps = tuple(s if isinstance(s, FunnelStep) else FunnelStep(**s) for s in self.steps)
+        object.__setattr__(self, "steps", steps)
+        if not MIN_STEPS <= len(steps) <= MAX_STEPS:
+            raise ValueError(f"A funnel has {MIN_STEPS} to {MAX_STEPS} steps, not {len(steps)}.")
+        if not 0 < self.window_seconds <= MAX_WINDOW_SECONDS:
+            raise ValueError("The conversion window must be longer than 0 and at most 366 days.")
+        if self.mode not in MODES:
+            raise ValueError(f"Unknown order mode {self.mode!r}; choose ordered, strict or any.")
+        if self.unit not in UNITS:
+            raise ValueError(f"Unknown unit {self.unit!r}; choose member or session.")
+
+    @property
+    def step_labels(self) -> list[str]:
+        return [f"{i}. {s.label}" for i, s in enumerate(self.steps, start=1)]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"steps": [{k: v for k, v in asdict(s).items() if v is not None} for s in self.steps],
+                "window_seconds": self.window_seconds, "mode": self.mode, "unit": self.unit}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> FunnelSpec:
+        return cls(tuple(FunnelStep(**s) for s in data["steps"]), int(data["window_seconds"]), data["mode"],
+                   data["unit"])
+
+
+def parse_window(text: str) -> int:
+    """Seconds in a window written as ``90s``, ``30m``, ``12h``, ``7d`` or ``2w``."""
+    match = re.fullmatch(r"\s*(\d+)\s*([smhdw])\s*", text.lower())
+    if not match or int(match.group(1)) == 0:
+        raise ValueError(f"{text!r} is not a window such as 30m, 12h or 7d.")
+    return int(match.group(1)) * _WINDOW_UNITS[match.group(2)]
+
+
+def parse_steps(text: str) -> tuple[FunnelStep, ...]:
+    """Steps written as ``product_view:category=Pet Food;device=app,add_to_cart,purchase``: comma
+    between steps, ``:`` before a step's filters, ``;`` between filters."""
+    steps = []
+    for part in (p.strip() for p in text.split(",")):
+        if not part:
+            continue
+        kind, _, narrowed = part.partition(":")
+        filters: dict[str, str] = {}
+        for pair in (f for f in narrowed.split(";") if f.strip()):
+            name, equals, value = pair.partition("=")
+            if not equals or name.strip() not in STEP_FILTERS:
+                raise ValueError(f"{pair.strip()!r} is not a step filter; write name=value with name one of "
+                                 f"{', '.join(STEP_FILTERS)}.")
+            filters[name.strip()] = value.strip()
+        steps.append(FunnelStep(kind.strip(), **filters))
+    return tuple(steps)
+
+
+def format_seconds(seconds: float | None) -> str:
+    """A duration for people: ``45 s``, ``12 min``, ``3.5 h``, ``2.1 days``."""
+    if seconds is None or pd.isna(seconds):
+        return "–"
+    if seconds < 60:
+        return f"{seconds:.0f} s"
+    if seconds < 3_600:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 86_400:
+        return f"{seconds / 3_600:.1f} h"
+    return f"{seconds / 86_400:.1f} days"
+
+
+# ---------------------------------------------------------------------------------------------
+# The best attempt of every unit, as a subquery
+# ---------------------------------------------------------------------------------------------
+
+def _epoch(column: ColumnElement[Any]) -> ColumnElement[float]:
+    return cast(extract("epoch", column), Double)
+
+
+def _epoch_of(moment: datetime) -> float:
+    return (moment - datetime(1970, 1, 1)).total_seconds()
+
+
+def _definitions(spec: FunnelSpec) -> tuple[list[FunnelStep], list[int]]:
+    """The distinct step definitions and, per step, the index of its definition."""
+    defs: list[FunnelStep] = []
+    for step in spec.steps:
+        if step not in defs:
+            defs.append(step)
+    return defs, [defs.index(s) for s in spec.steps]
+
+
+def _step_condition(step: FunnelStep, category: ColumnElement[Any] | None) -> ColumnElement[bool]:
+    e = events.c
+    conditions = [e.event_type == step.event_type]
+    if step.category is not None and category is not None:
+        conditions.append(category == step.category)
+    for name in ("page", "device", "source"):
+        if getattr(step, name) is not None:
+            conditions.append(e[name] == getattr(step, name))
+    return and_(*conditions)
+
+
+def _matching_events(spec: FunnelSpec, filters: Filters, defs: list[FunnelStep], only_matching: bool) -> Select:
+    """Events in scope with ``unit``, ``ts``, ``ep`` (epoch seconds), entry attributes and one 0/1
+    flag ``m<d>`` per step definition; only those matching some step unless ``only_matching`` is off."""
+    e, p = events.c, products.c
+    needs_category = any(d.category is not None for d in defs)
+    category = p.category if needs_category else None
+    unit = e.member_id if spec.unit == "member" else e.session_id
+    conditions = [unit.is_not(None), e.occurred_at >= filters.start_ts,
+                  e.occurred_at < filters.end_ts + timedelta(seconds=spec.window_seconds)]
+    if filters.tiers:
+        conditions.append(e.member_id.in_(members_in_tiers(filters.tiers)))
+    matches = [_step_condition(d, category) for d in defs]
+    if only_matching:
+        conditions.append(or_(*matches))
+    source = events.outerjoin(products, p.product_id == e.product_id) if needs_category else events
+    return (select(unit.label("unit"), e.event_id.label("event_id"), e.occurred_at.label("ts"),
+                   _epoch(e.occurred_at).label("ep"), e.member_id.label("member_id"),
+                   *(e[d].label(d) for d in EVENT_DIMENSIONS),
+                   *(case((m, 1), else_=0).label(f"m{i}") for i, m in enumerate(matches)))
+            .select_from(source).where(*conditions))
+
+
+def _entry_columns(row: Any) -> list[ColumnElement[Any]]:
+    return [row.c.unit, row.c.member_id, row.c.event_id.label("entry_id"), row.c.ts.label("entry_at"),
+            row.c.ep.label("ep1"),
+            *(row.c[d] for d in EVENT_DIMENSIONS)]
+
+
+def _in_range(row: Any, filters: Filters) -> list[ColumnElement[bool]]:
+    return [row.c.ts >= filters.start_ts, row.c.ts < filters.end_ts]
+
+
+def _ordered_attempts(spec: FunnelSpec, filters: Filters) -> Select:
+    """Attempts in ordered or any-order mode: one row per kept start with ``ep2..epN``."""
+    defs, step_def = _definitions(spec)
+    n = len(spec.steps)
+    base = _matching_events(spec, filters, defs, only_matching=True).subquery("matching")
+    numbered = select(base, func.row_number().over(order_by=(base.c.unit, base.c.ts, base.c.event_id))
+                      .label("rn")).subquery("numbered")
+    after = {"partition_by": numbered.c.unit, "order_by": numbered.c.rn.desc(), "rows": (None, -1)}
+    links: list[ColumnElement[Any]] = []
+    for d in sorted(set(step_def)):
+        flag = numbered.c[f"m{d}"] == 1
+        links += [func.min(case((flag, numbered.c.rn))).over(**after).label(f"nx{d}"),
+                  func.min(case((flag, numbered.c.ep))).over(**after).label(f"nxep{d}")]
+    # The j-th next match of a definition used j times after step 1 (any-order mode only).
+    repeats: dict[tuple[int, int], ColumnElement[Any]] = {}
+    if spec.mode == "any":
+        for k in range(1, n):
+            j = step_def[1:k + 1].count(step_def[k])
+            if j > 1:
+                d = step_def[k]
+                repeats[(d, j)] = func.lead(numbered.c.ep, literal_column(str(j - 1))).over(
+                    partition_by=(numbered.c.unit, numbered.c[f"m{d}"]), order_by=numbered.c.rn).label(f"ld{d}_{j}")
+    if spec.mode == "ordered":
+        is_start = and_(numbered.c[f"m{step_def[0]}"] == 1, *_in_range(numbered, filters))
+        links.append(func.min(case((is_start, numbered.c.rn))).over(partition_by=numbered.c.unit).label("first_rn"))
+    linked = select(numbered, *links, *repeats.values()).subquery("linked")
+    start = linked.alias("start")
+    first = start.c[f"nx{step_def[0]}"]
+    starts = [start.c[f"m{step_def[0]}"] == 1, *_in_range(start, filters)]
+    if spec.mode == "ordered":
+        # A start whose next step-1 event (in range) comes before its next step-2 event follows the
+        # same path later and tighter, so it cannot be the best attempt, unless no attempt gets past
+        # step 1: then the first start is the best. Only those two kinds of start are followed.
+        second = start.c[f"nx{step_def[1]}"]
+        starts.append(or_(first.is_(None), start.c[f"nxep{step_def[0]}"] >= _epoch_of(filters.end_ts),
+                          and_(second.is_not(None), first >= second), start.c.rn == start.c.first_rn))
+    columns = _entry_columns(start)
+    source: Any = start
+    if spec.mode == "ordered":
+        previous_rn, ep = start.c[f"nx{step_def[1]}"], start.c[f"nxep{step_def[1]}"]
+        columns.append(ep.label("ep2"))
+        for k in range(2, n):
+            hop = linked.alias(f"hop{k}")
+            source = source.outerjoin(hop, hop.c.rn == previous_rn)
+            previous_rn, ep = hop.c[f"nx{step_def[k]}"], hop.c[f"nxep{step_def[k]}"]
+            columns.append(ep.label(f"ep{k + 1}"))
+    else:
+        found: list[ColumnElement[Any]] = []
+        for k in range(1, n):
+            d = step_def[k]
+            j = step_def[1:k + 1].count(d)
+            if j == 1:
+                found.append(start.c[f"nxep{d}"])
+            else:
+                hop = linked.alias(f"rep{k}")
+                source = source.outerjoin(hop, hop.c.rn == start.c[f"nx{d}"])
+                found.append(hop.c[f"ld{d}_{j}"])
+        for k in range(1, n):
+            # Completed when the last of steps 2..k is; missing when any of them is.
+            done = found[0] if k == 1 else func.greatest(*found[:k])
+            missing = or_(*(f.is_(None) for f in found[:k]))
+            columns.append(case((missing, null()), else_=done).label(f"ep{k + 1}"))
+    return select(*columns).select_from(source).where(*starts)
+
+
+def _strict_attempts(spec: FunnelSpec, filters: Filters) -> Select:
+    """Attempts in strict mode: the steps are the unit's consecutive events from the start."""
+    defs, step_def = _definitions(spec)
+    base = _matching_events(spec, filters, defs, only_matching=False).subquery("tracked")
+    order = {"partition_by": base.c.unit, "order_by": (base.c.ts, base.c.event_id)}
+    ahead = []
+    for k in range(1, len(spec.steps)):
+        offset = literal_column(str(k))
+        ahead += [func.lead(base.c[f"m{step_def[k]}"], offset).over(**order).label(f"lm{k + 1}"),
+                  func.lead(base.c.ep, offset).over(**order).label(f"lep{k + 1}")]
+    looked = select(base, *ahead).subquery("looked")
+    columns = _entry_columns(looked)
+    for k in range(2, len(spec.steps) + 1):
+        chained = and_(*(looked.c[f"lm{j}"] == 1 for j in range(2, k + 1)))
+        columns.append(case((chained, looked.c[f"lep{k}"]), else_=null()).label(f"ep{k}"))
+    return select(*columns).where(looked.c[f"m{step_def[0]}"] == 1, *_in_range(looked, filters))
+
+
+def best_attempts(spec: FunnelSpec, filters: Filters, breakdown: str | None = None) -> Subquery:
+    """One row per unit that entered the funnel in the range: ``unit``, ``member_id``, ``entry_id`` and
+    ``entry_at`` (its step-1 event),
+    ``reached`` (1..N), ``sec2..secN`` (seconds from completing step k-1 to step k; missing when
+    not reached) and, with a breakdown, ``dim``."""
+    if breakdown is not None and breakdown not in DIMENSIONS:
+        raise ValueError(f"Unknown breakdown {breakdown!r}; choose from {', '.join(DIMENSIONS)}.")
+    n = len(spec.steps)
+    attempts = (_strict_attempts if spec.mode == "strict" else _ordered_attempts)(spec, filters).subquery("attempts")
+    a = attempts.c
+    limit = a.ep1 + spec.window_seconds
+    within = [and_(a[f"ep{k}"].is_not(None), a[f"ep{k}"] <= limit) for k in range(2, n + 1)]
+    # Completion times never decrease along an attempt, so the reached steps form a prefix.
+    reached = literal(1)
+    for ok in within:
+        reached = reached + case((ok, 1), else_=0)
+    scored = select(attempts, reached.label("reached")).subquery("scored")
+    s = scored.c
+    finish = case(*((s.reached == k, s[f"ep{k}"]) for k in range(2, n + 1)), else_=s.ep1)
+    rank = func.row_number().over(partition_by=s.unit, order_by=(s.reached.desc(), finish, s.ep1.desc(),
+                                                                          s.entry_id.desc()))
+    ranked = select(scored, rank.label("attempt_rank")).subquery("ranked")
+    r = ranked.c
+    seconds = [case((r.reached >= k, r[f"ep{k}"] - r[f"ep{k - 1}"]), else_=null()).label(f"sec{k}")
+               for k in range(2, n + 1)]
+    columns = [r.unit, r.member_id, r.entry_id, r.entry_at, r.reached, *seconds]
+    source: Any = ranked
+    if breakdown in EVENT_DIMENSIONS:
+        columns.append(r[breakdown].label("dim"))
+    elif breakdown is not None:
+        source = ranked.outerjoin(members, members.c.member_id == r.member_id)
+        columns.append(members.c[breakdown].label("dim"))
+    return select(*columns).select_from(source).where(r.attempt_rank == 1).subquery("best")
+
+
+# ---------------------------------------------------------------------------------------------
+# Results
+# ---------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class FunnelReport:
+    """Everything the funnel chart shows, from one statement.
+
+    ``steps``: one row per step (and breakdown value, first the total with ``dim`` = None):
+    ``step``, ``label``, ``units``, ``overall_conversion``, ``step_conversion``, ``dropped``,
+    ``median_seconds_to_convert``, ``p90_seconds_to_convert``.
+    ``histogram``: the total's time to convert per step (2..N) and bin: ``step``, ``bin``, ``units``.
+    """
+
+    spec: FunnelSpec
+    breakdown: str | None
+    steps: pd.DataFrame
+    histogram: pd.DataFrame
+
+    @property
+    def total(self) -> pd.DataFrame:
+        return self.steps[self.steps["is_total"]].drop(columns=["is_total", "dim"]).reset_index(drop=True)
+
+    @property
+    def by_dimension(self) -> pd.DataFrame:
+        return self.steps[~self.steps["is_total"]].drop(columns="is_total").reset_index(drop=True)
+
+
+def funnel_report(bind: Bind, spec: FunnelSpec, filters: Filters, breakdown: str | None = None) -> FunnelReport:
+    """Counts, conversions and time to convert per step, overall and per ``breakdown`` value."""
+    n = len(spec.steps)
+    best = best_attempts(spec, filters, breakdown)
+    b = best.c
+    columns: list[ColumnElement[Any]] = []
+    for k in range(1, n + 1):
+        columns.append(func.sum(case((b.reached >= k, 1), else_=0)).label(f"u{k}"))
+    for k in range(2, n + 1):
+        columns += [func.percentile_cont(0.5).within_group(b[f"sec{k}"]).label(f"p50_{k}"),
+                    func.percentile_cont(0.9).within_group(b[f"sec{k}"]).label(f"p90_{k}")]
+        columns += [func.sum(case((and_(b[f"sec{k}"] >= lo, b[f"sec{k}"] < hi) if hi != float("inf")
+                                   else b[f"sec{k}"] >= lo, 1), else_=0)).label(f"h{k}_{i}")
+                    for i, (lo, hi, _) in enumerate(TIME_BINS)]
+    if breakdown is None:
+        query = select(literal(None).label("dim"), literal(1).label("is_total"), *columns)
+    else:
+        query = select(b.dim, func.grouping(b.dim).label("is_total"), *columns).group_by(func.rollup(b.dim))
+    wide = read_frame(bind, query.select_from(best))
+    rows, bins = [], []
+    for record in wide.to_dict("records"):
+        is_total = bool(record["is_total"])
+        previous = None
+        first = int(record["u1"] or 0)
+        for k in range(1, n + 1):
+            units = int(record[f"u{k}"] or 0)
+            rows.append({
+                "dim": None if is_total else record["dim"], "is_total": is_total, "step": k,
+                "label": spec.step_labels[k - 1], "units": units,
+                "overall_conversion": units / first if first else float("nan"),
+                "step_conversion": float("nan") if previous is None else (units / previous if previous else
+                                                                          float("nan")),
+                "dropped": 0 if previous is None else previous - units,
+                "median_seconds_to_convert": None if k == 1 else _float(record[f"p50_{k}"]),
+                "p90_seconds_to_convert": None if k == 1 else _float(record[f"p90_{k}"]),
+            })
+            previous = units
+            if is_total and k > 1:
+                bins += [{"step": k, "label": spec.step_labels[k - 1], "bin": label, "units": int(record[f"h{k}_{i}"]
+                                                                                                    or 0)}
+                         for i, (_, _, label) in enumerate(TIME_BINS)]
+    steps = pd.DataFrame(rows, columns=["dim", "is_total", "step", "label", "units", "overall_conversion",
+                                        "step_conversion", "dropped", "median_seconds_to_convert",
+                                        "p90_seconds_to_convert"])
+    if steps.empty or not steps["is_total"].any():  # no unit at all: a total of zeros
+        steps = pd.concat([steps, pd.DataFrame({
+            "dim": None, "is_total": True, "step": range(1, n + 1), "label": spec.step_labels, "units": 0,
+            "overall_conversion": float("nan"), "step_conversion": float("nan"), "dropped": 0,
+            "median_seconds_to_convert": None, "p90_seconds_to_convert": None})], ignore_index=True)
+    steps = steps.sort_values(["is_total", "dim", "step"], ascending=[False, True, True], na_position="first",
+                              ignore_index=True)
+    return FunnelReport(spec, breakdown, steps, pd.DataFrame(bins, columns=["step", "label", "bin", "units"]))
+
+
+def _float(value: Any) -> float | None:
+    return None if value is None or pd.isna(value) else float(value)
+
+
+def funnel_trend(bind: Bind, spec: FunnelSpec, filters: Filters, grain: Grain = "day") -> pd.DataFrame:
+    """Conversion by entry cohort: ``period`` (day or week of the entry), ``entered`` (units at
+    step 1), ``converted`` (units reaching the last step) and ``conversion``."""
+    best = best_attempts(spec, filters)
+    b = best.c
+    period = date_trunc(grain, b.entry_at).label("period")
+    inner = select(period, b.reached).subquery("entries")
+    query = (select(inner.c.period, func.count().label("entered"),
+                    func.sum(case((inner.c.reached >= len(spec.steps), 1), else_=0)).label("converted"))
+             .group_by(inner.c.period).order_by(inner.c.period))
+    frame = read_frame(bind, query)
+    frame["period"] = pd.to_datetime(frame["period"])
+    frame = frame.astype({"entered": "int64", "converted": "int64"})
+    frame["conversion"] = frame["converted"] / frame["entered"]
+    return frame
+
+
+def dropoff_member_ids(spec: FunnelSpec, filters: Filters, step: int) -> Select:
+    """The distinct members whose best attempt reached ``step`` but not ``step + 1`` (1 <= step < N)."""
+    if not 1 <= step < len(spec.steps):
+        raise ValueError(f"Drop-off is after a step from 1 to {len(spec.steps) - 1}, not {step}.")
+    best = best_attempts(spec, filters)
+    return select(best.c.member_id).where(best.c.reached == step, best.c.member_id.is_not(None)).distinct()
+
+
+AUDIENCE_KIND = "funnel_dropoff"
+
+
+def dropoff_audience_spec(spec: FunnelSpec, filters: Filters, step: int) -> dict[str, Any]:
+    """A serialisable targeting audience: the members who reached ``step`` but not the next one."""
+    if not 1 <= step < len(spec.steps):
+        raise ValueError(f"Drop-off is after a step from 1 to {len(spec.steps) - 1}, not {step}.")
+    return {"version": 1, "kind": AUDIENCE_KIND, "funnel": spec.to_dict(), "reached_step": step,
+            "start": filters.start.isoformat(), "end": filters.end.isoformat(), "tiers": list(filters.tiers),
+            "source": f"Funnel drop-off after step {step}: {spec.step_labels[step - 1]}"}
+
+
+def audience_member_ids(audience: dict[str, Any]) -> Select:
+    """The member ids of a ``funnel_dropoff`` audience spec (see :func:`dropoff_audience_spec`)."""
+    if audience.get("version") != 1 or audience.get("kind") != AUDIENCE_KIND:
+        raise ValueError("Not a version-1 funnel drop-off audience.")
+    filters = Filters(date.fromisoformat(audience["start"]), date.fromisoformat(audience["end"]),
+                      tiers=tuple(audience.get("tiers", ())))
+    return dropoff_member_ids(FunnelSpec.from_dict(audience["funnel"]), filters, int(audience["reached_step"]))

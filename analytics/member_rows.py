@@ -1,0 +1,40 @@
+"""The member rows behind a figure (a heatmap cell, a funnel drop-off), masked, for preview and export.
+
+Every analysis that lets a user see *who* is behind a number builds a SQL subquery of member ids
+and hands it here, so which columns are shown and how personal data is masked is decided once.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+from sqlalchemy import Select, func, select
+
+from analytics.db import Bind, connection, read_frame
+from analytics.privacy import mask_members
+from analytics.schema import members
+
+#: The columns shown for a member, personal ones (masked) included.
+MEMBER_ROW_COLUMNS: tuple[str, ...] = (
+    "member_id", "name", "phone", "email", "tier", "region", "city", "registered_at", "points_balance",
+)
+
+
+def member_rows(bind: Bind, member_ids: Select, limit: int | None = None, unmasked: bool = False) -> pd.DataFrame:
+    """Members whose id is in ``member_ids`` (a one-column select), ordered by id, at most ``limit``.
+
+    Names, phones and emails are masked unless ``unmasked`` is asked for explicitly.
+    """
+    m = members.c
+    query = (select(*(m[c] for c in MEMBER_ROW_COLUMNS)).where(m.member_id.in_(member_ids))
+             .order_by(m.member_id))
+    if limit is not None:
+        query = query.limit(limit)
+    frame = read_frame(bind, query)
+    return frame if unmasked else mask_members(frame)
+
+
+def member_count(bind: Bind, member_ids: Select) -> int:
+    """How many distinct members ``member_ids`` selects."""
+    ids = member_ids.subquery("ids")
+    with connection(bind) as conn:
+        return int(conn.execute(select(func.count(ids.c[0].distinct()))).scalar_one())
