@@ -274,62 +274,53 @@ def _in_range(row: Any, filters: Filters) -> list[ColumnElement[bool]]:
 
 
 def _ordered_attempts(spec: FunnelSpec, filters: Filters) -> Select:
-    """Attempts in ordered or any-order mode: one row per kept start with ``ep2..epN``."""
+    """Attempts in ordered or any-order mode: one row per followed start with ``ep2..epN``.
+
+    One window pass numbers each unit's matches of every step definition (``c<d>``: how many
+    matches so far), so "the next match of step k after this row" is the match numbered one more,
+    reached by an equi-join on (unit, number) without any per-row search.
+    """
     defs, step_def = _definitions(spec)
     n = len(spec.steps)
     base = _matching_events(spec, filters, defs, only_matching=True).subquery("matching")
-    numbered = select(base, func.row_number().over(order_by=(base.c.unit, base.c.ts, base.c.event_id))
-                      .label("rn")).subquery("numbered")
-    after = {"partition_by": numbered.c.unit, "order_by": numbered.c.rn.desc(), "rows": (None, -1)}
-    links: list[ColumnElement[Any]] = []
-    for d in sorted(set(step_def)):
-        flag = numbered.c[f"m{d}"] == 1
-        links += [func.min(case((flag, numbered.c.rn))).over(**after).label(f"nx{d}"),
-                  func.min(case((flag, numbered.c.ep))).over(**after).label(f"nxep{d}")]
-    # The j-th next match of a definition used j times after step 1 (any-order mode only).
-    repeats: dict[tuple[int, int], ColumnElement[Any]] = {}
-    if spec.mode == "any":
-        for k in range(1, n):
-            j = step_def[1:k + 1].count(step_def[k])
-            if j > 1:
-                d = step_def[k]
-                repeats[(d, j)] = func.lead(numbered.c.ep, literal_column(str(j - 1))).over(
-                    partition_by=(numbered.c.unit, numbered.c[f"m{d}"]), order_by=numbered.c.rn).label(f"ld{d}_{j}")
+    order = {"partition_by": base.c.unit, "order_by": (base.c.ts, base.c.event_id)}
+    is_start = and_(base.c[f"m{step_def[0]}"] == 1, *_in_range(base, filters))
+    counted = [func.sum(base.c[f"m{d}"]).over(**order, rows=(None, 0)).label(f"c{d}") for d in sorted(set(step_def))]
     if spec.mode == "ordered":
-        is_start = and_(numbered.c[f"m{step_def[0]}"] == 1, *_in_range(numbered, filters))
-        links.append(func.min(case((is_start, numbered.c.rn))).over(partition_by=numbered.c.unit).label("first_rn"))
-    linked = select(numbered, *links, *repeats.values()).subquery("linked")
+        # A start directly followed by another start that is not a step-2 match takes the same path
+        # later and tighter, so it cannot be the best attempt, unless no attempt gets past step 1:
+        # then the unit's first start is the best. Only the other starts are followed.
+        start_flag = case((is_start, 1), else_=0)
+        counted += [func.lead(start_flag).over(**order).label("next_start"),
+                    func.lead(base.c[f"m{step_def[1]}"]).over(**order).label("next_second"),
+                    func.sum(start_flag).over(**order, rows=(None, -1)).label("starts_before")]
+    linked = select(base, *counted).cte("linked")
     start = linked.alias("start")
-    first = start.c[f"nx{step_def[0]}"]
     starts = [start.c[f"m{step_def[0]}"] == 1, *_in_range(start, filters)]
     if spec.mode == "ordered":
-        # A start whose next step-1 event (in range) comes before its next step-2 event follows the
-        # same path later and tighter, so it cannot be the best attempt, unless no attempt gets past
-        # step 1: then the first start is the best. Only those two kinds of start are followed.
-        second = start.c[f"nx{step_def[1]}"]
-        starts.append(or_(first.is_(None), start.c[f"nxep{step_def[0]}"] >= _epoch_of(filters.end_ts),
-                          and_(second.is_not(None), first >= second), start.c.rn == start.c.first_rn))
+        starts.append(or_(start.c.next_start.is_(None), start.c.next_start == 0, start.c.next_second == 1,
+                          func.coalesce(start.c.starts_before, 0) == 0))
     columns = _entry_columns(start)
     source: Any = start
+
+    def next_match(after: Any, d: int, j: int, name: str) -> Any:
+        """Join the ``j``-th match of definition ``d`` after row ``after``."""
+        nonlocal source
+        hop = linked.alias(name)
+        source = source.outerjoin(hop, and_(hop.c.unit == after.c.unit, hop.c[f"m{d}"] == 1,
+                                            hop.c[f"c{d}"] == after.c[f"c{d}"] + j))
+        return hop
+
     if spec.mode == "ordered":
-        previous_rn, ep = start.c[f"nx{step_def[1]}"], start.c[f"nxep{step_def[1]}"]
-        columns.append(ep.label("ep2"))
-        for k in range(2, n):
-            hop = linked.alias(f"hop{k}")
-            source = source.outerjoin(hop, hop.c.rn == previous_rn)
-            previous_rn, ep = hop.c[f"nx{step_def[k]}"], hop.c[f"nxep{step_def[k]}"]
-            columns.append(ep.label(f"ep{k + 1}"))
+        previous = start
+        for k in range(1, n):
+            previous = next_match(previous, step_def[k], 1, f"step{k + 1}")
+            columns.append(previous.c.ep.label(f"ep{k + 1}"))
     else:
-        found: list[ColumnElement[Any]] = []
+        found = []
         for k in range(1, n):
             d = step_def[k]
-            j = step_def[1:k + 1].count(d)
-            if j == 1:
-                found.append(start.c[f"nxep{d}"])
-            else:
-                hop = linked.alias(f"rep{k}")
-                source = source.outerjoin(hop, hop.c.rn == start.c[f"nx{d}"])
-                found.append(hop.c[f"ld{d}_{j}"])
+            found.append(next_match(start, d, step_def[1:k + 1].count(d), f"step{k + 1}").c.ep)
         for k in range(1, n):
             # Completed when the last of steps 2..k is; missing when any of them is.
             done = found[0] if k == 1 else func.greatest(*found[:k])
