@@ -64,7 +64,7 @@ from sqlalchemy import (
     select,
 )
 
-from analytics.db import Bind, read_frame
+from analytics.db import Bind, connection, read_frame
 from analytics.filters import Filters, members_in_tiers
 from analytics.schema import EVENT_TYPES, events, members, products
 from analytics.sqlparts import Grain, date_trunc
@@ -98,6 +98,8 @@ METRIC_HELP: dict[str, str] = {
     "median_seconds_to_convert": "Median time from completing the previous step to completing this one, over the "
                                  "units that reached this step (best attempt).",
     "p90_seconds_to_convert": "90th percentile of the same time.",
+    "median_seconds_to_last": "Median time from step 1 to the last step, over the units that reached the last "
+                              "step (best attempt).",
 }
 _WINDOW_UNITS = {"s": 1, "m": 60, "h": 3_600, "d": 86_400, "w": 604_800}
 
@@ -207,6 +209,16 @@ def format_seconds(seconds: float | None) -> str:
     if seconds < 86_400:
         return f"{seconds / 3_600:.1f} h"
     return f"{seconds / 86_400:.1f} days"
+
+
+def step_filter_options(bind: Bind) -> dict[str, tuple[str, ...]]:
+    """The values a step filter can take: product categories, and the pages, devices and sources
+    seen in events (sorted)."""
+    e = events.c
+    queries = {"category": select(products.c.category).distinct(), "page": select(e.page).distinct(),
+               "device": select(e.device).distinct(), "source": select(e.source).distinct()}
+    with connection(bind) as conn:
+        return {name: tuple(sorted(v for (v,) in conn.execute(q) if v is not None)) for name, q in queries.items()}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -351,7 +363,8 @@ def best_attempts(spec: FunnelSpec, filters: Filters, breakdown: str | None = No
     """One row per unit that entered the funnel in the range: ``unit``, ``member_id``, ``entry_id`` and
     ``entry_at`` (its step-1 event),
     ``reached`` (1..N), ``sec2..secN`` (seconds from completing step k-1 to step k; missing when
-    not reached) and, with a breakdown, ``dim``."""
+    not reached), ``sec_total`` (from step 1 to the last step, for units that reached it) and, with
+    a breakdown, ``dim``."""
     if breakdown is not None and breakdown not in DIMENSIONS:
         raise ValueError(f"Unknown breakdown {breakdown!r}; choose from {', '.join(DIMENSIONS)}.")
     n = len(spec.steps)
@@ -372,7 +385,8 @@ def best_attempts(spec: FunnelSpec, filters: Filters, breakdown: str | None = No
     r = ranked.c
     seconds = [case((r.reached >= k, r[f"ep{k}"] - r[f"ep{k - 1}"]), else_=null()).label(f"sec{k}")
                for k in range(2, n + 1)]
-    columns = [r.unit, r.member_id, r.entry_id, r.entry_at, r.reached, *seconds]
+    to_last = case((r.reached == n, r[f"ep{n}"] - r.ep1), else_=null()).label("sec_total")
+    columns = [r.unit, r.member_id, r.entry_id, r.entry_at, r.reached, *seconds, to_last]
     source: Any = ranked
     if breakdown in EVENT_DIMENSIONS:
         columns.append(r[breakdown].label("dim"))
@@ -394,12 +408,14 @@ class FunnelReport:
     ``step``, ``label``, ``units``, ``overall_conversion``, ``step_conversion``, ``dropped``,
     ``median_seconds_to_convert``, ``p90_seconds_to_convert``.
     ``histogram``: the total's time to convert per step (2..N) and bin: ``step``, ``bin``, ``units``.
+    ``median_seconds_to_last``: median time from step 1 to the last step of the units that got there.
     """
 
     spec: FunnelSpec
     breakdown: str | None
     steps: pd.DataFrame
     histogram: pd.DataFrame
+    median_seconds_to_last: float | None = None
 
     @property
     def total(self) -> pd.DataFrame:
@@ -424,14 +440,18 @@ def funnel_report(bind: Bind, spec: FunnelSpec, filters: Filters, breakdown: str
         columns += [func.sum(case((and_(b[f"sec{k}"] >= lo, b[f"sec{k}"] < hi) if hi != float("inf")
                                    else b[f"sec{k}"] >= lo, 1), else_=0)).label(f"h{k}_{i}")
                     for i, (lo, hi, _) in enumerate(TIME_BINS)]
+    columns.append(func.percentile_cont(0.5).within_group(b.sec_total).label("p50_total"))
     if breakdown is None:
         query = select(literal(None).label("dim"), literal(1).label("is_total"), *columns)
     else:
         query = select(b.dim, func.grouping(b.dim).label("is_total"), *columns).group_by(func.rollup(b.dim))
     wide = read_frame(bind, query.select_from(best))
     rows, bins = [], []
+    median_total = None
     for record in wide.to_dict("records"):
         is_total = bool(record["is_total"])
+        if is_total:
+            median_total = _float(record["p50_total"])
         previous = None
         first = int(record["u1"] or 0)
         for k in range(1, n + 1):
@@ -461,7 +481,8 @@ def funnel_report(bind: Bind, spec: FunnelSpec, filters: Filters, breakdown: str
             "median_seconds_to_convert": None, "p90_seconds_to_convert": None})], ignore_index=True)
     steps = steps.sort_values(["is_total", "dim", "step"], ascending=[False, True, True], na_position="first",
                               ignore_index=True)
-    return FunnelReport(spec, breakdown, steps, pd.DataFrame(bins, columns=["step", "label", "bin", "units"]))
+    return FunnelReport(spec, breakdown, steps, pd.DataFrame(bins, columns=["step", "label", "bin", "units"]),
+                        median_total)
 
 
 def _float(value: Any) -> float | None:

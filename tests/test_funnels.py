@@ -208,6 +208,7 @@ def test_times_to_convert_come_from_the_best_attempt(log_db: EventLog) -> None:
     assert total["median_seconds_to_convert"].tolist()[1:] == [360.0, 600.0]
     assert total["p90_seconds_to_convert"].tolist()[1] == pytest.approx(504.0)
     assert total["dropped"].tolist() == [0, 0, 1]
+    assert report.median_seconds_to_last == 780.0  # A: 2 min -> 15 min; B never checks out
     histogram = report.histogram
     assert histogram[histogram["step"] == 2].set_index("bin")["units"]["5–15 min"] == 1
     assert histogram[histogram["step"] == 2].set_index("bin")["units"]["1–5 min"] == 1
