@@ -4,8 +4,9 @@ Masked by default, as the programme's privacy rule requires; an analyst sees eno
 apart and to recognise a member they already know, never enough to contact one:
 
 * **name**: the first character, then ``**`` (``张涵涵`` -> ``张**``, ``Wang Fang`` -> ``W**``);
-* **phone**: the first 3 and last 4 digits with the middle starred (``18994935836`` ->
-  ``189****5836``); numbers shorter than 8 characters keep only their last 2;
+* **phone**: at least half of it starred. 11 characters or more keep the first 3 and last 4
+  (``18994935836`` -> ``189****5836``), 8 to 10 only the last 4 (``12345678`` -> ``****5678``),
+  shorter ones only the last 2;
 * **email**: the first character of the mailbox and the whole domain (``liyu@gmail.com`` ->
   ``l***@gmail.com``); text without ``@`` is masked as a name.
 
@@ -34,6 +35,8 @@ def mask_phone(value: str | None) -> str | None:
     text = str(value)
     if len(text) < 8:
         return "*" * max(len(text) - 2, 1) + text[-2:]
+    if len(text) < 11:
+        return "*" * (len(text) - 4) + text[-4:]
     return text[:3] + "*" * (len(text) - 7) + text[-4:]
 
 

@@ -15,6 +15,7 @@ from sqlalchemy import Engine
 
 from analytics import heatmaps, kpis, rules
 from analytics.filters import FilterOptions, Filters, filter_options
+from analytics.member_rows import member_count, member_rows
 from analytics.quality import DEFAULT_THRESHOLDS, QualityReport, QualityThresholds, quality_report
 from analytics.warehouse import DataSpan, SchemaReport, check_schema, data_span, table_overview
 
@@ -109,3 +110,23 @@ def cached_heatmap(_engine: Engine, url: str, filters: Filters, kind: str, optio
     if kind == "affinity":
         return heatmaps.category_affinity(_engine, filters, option)
     return heatmaps.browsing_hotspots(_engine, filters, option)
+
+
+@st.cache_data(ttl=TTL_SECONDS, show_spinner="Finding the members behind the cell…", max_entries=32)
+def cached_cell_members(_engine: Engine, url: str, filters: Filters, heatmap: str, row: str | int, column: str | int,
+                        options: tuple[tuple[str, str], ...], limit: int) -> tuple[int, pd.DataFrame]:
+    """How many members are behind one heatmap cell, and the first ``limit`` of them (masked).
+
+    The cell is given as plain values (see ``heatmaps.cell_members``; ``options`` as name/value pairs)
+    so that it can be part of the cache key.
+    """
+    ids = heatmaps.cell_members(filters, heatmap, row, column, **dict(options))
+    return member_count(_engine, ids), member_rows(_engine, ids, limit)
+
+
+def cell_members_csv(engine: Engine, filters: Filters, heatmap: str, row: str | int, column: str | int,
+                     options: tuple[tuple[str, str], ...]) -> bytes:
+    """Every member behind one heatmap cell as CSV (masked): not cached, since a download button
+    builds it only when clicked."""
+    ids = heatmaps.cell_members(filters, heatmap, row, column, **dict(options))
+    return member_rows(engine, ids).to_csv(index=False).encode()
