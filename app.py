@@ -38,6 +38,7 @@ PAGES = {
         st.Page("pages/heatmaps.py", title="Heatmaps", icon=":material/grid_on:", url_path="heatmaps"),
     ],
     "Marketing": [
+        st.Page("pages/funnels.py", title="Funnels", icon=":material/filter_alt:", url_path="funnels"),
         st.Page("pages/basket_rules.py", title="Basket rules", icon=":material/shopping_basket:",
                 url_path="basket_rules"),
     ],

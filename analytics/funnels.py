@@ -491,7 +491,13 @@ def _float(value: Any) -> float | None:
 
 def funnel_trend(bind: Bind, spec: FunnelSpec, filters: Filters, grain: Grain = "day") -> pd.DataFrame:
     """Conversion by entry cohort: ``period`` (day or week of the entry), ``entered`` (units at
-    step 1), ``converted`` (units reaching the last step) and ``conversion``."""
+    step 1), ``converted`` (units reaching the last step), ``conversion`` and ``complete``.
+
+    A cohort is *complete* when the data reaches a whole window past its last possible entry; the
+    conversion of later cohorts can still rise as their windows run on.
+    """
+    if grain not in ("day", "week"):
+        raise ValueError("grain must be day or week")
     best = best_attempts(spec, filters)
     b = best.c
     period = date_trunc(grain, b.entry_at).label("period")
@@ -500,9 +506,14 @@ def funnel_trend(bind: Bind, spec: FunnelSpec, filters: Filters, grain: Grain = 
                     func.sum(case((inner.c.reached >= len(spec.steps), 1), else_=0)).label("converted"))
              .group_by(inner.c.period).order_by(inner.c.period))
     frame = read_frame(bind, query)
+    with connection(bind) as conn:
+        last_event = conn.execute(select(func.max(events.c.occurred_at))).scalar()
     frame["period"] = pd.to_datetime(frame["period"])
     frame = frame.astype({"entered": "int64", "converted": "int64"})
     frame["conversion"] = frame["converted"] / frame["entered"]
+    length = pd.Timedelta(days=1 if grain == "day" else 7)
+    window = pd.Timedelta(seconds=spec.window_seconds)
+    frame["complete"] = (frame["period"] + length + window <= pd.Timestamp(last_event)) if last_event else False
     return frame
 
 

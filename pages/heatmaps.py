@@ -17,6 +17,7 @@ from analytics.programme import CURRENCY
 from ui.cached import cached_cell_members, cached_heatmap, cached_retention, cell_members_csv
 from ui.context import page_inputs
 from ui.format import ACCENT, format_value, label
+from ui.members import member_table
 
 WEEKDAYS = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
 WEEKDAY_NAMES = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"]
@@ -98,11 +99,7 @@ def show_members(heatmap: str, row: Key, column: Key, options: dict[str, str], f
         st.markdown(f"**{count:,}** member{'' if count == 1 else 's'} behind this cell: {who}.")
         if not count:
             return
-        st.dataframe(preview, hide_index=True, height=min(38 + 35 * len(preview), 388), column_config={
-            "member_id": "Member", "name": "Name", "phone": "Phone", "email": "Email", "tier": "Tier",
-            "region": "Region", "city": "City",
-            "registered_at": st.column_config.DatetimeColumn("Registered", format="YYYY-MM-DD"),
-            "points_balance": st.column_config.NumberColumn("Points", format="%d")})
+        member_table(preview)
         shown = f"The first {PREVIEW_ROWS} by member id; the download holds all {count:,}. " \
             if count > PREVIEW_ROWS else ""
         st.caption(shown + "Names, phones and emails are masked.")

@@ -344,6 +344,9 @@ def test_trend_by_entry_day(warehouse: Warehouse, demo_events: list[Event]) -> N
     assert dict(zip(trend["period"].dt.date, trend["converted"], strict=True)) == {
         d: converted.get(d, 0) for d in days.index}
     assert (trend["conversion"] == trend["converted"] / trend["entered"]).all()
+    last_event = warehouse.frame("events")["occurred_at"].max()
+    assert trend["complete"].tolist() == [p + pd.Timedelta(days=8) <= last_event for p in trend["period"]]
+    assert trend["complete"].iloc[0] and not trend["complete"].iloc[-1]
 
 
 def test_dropoff_members_and_their_audience(warehouse: Warehouse, demo_events: list[Event]) -> None:
@@ -396,3 +399,51 @@ def test_funnel_command_line(duck_warehouse: Warehouse) -> None:
                          cwd=PROJECT_ROOT)
     assert bad.returncode == 2 and "teleport" in bad.stderr and "Traceback" not in bad.stderr
 
+
+
+# ---------------------------------------------------------------------------------------------
+# The page
+# ---------------------------------------------------------------------------------------------
+
+def test_funnel_page_shows_the_funnel_breakdown_and_masked_dropoffs(warehouse: Warehouse, monkeypatch) -> None:
+    """Under AppTest, on DuckDB and PostgreSQL: the default funnel's figures equal funnel_report's, and
+    switching to sessions, a tier breakdown and the drop-off after step 2 lists those members masked."""
+    from streamlit.testing.v1 import AppTest
+
+    from analytics.member_rows import member_count
+
+    monkeypatch.setenv("MEMBERLENS_WAREHOUSE_URL", warehouse.url)
+    at = AppTest.from_file(str(PROJECT_ROOT / "app.py"), default_timeout=120).run()
+    at.switch_page("pages/funnels.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    span = data_span(warehouse.engine)
+    filters = Filters(span.last_day - timedelta(days=89), span.last_day)  # the page's default range
+    funnel = spec(*FOUR, window="7d")
+    total = funnel_report(warehouse.engine, funnel, filters).total
+    cards = {m.label: m.value for m in at.metric}
+    assert cards["Entered (members)"] == f"{total['units'].iloc[0]:,}"
+    assert cards["Converted"] == f"{total['units'].iloc[-1]:,}"
+    assert cards["Overall conversion"] == f"{total['units'].iloc[-1] / total['units'].iloc[0]:.1%}"
+
+    at.session_state["funnel_unit"] = "session"
+    at.session_state["funnel_breakdown"] = "tier"
+    at.session_state["funnel_dropoff_step"] = 2
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    sessions = spec(*FOUR, window="7d", unit="session")
+    by_tier = funnel_report(warehouse.engine, sessions, filters, "tier").by_dimension
+    breakdown = next(df.value for df in at.dataframe if "Tier" in df.value.columns)
+    assert breakdown.set_index("Tier")["1. product_view"].to_dict() == {
+        ("(unknown)" if pd.isna(k) else k): v for k, v in by_tier[by_tier["step"] == 1].set_index("dim")["units"]
+        .items()}
+    members = member_count(warehouse.engine, dropoff_member_ids(sessions, filters, 2))
+    assert members > 0
+    assert any(m.value.startswith(f"**{members:,} members** behind") for m in at.markdown)
+    preview = next(df.value for df in at.dataframe if "phone" in df.value.columns)
+    assert len(preview) == min(members, 100)
+    phones = preview["phone"].dropna()
+    assert len(phones) and phones.str.fullmatch(r"\d{3}\*+\d{4}").all()
+    assert not phones.isin(warehouse.frame("members")["phone"]).any()
+    labels = [b.label for b in at.get("download_button")]
+    assert f"Download all {members:,} members (CSV, masked)" in labels
+    assert "Download the audience definition (JSON)" in labels

@@ -13,7 +13,7 @@ import pandas as pd
 import streamlit as st
 from sqlalchemy import Engine
 
-from analytics import heatmaps, kpis, rules
+from analytics import funnels, heatmaps, kpis, rules
 from analytics.filters import FilterOptions, Filters, filter_options
 from analytics.member_rows import member_count, member_rows
 from analytics.quality import DEFAULT_THRESHOLDS, QualityReport, QualityThresholds, quality_report
@@ -130,3 +130,38 @@ def cell_members_csv(engine: Engine, filters: Filters, heatmap: str, row: str | 
     builds it only when clicked."""
     ids = heatmaps.cell_members(filters, heatmap, row, column, **dict(options))
     return member_rows(engine, ids).to_csv(index=False).encode()
+
+
+@st.cache_data(ttl=TTL_SECONDS, show_spinner=False)
+def cached_step_filter_options(_engine: Engine, url: str) -> dict[str, tuple[str, ...]]:
+    return funnels.step_filter_options(_engine)
+
+
+@st.cache_data(ttl=TTL_SECONDS, show_spinner=False, max_entries=64)
+def cached_funnel_report(_engine: Engine, url: str, filters: Filters, spec: funnels.FunnelSpec,
+                         breakdown: str | None) -> funnels.FunnelReport:
+    return funnels.funnel_report(_engine, spec, filters, breakdown)
+
+
+@st.cache_data(ttl=TTL_SECONDS, show_spinner="Computing the trend…", max_entries=64)
+def cached_funnel_trend(_engine: Engine, url: str, filters: Filters, spec: funnels.FunnelSpec,
+                        grain: str) -> pd.DataFrame:
+    return funnels.funnel_trend(_engine, spec, filters, grain)
+
+
+@st.cache_data(ttl=TTL_SECONDS, show_spinner="Counting the members who dropped off…", max_entries=64)
+def cached_dropoff_count(_engine: Engine, url: str, filters: Filters, spec: funnels.FunnelSpec, step: int) -> int:
+    return member_count(_engine, funnels.dropoff_member_ids(spec, filters, step))
+
+
+@st.cache_data(ttl=TTL_SECONDS, show_spinner="Listing the members who dropped off…", max_entries=16)
+def cached_dropoff_rows(_engine: Engine, url: str, filters: Filters, spec: funnels.FunnelSpec, step: int,
+                        limit: int) -> pd.DataFrame:
+    """The first ``limit`` members (by id) whose best attempt stopped at ``step``, masked."""
+    return member_rows(_engine, funnels.dropoff_member_ids(spec, filters, step), limit)
+
+
+def dropoff_members_csv(engine: Engine, filters: Filters, spec: funnels.FunnelSpec, step: int) -> bytes:
+    """Every member whose best attempt stopped at ``step`` as CSV (masked): not cached, since a
+    download button builds it only when clicked."""
+    return member_rows(engine, funnels.dropoff_member_ids(spec, filters, step)).to_csv(index=False).encode()

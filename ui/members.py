@@ -1,0 +1,17 @@
+"""How member rows (always masked) look wherever a page lists them."""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+MEMBER_COLUMN_CONFIG = {
+    "member_id": "Member", "name": "Name", "phone": "Phone", "email": "Email", "tier": "Tier", "region": "Region",
+    "city": "City", "registered_at": st.column_config.DatetimeColumn("Registered", format="YYYY-MM-DD"),
+    "points_balance": st.column_config.NumberColumn("Points", format="localized"),
+}
+
+
+def member_table(preview: pd.DataFrame) -> None:
+    """A masked preview of members (from ``analytics.member_rows``), at most ten rows tall."""
+    st.dataframe(preview, hide_index=True, height=min(38 + 35 * len(preview), 388), column_config=MEMBER_COLUMN_CONFIG)
