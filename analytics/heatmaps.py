@@ -31,15 +31,31 @@ among them can be listed.
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Literal
+from typing import Any, Literal
 
 import pandas as pd
-from sqlalchemy import Date, Integer, Select, Subquery, and_, cast, distinct, extract, func, literal, select, union
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    Date,
+    DateTime,
+    Integer,
+    Select,
+    Subquery,
+    and_,
+    case,
+    cast,
+    extract,
+    false,
+    func,
+    literal,
+    select,
+    union_all,
+)
 
 from analytics.db import Bind, read_frame
 from analytics.filters import Filters, completed_order_conditions, members_in_tiers
 from analytics.schema import events, members, order_items, orders, products
-from analytics.sqlparts import date_trunc
 
 CohortBy = Literal["first_purchase", "registration"]
 Period = Literal["month", "week"]
@@ -60,53 +76,98 @@ def _check_retention_options(cohort: str, period: str, activity: str) -> None:
                          "purchase or any")
 
 
-def _cohorts(filters: Filters, cohort: CohortBy, period: Period) -> Subquery:
-    """``member_id``, ``cohort``: members whose first completed purchase (or registration) falls in the
-    date range (tier filter applied), with the start of that week or month."""
-    o, m = orders.c, members.c
-    if cohort == "first_purchase":
-        starts = (select(o.member_id.label("member_id"), func.min(o.ordered_at).label("at"))
-                  .where(o.status == "completed", o.member_id.is_not(None)).group_by(o.member_id))
-    else:
-        starts = select(m.member_id.label("member_id"), m.registered_at.label("at"))
-    starts = starts.subquery("starts")
-    in_range = [starts.c.at >= filters.start_ts, starts.c.at < filters.end_ts]
-    if filters.tiers:
-        in_range.append(starts.c.member_id.in_(members_in_tiers(filters.tiers)))
-    return select(starts.c.member_id, date_trunc(period, starts.c.at).label("cohort")).where(*in_range) \
-        .subquery("cohorts")
+#: Bits per activity mask: a BIGINT holds 63 non-negative flags.
+MASK_BITS = 63
+#: Most masks per member (63 x 20 = 1,260 weeks or months of cohorts plus periods followed).
+MAX_MASKS = 20
 
 
-def _retention_cells(filters: Filters, cohort: CohortBy, period: Period, activity: str) -> tuple[Subquery, Subquery]:
-    """The cohorts (see :func:`_cohorts`) and ``cells``: one row per member and period (``cohort``,
-    ``period``, ``member_id``) in which a cohort member was active, period 0 being the cohort's own.
+class _Periods:
+    """Numbers weeks or months from the first one of the date range: 0, 1, 2 ..."""
 
-    Activity is a completed purchase (channel filter applied) at any time up to the end of the data,
-    or with ``activity="any"`` also any clickstream event.
+    def __init__(self, filters: Filters, period: Period) -> None:
+        self.period = period
+        start = pd.Timestamp(filters.start)
+        self.origin = start.to_period("M").start_time if period == "month" else start - pd.Timedelta(
+            days=start.weekday())
+        self.in_range = self.number_of(pd.Timestamp(filters.end)) + 1
+
+    def number_of(self, moment: pd.Timestamp) -> int:
+        if self.period == "month":
+            return (moment.year - self.origin.year) * 12 + moment.month - self.origin.month
+        return (moment.normalize() - self.origin).days // 7
+
+    def start_of(self, number: int) -> pd.Timestamp:
+        if self.period == "month":
+            return self.origin + pd.DateOffset(months=number)
+        return self.origin + pd.Timedelta(weeks=number)
+
+    def sql(self, column: ColumnElement[Any]) -> ColumnElement[int]:
+        """The number of the period holding ``column`` (negative before the range's first period)."""
+        if self.period == "month":
+            number = (extract("year", column) - self.origin.year) * 12 + extract("month", column) - self.origin.month
+        else:  # whole days since the first Monday, floored to weeks (and valid before it too)
+            number = func.floor((cast(column, Date) - self.origin.date()) / 7.0)
+        return cast(number, Integer)
+
+
+def _bit(masks: list[ColumnElement[int]], number: ColumnElement[int]) -> ColumnElement[bool]:
+    """Whether bit ``number`` is set in the member's activity masks."""
+    word = masks[0] if len(masks) == 1 else case(
+        *((number < MASK_BITS * (j + 1), masks[j]) for j in range(len(masks) - 1)), else_=masks[-1])
+    offset = (number % MASK_BITS).self_group()
+    return word.self_group().op(">>")(offset).self_group().op("&")(1) == 1
+
+
+def _cohort_members(filters: Filters, cohort: CohortBy, periods: _Periods, activity: str, last: int) -> Subquery:
+    """One row per cohort member: ``member_id``, ``ci`` (the number of their cohort's period) and
+    ``mask0..`` (bit n set when they were active in period n, for n up to ``last``).
+
+    Built from a single aggregation of the orders (and, for ``activity="any"``, the events) by
+    member: the first completed purchase and every active period come out of the same pass, so the
+    warehouse never materialises member x period rows. A period is active with a completed purchase
+    through the channel filter (or with ``activity="any"`` also any event).
     """
-    o, e = orders.c, events.c
-    cohorts = _cohorts(filters, cohort, period)
-    bought = [o.status == "completed", o.member_id.is_not(None)]
-    if filters.channels:
-        bought.append(o.channel.in_(filters.channels))
-    active = select(o.member_id.label("member_id"), date_trunc(period, o.ordered_at).label("active")).where(*bought)
+    o, e, m = orders.c, events.c, members.c
+    words = last // MASK_BITS + 1
+    if words > MAX_MASKS:
+        raise ValueError(f"Too many {periods.period}s to follow ({last + 1}); choose a shorter date range or months.")
+    counted = case((o.channel.in_(filters.channels), 1), else_=0) if filters.channels else literal(1)
+    rows = select(o.member_id.label("member_id"), o.ordered_at.label("at"), o.ordered_at.label("bought_at"),
+                  counted.label("counted")).where(o.status == "completed", o.member_id.is_not(None))
     if activity == "any":
-        active = union(active, select(e.member_id.label("member_id"), date_trunc(period, e.occurred_at)
-                                      .label("active")).where(e.member_id.is_not(None)))
+        rows = union_all(rows, select(e.member_id.label("member_id"), e.occurred_at.label("at"),
+                                      cast(literal(None), DateTime).label("bought_at"), literal(1).label("counted"))
+                         .where(e.member_id.is_not(None)))
+    rows = rows.subquery("activity_rows")
+    number = periods.sql(rows.c.at)
+    masks = []
+    for j in range(words):
+        inside = and_(rows.c.counted == 1, number >= MASK_BITS * j, number < min(MASK_BITS * (j + 1), last + 1))
+        flag = cast(literal(1), BigInteger).op("<<")((number - MASK_BITS * j).self_group())
+        masks.append(func.bit_or(case((inside, flag), else_=cast(literal(0), BigInteger))).label(f"mask{j}"))
+    per_member = select(rows.c.member_id, func.min(rows.c.bought_at).label("first_at"), *masks) \
+        .group_by(rows.c.member_id).subquery("per_member")
+    if cohort == "first_purchase":
+        at = per_member.c.first_at
+        source: Any = per_member
+        member_id = per_member.c.member_id
+        mask_columns = [per_member.c[f"mask{j}"] for j in range(words)]
     else:
-        active = active.distinct()
-    active = active.subquery("active")
+        at = m.registered_at
+        source = members.outerjoin(per_member, per_member.c.member_id == m.member_id)
+        member_id = m.member_id
+        mask_columns = [func.coalesce(per_member.c[f"mask{j}"], 0) for j in range(words)]
+    in_range = [at >= filters.start_ts, at < filters.end_ts]
+    if filters.tiers:
+        in_range.append(member_id.in_(members_in_tiers(filters.tiers)))
+    return (select(member_id.label("member_id"), periods.sql(at).label("ci"),
+                   *(c.label(f"mask{j}") for j, c in enumerate(mask_columns)))
+            .select_from(source).where(*in_range).subquery("cohort_members"))
 
-    if period == "month":
-        offset = (extract("year", active.c.active) - extract("year", cohorts.c.cohort)) * 12 \
-            + extract("month", active.c.active) - extract("month", cohorts.c.cohort)
-    else:
-        offset = (cast(active.c.active, Date) - cast(cohorts.c.cohort, Date)) / 7
-    cells = (select(cohorts.c.cohort, cast(offset, Integer).label("period"), cohorts.c.member_id)
-             .select_from(cohorts.join(active, and_(active.c.member_id == cohorts.c.member_id,
-                                                    active.c.active >= cohorts.c.cohort)))
-             .subquery("cells"))
-    return cohorts, cells
+
+def _masks(members_: Subquery) -> list[ColumnElement[int]]:
+    return [c for c in members_.c if c.name.startswith("mask")]
 
 
 def cohort_retention(
@@ -115,32 +176,27 @@ def cohort_retention(
 ) -> pd.DataFrame:
     """The cohort table: ``cohort`` (start of its week or month), ``size``, ``period`` (0, 1, ...),
     ``active`` and ``share``; one row per cohort and period up to ``max_periods`` (cells with no
-    active member included, with 0)."""
+    active member included, with 0), from one statement."""
     _check_retention_options(cohort, period, activity)
-    cohorts, cells = _retention_cells(filters, cohort, period, activity)
-    counts = (select(cells.c.cohort, cells.c.period, func.count(distinct(cells.c.member_id)).label("active"))
-              .where(cells.c.period <= max_periods).group_by(cells.c.cohort, cells.c.period))
-    sizes = select(cohorts.c.cohort, func.count().label("size")).group_by(cohorts.c.cohort)
-    active_frame = read_frame(bind, counts)
-    size_frame = read_frame(bind, sizes)
-    if size_frame.empty:
+    periods = _Periods(filters, period)
+    cohort_members = _cohort_members(filters, cohort, periods, activity, periods.in_range - 1 + max_periods)
+    masks, ci = _masks(cohort_members), cohort_members.c.ci
+    query = (select(ci, func.count().label("size"),
+                    *(func.sum(case((_bit(masks, ci + n), 1), else_=0)).label(f"a{n}") for n in range(max_periods + 1)))
+             .group_by(ci).order_by(ci))
+    wide = read_frame(bind, query)
+    if wide.empty:
         return pd.DataFrame({c: pd.Series(dtype="float64" if c == "share" else "int64") for c in RETENTION_COLUMNS})
-    size_frame["cohort"] = pd.to_datetime(size_frame["cohort"])
-    active_frame["cohort"] = pd.to_datetime(active_frame["cohort"])
-    step = pd.DateOffset(months=1) if period == "month" else pd.DateOffset(weeks=1)
-    latest = max((c + n * step for c, n in zip(active_frame["cohort"], active_frame["period"], strict=True)),
-                 default=pd.Timestamp(filters.start_ts))
-    last = max(pd.Timestamp(filters.end_ts) - pd.Timedelta(days=1), latest)  # the range, or later activity
-    grid = []
-    for cohort_start, size in zip(size_frame["cohort"], size_frame["size"], strict=True):
-        steps = pd.date_range(cohort_start, last, freq="MS" if period == "month" else "W-MON")
-        for n in range(min(len(steps), max_periods + 1)):
-            grid.append((cohort_start, int(size), n))
-    table = pd.DataFrame(grid, columns=["cohort", "size", "period"]).merge(
-        active_frame.astype({"period": "int64"}), on=["cohort", "period"], how="left")
-    table["active"] = table["active"].fillna(0).astype("int64")
-    table["share"] = table["active"] / table["size"]
-    return table.sort_values(["cohort", "period"], ignore_index=True)[RETENTION_COLUMNS]
+    cells = wide.melt(id_vars=["ci", "size"], var_name="period", value_name="active")
+    cells["period"] = cells["period"].str[1:].astype("int64")
+    cells = cells.astype({"ci": "int64", "size": "int64", "active": "int64"})
+    # Show periods up to the end of the range, or later where anyone was active then; never the future.
+    active_numbers = cells.loc[cells["active"] > 0, "ci"] + cells.loc[cells["active"] > 0, "period"]
+    last = max(periods.in_range - 1, int(active_numbers.max()) if len(active_numbers) else 0)
+    cells = cells[cells["ci"] + cells["period"] <= last]
+    cells["cohort"] = cells["ci"].map(periods.start_of)
+    cells["share"] = cells["active"] / cells["size"]
+    return cells.sort_values(["cohort", "period"], ignore_index=True)[RETENTION_COLUMNS]
 
 
 def _as_timestamp(value: date | datetime | str) -> datetime:
@@ -158,9 +214,13 @@ def retention_cell_members(
     _check_retention_options(cohort, period, activity)
     if int(period_number) < 0:
         raise ValueError("period_number must be 0 or more")
-    _, cells = _retention_cells(filters, cohort, period, activity)
-    return (select(cells.c.member_id).where(cells.c.cohort == _as_timestamp(cohort_start),
-                                            cells.c.period == int(period_number)).distinct())
+    periods = _Periods(filters, period)
+    number = periods.number_of(pd.Timestamp(_as_timestamp(cohort_start)))
+    target = number + int(period_number)
+    cohort_members = _cohort_members(filters, cohort, periods, activity, max(target, 0))
+    masks = _masks(cohort_members)
+    return select(cohort_members.c.member_id).where(cohort_members.c.ci == number,
+                                                    _bit(masks, literal(target)) if target >= 0 else false())
 
 
 def _rhythm_cells(filters: Filters, measure: str) -> Subquery:

@@ -446,3 +446,27 @@ def test_hostile_text_in_options_never_reaches_sql(tmp_path, duck_warehouse: War
     assert result.inserted["orders"] == 1
     assert scalar(url, "SELECT channel FROM orders WHERE order_id = '536365'") == hostile
     assert scalar(url, "SELECT region FROM members WHERE member_id = '17850'") == "United Kingdom"
+
+
+def test_cohort_retention_of_the_imported_shop_matches_pandas(retail_import, retail_expected) -> None:
+    """Monthly first-purchase retention of the real Online Retail customers, against pandas on the file."""
+    from analytics.heatmaps import cohort_retention
+
+    url, _ = retail_import
+    sales = retail_expected["sales"]
+    sales = sales[sales["CustomerID"] != ""].assign(month=pd.to_datetime(sales["InvoiceDate"]).dt.to_period("M"))
+    first = sales.groupby("CustomerID")["month"].min().rename("cohort")
+    active = sales[["CustomerID", "month"]].drop_duplicates().join(first, on="CustomerID")
+    active["period"] = (active["month"] - active["cohort"]).map(lambda offset: offset.n)
+    expected = active[active["period"] <= 12].groupby(["cohort", "period"]).size()
+    sizes = first.value_counts()
+    engine = open_warehouse(url)
+    try:
+        table = cohort_retention(engine, Filters(date(2010, 12, 1), date(2011, 12, 9)), "first_purchase", "month")
+    finally:
+        engine.dispose()
+    table["cohort"] = table["cohort"].dt.to_period("M")
+    assert table.groupby("cohort")["size"].first().to_dict() == sizes.to_dict()
+    got = table[table["active"] > 0].set_index(["cohort", "period"])["active"]
+    assert got.to_dict() == expected.to_dict()
+    assert len(sizes) == 13 and sizes.sum() == 4_338  # Dec 2010 .. Dec 2011: every customer with a purchase
