@@ -13,6 +13,7 @@ Definitions:
   ``share`` = active / cohort size. Period 0 of first-purchase cohorts is 100% by definition.
   Activity is followed up to the end of the data, not only the date range, so older cohorts show
   more periods; the channel filter restricts which purchases count, the tier filter which members.
+  Computed from one aggregation by member: the first purchase and a bitmask of active periods.
 * **Activity rhythm**: weekday (0 = Monday) x hour of completed orders, net sales or events in the
   range.
 * **Affinity**: a group's (tier, region) share of spend per category, as an index against the
