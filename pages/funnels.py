@@ -11,7 +11,6 @@ import streamlit as st
 
 from analytics.funnels import (
     DIMENSIONS,
-    MAX_STEPS,
     METRIC_HELP,
     MODES,
     STEP_FILTERS,
@@ -89,7 +88,7 @@ try:
                   for r in rows.to_dict("records"))
     spec = FunnelSpec(steps, int(window_value) * WINDOW_UNITS[window_unit], mode, unit)
 except ValueError as problem:
-    st.error(f"{problem} Edit the steps above (a funnel has 2 to {MAX_STEPS}).", icon=":material/edit_note:")
+    st.error(f"{problem} Edit the steps above.", icon=":material/edit_note:")
     st.stop()
 
 with st.spinner("Following every unit through the funnel…"):

@@ -24,7 +24,8 @@ ARTIFACTS = PROJECT_ROOT / "tests" / "artifacts"
 # when Streamlit would run a pages/ file without app.py (see ui.context.page_inputs).
 PAGES = [("warehouse", "Warehouse", "warehouse"), ("", "Executive KPIs", "executive_kpis"),
          ("import_data", "Import data", "import_data"), ("data_quality", "Data quality", "data_quality"),
-         ("basket_rules", "Basket rules", "basket_rules"), ("heatmaps", "Heatmaps", "heatmaps")]
+         ("basket_rules", "Basket rules", "basket_rules"), ("heatmaps", "Heatmaps", "heatmaps"),
+         ("funnels", "Funnels", "funnels")]
 
 pytestmark = pytest.mark.browser
 if not Path(CHROMIUM).exists():
@@ -127,6 +128,37 @@ def test_first_run_shows_progress_then_the_kpis(browser, tmp_path: Path) -> None
         wait_until_idle(page)
         assert page.locator('[data-testid="stException"]').count() == 0
         assert (tmp_path / "warehouse.duckdb").exists()
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
+
+
+def test_funnel_steps_are_edited_in_the_grid(browser, duck_warehouse, tmp_path: Path) -> None:
+    """The step editor is a canvas grid AppTest cannot drive: deleting three of the four default steps
+    gives a clear message instead of a funnel, and the page keeps working."""
+    process, base = start_app({"MEMBERLENS_WAREHOUSE_URL": duck_warehouse.url}, tmp_path / "streamlit.log")
+    try:
+        page = browser.new_page(viewport={"width": 1400, "height": 1800})
+        page.goto(f"{base}/funnels")
+        wait_until_idle(page)
+        page.get_by_text("Entered (members)", exact=True).first.wait_for(timeout=30_000)
+        grid = page.locator('[data-testid="stDataFrameResizable"]').first
+        grid.locator("canvas").first.wait_for(timeout=30_000)
+        page.wait_for_timeout(500)  # the grid draws its rows after the canvas appears
+        box = grid.bounding_box()
+        for row in (2, 3, 4):  # the row markers of steps 2-4 (35 px rows under a 35 px header)
+            if row > 2:
+                page.keyboard.down("Control")
+            page.mouse.click(box["x"] + 15, box["y"] + 35 * row + 17)
+            if row > 2:
+                page.keyboard.up("Control")
+            page.wait_for_timeout(200)
+        page.keyboard.press("Delete")
+        message = page.get_by_text("A funnel has 2 to 8 steps, not 1. Edit the steps above.")
+        message.wait_for(timeout=30_000)
+        wait_until_idle(page)
+        assert page.locator('[data-testid="stException"]').count() == 0
+        page.screenshot(path=str(ARTIFACTS / "funnels_one_step.png"), full_page=True)
     finally:
         process.terminate()
         process.wait(timeout=20)
