@@ -7,19 +7,39 @@ from contextlib import contextmanager
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Connection, Engine, text
 from sqlalchemy.sql import Executable
 
 Bind = Engine | Connection
 
 
 @contextmanager
-def connection(bind: Bind) -> Iterator[Connection]:
+def connection(bind: Bind, *, hash_joins: bool = False) -> Iterator[Connection]:
     """Yield a connection: the one given, or a fresh one from the engine (closed afterwards).
 
     Analyses accept either, so a notebook can pass an engine while a caller that wants several
     queries to see one snapshot passes a connection.
+
+    ``hash_joins``: on PostgreSQL, turn nested-loop joins off for what runs inside (and restore the
+    setting afterwards). PostgreSQL has no statistics for CTEs and window-function outputs and
+    estimates their filtered rows at 1, then loops over the whole CTE once per row: a funnel on
+    2,000 demo members took 5.7 s that way and 47 ms with hash joins. Other warehouses ignore it.
     """
+    with _plain_connection(bind) as conn:
+        if not (hash_joins and conn.dialect.name == "postgresql"):
+            yield conn
+            return
+        previous = conn.execute(text("SELECT current_setting('enable_nestloop')")).scalar_one()
+        conn.execute(text("SET LOCAL enable_nestloop = off"))
+        try:
+            yield conn
+        finally:
+            if not conn.invalidated and conn.in_transaction():
+                conn.execute(text("SELECT set_config('enable_nestloop', :value, true)"), {"value": previous})
+
+
+@contextmanager
+def _plain_connection(bind: Bind) -> Iterator[Connection]:
     if isinstance(bind, Connection):
         yield bind
     else:
@@ -27,9 +47,11 @@ def connection(bind: Bind) -> Iterator[Connection]:
             yield conn
 
 
-def read_frame(bind: Bind, statement: Executable, params: Mapping[str, Any] | None = None) -> pd.DataFrame:
-    """Run a query and return its rows as a DataFrame (column names from the query)."""
-    with connection(bind) as conn:
+def read_frame(bind: Bind, statement: Executable, params: Mapping[str, Any] | None = None, *,
+               hash_joins: bool = False) -> pd.DataFrame:
+    """Run a query and return its rows as a DataFrame (column names from the query); ``hash_joins``
+    as for :func:`connection`."""
+    with connection(bind, hash_joins=hash_joins) as conn:
         result = conn.execute(statement, dict(params or {}))
         columns = list(result.keys())
         # Plain tuples: pandas inspects SQLAlchemy Row objects one by one (seconds for 500,000 rows).

@@ -445,7 +445,7 @@ def funnel_report(bind: Bind, spec: FunnelSpec, filters: Filters, breakdown: str
         query = select(literal(None).label("dim"), literal(1).label("is_total"), *columns)
     else:
         query = select(b.dim, func.grouping(b.dim).label("is_total"), *columns).group_by(func.rollup(b.dim))
-    wide = read_frame(bind, query.select_from(best))
+    wide = read_frame(bind, query.select_from(best), hash_joins=True)
     rows, bins = [], []
     median_total = None
     for record in wide.to_dict("records"):
@@ -505,7 +505,7 @@ def funnel_trend(bind: Bind, spec: FunnelSpec, filters: Filters, grain: Grain = 
     query = (select(inner.c.period, func.count().label("entered"),
                     func.sum(case((inner.c.reached >= len(spec.steps), 1), else_=0)).label("converted"))
              .group_by(inner.c.period).order_by(inner.c.period))
-    frame = read_frame(bind, query)
+    frame = read_frame(bind, query, hash_joins=True)
     with connection(bind) as conn:
         last_event = conn.execute(select(func.max(events.c.occurred_at))).scalar()
     frame["period"] = pd.to_datetime(frame["period"])

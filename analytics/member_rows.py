@@ -29,12 +29,12 @@ def member_rows(bind: Bind, member_ids: Select, limit: int | None = None, unmask
              .order_by(m.member_id))
     if limit is not None:
         query = query.limit(limit)
-    frame = read_frame(bind, query)
+    frame = read_frame(bind, query, hash_joins=True)  # the ids may come from a funnel's CTE joins
     return frame if unmasked else mask_members(frame)
 
 
 def member_count(bind: Bind, member_ids: Select) -> int:
     """How many distinct members ``member_ids`` selects."""
     ids = member_ids.subquery("ids")
-    with connection(bind) as conn:
+    with connection(bind, hash_joins=True) as conn:
         return int(conn.execute(select(func.count(ids.c[0].distinct()))).scalar_one())

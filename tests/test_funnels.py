@@ -254,7 +254,7 @@ def funnels(draw: st.DrawFn) -> FunnelSpec:
 
 def per_unit(db: EventLog, funnel: FunnelSpec, filters: Filters) -> dict[str, tuple[int, tuple[float, ...]]]:
     best = best_attempts(funnel, filters)
-    frame = read_frame(db.engine, select(best))
+    frame = read_frame(db.engine, select(best), hash_joins=True)
     result = {}
     for row in frame.to_dict("records"):
         seconds = tuple(float(row[f"sec{k}"]) for k in range(2, int(row["reached"]) + 1))
@@ -312,7 +312,7 @@ def test_demo_funnel_equals_reference(warehouse: Warehouse, demo_events: list[Ev
 
 
 def per_unit_frame(warehouse: Warehouse, funnel: FunnelSpec, filters: Filters) -> dict:
-    frame = read_frame(warehouse.engine, select(best_attempts(funnel, filters)))
+    frame = read_frame(warehouse.engine, select(best_attempts(funnel, filters)), hash_joins=True)
     return {row["unit"]: (int(row["reached"]), tuple(float(row[f"sec{k}"]) for k in range(2, int(row["reached"]) + 1)),
                           row["entry_id"]) for row in frame.to_dict("records")}
 
@@ -355,11 +355,11 @@ def test_dropoff_members_and_their_audience(warehouse: Warehouse, demo_events: l
     expected = reference_attempts(funnel, demo_events, filters.start_ts, filters.end_ts)
     for step in (1, 2, 3):
         want = {a.member_id for a in expected.values() if a.reached == step and a.member_id is not None}
-        got = set(read_frame(warehouse.engine, dropoff_member_ids(funnel, filters, step))["member_id"])
+        got = set(read_frame(warehouse.engine, dropoff_member_ids(funnel, filters, step), hash_joins=True)["member_id"])
         assert got == want
         assert want
     audience = json.loads(json.dumps(dropoff_audience_spec(funnel, filters, 2)))
-    again = set(read_frame(warehouse.engine, audience_member_ids(audience))["member_id"])
+    again = set(read_frame(warehouse.engine, audience_member_ids(audience), hash_joins=True)["member_id"])
     assert again == {a.member_id for a in expected.values() if a.reached == 2 and a.member_id is not None}
     with pytest.raises(ValueError, match="from 1 to 3"):
         dropoff_member_ids(funnel, filters, 4)
@@ -447,3 +447,20 @@ def test_funnel_page_shows_the_funnel_breakdown_and_masked_dropoffs(warehouse: W
     labels = [b.label for b in at.get("download_button")]
     assert f"Download all {members:,} members (CSV, masked)" in labels
     assert "Download the audience definition (JSON)" in labels
+
+
+def test_postgres_planner_setting_is_restored(pg_log: EventLog) -> None:
+    """Funnels turn PostgreSQL's nested loops off for their own statements only: a caller's connection
+    gets its setting back (see analytics.db.connection)."""
+    from sqlalchemy import text
+
+    from analytics.db import connection
+
+    pg_log.load([ev(1, 0, "product_view"), ev(2, 1, "add_to_cart")])
+    with pg_log.engine.connect() as conn:
+        assert funnel_report(conn, spec("product_view", "add_to_cart"), Filters(DAY, DAY)).total["units"].tolist() \
+            == [1, 1]
+        assert conn.execute(text("SELECT current_setting('enable_nestloop')")).scalar_one() == "on"
+        with connection(conn, hash_joins=True) as tuned:
+            assert tuned.execute(text("SELECT current_setting('enable_nestloop')")).scalar_one() == "off"
+        assert conn.execute(text("SELECT current_setting('enable_nestloop')")).scalar_one() == "on"
