@@ -43,7 +43,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import asdict, dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 from typing import Any, Literal
 
 import pandas as pd
@@ -227,10 +227,6 @@ def step_filter_options(bind: Bind) -> dict[str, tuple[str, ...]]:
 
 def _epoch(column: ColumnElement[Any]) -> ColumnElement[float]:
     return cast(extract("epoch", column), Double)
-
-
-def _epoch_of(moment: datetime) -> float:
-    return (moment - datetime(1970, 1, 1)).total_seconds()
 
 
 def _definitions(spec: FunnelSpec) -> tuple[list[FunnelStep], list[int]]:
