@@ -22,7 +22,7 @@ from datetime import date, timedelta
 import pandas as pd
 from sqlalchemy import Engine
 
-from analytics import funnels, heatmaps, kpis, rules
+from analytics import funnels, heatmaps, kpis, rfm, rules
 from analytics.filters import DEFAULT_RANGE_DAYS, Filters, filter_options
 from analytics.quality import DEFAULT_THRESHOLDS, QualityThresholds, quality_report
 from analytics.schema import TIERS
@@ -322,3 +322,13 @@ def _funnel(ctx: Context) -> pd.DataFrame:
         return table[FUNNEL_COLUMNS]
     table = report.by_dimension.assign(step=report.by_dimension["label"])
     return table.rename(columns={"dim": args.breakdown})[[args.breakdown, *FUNNEL_COLUMNS]]
+
+
+@subcommand("rfm", "RFM per member with an order in the period: recency in days (to the period's last day), "
+            "frequency (completed orders), monetary (net sales), their 1-5 scores and the named segment.")
+def _rfm(ctx: Context) -> pd.DataFrame:
+    args = ctx.args
+    filters = Filters(ctx.start, ctx.end, tuple(args.channel), tuple(args.tier))
+    members = rfm.rfm_members(ctx.engine, filters)
+    print(f"note: {len(members):,} members bought between {ctx.start} and {ctx.end}", file=sys.stderr)
+    return members.drop(columns="fm_score")

@@ -1,0 +1,154 @@
+"""RFM against an independent pandas computation, on DuckDB and PostgreSQL and on the real Online Retail file."""
+
+from __future__ import annotations
+
+import math
+import subprocess
+import sys
+from datetime import date, timedelta
+
+import pandas as pd
+import pytest
+
+from analytics.filters import Filters
+from analytics.rfm import (
+    DEFAULT_GRID,
+    NO_PURCHASE,
+    SEGMENTS,
+    check_grid,
+    rfm_members,
+    score_grid,
+    segment_migration,
+    segment_summary,
+)
+from analytics.warehouse import data_span
+from tests.conftest import PROJECT_ROOT, Warehouse
+
+
+def pandas_rfm(orders: pd.DataFrame, members: pd.DataFrame, filters: Filters) -> pd.DataFrame:
+    """RFM written from the module's definitions with pandas only."""
+    o = orders[(orders["status"] == "completed") & orders["member_id"].notna()
+               & (orders["ordered_at"] >= pd.Timestamp(filters.start_ts))
+               & (orders["ordered_at"] < pd.Timestamp(filters.end_ts))]
+    if filters.channels:
+        o = o[o["channel"].isin(filters.channels)]
+    if filters.tiers:
+        o = o[o["member_id"].isin(members.loc[members["tier"].isin(filters.tiers), "member_id"])]
+    per = o.groupby("member_id").agg(last=("ordered_at", "max"), frequency=("order_id", "size"),
+                                     monetary=("net_amount", "sum")).reset_index()
+    per["recency_days"] = (pd.Timestamp(filters.end) - per["last"].dt.normalize()).dt.days
+    n = len(per)
+
+    def score(values: pd.Series, lower_is_better: bool) -> pd.Series:
+        worse = [(values > v).sum() if lower_is_better else (values < v).sum() for v in values]
+        return pd.Series([1 + math.floor(5 * w / n) for w in worse], index=values.index)
+
+    per["r_score"] = score(per["recency_days"], lower_is_better=True)
+    per["f_score"] = score(per["frequency"], lower_is_better=False)
+    per["m_score"] = score(per["monetary"].round(2), lower_is_better=False)
+    per["fm_score"] = [math.floor((f + m + 1) / 2) for f, m in zip(per["f_score"], per["m_score"], strict=True)]
+    per["segment"] = [DEFAULT_GRID[(r, fm)] for r, fm in zip(per["r_score"], per["fm_score"], strict=True)]
+    return per.drop(columns="last").sort_values("member_id", ignore_index=True)
+
+
+def year_to(warehouse: Warehouse, **kw) -> Filters:
+    span = data_span(warehouse.engine)
+    return Filters(span.last_day - timedelta(days=364), span.last_day, **kw)
+
+
+@pytest.mark.parametrize("kw", [{}, {"tiers": ("silver", "gold")}, {"channels": ("app",)}])
+def test_rfm_scores_and_segments_match_pandas(warehouse: Warehouse, kw: dict) -> None:
+    filters = year_to(warehouse, **kw)
+    got = rfm_members(warehouse.engine, filters)
+    expected = pandas_rfm(warehouse.frame("orders"), warehouse.frame("members"), filters)
+    assert len(got) == len(expected) > 100
+    for column in ("member_id", "recency_days", "frequency", "r_score", "f_score", "m_score", "fm_score", "segment"):
+        assert got[column].tolist() == expected[column].tolist(), column
+    assert got["monetary"].round(2).tolist() == expected["monetary"].round(2).tolist()
+    assert set(got["segment"]) <= set(SEGMENTS) and got["segment"].nunique() >= 8
+
+
+def test_segment_summary_and_grid_add_up(warehouse: Warehouse) -> None:
+    filters = year_to(warehouse)
+    members = rfm_members(warehouse.engine, filters)
+    summary = segment_summary(warehouse.engine, filters).set_index("segment")
+    assert list(summary.index) == list(SEGMENTS)
+    counts = members["segment"].value_counts()
+    for segment in SEGMENTS:
+        assert summary.loc[segment, "members"] == counts.get(segment, 0)
+        mine = members[members["segment"] == segment]
+        assert summary.loc[segment, "sales"] == pytest.approx(mine["monetary"].sum())
+        if len(mine):
+            assert summary.loc[segment, "aov"] == pytest.approx(mine["monetary"].sum() / mine["frequency"].sum())
+            assert summary.loc[segment, "avg_recency_days"] == pytest.approx(mine["recency_days"].mean())
+    assert summary["member_share"].sum() == pytest.approx(1.0) and summary["sales_share"].sum() == pytest.approx(1.0)
+    grid = score_grid(warehouse.engine, filters)
+    expected = members.groupby(["r_score", "f_score"]).size()
+    assert len(grid) == 25
+    assert {(r, f): n for r, f, n in grid.itertuples(index=False) if n} == expected.to_dict()
+
+
+def test_migration_between_two_windows(warehouse: Warehouse) -> None:
+    span = data_span(warehouse.engine)
+    after = Filters(span.last_day - timedelta(days=179), span.last_day)
+    before = after.previous()
+    moved = segment_migration(warehouse.engine, before, after)
+    a = rfm_members(warehouse.engine, before).set_index("member_id")["segment"]
+    b = rfm_members(warehouse.engine, after).set_index("member_id")["segment"]
+    both = pd.concat([a.rename("before"), b.rename("after")], axis=1).fillna(NO_PURCHASE)
+    expected = both.groupby(["before", "after"]).size()
+    assert moved.set_index(["before", "after"])["members"].to_dict() == expected.to_dict()
+    assert moved["members"].sum() == len(set(a.index) | set(b.index))
+
+
+def test_an_edited_grid_is_used_and_a_broken_one_refused(duck_warehouse: Warehouse) -> None:
+    filters = year_to(duck_warehouse)
+    grid = {**DEFAULT_GRID, (5, 5): "Loyal", (5, 4): "Loyal", (4, 5): "Loyal"}  # no Champions any more
+    got = rfm_members(duck_warehouse.engine, filters, grid)
+    plain = rfm_members(duck_warehouse.engine, filters)
+    assert "Champions" not in set(got["segment"])
+    assert (got["segment"] == "Loyal").sum() == plain["segment"].isin(["Loyal", "Champions"]).sum()
+    with pytest.raises(ValueError, match="no segment for R, FM"):
+        check_grid({k: v for k, v in DEFAULT_GRID.items() if k != (3, 3)})
+    with pytest.raises(ValueError, match="Unknown segment"):
+        check_grid({**DEFAULT_GRID, (3, 3): "Whales"})
+
+
+def test_rfm_command_line(duck_warehouse: Warehouse) -> None:
+    filters = year_to(duck_warehouse)
+    out = subprocess.run([sys.executable, "-m", "analytics", "rfm", "--url", duck_warehouse.url, "--start",
+                          filters.start.isoformat(), "--end", filters.end.isoformat()], capture_output=True,
+                         text=True, cwd=PROJECT_ROOT, check=True).stdout
+    frame = pd.read_csv(pd.io.common.StringIO(out))
+    assert list(frame.columns) == ["member_id", "recency_days", "frequency", "monetary", "r_score", "f_score",
+                                   "m_score", "segment"]
+    expected = pandas_rfm(duck_warehouse.frame("orders"), duck_warehouse.frame("members"), filters)
+    assert frame["segment"].tolist() == expected["segment"].tolist()
+
+
+def test_rfm_of_the_real_online_retail_customers(tmp_path) -> None:
+    from analytics.importers import ImportOptions, import_file
+    from analytics.warehouse import open_warehouse
+    from tests.conftest import DATASETS
+
+    retail = DATASETS / "online_retail.csv.gz"
+    if not retail.exists():
+        pytest.skip(f"{retail} is missing (see ../shared/datasets/README)")
+    url = f"duckdb:///{tmp_path / 'retail.duckdb'}"
+    import_file(url, "transactions", retail, ImportOptions(channel="web"))
+    engine = open_warehouse(url)
+    try:
+        filters = Filters(date(2010, 12, 1), date(2011, 12, 9))
+        got = rfm_members(engine, filters)
+        from sqlalchemy import select
+
+        from analytics.db import read_frame
+        from analytics.schema import members, orders
+
+        expected = pandas_rfm(read_frame(engine, select(orders)).astype({"net_amount": "float64"}),
+                              read_frame(engine, select(members)), filters)
+    finally:
+        engine.dispose()
+    assert len(got) == 4_338
+    for column in ("member_id", "recency_days", "frequency", "r_score", "f_score", "m_score", "segment"):
+        assert got[column].tolist() == expected[column].tolist(), column
