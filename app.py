@@ -35,6 +35,8 @@ PAGES = {
                 url_path="kpis", default=True),
     ],
     "Membership": [
+        st.Page("pages/rfm_segments.py", title="RFM segments", icon=":material/donut_small:",
+                url_path="rfm_segments"),
         st.Page("pages/heatmaps.py", title="Heatmaps", icon=":material/grid_on:", url_path="heatmaps"),
     ],
     "Marketing": [

@@ -19,7 +19,8 @@ from ui.format import format_change, format_value
 APP = str(PROJECT_ROOT / "app.py")
 PAGES = {"pages/executive_kpis.py": "Executive KPIs", "pages/warehouse.py": "Warehouse",
          "pages/import_data.py": "Import data", "pages/data_quality.py": "Data quality",
-         "pages/basket_rules.py": "Basket rules", "pages/heatmaps.py": "Heatmaps", "pages/funnels.py": "Funnels"}
+         "pages/basket_rules.py": "Basket rules", "pages/heatmaps.py": "Heatmaps", "pages/funnels.py": "Funnels",
+         "pages/rfm_segments.py": "RFM segments"}
 
 
 @pytest.fixture
@@ -57,6 +58,8 @@ def test_every_page_runs_without_an_exception(app_on, warehouse, page: str) -> N
         assert "Choose a file" in at.info[0].value
     elif page == "pages/heatmaps.py":
         assert len(at.get("plotly_chart")) == 4
+    elif page == "pages/rfm_segments.py":
+        assert [m.label for m in at.metric] == ["Members scored", "Their net sales", "Champions + Loyal", "At risk"]
     elif page == "pages/funnels.py":
         assert [m.label for m in at.metric][:4] == ["Entered (members)", "Converted", "Overall conversion",
                                                 "Median time to convert"]

@@ -25,7 +25,7 @@ ARTIFACTS = PROJECT_ROOT / "tests" / "artifacts"
 PAGES = [("warehouse", "Warehouse", "warehouse"), ("", "Executive KPIs", "executive_kpis"),
          ("import_data", "Import data", "import_data"), ("data_quality", "Data quality", "data_quality"),
          ("basket_rules", "Basket rules", "basket_rules"), ("heatmaps", "Heatmaps", "heatmaps"),
-         ("funnels", "Funnels", "funnels")]
+         ("funnels", "Funnels", "funnels"), ("rfm_segments", "RFM segments", "rfm_segments")]
 
 pytestmark = pytest.mark.browser
 if not Path(CHROMIUM).exists():

@@ -152,3 +152,44 @@ def test_rfm_of_the_real_online_retail_customers(tmp_path) -> None:
     assert len(got) == 4_338
     for column in ("member_id", "recency_days", "frequency", "r_score", "f_score", "m_score", "segment"):
         assert got[column].tolist() == expected[column].tolist(), column
+
+
+def test_rfm_page_shows_segments_and_masked_members(warehouse: Warehouse, monkeypatch) -> None:
+    """Under AppTest on DuckDB and PostgreSQL: the cards and table equal segment_summary for the page's
+    default range, and a segment's members are listed masked."""
+    from streamlit.testing.v1 import AppTest
+
+    monkeypatch.setenv("MEMBERLENS_WAREHOUSE_URL", warehouse.url)
+    at = AppTest.from_file(str(PROJECT_ROOT / "app.py"), default_timeout=120).run()
+    at.switch_page("pages/rfm_segments.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    span = data_span(warehouse.engine)
+    filters = Filters(span.last_day - timedelta(days=89), span.last_day)  # the page's default range
+    summary = segment_summary(warehouse.engine, filters)
+    cards = {m.label: m.value for m in at.metric}
+    assert cards["Members scored"] == f"{summary['members'].sum():,}"
+    table = next(df.value for df in at.dataframe if "meaning" in df.value.columns)
+    assert table.set_index("segment")["members"].to_dict() == summary.set_index("segment")["members"].to_dict()
+    at.session_state["rfm_members_segment"] = "At Risk"
+    at.run()
+    assert not at.exception
+    at_risk = int(summary.set_index("segment").loc["At Risk", "members"])
+    assert any(m.value.startswith(f"**{at_risk:,} members** in At Risk") for m in at.markdown)
+    preview = next(df.value for df in at.dataframe if "phone" in df.value.columns)
+    assert len(preview) == min(at_risk, 100)
+    assert preview["phone"].dropna().str.fullmatch(r"\d{3}\*+\d{4}").all()
+    assert not preview["phone"].dropna().isin(warehouse.frame("members")["phone"]).any()
+
+
+def test_segment_audience_spec_round_trips(warehouse: Warehouse) -> None:
+    import json
+
+    from analytics.db import read_frame
+    from analytics.rfm import audience_member_ids, segment_audience_spec
+
+    filters = year_to(warehouse, tiers=("basic", "silver"))
+    grid = {**DEFAULT_GRID, (3, 3): "At Risk"}
+    audience = json.loads(json.dumps(segment_audience_spec(filters, ("At Risk", "Lost"), grid)))
+    got = set(read_frame(warehouse.engine, audience_member_ids(audience))["member_id"])
+    members = rfm_members(warehouse.engine, filters, grid)
+    assert got == set(members.loc[members["segment"].isin(["At Risk", "Lost"]), "member_id"]) and got

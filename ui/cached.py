@@ -13,7 +13,7 @@ import pandas as pd
 import streamlit as st
 from sqlalchemy import Engine
 
-from analytics import funnels, heatmaps, kpis, rules
+from analytics import funnels, heatmaps, kpis, rfm, rules
 from analytics.filters import FilterOptions, Filters, filter_options
 from analytics.member_rows import member_count, member_rows
 from analytics.quality import DEFAULT_THRESHOLDS, QualityReport, QualityThresholds, quality_report
@@ -165,3 +165,35 @@ def dropoff_members_csv(engine: Engine, filters: Filters, spec: funnels.FunnelSp
     """Every member whose best attempt stopped at ``step`` as CSV (masked): not cached, since a
     download button builds it only when clicked."""
     return member_rows(engine, funnels.dropoff_member_ids(spec, filters, step)).to_csv(index=False).encode()
+
+
+Grid = tuple[tuple[int, int, str], ...]  # (R score, FM score, segment): hashable for the cache key
+
+
+@st.cache_data(ttl=TTL_SECONDS, show_spinner="Scoring members…", max_entries=32)
+def cached_segment_summary(_engine: Engine, url: str, filters: Filters, grid: Grid) -> pd.DataFrame:
+    return rfm.segment_summary(_engine, filters, {(r, fm): s for r, fm, s in grid})
+
+
+@st.cache_data(ttl=TTL_SECONDS, show_spinner=False, max_entries=32)
+def cached_score_grid(_engine: Engine, url: str, filters: Filters, across: str) -> pd.DataFrame:
+    return rfm.score_grid(_engine, filters, across)
+
+
+@st.cache_data(ttl=TTL_SECONDS, show_spinner="Following members between the two periods…", max_entries=32)
+def cached_segment_migration(_engine: Engine, url: str, before: Filters, after: Filters, grid: Grid) -> pd.DataFrame:
+    return rfm.segment_migration(_engine, before, after, {(r, fm): s for r, fm, s in grid})
+
+
+@st.cache_data(ttl=TTL_SECONDS, show_spinner="Listing the segment's members…", max_entries=16)
+def cached_segment_members(_engine: Engine, url: str, filters: Filters, segment: str, grid: Grid,
+                           limit: int) -> tuple[int, pd.DataFrame]:
+    """How many members the segment has, and the first ``limit`` of them (masked)."""
+    ids = rfm.segment_member_ids(filters, (segment,), {(r, fm): s for r, fm, s in grid})
+    return member_count(_engine, ids), member_rows(_engine, ids, limit)
+
+
+def segment_members_csv(engine: Engine, filters: Filters, segment: str, grid: Grid) -> bytes:
+    """Every member of the segment as CSV (masked): built when the download button is clicked."""
+    ids = rfm.segment_member_ids(filters, (segment,), {(r, fm): s for r, fm, s in grid})
+    return member_rows(engine, ids).to_csv(index=False).encode()
