@@ -1,4 +1,4 @@
-"""MemberLens benchmarks: ``python -m benchmarks.run [--scenario all|generator|kpis|import|rules|funnels|heatmaps]``.
+"""MemberLens benchmarks: ``python -m benchmarks.run [--scenario all|generator|kpis|import|rules|...]``.
 
 Prints plain tables of medians over several runs, each figure next to its target or its baseline
 measured in the same run. Nothing here is a test: speed is measured, not asserted.
@@ -14,7 +14,8 @@ measured in the same run. Nothing here is a test: speed is measured, not asserte
   ``read_csv`` of the same file in the same run, and the command line's wall time and peak memory.
 * ``rules``: association rules on Groceries (support 0.001) and the Online Retail invoices (0.005)
   against pyfim, C. Borgelt's C FP-growth, on the same baskets and thresholds in the same run.
-* ``funnels`` and ``heatmaps``: see :mod:`benchmarks.funnels_heatmaps` (on the benchmark warehouse).
+* ``funnels`` and ``heatmaps``: see :mod:`benchmarks.funnels_heatmaps`; ``rfm``: see
+  :mod:`benchmarks.segments` (both on the benchmark warehouse).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from pathlib import Path
 from sqlalchemy import func, select
 
 from benchmarks.funnels_heatmaps import funnel_scenario, heatmaps_scenario
+from benchmarks.segments import rfm_scenario
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DATA = PROJECT_ROOT / "benchmarks" / "data"
@@ -292,7 +294,7 @@ def rules_scenario(repeat: int) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__.split("\n")[0])
     parser.add_argument("--scenario", default="all",
-                        choices=("all", "generator", "kpis", "import", "rules", "funnels", "heatmaps"))
+                        choices=("all", "generator", "kpis", "import", "rules", "funnels", "heatmaps", "rfm"))
     parser.add_argument("--members", type=int, default=1_000_000, help="benchmark warehouse size")
     parser.add_argument("--repeat", type=int, default=3, help="runs per generator figure (KPI queries run 3x more)")
     parser.add_argument("--warehouse", type=Path,
@@ -303,7 +305,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"MemberLens benchmarks on {os.cpu_count()} cores, Python {sys.version.split()[0]}")
     if args.scenario in ("all", "generator"):
         generator_scenario(args.members, args.repeat, warehouse)
-    if args.scenario in ("all", "kpis", "funnels", "heatmaps") and not warehouse.exists():
+    if args.scenario in ("all", "kpis", "funnels", "heatmaps", "rfm") and not warehouse.exists():
         print(f"\nbuilding {warehouse.name} for the warehouse scenarios ...")
         build_once(args.members, 42, warehouse)
     if args.scenario in ("all", "kpis"):
@@ -316,6 +318,8 @@ def main(argv: list[str] | None = None) -> int:
         funnel_scenario(warehouse, args.repeat)
     if args.scenario in ("all", "heatmaps"):
         heatmaps_scenario(warehouse, args.repeat * 3)
+    if args.scenario in ("all", "rfm"):
+        rfm_scenario(warehouse, args.repeat * 3)
     return 0
 
 
