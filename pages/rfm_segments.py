@@ -64,12 +64,12 @@ cards[0].metric("Members scored", f"{scored:,}", border=True, help="Members with
 cards[1].metric("Their net sales", format_value(float(summary["sales"].sum()), "currency"), border=True)
 best = summary.set_index("segment").loc[["Champions", "Loyal"]]
 cards[2].metric("Champions + Loyal", f"{best['member_share'].sum():.1%}", border=True,
-                delta=f"{best['sales_share'].sum():.1%} of sales", delta_color="off",
+                delta=f"{best['sales_share'].sum():.1%} of sales", delta_color="off", delta_arrow="off",
                 help="Share of the scored members in the two best segments, and their share of the net sales. "
                      + SEGMENT_HELP["Champions"])
 risk = summary.set_index("segment").loc[["At Risk", "Can't Lose Them"]]
 cards[3].metric("At risk", f"{int(risk['members'].sum()):,}", border=True,
-                delta=f"{risk['sales_share'].sum():.1%} of sales", delta_color="off",
+                delta=f"{risk['sales_share'].sum():.1%} of sales", delta_color="off", delta_arrow="off",
                 help=f"At Risk and Can't Lose Them: {risk['sales_share'].sum():.1%} of the net sales. "
                      + SEGMENT_HELP["Can't Lose Them"])
 

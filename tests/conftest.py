@@ -125,3 +125,23 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Itera
         reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
         report.outcome = "failed"
         report.longrepr = f"skipped in CI, where nothing may be skipped: {reason}"
+
+
+def open_page(url: str, page: str, monkeypatch: pytest.MonkeyPatch):
+    """The app under Streamlit's AppTest, pointed at ``url`` and switched to ``page`` (``pages/x.py``),
+    with no exception raised on the way."""
+    from streamlit.testing.v1 import AppTest
+
+    monkeypatch.setenv("MEMBERLENS_WAREHOUSE_URL", url)
+    at = AppTest.from_file(str(PROJECT_ROOT / "app.py"), default_timeout=120).run()
+    at.switch_page(page).run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def default_filters(warehouse: Warehouse):
+    """The filters a page opens with: the last 90 days of data, all channels and tiers."""
+    from analytics.filters import DEFAULT_RANGE_DAYS, Filters
+    from analytics.warehouse import data_span
+
+    return Filters(*data_span(warehouse.engine).last_days(DEFAULT_RANGE_DAYS))

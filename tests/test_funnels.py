@@ -31,7 +31,7 @@ from analytics.funnels import (
 )
 from analytics.schema import events, members, metadata, products
 from analytics.warehouse import data_span
-from tests.conftest import PROJECT_ROOT, Warehouse
+from tests.conftest import PROJECT_ROOT, Warehouse, default_filters, open_page
 from tests.funnel_reference import Event, reference_attempts, reference_counts
 
 DAY = date(2026, 3, 10)
@@ -408,16 +408,10 @@ def test_funnel_command_line(duck_warehouse: Warehouse) -> None:
 def test_funnel_page_shows_the_funnel_breakdown_and_masked_dropoffs(warehouse: Warehouse, monkeypatch) -> None:
     """Under AppTest, on DuckDB and PostgreSQL: the default funnel's figures equal funnel_report's, and
     switching to sessions, a tier breakdown and the drop-off after step 2 lists those members masked."""
-    from streamlit.testing.v1 import AppTest
-
     from analytics.member_rows import member_count
 
-    monkeypatch.setenv("MEMBERLENS_WAREHOUSE_URL", warehouse.url)
-    at = AppTest.from_file(str(PROJECT_ROOT / "app.py"), default_timeout=120).run()
-    at.switch_page("pages/funnels.py").run()
-    assert not at.exception, [e.value for e in at.exception]
-    span = data_span(warehouse.engine)
-    filters = Filters(span.last_day - timedelta(days=89), span.last_day)  # the page's default range
+    at = open_page(warehouse.url, "pages/funnels.py", monkeypatch)
+    filters = default_filters(warehouse)
     funnel = spec(*FOUR, window="7d")
     total = funnel_report(warehouse.engine, funnel, filters).total
     cards = {m.label: m.value for m in at.metric}

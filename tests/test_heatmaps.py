@@ -8,7 +8,6 @@ from datetime import timedelta
 
 import pandas as pd
 import pytest
-from streamlit.testing.v1 import AppTest
 
 from analytics.db import read_frame
 from analytics.filters import Filters
@@ -26,7 +25,7 @@ from analytics.heatmaps import (
 )
 from analytics.member_rows import member_count
 from analytics.warehouse import data_span
-from tests.conftest import PROJECT_ROOT, Warehouse
+from tests.conftest import PROJECT_ROOT, Warehouse, default_filters, open_page
 
 
 def window(warehouse: Warehouse, days: int = 180, **options: tuple[str, ...]) -> Filters:
@@ -301,11 +300,8 @@ def clicked(row: object, column: object) -> dict:
 def test_clicking_a_cell_shows_its_figures_and_masked_members(warehouse: Warehouse, monkeypatch) -> None:
     """The page under AppTest, on DuckDB and PostgreSQL: a click on a cell of each heatmap (as the browser
     sends it) shows the cell's figures, the number of its members, a masked preview and a download."""
-    monkeypatch.setenv("MEMBERLENS_WAREHOUSE_URL", warehouse.url)
-    at = AppTest.from_file(str(PROJECT_ROOT / "app.py"), default_timeout=120).run()
-    at.switch_page("pages/heatmaps.py").run()
-    span = data_span(warehouse.engine)
-    filters = Filters(span.last_day - timedelta(days=89), span.last_day)  # the page's default range
+    at = open_page(warehouse.url, "pages/heatmaps.py", monkeypatch)
+    filters = default_filters(warehouse)
     table = cohort_retention(warehouse.engine, filters, max_periods=12)
     retention = table[(table["period"] == 1) & (table["active"] > 0)].iloc[0]
     affinity = category_affinity(warehouse.engine, filters, "tier").iloc[0]
@@ -346,9 +342,7 @@ def test_clicking_a_cell_shows_its_figures_and_masked_members(warehouse: Warehou
 
 
 def test_a_click_on_an_empty_cell_says_so(duck_warehouse: Warehouse, monkeypatch) -> None:
-    monkeypatch.setenv("MEMBERLENS_WAREHOUSE_URL", duck_warehouse.url)
-    at = AppTest.from_file(str(PROJECT_ROOT / "app.py"), default_timeout=120).run()
-    at.switch_page("pages/heatmaps.py").run()
+    at = open_page(duck_warehouse.url, "pages/heatmaps.py", monkeypatch)
     span = data_span(duck_warehouse.engine)
     table = cohort_retention(duck_warehouse.engine, Filters(span.last_day - timedelta(days=89), span.last_day))
     last = table["cohort"].max()

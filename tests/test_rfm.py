@@ -22,7 +22,7 @@ from analytics.rfm import (
     segment_summary,
 )
 from analytics.warehouse import data_span
-from tests.conftest import PROJECT_ROOT, Warehouse
+from tests.conftest import PROJECT_ROOT, Warehouse, default_filters, open_page
 
 
 def pandas_rfm(orders: pd.DataFrame, members: pd.DataFrame, filters: Filters) -> pd.DataFrame:
@@ -157,14 +157,8 @@ def test_rfm_of_the_real_online_retail_customers(tmp_path) -> None:
 def test_rfm_page_shows_segments_and_masked_members(warehouse: Warehouse, monkeypatch) -> None:
     """Under AppTest on DuckDB and PostgreSQL: the cards and table equal segment_summary for the page's
     default range, and a segment's members are listed masked."""
-    from streamlit.testing.v1 import AppTest
-
-    monkeypatch.setenv("MEMBERLENS_WAREHOUSE_URL", warehouse.url)
-    at = AppTest.from_file(str(PROJECT_ROOT / "app.py"), default_timeout=120).run()
-    at.switch_page("pages/rfm_segments.py").run()
-    assert not at.exception, [e.value for e in at.exception]
-    span = data_span(warehouse.engine)
-    filters = Filters(span.last_day - timedelta(days=89), span.last_day)  # the page's default range
+    at = open_page(warehouse.url, "pages/rfm_segments.py", monkeypatch)
+    filters = default_filters(warehouse)
     summary = segment_summary(warehouse.engine, filters)
     cards = {m.label: m.value for m in at.metric}
     assert cards["Members scored"] == f"{summary['members'].sum():,}"

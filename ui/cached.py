@@ -170,9 +170,13 @@ def dropoff_members_csv(engine: Engine, filters: Filters, spec: funnels.FunnelSp
 Grid = tuple[tuple[int, int, str], ...]  # (R score, FM score, segment): hashable for the cache key
 
 
+def _cells(grid: Grid) -> dict[tuple[int, int], str]:
+    return {(r, fm): segment for r, fm, segment in grid}
+
+
 @st.cache_data(ttl=TTL_SECONDS, show_spinner="Scoring members…", max_entries=32)
 def cached_segment_summary(_engine: Engine, url: str, filters: Filters, grid: Grid) -> pd.DataFrame:
-    return rfm.segment_summary(_engine, filters, {(r, fm): s for r, fm, s in grid})
+    return rfm.segment_summary(_engine, filters, _cells(grid))
 
 
 @st.cache_data(ttl=TTL_SECONDS, show_spinner=False, max_entries=32)
@@ -182,18 +186,18 @@ def cached_score_grid(_engine: Engine, url: str, filters: Filters, across: str) 
 
 @st.cache_data(ttl=TTL_SECONDS, show_spinner="Following members between the two periods…", max_entries=32)
 def cached_segment_migration(_engine: Engine, url: str, before: Filters, after: Filters, grid: Grid) -> pd.DataFrame:
-    return rfm.segment_migration(_engine, before, after, {(r, fm): s for r, fm, s in grid})
+    return rfm.segment_migration(_engine, before, after, _cells(grid))
 
 
 @st.cache_data(ttl=TTL_SECONDS, show_spinner="Listing the segment's members…", max_entries=16)
 def cached_segment_members(_engine: Engine, url: str, filters: Filters, segment: str, grid: Grid,
                            limit: int) -> tuple[int, pd.DataFrame]:
     """How many members the segment has, and the first ``limit`` of them (masked)."""
-    ids = rfm.segment_member_ids(filters, (segment,), {(r, fm): s for r, fm, s in grid})
+    ids = rfm.segment_member_ids(filters, (segment,), _cells(grid))
     return member_count(_engine, ids), member_rows(_engine, ids, limit)
 
 
 def segment_members_csv(engine: Engine, filters: Filters, segment: str, grid: Grid) -> bytes:
     """Every member of the segment as CSV (masked): built when the download button is clicked."""
-    ids = rfm.segment_member_ids(filters, (segment,), {(r, fm): s for r, fm, s in grid})
+    ids = rfm.segment_member_ids(filters, (segment,), _cells(grid))
     return member_rows(engine, ids).to_csv(index=False).encode()
