@@ -22,7 +22,7 @@ from datetime import date, timedelta
 import pandas as pd
 from sqlalchemy import Engine
 
-from analytics import funnels, heatmaps, kpis, rfm, rules
+from analytics import clustering, funnels, heatmaps, kpis, portraits, rfm, rules
 from analytics.filters import DEFAULT_RANGE_DAYS, Filters, filter_options
 from analytics.quality import DEFAULT_THRESHOLDS, QualityThresholds, quality_report
 from analytics.schema import TIERS
@@ -332,3 +332,46 @@ def _rfm(ctx: Context) -> pd.DataFrame:
     members = rfm.rfm_members(ctx.engine, filters)
     print(f"note: {len(members):,} members bought between {ctx.start} and {ctx.end}", file=sys.stderr)
     return members.drop(columns="fm_score")
+
+
+def _clusters_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--k", type=int, default=6, help="number of clusters, 2-20 (default 6)")
+    parser.add_argument("--algorithm", choices=tuple(clustering.ALGORITHMS), default="kmeans",
+                        help="kmeans (default) or gmm (Gaussian mixture)")
+    parser.add_argument("--features", type=_choices_list(tuple(clustering.FEATURE_GROUPS)), action="extend",
+                        default=[], help=f"feature groups to cluster on (default all: "
+                                         f"{', '.join(clustering.FEATURE_GROUPS)})")
+    parser.add_argument("--min-orders", type=int, default=1, help="cluster members with at least this many "
+                        "completed orders in the period (default 1)")
+    parser.add_argument("--seed", type=int, default=42, help="random seed (default 42): same seed, same clusters")
+    parser.add_argument("--profiles", action="store_true", help="print one portrait row per cluster instead")
+
+
+@subcommand("clusters", "Member clusters on behavioural features (RFM, tenure, basket, discounts and points, time "
+            "of day, engagement, category and channel mix, age): member_id, cluster (1 = highest average net "
+            "sales), cluster_name; or with --profiles the portrait of each cluster.", _clusters_options)
+def _clusters(ctx: Context) -> pd.DataFrame:
+    args = ctx.args
+    try:
+        settings = clustering.ClusterSettings(args.k, args.algorithm, tuple(args.features or clustering.FEATURE_GROUPS),
+                                              args.min_orders, args.seed)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    filters = Filters(ctx.start, ctx.end, tuple(args.channel), tuple(args.tier))
+    try:
+        result = clustering.cluster_members(ctx.engine, filters, settings)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    print(f"note: {len(result.members):,} members with at least {settings.min_orders} completed order(s) between "
+          f"{ctx.start} and {ctx.end}, in {settings.k} clusters ({clustering.ALGORITHMS[settings.algorithm]})",
+          file=sys.stderr)
+    if args.profiles:
+        return result.portraits
+    return result.members[["member_id", "cluster", "cluster_name"]]
+
+
+@subcommand("tags", "Rule-based member tags on the period's last day: each tag, its rule, its members and their "
+            "share of all members.")
+def _tags(ctx: Context) -> pd.DataFrame:
+    args = ctx.args
+    return portraits.tag_coverage(ctx.engine, Filters(ctx.start, ctx.end, tuple(args.channel), tuple(args.tier)))

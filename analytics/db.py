@@ -59,3 +59,18 @@ def read_frame(bind: Bind, statement: Executable, params: Mapping[str, Any] | No
         return pd.DataFrame.from_records(rows, columns=columns, nrows=len(rows)) if rows else pd.DataFrame(
             {c: pd.Series(dtype=object) for c in columns})
 
+
+
+def read_frame_columnar(bind: Bind, statement: Executable, params: Mapping[str, Any] | None = None) -> pd.DataFrame:
+    """As :func:`read_frame`, for large results (one row per member): DuckDB hands its columns over as
+    arrays (1M rows x 30 columns in about a second, without a Python object per value); other
+    warehouses go through :func:`read_frame`. DuckDB returns decimals as float64 here."""
+    with connection(bind) as conn:
+        if conn.dialect.name != "duckdb":
+            return read_frame(conn, statement, params)
+        result = conn.execute(statement, dict(params or {}))
+        columns = list(result.keys())
+        frame = result.cursor.fetch_df()
+        result.close()
+        frame.columns = columns
+        return frame
