@@ -37,6 +37,9 @@ PAGES = {
     "Membership": [
         st.Page("pages/rfm_segments.py", title="RFM segments", icon=":material/donut_small:",
                 url_path="rfm_segments"),
+        st.Page("pages/clusters.py", title="Member clusters", icon=":material/bubble_chart:", url_path="clusters"),
+        st.Page("pages/member_tags.py", title="Member tags", icon=":material/sell:", url_path="member_tags"),
+        st.Page("pages/member_360.py", title="Member 360", icon=":material/person_search:", url_path="member_360"),
         st.Page("pages/heatmaps.py", title="Heatmaps", icon=":material/grid_on:", url_path="heatmaps"),
     ],
     "Marketing": [

@@ -499,16 +499,16 @@ def cluster_mix(result: ClusterResult, attribute: str) -> pd.DataFrame:
 
 
 def projection(result: ClusterResult, sample: int = 5_000) -> pd.DataFrame:
-    """A 2-D principal-component projection of a seeded sample of members in the fitted feature space:
-    ``member_id``, ``pc1``, ``pc2``, ``cluster``, ``cluster_name``; ``attrs['explained']`` holds the
-    share of variance each axis explains."""
+    """A seeded sample of members on the first two principal components of the fitted (standardised)
+    features, fitted on the sample: ``member_id``, ``pc1``, ``pc2``, ``cluster``, ``cluster_name``;
+    ``attrs['explained']`` holds the share of the variance each axis explains."""
     from sklearn.decomposition import PCA
 
     model, frame = result.model, result.members
     if len(frame) > sample:
         frame = frame.sample(sample, random_state=model.settings.seed)
     z = model.standardise(frame)
-    pca = PCA(2, random_state=model.settings.seed).fit(model.standardise(result.members)) if z.shape[1] >= 2 else None
+    pca = PCA(2, random_state=model.settings.seed).fit(z) if z.shape[1] >= 2 else None
     xy = pca.transform(z) if pca is not None else np.column_stack([z[:, 0], np.zeros(len(z))])
     out = pd.DataFrame({"member_id": frame["member_id"].to_numpy(), "pc1": xy[:, 0], "pc2": xy[:, 1],
                         "cluster": frame["cluster"].to_numpy(), "cluster_name": frame["cluster_name"].to_numpy()})

@@ -25,7 +25,9 @@ ARTIFACTS = PROJECT_ROOT / "tests" / "artifacts"
 PAGES = [("warehouse", "Warehouse", "warehouse"), ("", "Executive KPIs", "executive_kpis"),
          ("import_data", "Import data", "import_data"), ("data_quality", "Data quality", "data_quality"),
          ("basket_rules", "Basket rules", "basket_rules"), ("heatmaps", "Heatmaps", "heatmaps"),
-         ("funnels", "Funnels", "funnels"), ("rfm_segments", "RFM segments", "rfm_segments")]
+         ("funnels", "Funnels", "funnels"), ("rfm_segments", "RFM segments", "rfm_segments"),
+         ("clusters", "Member clusters", "clusters"), ("member_tags", "Member tags", "member_tags"),
+         ("member_360?member=M00000007", "Member 360", "member_360")]
 
 pytestmark = pytest.mark.browser
 if not Path(CHROMIUM).exists():

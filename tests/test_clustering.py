@@ -225,7 +225,7 @@ def test_portraits_zscores_mix_and_projection(duck_warehouse: Warehouse) -> None
     flat = projection(result, sample=500)
     assert len(flat) == 500 and set(flat["cluster"]) <= set(range(1, 5))
     # the explained variance equals the top eigenvalues of the standardised features' covariance
-    zs = result.model.standardise(members)
+    zs = result.model.standardise(members.set_index("member_id").loc[flat["member_id"]].reset_index())
     eig = np.sort(np.linalg.eigvalsh(np.cov(zs, rowvar=False)))[::-1]
     np.testing.assert_allclose(flat.attrs["explained"], eig[:2] / eig.sum(), rtol=1e-6)
 
@@ -266,3 +266,33 @@ def test_command_line_prints_members_and_profiles(duck_warehouse: Warehouse) -> 
     assert len(profiles.stdout.strip().splitlines()) == 5
     bad = subprocess.run([*base[:-1], "1"], capture_output=True, text=True, cwd=PROJECT_ROOT, timeout=60)
     assert bad.returncode == 2 and "between 2 and 20" in bad.stderr
+
+
+def test_clusters_page_shows_portraits_and_masked_members(warehouse: Warehouse, monkeypatch) -> None:
+    """Under AppTest on DuckDB and PostgreSQL: the cards and portrait table equal cluster_members for the
+    page's defaults, k-selection runs on request, and a cluster's members are listed masked."""
+    from tests.conftest import default_filters, open_page
+
+    at = open_page(warehouse.url, "pages/clusters.py", monkeypatch)
+    expected = cluster_members(warehouse.engine, default_filters(warehouse), ClusterSettings())
+    cards = {m.label: m.value for m in at.metric}
+    assert cards["Members clustered"] == f"{len(expected.members):,}"
+    table = next(df.value for df in at.dataframe if "top_categories" in df.value.columns)
+    assert table["name"].tolist() == expected.portraits["name"].tolist()
+    assert table["members"].tolist() == expected.portraits["members"].tolist()
+    at.slider(key="cluster_k").set_value(3)
+    at.toggle(key="cluster_k_compare").set_value(True)
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    charts = [c.proto.id for c in at.get("plotly_chart")]
+    assert sum(i.endswith(("_inertia", "_silhouette", "_davies_bouldin")) for i in charts) == 3
+    at.selectbox(key="cluster_members_pick").set_value(2)
+    at.run()
+    assert not at.exception
+    three = cluster_members(warehouse.engine, default_filters(warehouse), ClusterSettings(k=3))
+    size = int(three.portraits.loc[1, "members"])
+    assert any(m.value.startswith(f"**{size:,} members** in cluster 2") for m in at.markdown)
+    preview = next(df.value for df in at.dataframe if "phone" in df.value.columns)
+    assert len(preview) == min(size, 100)
+    assert set(preview["member_id"]) <= set(three.members.loc[three.members["cluster"] == 2, "member_id"])
+    assert not preview["phone"].dropna().isin(warehouse.frame("members")["phone"]).any()

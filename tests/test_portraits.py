@@ -445,3 +445,52 @@ def test_member_summary_is_the_rfm_row(warehouse: Warehouse) -> None:
         assert summary["monetary"] == pytest.approx(row["monetary"])
     unscored = sorted(set(members_frame(warehouse)["member_id"]) - set(scored.index))[0]
     assert member_summary(warehouse.engine, filters, unscored) is None
+
+
+# ---- pages ----------------------------------------------------------------------------------------------------------
+
+def test_tags_page_shows_coverage_and_masked_members(warehouse: Warehouse, monkeypatch) -> None:
+    """Under AppTest on DuckDB and PostgreSQL: the coverage table equals tag_coverage for the page's default range,
+    and a tag's members are listed masked."""
+    from tests.conftest import default_filters, open_page
+
+    at = open_page(warehouse.url, "pages/member_tags.py", monkeypatch)
+    filters = default_filters(warehouse)
+    expected = tag_coverage(warehouse.engine, filters)
+    table = next(df.value for df in at.dataframe if "rule" in df.value.columns)
+    assert table.set_index("tag")["members"].to_dict() == expected.set_index("tag")["members"].to_dict()
+    at.selectbox(key="tag_members_pick").set_value("dormant_90")
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    dormant = set(read_frame(warehouse.engine, tag_member_ids(filters, "dormant_90"))["member_id"])
+    assert any(m.value.startswith(f"**{len(dormant):,} members** are tagged") for m in at.markdown)
+    preview = next(df.value for df in at.dataframe if "phone" in df.value.columns)
+    assert len(preview) == min(len(dormant), 100) and set(preview["member_id"]) <= dormant
+    assert not preview["name"].dropna().isin(warehouse.frame("members")["name"]).any()
+
+
+def test_member_360_page_finds_a_member_and_shows_their_history(warehouse: Warehouse, monkeypatch) -> None:
+    """Search by id prefix, pick a member: masked contact details, RFM segment, cluster and every order."""
+    from tests.conftest import default_filters, open_page
+
+    at = open_page(warehouse.url, "pages/member_360.py", monkeypatch)
+    assert not at.metric  # nothing until an id is typed
+    filters = default_filters(warehouse)
+    rfm_rows = read_frame(warehouse.engine, select(portraits.member_rfm(filters)))
+    member_id = str(rfm_rows["member_id"].min())
+    at.text_input(key="m360_search").input(member_id[:-1]).run()  # a prefix: several match, pick one
+    assert not at.exception, [e.value for e in at.exception]
+    at.selectbox(key="m360_pick").set_value(member_id).run()
+    assert not at.exception, [e.value for e in at.exception]
+    cards = {m.label: m.value for m in at.metric}
+    assert cards["RFM segment"] == rfm_rows.set_index("member_id").loc[member_id, "segment"]
+    assert cards["Cluster"] != "–"
+    raw = warehouse.frame("members").set_index("member_id").loc[member_id]
+    page_text = " ".join(m.value for m in at.markdown)
+    assert mask_phone(raw["phone"]) in page_text and raw["phone"] not in page_text
+    orders = next(df.value for df in at.dataframe if "top_category" in df.value.columns)
+    all_orders = warehouse.frame("orders")
+    assert sorted(orders["order_id"]) == sorted(all_orders.loc[all_orders["member_id"] == member_id, "order_id"])
+    at.text_input(key="m360_search").input("'; DROP TABLE members; --").run()
+    assert not at.exception
+    assert any("No member id" in i.value for i in at.info)

@@ -13,7 +13,7 @@ import pandas as pd
 import streamlit as st
 from sqlalchemy import Engine
 
-from analytics import funnels, heatmaps, kpis, rfm, rules
+from analytics import clustering, funnels, heatmaps, kpis, portraits, rfm, rules
 from analytics.filters import FilterOptions, Filters, filter_options
 from analytics.member_rows import member_count, member_rows
 from analytics.quality import DEFAULT_THRESHOLDS, QualityReport, QualityThresholds, quality_report
@@ -201,3 +201,70 @@ def segment_members_csv(engine: Engine, filters: Filters, segment: str, grid: Gr
     """Every member of the segment as CSV (masked): built when the download button is clicked."""
     ids = rfm.segment_member_ids(filters, (segment,), _cells(grid))
     return member_rows(engine, ids).to_csv(index=False).encode()
+
+
+# --- clusters, tags, member 360 -------------------------------------------------------------------
+
+@st.cache_resource(ttl=TTL_SECONDS, show_spinner="Clustering members: features in the warehouse, then the model…",
+                   max_entries=4)
+def cached_clusters(_engine: Engine, url: str, filters: Filters,
+                    settings: clustering.ClusterSettings) -> clustering.ClusterResult:
+    """Shared, not copied (``cache_resource``): a result holds one row per member, too big to copy on every
+    rerun. Pages only read it."""
+    return clustering.cluster_members(_engine, filters, settings)
+
+
+@st.cache_data(ttl=TTL_SECONDS, show_spinner="Fitting every k from 2 to 10 on a sample…", max_entries=8)
+def cached_k_selection(_engine: Engine, url: str, filters: Filters,
+                       settings: clustering.ClusterSettings) -> pd.DataFrame:
+    result = cached_clusters(_engine, url, filters, settings)
+    data = clustering.MemberFeatures(result.members, result.all_features, result.model.categories,
+                                     result.model.channels)
+    return clustering.k_selection(data, settings)
+
+
+@st.cache_data(ttl=TTL_SECONDS, show_spinner="Listing the cluster's members…", max_entries=16)
+def cached_cluster_members(_engine: Engine, url: str, filters: Filters, settings: clustering.ClusterSettings,
+                           cluster: int, limit: int) -> pd.DataFrame:
+    """The first ``limit`` members of the cluster (masked), found in the warehouse by the model's rule."""
+    model = cached_clusters(_engine, url, filters, settings).model
+    return member_rows(_engine, clustering.cluster_member_ids(model, filters, [cluster]), limit)
+
+
+def cluster_members_csv(engine: Engine, url: str, filters: Filters, settings: clustering.ClusterSettings,
+                        cluster: int) -> bytes:
+    """Every member of the cluster as CSV (masked): built when the download button is clicked."""
+    model = cached_clusters(engine, url, filters, settings).model
+    return member_rows(engine, clustering.cluster_member_ids(model, filters, [cluster])).to_csv(index=False).encode()
+
+
+@st.cache_data(ttl=TTL_SECONDS, show_spinner="Tagging members…", max_entries=16)
+def cached_tag_coverage(_engine: Engine, url: str, filters: Filters) -> pd.DataFrame:
+    return portraits.tag_coverage(_engine, filters)
+
+
+@st.cache_data(ttl=TTL_SECONDS, show_spinner="Listing the tag's members…", max_entries=16)
+def cached_tag_members(_engine: Engine, url: str, filters: Filters, tag: str, limit: int) -> pd.DataFrame:
+    return member_rows(_engine, portraits.tag_member_ids(filters, tag), limit)
+
+
+def tag_members_csv(engine: Engine, filters: Filters, tag: str) -> bytes:
+    """Every member with the tag as CSV (masked): built when the download button is clicked."""
+    return member_rows(engine, portraits.tag_member_ids(filters, tag)).to_csv(index=False).encode()
+
+
+@st.cache_data(ttl=TTL_SECONDS, show_spinner=False, max_entries=64)
+def cached_find_members(_engine: Engine, url: str, text: str) -> pd.DataFrame:
+    return portraits.find_members(_engine, text)
+
+
+@st.cache_data(ttl=TTL_SECONDS, show_spinner="Reading the member's history…", max_entries=32)
+def cached_member_360(_engine: Engine, url: str, filters: Filters, member_id: str) -> dict | None:
+    """Everything the member 360 view shows of one member (masked), or None for an unknown id."""
+    profile = portraits.member_profile(_engine, member_id, as_of=filters.end)
+    if profile is None:
+        return None
+    return {"profile": profile, "rfm": portraits.member_summary(_engine, filters, member_id),
+            "tags": portraits.member_tags(_engine, filters, member_id),
+            "tiers": portraits.tier_history(_engine, member_id), "points": portraits.points_history(_engine, member_id),
+            "orders": portraits.order_timeline(_engine, member_id)}

@@ -1,0 +1,143 @@
+"""Member 360: one member's profile (masked), value, segment, cluster, tags and history on one page."""
+
+from __future__ import annotations
+
+import plotly.express as px
+import streamlit as st
+
+from analytics.clustering import ClusterSettings
+from analytics.rfm import SEGMENT_HELP
+from ui.cached import cached_clusters, cached_find_members, cached_member_360
+from ui.context import page_inputs
+from ui.format import format_value
+from ui.members import member_table
+
+CLUSTER_SETTINGS_KEY = "cluster_settings"  # set by the clusters page
+ctx = page_inputs()
+filters = ctx.filters
+
+st.title("Member 360")
+text = st.text_input("Member id", value=st.query_params.get("member", ""), key="m360_search",
+                     placeholder="e.g. M00000007, or the start of an id",
+                     help="Finds members whose id is, or starts with, what you type.").strip()
+if not text:
+    st.caption("Type a member id to see the member's profile, value, segment, cluster, tags and history. "
+               "Names, phones and emails are masked.")
+    st.stop()
+found = cached_find_members(ctx.engine, ctx.url, text)
+if found.empty:
+    st.info(f"No member id is or starts with “{text}”.", icon=":material/person_search:")
+    st.stop()
+ids = found["member_id"].tolist()
+if text in ids:
+    member_id = text
+elif len(ids) == 1:
+    member_id = ids[0]
+else:
+    st.caption(f"{len(ids)} members match{' (the first 20)' if len(ids) == 20 else ''}: pick one.")
+    member_table(found)
+    member_id = st.selectbox("Member", ids, key="m360_pick")
+st.query_params["member"] = member_id
+
+view = cached_member_360(ctx.engine, ctx.url, filters, member_id)
+if view is None:  # deleted between the search and now
+    st.info(f"Member {member_id} is no longer in the warehouse.", icon=":material/person_off:")
+    st.stop()
+profile, rfm_row, tags = view["profile"], view["rfm"], view["tags"]
+
+with st.container(border=True):
+    head, contact = st.columns([3, 2])
+    head.subheader(f"{profile['name'] or '(no name)'} · {member_id}")
+    facts = [f"**{str(profile['tier'] or 'no').title()} tier**", f"{profile['points_balance'] or 0:,} points",
+             f"registered {profile['registered_at']:%d %b %Y}" if profile["registered_at"] else None,
+             f"via {profile['acquisition_channel']}" if profile["acquisition_channel"] else None,
+             profile["gender"], f"{profile['age']} years" if profile["age"] is not None else None,
+             ", ".join(p for p in (profile["city"], profile["region"]) if p)]
+    head.markdown(" · ".join(str(f) for f in facts if f))
+    consent = {c: profile[f"consent_{c}"] for c in ("email", "sms", "push")}
+    contact.markdown(f":material/mail: {profile['email'] or '–'}  \n:material/call: {profile['phone'] or '–'}  \n"
+                     + " ".join(f":{'green' if ok else 'gray'}-badge[{'✓' if ok else '✗'} {c}]"
+                                for c, ok in consent.items()),
+                     help="Masked contact details. Badges: consent to be contacted on each channel.")
+
+cards = st.columns(4)
+if rfm_row is None:
+    cards[0].metric("RFM segment", "Not scored", border=True,
+                    help=f"No completed order from {filters.start:%d %b %Y} to {filters.end:%d %b %Y}.")
+else:
+    cards[0].metric("RFM segment", rfm_row["segment"], border=True,
+                    delta=f"R{rfm_row['r_score']} F{rfm_row['f_score']} M{rfm_row['m_score']}", delta_color="off",
+                    delta_arrow="off", help=SEGMENT_HELP[rfm_row["segment"]])
+    cards[1].metric("Net sales in the range", format_value(rfm_row["monetary"], "currency"), border=True,
+                    delta=f"{rfm_row['frequency']} order{'s' if rfm_row['frequency'] != 1 else ''} · last "
+                          f"{rfm_row['recency_days']} d",
+                    delta_color="off", delta_arrow="off",
+                    help="Completed orders in the date range; 'last … d': the last one, this many days before "
+                         "the range's last day.")
+settings = st.session_state.get(CLUSTER_SETTINGS_KEY) or ClusterSettings()
+cluster_text, badges = "–", []
+try:
+    result = cached_clusters(ctx.engine, ctx.url, filters, settings)
+    match = result.members.loc[result.members["member_id"] == member_id, ["cluster", "cluster_name"]]
+    if match.empty:
+        cluster_help = f"Not clustered: fewer than {settings.min_orders} completed order(s) in the range."
+    else:
+        cluster_text = f"{match.iloc[0]['cluster']} of {settings.k}"
+        badges.append(f":blue-badge[:material/bubble_chart: {match.iloc[0]['cluster_name']}]")
+        cluster_help = (f"{match.iloc[0]['cluster_name']}: cluster {match.iloc[0]['cluster']} of {settings.k}, with "
+                        "the settings of the Member clusters page (its defaults until you change them there).")
+except ValueError as problem:
+    cluster_help = str(problem)
+cards[2].metric("Cluster", cluster_text, border=True, help=cluster_help)
+cards[3].metric("Tags", len(tags), border=True, help="Rule-based tags as of the range's last day.")
+badges += [f":violet-badge[:material/sell: {label}]" for label in tags["label"]]
+if badges:
+    st.markdown(" ".join(badges),
+                help="\n\n".join(f"**{label}**: {rule}" for label, rule in zip(tags["label"], tags["rule"],
+                                                                                 strict=True)))
+
+orders_tab, points_tab, tier_tab = st.tabs(["Orders", "Points", "Tier history"])
+with orders_tab:
+    timeline = view["orders"]
+    if timeline.empty:
+        st.info("No orders yet.", icon=":material/shopping_cart_off:")
+    else:
+        dots = px.scatter(timeline, x="ordered_at", y="net", color="status", size=timeline["items"].clip(lower=1),
+                          hover_data={"order_id": True, "channel": True, "top_category": True, "items": True},
+                          color_discrete_map={"completed": "#1b9e77", "returned": "#d95f02", "cancelled": "#7570b3"},
+                          labels={"ordered_at": "", "net": "Net amount", "status": "Status"})
+        dots.add_vrect(x0=filters.start_ts, x1=filters.end_ts, fillcolor="grey", opacity=0.08, line_width=0)
+        dots.update_layout(height=320, margin={"l": 0, "r": 0, "t": 10, "b": 0})
+        st.plotly_chart(dots, key="m360_orders")
+        latest = " (the latest 200)" if len(timeline) == 200 else ""
+        st.caption(f"{len(timeline):,} order{'s' if len(timeline) != 1 else ''}{latest}; dot size = lines in the "
+                   "order; the shaded band is the date range.")
+        st.dataframe(timeline, hide_index=True, column_config={
+            "order_id": "Order", "ordered_at": st.column_config.DatetimeColumn("Placed", format="YYYY-MM-DD HH:mm"),
+            "channel": "Channel", "status": "Status",
+            "gross": st.column_config.NumberColumn("Gross", format="%.2f"),
+            "discount": st.column_config.NumberColumn("Discount", format="%.2f"),
+            "net": st.column_config.NumberColumn("Net", format="%.2f"),
+            "points_earned": "Points earned", "points_redeemed": "Points redeemed", "campaign_id": "Campaign",
+            "items": "Lines", "top_category": "Main category"})
+with points_tab:
+    points = view["points"]
+    if points.empty:
+        st.info("No points activity.", icon=":material/toll:")
+    else:
+        line = px.line(points, x="occurred_at", y="balance", line_shape="hv", markers=True,
+                       hover_data={"delta": True, "reason": True, "order_id": True},
+                       labels={"occurred_at": "", "balance": "Points balance"})
+        line.update_layout(height=300, margin={"l": 0, "r": 0, "t": 10, "b": 0})
+        st.plotly_chart(line, key="m360_points")
+        st.dataframe(points.iloc[::-1], hide_index=True, column_config={
+            "occurred_at": st.column_config.DatetimeColumn("When", format="YYYY-MM-DD HH:mm"), "delta": "Points",
+            "reason": "Reason", "order_id": "Order", "balance": "Balance after", "entry_id": "Entry"})
+with tier_tab:
+    tiers = view["tiers"]
+    if tiers.empty:
+        st.info(f"Always {profile['tier'] or 'without a tier'}: no tier change recorded.", icon=":material/stairs:")
+    else:
+        st.dataframe(tiers, hide_index=True, column_config={
+            "changed_at": st.column_config.DatetimeColumn("Changed", format="YYYY-MM-DD"), "from_tier": "From",
+            "to_tier": "To"})
