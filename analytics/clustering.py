@@ -18,8 +18,9 @@ Definitions (one place; the page shows them as help):
   deviation) and clipped at +-5, so each counts equally and a handful of extreme members cannot drag a
   centre. A missing age takes the mean.
 * **Algorithms**: k-means (Lloyd's, several starts; above :data:`MINIBATCH_ABOVE` members mini-batch
-  k-means first, then a few full passes from its centres) or a Gaussian mixture with one variance per
-  feature and cluster. Both are seeded (``seed``), so the same data and settings give the same clusters.
+  k-means on a seeded sample first, then full passes over everyone from its centres) or a Gaussian
+  mixture with one variance per feature and cluster. Both are seeded (``seed``), so the same data and
+  settings give the same clusters.
 * **Cluster numbers** follow value: cluster 1 has the highest average net sales per member.
 * **Portraits** compare each cluster with all clustered members: feature means as z-scores (the
   cluster's mean of the standardised feature), top categories, tier / region / gender / age mix, and a
@@ -44,14 +45,18 @@ from sqlalchemy import Date, Double, Select, case, cast, func, literal, or_, sel
 from analytics.db import Bind, read_frame, read_frame_columnar
 from analytics.filters import Filters, completed_order_conditions
 from analytics.schema import events, members, order_items, orders, products
+from analytics.sqlparts import count_if
 
 ALGORITHMS: dict[str, str] = {"kmeans": "k-means", "gmm": "Gaussian mixture"}
-#: Above this many members k-means starts from mini-batch k-means (then refines with full passes).
-MINIBATCH_ABOVE = 100_000
+#: Above this many members k-means starts from mini-batch k-means on a seeded sample of MINIBATCH_SAMPLE
+#: members, then refines the centres with full passes over all of them.
+MINIBATCH_ABOVE = MINIBATCH_SAMPLE = 100_000
 #: The Gaussian mixture is fitted on at most this many members (a seeded sample), then assigns all.
 GMM_FIT_SAMPLE = 200_000
 #: Standardised features are clipped at +-CLIP.
 CLIP = 5.0
+#: Members are scored against the centres this many rows at a time.
+SCORE_BLOCK = 16_384
 #: At most this many categories get a share feature (the window's best sellers); the rest are "other".
 MAX_CATEGORIES = 8
 MAX_CHANNELS = 6
@@ -191,9 +196,8 @@ def feature_select(filters: Filters, min_orders: int, categories: Sequence[str],
                         func.sum(w.c.net_amount).label("monetary"), func.max(w.c.ordered_at).label("last_at"),
                         func.sum(w.c.discount_amount).label("discount"), func.sum(w.c.gross_amount).label("gross"),
                         func.sum(w.c.points_redeemed).label("redeemed"), func.sum(w.c.points_earned).label("earned"),
-                        func.sum(case((night, 1), else_=0)).label("night_orders"),
-                        *(func.sum(case((w.c.channel == literal(c), 1), else_=0)).label(f"ch{i}")
-                          for i, c in enumerate(channels)))
+                        count_if(night).label("night_orders"),
+                        *(count_if(w.c.channel == literal(c)).label(f"ch{i}") for i, c in enumerate(channels)))
                  .group_by(w.c.member_id).having(func.count() >= min_orders).subquery("per_order"))
     lines = (select(w.c.member_id, func.count().label("lines"), func.sum(order_items.c.line_amount).label("amount"),
                     *(func.sum(case((products.c.category == literal(c), order_items.c.line_amount), else_=0))
@@ -202,7 +206,7 @@ def feature_select(filters: Filters, min_orders: int, categories: Sequence[str],
                           .outerjoin(products, products.c.product_id == order_items.c.product_id))
              .group_by(w.c.member_id).subquery("lines"))
     e = events.c
-    activity = (select(e.member_id, func.sum(case((e.event_type == "session_start", 1), else_=0)).label("sessions"),
+    activity = (select(e.member_id, count_if(e.event_type == "session_start").label("sessions"),
                        func.count().label("events"))
                 .where(e.member_id.is_not(None), e.occurred_at >= filters.start_ts, e.occurred_at < filters.end_ts)
                 .group_by(e.member_id).subquery("activity"))
@@ -294,19 +298,33 @@ class ClusterModel:
 
     def standardise(self, frame: pd.DataFrame) -> np.ndarray:
         """The standardised, clipped feature matrix of ``frame`` (columns in model order)."""
-        columns = []
-        for f, mean, std in zip(self.features, self.means, self.stds, strict=True):
-            x = _transformed(frame[f.name].to_numpy(dtype="float64", na_value=np.nan), f.transform)
-            z = (x - mean) / std
-            columns.append(np.clip(np.nan_to_num(z, nan=0.0), -CLIP, CLIP))
-        return np.column_stack(columns) if columns else np.empty((len(frame), 0))
+        columns = np.empty((len(self.features), len(frame)))  # one contiguous row per feature, then transposed
+        for d, (f, mean, std) in enumerate(zip(self.features, self.means, self.stds, strict=True)):
+            z = _transformed(frame[f.name].to_numpy(dtype="float64", na_value=np.nan), f.transform) - mean
+            z /= std
+            np.clip(np.nan_to_num(z, copy=False, nan=0.0), -CLIP, CLIP, out=columns[d])
+        return np.ascontiguousarray(columns.T)
+
+    def _scores(self, z: np.ndarray) -> np.ndarray:
+        """Each member's score against each centre in model order (the nearest has the lowest), from the
+        standardised matrix ``z``; computed in blocks of rows so the temporaries stay small."""
+        params = [(np.asarray(c), np.asarray(w), b) for c, w, b in zip(self.centres, self.weights, self.offsets,
+                                                                          strict=True)]
+        out = np.empty((len(z), len(params)))
+        work = np.empty((min(len(z), SCORE_BLOCK), z.shape[1]))
+        for lo in range(0, len(z), SCORE_BLOCK):
+            block = z[lo:lo + SCORE_BLOCK]
+            d = work[:len(block)]
+            for j, (c, w, b) in enumerate(params):
+                np.subtract(block, c, out=d)  # (z - c)^2 * w, summed per member, as in one expression
+                np.multiply(d, d, out=d)
+                np.multiply(d, w, out=d)
+                out[lo:lo + SCORE_BLOCK, j] = d.sum(axis=1) + b
+        return out
 
     def assign(self, frame: pd.DataFrame) -> np.ndarray:
         """Cluster numbers (1..k) for the members of ``frame``."""
-        z = self.standardise(frame)
-        scores = np.column_stack([((z - np.asarray(c)) ** 2 * np.asarray(w)).sum(axis=1) + b
-                                  for c, w, b in zip(self.centres, self.weights, self.offsets, strict=True)])
-        return scores.argmin(axis=1) + 1
+        return self._scores(self.standardise(frame)).argmin(axis=1) + 1
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -338,7 +356,11 @@ def _fit_kmeans(z: np.ndarray, k: int, seed: int) -> np.ndarray:
 
     if len(z) <= MINIBATCH_ABOVE:
         return KMeans(k, n_init=4, random_state=seed).fit(z).cluster_centers_
-    start = MiniBatchKMeans(k, batch_size=8192, n_init=3, random_state=seed).fit(z).cluster_centers_
+    # mini-batch k-means on a seeded sample finds the starting centres (scikit-learn draws every mini-batch
+    # with an O(members) weighted choice, 2 s of 10 at 641k members on all of them), then full Lloyd passes
+    # over every member refine them
+    sample = z[np.random.default_rng(seed).choice(len(z), MINIBATCH_SAMPLE, replace=False)]
+    start = MiniBatchKMeans(k, batch_size=8192, n_init=3, random_state=seed).fit(sample).cluster_centers_
     return KMeans(k, init=start, n_init=1, max_iter=30, random_state=seed).fit(z).cluster_centers_
 
 
@@ -353,6 +375,12 @@ def _fit_gmm(z: np.ndarray, k: int, seed: int) -> tuple[np.ndarray, np.ndarray, 
 
 def fit_model(data: MemberFeatures, settings: ClusterSettings) -> ClusterModel:
     """Fit the clustering on the chosen feature groups; clusters numbered by average net sales."""
+    return _fit(data, settings)[0]
+
+
+def _fit(data: MemberFeatures, settings: ClusterSettings) -> tuple[ClusterModel, np.ndarray, np.ndarray]:
+    """:func:`fit_model`, also returning the standardised matrix of ``data.frame`` and each member's
+    cluster number (what ``model.standardise`` and ``model.assign`` would give, computed once)."""
     if len(data.frame) < settings.k:
         raise ValueError(f"Only {len(data.frame):,} members match, fewer than the {settings.k} clusters asked for: "
                          "widen the date range, lower the minimum orders or ask for fewer clusters.")
@@ -369,7 +397,8 @@ def fit_model(data: MemberFeatures, settings: ClusterSettings) -> ClusterModel:
         centres, weights, offsets = _fit_gmm(z, settings.k, settings.seed)
     model.centres, model.weights, model.offsets = centres.tolist(), weights.tolist(), offsets.tolist()
     # renumber: cluster 1 = highest average net sales per member (ties: larger cluster first)
-    raw = model.assign(data.frame) - 1
+    scores = model._scores(z)
+    raw = scores.argmin(axis=1)
     sales = data.frame["monetary"].to_numpy(dtype="float64")
     value = [(-(sales[raw == j].mean() if (raw == j).any() else -np.inf), -(raw == j).sum(), j)
              for j in range(settings.k)]
@@ -377,7 +406,8 @@ def fit_model(data: MemberFeatures, settings: ClusterSettings) -> ClusterModel:
     model.centres = [model.centres[j] for j in order]
     model.weights = [model.weights[j] for j in order]
     model.offsets = [model.offsets[j] for j in order]
-    return model
+    # the same scores with the columns in the new order: exactly what model.assign(data.frame) gives
+    return model, z, scores[:, order].argmin(axis=1) + 1
 
 
 # --- the result: labels, portraits, names ---------------------------------------------------------
@@ -400,13 +430,16 @@ def cluster_members(bind: Bind, filters: Filters, settings: ClusterSettings) -> 
 
 def cluster_features(data: MemberFeatures, settings: ClusterSettings) -> ClusterResult:
     """As :func:`cluster_members`, from features already pulled (the k-selection chart reuses them)."""
-    model = fit_model(data, settings)
-    frame = data.frame.copy()
-    frame["cluster"] = model.assign(frame)
-    # portraits describe every feature, used for fitting or not
-    describe = ClusterModel(settings, data.features, *_fit_scaling(frame, data.features), [], [], [],
-                            data.categories, data.channels)
-    z = pd.DataFrame(describe.standardise(frame), columns=[f.label for f in data.features])
+    model, fitted, labels = _fit(data, settings)
+    frame = data.frame.copy(deep=False)  # copy-on-write: the new columns do not reach data.frame
+    frame["cluster"] = labels
+    # portraits describe every feature, used for fitting or not (with every feature used, the same matrix)
+    if model.features == data.features:
+        described = fitted
+    else:
+        described = ClusterModel(settings, data.features, *_fit_scaling(frame, data.features), [], [], [],
+                                 data.categories, data.channels).standardise(frame)
+    z = pd.DataFrame(described, columns=[f.label for f in data.features])
     zscores = z.groupby(frame["cluster"].to_numpy()).mean().reindex(range(1, settings.k + 1)).fillna(0.0)
     zscores.index.name = "cluster"
     portraits = _portraits(frame, data, zscores, settings.k)
@@ -458,9 +491,11 @@ def _portraits(frame: pd.DataFrame, data: MemberFeatures, zscores: pd.DataFrame,
     spend = frame[cat_cols].mul(frame["monetary"], axis=0)  # approximate spend per category
     overall = spend.sum() / (spend.sum().sum() or 1.0)
     rows, names = [], []
+    figures = frame[["monetary", "frequency", "recency_days"]]  # the rows of a cluster: only what is summarised
     for j in range(1, k + 1):
-        part = frame[frame["cluster"] == j]
-        mix = spend[frame["cluster"] == j].sum()
+        in_cluster = (frame["cluster"] == j).to_numpy()
+        part = figures[in_cluster]
+        mix = spend[in_cluster].sum()
         mix = mix / (mix.sum() or 1.0)
         lift = {c: float(mix[CATEGORY_PREFIX + c] / overall[CATEGORY_PREFIX + c])
                 for c in data.categories if overall[CATEGORY_PREFIX + c] > 0}

@@ -49,7 +49,10 @@ def warehouse_engine(url: str) -> Engine:
 def forget_warehouse() -> None:
     """Drop cached results and connections, so the next run re-reads the warehouse: after a reload
     or a demo rebuild (which replaces the DuckDB file), or after fixing a problem."""
+    from ui.cached import cached_clusters  # the one shared (cache_resource) analysis result
+
     st.cache_data.clear()
+    cached_clusters.clear()
     warehouse_engine.clear()
 
 
