@@ -8,10 +8,11 @@ Definitions (one place; the page shows them as help):
   (:func:`feature_select`), in groups the user may switch on or off (:data:`FEATURE_GROUPS`):
   recency, frequency and monetary value as in :mod:`analytics.rfm`; tenure (days since registration);
   AOV (net sales / orders) and lines per order; discount share (discounts / gross value) and points
-  redeem rate (points redeemed / points earned, 0 when none earned); night share (orders placed
-  22:00-05:59); sessions (``session_start`` events) and events in the window; age; the share of the
-  member's line amount in each of the top categories of the window; the share of their orders in each
-  sales channel.
+  redeem rate (points redeemed / points earned in the window, 0 when none earned; above 1 when older
+  points are spent); night share (orders placed at night, :func:`analytics.sqlparts.at_night`);
+  sessions (``session_start`` events) and events in the window; age; the share of the member's line
+  amount in each of the window's top categories (the rest is "other"); the share of their orders in
+  each of the window's main sales channels.
 * **Transform**: amounts, counts and days are skewed (a few members buy a hundred times more), so they
   are taken as ``ln(1 + x)``; shares are square-rooted (which spreads the small shares that tell
   members apart); then every feature is standardised (minus its mean, divided by its standard
@@ -40,12 +41,12 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Date, Double, Select, case, cast, func, literal, or_, select
+from sqlalchemy import Date, Double, Select, case, cast, func, literal, select
 
 from analytics.db import Bind, read_frame, read_frame_columnar
 from analytics.filters import Filters, completed_order_conditions
 from analytics.schema import events, members, order_items, orders, products
-from analytics.sqlparts import count_if
+from analytics.sqlparts import NIGHT_TEXT, at_night, count_if
 
 ALGORITHMS: dict[str, str] = {"kmeans": "k-means", "gmm": "Gaussian mixture"}
 #: Above this many members k-means starts from mini-batch k-means on a seeded sample of MINIBATCH_SAMPLE
@@ -60,7 +61,6 @@ SCORE_BLOCK = 16_384
 #: At most this many categories get a share feature (the window's best sellers); the rest are "other".
 MAX_CATEGORIES = 8
 MAX_CHANNELS = 6
-NIGHT_START_HOUR, NIGHT_END_HOUR = 22, 6
 #: Member attributes kept beside the features for the portraits' mix charts.
 MIX_ATTRIBUTES: tuple[str, ...] = ("tier", "region", "gender", "age_band", "acquisition_channel")
 AGE_BANDS: tuple[tuple[int, int, str], ...] = ((0, 25, "<25"), (25, 35, "25-34"), (35, 45, "35-44"),
@@ -82,7 +82,7 @@ FEATURE_GROUPS: dict[str, FeatureGroup] = {
     "basket": FeatureGroup("Basket", "AOV (net sales / orders) and order lines per order."),
     "promotions": FeatureGroup("Discounts and points", "Discount share (discounts / gross value) and points "
                                "redeem rate (points redeemed / points earned)."),
-    "timing": FeatureGroup("Time of day", "Share of orders placed at night, 22:00-05:59."),
+    "timing": FeatureGroup("Time of day", f"Share of orders placed at night, {NIGHT_TEXT}."),
     "engagement": FeatureGroup("Engagement", "Sessions and tracked events in the window."),
     "categories": FeatureGroup("Category mix", f"Share of the member's line amount in each of the window's top "
                                f"{MAX_CATEGORIES} categories."),
@@ -190,13 +190,12 @@ def feature_select(filters: Filters, min_orders: int, categories: Sequence[str],
     the transform; age may be null) and, with ``attributes``, the member's tier, region, gender and
     acquisition channel. Categories and channels are bound parameters."""
     w = _window_orders(filters)
-    night = or_(func.extract("hour", w.c.ordered_at) >= NIGHT_START_HOUR,
-                func.extract("hour", w.c.ordered_at) < NIGHT_END_HOUR)
     per_order = (select(w.c.member_id, func.count().label("frequency"),
-                        func.sum(w.c.net_amount).label("monetary"), func.max(w.c.ordered_at).label("last_at"),
+                        func.coalesce(func.sum(w.c.net_amount), 0).label("monetary"),
+                        func.max(w.c.ordered_at).label("last_at"),
                         func.sum(w.c.discount_amount).label("discount"), func.sum(w.c.gross_amount).label("gross"),
                         func.sum(w.c.points_redeemed).label("redeemed"), func.sum(w.c.points_earned).label("earned"),
-                        count_if(night).label("night_orders"),
+                        count_if(at_night(w.c.ordered_at)).label("night_orders"),
                         *(count_if(w.c.channel == literal(c)).label(f"ch{i}") for i, c in enumerate(channels)))
                  .group_by(w.c.member_id).having(func.count() >= min_orders).subquery("per_order"))
     lines = (select(w.c.member_id, func.count().label("lines"), func.sum(order_items.c.line_amount).label("amount"),
@@ -229,8 +228,9 @@ def feature_select(filters: Filters, min_orders: int, categories: Sequence[str],
         *(_ratio(ln[f"cat{i}"], ln.amount).label(CATEGORY_PREFIX + c) for i, c in enumerate(categories)),
         *(_ratio(p[f"ch{i}"], p.frequency).label(CHANNEL_PREFIX + c) for i, c in enumerate(channels)),
     ]
-    if attributes:
-        columns += [m.tier, m.region, m.gender, m.acquisition_channel]
+    if attributes:  # for the portraits: the mixes, and the categories' share of all line spend
+        columns += [m.tier, m.region, m.gender, m.acquisition_channel,
+                    cast(func.coalesce(ln.amount, 0), Double).label("line_amount")]
     joined = (per_order.join(members, m.member_id == p.member_id)
               .outerjoin(lines, ln.member_id == p.member_id).outerjoin(activity, a.member_id == p.member_id))
     return select(*columns).select_from(joined)
@@ -400,7 +400,7 @@ def _fit(data: MemberFeatures, settings: ClusterSettings) -> tuple[ClusterModel,
     scores = model._scores(z)
     raw = scores.argmin(axis=1)
     sales = data.frame["monetary"].to_numpy(dtype="float64")
-    value = [(-(sales[raw == j].mean() if (raw == j).any() else -np.inf), -(raw == j).sum(), j)
+    value = [(-(np.nanmean(sales[raw == j]) if (raw == j).any() else -np.inf), -(raw == j).sum(), j)
              for j in range(settings.k)]
     order = [j for *_, j in sorted(value)]
     model.centres = [model.centres[j] for j in order]
@@ -421,6 +421,16 @@ class ClusterResult:
     portraits: pd.DataFrame  # one row per cluster
     zscores: pd.DataFrame  # cluster x feature label: mean standardised value against all members
     all_features: list[Feature]
+
+    @property
+    def total_sales(self) -> float:
+        """Net sales of every clustered member in the window."""
+        return float(self.portraits["sales"].sum())
+
+    @property
+    def empty_clusters(self) -> list[int]:
+        """Clusters no member is closest to (a Gaussian mixture may leave a component empty)."""
+        return self.portraits.loc[self.portraits["members"] == 0, "cluster"].tolist()
 
 
 def cluster_members(bind: Bind, filters: Filters, settings: ClusterSettings) -> ClusterResult:
@@ -461,6 +471,10 @@ _TRAITS: dict[str, tuple[str | None, str | None]] = {
     "Tenure (days)": ("long-standing", "newly joined"),
     "Sessions": ("highly engaged", None),
 }
+#: The name of a cluster no member is closest to (possible with a Gaussian mixture or few distinct members).
+EMPTY = "(empty)"
+#: The share of spend outside the top categories.
+OTHER = "other categories"
 #: A z-score beyond this counts as "well above / below" the population.
 NAME_Z = 0.5
 FAVOURITE_SHARE, FAVOURITE_LIFT = 0.15, 1.2
@@ -488,19 +502,21 @@ def cluster_name(z: Mapping[str, float], category_share: Mapping[str, float],
 def _portraits(frame: pd.DataFrame, data: MemberFeatures, zscores: pd.DataFrame, k: int) -> pd.DataFrame:
     total_sales = float(frame["monetary"].sum()) or 1.0
     cat_cols = [CATEGORY_PREFIX + c for c in data.categories]
-    spend = frame[cat_cols].mul(frame["monetary"], axis=0)  # approximate spend per category
-    overall = spend.sum() / (spend.sum().sum() or 1.0)
+    # spend per category = its share of the member's line amount x that amount; the rest is "other"
+    amount = frame["line_amount"].to_numpy(dtype="float64")
+    spend = frame[cat_cols].mul(amount, axis=0)
+    spend[OTHER] = np.maximum(amount - spend.sum(axis=1).to_numpy(), 0.0)
+    overall = spend.sum() / (amount.sum() or 1.0)
     rows, names = [], []
     figures = frame[["monetary", "frequency", "recency_days"]]  # the rows of a cluster: only what is summarised
     for j in range(1, k + 1):
         in_cluster = (frame["cluster"] == j).to_numpy()
         part = figures[in_cluster]
-        mix = spend[in_cluster].sum()
-        mix = mix / (mix.sum() or 1.0)
+        mix = spend[in_cluster].sum() / (amount[in_cluster].sum() or 1.0)
         lift = {c: float(mix[CATEGORY_PREFIX + c] / overall[CATEGORY_PREFIX + c])
                 for c in data.categories if overall[CATEGORY_PREFIX + c] > 0}
         shares = {c: float(mix[CATEGORY_PREFIX + c]) for c in data.categories}
-        name = cluster_name(zscores.loc[j].to_dict(), shares, lift)
+        name = cluster_name(zscores.loc[j].to_dict(), shares, lift) if in_cluster.any() else EMPTY
         names.append(name)
         top = mix.sort_values(ascending=False).head(3)
         rows.append({
@@ -510,12 +526,12 @@ def _portraits(frame: pd.DataFrame, data: MemberFeatures, zscores: pd.DataFrame,
             "avg_orders": float(part["frequency"].mean()) if len(part) else np.nan,
             "aov": float(part["monetary"].sum() / part["frequency"].sum()) if len(part) else np.nan,
             "avg_recency_days": float(part["recency_days"].mean()) if len(part) else np.nan,
-            "top_categories": ", ".join(f"{c[len(CATEGORY_PREFIX):]} {s:.0%}" for c, s in top.items() if s > 0),
+            "top_categories": ", ".join(f"{c.removeprefix(CATEGORY_PREFIX)} {s:.0%}" for c, s in top.items() if s > 0),
         })
-    # the same name twice gets the cluster number, so names identify clusters
+    # the same name twice gets the cluster number, so names identify clusters (empty ones always have it)
     counts = pd.Series(names).value_counts()
     for row, name in zip(rows, names, strict=True):
-        row["name"] = f"{name} ({row['cluster']})" if counts[name] > 1 else name
+        row["name"] = f"{name} ({row['cluster']})" if counts[name] > 1 or name == EMPTY else name
     table = pd.DataFrame(rows)
     return table[["cluster", "name", *[c for c in table.columns if c not in ("cluster", "name")]]]
 
@@ -527,8 +543,9 @@ def cluster_mix(result: ClusterResult, attribute: str) -> pd.DataFrame:
     if attribute not in MIX_ATTRIBUTES:
         raise ValueError(f"Unknown attribute {attribute!r}; choose from {', '.join(MIX_ATTRIBUTES)}.")
     frame = result.members[["cluster", attribute]].fillna({attribute: "unknown"})
-    frame = pd.concat([frame, frame.assign(cluster=0)])
-    counts = frame.groupby(["cluster", attribute]).size().rename("members").reset_index()
+    per_cluster = frame.groupby(["cluster", attribute]).size()
+    overall = pd.concat({0: per_cluster.groupby(level=1).sum()}, names=["cluster"])
+    counts = pd.concat([overall, per_cluster]).rename("members").reset_index()
     counts["share"] = counts["members"] / counts.groupby("cluster")["members"].transform("sum")
     return counts.rename(columns={attribute: "value"})
 
@@ -588,10 +605,12 @@ def k_selection(data: MemberFeatures, settings: ClusterSettings, ks: Sequence[in
 # --- clusters in SQL: audiences ---------------------------------------------------------------------
 
 def _sql_transform(column: Any, transform: str) -> Any:
+    """The transform of :func:`_transformed` in SQL; a missing value stays missing (``GREATEST`` would
+    turn it into 0, where Python keeps NaN and later takes the mean)."""
     if transform == LOG:
-        return func.ln(1.0 + func.greatest(column, 0.0))
+        return case((column.is_(None), None), else_=func.ln(1.0 + func.greatest(column, 0.0)))
     if transform == SQRT:
-        return func.sqrt(func.greatest(column, 0.0))
+        return case((column.is_(None), None), else_=func.sqrt(func.greatest(column, 0.0)))
     return column
 
 
@@ -637,10 +656,28 @@ def audience_member_ids(audience: Mapping[str, Any]) -> Select:
     """The member ids of a ``cluster`` audience spec (see :func:`cluster_audience_spec`), in SQL."""
     if audience.get("version") != 1 or audience.get("kind") != AUDIENCE_KIND:
         raise ValueError("Not a version-1 cluster audience.")
-    filters = Filters(date.fromisoformat(audience["start"]), date.fromisoformat(audience["end"]),
-                      tuple(audience.get("channels", ())), tuple(audience.get("tiers", ())))
-    assigned = assignment_select(ClusterModel.from_dict(audience["model"]), filters).subquery("assigned")
-    return select(assigned.c.member_id).where(assigned.c.cluster.in_([int(c) for c in audience["clusters"]]))
+    try:
+        filters = Filters(date.fromisoformat(audience["start"]), date.fromisoformat(audience["end"]),
+                          tuple(audience.get("channels", ())), tuple(audience.get("tiers", ())))
+        model = ClusterModel.from_dict(audience["model"])
+        _check_model(model)
+        clusters = [int(c) for c in audience["clusters"]]
+    except (KeyError, TypeError, ValueError) as problem:
+        raise ValueError(f"Not a valid cluster audience: {problem!s} ({type(problem).__name__}).") from None
+    assigned = assignment_select(model, filters).subquery("assigned")
+    return select(assigned.c.member_id).where(assigned.c.cluster.in_(clusters))
+
+
+def _check_model(model: ClusterModel) -> None:
+    """Refuse a model (read from a file) whose parts do not fit together."""
+    known = {f.name for f in features_for(model.categories, model.channels)}
+    unknown = [f.name for f in model.features if f.name not in known or f.transform not in (LOG, SQRT, PLAIN)]
+    if unknown:
+        raise ValueError(f"unknown feature or transform {unknown[0]!r}")
+    d, k = len(model.features), model.settings.k
+    if not (len(model.means) == len(model.stds) == d and len(model.centres) == len(model.weights) == len(
+            model.offsets) == k and all(len(v) == d for v in (*model.centres, *model.weights))):
+        raise ValueError(f"the model needs {k} centres, weights and offsets of {d} numbers each")
 
 
 def cluster_member_ids(model: ClusterModel, filters: Filters, clusters: Sequence[int]) -> Select:

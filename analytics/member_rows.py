@@ -6,6 +6,8 @@ and hands it here, so which columns are shown and how personal data is masked is
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import pandas as pd
 from sqlalchemy import Select, func, select
 
@@ -38,3 +40,9 @@ def member_count(bind: Bind, member_ids: Select) -> int:
     ids = member_ids.subquery("ids")
     with connection(bind, hash_joins=True) as conn:
         return int(conn.execute(select(func.count(ids.c[0].distinct()))).scalar_one())
+
+
+def listed_member_ids(ids: Sequence[str]) -> Select:
+    """A select of these member ids (a bound, expanding list): for rows already known in Python, such as
+    the first members of a cluster."""
+    return select(members.c.member_id).where(members.c.member_id.in_(list(ids)))

@@ -31,11 +31,13 @@ counts, :func:`analytics.filters.completed_order_conditions`); guest orders neve
   them before touching this year's; lots from two years back that were left over already expired on
   31 December last year, and that expiry is itself one of the debits. Ledger rows after the reference
   day are ignored.
-* ``tier_upgrade_near`` **Tier upgrade near**: gross spend on completed orders in the 365 days ending
-  on the reference day is at least 80% of the next tier's threshold above the member's current tier
-  (:data:`analytics.programme.TIER_THRESHOLDS`) but still below it. Diamond members (no higher tier)
-  and members with no or an unknown tier never have it. Spend counts every channel, as the programme
-  does, whatever the channel filter says.
+* ``tier_upgrade_near`` **Tier upgrade near**: gross spend on completed orders so far in the months the
+  next tier evaluation counts (the twelve calendar months ending with the reference day's month,
+  :func:`analytics.programme.next_evaluation_months`; spend up to the end of the reference day) is at
+  least 80% of the next tier's threshold above the member's current tier
+  (:data:`analytics.programme.TIER_THRESHOLDS`) but still below it: a little more this month lifts them.
+  Diamond members (no higher tier) and members with no or an unknown tier never have it. Spend counts
+  every channel, as the programme does, whatever the channel filter says.
 
 **Filters.** The channel filter only decides which orders count (window tags and ``dormant_90``); it
 does not affect tags that are not about orders (``new_member``, ``birthday_month``,
@@ -76,9 +78,10 @@ from analytics.db import Bind, connection, read_frame
 from analytics.filters import Filters, completed_order_conditions, members_in_tiers
 from analytics.member_rows import member_rows
 from analytics.privacy import MASKED_MEMBER_COLUMNS, MASKS
-from analytics.programme import POINTS_PER_CURRENCY_UNIT, TIER_THRESHOLDS
+from analytics.programme import POINTS_PER_CURRENCY_UNIT, TIER_THRESHOLDS, next_evaluation_months
 from analytics.rfm import member_rfm
 from analytics.schema import TIERS, members, order_items, orders, points_ledger, products, tier_changes
+from analytics.sqlparts import NIGHT_TEXT, at_night, count_if
 
 # ---- thresholds (the rules above, in numbers) --------------------------------------------------------------------
 
@@ -96,18 +99,15 @@ DISCOUNT_SEEKER_MIN_PERCENT = 20
 NIGHT_OWL_MIN_ORDERS = 3
 #: ... at least this percentage of them placed at night ...
 NIGHT_OWL_MIN_PERCENT = 50
-#: ... where night is hour >= NIGHT_START_HOUR or hour < NIGHT_END_HOUR.
-NIGHT_START_HOUR = 22
-NIGHT_END_HOUR = 6
+#: ... where night is :func:`analytics.sqlparts.at_night`.
 #: ``category_lover:<category>``: at least this many window orders ...
 CATEGORY_LOVER_MIN_ORDERS = 3
 #: ... with at least this percentage of their line amount in one category.
 CATEGORY_LOVER_MIN_PERCENT = 60
 #: ``points_expiring``: at least this many points expire at the end of the reference day's year.
 POINTS_EXPIRING_MIN_POINTS = 5 * POINTS_PER_CURRENCY_UNIT
-#: ``tier_upgrade_near``: trailing spend over this many days ending on the reference day ...
-TIER_SPEND_DAYS = 365
-#: ... at least this percentage of the next tier's threshold (and below it).
+#: ``tier_upgrade_near``: spend in the next evaluation's months, at least this percentage of the next tier's
+#: threshold (and below it).
 TIER_UPGRADE_NEAR_PERCENT = 80
 
 #: Key prefix of the category lover family: ``category_lover:Beauty`` is one of its tags.
@@ -142,7 +142,7 @@ TAGS: tuple[Tag, ...] = (
     Tag("discount_seeker", "Discount seeker", f"At least {DISCOUNT_SEEKER_MIN_ORDERS} completed orders in the date "
         f"range, with discounts adding up to at least {DISCOUNT_SEEKER_MIN_PERCENT}% of their gross value."),
     Tag("night_owl", "Night owl", f"At least {NIGHT_OWL_MIN_ORDERS} completed orders in the date range, at least "
-        f"{NIGHT_OWL_MIN_PERCENT}% of them placed between {NIGHT_START_HOUR}:00 and {NIGHT_END_HOUR - 1:02d}:59."),
+        f"{NIGHT_OWL_MIN_PERCENT}% of them placed at night, {NIGHT_TEXT}."),
     Tag(CATEGORY_LOVER, "Category lover", f"At least {CATEGORY_LOVER_MIN_ORDERS} completed orders in the date "
         f"range and at least {CATEGORY_LOVER_MIN_PERCENT}% of their line amount in this one category."),
     Tag("birthday_month", "Birthday this month", "Born in the calendar month of the last day of the date range."),
@@ -150,9 +150,10 @@ TAGS: tuple[Tag, ...] = (
         f"({POINTS_EXPIRING_MIN_POINTS // POINTS_PER_CURRENCY_UNIT} currency units) expire on 31 December of the "
         "range's last year: points earned up to the end of the previous year minus all points redeemed or expired "
         "up to the last day of the range (points are spent oldest first)."),
-    Tag("tier_upgrade_near", "Tier upgrade near", f"Gross spend on completed orders (all channels) in the "
-        f"{TIER_SPEND_DAYS} days ending on the last day of the range is at least {TIER_UPGRADE_NEAR_PERCENT}% of the "
-        "next tier's threshold but still below it. Never for the top tier."),
+    Tag("tier_upgrade_near", "Tier upgrade near", "Gross spend on completed orders (all channels) so far in the "
+        "twelve calendar months the next monthly tier evaluation counts (those ending with the month of the range's "
+        f"last day) is at least {TIER_UPGRADE_NEAR_PERCENT}% of the next tier's threshold but still below it. Never "
+        "for the top tier."),
 )
 _BY_KEY: dict[str, Tag] = {t.key: t for t in TAGS}
 _FAMILY = _BY_KEY[CATEGORY_LOVER]
@@ -235,10 +236,9 @@ def _discount_seeker(filters: Filters) -> Select:
 
 def _night_owl(filters: Filters) -> Select:
     o = orders.c
-    hour = func.extract("hour", o.ordered_at)
-    at_night = func.sum(case(((hour >= NIGHT_START_HOUR) | (hour < NIGHT_END_HOUR), 1), else_=0))
+    night = count_if(at_night(o.ordered_at))
     return (select(o.member_id).where(*_window(filters)).group_by(o.member_id)
-            .having(func.count() >= NIGHT_OWL_MIN_ORDERS, at_night * 100 >= func.count() * NIGHT_OWL_MIN_PERCENT))
+            .having(func.count() >= NIGHT_OWL_MIN_ORDERS, night * 100 >= func.count() * NIGHT_OWL_MIN_PERCENT))
 
 
 def _category_lovers(filters: Filters) -> Select:
@@ -284,7 +284,7 @@ def _points_expiring(filters: Filters) -> Select:
 
 def _tier_upgrade_near(filters: Filters) -> Select:
     o, m = orders.c, members.c
-    since = filters.end_ts - timedelta(days=TIER_SPEND_DAYS)
+    since = datetime.combine(next_evaluation_months(filters.end)[0], time())
     spend = (select(o.member_id, func.sum(o.gross_amount).label("spend"))
              .where(o.member_id.is_not(None), o.status == "completed", o.ordered_at >= since,
                     o.ordered_at < filters.end_ts)

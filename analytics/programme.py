@@ -8,6 +8,7 @@ points liability) both read. A shop with other rules changes them here.
 from __future__ import annotations
 
 import os
+from datetime import date
 
 from analytics.schema import TIERS
 
@@ -28,6 +29,16 @@ CURRENCY_SYMBOL: str = _SYMBOLS.get(CURRENCY, f"{CURRENCY} ")
 #: Gross spend on completed orders in the previous twelve calendar months needed for each tier.
 #: Tiers are re-evaluated on the first day of every month, so they go down as well as up.
 TIER_THRESHOLDS: dict[str, float] = {"basic": 0.0, "silver": 1_000.0, "gold": 5_000.0, "diamond": 20_000.0}
+
+
+
+def next_evaluation_months(day: date) -> tuple[date, date]:
+    """The months the next tier evaluation after ``day`` counts: on the first day of the following month,
+    the twelve calendar months ending with ``day``'s month, as ``[first day, first day after)``."""
+    months = day.year * 12 + day.month - 1  # months since year 0 of day's month
+    first = months - 11
+    return date(first // 12, first % 12 + 1, 1), date((months + 1) // 12, (months + 1) % 12 + 1, 1)
+
 
 #: Points earned per unit of gross order value, by the member's tier when the order was placed.
 POINTS_EARN_RATE: dict[str, float] = {"basic": 1.0, "silver": 1.2, "gold": 1.5, "diamond": 2.0}

@@ -30,6 +30,18 @@ def count_if(condition: ColumnElement[bool]) -> ColumnElement[int]:
     return func.count(case((condition, 1)))
 
 
+#: Night, in the shop's local time: from NIGHT_START_HOUR:00 to (NIGHT_END_HOUR - 1):59. One definition for
+#: the night-owl tag and the clusters' night share.
+NIGHT_START_HOUR, NIGHT_END_HOUR = 22, 6
+NIGHT_TEXT = f"{NIGHT_START_HOUR}:00–{NIGHT_END_HOUR - 1:02d}:59"
+
+
+def at_night(timestamp: ColumnElement[Any]) -> ColumnElement[bool]:
+    """True for a timestamp at night (see :data:`NIGHT_START_HOUR`)."""
+    hour = func.extract("hour", timestamp)
+    return (hour >= NIGHT_START_HOUR) | (hour < NIGHT_END_HOUR)
+
+
 class _DateTrunc(GenericFunction[Any]):
     type = DateTime()
     name = "date_trunc"

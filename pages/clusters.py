@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import plotly.express as px
 import streamlit as st
@@ -10,13 +11,20 @@ import streamlit as st
 from analytics import clustering
 from analytics.clustering import ALGORITHMS, FEATURE_GROUPS, ClusterSettings
 from analytics.schema import TIERS
-from ui.cached import cached_cluster_members, cached_clusters, cached_k_selection, cluster_members_csv
+from ui.cached import (
+    CLUSTER_SETTINGS_KEY,
+    cached_cluster_members,
+    cached_cluster_mix,
+    cached_clusters,
+    cached_k_selection,
+    cached_projection,
+    cluster_members_csv,
+)
 from ui.context import page_inputs
 from ui.format import format_value
 from ui.members import member_table
 
 PREVIEW_ROWS = 100
-SETTINGS_KEY = "cluster_settings"  # read by the member 360 page, to show a member's cluster
 MIX_LABELS = {"tier": "Tier", "region": "Region", "gender": "Gender", "age_band": "Age band",
               "acquisition_channel": "Acquisition channel"}
 #: Ordered attributes keep their order (and a sequential palette) in the mix chart.
@@ -61,18 +69,24 @@ if not groups:
     st.warning("Choose at least one feature group to cluster on.", icon=":material/tune:")
     st.stop()
 settings = ClusterSettings(k, algorithm, tuple(groups), int(min_orders), int(seed))
-st.session_state[SETTINGS_KEY] = settings
+st.session_state[CLUSTER_SETTINGS_KEY] = settings
 try:
     result = cached_clusters(ctx.engine, ctx.url, filters, settings)
 except ValueError as problem:
     st.info(str(problem), icon=":material/search_off:")
     st.stop()
 portraits = result.portraits
+names = {0: "All clustered", **{c: f"{c}. {n}" for c, n in zip(portraits["cluster"], portraits["name"], strict=True)}}
+if result.empty_clusters:
+    st.warning(f"{len(result.empty_clusters)} of the {settings.k} clusters have no member closest to them "
+               f"({', '.join(map(str, result.empty_clusters))}): the data holds fewer distinct groups; try fewer "
+               "clusters or k-means.", icon=":material/bubble_chart:")
 
 cards = st.columns(4)
 cards[0].metric("Members clustered", f"{len(result.members):,}", border=True,
                 help=f"Members with at least {settings.min_orders} completed order(s) in the range.")
-cards[1].metric("Their net sales", format_value(float(portraits["sales"].sum()), "currency"), border=True)
+cards[1].metric("Their net sales", format_value(result.total_sales, "currency"), border=True,
+                help="Net sales of completed orders in the range, of the members clustered.")
 top = portraits.iloc[0]
 cards[2].metric("Cluster 1's share of sales", f"{top['sales_share']:.1%}", border=True,
                 delta=f"{top['member_share']:.1%} of members", delta_color="off", delta_arrow="off",
@@ -99,15 +113,27 @@ with portrait_tab:
                                             help="Value and frequency against all clustered members, the most "
                                                  "distinctive other trait, and the favourite category (the "
                                                  "highest lift among categories with 15%+ of the cluster's spend)."),
-        "members": st.column_config.NumberColumn("Members", format="localized"),
-        "member_share": st.column_config.NumberColumn("Share of members", format="percent"),
-        "sales": st.column_config.NumberColumn("Net sales", format="localized"),
-        "sales_share": st.column_config.NumberColumn("Share of sales", format="percent"),
-        "avg_sales": st.column_config.NumberColumn("Sales per member", format="%.0f"),
-        "avg_orders": st.column_config.NumberColumn("Orders per member", format="%.1f"),
+        "members": st.column_config.NumberColumn("Members", format="localized",
+                                                 help="Members closest to this cluster's centre."),
+        "member_share": st.column_config.NumberColumn("Share of members", format="percent",
+                                                      help="Of all members clustered."),
+        "sales": st.column_config.NumberColumn("Net sales", format="localized",
+                                               help="Net sales of the cluster's completed orders in the range."),
+        "sales_share": st.column_config.NumberColumn("Share of sales", format="percent",
+                                                     help="Of the net sales of all members clustered."),
+        "avg_sales": st.column_config.NumberColumn("Sales per member", format="%.0f",
+                                                   help="Net sales / members; clusters are numbered by it, "
+                                                        "highest first."),
+        "avg_orders": st.column_config.NumberColumn("Orders per member", format="%.1f",
+                                                    help="Completed orders in the range / members."),
         "aov": st.column_config.NumberColumn("AOV", format="%.0f", help="Net sales / orders."),
-        "avg_recency_days": st.column_config.NumberColumn("Days since last order", format="%.0f"),
-        "top_categories": st.column_config.TextColumn("Top categories (share of spend)", width="large"),
+        "avg_recency_days": st.column_config.NumberColumn("Days since last order", format="%.0f",
+                                                          help="Average over the cluster's members, counted to the "
+                                                               "range's last day."),
+        "top_categories": st.column_config.TextColumn(
+            "Top categories (share of spend)", width="large",
+            help="Share of the cluster's line amount in each category; categories beyond the range's top 8 are "
+                 "'other categories'."),
     })
     st.subheader("How each cluster differs", help="Each cell: the cluster's mean of the standardised feature, i.e. "
                  "how many standard deviations above (red) or below (blue) all clustered members it sits. "
@@ -121,9 +147,7 @@ with portrait_tab:
     st.plotly_chart(heat, key="cluster_zscores")
     attribute = st.segmented_control("Mix by", list(MIX_LABELS), default="tier", key="cluster_mix_by",
                                      required=True, format_func=MIX_LABELS.get)
-    mix = clustering.cluster_mix(result, attribute)
-    names = {0: "All clustered", **{c: f"{c}. {n}" for c, n in zip(portraits["cluster"], portraits["name"],
-                                                                     strict=True)}}
+    mix = cached_cluster_mix(ctx.engine, ctx.url, filters, settings, attribute)
     mix["cluster_label"] = mix["cluster"].map(names)
     bars = px.bar(mix, y="cluster_label", x="share", color="value", orientation="h", custom_data=["members"],
                   category_orders={"cluster_label": list(names.values()),
@@ -142,7 +166,7 @@ with k_tab:
                "where inertia stops falling steeply (the elbow), a high silhouette and a low Davies–Bouldin index.")
     if st.toggle("Compare k = 2 … 10", key="cluster_k_compare",
                  help="Takes a few seconds on a large warehouse; once on, it follows the settings above."):
-        table = cached_k_selection(ctx.engine, ctx.url, filters, settings)
+        table = cached_k_selection(ctx.engine, ctx.url, filters, replace(settings, k=2), settings)
         charts = st.columns(3)
         for column, (measure, title, hint) in zip(charts, [
                 ("inertia", "Inertia", "mean squared distance to the nearest centre: lower is tighter"),
@@ -155,7 +179,7 @@ with k_tab:
             column.caption(hint)
 
 with map_tab:
-    flat = clustering.projection(result)
+    flat = cached_projection(ctx.engine, ctx.url, filters, settings)
     explained = flat.attrs["explained"]
     flat["cluster_label"] = flat["cluster"].map(names)
     scatter = px.scatter(flat, x="pc1", y="pc2", color="cluster_label", opacity=0.6, hover_data={"member_id": True},
@@ -169,7 +193,8 @@ with map_tab:
                "features. Clusters that overlap here may still separate in the other dimensions.")
 
 with members_tab:
-    chosen = st.selectbox("Cluster", portraits["cluster"].tolist(), key="cluster_members_pick",
+    chosen = st.selectbox("Cluster", [c for c in portraits["cluster"] if c not in result.empty_clusters],
+                          key="cluster_members_pick",
                           format_func=lambda c: names[c],
                           help="Its members in this date range, names, phones and emails masked.")
     row = portraits.set_index("cluster").loc[chosen]

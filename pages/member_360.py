@@ -5,14 +5,13 @@ from __future__ import annotations
 import plotly.express as px
 import streamlit as st
 
-from analytics.clustering import ClusterSettings
 from analytics.rfm import SEGMENT_HELP
-from ui.cached import cached_clusters, cached_find_members, cached_member_360
+from ui.cached import CLUSTER_SETTINGS_KEY, cached_clusters, cached_find_members, cached_member_360
 from ui.context import page_inputs
-from ui.format import format_value
+from ui.format import format_value, plain_text
 from ui.members import member_table
 
-CLUSTER_SETTINGS_KEY = "cluster_settings"  # set by the clusters page
+SEARCH_LIMIT = 20
 ctx = page_inputs()
 filters = ctx.filters
 
@@ -24,9 +23,9 @@ if not text:
     st.caption("Type a member id to see the member's profile, value, segment, cluster, tags and history. "
                "Names, phones and emails are masked.")
     st.stop()
-found = cached_find_members(ctx.engine, ctx.url, text)
+found = cached_find_members(ctx.engine, ctx.url, text, SEARCH_LIMIT + 1)  # one more: tells "more than 20"
 if found.empty:
-    st.info(f"No member id is or starts with “{text}”.", icon=":material/person_search:")
+    st.info(f"No member id is or starts with “{plain_text(text[:60])}”.", icon=":material/person_search:")
     st.stop()
 ids = found["member_id"].tolist()
 if text in ids:
@@ -34,8 +33,11 @@ if text in ids:
 elif len(ids) == 1:
     member_id = ids[0]
 else:
-    st.caption(f"{len(ids)} members match{' (the first 20)' if len(ids) == 20 else ''}: pick one.")
-    member_table(found)
+    more = len(ids) > SEARCH_LIMIT
+    ids = ids[:SEARCH_LIMIT]
+    st.caption(f"More than {SEARCH_LIMIT} members match; the first {SEARCH_LIMIT} by id are listed, type more of "
+               "the id to narrow them down." if more else f"{len(ids)} members match: pick one.")
+    member_table(found.head(SEARCH_LIMIT))
     member_id = st.selectbox("Member", ids, key="m360_pick")
 st.query_params["member"] = member_id
 
@@ -60,6 +62,9 @@ with st.container(border=True):
                                 for c, ok in consent.items()),
                      help="Masked contact details. Badges: consent to be contacted on each channel.")
 
+if filters.tiers and profile["tier"] not in filters.tiers:
+    st.info(f"This member's tier ({profile['tier'] or 'none'}) is outside the tier filter, so segment, cluster and "
+            "tags are not computed for them; clear the filter to see them.", icon=":material/filter_alt_off:")
 cards = st.columns(4)
 if rfm_row is None:
     cards[0].metric("RFM segment", "Not scored", border=True,
@@ -74,20 +79,24 @@ else:
                     delta_color="off", delta_arrow="off",
                     help="Completed orders in the date range; 'last … d': the last one, this many days before "
                          "the range's last day.")
-settings = st.session_state.get(CLUSTER_SETTINGS_KEY) or ClusterSettings()
+# the cluster under the settings of the Member clusters page, once it has clustered in this session (clustering
+# every member only to fill this card would take seconds on a large warehouse)
+settings = st.session_state.get(CLUSTER_SETTINGS_KEY)
 cluster_text, badges = "–", []
-try:
-    result = cached_clusters(ctx.engine, ctx.url, filters, settings)
-    match = result.members.loc[result.members["member_id"] == member_id, ["cluster", "cluster_name"]]
-    if match.empty:
-        cluster_help = f"Not clustered: fewer than {settings.min_orders} completed order(s) in the range."
-    else:
-        cluster_text = f"{match.iloc[0]['cluster']} of {settings.k}"
-        badges.append(f":blue-badge[:material/bubble_chart: {match.iloc[0]['cluster_name']}]")
-        cluster_help = (f"{match.iloc[0]['cluster_name']}: cluster {match.iloc[0]['cluster']} of {settings.k}, with "
-                        "the settings of the Member clusters page (its defaults until you change them there).")
-except ValueError as problem:
-    cluster_help = str(problem)
+cluster_help = "Open Member clusters first: the member's cluster is shown under the settings chosen there."
+if settings is not None:
+    try:
+        result = cached_clusters(ctx.engine, ctx.url, filters, settings)
+        match = result.members.loc[result.members["member_id"] == member_id, ["cluster", "cluster_name"]]
+        if match.empty:
+            cluster_help = f"Not clustered: fewer than {settings.min_orders} completed order(s) in the range."
+        else:
+            cluster_text = f"{match.iloc[0]['cluster']} of {settings.k}"
+            badges.append(f":blue-badge[:material/bubble_chart: {match.iloc[0]['cluster_name']}]")
+            cluster_help = (f"{match.iloc[0]['cluster_name']}: cluster {match.iloc[0]['cluster']} of {settings.k}, "
+                            "with the settings chosen on the Member clusters page.")
+    except ValueError as problem:
+        cluster_help = str(problem)
 cards[2].metric("Cluster", cluster_text, border=True, help=cluster_help)
 cards[3].metric("Tags", len(tags), border=True, help="Rule-based tags as of the range's last day.")
 badges += [f":violet-badge[:material/sell: {label}]" for label in tags["label"]]
@@ -136,7 +145,8 @@ with points_tab:
 with tier_tab:
     tiers = view["tiers"]
     if tiers.empty:
-        st.info(f"Always {profile['tier'] or 'without a tier'}: no tier change recorded.", icon=":material/stairs:")
+        st.info(f"Always {str(profile['tier'] or 'without a').title()} tier: no tier change recorded.",
+                icon=":material/stairs:")
     else:
         st.dataframe(tiers, hide_index=True, column_config={
             "changed_at": st.column_config.DatetimeColumn("Changed", format="YYYY-MM-DD"), "from_tier": "From",

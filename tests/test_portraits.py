@@ -161,7 +161,9 @@ class Reference:
 
     def tier_upgrade_near(self) -> set[str]:
         o = self.orders
-        since = self.end - pd.Timedelta(days=365)
+        # the next evaluation (1st of next month) counts the twelve calendar months ending with this one
+        day = self.end - pd.Timedelta(days=1)  # self.end: midnight after the reference day
+        since = pd.Timestamp(day.year, day.month, 1) - pd.DateOffset(months=11)
         o = o[(o["status"] == "completed") & (o["ordered_at"] >= since) & (o["ordered_at"] < self.end)]
         spend = cents(o["gross_amount"]).groupby(o["member_id"]).sum()
         m = self.members.assign(spend=lambda d: d["member_id"].map(spend).fillna(0).astype("int64"))
@@ -484,7 +486,16 @@ def test_member_360_page_finds_a_member_and_shows_their_history(warehouse: Wareh
     assert not at.exception, [e.value for e in at.exception]
     cards = {m.label: m.value for m in at.metric}
     assert cards["RFM segment"] == rfm_rows.set_index("member_id").loc[member_id, "segment"]
-    assert cards["Cluster"] != "–"
+    assert cards["Cluster"] == "–"  # until Member clusters has clustered in this session
+    from analytics.clustering import ClusterSettings, cluster_members
+    from ui.cached import CLUSTER_SETTINGS_KEY
+
+    settings = ClusterSettings(k=4)
+    at.session_state[CLUSTER_SETTINGS_KEY] = settings
+    at.run()
+    clusters = cluster_members(warehouse.engine, filters, settings).members.set_index("member_id")
+    assert {m.label: m.value for m in at.metric}["Cluster"] == f"{clusters.loc[member_id, 'cluster']} of 4"
+    assert any(clusters.loc[member_id, "cluster_name"] in m.value for m in at.markdown)
     raw = warehouse.frame("members").set_index("member_id").loc[member_id]
     page_text = " ".join(m.value for m in at.markdown)
     assert mask_phone(raw["phone"]) in page_text and raw["phone"] not in page_text
@@ -494,3 +505,5 @@ def test_member_360_page_finds_a_member_and_shows_their_history(warehouse: Wareh
     at.text_input(key="m360_search").input("'; DROP TABLE members; --").run()
     assert not at.exception
     assert any("No member id" in i.value for i in at.info)
+    at.text_input(key="m360_search").input("[Verify](https://example.com)").run()
+    assert any("\\[Verify\\]\\(https" in i.value for i in at.info)  # shown as typed: no link

@@ -15,7 +15,7 @@ from sqlalchemy import Engine
 
 from analytics import clustering, funnels, heatmaps, kpis, portraits, rfm, rules
 from analytics.filters import FilterOptions, Filters, filter_options
-from analytics.member_rows import member_count, member_rows
+from analytics.member_rows import listed_member_ids, member_count, member_rows
 from analytics.quality import DEFAULT_THRESHOLDS, QualityReport, QualityThresholds, quality_report
 from analytics.warehouse import DataSpan, SchemaReport, check_schema, data_span, table_overview
 
@@ -205,35 +205,55 @@ def segment_members_csv(engine: Engine, filters: Filters, segment: str, grid: Gr
 
 # --- clusters, tags, member 360 -------------------------------------------------------------------
 
+#: The settings last chosen on the Member clusters page: Member 360 shows a member's cluster under them.
+CLUSTER_SETTINGS_KEY = "cluster_settings"
+
+
 @st.cache_resource(ttl=TTL_SECONDS, show_spinner="Clustering members: features in the warehouse, then the model…",
-                   max_entries=4)
+                   max_entries=2)
 def cached_clusters(_engine: Engine, url: str, filters: Filters,
                     settings: clustering.ClusterSettings) -> clustering.ClusterResult:
     """Shared, not copied (``cache_resource``): a result holds one row per member, too big to copy on every
-    rerun. Pages only read it."""
+    rerun. Pages only read it. Two entries: the current settings and the previous ones."""
     return clustering.cluster_members(_engine, filters, settings)
 
 
 @st.cache_data(ttl=TTL_SECONDS, show_spinner="Fitting every k from 2 to 10 on a sample…", max_entries=8)
-def cached_k_selection(_engine: Engine, url: str, filters: Filters,
-                       settings: clustering.ClusterSettings) -> pd.DataFrame:
-    result = cached_clusters(_engine, url, filters, settings)
+def cached_k_selection(_engine: Engine, url: str, filters: Filters, settings_but_k: clustering.ClusterSettings,
+                       _settings: clustering.ClusterSettings) -> pd.DataFrame:
+    """The k-selection table, which does not depend on the chosen k: keyed on the settings with k fixed
+    (``settings_but_k``), computed from the features of the current result (``_settings``)."""
+    result = cached_clusters(_engine, url, filters, _settings)
     data = clustering.MemberFeatures(result.members, result.all_features, result.model.categories,
                                      result.model.channels)
-    return clustering.k_selection(data, settings)
+    return clustering.k_selection(data, settings_but_k)
+
+
+@st.cache_data(ttl=TTL_SECONDS, show_spinner=False, max_entries=16)
+def cached_cluster_mix(_engine: Engine, url: str, filters: Filters, settings: clustering.ClusterSettings,
+                       attribute: str) -> pd.DataFrame:
+    return clustering.cluster_mix(cached_clusters(_engine, url, filters, settings), attribute)
+
+
+@st.cache_data(ttl=TTL_SECONDS, show_spinner=False, max_entries=8)
+def cached_projection(_engine: Engine, url: str, filters: Filters,
+                      settings: clustering.ClusterSettings) -> pd.DataFrame:
+    return clustering.projection(cached_clusters(_engine, url, filters, settings))
 
 
 @st.cache_data(ttl=TTL_SECONDS, show_spinner="Listing the cluster's members…", max_entries=16)
 def cached_cluster_members(_engine: Engine, url: str, filters: Filters, settings: clustering.ClusterSettings,
                            cluster: int, limit: int) -> pd.DataFrame:
-    """The first ``limit`` members of the cluster (masked), found in the warehouse by the model's rule."""
-    model = cached_clusters(_engine, url, filters, settings).model
-    return member_rows(_engine, clustering.cluster_member_ids(model, filters, [cluster]), limit)
+    """The first ``limit`` members of the cluster by id (masked), taken from the result's labels."""
+    labels = cached_clusters(_engine, url, filters, settings).members
+    ids = sorted(labels.loc[labels["cluster"] == cluster, "member_id"])[:limit]
+    return member_rows(_engine, listed_member_ids(ids), limit)
 
 
 def cluster_members_csv(engine: Engine, url: str, filters: Filters, settings: clustering.ClusterSettings,
                         cluster: int) -> bytes:
-    """Every member of the cluster as CSV (masked): built when the download button is clicked."""
+    """Every member of the cluster as CSV (masked), found in the warehouse by the model's rule, as the audience
+    would be: built when the download button is clicked."""
     model = cached_clusters(engine, url, filters, settings).model
     return member_rows(engine, clustering.cluster_member_ids(model, filters, [cluster])).to_csv(index=False).encode()
 
@@ -254,8 +274,8 @@ def tag_members_csv(engine: Engine, filters: Filters, tag: str) -> bytes:
 
 
 @st.cache_data(ttl=TTL_SECONDS, show_spinner=False, max_entries=64)
-def cached_find_members(_engine: Engine, url: str, text: str) -> pd.DataFrame:
-    return portraits.find_members(_engine, text)
+def cached_find_members(_engine: Engine, url: str, text: str, limit: int) -> pd.DataFrame:
+    return portraits.find_members(_engine, text, limit)
 
 
 @st.cache_data(ttl=TTL_SECONDS, show_spinner="Reading the member's history…", max_entries=32)

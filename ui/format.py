@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 
 from analytics.kpis import KpiValue
 from analytics.programme import CURRENCY_SYMBOL
@@ -48,3 +49,12 @@ def format_change(kpi: KpiValue) -> str | None:
     if kpi.change_pct is None:
         return None if kpi.change is None or kpi.change == 0 else "new"
     return f"{kpi.change_pct:+.1%}"
+
+
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!<>|~$:])")
+
+
+def plain_text(text: str) -> str:
+    """``text`` escaped for Streamlit Markdown, so text a user typed (or a link carried) shows as typed and
+    never turns into a link, formatting or an icon."""
+    return _MARKDOWN_SPECIAL.sub(r"\\\1", text)
