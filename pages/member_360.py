@@ -69,6 +69,8 @@ cards = st.columns(4)
 if rfm_row is None:
     cards[0].metric("RFM segment", "Not scored", border=True,
                     help=f"No completed order from {filters.start:%d %b %Y} to {filters.end:%d %b %Y}.")
+    cards[1].metric("Net sales in the range", format_value(0.0, "currency"), border=True,
+                    delta="no order in the range", delta_color="off", delta_arrow="off")
 else:
     cards[0].metric("RFM segment", rfm_row["segment"], border=True,
                     delta=f"R{rfm_row['r_score']} F{rfm_row['f_score']} M{rfm_row['m_score']}", delta_color="off",
