@@ -1,4 +1,5 @@
-"""Independent pandas implementations of the executive KPIs, written from their definitions.
+"""Independent pandas implementations of the executive KPIs (and the window of orders RFM and clusters
+count), written from their definitions.
 
 They read the raw rows of each table (a plain SELECT) and compute every KPI with pandas, so a
 mistake in the SQL of :mod:`analytics.kpis` shows up as a disagreement.
@@ -74,3 +75,15 @@ def reference_daily_net_sales(frame, f: Filters) -> pd.Series:
     o = orders[(orders["status"] == "completed") & (orders["ordered_at"] >= f.start_ts)
                & (orders["ordered_at"] < f.end_ts)]
     return o.groupby(o["ordered_at"].dt.normalize())["net_amount"].sum()
+
+
+def window_member_orders(orders: pd.DataFrame, members: pd.DataFrame, f: Filters) -> pd.DataFrame:
+    """Members' completed orders in the window, through the channel and tier filters: the orders RFM and the
+    cluster features count, selected with pandas."""
+    o = orders[(orders["status"] == "completed") & orders["member_id"].notna()
+               & (orders["ordered_at"] >= pd.Timestamp(f.start_ts)) & (orders["ordered_at"] < pd.Timestamp(f.end_ts))]
+    if f.channels:
+        o = o[o["channel"].isin(f.channels)]
+    if f.tiers:
+        o = o[o["member_id"].isin(_members_in_tiers(members, f.tiers))]
+    return o

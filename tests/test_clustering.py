@@ -35,6 +35,7 @@ from analytics.filters import Filters
 from analytics.synthetic import DemoSpec, demo_personas, generate_warehouse
 from analytics.warehouse import data_span, open_warehouse
 from tests.conftest import PROJECT_ROOT, Warehouse
+from tests.reference import window_member_orders
 
 PERSONA_DEMO = DemoSpec(members=10_000, seed=7)
 
@@ -48,13 +49,7 @@ def pandas_features(w: Warehouse, filters: Filters, min_orders: int, categories:
                     channels: list[str]) -> pd.DataFrame:
     """The feature definitions of analytics.clustering written again with pandas over the raw rows."""
     orders, members = w.frame("orders"), w.frame("members")
-    o = orders[(orders["status"] == "completed") & orders["member_id"].notna()
-               & (orders["ordered_at"] >= pd.Timestamp(filters.start_ts))
-               & (orders["ordered_at"] < pd.Timestamp(filters.end_ts))]
-    if filters.channels:
-        o = o[o["channel"].isin(filters.channels)]
-    if filters.tiers:
-        o = o[o["member_id"].isin(members.loc[members["tier"].isin(filters.tiers), "member_id"])]
+    o = window_member_orders(orders, members, filters)
     hour = o["ordered_at"].dt.hour
     o = o.assign(night=((hour >= 22) | (hour < 6)).astype(int))
     per = o.groupby("member_id").agg(frequency=("order_id", "size"), monetary=("net_amount", "sum"),

@@ -23,17 +23,12 @@ from analytics.rfm import (
 )
 from analytics.warehouse import data_span
 from tests.conftest import PROJECT_ROOT, Warehouse, default_filters, open_page
+from tests.reference import window_member_orders
 
 
 def pandas_rfm(orders: pd.DataFrame, members: pd.DataFrame, filters: Filters) -> pd.DataFrame:
     """RFM written from the module's definitions with pandas only."""
-    o = orders[(orders["status"] == "completed") & orders["member_id"].notna()
-               & (orders["ordered_at"] >= pd.Timestamp(filters.start_ts))
-               & (orders["ordered_at"] < pd.Timestamp(filters.end_ts))]
-    if filters.channels:
-        o = o[o["channel"].isin(filters.channels)]
-    if filters.tiers:
-        o = o[o["member_id"].isin(members.loc[members["tier"].isin(filters.tiers), "member_id"])]
+    o = window_member_orders(orders, members, filters)
     per = o.groupby("member_id").agg(last=("ordered_at", "max"), frequency=("order_id", "size"),
                                      monetary=("net_amount", "sum")).reset_index()
     per["recency_days"] = (pd.Timestamp(filters.end) - per["last"].dt.normalize()).dt.days
