@@ -22,7 +22,7 @@ from datetime import date, timedelta
 import pandas as pd
 from sqlalchemy import Engine
 
-from analytics import clustering, funnels, heatmaps, kpis, portraits, rfm, rules
+from analytics import clustering, funnels, heatmaps, kpis, portraits, rfm, rules, targeting
 from analytics.filters import DEFAULT_RANGE_DAYS, Filters, filter_options
 from analytics.quality import DEFAULT_THRESHOLDS, QualityThresholds, quality_report
 from analytics.schema import TIERS
@@ -375,3 +375,31 @@ def _clusters(ctx: Context) -> pd.DataFrame:
 def _tags(ctx: Context) -> pd.DataFrame:
     args = ctx.args
     return portraits.tag_coverage(ctx.engine, Filters(ctx.start, ctx.end, tuple(args.channel), tuple(args.tier)))
+
+
+def _audience_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--spec", required=True, help="audience definition (JSON file, format in docs/audiences.md)")
+    parser.add_argument("--members", action="store_true", help="print the targeted member ids and their arm instead")
+
+
+@subcommand("audience", "A campaign audience from its JSON definition: members matching its rules, targeted (after "
+            "the frequency cap and maximum size), treatment and control, and reachable per channel (consent and a "
+            "usable contact). The definition carries its own window: --start, --end, --channel and --tier are "
+            "ignored.", _audience_options)
+def _audience(ctx: Context) -> pd.DataFrame:
+    args = ctx.args
+    try:
+        with open(args.spec, encoding="utf-8") as handle:
+            spec = json.load(handle)
+    except OSError as exc:
+        raise UsageError(f"cannot read --spec {args.spec}: {exc.strerror}") from None
+    except json.JSONDecodeError as exc:
+        raise UsageError(f"--spec {args.spec} is not valid JSON: {exc.msg} at line {exc.lineno}") from None
+    try:
+        if args.members:
+            return targeting.targeted_members(ctx.engine, spec)
+        sizes = targeting.preview(ctx.engine, spec)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    return pd.DataFrame([{"matching": sizes.matching, "targeted": sizes.targeted, "treatment": sizes.treatment,
+                          "control": sizes.control, **{f"reachable_{c}": n for c, n in sizes.reachable.items()}}])

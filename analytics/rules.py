@@ -43,7 +43,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
-from sqlalchemy import bindparam, distinct, func, select
+from sqlalchemy import Select, bindparam, distinct, func, select
 
 from analytics.db import Bind, connection, read_frame
 from analytics.filters import Filters, completed_order_conditions
@@ -485,25 +485,32 @@ def rule_audience_spec(antecedents: str, consequents: str, level: str, start: da
     }
 
 
-def audience_size(bind: Bind, spec: dict) -> int:
+def audience_member_ids(spec: dict) -> Select:
     """Members in a ``bought_not_bought`` audience: bought every item of ``bought_all`` (completed orders
-    in ``bought_between``) and never any of ``never_bought`` (completed orders, any time)."""
+    in ``bought_between``) and never any of ``never_bought`` (completed orders, any time). Items are bound
+    (expanding) parameters."""
+    if spec.get("version") != AUDIENCE_SPEC_VERSION or spec.get("kind") != "bought_not_bought":
+        raise ValueError("Not a version-1 'bought A, never bought B' audience.")
     source, item = _lines_at_level(spec["level"])
     start, end = (date.fromisoformat(d) for d in spec["bought_between"])
     window = Filters(start, end)
+    bought, never = sorted(set(spec["bought_all"])), sorted(set(spec["never_bought"]))
     buyers = (select(orders.c.member_id).select_from(source)
               .where(*completed_order_conditions(window, window.start_ts, window.end_ts),
-                     orders.c.member_id.is_not(None), item.in_(bindparam("bought", expanding=True)))
+                     orders.c.member_id.is_not(None), item.in_(bought))
               .group_by(orders.c.member_id)
-              .having(func.count(distinct(item)) == len(set(spec["bought_all"]))))
+              .having(func.count(distinct(item)) == len(bought)))
     excluded = (select(orders.c.member_id).select_from(source)
-                .where(orders.c.status == "completed", orders.c.member_id.is_not(None),
-                       item.in_(bindparam("never", expanding=True))))
+                .where(orders.c.status == "completed", orders.c.member_id.is_not(None), item.in_(never)))
     buyers_sq = buyers.subquery("buyers")
-    query = select(func.count()).select_from(buyers_sq).where(buyers_sq.c.member_id.not_in(excluded))
+    return select(buyers_sq.c.member_id).where(buyers_sq.c.member_id.not_in(excluded))
+
+
+def audience_size(bind: Bind, spec: dict) -> int:
+    """How many members the ``bought_not_bought`` audience holds (see :func:`audience_member_ids`)."""
+    ids = audience_member_ids(spec).subquery("audience")
     with connection(bind) as conn:
-        return int(conn.execute(query, {"bought": sorted(set(spec["bought_all"])),
-                                        "never": sorted(set(spec["never_bought"]))}).scalar_one())
+        return int(conn.execute(select(func.count()).select_from(ids)).scalar_one())
 
 
 def _child_main() -> None:  # pragma: no cover - runs in the child of _mine_with_time_limit

@@ -1,0 +1,366 @@
+"""Campaign audiences: conditions on members combined with AND / OR / NOT, compiled to one SQL query.
+
+An **audience spec** is JSON (``version`` 1, ``kind`` ``"audience"``; format and examples in
+docs/audiences.md)::
+
+    {"version": 1, "kind": "audience", "start": "2025-11-16", "end": "2026-11-15",
+     "rules": {"match": "all", "conditions": [
+         {"field": "tier", "op": "in", "value": ["gold", "diamond"]},
+         {"not": true, "field": "bought_category", "op": "in", "value": ["Pets"]},
+         {"match": "any", "conditions": [{"field": "net_sales", "op": "between", "value": [1000, null]},
+                                         {"field": "segment", "op": "in", "value": {...another spec...}}]}]},
+     "frequency_cap_days": 7, "max_size": 50000, "holdout": 0.1, "campaign_key": "double-12"}
+
+* ``start`` / ``end`` (inclusive) is the **window** that behaviour conditions look at; ``end`` is also
+  the reference day (age, days since the last order, the frequency cap).
+* A **condition** names a :data:`FIELDS` entry and an operator: ``in`` / ``not_in`` a list of values, or
+  ``between`` ``[low, high]`` (inclusive; ``null`` = open). ``segment`` takes another audience spec
+  (RFM segment, cluster, tag, funnel drop-off, "bought A not B") and keeps its members. ``"not": true``
+  negates a condition or a group. A **group** is ``{"match": "all" | "any", "conditions": [...]}``.
+* **Reachable** on a channel: consent to that channel and a usable contact (email: has an ``@`` with text
+  either side; SMS: a phone of at least 8 characters; push: consent only, the app holds the token).
+  No consent, no message (PIPL).
+* **Frequency cap** (optional): members sent any campaign in the ``frequency_cap_days`` days ending on
+  the reference day are left out. **Maximum size** (optional): the audience keeps that many members,
+  chosen by the same hash as the holdout (so the choice is stable and unbiased).
+* **Control group**: a member is in control when ``bucket(member_id, campaign_key) < holdout x 65536``,
+  where the bucket is the first four hex digits of ``md5(member_id || ':' || campaign_key)`` read as a
+  number (0..65535). Deterministic, the same on every warehouse, independent of any other campaign.
+
+Conditions are two-valued: a member with a missing attribute (no birth date, no tier) is outside every
+range and list, so ``not_in`` and NOT include them. Every value is a bound parameter; field names and
+operators come from fixed lists, and anything else is refused with a message naming what is allowed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from typing import Any
+
+import pandas as pd
+from sqlalchemy import (
+    ColumnElement,
+    Date,
+    Double,
+    Integer,
+    Select,
+    and_,
+    case,
+    cast,
+    false,
+    func,
+    literal,
+    not_,
+    or_,
+    select,
+    true,
+)
+
+from analytics import clustering, funnels, portraits, rfm, rules
+from analytics.db import Bind, connection, read_frame
+from analytics.filters import Filters
+from analytics.schema import campaign_members, members, order_items, orders, products
+from analytics.sqlparts import count_if
+
+SPEC_VERSION = 1
+KIND = "audience"
+CHANNELS: tuple[str, ...] = ("email", "sms", "push")
+BUCKETS = 65_536  # four hex digits of md5
+MIN_PHONE_CHARS = 8
+MAX_DEPTH = 4
+
+
+class SpecError(ValueError):
+    """An audience spec that cannot be compiled; the message says what to change."""
+
+
+@dataclass(frozen=True)
+class FieldDef:
+    label: str
+    kind: str  # "choice" (in / not_in a list), "number" / "date" (between), "spec" (another audience)
+    help: str
+
+
+FIELDS: dict[str, FieldDef] = {
+    "tier": FieldDef("Tier", "choice", "The member's current tier."),
+    "region": FieldDef("Region", "choice", "The member's region."),
+    "city": FieldDef("City", "choice", "The member's city."),
+    "gender": FieldDef("Gender", "choice", "As registered."),
+    "acquisition_channel": FieldDef("Acquisition channel", "choice", "How the member joined."),
+    "age": FieldDef("Age", "number", "Whole years on the reference day (the window's last day)."),
+    "registered": FieldDef("Registration date", "date", "Day of registration."),
+    "points_balance": FieldDef("Points balance", "number", "Current points balance."),
+    "days_since_last_order": FieldDef("Days since last order", "number", "Days from the last completed order "
+                                      "(any time up to the reference day) to the reference day; members who "
+                                      "never bought never match."),
+    "order_count": FieldDef("Orders", "number", "Completed orders in the window (0 for none)."),
+    "net_sales": FieldDef("Net sales", "number", "Net sales of completed orders in the window (0 for none)."),
+    "aov": FieldDef("AOV", "number", "Net sales / orders in the window; members without orders never match."),
+    "bought_category": FieldDef("Bought a category", "choice", "Bought at least one of these categories in "
+                                "the window (use NOT for 'never bought')."),
+    "bought_product": FieldDef("Bought a product", "choice", "Bought at least one of these product ids in the "
+                               "window (use NOT for 'never bought')."),
+    "segment": FieldDef("Segment, cluster, tag, funnel or rule", "spec", "Members of another audience: an RFM "
+                        "segment, cluster, tag, funnel drop-off or 'bought A, not B' audience definition."),
+}
+_ATTRIBUTES = ("tier", "region", "city", "gender", "acquisition_channel")
+
+#: Readers of the audience definitions other analyses hand over, by kind.
+AUDIENCE_READERS: dict[str, Callable[[Mapping[str, Any]], Select]] = {
+    rfm.AUDIENCE_KIND: rfm.audience_member_ids,
+    clustering.AUDIENCE_KIND: clustering.audience_member_ids,
+    portraits.AUDIENCE_KIND: portraits.audience_member_ids,
+    funnels.AUDIENCE_KIND: funnels.audience_member_ids,
+    "bought_not_bought": rules.audience_member_ids,
+}
+
+
+@dataclass(frozen=True)
+class Audience:
+    """A checked spec: its window and options, and the rules as given."""
+
+    window: Filters
+    rules: Mapping[str, Any]
+    frequency_cap_days: int | None
+    max_size: int | None
+    holdout: float
+    campaign_key: str
+
+
+def parse_spec(spec: Mapping[str, Any]) -> Audience:
+    """Check a spec's envelope (version, kind, window, options); conditions are checked as they compile."""
+    if not isinstance(spec, Mapping) or spec.get("version") != SPEC_VERSION or spec.get("kind") != KIND:
+        raise SpecError(f'Not a version-{SPEC_VERSION} audience: it needs "version": {SPEC_VERSION} and '
+                        f'"kind": "{KIND}".')
+    try:
+        window = Filters(date.fromisoformat(str(spec["start"])), date.fromisoformat(str(spec["end"])))
+    except KeyError as missing:
+        raise SpecError(f"The audience needs a window: {missing} is missing (YYYY-MM-DD).") from None
+    except ValueError as problem:
+        raise SpecError(f"The audience window is not valid: {problem}") from None
+    cap, size = spec.get("frequency_cap_days"), spec.get("max_size")
+    holdout, key = spec.get("holdout", 0.0), spec.get("campaign_key", "")
+    if cap is not None and (not isinstance(cap, int) or isinstance(cap, bool) or not 1 <= cap <= 365):
+        raise SpecError("frequency_cap_days must be a whole number of days from 1 to 365, or null.")
+    if size is not None and (not isinstance(size, int) or isinstance(size, bool) or size < 1):
+        raise SpecError("max_size must be a positive whole number, or null.")
+    if not isinstance(holdout, int | float) or isinstance(holdout, bool) or not 0 <= holdout <= 0.5:
+        raise SpecError("holdout must be a share from 0 to 0.5 (e.g. 0.1 for 10%).")
+    if not isinstance(key, str) or len(key) > 200:
+        raise SpecError("campaign_key must be text of at most 200 characters.")
+    rules_ = spec.get("rules", {"match": "all", "conditions": []})
+    if not isinstance(rules_, Mapping):
+        raise SpecError('"rules" must be a group: {"match": "all" or "any", "conditions": [...]}.')
+    return Audience(window, rules_, cap, size, float(holdout), key)
+
+
+# --- conditions to SQL -----------------------------------------------------------------------------
+
+def _window_orders(window: Filters) -> list[ColumnElement[bool]]:
+    o = orders.c
+    return [o.status == "completed", o.member_id.is_not(None), o.ordered_at >= window.start_ts,
+            o.ordered_at < window.end_ts]
+
+
+def _between(column: Any, value: Any, field: str, parse: Callable[[Any], Any]) -> ColumnElement[bool]:
+    if not isinstance(value, list | tuple) or len(value) != 2 or value == [None, None]:
+        raise SpecError(f"{field}: 'between' takes [low, high] with at least one of them set (null = open).")
+    try:
+        low, high = (None if v is None else parse(v) for v in value)
+    except (TypeError, ValueError):
+        raise SpecError(f"{field}: {value!r} are not valid bounds.") from None
+    parts = [column >= low] if low is not None else []
+    # never NULL (a missing value is outside every range), so NOT is the exact complement
+    return and_(column.is_not(None), *parts, *([column <= high] if high is not None else []))
+
+
+def _number(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(value)
+    return float(value)
+
+
+def _texts(value: Any, field: str) -> list[str]:
+    if not isinstance(value, list | tuple) or not value or not all(isinstance(v, str) for v in value):
+        raise SpecError(f"{field}: 'in' and 'not_in' take a non-empty list of texts.")
+    return [str(v) for v in value]
+
+
+def _member_in(ids: Select) -> ColumnElement[bool]:
+    return members.c.member_id.in_(ids)
+
+
+def _condition(item: Mapping[str, Any], window: Filters, depth: int) -> ColumnElement[bool]:
+    field, op, value = item.get("field"), item.get("op"), item.get("value")
+    if field not in FIELDS:
+        raise SpecError(f"Unknown field {field!r}; choose from {', '.join(FIELDS)}.")
+    kind = FIELDS[field].kind
+    allowed = {"choice": ("in", "not_in"), "number": ("between",), "date": ("between",), "spec": ("in",)}[kind]
+    if op not in allowed:
+        raise SpecError(f"{field} takes the operator {' or '.join(allowed)}, not {op!r}.")
+    m, o = members.c, orders.c
+    end = literal(window.end, Date)
+    if kind == "choice":
+        values = _texts(value, field)
+        if field in _ATTRIBUTES:  # a missing value is in no list (and so "not in" every list)
+            expr = and_(m[field].is_not(None), m[field].in_(values))
+        else:
+            item_column = products.c.category if field == "bought_category" else order_items.c.product_id
+            source = orders.join(order_items, order_items.c.order_id == o.order_id)
+            if field == "bought_category":
+                source = source.join(products, products.c.product_id == order_items.c.product_id)
+            expr = _member_in(select(o.member_id).select_from(source)
+                              .where(*_window_orders(window), item_column.in_(values)))
+        return not_(expr) if op == "not_in" else expr
+    if kind == "date":
+        day = cast(m.registered_at, Date)
+        return _between(day, value, field, lambda v: date.fromisoformat(str(v)))
+    if kind == "spec":
+        if depth >= MAX_DEPTH:
+            raise SpecError("Audiences nest too deeply.")
+        if not isinstance(value, Mapping) or value.get("kind") not in AUDIENCE_READERS:
+            raise SpecError(f"segment takes an audience definition of kind {', '.join(AUDIENCE_READERS)}.")
+        try:
+            return _member_in(AUDIENCE_READERS[value["kind"]](value))
+        except (KeyError, TypeError, ValueError) as problem:
+            raise SpecError(f"The {value['kind']} audience in 'segment' is not valid: {problem}") from None
+    # numbers
+    if field == "age":
+        years = (func.extract("year", end) - func.extract("year", m.birth_date)
+                 - case(((func.extract("month", end) * 100 + func.extract("day", end))
+                         < (func.extract("month", m.birth_date) * 100 + func.extract("day", m.birth_date)), 1),
+                        else_=0))
+        return _between(years, value, field, _number)
+    if field == "points_balance":
+        return _between(m.points_balance, value, field, _number)
+    if field == "days_since_last_order":
+        last = (select(o.member_id, func.max(o.ordered_at).label("last_at"))
+                .where(o.status == "completed", o.member_id.is_not(None), o.ordered_at < window.end_ts)
+                .group_by(o.member_id).subquery("last_orders"))
+        days = cast(end - cast(last.c.last_at, Date), Integer)
+        return _member_in(select(last.c.member_id).where(_between(days, value, field, _number)))
+    per = (select(o.member_id, func.count().label("order_count"), func.sum(o.net_amount).label("net_sales"))
+           .where(*_window_orders(window)).group_by(o.member_id).subquery("window_totals"))
+    if field == "aov":
+        aov = cast(per.c.net_sales, Double) / cast(per.c.order_count, Double)
+        return _member_in(select(per.c.member_id).where(_between(aov, value, field, _number)))
+    measure = per.c[field]
+    condition = _between(measure, value, field, _number)
+    # members without an order in the window count as 0
+    zero = _between(literal(0.0, Double), value, field, _number)
+    with_orders = _member_in(select(per.c.member_id).where(condition))
+    without = not_(_member_in(select(per.c.member_id)))
+    return or_(with_orders, and_(zero, without))
+
+
+def _group(group: Mapping[str, Any], window: Filters, depth: int = 0) -> ColumnElement[bool]:
+    if depth > MAX_DEPTH:
+        raise SpecError("Audiences nest too deeply.")
+    match, items = group.get("match", "all"), group.get("conditions", [])
+    if match not in ("all", "any"):
+        raise SpecError(f'A group matches "all" or "any", not {match!r}.')
+    if not isinstance(items, list):
+        raise SpecError('A group\'s "conditions" must be a list.')
+    parts = []
+    for item in items:
+        if not isinstance(item, Mapping):
+            raise SpecError("Each condition must be an object with field, op and value (or a group).")
+        expr = _group(item, window, depth + 1) if "conditions" in item else _condition(item, window, depth)
+        parts.append(not_(expr) if item.get("not") is True else expr)
+    if not parts:
+        return true() if match == "all" else false()
+    return and_(*parts) if match == "all" else or_(*parts)
+
+
+def audience_member_ids(spec: Mapping[str, Any]) -> Select:
+    """The members matching the spec's rules (before frequency cap, maximum size and holdout)."""
+    audience = parse_spec(spec)
+    return select(members.c.member_id).where(_group(audience.rules, audience.window))
+
+
+# --- holdout, reach, preview ---------------------------------------------------------------------------
+
+_HEX = "0123456789abcdef"
+
+
+def bucket(member_id: Any, campaign_key: str) -> ColumnElement[int]:
+    """The member's hash bucket for a campaign, 0..65535: the first four hex digits of
+    ``md5(member_id || ':' || campaign_key)`` (``md5`` and ``strpos`` exist on DuckDB and PostgreSQL)."""
+    digest = func.md5(func.concat(member_id, literal(":"), literal(campaign_key)))
+    digits = [func.strpos(literal(_HEX), func.substr(digest, i, 1)) - 1 for i in range(1, 5)]
+    return digits[0] * 4096 + digits[1] * 256 + digits[2] * 16 + digits[3]
+
+
+def python_bucket(member_id: str, campaign_key: str) -> int:
+    """:func:`bucket` in Python (for checks and exports)."""
+    return int(hashlib.md5(f"{member_id}:{campaign_key}".encode()).hexdigest()[:4], 16)
+
+
+def reachable(channel: str) -> ColumnElement[bool]:
+    """Consent to the channel and a usable contact on it (see the module docstring)."""
+    m = members.c
+    if channel == "email":
+        return and_(m.consent_email.is_(True), m.email.like("%_@_%"))
+    if channel == "sms":
+        return and_(m.consent_sms.is_(True), func.length(m.phone) >= MIN_PHONE_CHARS)
+    if channel == "push":
+        return m.consent_push.is_(True)
+    raise SpecError(f"Unknown channel {channel!r}; choose from {', '.join(CHANNELS)}.")
+
+
+def targeted_select(spec: Mapping[str, Any]) -> Select:
+    """``member_id``, ``arm`` (treatment / control) of the members a campaign would target: the rules, then
+    the frequency cap, then the maximum size (the lowest buckets), then the holdout."""
+    audience = parse_spec(spec)
+    m = members.c
+    conditions = [_group(audience.rules, audience.window)]
+    if audience.frequency_cap_days:
+        since = datetime.combine(audience.window.end - timedelta(days=audience.frequency_cap_days - 1), time())
+        cm = campaign_members.c
+        conditions.append(m.member_id.not_in(select(cm.member_id).where(cm.sent_at >= since,
+                                                                        cm.sent_at < audience.window.end_ts)))
+    hashed = bucket(m.member_id, audience.campaign_key)
+    chosen = select(m.member_id, hashed.label("bucket")).where(*conditions)
+    if audience.max_size:
+        chosen = chosen.order_by(hashed, m.member_id).limit(audience.max_size)
+    chosen = chosen.subquery("chosen")
+    arm = case((chosen.c.bucket < literal(round(audience.holdout * BUCKETS)), "control"), else_="treatment")
+    return select(chosen.c.member_id, arm.label("arm"))
+
+
+@dataclass(frozen=True)
+class Preview:
+    """Sizes of an audience: matching the rules, targeted (after cap and maximum size), per arm and per
+    channel reachable among the targeted."""
+
+    matching: int
+    targeted: int
+    control: int
+    reachable: dict[str, int]
+
+    @property
+    def treatment(self) -> int:
+        return self.targeted - self.control
+
+
+def preview(bind: Bind, spec: Mapping[str, Any]) -> Preview:
+    """Audience size, targeted size, control size and reachable per channel, in two SQL statements."""
+    targeted = targeted_select(spec).subquery("targeted")
+    m = members.c
+    counts = (select(func.count().label("targeted"), count_if(targeted.c.arm == "control").label("control"),
+                     *(count_if(reachable(c)).label(c) for c in CHANNELS))
+              .select_from(targeted.join(members, m.member_id == targeted.c.member_id)))
+    matching = audience_member_ids(spec).subquery("matching")
+    with connection(bind) as conn:
+        row = conn.execute(counts).one()
+        total = int(conn.execute(select(func.count()).select_from(matching)).scalar_one())
+    return Preview(total, int(row.targeted), int(row.control), {c: int(row._mapping[c]) for c in CHANNELS})
+
+
+def targeted_members(bind: Bind, spec: Mapping[str, Any]) -> pd.DataFrame:
+    """``member_id``, ``arm`` of every targeted member, ordered by member id."""
+    targeted = targeted_select(spec).subquery("targeted")
+    return read_frame(bind, select(targeted).order_by(targeted.c.member_id))
