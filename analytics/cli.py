@@ -22,7 +22,7 @@ from datetime import date, timedelta
 import pandas as pd
 from sqlalchemy import Engine
 
-from analytics import clustering, funnels, heatmaps, kpis, portraits, rfm, rules, targeting
+from analytics import clustering, experiments, funnels, heatmaps, kpis, portraits, rfm, rules, targeting
 from analytics.filters import DEFAULT_RANGE_DAYS, Filters, filter_options
 from analytics.quality import DEFAULT_THRESHOLDS, QualityThresholds, quality_report
 from analytics.schema import TIERS
@@ -403,3 +403,20 @@ def _audience(ctx: Context) -> pd.DataFrame:
         raise UsageError(str(exc)) from None
     return pd.DataFrame([{"matching": sizes.matching, "targeted": sizes.targeted, "treatment": sizes.treatment,
                           "control": sizes.control, **{f"reachable_{c}": n for c, n in sizes.reachable.items()}}])
+
+
+def _experiment_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--campaign", required=True, help="campaign id, e.g. CMP0001")
+
+
+@subcommand("experiment", "Read-out of a past campaign, treatment against its holdout control: members (with the "
+            "sample-ratio-mismatch p-value), conversion rate and revenue per member per arm, their difference with a "
+            "95% interval and p-value (two-proportion z-test; Welch's t-test). The verdict goes to stderr. Dates, "
+            "channels and tiers are ignored.", _experiment_options)
+def _experiment(ctx: Context) -> pd.DataFrame:
+    try:
+        result = experiments.read_out(ctx.engine, ctx.args.campaign)
+    except experiments.ExperimentError as exc:
+        raise UsageError(str(exc)) from None
+    print(f"verdict: {result.verdict}", file=sys.stderr)
+    return experiments.read_out_table(result)
