@@ -46,6 +46,10 @@ PAGES = {
         st.Page("pages/funnels.py", title="Funnels", icon=":material/filter_alt:", url_path="funnels"),
         st.Page("pages/basket_rules.py", title="Basket rules", icon=":material/shopping_basket:",
                 url_path="basket_rules"),
+        st.Page("pages/campaign_targeting.py", title="Campaign targeting", icon=":material/campaign:",
+                url_path="campaign_targeting"),
+        st.Page("pages/experiments.py", title="Experiment read-out", icon=":material/science:",
+                url_path="experiments"),
     ],
     "Data": [
         st.Page("pages/warehouse.py", title="Warehouse", icon=":material/database:", url_path="warehouse"),
@@ -93,7 +97,7 @@ def main() -> None:
             forget_warehouse()
             st.rerun()
     set_page_context(PageContext(config, engine, span, options, filters))
-    navigation = st.navigation({section: pages for section, pages in PAGES.items() if pages})
+    navigation = st.navigation({section: pages for section, pages in PAGES.items() if pages}, expanded=True)
     page_area = st.empty()
     try:
         with page_area.container():

@@ -35,6 +35,7 @@ operators come from fixed lists, and anything else is refused with a message nam
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
@@ -364,3 +365,61 @@ def targeted_members(bind: Bind, spec: Mapping[str, Any]) -> pd.DataFrame:
     """``member_id``, ``arm`` of every targeted member, ordered by member id."""
     targeted = targeted_select(spec).subquery("targeted")
     return read_frame(bind, select(targeted).order_by(targeted.c.member_id))
+
+
+def targeted_member_ids(spec: Mapping[str, Any]) -> Select:
+    """The member ids a campaign would target (both arms), for member lists."""
+    targeted = targeted_select(spec).subquery("targeted")
+    return select(targeted.c.member_id)
+
+
+OPERATORS: dict[str, str] = {"in": "is one of", "not_in": "is none of", "between": "between"}
+#: The separator of a typed range: a hyphen with a space on at least one side (dates and negative numbers
+#: keep theirs), an en dash, or two dots.
+_RANGE = re.compile(r"\s+-\s*|\s*-\s+|\s*–\s*|\s*\.\.\s*")
+
+
+def condition_from_text(field: str, op: str, text: str, negate: bool = False) -> dict[str, Any]:
+    """A condition from what a user typed: a comma-separated list for ``in`` / ``not_in``; ``low - high``
+    (either side may be empty) for ``between``, numbers or YYYY-MM-DD dates by the field. Raises
+    :class:`SpecError` saying what to type."""
+    if field not in FIELDS or FIELDS[field].kind == "spec":
+        raise SpecError(f"Choose a field from: {', '.join(f.label for k, f in FIELDS.items() if f.kind != 'spec')}.")
+    definition = FIELDS[field]
+    raw = text or ""
+    text = raw.strip()
+    if definition.kind == "choice":
+        if op not in ("in", "not_in"):
+            raise SpecError(f"{definition.label}: choose 'is one of' or 'is none of'.")
+        values = [v.strip() for v in text.split(",") if v.strip()]
+        if not values:
+            raise SpecError(f"{definition.label}: type one or more values, separated by commas.")
+        condition: dict[str, Any] = {"field": field, "op": op, "value": values}
+    else:
+        if op != "between":
+            raise SpecError(f"{definition.label}: choose 'between' and type 'low - high' (either may be empty).")
+        parts = _RANGE.split(raw, maxsplit=1)
+        if len(parts) != 2:
+            raise SpecError(f"{definition.label}: type a range as 'low - high', e.g. "
+                            f"{'2025-01-01 - 2025-06-30' if definition.kind == 'date' else '100 - 500'}; leave a side "
+                            "empty for no limit.")
+
+        def bound(part: str) -> Any:
+            part = part.strip()
+            if not part:
+                return None
+            if definition.kind == "date":
+                return date.fromisoformat(part).isoformat()
+            number = float(part)
+            return int(number) if number.is_integer() else number
+
+        try:
+            condition = {"field": field, "op": "between", "value": [bound(parts[0]), bound(parts[1])]}
+        except ValueError:
+            kind = "dates (YYYY-MM-DD)" if definition.kind == "date" else "numbers"
+            raise SpecError(f"{definition.label}: {text!r} is not a range of {kind}.") from None
+        if condition["value"] == [None, None]:
+            raise SpecError(f"{definition.label}: give at least one end of the range.")
+    if negate:
+        condition["not"] = True
+    return condition

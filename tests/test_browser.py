@@ -27,7 +27,9 @@ PAGES = [("warehouse", "Warehouse", "warehouse"), ("", "Executive KPIs", "execut
          ("basket_rules", "Basket rules", "basket_rules"), ("heatmaps", "Heatmaps", "heatmaps"),
          ("funnels", "Funnels", "funnels"), ("rfm_segments", "RFM segments", "rfm_segments"),
          ("clusters", "Member clusters", "clusters"), ("member_tags", "Member tags", "member_tags"),
-         ("member_360?member=M00000007", "Member 360", "member_360")]
+         ("member_360?member=M00000007", "Member 360", "member_360"),
+         ("campaign_targeting", "Campaign targeting", "campaign_targeting"),
+         ("experiments", "Experiment read-out", "experiments")]
 
 pytestmark = pytest.mark.browser
 if not Path(CHROMIUM).exists():

@@ -129,3 +129,22 @@ def test_command_line(duck_warehouse: Warehouse) -> None:
                          timeout=60)
     assert bad.returncode == 2 and "no campaign" in bad.stderr
     assert len(pd.DataFrame(campaign_list(duck_warehouse.engine))) > 0
+
+
+def test_experiments_page_reads_out_the_chosen_campaign(warehouse: Warehouse, monkeypatch) -> None:
+    from tests.conftest import open_page
+
+    at = open_page(warehouse.url, "pages/experiments.py", monkeypatch)
+    campaign = busiest_campaign(warehouse)
+    at.selectbox(key="experiment_campaign").set_value(campaign).run()
+    assert not at.exception, [e.value for e in at.exception]
+    result = read_out(warehouse.engine, campaign)
+    cards = {m.label: m.value for m in at.metric}
+    assert cards["Conversion, treatment"] == f"{result.treatment.rate:.2%}"
+    assert cards["Lift"] == f"{result.lift * 100:+.2f} pts"
+    notes = [*(e.value for e in at.info), *(e.value for e in at.success), *(e.value for e in at.warning)]
+    assert result.verdict in notes
+    expected = sample_size_per_arm(0.10, 0.02, 0.8, 0.05)
+    at.number_input(key="plan_baseline").set_value(10.0)
+    at.number_input(key="plan_mde").set_value(2.0).run()
+    assert {m.label: m.value for m in at.metric}["Members per arm"] == f"{expected:,}"

@@ -19,7 +19,15 @@ from analytics.db import read_frame
 from analytics.filters import Filters
 from analytics.rfm import segment_audience_spec
 from analytics.schema import WAREHOUSE_TABLES
-from analytics.targeting import BUCKETS, SpecError, bucket, preview, python_bucket, targeted_members
+from analytics.targeting import (
+    BUCKETS,
+    SpecError,
+    bucket,
+    condition_from_text,
+    preview,
+    python_bucket,
+    targeted_members,
+)
 from analytics.warehouse import data_span
 from tests.conftest import PROJECT_ROOT, Warehouse
 from tests.test_rfm import pandas_rfm
@@ -278,3 +286,55 @@ def test_command_line(duck_warehouse: Warehouse, tmp_path) -> None:
     path.write_text("{not json")
     bad = subprocess.run(base, capture_output=True, text=True, cwd=PROJECT_ROOT, timeout=60)
     assert bad.returncode == 2 and "not valid JSON" in bad.stderr
+
+
+@pytest.mark.parametrize("field, op, typed, expected", [
+    ("tier", "in", " gold, diamond ,", {"field": "tier", "op": "in", "value": ["gold", "diamond"]}),
+    ("net_sales", "between", "100 - ", {"field": "net_sales", "op": "between", "value": [100, None]}),
+    ("age", "between", " - 29.5", {"field": "age", "op": "between", "value": [None, 29.5]}),
+    ("registered", "between", "2025-01-01 - 2025-06-30",
+     {"field": "registered", "op": "between", "value": ["2025-01-01", "2025-06-30"]}),
+])
+def test_typed_conditions(field: str, op: str, typed: str, expected: dict) -> None:
+    assert condition_from_text(field, op, typed) == expected
+    assert condition_from_text(field, op, typed, negate=True) == {**expected, "not": True}
+
+
+@pytest.mark.parametrize("field, op, typed, message", [
+    ("tier", "between", "a - b", "choose 'is one of'"),
+    ("tier", "in", " , ", "type one or more values"),
+    ("net_sales", "in", "5", "choose 'between'"),
+    ("net_sales", "between", "500", "type a range as 'low - high'"),
+    ("net_sales", "between", "lots - more", "is not a range of numbers"),
+    ("registered", "between", "2025-13-01 - ", "is not a range of dates"),
+    ("net_sales", "between", " - ", "at least one end"),
+    ("segment", "in", "x", "Choose a field"),
+])
+def test_typed_conditions_explain_mistakes(field: str, op: str, typed: str, message: str) -> None:
+    with pytest.raises(SpecError, match=message):
+        condition_from_text(field, op, typed)
+
+
+def test_targeting_page_previews_the_audience(warehouse: Warehouse, monkeypatch) -> None:
+    """Under AppTest on DuckDB and PostgreSQL: the starter conditions' sizes equal the preview of the same spec,
+    the member preview is masked, and a typing mistake gets a message naming the row."""
+    from tests.conftest import default_filters, open_page
+
+    at = open_page(warehouse.url, "pages/campaign_targeting.py", monkeypatch)
+    filters = default_filters(warehouse)
+    spec = {"version": 1, "kind": "audience", "start": filters.start.isoformat(), "end": filters.end.isoformat(),
+            "rules": {"match": "all", "conditions": [
+                {"field": "tier", "op": "in", "value": ["gold", "diamond"]},
+                {"field": "days_since_last_order", "op": "between", "value": [0, 90]}]},
+            "frequency_cap_days": 7, "max_size": None, "holdout": 0.1, "campaign_key": "campaign"}
+    sizes = preview(warehouse.engine, spec)
+    cards = {m.label: m.value for m in at.metric}
+    assert (cards["Matching"], cards["Targeted"], cards["Control"]) == (
+        f"{sizes.matching:,}", f"{sizes.targeted:,}", f"{sizes.control:,}")
+    table = next(df.value for df in at.dataframe if "phone" in df.value.columns)
+    assert len(table) == min(sizes.targeted, 100)
+    assert not table["phone"].dropna().isin(warehouse.frame("members")["phone"]).any()
+    at.segmented_control(key="target_match").set_value("any").run()
+    assert not at.exception
+    any_spec = {**spec, "rules": {**spec["rules"], "match": "any"}}
+    assert {m.label: m.value for m in at.metric}["Matching"] == f"{preview(warehouse.engine, any_spec).matching:,}"

@@ -13,7 +13,7 @@ import pandas as pd
 import streamlit as st
 from sqlalchemy import Engine
 
-from analytics import clustering, funnels, heatmaps, kpis, portraits, rfm, rules
+from analytics import clustering, experiments, funnels, heatmaps, kpis, portraits, rfm, rules, targeting
 from analytics.filters import FilterOptions, Filters, filter_options
 from analytics.member_rows import listed_member_ids, member_count, member_rows
 from analytics.quality import DEFAULT_THRESHOLDS, QualityReport, QualityThresholds, quality_report
@@ -288,3 +288,39 @@ def cached_member_360(_engine: Engine, url: str, filters: Filters, member_id: st
             "tags": portraits.member_tags(_engine, filters, member_id),
             "tiers": portraits.tier_history(_engine, member_id), "points": portraits.points_history(_engine, member_id),
             "orders": portraits.order_timeline(_engine, member_id)}
+
+
+# --- campaigns -------------------------------------------------------------------------------------
+
+@st.cache_data(ttl=TTL_SECONDS, show_spinner="Sizing the audience…", max_entries=32)
+def cached_audience_preview(_engine: Engine, url: str, spec_json: str) -> targeting.Preview:
+    import json
+
+    return targeting.preview(_engine, json.loads(spec_json))
+
+
+@st.cache_data(ttl=TTL_SECONDS, show_spinner="Listing the audience…", max_entries=16)
+def cached_audience_members(_engine: Engine, url: str, spec_json: str, limit: int) -> pd.DataFrame:
+    import json
+
+    return member_rows(_engine, targeting.targeted_member_ids(json.loads(spec_json)), limit)
+
+
+def audience_members_csv(engine: Engine, spec_json: str) -> bytes:
+    """Every targeted member with their arm as CSV (masked): built when the download button is clicked."""
+    import json
+
+    spec = json.loads(spec_json)
+    rows = member_rows(engine, targeting.targeted_member_ids(spec))
+    arms = targeting.targeted_members(engine, spec)
+    return rows.merge(arms, on="member_id", how="left").to_csv(index=False).encode()
+
+
+@st.cache_data(ttl=TTL_SECONDS, show_spinner=False)
+def cached_campaign_list(_engine: Engine, url: str) -> pd.DataFrame:
+    return experiments.campaign_list(_engine)
+
+
+@st.cache_data(ttl=TTL_SECONDS, show_spinner="Reading out the campaign…", max_entries=32)
+def cached_read_out(_engine: Engine, url: str, campaign_id: str) -> experiments.ReadOut:
+    return experiments.read_out(_engine, campaign_id)
