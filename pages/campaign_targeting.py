@@ -32,8 +32,7 @@ with st.container(border=True):
     match = st.segmented_control("Members must match", ["all", "any"], default="all", key="target_match",
                                  required=True, format_func={"all": "all conditions (AND)",
                                                              "any": "any condition (OR)"}.get)
-    edited = st.data_editor(STARTER, num_rows="dynamic", key="target_conditions", hide_index=True,
-                            use_container_width=True, column_config={
+    edited = st.data_editor(STARTER, num_rows="dynamic", key="target_conditions", hide_index=True, column_config={
         "not": st.column_config.CheckboxColumn("NOT", help="Keep the members who do NOT match this row.",
                                                default=False, width="small"),
         "field": st.column_config.SelectboxColumn("Field", options=list(TYPED_FIELDS.values()), required=True,
