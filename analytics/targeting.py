@@ -248,13 +248,11 @@ def _condition(item: Mapping[str, Any], window: Filters, depth: int) -> ColumnEl
     if field == "aov":
         aov = cast(per.c.net_sales, Double) / cast(per.c.order_count, Double)
         return _member_in(select(per.c.member_id).where(_between(aov, value, field, _number)))
-    measure = per.c[field]
-    condition = _between(measure, value, field, _number)
-    # members without an order in the window count as 0
-    zero = _between(literal(0.0, Double), value, field, _number)
-    with_orders = _member_in(select(per.c.member_id).where(condition))
-    without = not_(_member_in(select(per.c.member_id)))
-    return or_(with_orders, and_(zero, without))
+    with_orders = _member_in(select(per.c.member_id).where(_between(per.c[field], value, field, _number)))
+    low, high = (None if v is None else _number(v) for v in value)
+    if (low is None or low <= 0) and (high is None or high >= 0):  # members without an order count as 0
+        return or_(with_orders, not_(_member_in(select(per.c.member_id))))
+    return with_orders
 
 
 def _group(group: Mapping[str, Any], window: Filters, depth: int = 0) -> ColumnElement[bool]:
@@ -312,24 +310,41 @@ def reachable(channel: str) -> ColumnElement[bool]:
     raise SpecError(f"Unknown channel {channel!r}; choose from {', '.join(CHANNELS)}.")
 
 
+def _matched(audience: Audience) -> Select:
+    """Every member matching the rules: ``member_id``, ``bucket``, ``capped`` (sent a campaign within the
+    frequency cap), ``reach_<channel>`` flags and ``rank`` (1, 2, ... by bucket among the uncapped: the
+    maximum size keeps the lowest ranks)."""
+    m = members.c
+    capped = false()
+    if audience.frequency_cap_days:
+        since = datetime.combine(audience.window.end - timedelta(days=audience.frequency_cap_days - 1), time())
+        cm = campaign_members.c
+        capped = m.member_id.in_(select(cm.member_id).where(cm.sent_at >= since, cm.sent_at < audience.window.end_ts))
+    hashed = bucket(m.member_id, audience.campaign_key)
+    flagged = (select(m.member_id, hashed.label("bucket"), case((capped, 1), else_=0).label("capped"),
+                      *(case((reachable(c), 1), else_=0).label(f"reach_{c}") for c in CHANNELS))
+               .where(_group(audience.rules, audience.window)).subquery("flagged"))
+    f = flagged.c
+    rank = func.row_number().over(partition_by=f.capped, order_by=(f.bucket, f.member_id))
+    return select(flagged, rank.label("rank"))
+
+
+def _targeted(audience: Audience, matched: Any) -> ColumnElement[bool]:
+    kept = matched.c.capped == 0
+    return and_(kept, matched.c.rank <= audience.max_size) if audience.max_size else kept
+
+
+def _control(audience: Audience, matched: Any) -> ColumnElement[bool]:
+    return matched.c.bucket < literal(round(audience.holdout * BUCKETS))
+
+
 def targeted_select(spec: Mapping[str, Any]) -> Select:
     """``member_id``, ``arm`` (treatment / control) of the members a campaign would target: the rules, then
     the frequency cap, then the maximum size (the lowest buckets), then the holdout."""
     audience = parse_spec(spec)
-    m = members.c
-    conditions = [_group(audience.rules, audience.window)]
-    if audience.frequency_cap_days:
-        since = datetime.combine(audience.window.end - timedelta(days=audience.frequency_cap_days - 1), time())
-        cm = campaign_members.c
-        conditions.append(m.member_id.not_in(select(cm.member_id).where(cm.sent_at >= since,
-                                                                        cm.sent_at < audience.window.end_ts)))
-    hashed = bucket(m.member_id, audience.campaign_key)
-    chosen = select(m.member_id, hashed.label("bucket")).where(*conditions)
-    if audience.max_size:
-        chosen = chosen.order_by(hashed, m.member_id).limit(audience.max_size)
-    chosen = chosen.subquery("chosen")
-    arm = case((chosen.c.bucket < literal(round(audience.holdout * BUCKETS)), "control"), else_="treatment")
-    return select(chosen.c.member_id, arm.label("arm"))
+    matched = _matched(audience).subquery("matched")
+    arm = case((_control(audience, matched), "control"), else_="treatment")
+    return select(matched.c.member_id, arm.label("arm")).where(_targeted(audience, matched))
 
 
 @dataclass(frozen=True)
@@ -348,17 +363,16 @@ class Preview:
 
 
 def preview(bind: Bind, spec: Mapping[str, Any]) -> Preview:
-    """Audience size, targeted size, control size and reachable per channel, in two SQL statements."""
-    targeted = targeted_select(spec).subquery("targeted")
-    m = members.c
-    counts = (select(func.count().label("targeted"), count_if(targeted.c.arm == "control").label("control"),
-                     *(count_if(reachable(c)).label(c) for c in CHANNELS))
-              .select_from(targeted.join(members, m.member_id == targeted.c.member_id)))
-    matching = audience_member_ids(spec).subquery("matching")
+    """Audience size, targeted size, control size and reachable per channel, in one SQL statement."""
+    audience = parse_spec(spec)
+    matched = _matched(audience).subquery("matched")
+    targeted = _targeted(audience, matched)
+    counts = select(func.count().label("matching"), count_if(targeted).label("targeted"),
+                    count_if(and_(targeted, _control(audience, matched))).label("control"),
+                    *(count_if(and_(targeted, matched.c[f"reach_{c}"] == 1)).label(c) for c in CHANNELS))
     with connection(bind) as conn:
         row = conn.execute(counts).one()
-        total = int(conn.execute(select(func.count()).select_from(matching)).scalar_one())
-    return Preview(total, int(row.targeted), int(row.control), {c: int(row._mapping[c]) for c in CHANNELS})
+    return Preview(int(row.matching), int(row.targeted), int(row.control), {c: int(row._mapping[c]) for c in CHANNELS})
 
 
 def targeted_members(bind: Bind, spec: Mapping[str, Any]) -> pd.DataFrame:

@@ -38,5 +38,5 @@ def targeting_scenario(warehouse: Path, repeat: int) -> None:
     print(f"six conditions, 7-day frequency cap, 10% holdout, {start} – {end}: {sizes.matching:,} matching, "
           f"{sizes.targeted:,} targeted ({sizes.control:,} control), reachable email {sizes.reachable['email']:,}, "
           f"SMS {sizes.reachable['sms']:,}, push {sizes.reachable['push']:,}\n")
-    print(f"| measure | time |\n|---|---|\n| preview (two statements) | {seconds * 1000:,.0f} ms |")
+    print(f"| measure | time |\n|---|---|\n| preview (one statement) | {seconds * 1000:,.0f} ms |")
     print("\ntarget: preview with overlap of 3 saved audiences, 6 conditions, 1M members <= 1 s")

@@ -221,6 +221,11 @@ def test_arms_cap_and_maximum_size(warehouse: Warehouse) -> None:
     capped = targeted_members(warehouse.engine, {**spec, "max_size": 300})
     lowest = sorted(everyone - recent, key=lambda i: (python_bucket(i, "spring"), i))[:300]
     assert sorted(capped["member_id"]) == sorted(lowest)
+    capped_sizes = preview(warehouse.engine, {**spec, "max_size": 300})
+    assert (capped_sizes.matching, capped_sizes.targeted) == (len(everyone), 300)
+    assert capped_sizes.control == sum(python_bucket(i, "spring") < BUCKETS // 4 for i in lowest)
+    m = warehouse.frame("members").set_index("member_id").loc[lowest]
+    assert capped_sizes.reachable["push"] == int(m["consent_push"].eq(True).sum())
 
 
 HOSTILE = ["gold'; DROP TABLE members; --", "' OR '1'='1", "銀卡\u202e", "%", "_", "Robert'); --", "\\", ";"]
