@@ -75,6 +75,8 @@ for upload in uploads or []:
         problems.append(f"{upload.name} is not a JSON audience definition.")
 for problem in problems:
     st.error(problem, icon=":material/rule:")
+if problems:  # sizes without the rows in error would mislead; the table keeps what was typed
+    st.stop()
 
 spec = {"version": SPEC_VERSION, "kind": KIND, "start": filters.start.isoformat(), "end": filters.end.isoformat(),
         "rules": {"match": match, "conditions": conditions}, "frequency_cap_days": int(cap) or None,

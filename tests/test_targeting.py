@@ -343,3 +343,10 @@ def test_targeting_page_previews_the_audience(warehouse: Warehouse, monkeypatch)
     assert not at.exception
     any_spec = {**spec, "rules": {**spec["rules"], "match": "any"}}
     assert {m.label: m.value for m in at.metric}["Matching"] == f"{preview(warehouse.engine, any_spec).matching:,}"
+    at.session_state["target_conditions"] = {"edited_rows": {1: {"values": "ninety"}}, "added_rows": [],
+                                             "deleted_rows": []}
+    at.run()
+    assert not at.exception
+    assert [e.value for e in at.error] == [
+        "Row 2: Days since last order: type a range as 'low - high', e.g. 100 - 500; leave a side empty for no limit."]
+    assert not at.metric  # no sizes computed without the row in error
