@@ -226,7 +226,7 @@ def _condition(item: Mapping[str, Any], window: Filters, depth: int) -> ColumnEl
             raise SpecError(f"segment takes an audience definition of kind {', '.join(AUDIENCE_READERS)}.")
         try:
             return _member_in(AUDIENCE_READERS[value["kind"]](value))
-        except (KeyError, TypeError, ValueError) as problem:
+        except (KeyError, TypeError, ValueError, AttributeError) as problem:  # a hand-edited file
             raise SpecError(f"The {value['kind']} audience in 'segment' is not valid: {problem}") from None
     # numbers
     if field == "age":

@@ -267,6 +267,9 @@ def test_hostile_text_is_data(warehouse: Warehouse) -> None:
     ({"rules": {"match": "all", "conditions": [{"field": "segment", "op": "in",
                                                 "value": {"version": 1, "kind": "rfm_segment"}}]}},
      "rfm_segment audience in 'segment' is not valid"),
+    ({"rules": {"match": "all", "conditions": [{"field": "segment", "op": "in", "value": {
+        "version": 1, "kind": "tag", "tag": ["not", "text"], "start": "2026-01-01", "end": "2026-01-31"}}]}},
+     "tag audience in 'segment' is not valid"),
 ])
 def test_bad_specs_get_clear_messages(duck_warehouse: Warehouse, change: dict, message: str) -> None:
     with pytest.raises(SpecError, match=message):
