@@ -36,7 +36,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import date
 from typing import Any
 
 import numpy as np
@@ -647,9 +646,8 @@ def cluster_audience_spec(filters: Filters, model: ClusterModel, clusters: Seque
     if unknown or not clusters:
         raise ValueError(f"Choose clusters between 1 and {len(model.centres)}.")
     names = [model.names[int(c) - 1] for c in clusters] if model.names else [str(c) for c in clusters]
-    return {"version": 1, "kind": AUDIENCE_KIND, "clusters": [int(c) for c in clusters],
-            "start": filters.start.isoformat(), "end": filters.end.isoformat(), "channels": list(filters.channels),
-            "tiers": list(filters.tiers), "model": model.to_dict(), "source": f"Clusters {', '.join(names)}"}
+    return {"version": 1, "kind": AUDIENCE_KIND, "clusters": [int(c) for c in clusters], **filters.to_spec(),
+            "model": model.to_dict(), "source": f"Clusters {', '.join(names)}"}
 
 
 def audience_member_ids(audience: Mapping[str, Any]) -> Select:
@@ -657,8 +655,7 @@ def audience_member_ids(audience: Mapping[str, Any]) -> Select:
     if audience.get("version") != 1 or audience.get("kind") != AUDIENCE_KIND:
         raise ValueError("Not a version-1 cluster audience.")
     try:
-        filters = Filters(date.fromisoformat(audience["start"]), date.fromisoformat(audience["end"]),
-                          tuple(audience.get("channels", ())), tuple(audience.get("tiers", ())))
+        filters = Filters.from_spec(audience)
         model = ClusterModel.from_dict(audience["model"])
         _check_model(model)
         clusters = [int(c) for c in audience["clusters"]]

@@ -8,9 +8,10 @@ filters compare (and cache) equal.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import date, datetime, time, timedelta
+from typing import Any
 
 from sqlalchemy import ColumnElement, Select, select
 
@@ -41,6 +42,18 @@ class Filters:
     def previous(self) -> Filters:
         """The period of equal length ending the day before ``start``, same channels and tiers."""
         return replace(self, start=self.start - timedelta(days=self.days), end=self.start - timedelta(days=1))
+
+    def to_spec(self) -> dict[str, Any]:
+        """The filters as the JSON fields of an audience spec: ``start``, ``end`` (ISO dates), ``channels``,
+        ``tiers``."""
+        return {"start": self.start.isoformat(), "end": self.end.isoformat(), "channels": list(self.channels),
+                "tiers": list(self.tiers)}
+
+    @classmethod
+    def from_spec(cls, spec: Mapping[str, Any]) -> Filters:
+        """The filters an audience spec was made under (see :meth:`to_spec`; channels and tiers optional)."""
+        return cls(date.fromisoformat(spec["start"]), date.fromisoformat(spec["end"]),
+                   tuple(spec.get("channels", ())), tuple(spec.get("tiers", ())))
 
     @property
     def start_ts(self) -> datetime:

@@ -43,7 +43,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import asdict, dataclass, field
-from datetime import date, timedelta
+from datetime import timedelta
 from typing import Any, Literal
 
 import pandas as pd
@@ -537,6 +537,5 @@ def audience_member_ids(audience: dict[str, Any]) -> Select:
     """The member ids of a ``funnel_dropoff`` audience spec (see :func:`dropoff_audience_spec`)."""
     if audience.get("version") != 1 or audience.get("kind") != AUDIENCE_KIND:
         raise ValueError("Not a version-1 funnel drop-off audience.")
-    filters = Filters(date.fromisoformat(audience["start"]), date.fromisoformat(audience["end"]),
-                      tiers=tuple(audience.get("tiers", ())))
+    filters = Filters.from_spec(audience)  # funnels read no channel filter
     return dropoff_member_ids(FunnelSpec.from_dict(audience["funnel"]), filters, int(audience["reached_step"]))

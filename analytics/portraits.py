@@ -410,18 +410,14 @@ AUDIENCE_KIND = "tag"
 def tag_audience_spec(filters: Filters, tag_key: str) -> dict[str, Any]:
     """A serialisable targeting audience: the members carrying one tag under these filters."""
     tag = resolve_tag(tag_key)
-    return {"version": 1, "kind": AUDIENCE_KIND, "tag": tag.key, "start": filters.start.isoformat(),
-            "end": filters.end.isoformat(), "channels": list(filters.channels), "tiers": list(filters.tiers),
-            "source": f"Tag {tag.label}"}
+    return {"version": 1, "kind": AUDIENCE_KIND, "tag": tag.key, **filters.to_spec(), "source": f"Tag {tag.label}"}
 
 
 def audience_member_ids(audience: Mapping[str, Any]) -> Select:
     """The member ids of a ``tag`` audience spec (see :func:`tag_audience_spec`)."""
     if audience.get("version") != 1 or audience.get("kind") != AUDIENCE_KIND:
         raise ValueError("Not a version-1 tag audience.")
-    filters = Filters(date.fromisoformat(audience["start"]), date.fromisoformat(audience["end"]),
-                      tuple(audience.get("channels", ())), tuple(audience.get("tiers", ())))
-    return tag_member_ids(filters, audience["tag"])
+    return tag_member_ids(Filters.from_spec(audience), audience["tag"])
 
 
 # ---- member 360 ---------------------------------------------------------------------------------------------------

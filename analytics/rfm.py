@@ -20,7 +20,6 @@ per-segment aggregates, or one row per member when asked for, leave it.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import date
 from typing import Any
 
 import pandas as pd
@@ -178,8 +177,7 @@ def segment_audience_spec(filters: Filters, segments: tuple[str, ...],
                           grid: Mapping[tuple[int, int], str] | None = None) -> dict[str, Any]:
     """A serialisable targeting audience: the members of these RFM segments in the window."""
     cells = check_grid(grid or DEFAULT_GRID)
-    return {"version": 1, "kind": AUDIENCE_KIND, "segments": list(segments), "start": filters.start.isoformat(),
-            "end": filters.end.isoformat(), "channels": list(filters.channels), "tiers": list(filters.tiers),
+    return {"version": 1, "kind": AUDIENCE_KIND, "segments": list(segments), **filters.to_spec(),
             "grid": [[r, fm, name] for (r, fm), name in sorted(cells.items())],
             "source": f"RFM segments {', '.join(segments)}"}
 
@@ -188,7 +186,6 @@ def audience_member_ids(audience: Mapping[str, Any]) -> Select:
     """The member ids of an ``rfm_segment`` audience spec (see :func:`segment_audience_spec`)."""
     if audience.get("version") != 1 or audience.get("kind") != AUDIENCE_KIND:
         raise ValueError("Not a version-1 RFM segment audience.")
-    filters = Filters(date.fromisoformat(audience["start"]), date.fromisoformat(audience["end"]),
-                      tuple(audience.get("channels", ())), tuple(audience.get("tiers", ())))
+    filters = Filters.from_spec(audience)
     grid = {(int(r), int(fm)): name for r, fm, name in audience["grid"]}
     return segment_member_ids(filters, tuple(audience["segments"]), grid)
