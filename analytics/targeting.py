@@ -64,7 +64,7 @@ from analytics import clustering, funnels, portraits, rfm, rules
 from analytics.db import Bind, connection, read_frame
 from analytics.filters import Filters
 from analytics.schema import campaign_members, members, order_items, orders, products
-from analytics.sqlparts import count_if
+from analytics.sqlparts import count_if, sum_if
 
 SPEC_VERSION = 1
 KIND = "audience"
@@ -81,7 +81,8 @@ class SpecError(ValueError):
 @dataclass(frozen=True)
 class FieldDef:
     label: str
-    kind: str  # "choice" (in / not_in a list), "number" / "date" (between), "spec" (another audience)
+    kind: str  # "choice" (in / not_in a list), "number" / "date" (between), "spec" (another page's audience),
+    # "audience" (a saved campaign audience spec)
     help: str
 
 
@@ -106,6 +107,8 @@ FIELDS: dict[str, FieldDef] = {
                                "window (use NOT for 'never bought')."),
     "segment": FieldDef("Segment, cluster, tag, funnel or rule", "spec", "Members of another audience: an RFM "
                         "segment, cluster, tag, funnel drop-off or 'bought A, not B' audience definition."),
+    "saved_audience": FieldDef("Saved audience", "audience", "Members a saved campaign audience targets (both "
+                               "arms, after its own cap and maximum size); with NOT, everyone else."),
 }
 _ATTRIBUTES = ("tier", "region", "city", "gender", "acquisition_channel")
 
@@ -194,90 +197,144 @@ def _member_in(ids: Select) -> ColumnElement[bool]:
     return members.c.member_id.in_(ids)
 
 
-def _condition(item: Mapping[str, Any], window: Filters, depth: int) -> ColumnElement[bool]:
-    field, op, value = item.get("field"), item.get("op"), item.get("value")
-    if field not in FIELDS:
-        raise SpecError(f"Unknown field {field!r}; choose from {', '.join(FIELDS)}.")
-    kind = FIELDS[field].kind
-    allowed = {"choice": ("in", "not_in"), "number": ("between",), "date": ("between",), "spec": ("in",)}[kind]
-    if op not in allowed:
-        raise SpecError(f"{field} takes the operator {' or '.join(allowed)}, not {op!r}.")
-    m, o = members.c, orders.c
-    end = literal(window.end, Date)
-    if kind == "choice":
-        values = _texts(value, field)
-        if field in _ATTRIBUTES:  # a missing value is in no list (and so "not in" every list)
-            expr = and_(m[field].is_not(None), m[field].in_(values))
-        else:
-            item_column = products.c.category if field == "bought_category" else order_items.c.product_id
-            source = orders.join(order_items, order_items.c.order_id == o.order_id)
-            if field == "bought_category":
-                source = source.join(products, products.c.product_id == order_items.c.product_id)
-            expr = _member_in(select(o.member_id).select_from(source)
-                              .where(*_window_orders(window), item_column.in_(values)))
-        return not_(expr) if op == "not_in" else expr
-    if kind == "date":
-        day = cast(m.registered_at, Date)
-        return _between(day, value, field, lambda v: date.fromisoformat(str(v)))
-    if kind == "spec":
-        if depth >= MAX_DEPTH:
+def _fields_used(group: Any) -> set[str]:
+    """The field names a rules tree mentions (tolerant of malformed items: the compiler reports those)."""
+    found: set[str] = set()
+    if isinstance(group, Mapping):
+        if isinstance(group.get("field"), str):
+            found.add(group["field"])
+        for item in group.get("conditions", []) if isinstance(group.get("conditions"), list) else []:
+            found |= _fields_used(item)
+    return found
+
+
+_ORDER_TOTALS = ("order_count", "net_sales", "aov", "days_since_last_order")
+
+
+def member_order_totals(window: Filters, all_time: bool = False) -> Any:
+    """Per member with a completed order: ``order_count`` and ``net_sales`` in the window, ``last_at`` (the
+    last completed order up to the window's end; before the window too when ``all_time``). A subquery."""
+    o = orders.c
+    in_window = o.ordered_at >= window.start_ts
+    scope = [o.status == "completed", o.member_id.is_not(None), o.ordered_at < window.end_ts]
+    if not all_time:  # read the window only
+        scope.append(in_window)
+    return (select(o.member_id, count_if(in_window).label("order_count"),
+                   func.coalesce(sum_if(in_window, o.net_amount), 0).label("net_sales"),
+                   func.max(o.ordered_at).label("last_at"))
+            .where(*scope).group_by(o.member_id).subquery("member_orders"))
+
+
+def age_on(day: date, birth_date: Any) -> ColumnElement[int]:
+    """Whole years from ``birth_date`` to ``day`` (NULL without a birth date)."""
+    end = literal(day, Date)
+    return (func.extract("year", end) - func.extract("year", birth_date)
+            - case(((func.extract("month", end) * 100 + func.extract("day", end))
+                    < (func.extract("month", birth_date) * 100 + func.extract("day", birth_date)), 1), else_=0))
+
+
+class _Compiler:
+    """Compiles one audience's rules to a WHERE clause over ``members`` and whatever it must join.
+
+    The order-based numbers (orders, net sales, AOV, days since the last order) all come from ONE per-member
+    aggregation of ``orders`` (``member_orders``), LEFT JOINed once however many conditions use it: each
+    condition used to scan the orders on its own (1.7 s for a six-condition preview at 1M members)."""
+
+    def __init__(self, audience: Audience, depth: int = 0) -> None:
+        self.window, self.depth = audience.window, depth
+        used = _fields_used(audience.rules)
+        needs_totals = used & set(_ORDER_TOTALS)
+        self.totals = member_order_totals(self.window, "days_since_last_order" in used) if needs_totals else None
+        self.where = self.group(audience.rules)
+
+    def source(self) -> Any:
+        """``members``, with the per-member order totals joined when a condition needs them."""
+        if self.totals is None:
+            return members
+        return members.outerjoin(self.totals, self.totals.c.member_id == members.c.member_id)
+
+    def group(self, group: Mapping[str, Any], depth: int = 0) -> ColumnElement[bool]:
+        if depth > MAX_DEPTH:
             raise SpecError("Audiences nest too deeply.")
+        match, items = group.get("match", "all"), group.get("conditions", [])
+        if match not in ("all", "any"):
+            raise SpecError(f'A group matches "all" or "any", not {match!r}.')
+        if not isinstance(items, list):
+            raise SpecError('A group\'s "conditions" must be a list.')
+        parts = []
+        for item in items:
+            if not isinstance(item, Mapping):
+                raise SpecError("Each condition must be an object with field, op and value (or a group).")
+            expr = self.group(item, depth + 1) if "conditions" in item else self.condition(item)
+            parts.append(not_(expr) if item.get("not") is True else expr)
+        if not parts:
+            return true() if match == "all" else false()
+        return and_(*parts) if match == "all" else or_(*parts)
+
+    def condition(self, item: Mapping[str, Any]) -> ColumnElement[bool]:
+        field, op, value = item.get("field"), item.get("op"), item.get("value")
+        if field not in FIELDS:
+            raise SpecError(f"Unknown field {field!r}; choose from {', '.join(FIELDS)}.")
+        kind = FIELDS[field].kind
+        allowed = {"choice": ("in", "not_in"), "number": ("between",), "date": ("between",), "spec": ("in",),
+                   "audience": ("in",)}[kind]
+        if op not in allowed:
+            raise SpecError(f"{field} takes the operator {' or '.join(allowed)}, not {op!r}.")
+        m, o, window = members.c, orders.c, self.window
+        end = literal(window.end, Date)
+        if kind == "choice":
+            values = _texts(value, field)
+            if field in _ATTRIBUTES:  # a missing value is in no list (and so "not in" every list)
+                expr = and_(m[field].is_not(None), m[field].in_(values))
+            else:
+                lines = order_items.c
+                if field == "bought_category":
+                    bought = (select(lines.order_id).join_from(order_items, products,
+                                                               products.c.product_id == lines.product_id)
+                              .where(products.c.category.in_(values)))
+                else:
+                    bought = select(lines.order_id).where(lines.product_id.in_(values))
+                expr = _member_in(select(o.member_id).where(*_window_orders(window), o.order_id.in_(bought)))
+            return not_(expr) if op == "not_in" else expr
+        if kind == "date":
+            return _between(cast(m.registered_at, Date), value, field, lambda v: date.fromisoformat(str(v)))
+        if kind in ("spec", "audience"):
+            return _member_in(self._other_audience(field, value))
+        if field == "age":
+            return _between(age_on(window.end, m.birth_date), value, field, _number)
+        if field == "points_balance":
+            return _between(m.points_balance, value, field, _number)
+        t = self.totals.c
+        if field == "days_since_last_order":  # never bought: last_at is NULL, outside every range
+            return _between(cast(end - cast(t.last_at, Date), Integer), value, field, _number)
+        if field == "aov":  # no orders in the window: NULL, outside every range
+            return _between(cast(t.net_sales, Double) / cast(func.nullif(t.order_count, 0), Double), value, field,
+                            _number)
+        # members without an order in the window count 0 orders and 0 sales
+        return _between(func.coalesce(t[field], 0), value, field, _number)
+
+    def _other_audience(self, field: str, value: Any) -> Select:
+        if self.depth >= MAX_DEPTH:
+            raise SpecError("Audiences nest too deeply.")
+        if field == "saved_audience":
+            if not isinstance(value, Mapping) or value.get("kind") != KIND:
+                raise SpecError("saved_audience takes a saved audience's definition (kind \"audience\").")
+            try:
+                return _targeted_ids(parse_spec(value), self.depth + 1)
+            except SpecError as problem:
+                raise SpecError(f"The saved audience {value.get('name', '')!r} is not valid: {problem}") from None
         if not isinstance(value, Mapping) or value.get("kind") not in AUDIENCE_READERS:
             raise SpecError(f"segment takes an audience definition of kind {', '.join(AUDIENCE_READERS)}.")
         try:
-            return _member_in(AUDIENCE_READERS[value["kind"]](value))
+            return AUDIENCE_READERS[value["kind"]](value)
         except (KeyError, TypeError, ValueError, AttributeError) as problem:  # a hand-edited file
             raise SpecError(f"The {value['kind']} audience in 'segment' is not valid: {problem}") from None
-    # numbers
-    if field == "age":
-        years = (func.extract("year", end) - func.extract("year", m.birth_date)
-                 - case(((func.extract("month", end) * 100 + func.extract("day", end))
-                         < (func.extract("month", m.birth_date) * 100 + func.extract("day", m.birth_date)), 1),
-                        else_=0))
-        return _between(years, value, field, _number)
-    if field == "points_balance":
-        return _between(m.points_balance, value, field, _number)
-    if field == "days_since_last_order":
-        last = (select(o.member_id, func.max(o.ordered_at).label("last_at"))
-                .where(o.status == "completed", o.member_id.is_not(None), o.ordered_at < window.end_ts)
-                .group_by(o.member_id).subquery("last_orders"))
-        days = cast(end - cast(last.c.last_at, Date), Integer)
-        return _member_in(select(last.c.member_id).where(_between(days, value, field, _number)))
-    per = (select(o.member_id, func.count().label("order_count"), func.sum(o.net_amount).label("net_sales"))
-           .where(*_window_orders(window)).group_by(o.member_id).subquery("window_totals"))
-    if field == "aov":
-        aov = cast(per.c.net_sales, Double) / cast(per.c.order_count, Double)
-        return _member_in(select(per.c.member_id).where(_between(aov, value, field, _number)))
-    with_orders = _member_in(select(per.c.member_id).where(_between(per.c[field], value, field, _number)))
-    low, high = (None if v is None else _number(v) for v in value)
-    if (low is None or low <= 0) and (high is None or high >= 0):  # members without an order count as 0
-        return or_(with_orders, not_(_member_in(select(per.c.member_id))))
-    return with_orders
-
-
-def _group(group: Mapping[str, Any], window: Filters, depth: int = 0) -> ColumnElement[bool]:
-    if depth > MAX_DEPTH:
-        raise SpecError("Audiences nest too deeply.")
-    match, items = group.get("match", "all"), group.get("conditions", [])
-    if match not in ("all", "any"):
-        raise SpecError(f'A group matches "all" or "any", not {match!r}.')
-    if not isinstance(items, list):
-        raise SpecError('A group\'s "conditions" must be a list.')
-    parts = []
-    for item in items:
-        if not isinstance(item, Mapping):
-            raise SpecError("Each condition must be an object with field, op and value (or a group).")
-        expr = _group(item, window, depth + 1) if "conditions" in item else _condition(item, window, depth)
-        parts.append(not_(expr) if item.get("not") is True else expr)
-    if not parts:
-        return true() if match == "all" else false()
-    return and_(*parts) if match == "all" else or_(*parts)
 
 
 def audience_member_ids(spec: Mapping[str, Any]) -> Select:
     """The members matching the spec's rules (before frequency cap, maximum size and holdout)."""
-    audience = parse_spec(spec)
-    return select(members.c.member_id).where(_group(audience.rules, audience.window))
+    compiled = _Compiler(parse_spec(spec))
+    return select(members.c.member_id).select_from(compiled.source()).where(compiled.where)
 
 
 # --- holdout, reach, preview ---------------------------------------------------------------------------
@@ -310,7 +367,7 @@ def reachable(channel: str) -> ColumnElement[bool]:
     raise SpecError(f"Unknown channel {channel!r}; choose from {', '.join(CHANNELS)}.")
 
 
-def _matched(audience: Audience) -> Select:
+def _matched(audience: Audience, depth: int = 0) -> Select:
     """Every member matching the rules: ``member_id``, ``bucket``, ``capped`` (sent a campaign within the
     frequency cap), ``reach_<channel>`` flags and ``rank`` (1, 2, ... by bucket among the uncapped: the
     maximum size keeps the lowest ranks)."""
@@ -321,10 +378,13 @@ def _matched(audience: Audience) -> Select:
         cm = campaign_members.c
         capped = m.member_id.in_(select(cm.member_id).where(cm.sent_at >= since, cm.sent_at < audience.window.end_ts))
     hashed = bucket(m.member_id, audience.campaign_key)
+    compiled = _Compiler(audience, depth)
     flagged = (select(m.member_id, hashed.label("bucket"), case((capped, 1), else_=0).label("capped"),
                       *(case((reachable(c), 1), else_=0).label(f"reach_{c}") for c in CHANNELS))
-               .where(_group(audience.rules, audience.window)).subquery("flagged"))
+               .select_from(compiled.source()).where(compiled.where).subquery("flagged"))
     f = flagged.c
+    if not audience.max_size:  # no ranking needed (a window over every matching member is not free)
+        return select(flagged, literal(0).label("rank"))
     rank = func.row_number().over(partition_by=f.capped, order_by=(f.bucket, f.member_id))
     return select(flagged, rank.label("rank"))
 
@@ -338,13 +398,21 @@ def _control(audience: Audience, matched: Any) -> ColumnElement[bool]:
     return matched.c.bucket < literal(round(audience.holdout * BUCKETS))
 
 
+def _targeted_arms(audience: Audience, depth: int = 0) -> Select:
+    matched = _matched(audience, depth).subquery("matched")
+    arm = case((_control(audience, matched), "control"), else_="treatment")
+    return select(matched.c.member_id, arm.label("arm")).where(_targeted(audience, matched))
+
+
+def _targeted_ids(audience: Audience, depth: int = 0) -> Select:
+    targeted = _targeted_arms(audience, depth).subquery("targeted")
+    return select(targeted.c.member_id)
+
+
 def targeted_select(spec: Mapping[str, Any]) -> Select:
     """``member_id``, ``arm`` (treatment / control) of the members a campaign would target: the rules, then
     the frequency cap, then the maximum size (the lowest buckets), then the holdout."""
-    audience = parse_spec(spec)
-    matched = _matched(audience).subquery("matched")
-    arm = case((_control(audience, matched), "control"), else_="treatment")
-    return select(matched.c.member_id, arm.label("arm")).where(_targeted(audience, matched))
+    return _targeted_arms(parse_spec(spec))
 
 
 @dataclass(frozen=True)
@@ -356,6 +424,7 @@ class Preview:
     targeted: int
     control: int
     reachable: dict[str, int]
+    reachable_treatment: dict[str, int]  # the members a campaign on that channel would actually message
 
     @property
     def treatment(self) -> int:
@@ -367,12 +436,15 @@ def preview(bind: Bind, spec: Mapping[str, Any]) -> Preview:
     audience = parse_spec(spec)
     matched = _matched(audience).subquery("matched")
     targeted = _targeted(audience, matched)
+    treated = and_(targeted, not_(_control(audience, matched)))
     counts = select(func.count().label("matching"), count_if(targeted).label("targeted"),
                     count_if(and_(targeted, _control(audience, matched))).label("control"),
-                    *(count_if(and_(targeted, matched.c[f"reach_{c}"] == 1)).label(c) for c in CHANNELS))
+                    *(count_if(and_(targeted, matched.c[f"reach_{c}"] == 1)).label(c) for c in CHANNELS),
+                    *(count_if(and_(treated, matched.c[f"reach_{c}"] == 1)).label(f"{c}_treated") for c in CHANNELS))
     with connection(bind) as conn:
-        row = conn.execute(counts).one()
-    return Preview(int(row.matching), int(row.targeted), int(row.control), {c: int(row._mapping[c]) for c in CHANNELS})
+        row = conn.execute(counts).one()._mapping
+    return Preview(int(row["matching"]), int(row["targeted"]), int(row["control"]),
+                   {c: int(row[c]) for c in CHANNELS}, {c: int(row[f"{c}_treated"]) for c in CHANNELS})
 
 
 def targeted_members(bind: Bind, spec: Mapping[str, Any]) -> pd.DataFrame:
@@ -382,11 +454,12 @@ def targeted_members(bind: Bind, spec: Mapping[str, Any]) -> pd.DataFrame:
 
 
 def targeted_member_ids(spec: Mapping[str, Any]) -> Select:
-    """The member ids a campaign would target (both arms), for member lists."""
-    targeted = targeted_select(spec).subquery("targeted")
-    return select(targeted.c.member_id)
+    """The member ids a campaign would target (both arms), for member lists and saved-audience conditions."""
+    return _targeted_ids(parse_spec(spec))
 
 
+#: Kinds of field a user types a value for (the others take a whole audience definition).
+TYPED_KINDS = ("choice", "number", "date")
 OPERATORS: dict[str, str] = {"in": "is one of", "not_in": "is none of", "between": "between"}
 #: The separator of a typed range: a hyphen with a space on at least one side (dates and negative numbers
 #: keep theirs), an en dash, or two dots.
@@ -397,8 +470,8 @@ def condition_from_text(field: str, op: str, text: str, negate: bool = False) ->
     """A condition from what a user typed: a comma-separated list for ``in`` / ``not_in``; ``low - high``
     (either side may be empty) for ``between``, numbers or YYYY-MM-DD dates by the field. Raises
     :class:`SpecError` saying what to type."""
-    if field not in FIELDS or FIELDS[field].kind == "spec":
-        raise SpecError(f"Choose a field from: {', '.join(f.label for k, f in FIELDS.items() if f.kind != 'spec')}.")
+    if field not in FIELDS or FIELDS[field].kind not in TYPED_KINDS:
+        raise SpecError(f"Choose a field from: {', '.join(f.label for f in FIELDS.values() if f.kind in TYPED_KINDS)}.")
     definition = FIELDS[field]
     raw = text or ""
     text = raw.strip()

@@ -1,48 +1,182 @@
-"""Campaign targeting: who exactly gets a campaign, how many we can reach, and the control group."""
+"""Campaign targeting: who exactly gets a campaign, how many we can reach, what it will likely return, and the
+control group; audiences are saved (new version on every save) in the app-state database."""
 
 from __future__ import annotations
 
 import json
 
 import pandas as pd
-import plotly.express as px
 import streamlit as st
 
-from analytics.targeting import CHANNELS, FIELDS, KIND, OPERATORS, SPEC_VERSION, SpecError, condition_from_text
+from analytics.appstate import AppStateError, audience_versions, list_audiences, load_audience, save_audience
+from analytics.targeting import FIELDS, KIND, OPERATORS, SPEC_VERSION, TYPED_KINDS, SpecError
+from analytics.targeting_table import compose_rules, rules_from_table, table_from_rules
+from analytics.warehouse import WarehouseError
+from ui.app_state import app_state, default_author, state_location
+from ui.audience_views import balance_view, forecast_view, overlap_view, profile_view, reach_chart
 from ui.cached import audience_members_csv, cached_audience_members, cached_audience_preview
 from ui.context import page_inputs
 from ui.members import member_table
 
 PREVIEW_ROWS = 100
-TYPED_FIELDS = {key: f.label for key, f in FIELDS.items() if f.kind != "spec"}
+TYPED_FIELDS = {key: f.label for key, f in FIELDS.items() if f.kind in TYPED_KINDS}
 LABEL_TO_FIELD = {label: key for key, label in TYPED_FIELDS.items()}
 OPERATOR_TO_KEY = {label: key for key, label in OPERATORS.items()}
+COLUMNS = ["group", "not", "field", "operator", "values"]
 STARTER = pd.DataFrame([
-    {"not": False, "field": "Tier", "operator": "is one of", "values": "gold, diamond"},
-    {"not": False, "field": "Days since last order", "operator": "between", "values": "0 - 90"},
-])
+    {"group": None, "not": False, "field": "Tier", "operator": "is one of", "values": "gold, diamond"},
+    {"group": None, "not": False, "field": "Days since last order", "operator": "between", "values": "0 - 90"},
+], columns=COLUMNS).astype({"group": "Int64"})
+
 ctx = page_inputs()
 filters = ctx.filters
+state = app_state()
+session = st.session_state
+session.setdefault("target_rev", 0)
+session.setdefault("target_saved_extra", {})  # label -> spec of saved versions an opened audience refers to
+
+
+def _saved_label(spec: dict) -> str:
+    return f"{spec.get('name', '?')} (v{spec.get('saved_version', '?')})"
+
+
+def _open(name: str, version: int) -> None:
+    """Put a saved audience into the builder (a callback: runs before the widgets of the next run)."""
+    saved = load_audience(state, name, version)
+    spec = saved.spec
+    layout = table_from_rules(spec.get("rules", {}))
+    session["target_name"] = saved.name
+    session["target_opened"] = f"Opened {saved.name} version {saved.version} (saved by {saved.author} on " \
+                               f"{saved.created_at:%d %b %Y %H:%M} UTC)."
+    session["target_holdout"] = round(float(spec.get("holdout", 0)) * 100)
+    session["target_key"] = str(spec.get("campaign_key", ""))
+    session["target_cap"] = int(spec.get("frequency_cap_days") or 0)
+    session["target_max"] = int(spec.get("max_size") or 0)
+    if layout is None:  # deeper than the table: edit as JSON
+        session["target_json_mode"] = True
+        session["target_json"] = json.dumps(spec.get("rules", {}), indent=2, ensure_ascii=False)
+        session["target_include"], session["target_exclude"] = [], []
+        return
+    match, rows, include, exclude = layout
+    session["target_json_mode"] = False
+    _fill_table(match, rows)
+    extra = {_saved_label(s): s for s in include + exclude}
+    session["target_saved_extra"] = extra
+    session["target_include"] = [_saved_label(s) for s in include]
+    session["target_exclude"] = [_saved_label(s) for s in exclude]
+
+
+def _switch_editor() -> None:
+    """Switching to JSON starts from the rules the table stood for; switching back puts JSON that fits the table
+    into it (and stays in JSON, with a message, when it does not)."""
+    if session.get("target_json_mode"):
+        session["target_json"] = json.dumps(session.get("target_table_rules", {"match": "all", "conditions": []}),
+                                            indent=2, ensure_ascii=False)
+        return
+    try:
+        layout = table_from_rules(json.loads(session.get("target_json") or "{}"))
+    except (ValueError, AttributeError):
+        layout = None
+    if layout is None or layout[2] or layout[3]:
+        session["target_json_mode"] = True
+        session["target_opened"] = "These rules nest deeper than the table shows, or cannot be read: they stay JSON."
+        return
+    match, rows, _, _ = layout
+    _fill_table(match, rows)
+
+
+def _fill_table(match: str, rows: list[dict]) -> None:
+    session["target_rev"] += 1
+    session["target_match"] = match
+    session["target_base"] = pd.DataFrame(
+        [{"group": r["group"], "not": r["not"], "field": TYPED_FIELDS[r["field"]], "operator": OPERATORS[r["op"]],
+          "values": r["text"]} for r in rows], columns=COLUMNS).astype({"group": "Int64"})
+
 
 st.title("Campaign targeting")
 st.caption(f"Build the audience from conditions; behaviour is read from {filters.start:%d %b %Y} to "
            f"{filters.end:%d %b %Y} (the date range), which is also the reference day for ages and recency.")
 
+# --- saved audiences ------------------------------------------------------------------------------------
+saved = list_audiences(state) if state is not None else pd.DataFrame()
+latest = {row.name: int(row.version) for row in saved.itertuples()} if not saved.empty else {}
+with st.expander(f"Saved audiences ({len(latest)})", icon=":material/bookmarks:", expanded=False):
+    if state is None:
+        st.caption("The app-state database cannot be opened (see the warning above).")
+    elif saved.empty:
+        st.caption(f"None yet: build an audience below and save it under **Save**. They are kept in "
+                   f"{state_location()}.")
+    else:
+        st.dataframe(saved[["name", "version", "size", "author", "created_at", "note", "versions"]], hide_index=True,
+                     column_config={"name": "Audience", "version": st.column_config.NumberColumn("Latest version"),
+                                    "size": st.column_config.NumberColumn("Members when saved", format="localized"),
+                                    "author": "Saved by", "created_at": st.column_config.DatetimeColumn(
+                                        "Saved (UTC)", format="YYYY-MM-DD HH:mm"), "note": "Note",
+                                    "versions": "Versions"})
+        left, right, button = st.columns([3, 1, 1], vertical_alignment="bottom")
+        name = left.selectbox("Audience", list(latest), key="target_open_name")
+        versions = [v.version for v in audience_versions(state, name)] if name else []
+        version = right.selectbox("Version", versions[::-1], key=f"target_open_version_{name}")
+        button.button("Open", icon=":material/edit:", key="target_open", on_click=_open, args=(name, version),
+                      disabled=not name, help="Loads it into the builder below; saving it again adds a new version.")
+if session.get("target_opened"):
+    st.info(session["target_opened"], icon=":material/bookmark:")
+
+# --- the builder ------------------------------------------------------------------------------------------
+saved_specs: dict[str, dict] = dict(session["target_saved_extra"])
+if state is not None:
+    for audience_name, audience_version in latest.items():
+        label = f"{audience_name} (v{audience_version})"
+        if label not in saved_specs:
+            saved_specs[label] = None  # loaded when chosen
 with st.container(border=True):
-    match = st.segmented_control("Members must match", ["all", "any"], default="all", key="target_match",
-                                 required=True, format_func={"all": "all conditions (AND)",
-                                                             "any": "any condition (OR)"}.get)
-    edited = st.data_editor(STARTER, num_rows="dynamic", key="target_conditions", hide_index=True, column_config={
-        "not": st.column_config.CheckboxColumn("NOT", help="Keep the members who do NOT match this row.",
-                                               default=False, width="small"),
-        "field": st.column_config.SelectboxColumn("Field", options=list(TYPED_FIELDS.values()), required=True,
-                                                  help=" ".join(f"**{f.label}**: {f.help}" for f in FIELDS.values()
-                                                                if f.kind != "spec")),
-        "operator": st.column_config.SelectboxColumn("Operator", options=list(OPERATORS.values()), required=True),
-        "values": st.column_config.TextColumn("Values", help="A list: values separated by commas (gold, diamond). "
-                                              "A range: low - high, either side may be empty (100 - , 2025-01-01 - "
-                                              "2025-06-30).", width="large"),
-    })
+    json_mode = st.toggle("Write the rules as JSON (any nesting of groups)", key="target_json_mode",
+                          on_change=_switch_editor, help="The table covers AND of ORs (or OR of ANDs) with NOT on "
+                          "each row; JSON allows groups inside groups (docs/audiences.md).")
+    problems: list[str] = []
+    if json_mode:
+        text = st.text_area("Rules (JSON)", key="target_json", height=260,
+                            help='A group: {"match": "all" or "any", "conditions": [...]}; a condition: {"field": '
+                                 '..., "op": ..., "value": ..., "not": true}.')
+        try:
+            table_rules = json.loads(text or "{}")
+            if not isinstance(table_rules, dict):
+                raise ValueError("the rules must be one JSON object (a group)")
+        except ValueError as problem:
+            problems.append(f"The JSON rules cannot be read: {problem}")
+            table_rules = {"match": "all", "conditions": []}
+    else:
+        match = st.segmented_control("Members must match", ["all", "any"], default="all", key="target_match",
+                                     required=True, format_func={"all": "all rows (AND)", "any": "any row (OR)"}.get)
+        edited = st.data_editor(session.get("target_base", STARTER), num_rows="dynamic", hide_index=True,
+                                key=f"target_conditions_{session['target_rev']}", column_config={
+            "group": st.column_config.NumberColumn("Group", min_value=1, max_value=99, step=1, width="small",
+                                                   help="Rows with the same group number form one group that "
+                                                        "matches ANY of its rows when members must match all rows "
+                                                        "(and ALL of its rows when any row is enough)."),
+            "not": st.column_config.CheckboxColumn("NOT", help="Keep the members who do NOT match this row.",
+                                                   default=False, width="small"),
+            "field": st.column_config.SelectboxColumn("Field", options=list(TYPED_FIELDS.values()), required=True,
+                                                      help=" ".join(f"**{f.label}**: {f.help}" for f in FIELDS.values()
+                                                                    if f.kind in TYPED_KINDS)),
+            "operator": st.column_config.SelectboxColumn("Operator", options=list(OPERATORS.values()), required=True),
+            "values": st.column_config.TextColumn("Values", help="A list: values separated by commas (gold, diamond)."
+                                                  " A range: low - high, either side may be empty (100 - , "
+                                                  "2025-01-01 - 2025-06-30).", width="large"),
+        })
+        rows = [{"group": r.get("group"), "not": r.get("not"), "field": LABEL_TO_FIELD.get(r.get("field") or ""),
+                 "op": OPERATOR_TO_KEY.get(r.get("operator") or ""), "text": r.get("values")}
+                for r in edited.to_dict("records")]
+        table_rules, row_problems = rules_from_table(match, rows)
+        problems += row_problems
+        session["target_table_rules"] = table_rules
+    include_col, exclude_col = st.columns(2)
+    include = include_col.multiselect("Only members of saved audiences", list(saved_specs), key="target_include",
+                                      help="Members targeted by every one of these saved audiences.",
+                                      placeholder="none" if saved_specs else "no saved audience yet")
+    exclude = exclude_col.multiselect("Leave out members of saved audiences", list(saved_specs),
+                                      key="target_exclude", help="E.g. last week's campaign audience.",
+                                      placeholder="none" if saved_specs else "no saved audience yet")
     uploads = st.file_uploader("Members of audiences exported by other pages (JSON)", type="json",
                                accept_multiple_files=True, key="target_uploads",
                                help="RFM segments, clusters, tags, funnel drop-offs and basket rules each offer "
@@ -58,29 +192,38 @@ with st.container(border=True):
     size = last.number_input("Maximum audience", 0, 10_000_000, 0, step=1000, key="target_max",
                              help="Keep at most this many (0 = everyone); chosen by the same hash, so unbiased.")
 
-problems: list[str] = []
-conditions = []
-for number, row in enumerate(edited.to_dict("records"), start=1):
-    if not row.get("field") or not row.get("operator"):
-        continue
-    try:
-        conditions.append(condition_from_text(LABEL_TO_FIELD[row["field"]], OPERATOR_TO_KEY[row["operator"]],
-                                              str(row.get("values") or ""), bool(row.get("not"))))
-    except SpecError as problem:
-        problems.append(f"Row {number}: {problem}")
+
+def _saved_spec(label: str) -> dict:
+    spec = saved_specs.get(label)
+    if spec is None:
+        name = label.rsplit(" (v", 1)[0]
+        stored = load_audience(state, name, latest[name])
+        spec = {**stored.spec, "name": stored.name, "saved_version": stored.version}
+    return spec
+
+
+segments = []
 for upload in uploads or []:
     try:
-        conditions.append({"field": "segment", "op": "in", "value": json.loads(upload.getvalue())})
+        segments.append({"field": "segment", "op": "in", "value": json.loads(upload.getvalue())})
     except (json.JSONDecodeError, UnicodeDecodeError):
         problems.append(f"{upload.name} is not a JSON audience definition.")
+try:
+    rules = compose_rules(table_rules, [_saved_spec(label) for label in include],
+                          [_saved_spec(label) for label in exclude])
+except (AppStateError, WarehouseError, KeyError) as problem:
+    problems.append(f"A saved audience cannot be read: {problem}")
+    rules = table_rules
+if segments:
+    rules = {"match": "all", "conditions": [rules, *segments]}
 for problem in problems:
     st.error(problem, icon=":material/rule:")
 if problems:  # sizes without the rows in error would mislead; the table keeps what was typed
     st.stop()
 
 spec = {"version": SPEC_VERSION, "kind": KIND, "start": filters.start.isoformat(), "end": filters.end.isoformat(),
-        "rules": {"match": match, "conditions": conditions}, "frequency_cap_days": int(cap) or None,
-        "max_size": int(size) or None, "holdout": holdout, "campaign_key": key}
+        "rules": rules, "frequency_cap_days": int(cap) or None, "max_size": int(size) or None, "holdout": holdout,
+        "campaign_key": key}
 spec_json = json.dumps(spec, ensure_ascii=False, sort_keys=True)
 try:
     sizes = cached_audience_preview(ctx.engine, ctx.url, spec_json)
@@ -94,23 +237,51 @@ cards[1].metric("Targeted", f"{sizes.targeted:,}", border=True,
                 help="After the frequency cap and the maximum size.")
 cards[2].metric("Treatment", f"{sizes.treatment:,}", border=True, help="Targeted members who get the message.")
 cards[3].metric("Control", f"{sizes.control:,}", border=True, help="Held out, to measure the campaign against.")
-reach = pd.DataFrame({"channel": list(CHANNELS), "members": [sizes.reachable[c] for c in CHANNELS]})
-chart = px.bar(reach, x="members", y="channel", orientation="h", text_auto=",d",
-               labels={"members": "Reachable targeted members", "channel": ""}, color_discrete_sequence=["#1b9e77"])
-chart.update_layout(height=200, margin={"l": 0, "r": 0, "t": 10, "b": 0})
 st.subheader("Reachable per channel", help="Consent to the channel and a usable contact (an email with an @, a "
              "phone of 8+ characters; push: consent). No consent, no message.")
-st.plotly_chart(chart, key="target_reach")
-st.caption("Counted among all targeted members, control included: the control group is not messaged.")
+reach_chart(sizes)
 
-st.subheader("Members")
-member_table(cached_audience_members(ctx.engine, ctx.url, spec_json, PREVIEW_ROWS))
-st.caption(f"The first {min(sizes.targeted, PREVIEW_ROWS):,} by member id. Names, phones and emails are masked.")
-buttons = st.columns(2)
-buttons[0].download_button(f"Download all {sizes.targeted:,} members with their arm (CSV, masked)",
-                           lambda: audience_members_csv(ctx.engine, spec_json), file_name="memberlens_campaign.csv",
-                           mime="text/csv", icon=":material/download:", key="target_members_download")
-buttons[1].download_button("Download the audience definition (JSON)", json.dumps(spec, indent=2, ensure_ascii=False),
-                           file_name="memberlens_audience.json", mime="application/json", icon=":material/groups:",
-                           key="target_spec_download",
-                           help="python -m analytics audience --spec FILE re-creates it (docs/audiences.md).")
+members_tab, profile_tab, overlap_tab, balance_tab, forecast_tab, save_tab = st.tabs(
+    ["Members", "Profile", "Overlap", "Control balance", "Forecast", "Save"])
+with members_tab:
+    member_table(cached_audience_members(ctx.engine, ctx.url, spec_json, PREVIEW_ROWS))
+    st.caption(f"The first {min(sizes.targeted, PREVIEW_ROWS):,} by member id. Names, phones and emails are masked.")
+    buttons = st.columns(2)
+    author = session.get("target_author") or default_author()
+    buttons[0].download_button(f"Download all {sizes.targeted:,} members with their arm (CSV, masked)",
+                               lambda: audience_members_csv(ctx.engine, spec_json, state, author),
+                               file_name="memberlens_campaign.csv", mime="text/csv", icon=":material/download:",
+                               key="target_members_download")
+    buttons[1].download_button("Download the audience definition (JSON)", json.dumps(spec, indent=2,
+                               ensure_ascii=False), file_name="memberlens_audience.json", mime="application/json",
+                               icon=":material/groups:", key="target_spec_download",
+                               help="python -m analytics audience --spec FILE re-creates it (docs/audiences.md).")
+with profile_tab:
+    if st.toggle("Profile the audience", key="target_profile_on", help="Tier, RFM segment, sales and category mix "
+                 "of the targeted members against all members (a few seconds on a large warehouse)."):
+        profile_view(ctx.engine, ctx.url, spec_json, sizes.targeted)
+with overlap_tab:
+    overlap_view(ctx.engine, ctx.url, spec, list(saved_specs), _saved_spec)
+with balance_tab:
+    balance_view(ctx.engine, ctx.url, spec_json, sizes)
+with forecast_tab:
+    forecast_view(ctx.engine, ctx.url, sizes)
+with save_tab:
+    if state is None:
+        st.caption("Saving needs the app-state database (see the warning above).")
+    else:
+        name_col, author_col = st.columns(2)
+        name = name_col.text_input("Audience name", key="target_name", max_chars=100,
+                                   help="Saving under an existing name adds a new version; earlier versions stay as "
+                                        "they were.")
+        author = author_col.text_input("Saved by", value=default_author(), key="target_author", max_chars=100)
+        note = st.text_input("Note (optional)", key="target_note", max_chars=500)
+        submitted = st.button("Save", icon=":material/save:", type="primary", key="target_save")
+        if submitted:
+            try:
+                stored = save_audience(state, name, spec, sizes.targeted, author, note or None)
+            except (AppStateError, WarehouseError) as problem:
+                st.error(str(problem), icon=":material/error:")
+            else:
+                st.success(f"Saved **{stored.name}** version {stored.version}: {stored.size:,} members targeted "
+                           f"now.", icon=":material/check:")

@@ -21,7 +21,7 @@ from sqlalchemy.engine import make_url
 from analytics.db import read_frame
 from analytics.schema import WAREHOUSE_TABLES
 from analytics.synthetic import DemoSpec, demo_personas, generate_warehouse
-from analytics.warehouse import open_warehouse
+from analytics.warehouse import data_span, open_warehouse
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DATASETS = PROJECT_ROOT.parent / "shared" / "datasets"
@@ -133,15 +133,42 @@ def open_page(url: str, page: str, monkeypatch: pytest.MonkeyPatch):
     from streamlit.testing.v1 import AppTest
 
     monkeypatch.setenv("MEMBERLENS_WAREHOUSE_URL", url)
+    if not os.environ.get("MEMBERLENS_STATE_URL"):  # saved audiences of a test stay in the test
+        import tempfile
+
+        monkeypatch.setenv("MEMBERLENS_STATE_URL", f"sqlite:///{tempfile.mkdtemp(prefix='memberlens_state_')}/s.sqlite")
     at = AppTest.from_file(str(PROJECT_ROOT / "app.py"), default_timeout=120).run()
     at.switch_page(page).run()
     assert not at.exception, [e.value for e in at.exception]
     return at
 
 
+def direct_page(warehouse: Warehouse, page: str, monkeypatch: pytest.MonkeyPatch):
+    """A page under AppTest run on its own with the context ``app.py`` would give it (the last 90 days), and a
+    ``run()`` that hands the context over each time. Needed where a button is clicked: through ``app.py`` the
+    first run after a page switch reruns, and a click lasts one run only."""
+    from streamlit.testing.v1 import AppTest
+
+    from analytics.filters import filter_options
+    from analytics.warehouse import resolve_warehouse_config
+    from ui.context import _CONTEXT_KEY, PageContext
+
+    monkeypatch.setenv("MEMBERLENS_WAREHOUSE_URL", warehouse.url)
+    context = PageContext(resolve_warehouse_config(), warehouse.engine, data_span(warehouse.engine),
+                          filter_options(warehouse.engine), default_filters(warehouse))
+    at = AppTest.from_file(str(PROJECT_ROOT / page), default_timeout=120)
+
+    def run() -> AppTest:
+        at.session_state[_CONTEXT_KEY] = context
+        at.run()
+        assert not at.exception, [e.value for e in at.exception]
+        return at
+
+    return at, run
+
+
 def default_filters(warehouse: Warehouse):
     """The filters a page opens with: the last 90 days of data, all channels and tiers."""
     from analytics.filters import DEFAULT_RANGE_DAYS, Filters
-    from analytics.warehouse import data_span
 
     return Filters(*data_span(warehouse.engine).last_days(DEFAULT_RANGE_DAYS))

@@ -13,7 +13,18 @@ import pandas as pd
 import streamlit as st
 from sqlalchemy import Engine
 
-from analytics import clustering, experiments, funnels, heatmaps, kpis, portraits, rfm, rules, targeting
+from analytics import (
+    audience_report,
+    clustering,
+    experiments,
+    funnels,
+    heatmaps,
+    kpis,
+    portraits,
+    rfm,
+    rules,
+    targeting,
+)
 from analytics.filters import FilterOptions, Filters, filter_options
 from analytics.member_rows import listed_member_ids, member_count, member_rows
 from analytics.quality import DEFAULT_THRESHOLDS, QualityReport, QualityThresholds, quality_report
@@ -306,11 +317,17 @@ def cached_audience_members(_engine: Engine, url: str, spec_json: str, limit: in
     return member_rows(_engine, targeting.targeted_member_ids(json.loads(spec_json)), limit)
 
 
-def audience_members_csv(engine: Engine, spec_json: str) -> bytes:
-    """Every targeted member with their arm as CSV (masked): built when the download button is clicked."""
+def audience_members_csv(engine: Engine, spec_json: str, state: Engine | None = None, actor: str = "") -> bytes:
+    """Every targeted member with their arm as CSV (masked): built when the download button is clicked, and
+    written to the audit log when there is an app-state database."""
     import json
 
     spec = json.loads(spec_json)
+    if state is not None:
+        from analytics.appstate import log_event
+
+        log_event(state, actor or "unknown", "export_audience_members",
+                  {"name": spec.get("name"), "campaign_key": spec.get("campaign_key"), "masked": True})
     rows = member_rows(engine, targeting.targeted_member_ids(spec))
     arms = targeting.targeted_members(engine, spec)
     return rows.merge(arms, on="member_id", how="left").to_csv(index=False).encode()
@@ -324,3 +341,25 @@ def cached_campaign_list(_engine: Engine, url: str) -> pd.DataFrame:
 @st.cache_data(ttl=TTL_SECONDS, show_spinner="Reading out the campaign…", max_entries=32)
 def cached_read_out(_engine: Engine, url: str, campaign_id: str) -> experiments.ReadOut:
     return experiments.read_out(_engine, campaign_id)
+
+
+@st.cache_data(ttl=TTL_SECONDS, show_spinner="Counting the overlaps…", max_entries=16)
+def cached_overlap(_engine: Engine, url: str, specs_json: str) -> pd.DataFrame:
+    """The overlap matrix of named audiences (``specs_json``: a JSON object name -> spec)."""
+    import json
+
+    return audience_report.overlap_matrix(_engine, json.loads(specs_json))
+
+
+@st.cache_data(ttl=TTL_SECONDS, show_spinner="Profiling the audience against all members…", max_entries=16)
+def cached_audience_profile(_engine: Engine, url: str, spec_json: str) -> audience_report.AudienceProfile:
+    import json
+
+    return audience_report.audience_profile(_engine, json.loads(spec_json))
+
+
+@st.cache_data(ttl=TTL_SECONDS, show_spinner="Comparing treatment and control…", max_entries=16)
+def cached_balance(_engine: Engine, url: str, spec_json: str) -> pd.DataFrame:
+    import json
+
+    return audience_report.balance_check(_engine, json.loads(spec_json))

@@ -1,0 +1,472 @@
+"""The app-state database: where MemberLens keeps what analysts create (saved audiences, audit log).
+
+The warehouse is only ever read; everything the app itself writes goes here instead, so a
+read-only warehouse account is enough and the shop's data is never at risk from the dashboard.
+
+The URL is resolved like the warehouse's: the ``MEMBERLENS_STATE_URL`` environment variable;
+``[connections.app_state]`` in ``.streamlit/secrets.toml``; otherwise the SQLite file
+``app_state.sqlite`` in the data folder (``data/`` or ``MEMBERLENS_DATA_DIR``). SQLite and
+PostgreSQL are both supported; every table is created on first open.
+
+Saved audiences are versioned, never overwritten: saving a name again adds version N+1, so a
+campaign can always be traced back to exactly the audience definition it was sent to. Each save
+writes an audit-log row in the same transaction, so the log never misses a save and never records
+one that did not happen. Timestamps are stored as naive UTC (``TIMESTAMP WITHOUT TIME ZONE``) on
+every database, so they compare and sort the same way everywhere.
+
+All values reach the database as bound parameters (SQLAlchemy Core); user text is never
+formatted into SQL. Database failures surface as :class:`~analytics.warehouse.WarehouseError`
+(problem + fix, password masked); invalid input as :class:`AppStateError`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from numbers import Integral
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from sqlalchemy import (
+    Column,
+    Connection,
+    DateTime,
+    Engine,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    create_engine,
+    event,
+    func,
+    insert,
+    select,
+    text,
+)
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError, IntegrityError, NoSuchModuleError, SQLAlchemyError
+
+from analytics.db import read_frame
+from analytics.warehouse import DRIVER_PACKAGES, WarehouseError, data_dir, mask_url, secrets_paths, url_from_secrets
+
+STATE_URL_ENV = "MEMBERLENS_STATE_URL"
+SECRETS_CONNECTION = "app_state"
+STATE_FILE_NAME = "app_state.sqlite"
+
+#: Longest audience name and author (characters, after stripping surrounding blanks).
+MAX_NAME_LENGTH = 100
+MAX_AUTHOR_LENGTH = 100
+#: How long a SQLite writer waits for another writer before giving up (seconds).
+SQLITE_BUSY_TIMEOUT = 30
+#: How often a save is retried when a concurrent save took the same version number.
+SAVE_ATTEMPTS = 10
+
+_WHERE_CONFIGURED = f"{STATE_URL_ENV} or [connections.{SECRETS_CONNECTION}] in .streamlit/secrets.toml"
+_WRITE_OPTION = "memberlens_appstate_write"
+#: Arbitrary constant key: PostgreSQL sessions creating the tables take this advisory lock in turn.
+_CREATE_LOCK_KEY = 0x4D4C5354  # "MLST"
+
+
+class AppStateError(ValueError):
+    """Input the app-state database refuses (empty name, unserialisable spec, …) or a missing
+    saved audience; the message says exactly which, so the UI can show it as it is."""
+
+
+# --- tables -----------------------------------------------------------------------------------------
+#: The app-state tables; deliberately separate from the warehouse contract in analytics.schema.
+state_metadata = MetaData()
+
+saved_audiences = Table(
+    "saved_audiences",
+    state_metadata,
+    Column("audience_id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(MAX_NAME_LENGTH), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("spec", Text, nullable=False),  # the audience spec as JSON (sorted keys)
+    Column("size", Integer),  # members targeted when saved: a snapshot, not kept up to date
+    Column("author", String(MAX_AUTHOR_LENGTH), nullable=False),
+    Column("created_at", DateTime(timezone=False), nullable=False),  # naive UTC
+    Column("note", Text),
+    UniqueConstraint("name", "version", name="uq_saved_audiences_name_version"),
+)
+
+audit_log = Table(
+    "audit_log",
+    state_metadata,
+    Column("event_id", Integer, primary_key=True, autoincrement=True),
+    Column("at", DateTime(timezone=False), nullable=False),  # naive UTC
+    Column("actor", Text, nullable=False),
+    Column("action", Text, nullable=False),
+    Column("detail", Text),  # JSON
+)
+
+AUDIENCE_COLUMNS = ["audience_id", "name", "version", "size", "author", "created_at", "note", "versions"]
+AUDIT_COLUMNS = ["event_id", "at", "actor", "action", "detail"]
+
+
+@dataclass(frozen=True)
+class SavedAudience:
+    """One saved version of an audience: its spec as saved, and how many members it had then."""
+
+    audience_id: int
+    name: str
+    version: int
+    spec: dict[str, Any]
+    size: int | None
+    author: str
+    created_at: datetime  # naive UTC
+    note: str | None
+
+
+# --- configuration ----------------------------------------------------------------------------------
+def default_state_url() -> str:
+    """The SQLite file in the data folder (``data/`` unless ``MEMBERLENS_DATA_DIR`` says otherwise)."""
+    return f"sqlite:///{data_dir() / STATE_FILE_NAME}"
+
+
+def resolve_state_url(environ: Mapping[str, str] | None = None, paths: Sequence[Path] | None = None) -> str:
+    """The app-state URL: ``MEMBERLENS_STATE_URL``, then ``[connections.app_state]`` in the
+    secrets files (``paths``, default Streamlit's locations), then the SQLite default."""
+    env = os.environ if environ is None else environ
+    configured = env.get(STATE_URL_ENV, "").strip()
+    if configured:
+        return configured
+    from_secrets = url_from_secrets(SECRETS_CONNECTION, secrets_paths() if paths is None else paths)
+    return from_secrets or default_state_url()
+
+
+# --- opening ----------------------------------------------------------------------------------------
+def open_state(url: str) -> Engine:
+    """Open the app-state database, creating its folder (SQLite) and tables when missing.
+
+    Safe to call repeatedly and from several processes at once: table creation is serialised
+    (SQLite write lock, PostgreSQL advisory lock) and skips tables that exist. Raises
+    WarehouseError naming the problem and its fix, with any password masked.
+    """
+    try:
+        parsed = make_url(url)
+    except ArgumentError as exc:
+        raise WarehouseError(
+            f"The app-state URL is not a valid SQLAlchemy URL: {mask_url(url)!r}",
+            f"Set {_WHERE_CONFIGURED} to the form dialect+driver://user:password@host:port/database, "
+            "for example sqlite:///data/app_state.sqlite or postgresql+psycopg://user:pw@host/memberlens.",
+        ) from exc
+    backend = parsed.get_backend_name()
+    connect_args: dict[str, Any] = {}
+    if backend == "sqlite":
+        path = _sqlite_file(parsed)
+        if path is not None:
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise WarehouseError(
+                    f"Cannot create the folder {path.parent} for the app-state database: {exc.strerror or exc}.",
+                    f"Choose a writable location with {_WHERE_CONFIGURED}, or fix the folder's permissions.",
+                ) from exc
+        if "timeout" not in parsed.query:
+            connect_args["timeout"] = SQLITE_BUSY_TIMEOUT
+    try:
+        engine = create_engine(parsed, connect_args=connect_args, pool_pre_ping=backend != "sqlite")
+    except (NoSuchModuleError, ImportError) as exc:
+        raise explain_state_error(exc, parsed) from exc
+    if backend == "sqlite" and parsed.get_driver_name() == "pysqlite":
+        _take_over_sqlite_transactions(engine)
+    try:
+        _create_tables(engine)
+    except (SQLAlchemyError, OSError) as exc:
+        engine.dispose()
+        raise explain_state_error(exc, parsed) from exc
+    return engine
+
+
+def _sqlite_file(parsed: URL) -> Path | None:
+    """The file behind a SQLite URL; None for in-memory and ``uri=true`` databases."""
+    database = parsed.database
+    if database in (None, "", ":memory:") or str(parsed.query.get("uri", "")).lower() in ("true", "1"):
+        return None
+    return Path(database)
+
+
+def _take_over_sqlite_transactions(engine: Engine) -> None:
+    """Make SQLite transactions real: the sqlite3 driver (before Python 3.16) begins none for SELECT
+    or DDL, so a save could read the latest version outside its own transaction. SQLAlchemy emits
+    BEGIN instead, and BEGIN IMMEDIATE for writes, which takes the write lock up front: concurrent
+    saves then queue (up to the busy timeout) rather than fail with "database is locked"."""
+
+    @event.listens_for(engine, "connect")
+    def _no_driver_transactions(dbapi_connection, _record) -> None:
+        dbapi_connection.isolation_level = None
+
+    @event.listens_for(engine, "begin")
+    def _begin(conn: Connection) -> None:
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get(_WRITE_OPTION) else "BEGIN")
+
+
+def _create_tables(engine: Engine) -> None:
+    """Create missing tables; a second process doing the same at once waits, then finds them."""
+    for attempt in range(2):
+        try:
+            with _write_transaction(engine) as conn:
+                if conn.dialect.name == "postgresql":
+                    conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _CREATE_LOCK_KEY})
+                state_metadata.create_all(conn, checkfirst=True)
+            return
+        except SQLAlchemyError as exc:
+            # Another process created a table between our check and our CREATE (databases where
+            # neither lock applies): the second pass sees it and skips it.
+            message = str(getattr(exc, "orig", None) or exc).lower()
+            if attempt or not ("already exists" in message or "duplicate" in message):
+                raise
+
+
+@contextmanager
+def _write_transaction(engine: Engine) -> Iterator[Connection]:
+    """A connection in a transaction meant for writing, committed on success, rolled back on error."""
+    with engine.connect() as conn:
+        conn.execution_options(**{_WRITE_OPTION: True})
+        with conn.begin():
+            yield conn
+
+
+def explain_state_error(exc: BaseException, url: str | URL) -> WarehouseError:
+    """A database exception as a one-line problem and a fix about the app-state database, with
+    the password masked in the URL and removed from the driver's text."""
+    if isinstance(exc, WarehouseError):
+        return exc
+    parsed = url if isinstance(url, URL) else make_url(url)
+    where = parsed.render_as_string(hide_password=True)
+    detail = str(getattr(exc, "orig", None) or exc)
+    if parsed.password:
+        detail = detail.replace(str(parsed.password), "***")
+    first_line = detail.strip().splitlines()[0] if detail.strip() else type(exc).__name__
+    lowered = detail.lower()
+    if isinstance(exc, (NoSuchModuleError, ImportError)):
+        names = list(reversed(parsed.drivername.split("+")))
+        package = next((DRIVER_PACKAGES[n] for n in names if n in DRIVER_PACKAGES), None)
+        return WarehouseError(
+            f"No database driver is installed for the app-state database '{parsed.drivername}' ({first_line}).",
+            f"Install it with `pip install {package}`." if package else "Install the SQLAlchemy dialect for it.",
+        )
+    if "authentication failed" in lowered:
+        return WarehouseError(
+            f"The app-state database rejected the user name or password ({where}).",
+            f"Check the credentials in {_WHERE_CONFIGURED}.",
+        )
+    if "does not exist" in lowered and "database" in lowered:
+        return WarehouseError(
+            f"The database named in the app-state URL does not exist ({where}).",
+            "Create it (MemberLens creates the tables itself), or correct the database name in the URL.",
+        )
+    if "unable to open database file" in lowered or "readonly database" in lowered:
+        return WarehouseError(
+            f"The app-state database file cannot be opened for writing ({where}): {first_line}",
+            f"Make the file and its folder writable, or choose another location with {_WHERE_CONFIGURED}.",
+        )
+    if any(s in lowered for s in ("connection refused", "could not connect", "could not translate host",
+                                  "name or service not known", "timeout expired", "no route to host",
+                                  "connection failed", "server closed the connection")):
+        return WarehouseError(
+            f"The app-state database server does not answer ({where}): {first_line}",
+            f"Check that the server is running and that host and port in {_WHERE_CONFIGURED} are right.",
+        )
+    return WarehouseError(
+        f"The app-state database could not be used ({where}): {first_line}",
+        f"Check {_WHERE_CONFIGURED}, the server and the account's permissions (it needs to create tables).",
+    )
+
+
+@contextmanager
+def _database_errors(engine: Engine) -> Iterator[None]:
+    """Turn SQLAlchemy errors raised inside into WarehouseError (AppStateError passes through)."""
+    try:
+        yield
+    except SQLAlchemyError as exc:
+        raise explain_state_error(exc, engine.url) from exc
+
+
+# --- input checks -----------------------------------------------------------------------------------
+def _to_json(value: Mapping[str, Any], what: str) -> str:
+    """Canonical JSON text (sorted keys, unicode kept), or AppStateError saying why it cannot be."""
+    if not isinstance(value, Mapping):
+        raise AppStateError(f"The {what} must be a mapping (a dict), not {type(value).__name__}.")
+    try:
+        return json.dumps(dict(value), sort_keys=True, ensure_ascii=False, allow_nan=False)
+    except (TypeError, ValueError, RecursionError) as exc:
+        raise AppStateError(f"The {what} cannot be saved as JSON: {exc}.") from exc
+
+
+def _checked_text(value: object, what: str, limit: int) -> str:
+    """``value`` stripped; AppStateError if it is not text, blank, or longer than ``limit``."""
+    if not isinstance(value, str):
+        raise AppStateError(f"The {what} must be text, not {type(value).__name__}.")
+    stripped = value.strip()
+    if not stripped:
+        raise AppStateError(f"The {what} is empty: enter a {what}.")
+    if len(stripped) > limit:
+        raise AppStateError(f"The {what} is {len(stripped)} characters long; at most {limit} are allowed.")
+    return stripped
+
+
+def _checked_size(size: object) -> int | None:
+    if size is None:
+        return None
+    if isinstance(size, bool) or not isinstance(size, Integral) or size < 0:
+        raise AppStateError(f"The audience size must be a whole number of members (0 or more), not {size!r}.")
+    return int(size)
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+# --- saved audiences --------------------------------------------------------------------------------
+def save_audience(engine: Engine, name: str, spec: Mapping[str, Any], size: int | None, author: str,
+                  note: str | None = None) -> SavedAudience:
+    """Save ``spec`` as a new version of audience ``name`` (1 for a new name, else latest + 1).
+
+    Nothing is ever overwritten: editing an audience saves a new version. The audience row and its
+    audit-log row (action ``save_audience``) are written in one transaction. If a concurrent save
+    took the same version number, the save is retried with the next one. ``note`` is kept as typed;
+    a blank note is stored as None. Raises AppStateError for invalid input (nothing is written).
+    """
+    clean_name = _checked_text(name, "audience name", MAX_NAME_LENGTH)
+    clean_author = _checked_text(author, "author", MAX_AUTHOR_LENGTH)
+    spec_json = _to_json(spec, "audience spec")
+    clean_size = _checked_size(size)
+    if note is not None and not isinstance(note, str):
+        raise AppStateError(f"The note must be text, not {type(note).__name__}.")
+    clean_note = note if note is not None and note.strip() else None
+
+    with _database_errors(engine):
+        for attempt in range(SAVE_ATTEMPTS):
+            try:
+                with _write_transaction(engine) as conn:
+                    latest = conn.execute(
+                        select(func.max(saved_audiences.c.version)).where(saved_audiences.c.name == clean_name)
+                    ).scalar()
+                    version = int(latest or 0) + 1
+                    created_at = _utc_now()
+                    result = conn.execute(insert(saved_audiences).values(
+                        name=clean_name, version=version, spec=spec_json, size=clean_size,
+                        author=clean_author, created_at=created_at, note=clean_note,
+                    ))
+                    audience_id = int(result.inserted_primary_key[0])
+                    _insert_event(conn, clean_author, "save_audience",
+                                  {"name": clean_name, "version": version, "size": clean_size}, created_at)
+            except IntegrityError:
+                if attempt == SAVE_ATTEMPTS - 1:
+                    raise
+                time.sleep(random.uniform(0.0, 0.02) * (attempt + 1))  # let the other save finish first
+                continue
+            return SavedAudience(audience_id, clean_name, version, json.loads(spec_json), clean_size,
+                                 clean_author, created_at, clean_note)
+    raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises
+
+
+def _audience_from_row(row: Any) -> SavedAudience:
+    return SavedAudience(
+        audience_id=int(row.audience_id), name=row.name, version=int(row.version), spec=json.loads(row.spec),
+        size=None if row.size is None else int(row.size), author=row.author, created_at=row.created_at,
+        note=row.note,
+    )
+
+
+def list_audiences(engine: Engine, latest_only: bool = True) -> pd.DataFrame:
+    """Saved audiences, newest first: ``audience_id, name, version, size, author, created_at, note,
+    versions`` (how many versions the name has). ``latest_only``: one row per name, its latest
+    version; otherwise every version. The spec itself is not listed (load_audience gives it)."""
+    sa = saved_audiences
+    per_name = (
+        select(sa.c.name, func.max(sa.c.version).label("latest"), func.count().label("versions"))
+        .group_by(sa.c.name)
+        .subquery("per_name")
+    )
+    query = (
+        select(sa.c.audience_id, sa.c.name, sa.c.version, sa.c.size, sa.c.author, sa.c.created_at, sa.c.note,
+               per_name.c.versions)
+        .join_from(sa, per_name, sa.c.name == per_name.c.name)
+        .order_by(sa.c.created_at.desc(), sa.c.audience_id.desc())
+    )
+    if latest_only:
+        query = query.where(sa.c.version == per_name.c.latest)
+    with _database_errors(engine):
+        frame = read_frame(engine, query)
+    for column in ("audience_id", "version", "versions"):
+        frame[column] = frame[column].astype("int64")
+    frame["size"] = frame["size"].astype("Int64")
+    frame["created_at"] = pd.to_datetime(frame["created_at"])
+    return frame[AUDIENCE_COLUMNS].reset_index(drop=True)
+
+
+def load_audience(engine: Engine, name: str, version: int | None = None) -> SavedAudience:
+    """Audience ``name`` at ``version`` (the latest when None); AppStateError when there is none."""
+    clean_name = name.strip() if isinstance(name, str) else name
+    if version is not None and (isinstance(version, bool) or not isinstance(version, Integral)):
+        raise AppStateError(f"The version must be a whole number, not {version!r}.")
+    sa = saved_audiences
+    query = select(sa).where(sa.c.name == clean_name)
+    query = query.where(sa.c.version == int(version)) if version is not None else query.order_by(
+        sa.c.version.desc()).limit(1)
+    exists = 0
+    with _database_errors(engine), engine.connect() as conn:
+        row = conn.execute(query).first()
+        if row is None and version is not None:
+            exists = conn.execute(select(func.count()).select_from(sa).where(sa.c.name == clean_name)).scalar()
+    if row is None:
+        if version is None or not exists:
+            raise AppStateError(f"There is no saved audience named {clean_name!r}.")
+        raise AppStateError(f"The saved audience {clean_name!r} has no version {version}.")
+    return _audience_from_row(row)
+
+
+def audience_versions(engine: Engine, name: str) -> list[SavedAudience]:
+    """Every saved version of ``name``, oldest first (empty when the name was never saved)."""
+    clean_name = name.strip() if isinstance(name, str) else name
+    query = select(saved_audiences).where(saved_audiences.c.name == clean_name).order_by(
+        saved_audiences.c.version)
+    with _database_errors(engine), engine.connect() as conn:
+        return [_audience_from_row(row) for row in conn.execute(query)]
+
+
+# --- audit log --------------------------------------------------------------------------------------
+def _insert_event(conn: Connection, actor: str, action: str, detail: Mapping[str, Any] | None,
+                  at: datetime | None = None) -> None:
+    conn.execute(insert(audit_log).values(
+        at=at or _utc_now(), actor=actor, action=action,
+        detail=None if detail is None else _to_json(detail, "audit detail"),
+    ))
+
+
+def log_event(engine: Engine, actor: str, action: str, detail: Mapping[str, Any] | None = None) -> None:
+    """Record that ``actor`` did ``action`` (e.g. ``export_members``), with optional JSON ``detail``.
+
+    Raises AppStateError for a blank actor or action, or a detail that is not JSON-serialisable.
+    """
+    clean_actor = _checked_text(actor, "actor", MAX_AUTHOR_LENGTH)
+    clean_action = _checked_text(action, "action", MAX_NAME_LENGTH)
+    if detail is not None:
+        _to_json(detail, "audit detail")  # validate before opening a transaction
+    with _database_errors(engine), _write_transaction(engine) as conn:
+        _insert_event(conn, clean_actor, clean_action, detail)
+
+
+def audit_events(engine: Engine, limit: int = 100) -> pd.DataFrame:
+    """The latest ``limit`` audit events, newest first: ``event_id, at, actor, action, detail``
+    (``detail`` is the JSON text as stored; ``json.loads`` it for the values)."""
+    if isinstance(limit, bool) or not isinstance(limit, Integral) or limit < 1:
+        raise AppStateError(f"The limit must be a whole number of events (1 or more), not {limit!r}.")
+    query = select(audit_log).order_by(audit_log.c.at.desc(), audit_log.c.event_id.desc()).limit(int(limit))
+    with _database_errors(engine):
+        frame = read_frame(engine, query)
+    frame["event_id"] = frame["event_id"].astype("int64")
+    frame["at"] = pd.to_datetime(frame["at"])
+    return frame[AUDIT_COLUMNS].reset_index(drop=True)

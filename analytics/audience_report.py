@@ -1,0 +1,287 @@
+"""What a campaign audience looks like: overlap with other audiences, profile against all members, and the
+balance of its treatment and control arms.
+
+Definitions (one place; the app shows them as help):
+
+* **Overlap** of audiences A and B: members targeted by both (each after its own frequency cap and maximum
+  size, both arms). The share in row A, column B is overlap / size of A.
+* **Profile**: for each attribute value (tier, RFM segment, region, gender, age band, acquisition channel), the
+  audience's share against all members' share; **index** = audience share / all members' share x 100 (above
+  100: over-represented). RFM segments are scored over the audience window; "(no purchase)" = no completed
+  order in it. **Category mix**: each category's share of the net line amounts of completed orders in the
+  window, the audience's against everyone's.
+* **Balance**: the **standardised mean difference** (SMD) of each attribute between treatment and control:
+  (mean_t - mean_c) / sqrt((var_t + var_c) / 2), for a category level its share (a 0/1 attribute). An attribute
+  with |SMD| < 0.1 is balanced (the usual rule; Austin 2009). Its **p-value** is the two-sided normal test of
+  the difference. A hash holdout balances everything in expectation, so an attribute that differs beyond
+  chance (p < 0.05 / number of attributes, Bonferroni) means a broken split; |SMD| >= 0.1 within chance is
+  what a small control group gives.
+
+Every figure is a SQL aggregation in the warehouse; only counts and sums reach Python.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+from scipy import stats
+from sqlalchemy import Date, Double, Integer, String, and_, case, cast, func, literal, select, union_all
+
+from analytics import rfm
+from analytics.db import Bind, connection, read_frame
+from analytics.schema import members, order_items, orders, products
+from analytics.sqlparts import count_if, sum_if
+from analytics.targeting import (
+    CHANNELS,
+    age_on,
+    member_order_totals,
+    parse_spec,
+    reachable,
+    targeted_member_ids,
+    targeted_select,
+)
+
+#: At most this many audiences in one overlap matrix (the matrix is built from 2^n membership patterns).
+MAX_OVERLAP = 8
+#: |SMD| below this is balanced.
+BALANCE_THRESHOLD = 0.1
+#: Family-wise significance for "the arms differ beyond chance" (Bonferroni over the attributes).
+BALANCE_ALPHA = 0.05
+AGE_BANDS: tuple[tuple[int, int, str], ...] = ((0, 25, "<25"), (25, 35, "25-34"), (35, 45, "35-44"),
+                                               (45, 55, "45-54"), (55, 200, "55+"))
+UNKNOWN = "(unknown)"
+PROFILE_DIMENSIONS: dict[str, str] = {"tier": "Tier", "segment": "RFM segment", "region": "Region",
+                                      "gender": "Gender", "age_band": "Age band",
+                                      "acquisition_channel": "Acquisition channel"}
+BALANCE_HELP = ("Standardised mean difference between treatment and control: (mean_t - mean_c) / sqrt((var_t + "
+                "var_c) / 2); |SMD| < 0.1 is balanced.")
+
+
+def overlap_matrix(bind: Bind, audiences: Mapping[str, Mapping[str, Any]]) -> pd.DataFrame:
+    """Members targeted by both audiences, for every pair (the diagonal: each audience's size), as a square
+    frame indexed and labelled by the audiences' names. One statement: each member's membership pattern
+    (a bit per audience) is counted, and the pairs are summed from those few counts."""
+    names = list(audiences)
+    if not 1 <= len(names) <= MAX_OVERLAP:
+        raise ValueError(f"Compare from 1 to {MAX_OVERLAP} audiences at a time.")
+    parts = []
+    for i, name in enumerate(names):
+        ids = targeted_member_ids(audiences[name]).subquery(f"audience_{i}")
+        parts.append(select(ids.c.member_id, literal(1 << i, Integer).label("bit")))
+    tagged = union_all(*parts).subquery("tagged")
+    patterns = select(tagged.c.member_id, func.sum(tagged.c.bit).label("pattern")).group_by(
+        tagged.c.member_id).subquery("patterns")
+    counts = read_frame(bind, select(patterns.c.pattern, func.count().label("members")).group_by(patterns.c.pattern))
+    matrix = pd.DataFrame(0, index=pd.Index(names, name="audience"), columns=names, dtype="int64")
+    for pattern, count in zip(counts["pattern"].astype(int), counts["members"].astype(int), strict=True):
+        inside = [n for i, n in enumerate(names) if pattern >> i & 1]
+        for a in inside:
+            for b in inside:
+                matrix.loc[a, b] += count
+    return matrix
+
+
+def overlap_shares(matrix: pd.DataFrame) -> pd.DataFrame:
+    """Each row's overlap as a share of that row's audience (NaN for an empty audience)."""
+    sizes = pd.Series([matrix.iloc[i, i] for i in range(len(matrix))], index=matrix.index, dtype="float64")
+    return matrix.astype("float64").div(sizes.where(sizes > 0), axis=0)
+
+
+def _age_band(day: Any) -> Any:
+    age = age_on(day, members.c.birth_date)
+    return case(*((age < hi, literal(label)) for lo, hi, label in AGE_BANDS), else_=None)
+
+
+@dataclass(frozen=True)
+class AudienceProfile:
+    """``mix``: dimension, value, audience, all_members, audience_share, all_share, index. ``summary``: measure,
+    audience, all_members. ``categories``: category, audience_sales, all_sales, audience_share, all_share,
+    index."""
+
+    mix: pd.DataFrame
+    summary: pd.DataFrame
+    categories: pd.DataFrame
+
+
+def _with_shares(frame: pd.DataFrame, audience: str, everyone: str, by: str | None) -> pd.DataFrame:
+    if by:
+        groups = frame.groupby(by)[[audience, everyone]].transform("sum")
+    else:
+        groups = pd.DataFrame({c: frame[c].sum() for c in (audience, everyone)}, index=frame.index)
+    frame["audience_share"] = frame[audience] / groups[audience].where(groups[audience] > 0)
+    frame["all_share"] = frame[everyone] / groups[everyone].where(groups[everyone] > 0)
+    frame["index"] = 100 * frame["audience_share"] / frame["all_share"].where(frame["all_share"] > 0)
+    return frame
+
+
+def audience_profile(bind: Bind, spec: Mapping[str, Any]) -> AudienceProfile:
+    """The targeted audience (both arms) against all members: attribute mix, sales summary and category mix
+    over the audience window (see the module docstring). Two statements."""
+    window = parse_spec(spec).window
+    m = members.c
+    ids = targeted_member_ids(spec).subquery("audience")
+    scored = rfm.member_rfm(window)
+    inside = ids.c.member_id.is_not(None)
+    dims = {"tier": m.tier, "segment": func.coalesce(scored.c.segment, rfm.NO_PURCHASE), "region": m.region,
+            "gender": m.gender, "age_band": _age_band(window.end), "acquisition_channel": m.acquisition_channel}
+    base = (select(*(func.coalesce(cast(v, String), UNKNOWN).label(k) for k, v in dims.items()),
+                   case((inside, 1), else_=0).label("inside"), cast(scored.c.frequency, Double).label("orders"),
+                   cast(scored.c.monetary, Double).label("sales"))
+            .select_from(members.outerjoin(ids, ids.c.member_id == m.member_id)
+                         .outerjoin(scored, scored.c.member_id == m.member_id)).subquery("base"))
+    b = base.c
+    parts = [select(literal(k).label("dimension"), b[k].label("value"), func.sum(b.inside).label("audience"),
+                    func.count().label("all_members")).group_by(b[k]) for k in dims]
+    in_audience = b.inside == 1
+    totals = select(func.sum(b.inside).label("audience_members"), func.count().label("all_members"),
+                    count_if(and_(in_audience, b.orders > 0)).label("audience_buyers"),
+                    count_if(b.orders > 0).label("all_buyers"),
+                    func.coalesce(sum_if(in_audience, b.sales), 0.0).label("audience_sales"),
+                    func.coalesce(func.sum(b.sales), 0.0).label("all_sales"),
+                    func.coalesce(sum_if(in_audience, b.orders), 0.0).label("audience_orders"),
+                    func.coalesce(func.sum(b.orders), 0.0).label("all_orders"))
+    o, lines = orders.c, order_items.c
+    in_order = o.member_id.in_(select(ids.c.member_id))
+    amount = cast(lines.line_amount, Double)
+    by_category = (select(products.c.category,
+                          func.coalesce(sum_if(in_order, amount), 0.0).label("audience_sales"),
+                          func.sum(amount).label("all_sales"))
+                   .select_from(order_items.join(orders, o.order_id == lines.order_id)
+                                .outerjoin(products, products.c.product_id == lines.product_id))
+                   .where(o.status == "completed", o.member_id.is_not(None), o.ordered_at >= window.start_ts,
+                          o.ordered_at < window.end_ts)
+                   .group_by(products.c.category))
+    with connection(bind, hash_joins=True) as conn:
+        mix = read_frame(conn, union_all(*parts).subquery("mix").select())
+        row = conn.execute(totals).one()._mapping
+        categories = read_frame(conn, by_category)
+    mix = mix.astype({"audience": "int64", "all_members": "int64"})
+    order = {k: i for i, k in enumerate(dims)}
+    mix = _with_shares(mix, "audience", "all_members", "dimension")
+    mix = mix.sort_values(["dimension", "all_members"], key=lambda s: s.map(order) if s.name == "dimension" else -s,
+                          kind="stable").reset_index(drop=True)
+    summary = pd.DataFrame([
+        {"measure": "members", "audience": row["audience_members"], "all_members": row["all_members"]},
+        {"measure": "buyers_share", "audience": _ratio(row["audience_buyers"], row["audience_members"]),
+         "all_members": _ratio(row["all_buyers"], row["all_members"])},
+        {"measure": "sales_per_member", "audience": _ratio(row["audience_sales"], row["audience_members"]),
+         "all_members": _ratio(row["all_sales"], row["all_members"])},
+        {"measure": "orders_per_member", "audience": _ratio(row["audience_orders"], row["audience_members"]),
+         "all_members": _ratio(row["all_orders"], row["all_members"])},
+        {"measure": "aov", "audience": _ratio(row["audience_sales"], row["audience_orders"]),
+         "all_members": _ratio(row["all_sales"], row["all_orders"])},
+    ]).astype({"audience": "float64", "all_members": "float64"})
+    categories = categories.astype({"audience_sales": "float64", "all_sales": "float64"})
+    categories["category"] = categories["category"].fillna(UNKNOWN)
+    categories = _with_shares(categories, "audience_sales", "all_sales", None)
+    categories = categories.sort_values("all_sales", ascending=False, kind="stable").reset_index(drop=True)
+    return AudienceProfile(mix, summary, categories)
+
+
+def _ratio(numerator: Any, denominator: Any) -> float:
+    return float(numerator) / float(denominator) if denominator else math.nan
+
+
+#: Attributes compared between the arms: numbers (mean and variance) and categories (a share per level).
+BALANCE_NUMBERS: dict[str, str] = {"age": "Age", "points_balance": "Points balance", "orders": "Orders in the window",
+                                   "net_sales": "Net sales in the window", "days_member": "Days since registration",
+                                   **{f"reach_{c}": f"Reachable by {c}" for c in CHANNELS}}
+BALANCE_CATEGORIES: dict[str, str] = {"tier": "Tier", "gender": "Gender", "region": "Region",
+                                      "acquisition_channel": "Acquisition channel"}
+
+
+def balance_check(bind: Bind, spec: Mapping[str, Any]) -> pd.DataFrame:
+    """Treatment against control on key attributes: ``attribute, label, treatment, control, smd, p_value,
+    balanced``
+    (means for numbers, shares for category levels; see the module docstring). Empty when an arm is empty."""
+    window = parse_spec(spec).window
+    m = members.c
+    arms = targeted_select(spec).subquery("arms")
+    totals = member_order_totals(window)
+    end = literal(window.end, Date)
+    numbers = {"age": age_on(window.end, m.birth_date), "points_balance": m.points_balance,
+               "orders": func.coalesce(totals.c.order_count, 0), "net_sales": func.coalesce(totals.c.net_sales, 0),
+               "days_member": end - cast(m.registered_at, Date),
+               **{f"reach_{c}": case((reachable(c), 1), else_=0) for c in CHANNELS}}
+    source = (arms.join(members, m.member_id == arms.c.member_id)
+              .outerjoin(totals, totals.c.member_id == arms.c.member_id))
+    base = select(arms.c.arm, *(cast(v, Double).label(k) for k, v in numbers.items()),
+                  *(func.coalesce(m[k], UNKNOWN).label(k) for k in BALANCE_CATEGORIES)).select_from(source).subquery()
+    b = base.c
+    moments = select(b.arm, func.count().label("members"),
+                     *(func.count(b[k]).label(f"{k}__n") for k in numbers),
+                     *(func.avg(b[k]).label(f"{k}__mean") for k in numbers),
+                     *(func.var_samp(b[k]).label(f"{k}__var") for k in numbers)).group_by(b.arm)
+    levels = union_all(*(select(literal(k).label("attribute"), b[k].label("level"), b.arm, func.count().label("n"))
+                         .group_by(b[k], b.arm) for k in BALANCE_CATEGORIES)).subquery("levels")
+    with connection(bind, hash_joins=True) as conn:
+        per_arm = read_frame(conn, moments).set_index("arm")
+        counts = read_frame(conn, select(levels))
+    if not {"treatment", "control"} <= set(per_arm.index):
+        return pd.DataFrame(columns=["attribute", "label", "treatment", "control", "smd", "p_value", "balanced"])
+    t, c = per_arm.loc["treatment"], per_arm.loc["control"]
+    rows = []
+    for key, label in BALANCE_NUMBERS.items():
+        mt, mc = float(t[f"{key}__mean"] or math.nan), float(c[f"{key}__mean"] or math.nan)
+        vt, vc = float(t[f"{key}__var"] or 0.0), float(c[f"{key}__var"] or 0.0)
+        rows.append({"attribute": key, "label": label, "treatment": mt, "control": mc, "smd": _smd(mt, mc, vt, vc),
+                     "p_value": _p_value(mt - mc, vt / max(int(t[f"{key}__n"]), 1) + vc / max(int(c[f"{key}__n"]), 1))})
+    n_t, n_c = int(t["members"]), int(c["members"])
+    counts["n"] = counts["n"].astype("int64")
+    for key, label in BALANCE_CATEGORIES.items():
+        table = counts[counts["attribute"] == key].pivot_table(index="level", columns="arm", values="n",
+                                                               aggfunc="sum", fill_value=0)
+        for level in table.sort_index().index:
+            pt = float(table.loc[level].get("treatment", 0)) / n_t
+            pc = float(table.loc[level].get("control", 0)) / n_c
+            rows.append({"attribute": key, "label": f"{label}: {level}", "treatment": pt, "control": pc,
+                         "smd": _smd(pt, pc, pt * (1 - pt), pc * (1 - pc)),
+                         "p_value": _p_value(pt - pc, pt * (1 - pt) / n_t + pc * (1 - pc) / n_c)})
+    frame = pd.DataFrame(rows)
+    frame["balanced"] = frame["smd"].abs().fillna(0) < BALANCE_THRESHOLD
+    return frame
+
+
+def _p_value(difference: float, variance: float) -> float:
+    """Two-sided p-value of a difference of means (or shares) between the arms (normal approximation)."""
+    if math.isnan(difference) or not variance > 0:
+        return 1.0 if difference == 0 or not variance > 0 else math.nan
+    return float(2 * stats.norm.sf(abs(difference) / math.sqrt(variance)))
+
+
+@dataclass(frozen=True)
+class BalanceVerdict:
+    """The balance table in one sentence; ``level`` is "ok", "chance" or "broken"."""
+
+    level: str
+    message: str
+
+
+def balance_verdict(table: pd.DataFrame, control: int) -> BalanceVerdict:
+    """Whether the arms differ beyond chance. A hash split is random, so differences are chance unless one is
+    significant after a Bonferroni correction over all attributes (p < 0.05 / attributes): then the split
+    itself is suspect. Chance differences of |SMD| >= 0.1 are common with a small control group."""
+    if table.empty:
+        return BalanceVerdict("ok", "No comparison: an arm is empty.")
+    broken = table[table["p_value"] < BALANCE_ALPHA / len(table)]
+    off = table[~table["balanced"]]
+    if not broken.empty:
+        return BalanceVerdict("broken", f"Treatment and control differ beyond chance on {', '.join(broken['label'])} "
+                              f"(p < {BALANCE_ALPHA} / {len(table)} attributes): check how the arms were assigned.")
+    if not off.empty:
+        return BalanceVerdict("chance", f"{len(off)} of {len(table)} attributes have |SMD| >= {BALANCE_THRESHOLD} "
+                              f"({', '.join(off['label'].head(4))}), but no difference is beyond chance for "
+                              f"{control:,} control members; a larger control group narrows them.")
+    return BalanceVerdict("ok", f"Treatment and control are balanced on all {len(table)} attributes "
+                          f"(|SMD| < {BALANCE_THRESHOLD}, none differs beyond chance).")
+
+
+def _smd(mean_t: float, mean_c: float, var_t: float, var_c: float) -> float:
+    spread = math.sqrt((var_t + var_c) / 2)
+    if math.isnan(mean_t) or math.isnan(mean_c):
+        return math.nan
+    return (mean_t - mean_c) / spread if spread > 0 else 0.0
