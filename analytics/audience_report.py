@@ -29,7 +29,7 @@ from typing import Any
 
 import pandas as pd
 from scipy import stats
-from sqlalchemy import Date, Double, Integer, String, and_, case, cast, func, literal, select, union_all
+from sqlalchemy import Date, Double, String, and_, case, cast, func, literal, select, tuple_
 
 from analytics import rfm
 from analytics.db import Bind, connection, read_frame
@@ -63,19 +63,17 @@ BALANCE_HELP = ("Standardised mean difference between treatment and control: (me
 
 def overlap_matrix(bind: Bind, audiences: Mapping[str, Mapping[str, Any]]) -> pd.DataFrame:
     """Members targeted by both audiences, for every pair (the diagonal: each audience's size), as a square
-    frame indexed and labelled by the audiences' names. One statement: each member's membership pattern
-    (a bit per audience) is counted, and the pairs are summed from those few counts."""
+    frame indexed and labelled by the audiences' names. One pass over the members: each member's membership
+    pattern (a bit per audience) is counted, and the pairs are summed from those few counts."""
     names = list(audiences)
     if not 1 <= len(names) <= MAX_OVERLAP:
         raise ValueError(f"Compare from 1 to {MAX_OVERLAP} audiences at a time.")
-    parts = []
-    for i, name in enumerate(names):
-        ids = targeted_member_ids(audiences[name]).subquery(f"audience_{i}")
-        parts.append(select(ids.c.member_id, literal(1 << i, Integer).label("bit")))
-    tagged = union_all(*parts).subquery("tagged")
-    patterns = select(tagged.c.member_id, func.sum(tagged.c.bit).label("pattern")).group_by(
-        tagged.c.member_id).subquery("patterns")
-    counts = read_frame(bind, select(patterns.c.pattern, func.count().label("members")).group_by(patterns.c.pattern))
+    m = members.c
+    bits = [case((m.member_id.in_(targeted_member_ids(audiences[name])), 1 << i), else_=0) for i, name in
+             enumerate(names)]
+    patterns = select(sum(bits[1:], bits[0]).label("pattern")).subquery("patterns")
+    counts = read_frame(bind, select(patterns.c.pattern, func.count().label("members"))
+                        .where(patterns.c.pattern > 0).group_by(patterns.c.pattern))
     matrix = pd.DataFrame(0, index=pd.Index(names, name="audience"), columns=names, dtype="int64")
     for pattern, count in zip(counts["pattern"].astype(int), counts["members"].astype(int), strict=True):
         inside = [n for i, n in enumerate(names) if pattern >> i & 1]
@@ -120,7 +118,8 @@ def _with_shares(frame: pd.DataFrame, audience: str, everyone: str, by: str | No
 
 def audience_profile(bind: Bind, spec: Mapping[str, Any]) -> AudienceProfile:
     """The targeted audience (both arms) against all members: attribute mix, sales summary and category mix
-    over the audience window (see the module docstring). Two statements."""
+    over the audience window (see the module docstring). Two statements: one pass over the members (a
+    grouping set per attribute and one for the totals) and one over the window's order lines."""
     window = parse_spec(spec).window
     m = members.c
     ids = targeted_member_ids(spec).subquery("audience")
@@ -134,16 +133,16 @@ def audience_profile(bind: Bind, spec: Mapping[str, Any]) -> AudienceProfile:
             .select_from(members.outerjoin(ids, ids.c.member_id == m.member_id)
                          .outerjoin(scored, scored.c.member_id == m.member_id)).subquery("base"))
     b = base.c
-    parts = [select(literal(k).label("dimension"), b[k].label("value"), func.sum(b.inside).label("audience"),
-                    func.count().label("all_members")).group_by(b[k]) for k in dims]
     in_audience = b.inside == 1
-    totals = select(func.sum(b.inside).label("audience_members"), func.count().label("all_members"),
-                    count_if(and_(in_audience, b.orders > 0)).label("audience_buyers"),
-                    count_if(b.orders > 0).label("all_buyers"),
-                    func.coalesce(sum_if(in_audience, b.sales), 0.0).label("audience_sales"),
-                    func.coalesce(func.sum(b.sales), 0.0).label("all_sales"),
-                    func.coalesce(sum_if(in_audience, b.orders), 0.0).label("audience_orders"),
-                    func.coalesce(func.sum(b.orders), 0.0).label("all_orders"))
+    # one pass over the members: a grouping set per dimension, and () for the totals
+    grouped = select(*(b[k] for k in dims), func.sum(b.inside).label("audience"), func.count().label("all_members"),
+                     count_if(and_(in_audience, b.orders > 0)).label("audience_buyers"),
+                     count_if(b.orders > 0).label("all_buyers"),
+                     func.coalesce(sum_if(in_audience, b.sales), 0.0).label("audience_sales"),
+                     func.coalesce(func.sum(b.sales), 0.0).label("all_sales"),
+                     func.coalesce(sum_if(in_audience, b.orders), 0.0).label("audience_orders"),
+                     func.coalesce(func.sum(b.orders), 0.0).label("all_orders")
+                     ).group_by(func.grouping_sets(*(b[k] for k in dims), tuple_()))
     o, lines = orders.c, order_items.c
     in_order = o.member_id.in_(select(ids.c.member_id))
     amount = cast(lines.line_amount, Double)
@@ -156,21 +155,27 @@ def audience_profile(bind: Bind, spec: Mapping[str, Any]) -> AudienceProfile:
                           o.ordered_at < window.end_ts)
                    .group_by(products.c.category))
     with connection(bind, hash_joins=True) as conn:
-        mix = read_frame(conn, union_all(*parts).subquery("mix").select())
-        row = conn.execute(totals).one()._mapping
+        sets = read_frame(conn, grouped)
         categories = read_frame(conn, by_category)
-    mix = mix.astype({"audience": "int64", "all_members": "int64"})
+    keys = sets[list(dims)]
+    row = sets[keys.isna().all(axis=1)].iloc[0]  # the () set: every member
+    parts = []
+    for k in dims:  # each dimension's rows have its column set (values are never NULL: see UNKNOWN)
+        rows = sets[keys[k].notna()]
+        parts.append(pd.DataFrame({"dimension": k, "value": rows[k], "audience": rows["audience"],
+                                   "all_members": rows["all_members"]}))
+    mix = pd.concat(parts, ignore_index=True).astype({"audience": "int64", "all_members": "int64"})
     order = {k: i for i, k in enumerate(dims)}
     mix = _with_shares(mix, "audience", "all_members", "dimension")
     mix = mix.sort_values(["dimension", "all_members"], key=lambda s: s.map(order) if s.name == "dimension" else -s,
                           kind="stable").reset_index(drop=True)
     summary = pd.DataFrame([
-        {"measure": "members", "audience": row["audience_members"], "all_members": row["all_members"]},
-        {"measure": "buyers_share", "audience": _ratio(row["audience_buyers"], row["audience_members"]),
+        {"measure": "members", "audience": row["audience"], "all_members": row["all_members"]},
+        {"measure": "buyers_share", "audience": _ratio(row["audience_buyers"], row["audience"]),
          "all_members": _ratio(row["all_buyers"], row["all_members"])},
-        {"measure": "sales_per_member", "audience": _ratio(row["audience_sales"], row["audience_members"]),
+        {"measure": "sales_per_member", "audience": _ratio(row["audience_sales"], row["audience"]),
          "all_members": _ratio(row["all_sales"], row["all_members"])},
-        {"measure": "orders_per_member", "audience": _ratio(row["audience_orders"], row["audience_members"]),
+        {"measure": "orders_per_member", "audience": _ratio(row["audience_orders"], row["audience"]),
          "all_members": _ratio(row["all_orders"], row["all_members"])},
         {"measure": "aov", "audience": _ratio(row["audience_sales"], row["audience_orders"]),
          "all_members": _ratio(row["all_sales"], row["all_orders"])},
@@ -195,8 +200,8 @@ BALANCE_CATEGORIES: dict[str, str] = {"tier": "Tier", "gender": "Gender", "regio
 
 
 def balance_check(bind: Bind, spec: Mapping[str, Any]) -> pd.DataFrame:
-    """Treatment against control on key attributes: ``attribute, label, treatment, control, smd, p_value,
-    balanced``
+    """Treatment against control on key attributes, in one pass over the targeted members: ``attribute, label,
+    treatment, control, smd, p_value, balanced``
     (means for numbers, shares for category levels; see the module docstring). Empty when an arm is empty."""
     window = parse_spec(spec).window
     m = members.c
@@ -212,15 +217,20 @@ def balance_check(bind: Bind, spec: Mapping[str, Any]) -> pd.DataFrame:
     base = select(arms.c.arm, *(cast(v, Double).label(k) for k, v in numbers.items()),
                   *(func.coalesce(m[k], UNKNOWN).label(k) for k in BALANCE_CATEGORIES)).select_from(source).subquery()
     b = base.c
-    moments = select(b.arm, func.count().label("members"),
+    # one pass: the (arm) sets give the moments, the (arm, attribute) sets the category counts
+    grouped = select(b.arm, *(b[k] for k in BALANCE_CATEGORIES), func.count().label("members"),
                      *(func.count(b[k]).label(f"{k}__n") for k in numbers),
                      *(func.avg(b[k]).label(f"{k}__mean") for k in numbers),
-                     *(func.var_samp(b[k]).label(f"{k}__var") for k in numbers)).group_by(b.arm)
-    levels = union_all(*(select(literal(k).label("attribute"), b[k].label("level"), b.arm, func.count().label("n"))
-                         .group_by(b[k], b.arm) for k in BALANCE_CATEGORIES)).subquery("levels")
+                     *(func.var_samp(b[k]).label(f"{k}__var") for k in numbers)
+                     ).group_by(func.grouping_sets(tuple_(b.arm), *(tuple_(b.arm, b[k]) for k in BALANCE_CATEGORIES)))
     with connection(bind, hash_joins=True) as conn:
-        per_arm = read_frame(conn, moments).set_index("arm")
-        counts = read_frame(conn, select(levels))
+        sets = read_frame(conn, grouped)
+    levels = sets[list(BALANCE_CATEGORIES)]
+    per_arm = sets[levels.isna().all(axis=1)].set_index("arm")
+    counts = pd.concat([pd.DataFrame({"attribute": k, "level": sets.loc[levels[k].notna(), k],
+                                      "arm": sets.loc[levels[k].notna(), "arm"],
+                                      "n": sets.loc[levels[k].notna(), "members"]}) for k in BALANCE_CATEGORIES],
+                       ignore_index=True)
     if not {"treatment", "control"} <= set(per_arm.index):
         return pd.DataFrame(columns=["attribute", "label", "treatment", "control", "smd", "p_value", "balanced"])
     t, c = per_arm.loc["treatment"], per_arm.loc["control"]

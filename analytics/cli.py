@@ -378,8 +378,25 @@ def _tags(ctx: Context) -> pd.DataFrame:
 
 
 def _audience_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--spec", required=True, help="audience definition (JSON file, format in docs/audiences.md)")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--spec", help="audience definition (JSON file, format in docs/audiences.md)")
+    source.add_argument("--saved", metavar="NAME", help="an audience saved in the app (app-state database: "
+                        "MEMBERLENS_STATE_URL, else data/app_state.sqlite)")
+    parser.add_argument("--version", type=int, help="with --saved: that version (default: the latest)")
     parser.add_argument("--members", action="store_true", help="print the targeted member ids and their arm instead")
+
+
+def _saved_spec(name: str, version: int | None) -> dict:
+    from analytics.appstate import AppStateError, load_audience, open_state, resolve_state_url
+    from analytics.warehouse import WarehouseError
+
+    try:
+        saved = load_audience(open_state(resolve_state_url()), name, version)
+    except (AppStateError, WarehouseError) as exc:
+        raise UsageError(str(exc)) from None
+    print(f"note: {saved.name} version {saved.version}, saved by {saved.author} on {saved.created_at:%Y-%m-%d %H:%M} "
+          f"UTC ({saved.size if saved.size is not None else '?'} members then)", file=sys.stderr)
+    return saved.spec
 
 
 @subcommand("audience", "A campaign audience from its JSON definition: members matching its rules, targeted (after "
@@ -388,13 +405,16 @@ def _audience_options(parser: argparse.ArgumentParser) -> None:
             "ignored.", _audience_options)
 def _audience(ctx: Context) -> pd.DataFrame:
     args = ctx.args
-    try:
-        with open(args.spec, encoding="utf-8") as handle:
-            spec = json.load(handle)
-    except OSError as exc:
-        raise UsageError(f"cannot read --spec {args.spec}: {exc.strerror}") from None
-    except json.JSONDecodeError as exc:
-        raise UsageError(f"--spec {args.spec} is not valid JSON: {exc.msg} at line {exc.lineno}") from None
+    if args.saved is not None:
+        spec = _saved_spec(args.saved, args.version)
+    else:
+        try:
+            with open(args.spec, encoding="utf-8") as handle:
+                spec = json.load(handle)
+        except OSError as exc:
+            raise UsageError(f"cannot read --spec {args.spec}: {exc.strerror}") from None
+        except json.JSONDecodeError as exc:
+            raise UsageError(f"--spec {args.spec} is not valid JSON: {exc.msg} at line {exc.lineno}") from None
     try:
         if args.members:
             return targeting.targeted_members(ctx.engine, spec)
@@ -403,6 +423,42 @@ def _audience(ctx: Context) -> pd.DataFrame:
         raise UsageError(str(exc)) from None
     return pd.DataFrame([{"matching": sizes.matching, "targeted": sizes.targeted, "treatment": sizes.treatment,
                           "control": sizes.control, **{f"reachable_{c}": n for c, n in sizes.reachable.items()}}])
+
+
+def _forecast_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--type", required=True, dest="campaign_type", help="campaign type, e.g. coupon")
+    parser.add_argument("--send-channel", required=True, choices=targeting.CHANNELS, help="message channel")
+    parser.add_argument("--size", required=True, type=int, help="members to send to (treatment)")
+    parser.add_argument("--coupon", type=float, default=0.0, help="coupon value per redemption (default 0)")
+    parser.add_argument("--message-cost", type=float, default=0.0, help="cost per message (default 0)")
+    parser.add_argument("--margin", type=float, default=0.3, help="margin on incremental sales, 0-1 (default 0.3)")
+
+
+@subcommand("forecast", "Forecast of a campaign from past campaigns of the same type and channel (their treatment "
+            "against their control): response rate, incremental conversions with a 95% interval, coupon cost and "
+            "ROI. Says so, and prints nothing else, when there is too little history. Dates are ignored.",
+            _forecast_options)
+def _forecast(ctx: Context) -> pd.DataFrame:
+    from analytics import forecast
+
+    args = ctx.args
+    try:
+        result = forecast.forecast_campaign(ctx.engine, args.campaign_type, args.send_channel, args.size, args.coupon,
+                                            args.message_cost, args.margin)
+    except forecast.ForecastError as exc:
+        raise UsageError(str(exc)) from None
+    print(f"note: {result.message}", file=sys.stderr)
+    if not result.enough_history:
+        return pd.DataFrame(columns=["measure", "value", "ci_low", "ci_high"])
+    return pd.DataFrame([
+        {"measure": "response_rate", "value": result.response_rate, "ci_low": None, "ci_high": None},
+        {"measure": "uplift", "value": result.uplift, "ci_low": result.uplift_ci[0], "ci_high": result.uplift_ci[1]},
+        {"measure": "incremental_conversions", "value": result.incremental_conversions,
+         "ci_low": result.incremental_ci[0], "ci_high": result.incremental_ci[1]},
+        {"measure": "coupon_cost", "value": result.coupon_cost, "ci_low": None, "ci_high": None},
+        {"measure": "message_cost", "value": result.message_cost, "ci_low": None, "ci_high": None},
+        {"measure": "roi", "value": result.roi, "ci_low": result.roi_ci[0], "ci_high": result.roi_ci[1]},
+    ])
 
 
 def _experiment_options(parser: argparse.ArgumentParser) -> None:

@@ -25,7 +25,8 @@ docs/audiences.md)::
   chosen by the same hash as the holdout (so the choice is stable and unbiased).
 * **Control group**: a member is in control when ``bucket(member_id, campaign_key) < holdout x 65536``,
   where the bucket is the first four hex digits of ``md5(member_id || ':' || campaign_key)`` read as a
-  number (0..65535). Deterministic, the same on every warehouse, independent of any other campaign.
+  number (0..65535; in SQL the four-digit hex text is compared, which sorts the same). Deterministic, the
+  same on every warehouse, independent of any other campaign.
 
 Conditions are two-valued: a member with a missing attribute (no birth date, no tier) is outside every
 range and list, so ``not_in`` and NOT include them. Every value is a bound parameter; field names and
@@ -197,15 +198,28 @@ def _member_in(ids: Select) -> ColumnElement[bool]:
     return members.c.member_id.in_(ids)
 
 
-def _fields_used(group: Any) -> set[str]:
-    """The field names a rules tree mentions (tolerant of malformed items: the compiler reports those)."""
-    found: set[str] = set()
-    if isinstance(group, Mapping):
-        if isinstance(group.get("field"), str):
-            found.add(group["field"])
-        for item in group.get("conditions", []) if isinstance(group.get("conditions"), list) else []:
-            found |= _fields_used(item)
-    return found
+def _conditions(group: Any) -> list[Mapping[str, Any]]:
+    """Every condition of a rules tree, at any depth (tolerant of malformed items: the compiler reports those)."""
+    if not isinstance(group, Mapping):
+        return []
+    if "conditions" not in group:
+        return [group]
+    items = group["conditions"] if isinstance(group["conditions"], list) else []
+    return [c for item in items for c in _conditions(item)]
+
+
+def _last_order_in_window(conditions: list[Mapping[str, Any]], window: Filters) -> bool:
+    """Whether every "days since last order" condition has an upper bound inside the window: then a member
+    whose last order lies before the window is outside each range whether or not that order is read, and the
+    orders before the window need not be scanned."""
+    span = (window.end - window.start).days
+    for c in conditions:
+        if c.get("field") == "days_since_last_order":
+            value = c.get("value")
+            high = value[1] if isinstance(value, list | tuple) and len(value) == 2 else None
+            if isinstance(high, bool) or not isinstance(high, int | float) or high > span:
+                return False
+    return True
 
 
 _ORDER_TOTALS = ("order_count", "net_sales", "aov", "days_since_last_order")
@@ -242,9 +256,10 @@ class _Compiler:
 
     def __init__(self, audience: Audience, depth: int = 0) -> None:
         self.window, self.depth = audience.window, depth
-        used = _fields_used(audience.rules)
-        needs_totals = used & set(_ORDER_TOTALS)
-        self.totals = member_order_totals(self.window, "days_since_last_order" in used) if needs_totals else None
+        conditions = _conditions(audience.rules)
+        needs_totals = {c.get("field") for c in conditions} & set(_ORDER_TOTALS)
+        all_time = not _last_order_in_window(conditions, self.window)
+        self.totals = member_order_totals(self.window, all_time) if needs_totals else None
         self.where = self.group(audience.rules)
 
     def source(self) -> Any:
@@ -342,12 +357,28 @@ def audience_member_ids(spec: Mapping[str, Any]) -> Select:
 _HEX = "0123456789abcdef"
 
 
+def prefix(member_id: Any, campaign_key: str) -> ColumnElement[str]:
+    """The first four hex digits of ``md5(member_id || ':' || campaign_key)`` (lower case, as ``md5`` returns them
+    on DuckDB and PostgreSQL). Four-digit hex texts sort as their numbers, so a bucket comparison is a text
+    comparison with one ``md5`` per row."""
+    return func.substr(func.md5(func.concat(member_id, literal(":"), literal(campaign_key))), 1, 4)
+
+
 def bucket(member_id: Any, campaign_key: str) -> ColumnElement[int]:
-    """The member's hash bucket for a campaign, 0..65535: the first four hex digits of
-    ``md5(member_id || ':' || campaign_key)`` (``md5`` and ``strpos`` exist on DuckDB and PostgreSQL)."""
-    digest = func.md5(func.concat(member_id, literal(":"), literal(campaign_key)))
-    digits = [func.strpos(literal(_HEX), func.substr(digest, i, 1)) - 1 for i in range(1, 5)]
+    """The member's hash bucket for a campaign, 0..65535: :func:`prefix` read as a number (for checks; the
+    campaign queries compare the prefix itself)."""
+    hex_digits = prefix(member_id, campaign_key)
+    digits = [func.strpos(literal(_HEX), func.substr(hex_digits, i, 1)) - 1 for i in range(1, 5)]
     return digits[0] * 4096 + digits[1] * 256 + digits[2] * 16 + digits[3]
+
+
+def _below(prefix_column: Any, buckets: int) -> ColumnElement[bool]:
+    """``bucket < buckets``, as a comparison of the hex prefix."""
+    if buckets <= 0:
+        return false()
+    if buckets >= BUCKETS:
+        return true()
+    return prefix_column < literal(f"{buckets:04x}")
 
 
 def python_bucket(member_id: str, campaign_key: str) -> int:
@@ -368,24 +399,24 @@ def reachable(channel: str) -> ColumnElement[bool]:
 
 
 def _matched(audience: Audience, depth: int = 0) -> Select:
-    """Every member matching the rules: ``member_id``, ``bucket``, ``capped`` (sent a campaign within the
-    frequency cap), ``reach_<channel>`` flags and ``rank`` (1, 2, ... by bucket among the uncapped: the
-    maximum size keeps the lowest ranks)."""
+    """Every member matching the rules: ``member_id``, ``prefix`` (the hash bucket as four hex digits),
+    ``capped`` (sent a campaign within the frequency cap), ``reach_<channel>`` flags and ``rank`` (1, 2, ... by
+    bucket among the uncapped: the maximum size keeps the lowest ranks; 0 without a maximum size)."""
     m = members.c
     capped = false()
     if audience.frequency_cap_days:
         since = datetime.combine(audience.window.end - timedelta(days=audience.frequency_cap_days - 1), time())
         cm = campaign_members.c
         capped = m.member_id.in_(select(cm.member_id).where(cm.sent_at >= since, cm.sent_at < audience.window.end_ts))
-    hashed = bucket(m.member_id, audience.campaign_key)
     compiled = _Compiler(audience, depth)
-    flagged = (select(m.member_id, hashed.label("bucket"), case((capped, 1), else_=0).label("capped"),
+    flagged = (select(m.member_id, prefix(m.member_id, audience.campaign_key).label("prefix"),
+                      case((capped, 1), else_=0).label("capped"),
                       *(case((reachable(c), 1), else_=0).label(f"reach_{c}") for c in CHANNELS))
                .select_from(compiled.source()).where(compiled.where).subquery("flagged"))
     f = flagged.c
     if not audience.max_size:  # no ranking needed (a window over every matching member is not free)
         return select(flagged, literal(0).label("rank"))
-    rank = func.row_number().over(partition_by=f.capped, order_by=(f.bucket, f.member_id))
+    rank = func.row_number().over(partition_by=f.capped, order_by=(f.prefix, f.member_id))
     return select(flagged, rank.label("rank"))
 
 
@@ -395,7 +426,7 @@ def _targeted(audience: Audience, matched: Any) -> ColumnElement[bool]:
 
 
 def _control(audience: Audience, matched: Any) -> ColumnElement[bool]:
-    return matched.c.bucket < literal(round(audience.holdout * BUCKETS))
+    return _below(matched.c.prefix, round(audience.holdout * BUCKETS))
 
 
 def _targeted_arms(audience: Audience, depth: int = 0) -> Select:
@@ -432,19 +463,26 @@ class Preview:
 
 
 def preview(bind: Bind, spec: Mapping[str, Any]) -> Preview:
-    """Audience size, targeted size, control size and reachable per channel, in one SQL statement."""
+    """Audience size, targeted size, control size and reachable per channel, in one SQL statement.
+
+    The members are grouped by (targeted, control): each member's hash is computed once (counting the arms
+    with conditional counts computed it once per count, four times the work at 1M members)."""
     audience = parse_spec(spec)
     matched = _matched(audience).subquery("matched")
-    targeted = _targeted(audience, matched)
-    treated = and_(targeted, not_(_control(audience, matched)))
-    counts = select(func.count().label("matching"), count_if(targeted).label("targeted"),
-                    count_if(and_(targeted, _control(audience, matched))).label("control"),
-                    *(count_if(and_(targeted, matched.c[f"reach_{c}"] == 1)).label(c) for c in CHANNELS),
-                    *(count_if(and_(treated, matched.c[f"reach_{c}"] == 1)).label(f"{c}_treated") for c in CHANNELS))
+    arms = select(case((_targeted(audience, matched), 1), else_=0).label("targeted"),
+                  case((_control(audience, matched), 1), else_=0).label("control"),
+                  *(matched.c[f"reach_{c}"] for c in CHANNELS)).subquery("arms")
+    a = arms.c
+    counts = select(a.targeted, a.control, func.count().label("members"),
+                    *(func.sum(a[f"reach_{c}"]).label(c) for c in CHANNELS)).group_by(a.targeted, a.control)
     with connection(bind) as conn:
-        row = conn.execute(counts).one()._mapping
-    return Preview(int(row["matching"]), int(row["targeted"]), int(row["control"]),
-                   {c: int(row[c]) for c in CHANNELS}, {c: int(row[f"{c}_treated"]) for c in CHANNELS})
+        rows = [row._mapping for row in conn.execute(counts)]
+    targeted = [r for r in rows if r["targeted"] == 1]
+    treated = [r for r in targeted if r["control"] == 0]
+    return Preview(sum(int(r["members"]) for r in rows), sum(int(r["members"]) for r in targeted),
+                   sum(int(r["members"]) for r in targeted if r["control"] == 1),
+                   {c: sum(int(r[c]) for r in targeted) for c in CHANNELS},
+                   {c: sum(int(r[c]) for r in treated) for c in CHANNELS})
 
 
 def targeted_members(bind: Bind, spec: Mapping[str, Any]) -> pd.DataFrame:

@@ -34,6 +34,13 @@ state = app_state()
 session = st.session_state
 session.setdefault("target_rev", 0)
 session.setdefault("target_saved_extra", {})  # label -> spec of saved versions an opened audience refers to
+#: Widgets inside tabs run only while their tab is open; re-assigning their values keeps them while it is closed.
+TAB_WIDGETS = ("target_name", "target_author", "target_note", "target_overlap_with", "target_profile_dimension",
+               "target_forecast_type", "target_forecast_channel", "target_forecast_coupon",
+               "target_forecast_message_cost", "target_forecast_margin", "target_forecast_redemption")
+for widget in TAB_WIDGETS:
+    if widget in session:
+        session[widget] = session[widget]
 
 
 def _saved_label(spec: dict) -> str:
@@ -42,12 +49,19 @@ def _saved_label(spec: dict) -> str:
 
 def _open(name: str, version: int) -> None:
     """Put a saved audience into the builder (a callback: runs before the widgets of the next run)."""
-    saved = load_audience(state, name, version)
+    try:
+        saved = load_audience(state, name, version)
+    except (AppStateError, WarehouseError) as problem:
+        session["target_opened"] = f"Could not open {name} version {version}: {problem}"
+        return
     spec = saved.spec
     layout = table_from_rules(spec.get("rules", {}))
     session["target_name"] = saved.name
-    session["target_opened"] = f"Opened {saved.name} version {saved.version} (saved by {saved.author} on " \
-                               f"{saved.created_at:%d %b %Y %H:%M} UTC)."
+    window = "" if (spec.get("start"), spec.get("end")) == (filters.start.isoformat(), filters.end.isoformat()) else (
+        f" It was defined over {spec.get('start')} to {spec.get('end')}; behaviour is now read over the date range "
+        "in the sidebar.")
+    session["target_opened"] = (f"Opened {saved.name} version {saved.version} (saved by {saved.author} on "
+                                f"{saved.created_at:%d %b %Y %H:%M} UTC).{window}")
     session["target_holdout"] = round(float(spec.get("holdout", 0)) * 100)
     session["target_key"] = str(spec.get("campaign_key", ""))
     session["target_cap"] = int(spec.get("frequency_cap_days") or 0)
@@ -98,7 +112,13 @@ st.caption(f"Build the audience from conditions; behaviour is read from {filters
            f"{filters.end:%d %b %Y} (the date range), which is also the reference day for ages and recency.")
 
 # --- saved audiences ------------------------------------------------------------------------------------
-saved = list_audiences(state) if state is not None else pd.DataFrame()
+saved = pd.DataFrame()
+if state is not None:
+    try:
+        saved = list_audiences(state)
+    except WarehouseError as problem:  # the app-state database went away after it was opened
+        st.warning(f"Saved audiences are unavailable: {problem.problem} {problem.fix}", icon=":material/database:")
+        state = None
 latest = {row.name: int(row.version) for row in saved.itertuples()} if not saved.empty else {}
 with st.expander(f"Saved audiences ({len(latest)})", icon=":material/bookmarks:", expanded=False):
     if state is None:
@@ -123,12 +143,12 @@ if session.get("target_opened"):
     st.info(session["target_opened"], icon=":material/bookmark:")
 
 # --- the builder ------------------------------------------------------------------------------------------
-saved_specs: dict[str, dict] = dict(session["target_saved_extra"])
+saved_specs: dict[str, dict | None] = dict(session["target_saved_extra"])  # None: the latest, read when chosen
 if state is not None:
     for audience_name, audience_version in latest.items():
         label = f"{audience_name} (v{audience_version})"
         if label not in saved_specs:
-            saved_specs[label] = None  # loaded when chosen
+            saved_specs[label] = None
 with st.container(border=True):
     json_mode = st.toggle("Write the rules as JSON (any nesting of groups)", key="target_json_mode",
                           on_change=_switch_editor, help="The table covers AND of ORs (or OR of ANDs) with NOT on "
@@ -241,47 +261,52 @@ st.subheader("Reachable per channel", help="Consent to the channel and a usable 
              "phone of 8+ characters; push: consent). No consent, no message.")
 reach_chart(sizes)
 
+# Only the open tab runs (on_change="rerun"): overlap, profile and balance each cost as much as the preview
 members_tab, profile_tab, overlap_tab, balance_tab, forecast_tab, save_tab = st.tabs(
-    ["Members", "Profile", "Overlap", "Control balance", "Forecast", "Save"])
-with members_tab:
-    member_table(cached_audience_members(ctx.engine, ctx.url, spec_json, PREVIEW_ROWS))
-    st.caption(f"The first {min(sizes.targeted, PREVIEW_ROWS):,} by member id. Names, phones and emails are masked.")
-    buttons = st.columns(2)
-    author = session.get("target_author") or default_author()
-    buttons[0].download_button(f"Download all {sizes.targeted:,} members with their arm (CSV, masked)",
-                               lambda: audience_members_csv(ctx.engine, spec_json, state, author),
-                               file_name="memberlens_campaign.csv", mime="text/csv", icon=":material/download:",
-                               key="target_members_download")
-    buttons[1].download_button("Download the audience definition (JSON)", json.dumps(spec, indent=2,
-                               ensure_ascii=False), file_name="memberlens_audience.json", mime="application/json",
-                               icon=":material/groups:", key="target_spec_download",
-                               help="python -m analytics audience --spec FILE re-creates it (docs/audiences.md).")
-with profile_tab:
-    if st.toggle("Profile the audience", key="target_profile_on", help="Tier, RFM segment, sales and category mix "
-                 "of the targeted members against all members (a few seconds on a large warehouse)."):
+    ["Members", "Profile", "Overlap", "Control balance", "Forecast", "Save"], key="target_tab", on_change="rerun")
+if members_tab.open:
+    with members_tab:
+        member_table(cached_audience_members(ctx.engine, ctx.url, spec_json, PREVIEW_ROWS))
+        st.caption(f"The first {min(sizes.targeted, PREVIEW_ROWS):,} by member id. Names, phones and emails are "
+                   "masked.")
+        buttons = st.columns(2)
+        exporter = session.get("target_author") or default_author()
+        buttons[0].download_button(f"Download all {sizes.targeted:,} members with their arm (CSV, masked)",
+                                   lambda: audience_members_csv(ctx.engine, spec_json, state, exporter),
+                                   file_name="memberlens_campaign.csv", mime="text/csv", icon=":material/download:",
+                                   key="target_members_download")
+        buttons[1].download_button("Download the audience definition (JSON)", json.dumps(spec, indent=2,
+                                   ensure_ascii=False), file_name="memberlens_audience.json",
+                                   mime="application/json", icon=":material/groups:", key="target_spec_download",
+                                   help="python -m analytics audience --spec FILE re-creates it (docs/audiences.md).")
+if profile_tab.open:
+    with profile_tab:
         profile_view(ctx.engine, ctx.url, spec_json, sizes.targeted)
-with overlap_tab:
-    overlap_view(ctx.engine, ctx.url, spec, list(saved_specs), _saved_spec)
-with balance_tab:
-    balance_view(ctx.engine, ctx.url, spec_json, sizes)
-with forecast_tab:
-    forecast_view(ctx.engine, ctx.url, sizes)
-with save_tab:
-    if state is None:
-        st.caption("Saving needs the app-state database (see the warning above).")
-    else:
-        name_col, author_col = st.columns(2)
-        name = name_col.text_input("Audience name", key="target_name", max_chars=100,
-                                   help="Saving under an existing name adds a new version; earlier versions stay as "
-                                        "they were.")
-        author = author_col.text_input("Saved by", value=default_author(), key="target_author", max_chars=100)
-        note = st.text_input("Note (optional)", key="target_note", max_chars=500)
-        submitted = st.button("Save", icon=":material/save:", type="primary", key="target_save")
-        if submitted:
-            try:
-                stored = save_audience(state, name, spec, sizes.targeted, author, note or None)
-            except (AppStateError, WarehouseError) as problem:
-                st.error(str(problem), icon=":material/error:")
-            else:
-                st.success(f"Saved **{stored.name}** version {stored.version}: {stored.size:,} members targeted "
-                           f"now.", icon=":material/check:")
+if overlap_tab.open:
+    with overlap_tab:
+        overlap_view(ctx.engine, ctx.url, spec, list(saved_specs), _saved_spec)
+if balance_tab.open:
+    with balance_tab:
+        balance_view(ctx.engine, ctx.url, spec_json, sizes)
+if forecast_tab.open:
+    with forecast_tab:
+        forecast_view(ctx.engine, ctx.url, sizes)
+if save_tab.open:
+    with save_tab:
+        if state is None:
+            st.caption("Saving needs the app-state database (see the warning above).")
+        else:
+            name_col, author_col = st.columns(2)
+            name = name_col.text_input("Audience name", key="target_name", max_chars=100,
+                                       help="Saving under an existing name adds a new version; earlier versions "
+                                            "stay as they were.")
+            author = author_col.text_input("Saved by", value=default_author(), key="target_author", max_chars=100)
+            note = st.text_input("Note (optional)", key="target_note", max_chars=500)
+            if st.button("Save", icon=":material/save:", type="primary", key="target_save"):
+                try:
+                    stored = save_audience(state, name, spec, sizes.targeted, author, note or None)
+                except (AppStateError, WarehouseError) as problem:
+                    st.error(str(problem), icon=":material/error:")
+                else:
+                    st.success(f"Saved **{stored.name}** version {stored.version}: {stored.size:,} members "
+                               "targeted now.", icon=":material/check:")

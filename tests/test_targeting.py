@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import subprocess
 import sys
 from datetime import date, timedelta
@@ -294,6 +295,43 @@ def test_command_line(duck_warehouse: Warehouse, tmp_path) -> None:
     path.write_text("{not json")
     bad = subprocess.run(base, capture_output=True, text=True, cwd=PROJECT_ROOT, timeout=60)
     assert bad.returncode == 2 and "not valid JSON" in bad.stderr
+    # a saved audience, by name and version, from the app-state database
+    from analytics.appstate import open_state, save_audience
+
+    state_url = f"sqlite:///{tmp_path}/state.sqlite"
+    state = open_state(state_url)
+    save_audience(state, "Spring", spec, sizes.targeted, "cli test")
+    save_audience(state, "Spring", {**spec, "holdout": 0.3}, None, "cli test")
+    env = {**os.environ, "MEMBERLENS_STATE_URL": state_url}
+    saved = [sys.executable, "-m", "analytics", "audience", "--url", duck_warehouse.url, "--saved", "Spring"]
+    first = subprocess.run([*saved, "--version", "1"], capture_output=True, text=True, cwd=PROJECT_ROOT, timeout=120,
+                           env=env)
+    assert first.returncode == 0 and first.stdout == run.stdout and "Spring version 1" in first.stderr
+    latest = subprocess.run(saved, capture_output=True, text=True, cwd=PROJECT_ROOT, timeout=120, env=env)
+    control = preview(duck_warehouse.engine, {**spec, "holdout": 0.3}).control
+    assert latest.returncode == 0 and latest.stdout.splitlines()[1].split(",")[3] == str(control)
+    missing = subprocess.run([*saved[:-1], "Autumn"], capture_output=True, text=True, cwd=PROJECT_ROOT, timeout=60,
+                             env=env)
+    assert missing.returncode == 2 and "There is no saved audience named 'Autumn'" in missing.stderr
+
+
+def test_forecast_command_line(duck_warehouse: Warehouse) -> None:
+    """Too little history: the plain statement and no figures; bad input: a usage error."""
+    from analytics import forecast
+
+    kinds = forecast.forecast_types(duck_warehouse.engine).sort_values("campaigns_with_control", ascending=False)
+    campaign_type, channel = kinds.iloc[0]["type"], kinds.iloc[0]["channel"]
+    base = [sys.executable, "-m", "analytics", "forecast", "--url", duck_warehouse.url, "--type", campaign_type,
+            "--send-channel", channel, "--size", "5000", "--coupon", "10", "--message-cost", "0.02"]
+    run = subprocess.run(base, capture_output=True, text=True, cwd=PROJECT_ROOT, timeout=120)
+    expected = forecast.forecast_campaign(duck_warehouse.engine, campaign_type, channel, 5000, 10, 0.02, 0.3)
+    assert run.returncode == 0, run.stderr
+    assert not expected.enough_history  # the tiny demo's longest history has 626 control members (1,000 needed)
+    assert f"note: {expected.message}" in run.stderr and "no forecast" in expected.message
+    assert run.stdout.strip() == "measure,value,ci_low,ci_high"  # no made-up figure
+    # the figures with enough history are checked in tests/test_forecast.py; bad input is a usage error
+    bad = subprocess.run([*base[:-4], "--margin", "2"], capture_output=True, text=True, cwd=PROJECT_ROOT, timeout=60)
+    assert bad.returncode == 2 and "margin" in bad.stderr.lower()
 
 
 @pytest.mark.parametrize("field, op, typed, expected", [
@@ -323,18 +361,25 @@ def test_typed_conditions_explain_mistakes(field: str, op: str, typed: str, mess
         condition_from_text(field, op, typed)
 
 
-def test_targeting_page_previews_the_audience(warehouse: Warehouse, monkeypatch) -> None:
-    """Under AppTest on DuckDB and PostgreSQL: the starter conditions' sizes equal the preview of the same spec,
-    the member preview is masked, and a typing mistake gets a message naming the row."""
-    from tests.conftest import default_filters, open_page
+def starter_spec(w: Warehouse) -> dict:
+    """The spec the Campaign targeting page opens with: its two starter rows, a 7-day cap, 10 % held out."""
+    from tests.conftest import default_filters
 
-    at = open_page(warehouse.url, "pages/campaign_targeting.py", monkeypatch)
-    filters = default_filters(warehouse)
-    spec = {"version": 1, "kind": "audience", "start": filters.start.isoformat(), "end": filters.end.isoformat(),
+    filters = default_filters(w)
+    return {"version": 1, "kind": "audience", "start": filters.start.isoformat(), "end": filters.end.isoformat(),
             "rules": {"match": "all", "conditions": [
                 {"field": "tier", "op": "in", "value": ["gold", "diamond"]},
                 {"field": "days_since_last_order", "op": "between", "value": [0, 90]}]},
             "frequency_cap_days": 7, "max_size": None, "holdout": 0.1, "campaign_key": "campaign"}
+
+
+def test_targeting_page_previews_the_audience(warehouse: Warehouse, monkeypatch) -> None:
+    """Under AppTest on DuckDB and PostgreSQL: the starter conditions' sizes equal the preview of the same spec,
+    the member preview is masked, and a typing mistake gets a message naming the row."""
+    from tests.conftest import open_page
+
+    at = open_page(warehouse.url, "pages/campaign_targeting.py", monkeypatch)
+    spec = starter_spec(warehouse)
     sizes = preview(warehouse.engine, spec)
     cards = {m.label: m.value for m in at.metric}
     assert (cards["Matching"], cards["Targeted"], cards["Control"]) == (
@@ -367,6 +412,9 @@ def test_saving_reopening_and_versions_on_the_page(warehouse: Warehouse, monkeyp
     at, run = direct_page(warehouse, "pages/campaign_targeting.py", monkeypatch)
     run()
     first = {m.label: m.value for m in at.metric}
+    assert "target_name" not in [t.key for t in at.text_input]  # only the open tab runs: Members
+    at.session_state["target_tab"] = "Save"
+    run()
     name = "Gold, recent 'VIP'; --"
     at.text_input(key="target_name").input(name)
     at.text_input(key="target_author").input("Ana")
@@ -413,3 +461,49 @@ def test_saving_reopening_and_versions_on_the_page(warehouse: Warehouse, monkeyp
     run()
     spec = {**v1.spec, "rules": deeper}
     assert {m.label: m.value for m in at.metric}["Matching"] == f"{preview(warehouse.engine, spec).matching:,}"
+
+
+def test_every_tab_of_the_targeting_page(warehouse: Warehouse, monkeypatch, tmp_path) -> None:
+    """Profile, overlap, balance and forecast tabs under AppTest show what the analytics compute for the same
+    spec (only the open tab runs)."""
+    from analytics import audience_report, forecast
+    from analytics.appstate import open_state, save_audience
+    from tests.conftest import direct_page
+
+    state_url = f"sqlite:///{tmp_path}/state.sqlite"
+    monkeypatch.setenv("MEMBERLENS_STATE_URL", state_url)
+    spec = starter_spec(warehouse)
+    saved = {**spec, "rules": {"match": "all", "conditions": [{"field": "tier", "op": "in", "value": ["gold"]}]}}
+    save_audience(open_state(state_url), "Gold only", saved, 0, "test")
+    at, run = direct_page(warehouse, "pages/campaign_targeting.py", monkeypatch)
+    run()
+    at.session_state["target_tab"] = "Profile"
+    run()
+    profile = audience_report.audience_profile(warehouse.engine, spec)
+    summary = profile.summary.set_index("measure")
+    cards = {m.label: m for m in at.metric}
+    assert cards["Net sales per member"].value == f"{summary.loc['sales_per_member', 'audience']:,.0f}"
+    table = next(df.value for df in at.dataframe if "all_share" in df.value.columns)
+    assert table["audience"].tolist() == profile.mix.loc[profile.mix["dimension"] == "tier", "audience"].tolist()
+    at.session_state["target_tab"] = "Overlap"
+    run()
+    assert at.multiselect(key="target_overlap_with").value == ["Gold only (v1)"]
+    matrix = audience_report.overlap_matrix(warehouse.engine, {"this": spec, "gold": {**saved, "name": "Gold only"}})
+    chart = at.get("plotly_chart")[-1].proto.spec
+    assert f"{matrix.loc['this', 'gold']:,}" in chart
+    at.session_state["target_tab"] = "Control balance"
+    run()
+    verdict = audience_report.balance_verdict(audience_report.balance_check(warehouse.engine, spec),
+                                              preview(warehouse.engine, spec).control)
+    shown = at.success or at.info or at.error
+    assert shown[0].value == verdict.message
+    at.session_state["target_tab"] = "Forecast"
+    run()
+    kinds = forecast.forecast_types(warehouse.engine)
+    first_type = sorted(kinds["type"].unique())[0]
+    channel = sorted(kinds.loc[kinds["type"] == first_type, "channel"])[0]
+    expected = forecast.forecast_campaign(warehouse.engine, first_type, channel,
+                                          preview(warehouse.engine, spec).reachable_treatment[channel], 20.0, 0.05,
+                                          0.3, 1.0)
+    assert not expected.enough_history  # the tiny demo's history is too short: a plain statement, no figure
+    assert at.info[-1].value == expected.message and "Expected ROI" not in [m.label for m in at.metric]
