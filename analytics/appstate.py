@@ -56,7 +56,16 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, IntegrityError, NoSuchModuleError, SQLAlchemyError
 
 from analytics.db import read_frame
-from analytics.warehouse import DRIVER_PACKAGES, WarehouseError, data_dir, mask_url, secrets_paths, url_from_secrets
+from analytics.warehouse import (
+    UNREACHABLE_SIGNS,
+    WarehouseError,
+    data_dir,
+    driver_fix,
+    driver_text,
+    mask_url,
+    secrets_paths,
+    url_from_secrets,
+)
 
 STATE_URL_ENV = "MEMBERLENS_STATE_URL"
 SECRETS_CONNECTION = "app_state"
@@ -244,18 +253,12 @@ def explain_state_error(exc: BaseException, url: str | URL) -> WarehouseError:
         return exc
     parsed = url if isinstance(url, URL) else make_url(url)
     where = parsed.render_as_string(hide_password=True)
-    detail = str(getattr(exc, "orig", None) or exc)
-    if parsed.password:
-        detail = detail.replace(str(parsed.password), "***")
-    first_line = detail.strip().splitlines()[0] if detail.strip() else type(exc).__name__
+    detail, first_line = driver_text(exc, parsed.render_as_string(hide_password=False))
     lowered = detail.lower()
     if isinstance(exc, (NoSuchModuleError, ImportError)):
-        names = list(reversed(parsed.drivername.split("+")))
-        package = next((DRIVER_PACKAGES[n] for n in names if n in DRIVER_PACKAGES), None)
         return WarehouseError(
             f"No database driver is installed for the app-state database '{parsed.drivername}' ({first_line}).",
-            f"Install it with `pip install {package}`." if package else "Install the SQLAlchemy dialect for it.",
-        )
+            driver_fix(parsed.drivername))
     if "authentication failed" in lowered:
         return WarehouseError(
             f"The app-state database rejected the user name or password ({where}).",
@@ -271,9 +274,7 @@ def explain_state_error(exc: BaseException, url: str | URL) -> WarehouseError:
             f"The app-state database file cannot be opened for writing ({where}): {first_line}",
             f"Make the file and its folder writable, or choose another location with {_WHERE_CONFIGURED}.",
         )
-    if any(s in lowered for s in ("connection refused", "could not connect", "could not translate host",
-                                  "name or service not known", "timeout expired", "no route to host",
-                                  "connection failed", "server closed the connection")):
+    if any(s in lowered for s in UNREACHABLE_SIGNS):
         return WarehouseError(
             f"The app-state database server does not answer ({where}): {first_line}",
             f"Check that the server is running and that host and port in {_WHERE_CONFIGURED} are right.",

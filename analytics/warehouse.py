@@ -224,24 +224,38 @@ def create_warehouse_engine(url: str, *, read_only: bool = True) -> Engine:
     return engine
 
 
-def _missing_driver(parsed: URL, exc: BaseException) -> WarehouseError:
-    names = list(reversed(parsed.drivername.split("+")))  # the driver if named, then the dialect
+def driver_fix(drivername: str) -> str:
+    """How to install the driver a URL names (the driver if named, then the dialect)."""
+    names = list(reversed(drivername.split("+")))
     package = next((DRIVER_PACKAGES[n] for n in names if n in DRIVER_PACKAGES), None)
-    fix = f"Install it with `pip install {package}`." if package else "Install the SQLAlchemy dialect for it."
-    return WarehouseError(
-        f"No database driver is installed for '{parsed.drivername}' ({exc}).", fix
-    )
+    return f"Install it with `pip install {package}`." if package else "Install the SQLAlchemy dialect for it."
+
+
+def _missing_driver(parsed: URL, exc: BaseException) -> WarehouseError:
+    return WarehouseError(f"No database driver is installed for '{parsed.drivername}' ({exc}).",
+                          driver_fix(parsed.drivername))
+
+
+#: What drivers say when a database server cannot be reached.
+UNREACHABLE_SIGNS: tuple[str, ...] = ("connection refused", "could not connect", "could not translate host",
+                                      "name or service not known", "timeout expired", "no route to host",
+                                      "connection failed", "server closed the connection")
+
+
+def driver_text(exc: BaseException, url: str) -> tuple[str, str]:
+    """A driver's message with the URL's password masked: the whole text and its first line."""
+    text = str(getattr(exc, "orig", None) or exc)
+    password = _password_of(url)
+    if password:
+        text = text.replace(password, "***")
+    return text, text.strip().splitlines()[0] if text.strip() else type(exc).__name__
 
 
 def explain_error(exc: BaseException, url: str) -> WarehouseError:
     """Turn a driver or SQLAlchemy exception into a one-line problem and a fix."""
     if isinstance(exc, WarehouseError):
         return exc
-    text = str(getattr(exc, "orig", None) or exc)
-    password = _password_of(url)
-    if password:
-        text = text.replace(password, "***")
-    first_line = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
+    text, first_line = driver_text(exc, url)
     where = mask_url(url)
     lowered = text.lower()
     if "password authentication failed" in lowered or "authentication failed" in lowered:
@@ -265,9 +279,7 @@ def explain_error(exc: BaseException, url: str) -> WarehouseError:
             f"The database named in the warehouse URL does not exist ({where}).",
             "Create it, or correct the database name at the end of the URL.",
         )
-    if any(s in lowered for s in ("connection refused", "could not connect", "could not translate host",
-                                  "name or service not known", "timeout expired", "no route to host",
-                                  "connection failed", "server closed the connection")):
+    if any(s in lowered for s in UNREACHABLE_SIGNS):
         return WarehouseError(
             f"The warehouse server does not answer ({where}): {first_line}",
             "Check that the server is running and that host and port in the URL are right.",

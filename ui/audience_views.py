@@ -57,14 +57,7 @@ def profile_view(engine: Engine, url: str, spec_json: str, targeted: int) -> Non
                                      required=True, format_func=audience_report.PROFILE_DIMENSIONS.get,
                                      key="target_profile_dimension")
     mix = profile.mix[profile.mix["dimension"] == dimension]
-    long = mix.melt(id_vars="value", value_vars=["audience_share", "all_share"], var_name="who", value_name="share")
-    long["who"] = long["who"].map({"audience_share": CURRENT, "all_share": "All members"})
-    chart = px.bar(long, x="share", y="value", color="who", barmode="group", orientation="h", text_auto=".0%",
-                   labels={"share": "Share of members", "value": "", "who": ""},
-                   color_discrete_map={CURRENT: "#1b9e77", "All members": "#bdbdbd"})
-    chart.update_layout(height=max(240, 48 * len(mix)), margin={"l": 0, "r": 0, "t": 10, "b": 0},
-                        xaxis_tickformat=".0%", yaxis={"autorange": "reversed"}, legend={"orientation": "h"})
-    st.plotly_chart(chart, key="target_profile_chart")
+    _shares_chart(mix, "value", "Share of members", 48, "target_profile_chart")
     st.caption("Index = the audience's share / all members' share × 100 (above 100: over-represented). RFM "
                "segments are scored over the window; '(no purchase)' = no completed order in it.")
     st.dataframe(mix[["value", "audience", "all_members", "audience_share", "all_share", "index"]], hide_index=True,
@@ -75,16 +68,19 @@ def profile_view(engine: Engine, url: str, spec_json: str, targeted: int) -> Non
                      "All members' share", format="percent"), "index": st.column_config.NumberColumn(
                      "Index", format="%.0f")})
     st.markdown("**Category mix** (share of net line amounts in the window)")
-    categories = profile.categories.head(12)
-    long = categories.melt(id_vars="category", value_vars=["audience_share", "all_share"], var_name="who",
-                           value_name="share")
+    _shares_chart(profile.categories.head(12), "category", "Share of net sales", 40, "target_category_chart")
+
+
+def _shares_chart(frame: pd.DataFrame, by: str, title: str, row_height: int, key: str) -> None:
+    """The audience's shares against all members', as paired horizontal bars."""
+    long = frame.melt(id_vars=by, value_vars=["audience_share", "all_share"], var_name="who", value_name="share")
     long["who"] = long["who"].map({"audience_share": CURRENT, "all_share": "All members"})
-    chart = px.bar(long, x="share", y="category", color="who", barmode="group", orientation="h", text_auto=".0%",
-                   labels={"share": "Share of net sales", "category": "", "who": ""},
+    chart = px.bar(long, x="share", y=by, color="who", barmode="group", orientation="h", text_auto=".0%",
+                   labels={"share": title, by: "", "who": ""},
                    color_discrete_map={CURRENT: "#1b9e77", "All members": "#bdbdbd"})
-    chart.update_layout(height=max(240, 40 * len(categories)), margin={"l": 0, "r": 0, "t": 10, "b": 0},
+    chart.update_layout(height=max(240, row_height * len(frame)), margin={"l": 0, "r": 0, "t": 10, "b": 0},
                         xaxis_tickformat=".0%", yaxis={"autorange": "reversed"}, legend={"orientation": "h"})
-    st.plotly_chart(chart, key="target_category_chart")
+    st.plotly_chart(chart, key=key)
 
 
 def overlap_view(engine: Engine, url: str, spec: Mapping[str, Any], saved_labels: list[str],
