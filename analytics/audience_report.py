@@ -32,6 +32,7 @@ from scipy import stats
 from sqlalchemy import Date, Double, String, and_, case, cast, func, literal, select, tuple_
 
 from analytics import rfm
+from analytics.clustering import AGE_BANDS  # the bands the cluster portraits use
 from analytics.db import Bind, connection, read_frame
 from analytics.schema import members, order_items, orders, products
 from analytics.sqlparts import count_if, sum_if
@@ -51,8 +52,6 @@ MAX_OVERLAP = 8
 BALANCE_THRESHOLD = 0.1
 #: Family-wise significance for "the arms differ beyond chance" (Bonferroni over the attributes).
 BALANCE_ALPHA = 0.05
-AGE_BANDS: tuple[tuple[int, int, str], ...] = ((0, 25, "<25"), (25, 35, "25-34"), (35, 45, "35-44"),
-                                               (45, 55, "45-54"), (55, 200, "55+"))
 UNKNOWN = "(unknown)"
 PROFILE_DIMENSIONS: dict[str, str] = {"tier": "Tier", "segment": "RFM segment", "region": "Region",
                                       "gender": "Gender", "age_band": "Age band",
@@ -201,8 +200,8 @@ BALANCE_CATEGORIES: dict[str, str] = {"tier": "Tier", "gender": "Gender", "regio
 
 def balance_check(bind: Bind, spec: Mapping[str, Any]) -> pd.DataFrame:
     """Treatment against control on key attributes, in one pass over the targeted members: ``attribute, label,
-    treatment, control, smd, p_value, balanced``
-    (means for numbers, shares for category levels; see the module docstring). Empty when an arm is empty."""
+    treatment, control, smd, p_value, balanced`` (means for numbers, shares for category levels; see the module
+    docstring). Empty when an arm is empty."""
     window = parse_spec(spec).window
     m = members.c
     arms = targeted_select(spec).subquery("arms")
@@ -236,8 +235,8 @@ def balance_check(bind: Bind, spec: Mapping[str, Any]) -> pd.DataFrame:
     t, c = per_arm.loc["treatment"], per_arm.loc["control"]
     rows = []
     for key, label in BALANCE_NUMBERS.items():
-        mt, mc = float(t[f"{key}__mean"] or math.nan), float(c[f"{key}__mean"] or math.nan)
-        vt, vc = float(t[f"{key}__var"] or 0.0), float(c[f"{key}__var"] or 0.0)
+        mt, mc = _number(t[f"{key}__mean"], math.nan), _number(c[f"{key}__mean"], math.nan)
+        vt, vc = _number(t[f"{key}__var"], 0.0), _number(c[f"{key}__var"], 0.0)
         rows.append({"attribute": key, "label": label, "treatment": mt, "control": mc, "smd": _smd(mt, mc, vt, vc),
                      "p_value": _p_value(mt - mc, vt / max(int(t[f"{key}__n"]), 1) + vc / max(int(c[f"{key}__n"]), 1))})
     n_t, n_c = int(t["members"]), int(c["members"])
@@ -256,10 +255,18 @@ def balance_check(bind: Bind, spec: Mapping[str, Any]) -> pd.DataFrame:
     return frame
 
 
+def _number(value: Any, missing: float) -> float:
+    """A value from the warehouse as a float; ``missing`` for NULL (no values in that arm)."""
+    return missing if value is None or pd.isna(value) else float(value)
+
+
 def _p_value(difference: float, variance: float) -> float:
-    """Two-sided p-value of a difference of means (or shares) between the arms (normal approximation)."""
-    if math.isnan(difference) or not variance > 0:
-        return 1.0 if difference == 0 or not variance > 0 else math.nan
+    """Two-sided p-value of a difference of means (or shares) between the arms (normal approximation); with no
+    spread at all, 1 for no difference and 0 for any."""
+    if math.isnan(difference):
+        return math.nan
+    if not variance > 0:
+        return 1.0 if difference == 0 else 0.0
     return float(2 * stats.norm.sf(abs(difference) / math.sqrt(variance)))
 
 

@@ -161,6 +161,11 @@ def test_balance_of_treatment_and_control_matches_pandas(warehouse: Warehouse) -
     born = pd.to_datetime(m["birth_date"])
     e = pd.Timestamp(end)
     check("Age", e.year - born.dt.year - ((e.month * 100 + e.day) < born.dt.month * 100 + born.dt.day))
+    # members without orders: both arms' means are 0, which is a value, not a missing one
+    idle = balance_check(warehouse.engine, spec_for(warehouse, [{"field": "order_count", "op": "between",
+                                                                 "value": [None, 0]}], holdout=0.3)).set_index("label")
+    assert idle.loc["Orders in the window", ["treatment", "control", "smd", "p_value"]].tolist() == [0, 0, 0, 1]
+    assert idle.loc["Net sales in the window", "balanced"]
     verdict = balance_verdict(table.reset_index(), int(control.sum()))
     assert verdict.level in ("ok", "chance")  # a hash split: nothing beyond chance
     assert (balance_check(warehouse.engine, spec_for(warehouse, [], holdout=0.0)).empty)
