@@ -297,17 +297,21 @@ def _ordered_attempts(spec: FunnelSpec, filters: Filters) -> Select:
     if spec.mode == "ordered":
         # A start directly followed by another start that is not a step-2 match takes the same path
         # later and tighter, so it cannot be the best attempt, unless no attempt gets past step 1:
-        # then the unit's first start is the best. Only the other starts are followed.
+        # then the best is the unit's earliest start (the last of those at that same moment, as the
+        # ranking breaks ties by the later event). Only the other starts are followed.
         start_flag = case((is_start, 1), else_=0)
         counted += [func.lead(start_flag).over(**order).label("next_start"),
                     func.lead(base.c[f"m{step_def[1]}"]).over(**order).label("next_second"),
-                    func.sum(start_flag).over(**order, rows=(None, -1)).label("starts_before")]
+                    func.lead(base.c.ts).over(**order).label("next_at"),
+                    # the same ordered window as the rest (a running minimum): one pass, not two
+                    func.min(case((is_start, base.c.ts))).over(**order, rows=(None, 0)).label("first_start_at")]
     linked = select(base, *counted).cte("linked")
     start = linked.alias("start")
     starts = [start.c[f"m{step_def[0]}"] == 1, *_in_range(start, filters)]
     if spec.mode == "ordered":
-        starts.append(or_(start.c.next_start.is_(None), start.c.next_start == 0, start.c.next_second == 1,
-                          func.coalesce(start.c.starts_before, 0) == 0))
+        earliest = and_(start.c.ts == start.c.first_start_at,
+                        or_(start.c.next_at.is_(None), start.c.next_at > start.c.ts))
+        starts.append(or_(start.c.next_start.is_(None), start.c.next_start == 0, start.c.next_second == 1, earliest))
     columns = _entry_columns(start)
     source: Any = start
 

@@ -12,7 +12,7 @@ from datetime import date, datetime, timedelta
 
 import pandas as pd
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import Engine, create_engine, delete, insert, select
 
@@ -262,8 +262,15 @@ def per_unit(db: EventLog, funnel: FunnelSpec, filters: Filters) -> dict[str, tu
     return result
 
 
+# Found by this test in CI: two starts at the same moment and nobody past step 1; the best attempt is the
+# later of the two (ties go to the later event), which the pruning of followed starts once dropped.
+TIED_STARTS = [Event(f"E00{i}", "A", "S1A", datetime(2026, 3, 10, *at), "product_view", device="app")
+               for i, at in enumerate([(0, 0), (0, 0), (11, 30)])]
+
+
 @settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(log=event_logs(), funnel=funnels())
+@example(log=TIED_STARTS, funnel=FunnelSpec((FunnelStep("product_view"), FunnelStep("add_to_cart")), 60))
 def test_sql_equals_reference_on_random_logs(log_db: EventLog, log: list[Event], funnel: FunnelSpec) -> None:
     log_db.load(log)
     filters = Filters(DAY, DAY)
