@@ -12,7 +12,7 @@ from analytics.appstate import AppStateError, audience_versions, list_audiences,
 from analytics.targeting import FIELDS, KIND, OPERATORS, SPEC_VERSION, TYPED_KINDS, SpecError
 from analytics.targeting_table import compose_rules, rules_from_table, table_from_rules
 from analytics.warehouse import WarehouseError
-from ui.app_state import app_state, default_author, state_location
+from ui.app_state import app_state, default_author, state_location, unavailable
 from ui.audience_views import balance_view, forecast_view, overlap_view, profile_view, reach_chart
 from ui.cached import audience_members_csv, cached_audience_members, cached_audience_preview
 from ui.context import page_inputs
@@ -117,7 +117,7 @@ if state is not None:
     try:
         saved = list_audiences(state)
     except WarehouseError as problem:  # the app-state database went away after it was opened
-        st.warning(f"Saved audiences are unavailable: {problem.problem} {problem.fix}", icon=":material/database:")
+        unavailable(problem)
         state = None
 latest = {row.name: int(row.version) for row in saved.itertuples()} if not saved.empty else {}
 with st.expander(f"Saved audiences ({len(latest)})", icon=":material/bookmarks:", expanded=False):

@@ -26,8 +26,13 @@ def app_state() -> Engine | None:
         url = resolve_state_url()
         return _state_engine(url)
     except WarehouseError as problem:
-        st.warning(f"Saved audiences are unavailable: {problem.problem} {problem.fix}", icon=":material/database:")
+        unavailable(problem)
         return None
+
+
+def unavailable(problem: WarehouseError) -> None:
+    """Say why saved audiences cannot be used (instead of a traceback)."""
+    st.warning(f"Saved audiences are unavailable: {problem.problem} {problem.fix}", icon=":material/database:")
 
 
 def state_location() -> str:

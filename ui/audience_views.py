@@ -17,7 +17,13 @@ from sqlalchemy import Engine
 
 from analytics import audience_report, forecast
 from analytics.targeting import CHANNELS, Preview
-from ui.cached import TTL_SECONDS, cached_audience_profile, cached_balance, cached_overlap
+from ui.cached import (
+    cached_audience_profile,
+    cached_balance,
+    cached_forecast,
+    cached_forecast_types,
+    cached_overlap,
+)
 from ui.format import label
 
 CURRENT = "This audience"
@@ -128,19 +134,8 @@ def balance_view(engine: Engine, url: str, spec_json: str, sizes: Preview) -> No
     st.caption("Means for numbers, shares for category levels. " + audience_report.BALANCE_HELP)
 
 
-@st.cache_data(ttl=TTL_SECONDS, show_spinner=False)
-def _forecast_types(_engine: Engine, url: str) -> pd.DataFrame:
-    return forecast.forecast_types(_engine)
-
-
-@st.cache_data(ttl=TTL_SECONDS, show_spinner="Reading past campaigns…", max_entries=32)
-def _forecast(_engine: Engine, url: str, campaign_type: str, channel: str, size: int, coupon: float,
-              message_cost: float, margin: float, redemption: float) -> forecast.Forecast:
-    return forecast.forecast_campaign(_engine, campaign_type, channel, size, coupon, message_cost, margin, redemption)
-
-
 def forecast_view(engine: Engine, url: str, sizes: Preview) -> None:
-    kinds = _forecast_types(engine, url)
+    kinds = cached_forecast_types(engine, url)
     if kinds.empty:
         st.info("There are no past campaigns in the warehouse to learn from: no forecast.",
                 icon=":material/query_stats:")
@@ -161,7 +156,7 @@ def forecast_view(engine: Engine, url: str, sizes: Preview) -> None:
     margin = inputs[2].slider("Margin", 0, 100, 30, format="%d%%", key="target_forecast_margin") / 100
     redemption = inputs[3].slider("Coupon use by converters", 0, 100, 100, format="%d%%",
                                   key="target_forecast_redemption") / 100
-    result = _forecast(engine, url, campaign_type, channel, size, coupon, message_cost, margin, redemption)
+    result = cached_forecast(engine, url, campaign_type, channel, size, coupon, message_cost, margin, redemption)
     if not result.enough_history:
         st.info(result.message, icon=":material/query_stats:")
         return

@@ -17,6 +17,7 @@ from analytics import (
     audience_report,
     clustering,
     experiments,
+    forecast,
     funnels,
     heatmaps,
     kpis,
@@ -363,3 +364,14 @@ def cached_balance(_engine: Engine, url: str, spec_json: str) -> pd.DataFrame:
     import json
 
     return audience_report.balance_check(_engine, json.loads(spec_json))
+
+
+@st.cache_data(ttl=TTL_SECONDS, show_spinner=False)
+def cached_forecast_types(_engine: Engine, url: str) -> pd.DataFrame:
+    return forecast.forecast_types(_engine)
+
+
+@st.cache_data(ttl=TTL_SECONDS, show_spinner="Reading past campaigns…", max_entries=32)
+def cached_forecast(_engine: Engine, url: str, campaign_type: str, channel: str, size: int, coupon: float,
+                    message_cost: float, margin: float, redemption: float) -> forecast.Forecast:
+    return forecast.forecast_campaign(_engine, campaign_type, channel, size, coupon, message_cost, margin, redemption)
