@@ -135,8 +135,10 @@ def check_channels(engine: Engine, channels: Sequence[str]) -> None:
         raise UsageError(f"unknown sales channel {', '.join(unknown)}; the warehouse has {', '.join(known)}")
 
 
-def write(frame: pd.DataFrame, fmt: str, out=sys.stdout) -> None:
-    """Write a frame as CSV or as a JSON array of records (dates ISO, missing values null)."""
+def write(frame: pd.DataFrame, fmt: str, out=None) -> None:
+    """Write a frame as CSV or as a JSON array of records (dates ISO, missing values null) to ``out``
+    (default: standard output, as it is when the command runs)."""
+    out = out or sys.stdout
     if fmt == "json":
         records = [
             {k: _json_value(v) for k, v in row.items()} for row in frame.to_dict(orient="records")

@@ -469,6 +469,7 @@ def test_every_tab_of_the_targeting_page(warehouse: Warehouse, monkeypatch, tmp_
     from analytics import audience_report, forecast
     from analytics.appstate import open_state, save_audience
     from tests.conftest import direct_page
+    from tests.figures import read_figure
 
     state_url = f"sqlite:///{tmp_path}/state.sqlite"
     monkeypatch.setenv("MEMBERLENS_STATE_URL", state_url)
@@ -482,7 +483,7 @@ def test_every_tab_of_the_targeting_page(warehouse: Warehouse, monkeypatch, tmp_
     profile = audience_report.audience_profile(warehouse.engine, spec)
     summary = profile.summary.set_index("measure")
     cards = {m.label: m for m in at.metric}
-    assert cards["Net sales per member"].value == f"{summary.loc['sales_per_member', 'audience']:,.0f}"
+    assert read_figure(cards["Net sales per member"].value).close_to(summary.loc["sales_per_member", "audience"])
     table = next(df.value for df in at.dataframe if "all_share" in df.value.columns)
     assert table["audience"].tolist() == profile.mix.loc[profile.mix["dimension"] == "tier", "audience"].tolist()
     at.session_state["target_tab"] = "Overlap"

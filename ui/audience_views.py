@@ -24,7 +24,7 @@ from ui.cached import (
     cached_forecast_types,
     cached_overlap,
 )
-from ui.format import label
+from ui.format import MISSING, label, money, share
 
 CURRENT = "This audience"
 
@@ -50,13 +50,13 @@ def profile_view(engine: Engine, url: str, spec_json: str, targeted: int) -> Non
     profile = cached_audience_profile(engine, url, spec_json)
     summary = profile.summary.set_index("measure")
     cards = st.columns(4)
-    for card, (measure, title, fmt) in zip(cards, [("buyers_share", "Bought in the window", "{:.1%}"),
-                                                   ("sales_per_member", "Net sales per member", "{:,.0f}"),
-                                                   ("orders_per_member", "Orders per member", "{:.2f}"),
-                                                   ("aov", "AOV", "{:,.0f}")], strict=True):
+    for card, (measure, title, shown) in zip(cards, [("buyers_share", "Bought in the window", share),
+                                                     ("sales_per_member", "Net sales per member", money),
+                                                     ("orders_per_member", "Orders per member", "{:.2f}".format),
+                                                     ("aov", "AOV", money)], strict=True):
         ours, everyone = summary.loc[measure, "audience"], summary.loc[measure, "all_members"]
-        card.metric(title, fmt.format(ours) if pd.notna(ours) else "–", border=True,
-                    delta=f"all members: {fmt.format(everyone)}" if pd.notna(everyone) else None,
+        card.metric(title, shown(ours) if pd.notna(ours) else MISSING, border=True,
+                    delta=f"all members: {shown(everyone)}" if pd.notna(everyone) else None,
                     delta_color="off", delta_arrow="off",
                     help="Completed orders in the window; the audience (both arms) against all members.")
     dimension = st.segmented_control("Compare by", list(audience_report.PROFILE_DIMENSIONS), default="tier",
@@ -169,11 +169,11 @@ def forecast_view(engine: Engine, url: str, sizes: Preview) -> None:
     cards[1].metric("Incremental conversions", f"{result.incremental_conversions:,.0f}", border=True,
                     delta=f"95% interval {low:,.0f} to {high:,.0f}", delta_color="off", delta_arrow="off",
                     help="Members × the pooled uplift (DerSimonian–Laird random effects over the past campaigns).")
-    cards[2].metric("Coupon cost", f"{result.coupon_cost:,.0f}", border=True,
+    cards[2].metric("Coupon cost", money(result.coupon_cost), border=True,
                     help="Expected conversions × coupon use × coupon value: every converting treated member may use "
                          "it, not only the ones the campaign won.")
     roi_low, roi_high = result.roi_ci
-    cards[3].metric("Expected ROI", f"{result.roi:+.0%}" if pd.notna(result.roi) else "–", border=True,
+    cards[3].metric("Expected ROI", f"{result.roi:+.0%}" if pd.notna(result.roi) else MISSING, border=True,
                     delta=f"{roi_low:+.0%} to {roi_high:+.0%}" if pd.notna(roi_low) else None,
                     delta_color="off", delta_arrow="off",
                     help="(Incremental margin − coupon cost − message cost) / (coupon cost + message cost); the "
