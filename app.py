@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from analytics.warehouse import WarehouseError, explain_error
+from analytics.storage.warehouse import WarehouseError, explain_error
 from ui.cached import cached_data_span, cached_filter_options
 from ui.context import PageContext, set_page_context, sidebar_filters
 from ui.warehouse import (

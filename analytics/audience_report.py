@@ -33,9 +33,10 @@ from sqlalchemy import Date, Double, String, and_, case, cast, func, literal, se
 
 from analytics import rfm
 from analytics.clustering import AGE_BANDS  # the bands the cluster portraits use
-from analytics.db import Bind, connection, read_frame
-from analytics.schema import members, order_items, orders, products
+from analytics.errors import InputError
 from analytics.sqlparts import count_if, sum_if
+from analytics.storage.contract import members, order_items, orders, products
+from analytics.storage.db import Bind, connection, read_frame
 from analytics.targeting import (
     CHANNELS,
     age_on,
@@ -66,7 +67,7 @@ def overlap_matrix(bind: Bind, audiences: Mapping[str, Mapping[str, Any]]) -> pd
     pattern (a bit per audience) is counted, and the pairs are summed from those few counts."""
     names = list(audiences)
     if not 1 <= len(names) <= MAX_OVERLAP:
-        raise ValueError(f"Compare from 1 to {MAX_OVERLAP} audiences at a time.")
+        raise InputError(f"Compare from 1 to {MAX_OVERLAP} audiences at a time.")
     m = members.c
     bits = [case((m.member_id.in_(targeted_member_ids(audiences[name])), 1 << i), else_=0) for i, name in
              enumerate(names)]

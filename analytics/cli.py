@@ -12,28 +12,28 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
-import os
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date
 
 import pandas as pd
 from sqlalchemy import Engine
 
 from analytics import clustering, experiments, funnels, heatmaps, kpis, portraits, rfm, rules, targeting
-from analytics.filters import DEFAULT_RANGE_DAYS, Filters, filter_options
+from analytics.commandline import (
+    check_channels,
+    choices_list,
+    iso_date,
+    resolve_dates,
+    run_reporting_errors,
+    write,
+)
+from analytics.errors import UsageError
+from analytics.filters import Filters
 from analytics.quality import DEFAULT_THRESHOLDS, QualityThresholds, quality_report
-from analytics.schema import TIERS
-from analytics.warehouse import WarehouseError, data_span, open_warehouse, resolve_warehouse_config
-
-EXIT_WAREHOUSE = 1
-EXIT_USAGE = 2
-
-
-class UsageError(ValueError):
-    """Bad arguments: reported with exit status 2."""
+from analytics.storage.contract import TIERS
+from analytics.storage.warehouse import open_warehouse, resolve_warehouse_config
 
 
 @dataclass(frozen=True)
@@ -44,6 +44,11 @@ class Context:
     start: date
     end: date
     args: argparse.Namespace
+
+    @property
+    def filters(self) -> Filters:
+        """The date range with the ``--channel`` and ``--tier`` filters."""
+        return Filters(self.start, self.end, tuple(self.args.channel), tuple(self.args.tier))
 
 
 Handler = Callable[[Context], pd.DataFrame]
@@ -60,27 +65,6 @@ def subcommand(name: str, help_text: str, configure: Callable[[argparse.Argument
     return register
 
 
-def iso_date(text: str) -> date:
-    """argparse type for an ISO date (YYYY-MM-DD) with a message that says so."""
-    try:
-        return date.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a date in the form YYYY-MM-DD") from None
-
-
-def _choices_list(allowed: Sequence[str] | None) -> Callable[[str], list[str]]:
-    def parse(text: str) -> list[str]:
-        values = [v.strip() for v in text.split(",") if v.strip()]
-        if allowed is not None:
-            unknown = [v for v in values if v not in allowed]
-            if unknown:
-                raise argparse.ArgumentTypeError(
-                    f"unknown value {', '.join(unknown)}; choose from {', '.join(allowed)}")
-        return values
-
-    return parse
-
-
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--url", help="warehouse SQLAlchemy URL (default: MEMBERLENS_WAREHOUSE_URL, "
@@ -88,9 +72,9 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("--start", type=iso_date, help="first day, inclusive (YYYY-MM-DD)")
     common.add_argument("--end", type=iso_date, help="last day, inclusive (YYYY-MM-DD)")
     common.add_argument("--format", choices=("csv", "json"), default="csv", help="output format (default csv)")
-    common.add_argument("--channel", type=_choices_list(None), action="extend", default=[],
+    common.add_argument("--channel", type=choices_list(None), action="extend", default=[],
                         help="keep these sales channels (comma-separated or repeated)")
-    common.add_argument("--tier", type=_choices_list(TIERS), action="extend", default=[],
+    common.add_argument("--tier", type=choices_list(TIERS), action="extend", default=[],
                         help=f"keep members of these tiers ({', '.join(TIERS)})")
     parser = argparse.ArgumentParser(
         prog="python -m analytics", description="MemberLens analyses from the command line.")
@@ -98,94 +82,6 @@ def build_parser() -> argparse.ArgumentParser:
     for name, (help_text, configure, _handler) in _SUBCOMMANDS.items():
         configure(sub.add_parser(name, parents=[common], help=help_text, description=help_text))
     return parser
-
-
-EARLIEST, LATEST = date(1900, 1, 1), date(2999, 12, 31)
-
-
-def resolve_dates(
-    engine: Engine, start: date | None, end: date | None, days: int = DEFAULT_RANGE_DAYS
-) -> tuple[date, date]:
-    """Fill in missing dates: by default the last ``days`` days of data (not of the wall clock).
-
-    Only ``--start``: up to the last day of data. Only ``--end``: the ``days`` days ending then.
-    """
-    if end is None:
-        span = data_span(engine)
-        if span is None:
-            raise WarehouseError("The warehouse holds no orders, so there is no default date range.",
-                                 "Load data first, or pass --start and --end.")
-        end = span.last_day if start is None or start <= span.last_day else start
-        if start is None:
-            start = span.last_days(days)[0]
-    if start is None:
-        start = end - timedelta(days=days - 1)
-    if end < start:
-        raise UsageError(f"--end {end} is before --start {start}")
-    if start < EARLIEST or end > LATEST:
-        raise UsageError(f"dates must lie between {EARLIEST} and {LATEST}")
-    return start, end
-
-
-def check_channels(engine: Engine, channels: Sequence[str]) -> None:
-    """Refuse sales channels the warehouse does not have (a typo would silently match nothing)."""
-    known = filter_options(engine).channels
-    unknown = [c for c in channels if c not in known]
-    if unknown:
-        raise UsageError(f"unknown sales channel {', '.join(unknown)}; the warehouse has {', '.join(known)}")
-
-
-def write(frame: pd.DataFrame, fmt: str, out=None) -> None:
-    """Write a frame as CSV or as a JSON array of records (dates ISO, missing values null) to ``out``
-    (default: standard output, as it is when the command runs)."""
-    out = out or sys.stdout
-    if fmt == "json":
-        records = [
-            {k: _json_value(v) for k, v in row.items()} for row in frame.to_dict(orient="records")
-        ]
-        json.dump(records, out, ensure_ascii=False, indent=1)
-        out.write("\n")
-    else:
-        frame.to_csv(out, index=False)
-
-
-def _json_value(value: object) -> object:
-    if value is None or (isinstance(value, float) and not math.isfinite(value)) or value is pd.NA or value is pd.NaT:
-        return None  # JSON has no NaN or infinity (an infinite conviction prints as null)
-    if hasattr(value, "isoformat"):
-        return value.isoformat()
-    if hasattr(value, "item"):
-        return value.item()
-    return value
-
-
-def run_reporting_errors(body: Callable[[], int]) -> int:
-    """Run a command's body; turn every failure into one clear line on stderr and an exit status.
-
-    Shared by ``python -m analytics`` and ``python -m analytics.synthetic``. Set MEMBERLENS_DEBUG=1
-    to see the traceback of an unexpected error instead.
-    """
-    try:
-        return body()
-    except BrokenPipeError:  # e.g. piped into `head`: the reader has what it wanted
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 0
-    except UsageError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except WarehouseError as exc:
-        print(f"error: {exc.problem}", file=sys.stderr)
-        if exc.fix:
-            print(f"  fix: {exc.fix}", file=sys.stderr)
-        return EXIT_WAREHOUSE
-    except KeyboardInterrupt:
-        print("interrupted; nothing was written", file=sys.stderr)
-        return 130
-    except Exception as exc:
-        if os.environ.get("MEMBERLENS_DEBUG"):
-            raise
-        print(f"error: {type(exc).__name__}: {exc} (set MEMBERLENS_DEBUG=1 for the traceback)", file=sys.stderr)
-        return EXIT_WAREHOUSE
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -212,8 +108,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 @subcommand("kpis", "Every executive KPI for the period, with the previous period of equal length.")
 def _kpis(ctx: Context) -> pd.DataFrame:
-    filters = Filters(ctx.start, ctx.end, tuple(ctx.args.channel), tuple(ctx.args.tier))
-    summary = kpis.kpi_summary(ctx.engine, filters)
+    summary = kpis.kpi_summary(ctx.engine, ctx.filters)
     if summary.is_empty:
         print(f"note: no orders, sessions or registrations between {ctx.start} and {ctx.end}", file=sys.stderr)
     return summary.to_frame()
@@ -233,10 +128,7 @@ def _quality_options(parser: argparse.ArgumentParser) -> None:
             "(on a warehouse without orders, pass any --start and --end).", _quality_options)
 def _quality(ctx: Context) -> pd.DataFrame:
     args = ctx.args
-    try:
-        thresholds = QualityThresholds(fresh_days=args.fresh_days, stale_days=args.stale_days)
-    except ValueError as exc:
-        raise UsageError(str(exc)) from None
+    thresholds = QualityThresholds(fresh_days=args.fresh_days, stale_days=args.stale_days)
     report = quality_report(ctx.engine, args.today, thresholds)
     print(f"quality as of {report.today}: {report.summary()}", file=sys.stderr)
     return report.checks
@@ -256,19 +148,11 @@ def _rules_options(parser: argparse.ArgumentParser) -> None:
             "consequent): support, confidence, lift, leverage, conviction and Zhang's metric.", _rules_options)
 def _rules(ctx: Context) -> pd.DataFrame:
     args = ctx.args
-    try:
-        spec = rules.RuleSpec(level=args.level, min_support=args.min_support, min_confidence=args.min_confidence,
-                              min_lift=args.min_lift, max_len=args.max_len, algorithm=args.algorithm)
-    except ValueError as exc:
-        raise UsageError(str(exc)) from None
-    baskets = rules.load_baskets(ctx.engine, Filters(ctx.start, ctx.end, tuple(args.channel), tuple(args.tier)),
+    spec = rules.RuleSpec(level=args.level, min_support=args.min_support, min_confidence=args.min_confidence,
+                          min_lift=args.min_lift, max_len=args.max_len, algorithm=args.algorithm)
+    baskets = rules.load_baskets(ctx.engine, ctx.filters,
                                  spec.level)
-    try:
-        result = rules.mine_rules(baskets, spec, time_limit=args.time_limit)
-    except rules.RulesRefused as refused:
-        raise UsageError(f"{refused.problem}\n  fix: {refused.fix}") from None
-    except rules.RulesTimeout as stopped:
-        raise UsageError(f"{stopped}\n  fix: raise the minimum support or the time limit") from None
+    result = rules.mine_rules(baskets, spec, time_limit=args.time_limit)
     print(f"note: {len(result.rules):,} rules from {baskets.count:,} baskets between {ctx.start} and {ctx.end}"
           + (" (the most recent baskets only)" if baskets.truncated else ""), file=sys.stderr)
     return result.rules[rules.RULE_COLUMNS[:8]]
@@ -287,8 +171,7 @@ def _retention(ctx: Context) -> pd.DataFrame:
     args = ctx.args
     if not 0 <= args.max_periods <= 120:
         raise UsageError("--max-periods must lie between 0 and 120")
-    filters = Filters(ctx.start, ctx.end, tuple(args.channel), tuple(args.tier))
-    return heatmaps.cohort_retention(ctx.engine, filters, args.cohort, args.period, max_periods=args.max_periods)
+    return heatmaps.cohort_retention(ctx.engine, ctx.filters, args.cohort, args.period, max_periods=args.max_periods)
 
 
 def _funnel_options(parser: argparse.ArgumentParser) -> None:
@@ -312,13 +195,9 @@ FUNNEL_COLUMNS = ["step", "units", "overall_conversion", "step_conversion", "med
             "to convert from the previous step.", _funnel_options)
 def _funnel(ctx: Context) -> pd.DataFrame:
     args = ctx.args
-    try:
-        spec = funnels.FunnelSpec(funnels.parse_steps(args.steps), funnels.parse_window(args.window), args.mode,
-                                  args.unit)
-    except ValueError as exc:
-        raise UsageError(str(exc)) from None
-    filters = Filters(ctx.start, ctx.end, tuple(args.channel), tuple(args.tier))
-    report = funnels.funnel_report(ctx.engine, spec, filters, args.breakdown)
+    spec = funnels.FunnelSpec(funnels.parse_steps(args.steps), funnels.parse_window(args.window), args.mode,
+                              args.unit)
+    report = funnels.funnel_report(ctx.engine, spec, ctx.filters, args.breakdown)
     if args.breakdown is None:
         table = report.total.assign(step=report.total["label"])
         return table[FUNNEL_COLUMNS]
@@ -329,9 +208,7 @@ def _funnel(ctx: Context) -> pd.DataFrame:
 @subcommand("rfm", "RFM per member with an order in the period: recency in days (to the period's last day), "
             "frequency (completed orders), monetary (net sales), their 1-5 scores and the named segment.")
 def _rfm(ctx: Context) -> pd.DataFrame:
-    args = ctx.args
-    filters = Filters(ctx.start, ctx.end, tuple(args.channel), tuple(args.tier))
-    members = rfm.rfm_members(ctx.engine, filters)
+    members = rfm.rfm_members(ctx.engine, ctx.filters)
     print(f"note: {len(members):,} members bought between {ctx.start} and {ctx.end}", file=sys.stderr)
     return members.drop(columns="fm_score")
 
@@ -340,7 +217,7 @@ def _clusters_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--k", type=int, default=6, help="number of clusters, 2-20 (default 6)")
     parser.add_argument("--algorithm", choices=tuple(clustering.ALGORITHMS), default="kmeans",
                         help="kmeans (default) or gmm (Gaussian mixture)")
-    parser.add_argument("--features", type=_choices_list(tuple(clustering.FEATURE_GROUPS)), action="extend",
+    parser.add_argument("--features", type=choices_list(tuple(clustering.FEATURE_GROUPS)), action="extend",
                         default=[], help=f"feature groups to cluster on (default all: "
                                          f"{', '.join(clustering.FEATURE_GROUPS)})")
     parser.add_argument("--min-orders", type=int, default=1, help="cluster members with at least this many "
@@ -354,16 +231,9 @@ def _clusters_options(parser: argparse.ArgumentParser) -> None:
             "sales), cluster_name; or with --profiles the portrait of each cluster.", _clusters_options)
 def _clusters(ctx: Context) -> pd.DataFrame:
     args = ctx.args
-    try:
-        settings = clustering.ClusterSettings(args.k, args.algorithm, tuple(args.features or clustering.FEATURE_GROUPS),
-                                              args.min_orders, args.seed)
-    except ValueError as exc:
-        raise UsageError(str(exc)) from None
-    filters = Filters(ctx.start, ctx.end, tuple(args.channel), tuple(args.tier))
-    try:
-        result = clustering.cluster_members(ctx.engine, filters, settings)
-    except ValueError as exc:
-        raise UsageError(str(exc)) from None
+    settings = clustering.ClusterSettings(args.k, args.algorithm, tuple(args.features or clustering.FEATURE_GROUPS),
+                                          args.min_orders, args.seed)
+    result = clustering.cluster_members(ctx.engine, ctx.filters, settings)
     print(f"note: {len(result.members):,} members with at least {settings.min_orders} completed order(s) between "
           f"{ctx.start} and {ctx.end}, in {settings.k} clusters ({clustering.ALGORITHMS[settings.algorithm]})",
           file=sys.stderr)
@@ -375,8 +245,7 @@ def _clusters(ctx: Context) -> pd.DataFrame:
 @subcommand("tags", "Rule-based member tags on the period's last day: each tag, its rule, its members and their "
             "share of all members.")
 def _tags(ctx: Context) -> pd.DataFrame:
-    args = ctx.args
-    return portraits.tag_coverage(ctx.engine, Filters(ctx.start, ctx.end, tuple(args.channel), tuple(args.tier)))
+    return portraits.tag_coverage(ctx.engine, ctx.filters)
 
 
 def _audience_options(parser: argparse.ArgumentParser) -> None:
@@ -389,13 +258,9 @@ def _audience_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _saved_spec(name: str, version: int | None) -> dict:
-    from analytics.appstate import AppStateError, load_audience, open_state, resolve_state_url
-    from analytics.warehouse import WarehouseError
+    from analytics.storage.appstate import load_audience, open_state, resolve_state_url
 
-    try:
-        saved = load_audience(open_state(resolve_state_url()), name, version)
-    except (AppStateError, WarehouseError) as exc:
-        raise UsageError(str(exc)) from None
+    saved = load_audience(open_state(resolve_state_url()), name, version)
     print(f"note: {saved.name} version {saved.version}, saved by {saved.author} on {saved.created_at:%Y-%m-%d %H:%M} "
           f"UTC ({saved.size if saved.size is not None else '?'} members then)", file=sys.stderr)
     return saved.spec
@@ -417,12 +282,9 @@ def _audience(ctx: Context) -> pd.DataFrame:
             raise UsageError(f"cannot read --spec {args.spec}: {exc.strerror}") from None
         except json.JSONDecodeError as exc:
             raise UsageError(f"--spec {args.spec} is not valid JSON: {exc.msg} at line {exc.lineno}") from None
-    try:
-        if args.members:
-            return targeting.targeted_members(ctx.engine, spec)
-        sizes = targeting.preview(ctx.engine, spec)
-    except ValueError as exc:
-        raise UsageError(str(exc)) from None
+    if args.members:
+        return targeting.targeted_members(ctx.engine, spec)
+    sizes = targeting.preview(ctx.engine, spec)
     return pd.DataFrame([{"matching": sizes.matching, "targeted": sizes.targeted, "treatment": sizes.treatment,
                           "control": sizes.control, **{f"reachable_{c}": n for c, n in sizes.reachable.items()}}])
 
@@ -444,11 +306,8 @@ def _forecast(ctx: Context) -> pd.DataFrame:
     from analytics import forecast
 
     args = ctx.args
-    try:
-        result = forecast.forecast_campaign(ctx.engine, args.campaign_type, args.send_channel, args.size, args.coupon,
-                                            args.message_cost, args.margin)
-    except forecast.ForecastError as exc:
-        raise UsageError(str(exc)) from None
+    result = forecast.forecast_campaign(ctx.engine, args.campaign_type, args.send_channel, args.size, args.coupon,
+                                        args.message_cost, args.margin)
     print(f"note: {result.message}", file=sys.stderr)
     if not result.enough_history:
         return pd.DataFrame(columns=["measure", "value", "ci_low", "ci_high"])
@@ -472,9 +331,6 @@ def _experiment_options(parser: argparse.ArgumentParser) -> None:
             "95% interval and p-value (two-proportion z-test; Welch's t-test). The verdict goes to stderr. Dates, "
             "channels and tiers are ignored.", _experiment_options)
 def _experiment(ctx: Context) -> pd.DataFrame:
-    try:
-        result = experiments.read_out(ctx.engine, ctx.args.campaign)
-    except experiments.ExperimentError as exc:
-        raise UsageError(str(exc)) from None
+    result = experiments.read_out(ctx.engine, ctx.args.campaign)
     print(f"verdict: {result.verdict}", file=sys.stderr)
     return experiments.read_out_table(result)

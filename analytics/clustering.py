@@ -42,10 +42,11 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import Date, Double, Select, case, cast, func, literal, select
 
-from analytics.db import Bind, read_frame, read_frame_columnar
+from analytics.errors import InputError
 from analytics.filters import Filters, completed_order_conditions
-from analytics.schema import events, members, order_items, orders, products
 from analytics.sqlparts import NIGHT_TEXT, at_night, count_if
+from analytics.storage.contract import events, members, order_items, orders, products
+from analytics.storage.db import Bind, read_frame, read_frame_columnar
 
 ALGORITHMS: dict[str, str] = {"kmeans": "k-means", "gmm": "Gaussian mixture"}
 #: Above this many members k-means starts from mini-batch k-means on a seeded sample of MINIBATCH_SAMPLE
@@ -134,16 +135,16 @@ class ClusterSettings:
 
     def __post_init__(self) -> None:
         if not 2 <= self.k <= 20:
-            raise ValueError(f"The number of clusters must be between 2 and 20, not {self.k}.")
+            raise InputError(f"The number of clusters must be between 2 and 20, not {self.k}.")
         if self.algorithm not in ALGORITHMS:
-            raise ValueError(f"Unknown algorithm {self.algorithm!r}; choose {' or '.join(ALGORITHMS)}.")
+            raise InputError(f"Unknown algorithm {self.algorithm!r}; choose {' or '.join(ALGORITHMS)}.")
         unknown = [g for g in self.groups if g not in FEATURE_GROUPS]
         if unknown:
-            raise ValueError(f"Unknown feature group {unknown[0]!r}; choose from {', '.join(FEATURE_GROUPS)}.")
+            raise InputError(f"Unknown feature group {unknown[0]!r}; choose from {', '.join(FEATURE_GROUPS)}.")
         if not self.groups:
-            raise ValueError("Choose at least one feature group.")
+            raise InputError("Choose at least one feature group.")
         if self.min_orders < 1:
-            raise ValueError("The minimum number of orders must be at least 1.")
+            raise InputError("The minimum number of orders must be at least 1.")
         object.__setattr__(self, "groups", tuple(g for g in FEATURE_GROUPS if g in self.groups))
 
 
@@ -381,11 +382,11 @@ def _fit(data: MemberFeatures, settings: ClusterSettings) -> tuple[ClusterModel,
     """:func:`fit_model`, also returning the standardised matrix of ``data.frame`` and each member's
     cluster number (what ``model.standardise`` and ``model.assign`` would give, computed once)."""
     if len(data.frame) < settings.k:
-        raise ValueError(f"Only {len(data.frame):,} members match, fewer than the {settings.k} clusters asked for: "
+        raise InputError(f"Only {len(data.frame):,} members match, fewer than the {settings.k} clusters asked for: "
                          "widen the date range, lower the minimum orders or ask for fewer clusters.")
     used = [f for f in data.features if f.group in settings.groups]
     if not used:
-        raise ValueError("The chosen feature groups have no features in this window.")
+        raise InputError("The chosen feature groups have no features in this window.")
     means, stds = _fit_scaling(data.frame, used)
     model = ClusterModel(settings, used, means, stds, [], [], [], data.categories, data.channels)
     z = model.standardise(data.frame)
@@ -540,7 +541,7 @@ def cluster_mix(result: ClusterResult, attribute: str) -> pd.DataFrame:
     within each cluster and among all clustered members (cluster 0): ``cluster``, ``value``,
     ``members``, ``share``."""
     if attribute not in MIX_ATTRIBUTES:
-        raise ValueError(f"Unknown attribute {attribute!r}; choose from {', '.join(MIX_ATTRIBUTES)}.")
+        raise InputError(f"Unknown attribute {attribute!r}; choose from {', '.join(MIX_ATTRIBUTES)}.")
     frame = result.members[["cluster", attribute]].fillna({attribute: "unknown"})
     per_cluster = frame.groupby(["cluster", attribute]).size()
     overall = pd.concat({0: per_cluster.groupby(level=1).sum()}, names=["cluster"])
@@ -644,7 +645,7 @@ def cluster_audience_spec(filters: Filters, model: ClusterModel, clusters: Seque
     audience is the same members whenever it is rebuilt on the same data."""
     unknown = [c for c in clusters if not 1 <= int(c) <= len(model.centres)]
     if unknown or not clusters:
-        raise ValueError(f"Choose clusters between 1 and {len(model.centres)}.")
+        raise InputError(f"Choose clusters between 1 and {len(model.centres)}.")
     names = [model.names[int(c) - 1] for c in clusters] if model.names else [str(c) for c in clusters]
     return {"version": 1, "kind": AUDIENCE_KIND, "clusters": [int(c) for c in clusters], **filters.to_spec(),
             "model": model.to_dict(), "source": f"Clusters {', '.join(names)}"}
@@ -653,14 +654,14 @@ def cluster_audience_spec(filters: Filters, model: ClusterModel, clusters: Seque
 def audience_member_ids(audience: Mapping[str, Any]) -> Select:
     """The member ids of a ``cluster`` audience spec (see :func:`cluster_audience_spec`), in SQL."""
     if audience.get("version") != 1 or audience.get("kind") != AUDIENCE_KIND:
-        raise ValueError("Not a version-1 cluster audience.")
+        raise InputError("Not a version-1 cluster audience.")
     try:
         filters = Filters.from_spec(audience)
         model = ClusterModel.from_dict(audience["model"])
         _check_model(model)
         clusters = [int(c) for c in audience["clusters"]]
     except (KeyError, TypeError, ValueError) as problem:
-        raise ValueError(f"Not a valid cluster audience: {problem!s} ({type(problem).__name__}).") from None
+        raise InputError(f"Not a valid cluster audience: {problem!s} ({type(problem).__name__}).") from None
     assigned = assignment_select(model, filters).subquery("assigned")
     return select(assigned.c.member_id).where(assigned.c.cluster.in_(clusters))
 
@@ -670,11 +671,11 @@ def _check_model(model: ClusterModel) -> None:
     known = {f.name for f in features_for(model.categories, model.channels)}
     unknown = [f.name for f in model.features if f.name not in known or f.transform not in (LOG, SQRT, PLAIN)]
     if unknown:
-        raise ValueError(f"unknown feature or transform {unknown[0]!r}")
+        raise InputError(f"unknown feature or transform {unknown[0]!r}")
     d, k = len(model.features), model.settings.k
     if not (len(model.means) == len(model.stds) == d and len(model.centres) == len(model.weights) == len(
             model.offsets) == k and all(len(v) == d for v in (*model.centres, *model.weights))):
-        raise ValueError(f"the model needs {k} centres, weights and offsets of {d} numbers each")
+        raise InputError(f"the model needs {k} centres, weights and offsets of {d} numbers each")
 
 
 def cluster_member_ids(model: ClusterModel, filters: Filters, clusters: Sequence[int]) -> Select:

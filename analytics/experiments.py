@@ -27,9 +27,10 @@ import pandas as pd
 from scipy import stats
 from sqlalchemy import Double, cast, func, select
 
-from analytics.db import Bind, connection, read_frame
-from analytics.schema import campaign_members, campaigns, orders
+from analytics.errors import InputError
 from analytics.sqlparts import count_if
+from analytics.storage.contract import campaign_members, campaigns, orders
+from analytics.storage.db import Bind, connection, read_frame
 
 ALPHA = 0.05
 SRM_ALPHA = 0.001
@@ -42,7 +43,7 @@ METRIC_HELP: dict[str, str] = {
 }
 
 
-class ExperimentError(ValueError):
+class ExperimentError(InputError):
     """A campaign that cannot be read out; the message says why."""
 
 
@@ -203,7 +204,7 @@ def sample_size_per_arm(baseline: float, mde: float, power: float = 0.8, alpha: 
     at ``alpha`` and the given ``power`` (normal approximation, unpooled variance under the alternative)."""
     target = baseline + mde
     if not (0 < baseline < 1 and 0 < target < 1 and mde != 0 and 0 < power < 1 and 0 < alpha < 1):
-        raise ValueError("Baseline and baseline + effect must be rates between 0 and 1, the effect not 0, power "
+        raise InputError("Baseline and baseline + effect must be rates between 0 and 1, the effect not 0, power "
                          "and significance between 0 and 1.")
     z_a, z_b = stats.norm.ppf(1 - alpha / 2), stats.norm.ppf(power)
     mean = (baseline + target) / 2

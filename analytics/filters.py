@@ -15,8 +15,9 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Select, select
 
-from analytics.db import Bind, connection
-from analytics.schema import TIERS, members, orders
+from analytics.errors import InputError
+from analytics.storage.contract import TIERS, members, orders
+from analytics.storage.db import Bind, connection
 
 #: The default date range everywhere: the last 90 days of data.
 DEFAULT_RANGE_DAYS = 90
@@ -31,7 +32,7 @@ class Filters:
 
     def __post_init__(self) -> None:
         if self.end < self.start:
-            raise ValueError(f"The end date {self.end} is before the start date {self.start}.")
+            raise InputError(f"The end date {self.end} is before the start date {self.start}.")
         object.__setattr__(self, "channels", tuple(sorted(set(self.channels))))
         object.__setattr__(self, "tiers", tuple(sorted(set(self.tiers))))
 

@@ -46,9 +46,10 @@ import pandas as pd
 from scipy import stats
 from sqlalchemy import Double, cast, func, select
 
-from analytics.db import Bind, read_frame
-from analytics.schema import campaign_members, campaigns, orders
+from analytics.errors import InputError
 from analytics.sqlparts import count_if, sum_if
+from analytics.storage.contract import campaign_members, campaigns, orders
+from analytics.storage.db import Bind, read_frame
 
 ALPHA = 0.05
 MIN_CAMPAIGNS = 3
@@ -62,7 +63,7 @@ _COUNTS = ("treatment_members", "treatment_conversions", "control_members", "con
 _AMOUNTS = ("treatment_revenue", "control_revenue", "coupon_value")
 
 
-class ForecastError(ValueError):
+class ForecastError(InputError):
     """Inputs a forecast cannot be made from; the message says which and why."""
 
 

@@ -64,10 +64,11 @@ from sqlalchemy import (
     select,
 )
 
-from analytics.db import Bind, connection, read_frame
+from analytics.errors import InputError
 from analytics.filters import Filters, members_in_tiers
-from analytics.schema import EVENT_TYPES, events, members, products
 from analytics.sqlparts import Grain, date_trunc
+from analytics.storage.contract import EVENT_TYPES, events, members, products
+from analytics.storage.db import Bind, connection, read_frame
 
 Mode = Literal["ordered", "strict", "any"]
 Unit = Literal["member", "session"]
@@ -116,11 +117,11 @@ class FunnelStep:
 
     def __post_init__(self) -> None:
         if self.event_type not in EVENT_TYPES:
-            raise ValueError(f"Unknown event type {self.event_type!r}; choose from {', '.join(EVENT_TYPES)}.")
+            raise InputError(f"Unknown event type {self.event_type!r}; choose from {', '.join(EVENT_TYPES)}.")
         for name in STEP_FILTERS:
             value = getattr(self, name)
             if value is not None and not isinstance(value, str):
-                raise ValueError(f"The {name} filter must be text, not {value!r}.")
+                raise InputError(f"The {name} filter must be text, not {value!r}.")
             if value == "":
                 object.__setattr__(self, name, None)
 
@@ -149,13 +150,13 @@ class FunnelSpec:
         steps = tuple(s if isinstance(s, FunnelStep) else FunnelStep(**s) for s in self.steps)
         object.__setattr__(self, "steps", steps)
         if not MIN_STEPS <= len(steps) <= MAX_STEPS:
-            raise ValueError(f"A funnel has {MIN_STEPS} to {MAX_STEPS} steps, not {len(steps)}.")
+            raise InputError(f"A funnel has {MIN_STEPS} to {MAX_STEPS} steps, not {len(steps)}.")
         if not 0 < self.window_seconds <= MAX_WINDOW_SECONDS:
-            raise ValueError("The conversion window must be longer than 0 and at most 366 days.")
+            raise InputError("The conversion window must be longer than 0 and at most 366 days.")
         if self.mode not in MODES:
-            raise ValueError(f"Unknown order mode {self.mode!r}; choose ordered, strict or any.")
+            raise InputError(f"Unknown order mode {self.mode!r}; choose ordered, strict or any.")
         if self.unit not in UNITS:
-            raise ValueError(f"Unknown unit {self.unit!r}; choose member or session.")
+            raise InputError(f"Unknown unit {self.unit!r}; choose member or session.")
 
     @property
     def step_labels(self) -> list[str]:
@@ -175,7 +176,7 @@ def parse_window(text: str) -> int:
     """Seconds in a window written as ``90s``, ``30m``, ``12h``, ``7d`` or ``2w``."""
     match = re.fullmatch(r"\s*(\d+)\s*([smhdw])\s*", text.lower())
     if not match or int(match.group(1)) == 0:
-        raise ValueError(f"{text!r} is not a window such as 30m, 12h or 7d.")
+        raise InputError(f"{text!r} is not a window such as 30m, 12h or 7d.")
     return int(match.group(1)) * _WINDOW_UNITS[match.group(2)]
 
 
@@ -191,7 +192,7 @@ def parse_steps(text: str) -> tuple[FunnelStep, ...]:
         for pair in (f for f in narrowed.split(";") if f.strip()):
             name, equals, value = pair.partition("=")
             if not equals or name.strip() not in STEP_FILTERS:
-                raise ValueError(f"{pair.strip()!r} is not a step filter; write name=value with name one of "
+                raise InputError(f"{pair.strip()!r} is not a step filter; write name=value with name one of "
                                  f"{', '.join(STEP_FILTERS)}.")
             filters[name.strip()] = value.strip()
         steps.append(FunnelStep(kind.strip(), **filters))
@@ -366,7 +367,7 @@ def best_attempts(spec: FunnelSpec, filters: Filters, breakdown: str | None = No
     not reached), ``sec_total`` (from step 1 to the last step, for units that reached it) and, with
     a breakdown, ``dim``."""
     if breakdown is not None and breakdown not in DIMENSIONS:
-        raise ValueError(f"Unknown breakdown {breakdown!r}; choose from {', '.join(DIMENSIONS)}.")
+        raise InputError(f"Unknown breakdown {breakdown!r}; choose from {', '.join(DIMENSIONS)}.")
     n = len(spec.steps)
     attempts = (_strict_attempts if spec.mode == "strict" else _ordered_attempts)(spec, filters).subquery("attempts")
     a = attempts.c
@@ -497,7 +498,7 @@ def funnel_trend(bind: Bind, spec: FunnelSpec, filters: Filters, grain: Grain = 
     conversion of later cohorts can still rise as their windows run on.
     """
     if grain not in ("day", "week"):
-        raise ValueError("grain must be day or week")
+        raise InputError("grain must be day or week")
     best = best_attempts(spec, filters)
     b = best.c
     period = date_trunc(grain, b.entry_at).label("period")
@@ -520,7 +521,7 @@ def funnel_trend(bind: Bind, spec: FunnelSpec, filters: Filters, grain: Grain = 
 def dropoff_member_ids(spec: FunnelSpec, filters: Filters, step: int) -> Select:
     """The distinct members whose best attempt reached ``step`` but not ``step + 1`` (1 <= step < N)."""
     if not 1 <= step < len(spec.steps):
-        raise ValueError(f"Drop-off is after a step from 1 to {len(spec.steps) - 1}, not {step}.")
+        raise InputError(f"Drop-off is after a step from 1 to {len(spec.steps) - 1}, not {step}.")
     best = best_attempts(spec, filters)
     return select(best.c.member_id).where(best.c.reached == step, best.c.member_id.is_not(None)).distinct()
 
@@ -531,7 +532,7 @@ AUDIENCE_KIND = "funnel_dropoff"
 def dropoff_audience_spec(spec: FunnelSpec, filters: Filters, step: int) -> dict[str, Any]:
     """A serialisable targeting audience: the members who reached ``step`` but not the next one."""
     if not 1 <= step < len(spec.steps):
-        raise ValueError(f"Drop-off is after a step from 1 to {len(spec.steps) - 1}, not {step}.")
+        raise InputError(f"Drop-off is after a step from 1 to {len(spec.steps) - 1}, not {step}.")
     return {"version": 1, "kind": AUDIENCE_KIND, "funnel": spec.to_dict(), "reached_step": step,
             "start": filters.start.isoformat(), "end": filters.end.isoformat(), "tiers": list(filters.tiers),
             "source": f"Funnel drop-off after step {step}: {spec.step_labels[step - 1]}"}
@@ -540,6 +541,6 @@ def dropoff_audience_spec(spec: FunnelSpec, filters: Filters, step: int) -> dict
 def audience_member_ids(audience: dict[str, Any]) -> Select:
     """The member ids of a ``funnel_dropoff`` audience spec (see :func:`dropoff_audience_spec`)."""
     if audience.get("version") != 1 or audience.get("kind") != AUDIENCE_KIND:
-        raise ValueError("Not a version-1 funnel drop-off audience.")
+        raise InputError("Not a version-1 funnel drop-off audience.")
     filters = Filters.from_spec(audience)  # funnels read no channel filter
     return dropoff_member_ids(FunnelSpec.from_dict(audience["funnel"]), filters, int(audience["reached_step"]))

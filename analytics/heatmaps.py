@@ -54,9 +54,10 @@ from sqlalchemy import (
     union_all,
 )
 
-from analytics.db import Bind, read_frame
+from analytics.errors import InputError
 from analytics.filters import Filters, completed_order_conditions, members_in_tiers
-from analytics.schema import events, members, order_items, orders, products
+from analytics.storage.contract import events, members, order_items, orders, products
+from analytics.storage.db import Bind, read_frame
 
 CohortBy = Literal["first_purchase", "registration"]
 Period = Literal["month", "week"]
@@ -73,7 +74,7 @@ HEATMAPS: tuple[str, ...] = ("retention", "rhythm", "affinity", "browsing")
 
 def _check_retention_options(cohort: str, period: str, activity: str) -> None:
     if cohort not in COHORTS or period not in PERIODS or activity not in ACTIVITIES:
-        raise ValueError("cohort must be first_purchase or registration, period month or week, activity "
+        raise InputError("cohort must be first_purchase or registration, period month or week, activity "
                          "purchase or any")
 
 
@@ -132,7 +133,7 @@ def _cohort_members(filters: Filters, cohort: CohortBy, periods: _Periods, activ
     o, e, m = orders.c, events.c, members.c
     words = last // MASK_BITS + 1
     if words > MAX_MASKS:
-        raise ValueError(f"Too many {periods.period}s to follow ({last + 1}); choose a shorter date range or months.")
+        raise InputError(f"Too many {periods.period}s to follow ({last + 1}); choose a shorter date range or months.")
     counted = case((o.channel.in_(filters.channels), 1), else_=0) if filters.channels else literal(1)
     rows = select(o.member_id.label("member_id"), o.ordered_at.label("at"), o.ordered_at.label("bought_at"),
                   counted.label("counted")).where(o.status == "completed", o.member_id.is_not(None))
@@ -214,7 +215,7 @@ def retention_cell_members(
     after it, exactly the members :func:`cohort_retention` counts as ``active`` there."""
     _check_retention_options(cohort, period, activity)
     if int(period_number) < 0:
-        raise ValueError("period_number must be 0 or more")
+        raise InputError("period_number must be 0 or more")
     periods = _Periods(filters, period)
     number = periods.number_of(pd.Timestamp(_as_timestamp(cohort_start)))
     target = number + int(period_number)
@@ -229,7 +230,7 @@ def _rhythm_cells(filters: Filters, measure: str) -> Subquery:
     ``v`` (1 per order or event, or the order's net amount) for every completed order (or event) in
     the range that passes the filters: the rows the rhythm heatmap sums."""
     if measure not in RHYTHM_MEASURES:
-        raise ValueError(f"measure must be one of {', '.join(RHYTHM_MEASURES)}")
+        raise InputError(f"measure must be one of {', '.join(RHYTHM_MEASURES)}")
     if measure == "events":
         e = events.c
         conditions = [e.occurred_at >= filters.start_ts, e.occurred_at < filters.end_ts]
@@ -267,7 +268,7 @@ def rhythm_cell_members(filters: Filters, weekday: int, hour: int, measure: str 
     id, so they are not listed.
     """
     if int(weekday) not in range(7) or int(hour) not in range(24):
-        raise ValueError("weekday must be 0-6 and hour 0-23")
+        raise InputError("weekday must be 0-6 and hour 0-23")
     cells = _rhythm_cells(filters, measure)
     return (select(cells.c.member_id).where(cells.c.member_id.is_not(None), cells.c.weekday == int(weekday),
                                             cells.c.hour == int(hour)).distinct())
@@ -278,7 +279,7 @@ def _affinity_lines(filters: Filters, by: str) -> Subquery:
     ``amount`` (the line amount) for every line of members' completed orders in the range that pass
     the filters: the lines the affinity heatmap sums (guest orders have no group and are left out)."""
     if by not in AFFINITY_GROUPS:
-        raise ValueError(f"by must be one of {', '.join(AFFINITY_GROUPS)}")
+        raise InputError(f"by must be one of {', '.join(AFFINITY_GROUPS)}")
     o, i, p, m = orders.c, order_items.c, products.c, members.c
     group = func.coalesce(m[by], literal("unknown")).label("grp")
     return (select(o.member_id.label("member_id"), group,
@@ -317,7 +318,7 @@ def _browsing_rows(filters: Filters, across: str) -> Subquery:
     """``member_id`` (null for anonymous visitors), ``page`` (``unknown`` when missing) and ``col`` (the
     hour, or the event type) of every clickstream event in the range that passes the tier filter."""
     if across not in BROWSING_ACROSS:
-        raise ValueError("across must be hour or event_type")
+        raise InputError("across must be hour or event_type")
     e = events.c
     conditions = [e.occurred_at >= filters.start_ts, e.occurred_at < filters.end_ts]
     if filters.tiers:
@@ -345,7 +346,7 @@ def browsing_cell_members(filters: Filters, page: str, column: str | int, across
     rows = _browsing_rows(filters, across)
     if across == "hour":
         if int(column) not in range(24):
-            raise ValueError("hour must be 0-23")
+            raise InputError("hour must be 0-23")
         column = int(column)
     return select(rows.c.member_id).where(rows.c.member_id.is_not(None), rows.c.page == page,
                                           rows.c.col == column).distinct()
@@ -370,4 +371,4 @@ def cell_members(filters: Filters, heatmap: str, row: object, column: object, **
         return affinity_cell_members(filters, str(row), str(column), **options)
     if heatmap == "browsing":
         return browsing_cell_members(filters, str(row), column, **options)  # type: ignore[arg-type]
-    raise ValueError(f"heatmap must be one of {', '.join(HEATMAPS)}")
+    raise InputError(f"heatmap must be one of {', '.join(HEATMAPS)}")

@@ -39,11 +39,12 @@ from sqlalchemy import (
     select,
 )
 
-from analytics.db import Bind, connection
+from analytics.errors import InputError
 from analytics.filters import Filters, completed_order_conditions, members_in_tiers
 from analytics.programme import POINTS_PER_CURRENCY_UNIT
-from analytics.schema import events, members, orders, points_ledger
 from analytics.sqlparts import GRAINS, Grain, count_if, date_trunc, sum_if
+from analytics.storage.contract import events, members, orders, points_ledger
+from analytics.storage.db import Bind, connection
 
 Breakdown = Literal["channel", "tier"]
 Unit = Literal["currency", "count", "ratio", "points"]
@@ -347,7 +348,7 @@ def kpi_breakdown(bind: Bind, filters: Filters, by: Breakdown) -> pd.DataFrame:
     has one tier, so buyers add up across tiers; across channels they would not).
     """
     if by not in BREAKDOWNS:
-        raise ValueError(f"Unknown breakdown {by!r}; choose channel or tier.")
+        raise InputError(f"Unknown breakdown {by!r}; choose channel or tier.")
     with connection(bind) as conn:
         if by == "tier":
             frame = _rows_frame(conn.execute(_order_kpis(filters, by_tier=True)))
@@ -381,9 +382,9 @@ def kpi_trend(bind: Bind, filters: Filters, kpi: str, grain: Grain = "day") -> p
     zero where nothing happened, ratios and averages empty.
     """
     if kpi not in KPI_BY_KEY:
-        raise ValueError(f"Unknown KPI {kpi!r}; choose one of {', '.join(KPI_BY_KEY)}.")
+        raise InputError(f"Unknown KPI {kpi!r}; choose one of {', '.join(KPI_BY_KEY)}.")
     if grain not in GRAINS:
-        raise ValueError(f"Unknown grain {grain!r}; choose day, week or month.")
+        raise InputError(f"Unknown grain {grain!r}; choose day, week or month.")
     lo, hi = filters.start_ts, filters.end_ts
     with connection(bind) as conn:
         if kpi == "points_liability":

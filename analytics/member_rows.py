@@ -11,9 +11,9 @@ from collections.abc import Sequence
 import pandas as pd
 from sqlalchemy import Select, func, select
 
-from analytics.db import Bind, connection, read_frame
 from analytics.privacy import mask_members
-from analytics.schema import members
+from analytics.storage.contract import members
+from analytics.storage.db import Bind, connection, read_frame
 
 #: The columns shown for a member, personal ones (masked) included.
 MEMBER_ROW_COLUMNS: tuple[str, ...] = (

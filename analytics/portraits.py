@@ -74,14 +74,15 @@ from sqlalchemy import (
     union_all,
 )
 
-from analytics.db import Bind, connection, read_frame
+from analytics.errors import InputError
 from analytics.filters import Filters, completed_order_conditions, members_in_tiers
 from analytics.member_rows import member_rows
 from analytics.privacy import MASKED_MEMBER_COLUMNS, MASKS
 from analytics.programme import POINTS_PER_CURRENCY_UNIT, TIER_THRESHOLDS, next_evaluation_months
 from analytics.rfm import member_rfm
-from analytics.schema import TIERS, members, order_items, orders, points_ledger, products, tier_changes
 from analytics.sqlparts import NIGHT_TEXT, at_night, count_if
+from analytics.storage.contract import TIERS, members, order_items, orders, points_ledger, products, tier_changes
+from analytics.storage.db import Bind, connection, read_frame
 
 # ---- thresholds (the rules above, in numbers) --------------------------------------------------------------------
 
@@ -171,16 +172,16 @@ def resolve_tag(key: str) -> Tag:
     Raises ValueError naming the valid keys for anything else.
     """
     if not isinstance(key, str):
-        raise ValueError(f"A tag key is text, not {type(key).__name__}.")
+        raise InputError(f"A tag key is text, not {type(key).__name__}.")
     if key in _BY_KEY and not _BY_KEY[key].is_family:
         return _BY_KEY[key]
     if key.startswith(CATEGORY_LOVER):
         category = key[len(CATEGORY_LOVER):]
         if not category:
-            raise ValueError(f"The tag key {key!r} names no category; write {CATEGORY_LOVER}<category>, "
+            raise InputError(f"The tag key {key!r} names no category; write {CATEGORY_LOVER}<category>, "
                              f"e.g. {CATEGORY_LOVER}Beauty.")
         return Tag(key, f"{_FAMILY.label}: {category}", _FAMILY.rule)
-    raise ValueError(f"Unknown tag {key!r}; choose one of {', '.join(_SIMPLE_KEYS)} or {CATEGORY_LOVER}<category>.")
+    raise InputError(f"Unknown tag {key!r}; choose one of {', '.join(_SIMPLE_KEYS)} or {CATEGORY_LOVER}<category>.")
 
 
 # ---- the rules as SQL ---------------------------------------------------------------------------------------------
@@ -416,7 +417,7 @@ def tag_audience_spec(filters: Filters, tag_key: str) -> dict[str, Any]:
 def audience_member_ids(audience: Mapping[str, Any]) -> Select:
     """The member ids of a ``tag`` audience spec (see :func:`tag_audience_spec`)."""
     if audience.get("version") != 1 or audience.get("kind") != AUDIENCE_KIND:
-        raise ValueError("Not a version-1 tag audience.")
+        raise InputError("Not a version-1 tag audience.")
     return tag_member_ids(Filters.from_spec(audience), audience["tag"])
 
 

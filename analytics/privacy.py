@@ -11,14 +11,14 @@ apart and to recognise a member they already know, never enough to contact one:
   ``l***@gmail.com``); text without ``@`` is masked as a name.
 
 Missing values stay missing. Which columns are personal is defined once in
-:data:`analytics.schema.PII_COLUMNS`.
+:data:`analytics.storage.contract.PII_COLUMNS`.
 """
 
 from __future__ import annotations
 
 import pandas as pd
 
-from analytics.schema import PII_COLUMNS
+from analytics.storage.contract import PII_COLUMNS
 
 MASKED_MEMBER_COLUMNS: tuple[str, ...] = PII_COLUMNS["members"]
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from datetime import date
 
-from analytics.schema import TIERS
+from analytics.storage.contract import TIERS
 
 CURRENCY_ENV = "MEMBERLENS_CURRENCY"
 _SYMBOLS = {"CNY": "¥", "JPY": "¥", "GBP": "£", "USD": "$", "EUR": "€", "HKD": "HK$", "KRW": "₩", "INR": "₹"}

@@ -11,7 +11,7 @@ checks, whatever the number of columns; only a check that finds something runs o
 describe it (how many keys repeat, which unknown codes occur). On the 1M-member benchmark
 warehouse (51M events, 15M order lines) DuckDB needs about 20 seconds on two idle cores, a third
 of it for the distinct count of the 51M event ids; the 2,000-member test warehouse takes 0.1 s.
-Table and column names come only from :mod:`analytics.schema`; values such as "today" and the
+Table and column names come only from :mod:`analytics.storage.contract`; values such as "today" and the
 allowed codes are bound parameters.
 
 Dimensions:
@@ -61,8 +61,9 @@ from typing import Any, Literal
 import pandas as pd
 from sqlalchemy import Column, ColumnElement, Connection, Date, Table, case, exists, func, literal, select
 
-from analytics.db import Bind, connection
-from analytics.schema import (
+from analytics.errors import InputError
+from analytics.sqlparts import count_if
+from analytics.storage.contract import (
     ARMS,
     CAMPAIGN_CHANNELS,
     CAMPAIGN_TYPES,
@@ -73,8 +74,8 @@ from analytics.schema import (
     WAREHOUSE_TABLES,
     Money,
 )
-from analytics.sqlparts import count_if
-from analytics.warehouse import TABLE_TIME_COLUMNS, present_columns
+from analytics.storage.db import Bind, connection
+from analytics.storage.warehouse import TABLE_TIME_COLUMNS, present_columns
 
 Dimension = Literal["complete", "accurate", "timely"]
 Status = Literal["pass", "warn", "fail"]
@@ -117,10 +118,10 @@ class QualityThresholds:
 
     def __post_init__(self) -> None:
         if not 0 <= self.fresh_days <= self.stale_days:
-            raise ValueError(f"Freshness limits must satisfy 0 <= fresh_days <= stale_days, got "
+            raise InputError(f"Freshness limits must satisfy 0 <= fresh_days <= stale_days, got "
                              f"{self.fresh_days} and {self.stale_days}.")
         if not 0 <= self.fail_share <= 1:
-            raise ValueError(f"fail_share is a share of rows between 0 and 1, got {self.fail_share}.")
+            raise InputError(f"fail_share is a share of rows between 0 and 1, got {self.fail_share}.")
 
 
 DEFAULT_THRESHOLDS = QualityThresholds()

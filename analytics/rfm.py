@@ -25,9 +25,10 @@ from typing import Any
 import pandas as pd
 from sqlalchemy import Date, Integer, Select, Subquery, case, cast, func, literal, select
 
-from analytics.db import Bind, read_frame
+from analytics.errors import InputError
 from analytics.filters import Filters, completed_order_conditions
-from analytics.schema import orders
+from analytics.storage.contract import orders
+from analytics.storage.db import Bind, read_frame
 
 #: The named segments, best first.
 SEGMENTS: tuple[str, ...] = (
@@ -67,11 +68,11 @@ def check_grid(grid: Mapping[tuple[int, int], str]) -> dict[tuple[int, int], str
     cells = {(int(r), int(fm)): str(s) for (r, fm), s in grid.items()}
     missing = sorted(set(DEFAULT_GRID) - set(cells))
     if missing:
-        raise ValueError(f"The segment grid has no segment for R, FM = {missing[0]}; every one of the 25 cells needs "
+        raise InputError(f"The segment grid has no segment for R, FM = {missing[0]}; every one of the 25 cells needs "
                          "one.")
     unknown = sorted({s for s in cells.values() if s not in SEGMENTS})
     if unknown:
-        raise ValueError(f"Unknown segment {unknown[0]!r}; choose from {', '.join(SEGMENTS)}.")
+        raise InputError(f"Unknown segment {unknown[0]!r}; choose from {', '.join(SEGMENTS)}.")
     return cells
 
 
@@ -135,7 +136,7 @@ def segment_summary(bind: Bind, filters: Filters, grid: Mapping[tuple[int, int],
 def score_grid(bind: Bind, filters: Filters, across: str = "f_score") -> pd.DataFrame:
     """Members per R score x F score (or ``m_score``, ``fm_score``): ``r_score``, ``score``, ``members``."""
     if across not in ("f_score", "m_score", "fm_score"):
-        raise ValueError("across must be f_score, m_score or fm_score")
+        raise InputError("across must be f_score, m_score or fm_score")
     rfm = member_rfm(filters)
     r = rfm.c
     frame = read_frame(bind, select(r.r_score, r[across].label("score"), func.count().label("members"))
@@ -185,7 +186,7 @@ def segment_audience_spec(filters: Filters, segments: tuple[str, ...],
 def audience_member_ids(audience: Mapping[str, Any]) -> Select:
     """The member ids of an ``rfm_segment`` audience spec (see :func:`segment_audience_spec`)."""
     if audience.get("version") != 1 or audience.get("kind") != AUDIENCE_KIND:
-        raise ValueError("Not a version-1 RFM segment audience.")
+        raise InputError("Not a version-1 RFM segment audience.")
     filters = Filters.from_spec(audience)
     grid = {(int(r), int(fm)): name for r, fm, name in audience["grid"]}
     return segment_member_ids(filters, tuple(audience["segments"]), grid)

@@ -45,9 +45,10 @@ import pandas as pd
 import scipy.sparse as sp
 from sqlalchemy import Select, bindparam, distinct, func, select
 
-from analytics.db import Bind, connection, read_frame
+from analytics.errors import InputError
 from analytics.filters import Filters, completed_order_conditions
-from analytics.schema import order_items, orders, products
+from analytics.storage.contract import order_items, orders, products
+from analytics.storage.db import Bind, connection, read_frame
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 LEVELS: tuple[str, ...] = ("product", "subcategory", "category")
@@ -73,13 +74,8 @@ METRICS: dict[str, str] = {
 }
 
 
-class RulesRefused(ValueError):
+class RulesRefused(InputError):
     """Settings that would not finish (or found no baskets): ``problem`` and a ``fix``."""
-
-    def __init__(self, problem: str, fix: str = "") -> None:
-        super().__init__(problem)
-        self.problem = problem
-        self.fix = fix
 
 
 @dataclass(frozen=True)
@@ -95,17 +91,17 @@ class RuleSpec:
 
     def __post_init__(self) -> None:
         if self.level not in LEVELS:
-            raise ValueError(f"level must be one of {', '.join(LEVELS)}, not {self.level!r}")
+            raise InputError(f"level must be one of {', '.join(LEVELS)}, not {self.level!r}")
         if self.algorithm not in ALGORITHMS:
-            raise ValueError(f"algorithm must be one of {', '.join(ALGORITHMS)}, not {self.algorithm!r}")
+            raise InputError(f"algorithm must be one of {', '.join(ALGORITHMS)}, not {self.algorithm!r}")
         if not 0 < self.min_support <= 1:
-            raise ValueError(f"minimum support must be above 0 and at most 1, not {self.min_support}")
+            raise InputError(f"minimum support must be above 0 and at most 1, not {self.min_support}")
         if not 0 <= self.min_confidence <= 1:
-            raise ValueError(f"minimum confidence must lie between 0 and 1, not {self.min_confidence}")
+            raise InputError(f"minimum confidence must lie between 0 and 1, not {self.min_confidence}")
         if self.min_lift < 0:
-            raise ValueError(f"minimum lift cannot be negative, not {self.min_lift}")
+            raise InputError(f"minimum lift cannot be negative, not {self.min_lift}")
         if not 2 <= self.max_len <= 10:
-            raise ValueError(f"the longest itemset must have 2 to 10 items, not {self.max_len}")
+            raise InputError(f"the longest itemset must have 2 to 10 items, not {self.max_len}")
 
 
 @dataclass(frozen=True)
@@ -174,7 +170,7 @@ def load_baskets(bind: Bind, filters: Filters, level: str, max_baskets: int = MA
     ``max_baskets`` orders, the most recent ones are kept and ``truncated`` says so.
     """
     if level not in LEVELS:
-        raise ValueError(f"level must be one of {', '.join(LEVELS)}")
+        raise InputError(f"level must be one of {', '.join(LEVELS)}")
     source, item = _lines_at_level(level)
     conditions = completed_order_conditions(filters, filters.start_ts, filters.end_ts)
     with connection(bind) as conn:
@@ -272,7 +268,7 @@ class RuleResult:
     notes: tuple[str, ...] = field(default_factory=tuple)
 
 
-class RulesTimeout(RuntimeError):
+class RulesTimeout(InputError):
     """Mining took longer than its time limit and was stopped."""
 
 
@@ -295,7 +291,8 @@ def _mine_with_time_limit(tracts: list[list[int]], spec: RuleSpec, seconds: floa
     except subprocess.TimeoutExpired:
         child.kill()
         child.communicate()
-        raise RulesTimeout(f"Mining took longer than {seconds:g} s and was stopped.") from None
+        raise RulesTimeout(f"Mining took longer than {seconds:g} s and was stopped.",
+                           "Raise the minimum support, or the time limit.") from None
     if child.returncode != 0:
         raise RuntimeError(f"the mining process failed: {err.decode(errors='replace').strip()[-500:]}")
     return pickle.loads(out)  # our own child's output
@@ -490,7 +487,7 @@ def audience_member_ids(spec: dict) -> Select:
     in ``bought_between``) and never any of ``never_bought`` (completed orders, any time). Items are bound
     (expanding) parameters."""
     if spec.get("version") != AUDIENCE_SPEC_VERSION or spec.get("kind") != "bought_not_bought":
-        raise ValueError("Not a version-1 'bought A, never bought B' audience.")
+        raise InputError("Not a version-1 'bought A, never bought B' audience.")
     source, item = _lines_at_level(spec["level"])
     start, end = (date.fromisoformat(d) for d in spec["bought_between"])
     window = Filters(start, end)

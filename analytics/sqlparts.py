@@ -16,6 +16,8 @@ from sqlalchemy import ColumnElement, DateTime, case, func, literal_column
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.functions import GenericFunction
 
+from analytics.errors import InputError
+
 Grain = Literal["day", "week", "month"]
 GRAINS: tuple[str, ...] = ("day", "week", "month")
 
@@ -52,7 +54,7 @@ class _DateTrunc(GenericFunction[Any]):
 def date_trunc(grain: Grain, column: ColumnElement[Any]) -> ColumnElement[Any]:
     """The start of the day, ISO week (Monday) or month containing ``column``."""
     if grain not in GRAINS:
-        raise ValueError(f"Unknown grain {grain!r}; choose day, week or month.")
+        raise InputError(f"Unknown grain {grain!r}; choose day, week or month.")
     return _DateTrunc(literal_column(f"'{grain}'"), column)
 
 

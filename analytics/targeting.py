@@ -62,10 +62,10 @@ from sqlalchemy import (
 )
 
 from analytics import clustering, funnels, portraits, rfm, rules
-from analytics.db import Bind, connection, read_frame
 from analytics.filters import Filters
-from analytics.schema import campaign_members, members, order_items, orders, products
 from analytics.sqlparts import count_if, sum_if
+from analytics.storage.contract import campaign_members, members, order_items, orders, products
+from analytics.storage.db import Bind, connection, read_frame
 
 SPEC_VERSION = 1
 KIND = "audience"

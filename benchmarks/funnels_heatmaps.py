@@ -77,7 +77,7 @@ def pandas_ordered_funnel(frame: pd.DataFrame, start: pd.Timestamp, end: pd.Time
 def funnel_scenario(warehouse: Path, repeat: int) -> None:
     from analytics.filters import Filters
     from analytics.funnels import FunnelSpec, FunnelStep, funnel_report
-    from analytics.warehouse import data_span, open_warehouse
+    from analytics.storage.warehouse import data_span, open_warehouse
 
     engine = open_warehouse(f"duckdb:///{warehouse}")
     spec = FunnelSpec(tuple(FunnelStep(k) for k in FUNNEL_STEPS), int(WINDOW.total_seconds()), "ordered", "member")
@@ -119,7 +119,7 @@ def funnel_scenario(warehouse: Path, repeat: int) -> None:
 def heatmaps_scenario(warehouse: Path, repeat: int) -> None:
     from analytics import heatmaps
     from analytics.filters import Filters
-    from analytics.warehouse import data_span, open_warehouse
+    from analytics.storage.warehouse import data_span, open_warehouse
 
     engine = open_warehouse(f"duckdb:///{warehouse}")
     with engine.connect() as conn:

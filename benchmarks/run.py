@@ -105,8 +105,8 @@ def median_ms(fn: Callable[[], object], repeat: int) -> tuple[float, list[float]
 def kpi_scenario(warehouse: Path, repeat: int) -> None:
     from analytics import kpis
     from analytics.filters import Filters
-    from analytics.schema import events, orders
-    from analytics.warehouse import data_span, open_warehouse
+    from analytics.storage.contract import events, orders
+    from analytics.storage.warehouse import data_span, open_warehouse
 
     engine = open_warehouse(f"duckdb:///{warehouse}")
     with engine.connect() as conn:
@@ -207,7 +207,7 @@ import sys, time
 from datetime import date
 from analytics.filters import Filters
 from analytics.rules import RuleSpec, load_baskets, mine_rules
-from analytics.warehouse import open_warehouse
+from analytics.storage.warehouse import open_warehouse
 engine = open_warehouse(sys.argv[1])
 began = time.perf_counter()
 baskets = load_baskets(engine, Filters(date(2010, 12, 1), date(2011, 12, 9)), "product")
@@ -245,7 +245,7 @@ def rules_scenario(repeat: int) -> None:
     from analytics.filters import Filters
     from analytics.importers import import_file
     from analytics.rules import Baskets, RuleSpec, load_baskets, mine_rules
-    from analytics.warehouse import open_warehouse
+    from analytics.storage.warehouse import open_warehouse
 
     if not (GROCERIES.exists() and RETAIL.exists()):
         print("\nrules: skipped, the shared datasets are absent")

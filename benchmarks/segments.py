@@ -37,7 +37,7 @@ def _median(fn, repeat: int) -> float:
 def rfm_scenario(warehouse: Path, repeat: int) -> None:
     from analytics import rfm
     from analytics.filters import Filters
-    from analytics.warehouse import data_span, open_warehouse
+    from analytics.storage.warehouse import data_span, open_warehouse
 
     engine = open_warehouse(f"duckdb:///{warehouse}")
     with engine.connect() as conn:
@@ -66,7 +66,7 @@ def rfm_scenario(warehouse: Path, repeat: int) -> None:
 def _per_member_floor(filters: Filters) -> Select:
     """The issue's floor: one aggregation pass over the window's completed orders, by member."""
     from analytics.filters import completed_order_conditions
-    from analytics.schema import orders
+    from analytics.storage.contract import orders
 
     o = orders.c
     per_member = (select(o.member_id, func.max(o.ordered_at), func.count(), func.sum(o.net_amount))
@@ -85,7 +85,7 @@ import resource, sys, time
 import sklearn.cluster, sklearn.decomposition, sklearn.mixture
 from analytics.clustering import ClusterSettings, cluster_members
 from analytics.filters import Filters
-from analytics.warehouse import data_span, open_warehouse
+from analytics.storage.warehouse import data_span, open_warehouse
 
 def status_kib(field):
     with open("/proc/self/status") as status:
@@ -122,7 +122,7 @@ def clusters_scenario(warehouse: Path, repeat: int) -> None:
     from analytics import clustering, portraits
     from analytics.clustering import ClusterSettings
     from analytics.filters import Filters
-    from analytics.warehouse import data_span, open_warehouse
+    from analytics.storage.warehouse import data_span, open_warehouse
 
     kmeans, gmm = ClusterSettings(k=6), ClusterSettings(k=6, algorithm="gmm")
     # first: see _clusters_in_child; the last row caps DuckDB's memory through the URL (no code change)

@@ -33,8 +33,8 @@ def targeting_scenario(warehouse: Path, repeat: int) -> None:
     from sqlalchemy import func, select
 
     from analytics import audience_report, targeting
-    from analytics.schema import orders
-    from analytics.warehouse import data_span, open_warehouse
+    from analytics.storage.contract import orders
+    from analytics.storage.warehouse import data_span, open_warehouse
 
     engine = open_warehouse(f"duckdb:///{warehouse}")
     with engine.connect() as conn:

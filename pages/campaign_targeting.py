@@ -8,10 +8,10 @@ import json
 import pandas as pd
 import streamlit as st
 
-from analytics.appstate import AppStateError, audience_versions, list_audiences, load_audience, save_audience
+from analytics.errors import StateError
+from analytics.storage.appstate import AppStateError, audience_versions, list_audiences, load_audience, save_audience
 from analytics.targeting import FIELDS, KIND, OPERATORS, SPEC_VERSION, TYPED_KINDS, SpecError
 from analytics.targeting_table import compose_rules, rules_from_table, table_from_rules
-from analytics.warehouse import WarehouseError
 from ui.app_state import app_state, default_author, state_location, unavailable
 from ui.audience_views import balance_view, forecast_view, overlap_view, profile_view, reach_chart
 from ui.cached import audience_members_csv, cached_audience_members, cached_audience_preview
@@ -51,7 +51,7 @@ def _open(name: str, version: int) -> None:
     """Put a saved audience into the builder (a callback: runs before the widgets of the next run)."""
     try:
         saved = load_audience(state, name, version)
-    except (AppStateError, WarehouseError) as problem:
+    except (AppStateError, StateError) as problem:
         session["target_opened"] = f"Could not open {name} version {version}: {problem}"
         return
     spec = saved.spec
@@ -116,7 +116,7 @@ saved = pd.DataFrame()
 if state is not None:
     try:
         saved = list_audiences(state)
-    except WarehouseError as problem:  # the app-state database went away after it was opened
+    except StateError as problem:  # the app-state database went away after it was opened
         unavailable(problem)
         state = None
 latest = {row.name: int(row.version) for row in saved.itertuples()} if not saved.empty else {}
@@ -231,7 +231,7 @@ for upload in uploads or []:
 try:
     rules = compose_rules(table_rules, [_saved_spec(label) for label in include],
                           [_saved_spec(label) for label in exclude])
-except (AppStateError, WarehouseError, KeyError) as problem:
+except (AppStateError, StateError, KeyError) as problem:
     problems.append(f"A saved audience cannot be read: {problem}")
     rules = table_rules
 if segments:
@@ -305,7 +305,7 @@ if save_tab.open:
             if st.button("Save", icon=":material/save:", type="primary", key="target_save"):
                 try:
                     stored = save_audience(state, name, spec, sizes.targeted, author, note or None)
-                except (AppStateError, WarehouseError) as problem:
+                except (AppStateError, StateError) as problem:
                     st.error(str(problem), icon=":material/error:")
                 else:
                     st.success(f"Saved **{stored.name}** version {stored.version}: {stored.size:,} members "

@@ -10,7 +10,7 @@ import streamlit as st
 
 from analytics import clustering
 from analytics.clustering import ALGORITHMS, FEATURE_GROUPS, ClusterSettings
-from analytics.schema import TIERS
+from analytics.storage.contract import TIERS
 from ui.cached import (
     CLUSTER_SETTINGS_KEY,
     cached_cluster_members,

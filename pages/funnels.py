@@ -20,7 +20,7 @@ from analytics.funnels import (
     dropoff_audience_spec,
     format_seconds,
 )
-from analytics.schema import EVENT_TYPES
+from analytics.storage.contract import EVENT_TYPES
 from ui.cached import (
     cached_dropoff_count,
     cached_dropoff_rows,

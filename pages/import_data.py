@@ -20,7 +20,7 @@ from analytics.importers import (
     import_file,
     preview_file,
 )
-from analytics.warehouse import WarehouseError
+from analytics.storage.warehouse import WarehouseError
 from ui.cached import cached_import_history
 from ui.context import page_inputs, reset_filters
 from ui.format import label

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from analytics.schema import expected_columns
+from analytics.storage.contract import expected_columns
 from ui.cached import cached_schema_and_counts
 from ui.context import page_inputs
 from ui.warehouse import SOURCE_LABELS

@@ -18,10 +18,10 @@ import pytest
 from sqlalchemy import Engine, create_engine, select, text
 from sqlalchemy.engine import make_url
 
-from analytics.db import read_frame
-from analytics.schema import WAREHOUSE_TABLES
+from analytics.storage.contract import WAREHOUSE_TABLES
+from analytics.storage.db import read_frame
+from analytics.storage.warehouse import data_span, open_warehouse
 from analytics.synthetic import DemoSpec, demo_personas, generate_warehouse
-from analytics.warehouse import data_span, open_warehouse
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DATASETS = PROJECT_ROOT.parent / "shared" / "datasets"
@@ -150,7 +150,7 @@ def direct_page(warehouse: Warehouse, page: str, monkeypatch: pytest.MonkeyPatch
     from streamlit.testing.v1 import AppTest
 
     from analytics.filters import filter_options
-    from analytics.warehouse import resolve_warehouse_config
+    from analytics.storage.warehouse import resolve_warehouse_config
     from ui.context import _CONTEXT_KEY, PageContext
 
     monkeypatch.setenv("MEMBERLENS_WAREHOUSE_URL", warehouse.url)

@@ -12,7 +12,7 @@ from streamlit.testing.v1 import AppTest
 
 from analytics import kpis
 from analytics.filters import Filters
-from analytics.warehouse import data_span, open_warehouse
+from analytics.storage.warehouse import data_span, open_warehouse
 from tests.conftest import PROJECT_ROOT
 from ui.format import format_change, format_value
 
@@ -161,8 +161,8 @@ def test_a_broken_warehouse_gets_a_page_that_explains(app_on, tmp_path: Path, ma
 
 
 def test_an_empty_warehouse_says_so(app_on, tmp_path: Path) -> None:
-    from analytics.bulkload import bulk_load
-    from analytics.schema import WAREHOUSE_TABLES
+    from analytics.storage.bulkload import bulk_load
+    from analytics.storage.contract import WAREHOUSE_TABLES
 
     url = f"duckdb:///{tmp_path / 'empty.duckdb'}"
     with bulk_load(url, WAREHOUSE_TABLES):
@@ -281,7 +281,7 @@ def test_import_page_previews_maps_and_imports_a_file(duck_warehouse, tmp_path: 
     a page routed through app.py is lost, since AppTest restarts Streamlit's page routing every run.
     The browser test opens the same page through app.py."""
     from analytics.filters import filter_options
-    from analytics.warehouse import resolve_warehouse_config
+    from analytics.storage.warehouse import resolve_warehouse_config
     from ui.context import _CONTEXT_KEY, Filters, PageContext
     from ui.warehouse import warehouse_engine
 

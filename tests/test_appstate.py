@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, func, inspect, select, text
 
-from analytics.appstate import (
+from analytics.errors import StateError
+from analytics.storage.appstate import (
     AUDIENCE_COLUMNS,
     AUDIT_COLUMNS,
     STATE_URL_ENV,
@@ -30,7 +31,6 @@ from analytics.appstate import (
     save_audience,
     saved_audiences,
 )
-from analytics.warehouse import WarehouseError
 
 HOSTILE = "'; DROP TABLE saved_audiences; --"
 SPEC = {
@@ -288,7 +288,7 @@ def test_save_and_its_audit_row_are_one_transaction(state: Engine) -> None:
     """With the audit table gone the audit insert fails, so the audience must not be saved either."""
     with state.begin() as conn:
         conn.execute(text("DROP TABLE audit_log"))
-    with pytest.raises(WarehouseError, match="app-state database"):
+    with pytest.raises(StateError, match="app-state database"):
         save_audience(state, "Half saved?", {}, 1, "ana")
     assert count(state, saved_audiences) == 0
 
@@ -386,7 +386,7 @@ def test_resolve_state_url_defaults_to_sqlite_in_the_data_dir(tmp_path: Path,
 
 # --- unusable databases -----------------------------------------------------------------------------
 def test_an_unreachable_server_raises_warehouse_error_without_the_password() -> None:
-    with pytest.raises(WarehouseError) as caught:
+    with pytest.raises(StateError) as caught:
         open_state("postgresql+psycopg://u:secret@127.0.0.1:1/x")
     error = caught.value
     assert "does not answer" in str(error)
@@ -403,7 +403,7 @@ def test_an_unreachable_server_raises_warehouse_error_without_the_password() -> 
     ],
 )
 def test_bad_urls_raise_warehouse_error(url: str, message: str) -> None:
-    with pytest.raises(WarehouseError, match=message) as caught:
+    with pytest.raises(StateError, match=message) as caught:
         open_state(url)
     assert "secret" not in str(caught.value)
     assert "secret@" not in caught.value.fix
@@ -412,5 +412,5 @@ def test_bad_urls_raise_warehouse_error(url: str, message: str) -> None:
 def test_a_sqlite_file_under_a_regular_file_raises_warehouse_error(tmp_path: Path) -> None:
     blocker = tmp_path / "blocker"
     blocker.write_text("a file, not a folder")
-    with pytest.raises(WarehouseError, match="Cannot create the folder"):
+    with pytest.raises(StateError, match="Cannot create the folder"):
         open_state(f"sqlite:///{blocker / 'state' / 'app_state.sqlite'}")

@@ -14,7 +14,7 @@ import pytest
 
 from analytics import kpis
 from analytics.filters import Filters
-from analytics.warehouse import data_span
+from analytics.storage.warehouse import data_span
 from tests.conftest import PROJECT_ROOT
 
 

@@ -30,10 +30,10 @@ from analytics.clustering import (
     member_features,
     projection,
 )
-from analytics.db import read_frame
 from analytics.filters import Filters
+from analytics.storage.db import read_frame
+from analytics.storage.warehouse import data_span, open_warehouse
 from analytics.synthetic import DemoSpec, demo_personas, generate_warehouse
-from analytics.warehouse import data_span, open_warehouse
 from tests.conftest import PROJECT_ROOT, Warehouse
 from tests.reference import window_member_orders
 

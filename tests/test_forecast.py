@@ -12,7 +12,6 @@ import pytest
 from sqlalchemy import select
 from statsmodels.stats.meta_analysis import combine_effects
 
-from analytics.db import read_frame
 from analytics.forecast import (
     HISTORY_COLUMNS,
     MIN_CAMPAIGNS,
@@ -25,7 +24,8 @@ from analytics.forecast import (
     forecast_types,
     random_effects,
 )
-from analytics.schema import campaigns
+from analytics.storage.contract import campaigns
+from analytics.storage.db import read_frame
 from tests.conftest import Warehouse
 
 FIGURES = ("response_rate", "control_rate", "simple_uplift", "uplift", "uplift_se", "uplift_ci", "tau2",

@@ -16,7 +16,6 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import Engine, create_engine, delete, insert, select
 
-from analytics.db import read_frame
 from analytics.filters import Filters
 from analytics.funnels import (
     FunnelSpec,
@@ -29,8 +28,9 @@ from analytics.funnels import (
     funnel_trend,
     parse_window,
 )
-from analytics.schema import events, members, metadata, products
-from analytics.warehouse import data_span
+from analytics.storage.contract import events, members, metadata, products
+from analytics.storage.db import read_frame
+from analytics.storage.warehouse import data_span
 from tests.conftest import PROJECT_ROOT, Warehouse, default_filters, open_page
 from tests.funnel_reference import Event, reference_attempts, reference_counts
 
@@ -452,10 +452,10 @@ def test_funnel_page_shows_the_funnel_breakdown_and_masked_dropoffs(warehouse: W
 
 def test_postgres_planner_setting_is_restored(pg_log: EventLog) -> None:
     """Funnels turn PostgreSQL's nested loops off for their own statements only: a caller's connection
-    gets its setting back (see analytics.db.connection)."""
+    gets its setting back (see analytics.storage.db.connection)."""
     from sqlalchemy import text
 
-    from analytics.db import connection
+    from analytics.storage.db import connection
 
     pg_log.load([ev(1, 0, "product_view"), ev(2, 1, "add_to_cart")])
     with pg_log.engine.connect() as conn:

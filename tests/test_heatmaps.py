@@ -9,7 +9,6 @@ from datetime import timedelta
 import pandas as pd
 import pytest
 
-from analytics.db import read_frame
 from analytics.filters import Filters
 from analytics.heatmaps import (
     HEATMAPS,
@@ -24,7 +23,8 @@ from analytics.heatmaps import (
     rhythm_cell_members,
 )
 from analytics.member_rows import member_count
-from analytics.warehouse import data_span
+from analytics.storage.db import read_frame
+from analytics.storage.warehouse import data_span
 from tests.conftest import PROJECT_ROOT, Warehouse, default_filters, open_page
 
 

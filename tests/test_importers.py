@@ -23,8 +23,8 @@ from sqlalchemy import text
 from analytics.filters import Filters
 from analytics.importers import ImportOptions, ImportRefused, import_file, import_history, preview_file
 from analytics.kpis import kpi_summary
-from analytics.schema import WAREHOUSE_TABLES
-from analytics.warehouse import open_warehouse
+from analytics.storage.contract import WAREHOUSE_TABLES
+from analytics.storage.warehouse import open_warehouse
 from tests.conftest import DATASETS, PROJECT_ROOT, Warehouse
 
 RETAIL = DATASETS / "online_retail.csv.gz"

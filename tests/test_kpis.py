@@ -9,7 +9,7 @@ import pytest
 
 from analytics import kpis
 from analytics.filters import Filters
-from analytics.warehouse import data_span
+from analytics.storage.warehouse import data_span
 from tests.reference import reference_daily_net_sales, reference_summary
 
 FILTER_CASES = {
@@ -206,8 +206,8 @@ def test_sql_avoids_dialect_specific_syntax() -> None:
     from sqlalchemy.dialects import postgresql
     from sqlalchemy.engine.default import DefaultDialect
 
-    from analytics.schema import orders
     from analytics.sqlparts import date_trunc
+    from analytics.storage.contract import orders
 
     filters = Filters(date(2026, 1, 1), date(2026, 1, 31), ("app",), ("gold",))
     statements = [kpis._order_kpis(filters, by_tier=True), kpis._channel_kpis(filters), kpis._new_members(filters),

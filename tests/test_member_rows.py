@@ -13,8 +13,8 @@ from analytics.filters import Filters
 from analytics.heatmaps import affinity_cell_members, category_affinity
 from analytics.member_rows import MEMBER_ROW_COLUMNS, member_count, member_rows
 from analytics.privacy import mask_email, mask_members, mask_name, mask_phone
-from analytics.schema import members
-from analytics.warehouse import data_span
+from analytics.storage.contract import members
+from analytics.storage.warehouse import data_span
 from tests.conftest import Warehouse
 
 

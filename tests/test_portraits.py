@@ -14,7 +14,6 @@ from hypothesis import strategies as st
 from sqlalchemy import func, select
 
 from analytics import portraits
-from analytics.db import read_frame
 from analytics.filters import Filters
 from analytics.member_rows import MEMBER_ROW_COLUMNS
 from analytics.portraits import (
@@ -35,8 +34,9 @@ from analytics.portraits import (
 )
 from analytics.privacy import mask_email, mask_name, mask_phone
 from analytics.programme import TIER_THRESHOLDS
-from analytics.schema import TIERS, WAREHOUSE_TABLES, members
-from analytics.warehouse import data_span
+from analytics.storage.contract import TIERS, WAREHOUSE_TABLES, members
+from analytics.storage.db import read_frame
+from analytics.storage.warehouse import data_span
 from tests.conftest import Warehouse
 
 SIMPLE_TAGS = [t.key for t in TAGS if not t.is_family]

@@ -21,7 +21,7 @@ from analytics.rfm import (
     segment_migration,
     segment_summary,
 )
-from analytics.warehouse import data_span
+from analytics.storage.warehouse import data_span
 from tests.conftest import PROJECT_ROOT, Warehouse, default_filters, open_page
 from tests.reference import window_member_orders
 
@@ -123,7 +123,7 @@ def test_rfm_command_line(duck_warehouse: Warehouse) -> None:
 
 def test_rfm_of_the_real_online_retail_customers(tmp_path) -> None:
     from analytics.importers import ImportOptions, import_file
-    from analytics.warehouse import open_warehouse
+    from analytics.storage.warehouse import open_warehouse
     from tests.conftest import DATASETS
 
     retail = DATASETS / "online_retail.csv.gz"
@@ -137,8 +137,8 @@ def test_rfm_of_the_real_online_retail_customers(tmp_path) -> None:
         got = rfm_members(engine, filters)
         from sqlalchemy import select
 
-        from analytics.db import read_frame
-        from analytics.schema import members, orders
+        from analytics.storage.contract import members, orders
+        from analytics.storage.db import read_frame
 
         expected = pandas_rfm(read_frame(engine, select(orders)).astype({"net_amount": "float64"}),
                               read_frame(engine, select(members)), filters)
@@ -173,8 +173,8 @@ def test_rfm_page_shows_segments_and_masked_members(warehouse: Warehouse, monkey
 def test_segment_audience_spec_round_trips(warehouse: Warehouse) -> None:
     import json
 
-    from analytics.db import read_frame
     from analytics.rfm import audience_member_ids, segment_audience_spec
+    from analytics.storage.db import read_frame
 
     filters = year_to(warehouse, tiers=("basic", "silver"))
     grid = {**DEFAULT_GRID, (3, 3): "At Risk"}

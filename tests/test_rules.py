@@ -140,7 +140,7 @@ def retail_invoices() -> list[list[str]]:
 
 
 def test_online_retail_rules_from_the_warehouse_equal_the_reference(retail_warehouse) -> None:
-    from analytics.warehouse import open_warehouse
+    from analytics.storage.warehouse import open_warehouse
 
     engine = open_warehouse(retail_warehouse)
     try:
@@ -250,7 +250,7 @@ def test_command_line_prints_one_row_per_rule(duck_warehouse: Warehouse) -> None
 
 def test_imported_baskets_are_mined_like_orders(tmp_path) -> None:
     from analytics.importers import ImportOptions
-    from analytics.warehouse import open_warehouse
+    from analytics.storage.warehouse import open_warehouse
 
     url = f"duckdb:///{tmp_path / 'baskets.duckdb'}"
     import_file(url, "baskets", need(GROCERIES), ImportOptions(basket_date=date(2026, 1, 15)))

@@ -9,9 +9,9 @@ import pandas as pd
 import pytest
 
 from analytics.programme import POINTS_EARN_RATE, TIER_THRESHOLDS
-from analytics.schema import TIERS, WAREHOUSE_TABLES
+from analytics.storage.contract import TIERS, WAREHOUSE_TABLES
+from analytics.storage.warehouse import WarehouseError, check_schema, open_warehouse
 from analytics.synthetic import DemoSpec, generate_warehouse
-from analytics.warehouse import WarehouseError, check_schema, open_warehouse
 
 # --- referential integrity -----------------------------------------------------------------------
 
@@ -230,7 +230,7 @@ def _fingerprint(url: str) -> dict[str, int]:
     try:
         from sqlalchemy import select
 
-        from analytics.db import read_frame
+        from analytics.storage.db import read_frame
 
         return {t.name: int(pd.util.hash_pandas_object(read_frame(engine, select(t)).astype(str), index=False).sum())
                 for t in WAREHOUSE_TABLES}

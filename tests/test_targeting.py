@@ -16,10 +16,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import String, column, func, select, text
 
-from analytics.db import read_frame
 from analytics.filters import Filters
 from analytics.rfm import segment_audience_spec
-from analytics.schema import WAREHOUSE_TABLES
+from analytics.storage.contract import WAREHOUSE_TABLES
+from analytics.storage.db import read_frame
+from analytics.storage.warehouse import data_span
 from analytics.targeting import (
     BUCKETS,
     SpecError,
@@ -29,7 +30,6 @@ from analytics.targeting import (
     python_bucket,
     targeted_members,
 )
-from analytics.warehouse import data_span
 from tests.conftest import PROJECT_ROOT, Warehouse
 from tests.test_rfm import pandas_rfm
 
@@ -296,7 +296,7 @@ def test_command_line(duck_warehouse: Warehouse, tmp_path) -> None:
     bad = subprocess.run(base, capture_output=True, text=True, cwd=PROJECT_ROOT, timeout=60)
     assert bad.returncode == 2 and "not valid JSON" in bad.stderr
     # a saved audience, by name and version, from the app-state database
-    from analytics.appstate import open_state, save_audience
+    from analytics.storage.appstate import open_state, save_audience
 
     state_url = f"sqlite:///{tmp_path}/state.sqlite"
     state = open_state(state_url)
@@ -404,7 +404,7 @@ def test_saving_reopening_and_versions_on_the_page(warehouse: Warehouse, monkeyp
     """Save the starter audience, change it and save again (version 2), reopen version 1: the builder shows
     its rows and sizes again; the saved spec is the one previewed, and both versions survive a new engine.
     A saved audience then works as a condition, and the rules can be written as JSON."""
-    from analytics.appstate import audience_versions, open_state
+    from analytics.storage.appstate import audience_versions, open_state
     from tests.conftest import default_filters, direct_page
 
     state_url = f"sqlite:///{tmp_path}/state.sqlite"
@@ -467,7 +467,7 @@ def test_every_tab_of_the_targeting_page(warehouse: Warehouse, monkeypatch, tmp_
     """Profile, overlap, balance and forecast tabs under AppTest show what the analytics compute for the same
     spec (only the open tab runs)."""
     from analytics import audience_report, forecast
-    from analytics.appstate import open_state, save_audience
+    from analytics.storage.appstate import open_state, save_audience
     from tests.conftest import direct_page
     from tests.figures import read_figure
 

@@ -10,13 +10,12 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
-from analytics.warehouse import (
-    WarehouseConfig,
+from analytics.storage.databases import DatabaseConfig, mask_url
+from analytics.storage.warehouse import (
     WarehouseError,
     check_schema,
     data_span,
     default_warehouse_url,
-    mask_url,
     open_warehouse,
     resolve_warehouse_config,
     table_overview,
@@ -34,8 +33,8 @@ def write_secrets(path: Path, body: str) -> Path:
 def test_environment_beats_secrets_beats_default(tmp_path: Path) -> None:
     secrets = write_secrets(tmp_path / "secrets.toml", '[connections.warehouse]\nurl = "duckdb:///from_secrets.duckdb"\n')
     env = {"MEMBERLENS_WAREHOUSE_URL": "duckdb:///from_env.duckdb"}
-    assert resolve_warehouse_config(env, [secrets]) == WarehouseConfig("duckdb:///from_env.duckdb", "environment")
-    assert resolve_warehouse_config({}, [secrets]) == WarehouseConfig("duckdb:///from_secrets.duckdb", "secrets")
+    assert resolve_warehouse_config(env, [secrets]) == DatabaseConfig("duckdb:///from_env.duckdb", "environment")
+    assert resolve_warehouse_config({}, [secrets]) == DatabaseConfig("duckdb:///from_secrets.duckdb", "secrets")
     default = resolve_warehouse_config({}, [tmp_path / "absent.toml"])
     assert default.is_embedded_default and default.url == default_warehouse_url()
     assert default.url.endswith("data/warehouse.duckdb")
@@ -117,7 +116,7 @@ def test_schema_check_names_what_is_missing(tmp_path: Path) -> None:
 
 
 def open_warehouse_unchecked(url: str):
-    from analytics.warehouse import create_warehouse_engine
+    from analytics.storage.warehouse import create_warehouse_engine
 
     return create_warehouse_engine(url)
 
@@ -170,8 +169,8 @@ def test_missing_database_is_named(postgres_server_url: str) -> None:
 
 
 def test_empty_warehouse_has_no_data_span(tmp_path: Path) -> None:
-    from analytics.bulkload import bulk_load
-    from analytics.schema import WAREHOUSE_TABLES
+    from analytics.storage.bulkload import bulk_load
+    from analytics.storage.contract import WAREHOUSE_TABLES
 
     url = f"duckdb:///{tmp_path / 'empty.duckdb'}"
     with bulk_load(url, WAREHOUSE_TABLES):

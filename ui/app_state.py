@@ -9,8 +9,9 @@ import os
 import streamlit as st
 from sqlalchemy import Engine
 
-from analytics.appstate import open_state, resolve_state_url
-from analytics.warehouse import WarehouseError, mask_url
+from analytics.errors import StateError
+from analytics.storage.appstate import open_state, resolve_state_url
+from analytics.storage.databases import mask_url
 
 USER_ENV = "MEMBERLENS_USER"
 
@@ -25,12 +26,12 @@ def app_state() -> Engine | None:
     try:
         url = resolve_state_url()
         return _state_engine(url)
-    except WarehouseError as problem:
+    except StateError as problem:
         unavailable(problem)
         return None
 
 
-def unavailable(problem: WarehouseError) -> None:
+def unavailable(problem: StateError) -> None:
     """Say why saved audiences cannot be used (instead of a traceback)."""
     st.warning(f"Saved audiences are unavailable: {problem.problem} {problem.fix}", icon=":material/database:")
 
@@ -39,7 +40,7 @@ def state_location() -> str:
     """Where saved audiences go, safe to show (password masked)."""
     try:
         return mask_url(resolve_state_url())
-    except WarehouseError as problem:
+    except StateError as problem:
         return problem.problem
 
 

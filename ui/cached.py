@@ -29,7 +29,7 @@ from analytics import (
 from analytics.filters import FilterOptions, Filters, filter_options
 from analytics.member_rows import listed_member_ids, member_count, member_rows
 from analytics.quality import DEFAULT_THRESHOLDS, QualityReport, QualityThresholds, quality_report
-from analytics.warehouse import DataSpan, SchemaReport, check_schema, data_span, table_overview
+from analytics.storage.warehouse import DataSpan, SchemaReport, check_schema, data_span, table_overview
 
 TTL_SECONDS = 600
 
@@ -325,7 +325,7 @@ def audience_members_csv(engine: Engine, spec_json: str, state: Engine | None = 
 
     spec = json.loads(spec_json)
     if state is not None:
-        from analytics.appstate import log_event
+        from analytics.storage.appstate import log_event
 
         log_event(state, actor or "unknown", "export_audience_members",
                   {"name": spec.get("name"), "campaign_key": spec.get("campaign_key"), "masked": True})

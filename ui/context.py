@@ -15,7 +15,8 @@ import streamlit as st
 from sqlalchemy import Engine
 
 from analytics.filters import DEFAULT_RANGE_DAYS, FilterOptions, Filters
-from analytics.warehouse import DataSpan, WarehouseConfig
+from analytics.storage.databases import DatabaseConfig
+from analytics.storage.warehouse import DataSpan
 from ui.format import label
 
 _CONTEXT_KEY = "_memberlens_context"
@@ -27,7 +28,7 @@ RESET_KEY = "_reset_filters"
 
 @dataclass(frozen=True)
 class PageContext:
-    config: WarehouseConfig
+    config: DatabaseConfig
     engine: Engine
     span: DataSpan
     options: FilterOptions

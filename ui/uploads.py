@@ -14,7 +14,7 @@ from pathlib import Path
 
 from streamlit.runtime.uploaded_file_manager import UploadedFile
 
-from analytics.warehouse import data_dir
+from analytics.storage.databases import data_dir
 
 KEEP_SECONDS = 24 * 3600
 IMPORT_DIRS_ENV = "MEMBERLENS_IMPORT_DIRS"

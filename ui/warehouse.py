@@ -1,6 +1,6 @@
 """The app's connection to the warehouse: first-run demo build, cached engine, problem pages.
 
-Everything here runs inside Streamlit; the logic it calls lives in :mod:`analytics.warehouse`.
+Everything here runs inside Streamlit; the logic it calls lives in :mod:`analytics.storage.warehouse`.
 """
 
 from __future__ import annotations
@@ -14,15 +14,15 @@ import streamlit as st
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from analytics.synthetic import DEFAULT_MEMBERS, MAX_MEMBERS, DemoSpec, generate_warehouse
-from analytics.warehouse import (
-    WarehouseConfig,
+from analytics.storage.databases import DatabaseConfig
+from analytics.storage.warehouse import (
     WarehouseError,
     default_warehouse_path,
     explain_error,
     open_warehouse,
     resolve_warehouse_config,
 )
+from analytics.synthetic import DEFAULT_MEMBERS, MAX_MEMBERS, DemoSpec, generate_warehouse
 
 _LOG = logging.getLogger("memberlens")
 _build_lock = threading.Lock()
@@ -36,7 +36,7 @@ SOURCE_LABELS = {
 }
 
 
-def warehouse_config() -> WarehouseConfig:
+def warehouse_config() -> DatabaseConfig:
     return resolve_warehouse_config()
 
 
@@ -56,12 +56,12 @@ def forget_warehouse() -> None:
     warehouse_engine.clear()
 
 
-def needs_demo_build(config: WarehouseConfig) -> bool:
+def needs_demo_build(config: DatabaseConfig) -> bool:
     """True on first run: no warehouse is configured and the embedded one does not exist yet."""
     return config.is_embedded_default and not default_warehouse_path().exists()
 
 
-def build_demo_warehouse(config: WarehouseConfig) -> None:
+def build_demo_warehouse(config: DatabaseConfig) -> None:
     """The first-run page: build the embedded demo warehouse with a progress display, then reload."""
     try:
         spec = DemoSpec(members=demo_members())
@@ -70,7 +70,7 @@ def build_demo_warehouse(config: WarehouseConfig) -> None:
         show_warehouse_problem(explain_error(exc, config.url), config)
 
 
-def _build(config: WarehouseConfig, spec: DemoSpec) -> None:
+def _build(config: DatabaseConfig, spec: DemoSpec) -> None:
     with _build_lock:  # two browser tabs on first run: the second waits for the first build
         if not needs_demo_build(config):
             st.rerun()
@@ -103,7 +103,7 @@ def demo_members() -> int:
     return int(configured)
 
 
-def show_warehouse_problem(error: WarehouseError, config: WarehouseConfig | None) -> None:
+def show_warehouse_problem(error: WarehouseError, config: DatabaseConfig | None) -> None:
     """A full page that says what is wrong with the warehouse and how to fix it (no traceback)."""
     st.title("MemberLens cannot use the warehouse")
     st.error(error.problem, icon=":material/database_off:")
@@ -123,7 +123,7 @@ def show_warehouse_problem(error: WarehouseError, config: WarehouseConfig | None
         st.rerun()
 
 
-def show_page_failure(exc: Exception, config: WarehouseConfig) -> None:
+def show_page_failure(exc: Exception, config: DatabaseConfig) -> None:
     """What a page shows instead of a traceback when it fails while drawing.
 
     Warehouse errors (a table renamed, the server gone) get the warehouse problem page; anything

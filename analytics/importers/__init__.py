@@ -28,9 +28,9 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
-from analytics import schema
+from analytics.errors import ImportRefused
 from analytics.importers.baskets import stage_baskets
-from analytics.importers.errors import ImportRefused, empty_rejects
+from analytics.importers.errors import empty_rejects
 from analytics.importers.events import stage_events
 from analytics.importers.loading import PreviousImport, imports_log, new_log_entry, open_target
 from analytics.importers.reading import (
@@ -57,6 +57,7 @@ from analytics.importers.roles import (
 )
 from analytics.importers.staging import Staging
 from analytics.importers.transactions import stage_transactions
+from analytics.storage import contract
 
 __all__ = [
     "DELIMITERS", "ENCODINGS", "KINDS", "ROLES", "FilePreview", "ImportOptions", "ImportRefused", "ImportResult",
@@ -243,7 +244,7 @@ def import_file(
         rejected = stage.rejects()
         rows_rejected = int(rejected[["sheet", "row"]].drop_duplicates().shape[0]) if not rejected.empty else 0
         temporary = _temp_tables(target.staging)
-        staged = {t.name: stage.stage_count(t) for t in schema.WAREHOUSE_TABLES if f"_stage_{t.name}" in temporary}
+        staged = {t.name: stage.stage_count(t) for t in contract.WAREHOUSE_TABLES if f"_stage_{t.name}" in temporary}
         if rows_read == 0:
             raise ImportRefused(f"{name} holds a header but no data rows.", "Export the data again.")
         if not any(staged.values()):
@@ -254,7 +255,7 @@ def import_file(
         with target.transaction():
             target.prepare(options.replace)
             for table in staged:
-                target.ship(next(t for t in schema.WAREHOUSE_TABLES if t.name == table))
+                target.ship(next(t for t in contract.WAREHOUSE_TABLES if t.name == table))
             inserted = target.load(list(staged), report)
             differing = inserted.pop("orders_differing", 0)
             layout = detect_layout(kind, source.columns) if kind in _DATE_ROLE else None
@@ -275,8 +276,8 @@ def import_history(bind) -> pd.DataFrame:
     """Earlier imports into the warehouse, newest first (empty if nothing was ever imported)."""
     from sqlalchemy import select
 
-    from analytics.db import read_frame
-    from analytics.warehouse import table_names
+    from analytics.storage.db import read_frame
+    from analytics.storage.warehouse import table_names
 
     columns = ["imported_at", "kind", "file_name", "rows_read", "rows_rejected", "import_id", "fingerprint"]
     if imports_log.name not in {n.lower() for n in table_names(bind)}:

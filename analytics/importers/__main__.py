@@ -12,9 +12,10 @@ import json
 import sys
 from collections.abc import Sequence
 
-from analytics.cli import UsageError, iso_date, run_reporting_errors
+from analytics.commandline import iso_date, run_reporting_errors
 from analytics.importers import DELIMITERS, ENCODINGS, KINDS, ROLES, ImportOptions, ImportRefused, import_file
-from analytics.warehouse import mask_url, resolve_warehouse_config
+from analytics.storage.databases import mask_url
+from analytics.storage.warehouse import resolve_warehouse_config
 
 _DELIMITER_WORDS = {"comma": ",", "semicolon": ";", "tab": "\t", "pipe": "|"}
 
@@ -90,9 +91,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(file=sys.stderr)
             if args.rejects and not refused.rejected.empty:
                 refused.rejected.to_csv(args.rejects, index=False)
-            raise UsageError(refused.problem + (f"\n  fix: {refused.fix}" if refused.fix else "")
-                             + (f"\n  rejected rows written to {args.rejects}"
-                                if args.rejects and not refused.rejected.empty else "")) from None
+                refused.fix = f"{refused.fix}\n  rejected rows written to {args.rejects}".lstrip("\n ")
+            raise
         if sys.stderr.isatty():
             print(file=sys.stderr)
         if args.rejects:

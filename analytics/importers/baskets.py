@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from datetime import date
 
-from analytics import schema
 from analytics.importers.staging import Staging
+from analytics.storage import contract
 
 
 def stage_baskets(stage: Staging, basket_date: date, channel: str | None, id_prefix: str) -> dict[str, object]:
@@ -34,20 +34,20 @@ def stage_baskets(stage: Staging, basket_date: date, channel: str | None, id_pre
         "row_number() OVER (PARTITION BY _row ORDER BY position) AS line_no, _row FROM _items",
         {"prefix": f"basket-{id_prefix}-"},
     )
-    stage.create_stage(schema.order_items)
+    stage.create_stage(contract.order_items)
     stage.run("INSERT INTO _stage_order_items (order_id, line_no, product_id, quantity) "
               "SELECT order_id, line_no, item, quantity FROM _basket_items ORDER BY _row, line_no")
-    stage.create_stage(schema.orders)
+    stage.create_stage(contract.orders)
     stage.run(
         "INSERT INTO _stage_orders (order_id, ordered_at, channel, status) "
         "SELECT order_id, CAST($day AS TIMESTAMP), $channel, 'completed' FROM _basket_items "
         "GROUP BY order_id, _row ORDER BY _row",
         {"day": basket_date, "channel": channel},
     )
-    stage.create_stage(schema.products)
+    stage.create_stage(contract.products)
     stage.run("INSERT INTO _stage_products (product_id, name) SELECT DISTINCT item, item FROM _basket_items")
     return {
-        "baskets": stage.stage_count(schema.orders),
-        "items": stage.stage_count(schema.order_items),
-        "products": stage.stage_count(schema.products),
+        "baskets": stage.stage_count(contract.orders),
+        "items": stage.stage_count(contract.order_items),
+        "products": stage.stage_count(contract.products),
     }

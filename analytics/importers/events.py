@@ -21,10 +21,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from analytics import schema
-from analytics.importers.errors import ImportRefused
+from analytics.errors import ImportRefused
 from analytics.importers.reading import date_params, describe_date_format, id_sql, timestamp_sql
 from analytics.importers.staging import Check, Staging, most_frequent
+from analytics.storage import contract
 
 SESSION_GAP_MINUTES = 30
 
@@ -115,7 +115,7 @@ def stage_events(
     )
     stage.keep_accepted("_identified", "_accepted")
 
-    stage.create_stage(schema.events)
+    stage.create_stage(contract.events)
     stage.run(
         "INSERT INTO _stage_events SELECT event_id, user_id, session_id, occurred_at, event_type, "
         f"coalesce(page, {_case(DEFAULT_PAGE, 'event_type')}), product_id, device, source FROM _accepted"
@@ -130,7 +130,7 @@ def stage_events(
     stage.run("DROP TABLE _stage_events")
     stage.run("ALTER TABLE _sorted_events RENAME TO _stage_events")
 
-    stage.create_stage(schema.products)
+    stage.create_stage(contract.products)
     paths = most_frequent("category_path", "product_id", "_accepted")
     stage.run(
         "INSERT INTO _stage_products (product_id, category, subcategory, brand, list_price) "
@@ -150,7 +150,7 @@ def summarise(stage: Staging) -> dict[str, object]:
     row = stage.con.execute(
         "SELECT count(DISTINCT session_id), count(DISTINCT member_id), min(occurred_at), max(occurred_at) "
         "FROM _stage_events").fetchall()[0]
-    summary: dict[str, object] = {f"events_{t}": int(counts.get(t, 0)) for t in schema.EVENT_TYPES}
+    summary: dict[str, object] = {f"events_{t}": int(counts.get(t, 0)) for t in contract.EVENT_TYPES}
     summary.update({"events": int(sum(counts.values())), "sessions": row[0], "visitors": row[1],
                     "products": stage.scalar("SELECT count(*) FROM _stage_products"),
                     "first_event_at": row[2], "last_event_at": row[3]})

@@ -32,21 +32,20 @@ import duckdb
 from sqlalchemy import Column, DateTime, Integer, MetaData, String, Table, insert, select, text
 from sqlalchemy.schema import CreateTable
 
-from analytics import schema
-from analytics.bulkload import copy_batches, driver_errors
 from analytics.importers.staging import duckdb_dialect
-from analytics.warehouse import (
+from analytics.storage import contract
+from analytics.storage.bulkload import copy_batches, driver_errors
+from analytics.storage.databases import WAREHOUSE, mask_url
+from analytics.storage.warehouse import (
     WarehouseError,
     create_warehouse_engine,
     duckdb_path,
     explain_error,
-    mask_url,
-    parse_url,
     table_names,
 )
 
 imports_log = Table(
-    schema.IMPORT_LOG_TABLE,
+    contract.IMPORT_LOG_TABLE,
     MetaData(),
     Column("import_id", String, primary_key=True),
     Column("kind", String, nullable=False),
@@ -61,7 +60,7 @@ imports_log = Table(
 #: Tables MemberLens owns besides the contract: dropped with it when an import replaces the data.
 OWN_EXTRA_TABLES: tuple[str, ...] = ("demo_personas", imports_log.name)
 
-_TABLES = {t.name: t for t in schema.WAREHOUSE_TABLES}
+_TABLES = {t.name: t for t in contract.WAREHOUSE_TABLES}
 
 #: Natural keys: a staged row is inserted only if no row with its key exists. Order lines go in only
 #: with their (new) order, so they are checked against ``orders`` and loaded before the orders.
@@ -119,11 +118,11 @@ class Target:
     def prepare(self, replace: bool) -> None:
         present = {name.lower() for name in self.existing()}
         if replace:
-            for name in (*reversed([t.name for t in schema.WAREHOUSE_TABLES]), *OWN_EXTRA_TABLES):
+            for name in (*reversed([t.name for t in contract.WAREHOUSE_TABLES]), *OWN_EXTRA_TABLES):
                 if name in present:
                     self.execute(f"DROP TABLE {name}")
             present = set()
-        for table in (*schema.WAREHOUSE_TABLES, imports_log):
+        for table in (*contract.WAREHOUSE_TABLES, imports_log):
             if table.name not in present:
                 self.create(table)
 
@@ -134,7 +133,7 @@ class Target:
         for i, (table, keyed_by, key) in enumerate(steps):
             report(0.7 + 0.2 * i / len(steps), f"Loading {table}")
             columns = ", ".join(c.name for c in _TABLES[table].columns)
-            order = ", ".join(f"s.{c}" for c in schema.SORT_KEYS.get(table, ()))
+            order = ", ".join(f"s.{c}" for c in contract.SORT_KEYS.get(table, ()))
             inserted[table] = self.execute(
                 f"INSERT INTO {table} ({columns}) SELECT {', '.join('s.' + c for c in columns.split(', '))} "
                 f"FROM _stage_{table} s WHERE NOT EXISTS (SELECT 1 FROM {keyed_by} x WHERE x.{key} = s.{key})"
@@ -292,7 +291,7 @@ class PostgresTarget(Target):
 @contextmanager
 def open_target(url: str) -> Iterator[Target]:
     """Open the warehouse at ``url`` for importing (DuckDB file or PostgreSQL)."""
-    backend = parse_url(url).get_backend_name()
+    backend = WAREHOUSE.parse(url).get_backend_name()
     if backend == "duckdb":
         path = duckdb_path(url)
         if path is None:

@@ -25,7 +25,7 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
-from analytics.importers.errors import ImportRefused
+from analytics.errors import ImportRefused
 
 ENCODINGS: tuple[str, ...] = ("utf-8", "latin-1", "utf-16")
 DELIMITERS: tuple[str, ...] = (",", ";", "\t", "|")

@@ -12,6 +12,8 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from analytics.errors import InputError
+
 KINDS: tuple[str, ...] = ("transactions", "events", "baskets")
 
 
@@ -137,5 +139,5 @@ def missing_required(kind: str, resolved: Mapping[str, int | None]) -> list[Role
     return [role for role in ROLES[kind] if role.required and resolved.get(role.name) is None]
 
 
-class MappingError(ValueError):
+class MappingError(InputError):
     """A column mapping names a role or column that does not exist."""

@@ -23,7 +23,8 @@ import duckdb
 import pandas as pd
 from sqlalchemy import Table, create_engine
 
-from analytics.importers.errors import REJECT_COLUMNS, ImportRefused
+from analytics.errors import ImportRefused
+from analytics.importers.errors import REJECT_COLUMNS
 from analytics.importers.reading import SourceFile
 
 #: How many rejected rows a refusal message quotes; the full list comes with it.

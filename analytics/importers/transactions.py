@@ -29,9 +29,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from analytics import schema
 from analytics.importers.reading import date_params, describe_date_format, id_sql, timestamp_sql
 from analytics.importers.staging import Check, Staging, most_frequent
+from analytics.storage import contract
 
 CANCELLED = "upper(left(invoice, 1)) = 'C'"
 MAX_LINE_NO = 32_000  # order_items.line_no is a SMALLINT
@@ -107,25 +107,25 @@ def stage_transactions(
         "round(CAST(abs(quantity_number) AS DECIMAL(18, 0)) * unit_price, 2) AS line_amount, "
         f"{line_no} AS line_no FROM _checked l JOIN _invoices i USING (invoice)"
     )
-    stage.create_stage(schema.order_items)
+    stage.create_stage(contract.order_items)
     stage.run(
         "INSERT INTO _stage_order_items SELECT invoice, line_no, stock_code, quantity, unit_price, line_amount "
         "FROM _numbered"
     )
-    stage.create_stage(schema.orders)
+    stage.create_stage(contract.orders)
     stage.run(
         "INSERT INTO _stage_orders (order_id, member_id, ordered_at, channel, status, gross_amount, discount_amount, "
         "net_amount) SELECT invoice, arg_min(customer_id, line_no), min(ordered_at), $channel, any_value(status), "
         "sum(line_amount), 0, sum(line_amount) FROM _numbered GROUP BY invoice",
         {"channel": channel},
     )
-    stage.create_stage(schema.products)
+    stage.create_stage(contract.products)
     stage.run(
         "INSERT INTO _stage_products (product_id, name, list_price) SELECT p.stock_code, d.description, p.unit_price "
         f"FROM {most_frequent('unit_price', 'stock_code', '_numbered')} p "
         f"LEFT JOIN {most_frequent('description', 'stock_code', '_numbered')} d USING (stock_code)"
     )
-    stage.create_stage(schema.members)
+    stage.create_stage(contract.members)
     stage.run(
         "INSERT INTO _stage_members (member_id, registered_at, region) "
         "SELECT o.member_id, coalesce(min(CASE WHEN o.status = 'completed' THEN o.ordered_at END), "

@@ -6,7 +6,9 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from analytics.cli import UsageError, iso_date, run_reporting_errors
+from analytics.commandline import iso_date, run_reporting_errors
+from analytics.storage.databases import mask_url
+from analytics.storage.warehouse import resolve_warehouse_config
 from analytics.synthetic.build import (
     DEFAULT_DAYS,
     DEFAULT_END,
@@ -15,7 +17,6 @@ from analytics.synthetic.build import (
     DemoSpec,
     generate_warehouse,
 )
-from analytics.warehouse import mask_url, resolve_warehouse_config
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -40,10 +41,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"[{fraction:4.0%}] {message}", file=sys.stderr, flush=True)
 
     def body() -> int:
-        try:
-            spec = DemoSpec(members=args.members, seed=args.seed, end=args.end, days=args.days)
-        except ValueError as exc:
-            raise UsageError(str(exc)) from None
+        spec = DemoSpec(members=args.members, seed=args.seed, end=args.end, days=args.days)
         url = args.url or resolve_warehouse_config().url
         summary = generate_warehouse(url, spec, replace=args.replace, progress=progress)
         rows = ", ".join(f"{name} {count:,}" for name, count in summary.rows.items())

@@ -16,8 +16,9 @@ import numpy as np
 import pyarrow as pa
 from sqlalchemy import Column, MetaData, String, Table
 
-from analytics import schema
-from analytics.bulkload import BulkLoader, bulk_load
+from analytics.errors import InputError
+from analytics.storage import contract
+from analytics.storage.bulkload import BulkLoader, bulk_load
 from analytics.synthetic import clickstream as cs
 from analytics.synthetic.calendar import DemandCalendar
 from analytics.synthetic.campaigns import CHANNELS, Campaign, plan_campaigns, run_campaigns
@@ -52,7 +53,7 @@ demo_personas = Table(
     Column("member_id", String, primary_key=True),
     Column("persona", String, nullable=False),
 )
-DEMO_TABLES = (*schema.WAREHOUSE_TABLES, demo_personas)
+DEMO_TABLES = (*contract.WAREHOUSE_TABLES, demo_personas)
 
 Progress = Callable[[float, str], None]
 #: How far through a chunk each generation step starts (measured shares of the chunk's time).
@@ -73,13 +74,13 @@ class DemoSpec:
 
     def __post_init__(self) -> None:
         if not isinstance(self.members, int) or self.members < 1:
-            raise ValueError(f"--members must be a positive whole number, got {self.members!r}.")
+            raise InputError(f"--members must be a positive whole number, got {self.members!r}.")
         if self.members > MAX_MEMBERS:
-            raise ValueError(f"--members {self.members:,} is more than the generator supports ({MAX_MEMBERS:,}).")
+            raise InputError(f"--members {self.members:,} is more than the generator supports ({MAX_MEMBERS:,}).")
         if not 28 <= self.days <= 3660:
-            raise ValueError(f"--days must be between 28 and 3660, got {self.days}.")
+            raise InputError(f"--days must be between 28 and 3660, got {self.days}.")
         if self.seed < 0:
-            raise ValueError(f"--seed must be zero or positive, got {self.seed}.")
+            raise InputError(f"--seed must be zero or positive, got {self.seed}.")
 
     @property
     def start(self) -> date:
@@ -106,7 +107,7 @@ def generate_warehouse(
     summary = BuildSummary(spec)
     counters = {"order": 0, "session": 0, "event": 0, "entry": 0}
     n_chunks = -(-spec.members // CHUNK_MEMBERS)
-    with bulk_load(url, DEMO_TABLES, sort_by=schema.SORT_KEYS, replace=replace) as loader:
+    with bulk_load(url, DEMO_TABLES, sort_by=contract.SORT_KEYS, replace=replace) as loader:
         _append(loader, summary, "products", _products_table(catalog))
         _append(loader, summary, "campaigns", _campaigns_table(campaigns, cal))
         for chunk in range(n_chunks):
@@ -247,7 +248,7 @@ def build_chunk(
             "city": profiles.city,
             "region": profiles.region,
             "acquisition_channel": labels(ACQUISITION_CHANNELS, acquisition),
-            "tier": labels(schema.TIERS, tiers.current),
+            "tier": labels(contract.TIERS, tiers.current),
             "points_balance": integers(points.balance),
             "consent_email": pa.array(consent_email),
             "consent_sms": pa.array(consent_sms),
@@ -259,7 +260,7 @@ def build_chunk(
             "member_id": order_member,
             "ordered_at": timestamps(cal.start, orders.t),
             "channel": labels(ORDER_CHANNELS, orders.channel),
-            "status": labels(schema.ORDER_STATUSES, orders.status),
+            "status": labels(contract.ORDER_STATUSES, orders.status),
             "gross_amount": money(gross),
             "discount_amount": money(discount),
             "net_amount": money(gross - discount),
@@ -280,7 +281,7 @@ def build_chunk(
             "member_id": ids("M", first_member + np.maximum(events.member, 0) + 1, 8, missing=events.member == GUEST),
             "session_id": ids("S", session_no, 11),
             "occurred_at": timestamps(cal.start, events.t),
-            "event_type": labels(schema.EVENT_TYPES, events.type),
+            "event_type": labels(contract.EVENT_TYPES, events.type),
             "page": labels(cs.PAGES, events.page),
             "product_id": ids("P", catalog.product_no[np.maximum(events.product, 0)], 6, missing=events.product < 0),
             "device": labels(cs.DEVICES, events.device),
@@ -291,19 +292,19 @@ def build_chunk(
             "member_id": ids("M", first_member + points.member + 1, 8),
             "occurred_at": timestamps(cal.start, points.t),
             "delta": integers(points.delta),
-            "reason": labels(schema.LEDGER_REASONS, points.reason),
+            "reason": labels(contract.LEDGER_REASONS, points.reason),
             "order_id": order_ref(points.order),
         }),
         "tier_changes": pa.table({
             "member_id": ids("M", first_member + tiers.change_member + 1, 8),
             "changed_at": timestamps(cal.start, tiers.change_t),
-            "from_tier": labels(schema.TIERS, tiers.change_from),
-            "to_tier": labels(schema.TIERS, tiers.change_to),
+            "from_tier": labels(contract.TIERS, tiers.change_from),
+            "to_tier": labels(contract.TIERS, tiers.change_to),
         }),
         "campaign_members": pa.table({
             "campaign_id": labels(campaign_ids, cm.campaign),
             "member_id": ids("M", first_member + cm.member + 1, 8),
-            "arm": labels(schema.ARMS, cm.control.astype(np.int64)),
+            "arm": labels(contract.ARMS, cm.control.astype(np.int64)),
             "sent_at": timestamps(cal.start, cm.sent_t, missing=cm.sent_t < 0),
             "opened_at": timestamps(cal.start, cm.opened_t, missing=cm.opened_t < 0),
             "clicked_at": timestamps(cal.start, cm.clicked_t, missing=cm.clicked_t < 0),

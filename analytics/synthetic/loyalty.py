@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from analytics.programme import POINTS_EARN_RATE, TIER_THRESHOLDS
-from analytics.schema import LEDGER_REASONS
+from analytics.storage.contract import LEDGER_REASONS
 from analytics.synthetic.calendar import DemandCalendar
 from analytics.synthetic.shopping import DAY, GUEST, STATUS_COMPLETED, MemberSet, Orders, persona_array
 

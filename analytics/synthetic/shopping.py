@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from analytics.schema import ORDER_STATUSES
+from analytics.storage.contract import ORDER_STATUSES
 from analytics.synthetic.calendar import BASE_HOURS, NIGHT_OWL_HOURS, DemandCalendar
 from analytics.synthetic.catalog import Catalog, sample_products
 from analytics.synthetic.people import choice

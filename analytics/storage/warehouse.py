@@ -1,9 +1,7 @@
 """Which warehouse to use, how to open it safely, and whether it holds what MemberLens needs.
 
-The warehouse URL is resolved in this order: the ``MEMBERLENS_WAREHOUSE_URL`` environment
-variable; ``[connections.warehouse]`` in ``.streamlit/secrets.toml`` (Streamlit's
-``st.connection`` convention, read here without importing Streamlit); otherwise the embedded DuckDB
-file ``data/warehouse.duckdb``, which the app builds from the demo generator on first run.
+The warehouse URL is resolved as :mod:`analytics.storage.databases` describes (environment, secrets, else
+the embedded DuckDB file ``data/warehouse.duckdb``, which the app builds from the demo generator on first run).
 
 Analytics open the warehouse read-only: DuckDB files with ``read_only=True``, PostgreSQL sessions
 with ``default_transaction_read_only``. Every failure to open or use it is turned into a
@@ -13,9 +11,6 @@ nor the command line ever shows a traceback for a configuration mistake.
 
 from __future__ import annotations
 
-import os
-import re
-import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
@@ -23,67 +18,14 @@ from pathlib import Path
 
 import pandas as pd
 from sqlalchemy import Column, Engine, MetaData, String, Table, create_engine, event, func, inspect, select
-from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, SQLAlchemyError
+from sqlalchemy.exc import NoSuchModuleError
 
-from analytics.db import Bind, connection
-from analytics.schema import WAREHOUSE_TABLES, expected_columns, orders
+from analytics.errors import WarehouseError
+from analytics.storage.contract import WAREHOUSE_TABLES, expected_columns, orders
+from analytics.storage.databases import WAREHOUSE, DatabaseConfig, data_dir, secrets_paths
+from analytics.storage.db import Bind, connection
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-WAREHOUSE_URL_ENV = "MEMBERLENS_WAREHOUSE_URL"
-DATA_DIR_ENV = "MEMBERLENS_DATA_DIR"
-SECRETS_CONNECTION = "warehouse"
-
-#: Drivers MemberLens knows how to suggest when a URL names one that is not installed.
-DRIVER_PACKAGES: dict[str, str] = {
-    "duckdb": "duckdb-engine",
-    "postgresql": "psycopg[binary]",
-    "psycopg": "psycopg[binary]",
-    "psycopg2": "psycopg2-binary",
-    "trino": "trino[sqlalchemy]",
-    "snowflake": "snowflake-sqlalchemy",
-    "bigquery": "sqlalchemy-bigquery",
-    "clickhouse": "clickhouse-sqlalchemy",
-    "hive": "pyhive[hive]",
-    "databricks": "databricks-sqlalchemy",
-    "mysql": "pymysql",
-    "pymysql": "pymysql",
-}
-
-
-class WarehouseError(Exception):
-    """A warehouse problem explained for people: what is wrong (one line) and how to fix it."""
-
-    def __init__(self, problem: str, fix: str = "") -> None:
-        super().__init__(problem)
-        self.problem = problem
-        self.fix = fix
-
-    def __str__(self) -> str:
-        return self.problem
-
-
-@dataclass(frozen=True)
-class WarehouseConfig:
-    """The warehouse to use and where that choice came from."""
-
-    url: str
-    source: str  # "environment", "secrets" or "default"
-
-    @property
-    def is_embedded_default(self) -> bool:
-        return self.source == "default"
-
-    @property
-    def display_url(self) -> str:
-        return mask_url(self.url)
-
-
-def data_dir() -> Path:
-    """Where the embedded warehouse (and later the app state) live: ``data/`` unless
-    ``MEMBERLENS_DATA_DIR`` says otherwise."""
-    configured = os.environ.get(DATA_DIR_ENV, "").strip()
-    return Path(configured).expanduser().resolve() if configured else PROJECT_ROOT / "data"
+WAREHOUSE_URL_ENV = WAREHOUSE.env
 
 
 def default_warehouse_path() -> Path:
@@ -92,91 +34,27 @@ def default_warehouse_path() -> Path:
 
 def default_warehouse_url() -> str:
     """The embedded DuckDB warehouse inside the data folder."""
-    return f"duckdb:///{default_warehouse_path()}"
-
-
-def secrets_paths() -> list[Path]:
-    """Where Streamlit looks for secrets, the project's own file first."""
-    return [
-        PROJECT_ROOT / ".streamlit" / "secrets.toml",
-        Path.cwd() / ".streamlit" / "secrets.toml",
-        Path.home() / ".streamlit" / "secrets.toml",
-    ]
-
-
-def url_from_secrets(name: str, paths: Sequence[Path]) -> str | None:
-    """The URL of ``[connections.<name>]`` in the first secrets file that defines it.
-
-    Accepts either ``url = "..."`` or Streamlit's split form (``dialect``, ``driver``, ``username``,
-    ``password``, ``host``, ``port``, ``database``).
-    """
-    for path in paths:
-        if not path.is_file():
-            continue
-        try:
-            with path.open("rb") as fh:
-                secrets = tomllib.load(fh)
-        except (OSError, tomllib.TOMLDecodeError) as exc:
-            raise WarehouseError(
-                f"Cannot read {path}: {exc}", "Fix the TOML syntax of the secrets file."
-            ) from exc
-        section = secrets.get("connections", {}).get(name)
-        if not isinstance(section, Mapping):
-            continue
-        if section.get("url"):
-            return str(section["url"])
-        if section.get("dialect"):
-            drivername = section["dialect"] + (f"+{section['driver']}" if section.get("driver") else "")
-            return URL.create(
-                drivername,
-                username=section.get("username"),
-                password=section.get("password"),
-                host=section.get("host"),
-                port=int(section["port"]) if section.get("port") else None,
-                database=section.get("database"),
-            ).render_as_string(hide_password=False)
-    return None
+    return WAREHOUSE.default_url()
 
 
 def resolve_warehouse_config(
     environ: Mapping[str, str] | None = None, paths: Sequence[Path] | None = None
-) -> WarehouseConfig:
+) -> DatabaseConfig:
     """Resolve the warehouse URL: environment, then secrets, then the embedded default."""
-    env = os.environ if environ is None else environ
-    if env.get(WAREHOUSE_URL_ENV, "").strip():
-        return WarehouseConfig(env[WAREHOUSE_URL_ENV].strip(), "environment")
-    from_secrets = url_from_secrets(SECRETS_CONNECTION, secrets_paths() if paths is None else paths)
-    if from_secrets:
-        return WarehouseConfig(from_secrets, "secrets")
-    return WarehouseConfig(default_warehouse_url(), "default")
+    return WAREHOUSE.resolve(environ, secrets_paths() if paths is None else paths)
 
 
-def mask_url(url: str) -> str:
-    """The URL with any password replaced by ``***``, safe to show or log."""
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except ArgumentError:  # not a URL SQLAlchemy understands: still hide anything like user:secret@
-        return re.sub(r"([^:/@\s]+:)[^@/\s]+@", r"\1***@", url)
+def explain_error(exc: BaseException, url: str) -> WarehouseError:
+    """Turn a driver or SQLAlchemy exception into a one-line problem and a fix about the warehouse."""
+    return WAREHOUSE.explain(exc, url)  # type: ignore[return-value]
 
 
 def duckdb_path(url: str) -> Path | None:
     """The file behind a DuckDB URL, or None for in-memory databases and other dialects."""
-    parsed = parse_url(url)
+    parsed = WAREHOUSE.parse(url)
     if parsed.get_backend_name() != "duckdb" or parsed.database in (None, "", ":memory:"):
         return None
     return Path(parsed.database)
-
-
-def parse_url(url: str) -> URL:
-    """Parse a SQLAlchemy URL, or raise WarehouseError saying what a valid one looks like."""
-    try:
-        return make_url(url)
-    except ArgumentError as exc:
-        raise WarehouseError(
-            f"The warehouse URL is not a valid SQLAlchemy URL: {mask_url(url)!r}",
-            "Use the form dialect+driver://user:password@host:port/database, "
-            "for example duckdb:///data/warehouse.duckdb or postgresql+psycopg://user:pw@host/shop.",
-        ) from exc
 
 
 def create_warehouse_engine(url: str, *, read_only: bool = True) -> Engine:
@@ -185,7 +63,7 @@ def create_warehouse_engine(url: str, *, read_only: bool = True) -> Engine:
     Raises WarehouseError for an unparsable URL, a missing driver or a missing DuckDB file.
     Nothing is connected yet: call :func:`open_warehouse` to also check that it answers.
     """
-    parsed = parse_url(url)
+    parsed = WAREHOUSE.parse(url)
     backend = parsed.get_backend_name()
     connect_args: dict[str, object] = {}
     if backend == "duckdb":
@@ -201,7 +79,7 @@ def create_warehouse_engine(url: str, *, read_only: bool = True) -> Engine:
     try:
         engine = create_engine(parsed, connect_args=connect_args, pool_pre_ping=backend != "duckdb")
     except (NoSuchModuleError, ModuleNotFoundError, ImportError) as exc:
-        raise _missing_driver(parsed, exc) from exc
+        raise WAREHOUSE.missing_driver(parsed, exc) from exc
 
     if backend == "duckdb":
 
@@ -224,87 +102,9 @@ def create_warehouse_engine(url: str, *, read_only: bool = True) -> Engine:
     return engine
 
 
-def driver_fix(drivername: str) -> str:
-    """How to install the driver a URL names (the driver if named, then the dialect)."""
-    names = list(reversed(drivername.split("+")))
-    package = next((DRIVER_PACKAGES[n] for n in names if n in DRIVER_PACKAGES), None)
-    return f"Install it with `pip install {package}`." if package else "Install the SQLAlchemy dialect for it."
-
-
-def _missing_driver(parsed: URL, exc: BaseException) -> WarehouseError:
-    return WarehouseError(f"No database driver is installed for '{parsed.drivername}' ({exc}).",
-                          driver_fix(parsed.drivername))
-
-
-#: What drivers say when a database server cannot be reached.
-UNREACHABLE_SIGNS: tuple[str, ...] = ("connection refused", "could not connect", "could not translate host",
-                                      "name or service not known", "timeout expired", "no route to host",
-                                      "connection failed", "server closed the connection")
-
-
-def driver_text(exc: BaseException, url: str) -> tuple[str, str]:
-    """A driver's message with the URL's password masked: the whole text and its first line."""
-    text = str(getattr(exc, "orig", None) or exc)
-    password = _password_of(url)
-    if password:
-        text = text.replace(password, "***")
-    return text, text.strip().splitlines()[0] if text.strip() else type(exc).__name__
-
-
-def explain_error(exc: BaseException, url: str) -> WarehouseError:
-    """Turn a driver or SQLAlchemy exception into a one-line problem and a fix."""
-    if isinstance(exc, WarehouseError):
-        return exc
-    text, first_line = driver_text(exc, url)
-    where = mask_url(url)
-    lowered = text.lower()
-    if "password authentication failed" in lowered or "authentication failed" in lowered:
-        return WarehouseError(
-            f"The warehouse rejected the user name or password ({where}).",
-            "Check the credentials in MEMBERLENS_WAREHOUSE_URL or .streamlit/secrets.toml.",
-        )
-    if "could not set lock" in lowered or "conflicting lock" in lowered:
-        return WarehouseError(
-            f"The warehouse file is in use by another program that is writing to it ({where}).",
-            "Wait for the demo build or import to finish (or stop that program), then reload.",
-        )
-    if "same database file with a different configuration" in lowered:
-        return WarehouseError(
-            f"The warehouse file is open for reading in this MemberLens process, so it cannot be written now "
-            f"({where}).",
-            "Another page or session is still reading it: try again in a moment, or restart the app.",
-        )
-    if "does not exist" in lowered and "database" in lowered:
-        return WarehouseError(
-            f"The database named in the warehouse URL does not exist ({where}).",
-            "Create it, or correct the database name at the end of the URL.",
-        )
-    if any(s in lowered for s in UNREACHABLE_SIGNS):
-        return WarehouseError(
-            f"The warehouse server does not answer ({where}): {first_line}",
-            "Check that the server is running and that host and port in the URL are right.",
-        )
-    if isinstance(exc, (NoSuchModuleError, ModuleNotFoundError, ImportError)):
-        try:
-            return _missing_driver(make_url(url), exc)
-        except ArgumentError:
-            pass
-    if isinstance(exc, (DBAPIError, SQLAlchemyError, OSError)):
-        return WarehouseError(f"The warehouse could not be used ({where}): {first_line}",
-                              "Check the URL, the server and the account's permissions.")
-    return WarehouseError(f"Unexpected problem with the warehouse ({where}): {first_line}")
-
-
-def _password_of(url: str) -> str | None:
-    try:
-        return make_url(url).password  # type: ignore[return-value]
-    except ArgumentError:
-        return None
-
-
 @dataclass(frozen=True)
 class SchemaReport:
-    """What a warehouse lacks compared with the contract in :mod:`analytics.schema`."""
+    """What a warehouse lacks compared with the contract in :mod:`analytics.storage.contract`."""
 
     missing_tables: tuple[str, ...] = ()
     missing_columns: dict[str, tuple[str, ...]] = field(default_factory=dict)

@@ -9,7 +9,7 @@ row-by-row ``INSERT``. A load lands whole or not at all:
   a table when a query asks for a date range.
 * PostgreSQL: everything happens in one transaction (tables, ``COPY``, indexes, ``ANALYZE``).
 
-The SQL text below is built from identifiers of :mod:`analytics.schema` only (table and column
+The SQL text below is built from identifiers of :mod:`analytics.storage.contract` only (table and column
 names of the contract), never from user input; data arrives as Arrow batches, not as SQL.
 """
 
@@ -30,14 +30,14 @@ from sqlalchemy import Table, create_engine, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.schema import CreateTable
 
-from analytics.schema import IMPORT_LOG_TABLE
-from analytics.warehouse import (
+from analytics.errors import InputError
+from analytics.storage.contract import IMPORT_LOG_TABLE
+from analytics.storage.databases import WAREHOUSE, mask_url
+from analytics.storage.warehouse import (
     WarehouseError,
     create_warehouse_engine,
     duckdb_path,
     explain_error,
-    mask_url,
-    parse_url,
     table_names,
 )
 
@@ -150,7 +150,7 @@ def bulk_load(
     file is rebuilt as a whole, so one that also holds other tables is never touched.
     """
     names = [t.name for t in tables]
-    backend = parse_url(url).get_backend_name()
+    backend = WAREHOUSE.parse(url).get_backend_name()
     if backend not in ("duckdb", "postgresql"):
         raise WarehouseError(
             f"The demo generator writes to DuckDB or PostgreSQL, not '{backend}' ({mask_url(url)}).",
@@ -193,7 +193,7 @@ def _duckdb_load(
     for leftover in (building, Path(str(building) + ".wal")):
         leftover.unlink(missing_ok=True)
     if not re.fullmatch(r"\d+(\.\d+)?\s*[KMGT]i?B", memory_limit):  # it goes into SQL text below
-        raise ValueError(f"memory_limit must look like '3GB', got {memory_limit!r}")
+        raise InputError(f"memory_limit must look like '3GB', got {memory_limit!r}")
     con = duckdb.connect(str(building))
     try:
         con.execute("SET enable_progress_bar = false")

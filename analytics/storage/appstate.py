@@ -15,14 +15,13 @@ one that did not happen. Timestamps are stored as naive UTC (``TIMESTAMP WITHOUT
 every database, so they compare and sort the same way everywhere.
 
 All values reach the database as bound parameters (SQLAlchemy Core); user text is never
-formatted into SQL. Database failures surface as :class:`~analytics.warehouse.WarehouseError`
+formatted into SQL. Database failures surface as :class:`~analytics.errors.StateError`
 (problem + fix, password masked); invalid input as :class:`AppStateError`.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import random
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -52,23 +51,14 @@ from sqlalchemy import (
     select,
     text,
 )
-from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import ArgumentError, IntegrityError, NoSuchModuleError, SQLAlchemyError
+from sqlalchemy.engine import URL
+from sqlalchemy.exc import IntegrityError, NoSuchModuleError, SQLAlchemyError
 
-from analytics.db import read_frame
-from analytics.warehouse import (
-    UNREACHABLE_SIGNS,
-    WarehouseError,
-    data_dir,
-    driver_fix,
-    driver_text,
-    mask_url,
-    secrets_paths,
-    url_from_secrets,
-)
+from analytics.errors import InputError, StateError
+from analytics.storage.databases import APP_STATE, secrets_paths
+from analytics.storage.db import read_frame
 
-STATE_URL_ENV = "MEMBERLENS_STATE_URL"
-SECRETS_CONNECTION = "app_state"
+STATE_URL_ENV = APP_STATE.env
 STATE_FILE_NAME = "app_state.sqlite"
 
 #: Longest audience name and author (characters, after stripping surrounding blanks).
@@ -79,19 +69,19 @@ SQLITE_BUSY_TIMEOUT = 30
 #: How often a save is retried when a concurrent save took the same version number.
 SAVE_ATTEMPTS = 10
 
-_WHERE_CONFIGURED = f"{STATE_URL_ENV} or [connections.{SECRETS_CONNECTION}] in .streamlit/secrets.toml"
+_WHERE_CONFIGURED = APP_STATE.where_configured
 _WRITE_OPTION = "memberlens_appstate_write"
 #: Arbitrary constant key: PostgreSQL sessions creating the tables take this advisory lock in turn.
 _CREATE_LOCK_KEY = 0x4D4C5354  # "MLST"
 
 
-class AppStateError(ValueError):
+class AppStateError(InputError):
     """Input the app-state database refuses (empty name, unserialisable spec, …) or a missing
     saved audience; the message says exactly which, so the UI can show it as it is."""
 
 
 # --- tables -----------------------------------------------------------------------------------------
-#: The app-state tables; deliberately separate from the warehouse contract in analytics.schema.
+#: The app-state tables; deliberately separate from the warehouse contract in analytics.storage.contract.
 state_metadata = MetaData()
 
 saved_audiences = Table(
@@ -139,18 +129,13 @@ class SavedAudience:
 # --- configuration ----------------------------------------------------------------------------------
 def default_state_url() -> str:
     """The SQLite file in the data folder (``data/`` unless ``MEMBERLENS_DATA_DIR`` says otherwise)."""
-    return f"sqlite:///{data_dir() / STATE_FILE_NAME}"
+    return APP_STATE.default_url()
 
 
 def resolve_state_url(environ: Mapping[str, str] | None = None, paths: Sequence[Path] | None = None) -> str:
     """The app-state URL: ``MEMBERLENS_STATE_URL``, then ``[connections.app_state]`` in the
     secrets files (``paths``, default Streamlit's locations), then the SQLite default."""
-    env = os.environ if environ is None else environ
-    configured = env.get(STATE_URL_ENV, "").strip()
-    if configured:
-        return configured
-    from_secrets = url_from_secrets(SECRETS_CONNECTION, secrets_paths() if paths is None else paths)
-    return from_secrets or default_state_url()
+    return APP_STATE.resolve(environ, secrets_paths() if paths is None else paths).url
 
 
 # --- opening ----------------------------------------------------------------------------------------
@@ -159,16 +144,9 @@ def open_state(url: str) -> Engine:
 
     Safe to call repeatedly and from several processes at once: table creation is serialised
     (SQLite write lock, PostgreSQL advisory lock) and skips tables that exist. Raises
-    WarehouseError naming the problem and its fix, with any password masked.
+    StateError naming the problem and its fix, with any password masked.
     """
-    try:
-        parsed = make_url(url)
-    except ArgumentError as exc:
-        raise WarehouseError(
-            f"The app-state URL is not a valid SQLAlchemy URL: {mask_url(url)!r}",
-            f"Set {_WHERE_CONFIGURED} to the form dialect+driver://user:password@host:port/database, "
-            "for example sqlite:///data/app_state.sqlite or postgresql+psycopg://user:pw@host/memberlens.",
-        ) from exc
+    parsed = APP_STATE.parse(url)
     backend = parsed.get_backend_name()
     connect_args: dict[str, Any] = {}
     if backend == "sqlite":
@@ -177,7 +155,7 @@ def open_state(url: str) -> Engine:
             try:
                 path.parent.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
-                raise WarehouseError(
+                raise StateError(
                     f"Cannot create the folder {path.parent} for the app-state database: {exc.strerror or exc}.",
                     f"Choose a writable location with {_WHERE_CONFIGURED}, or fix the folder's permissions.",
                 ) from exc
@@ -246,48 +224,15 @@ def _write_transaction(engine: Engine) -> Iterator[Connection]:
             yield conn
 
 
-def explain_state_error(exc: BaseException, url: str | URL) -> WarehouseError:
+def explain_state_error(exc: BaseException, url: str | URL) -> StateError:
     """A database exception as a one-line problem and a fix about the app-state database, with
     the password masked in the URL and removed from the driver's text."""
-    if isinstance(exc, WarehouseError):
-        return exc
-    parsed = url if isinstance(url, URL) else make_url(url)
-    where = parsed.render_as_string(hide_password=True)
-    detail, first_line = driver_text(exc, parsed.render_as_string(hide_password=False))
-    lowered = detail.lower()
-    if isinstance(exc, (NoSuchModuleError, ImportError)):
-        return WarehouseError(
-            f"No database driver is installed for the app-state database '{parsed.drivername}' ({first_line}).",
-            driver_fix(parsed.drivername))
-    if "authentication failed" in lowered:
-        return WarehouseError(
-            f"The app-state database rejected the user name or password ({where}).",
-            f"Check the credentials in {_WHERE_CONFIGURED}.",
-        )
-    if "does not exist" in lowered and "database" in lowered:
-        return WarehouseError(
-            f"The database named in the app-state URL does not exist ({where}).",
-            "Create it (MemberLens creates the tables itself), or correct the database name in the URL.",
-        )
-    if "unable to open database file" in lowered or "readonly database" in lowered:
-        return WarehouseError(
-            f"The app-state database file cannot be opened for writing ({where}): {first_line}",
-            f"Make the file and its folder writable, or choose another location with {_WHERE_CONFIGURED}.",
-        )
-    if any(s in lowered for s in UNREACHABLE_SIGNS):
-        return WarehouseError(
-            f"The app-state database server does not answer ({where}): {first_line}",
-            f"Check that the server is running and that host and port in {_WHERE_CONFIGURED} are right.",
-        )
-    return WarehouseError(
-        f"The app-state database could not be used ({where}): {first_line}",
-        f"Check {_WHERE_CONFIGURED}, the server and the account's permissions (it needs to create tables).",
-    )
+    return APP_STATE.explain(exc, url)  # type: ignore[return-value]
 
 
 @contextmanager
 def _database_errors(engine: Engine) -> Iterator[None]:
-    """Turn SQLAlchemy errors raised inside into WarehouseError (AppStateError passes through)."""
+    """Turn SQLAlchemy errors raised inside into StateError (AppStateError passes through)."""
     try:
         yield
     except SQLAlchemyError as exc:
