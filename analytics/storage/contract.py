@@ -9,8 +9,16 @@ BigQuery): identifiers are text so a shop's own ids (stock codes, invoice number
 ``C536379``) survive unchanged; money is ``NUMERIC(14, 2)`` in the shop currency; timestamps carry
 no time zone and are the shop's local time.
 
-Primary keys are declared on the four entity tables. Foreign keys are documented (below, in the
-column comments and README), not declared: analytic warehouses rarely enforce them.
+Everything else MemberLens needs to know about a table is declared on it, once, through SQLAlchemy's
+``info`` dictionaries, and read through the functions at the end of this module: each table's key, the
+timestamp that dates its rows, how it is best stored (sort key), whether MemberLens cannot work without it
+and what it holds in words; each column's reference to another table, its allowed values (codes) and
+whether it records something that happened (so it cannot lie in the future). The data-quality checks, the
+schema check and the table overview derive from these declarations instead of keeping their own lists.
+
+Primary keys are declared on the four entity tables. References are declared as ``info`` rather than
+``ForeignKey``: a foreign key would become a constraint in the tables MemberLens creates, and analytic
+warehouses rarely enforce them (an import brings orders before or without their members).
 Secondary indexes are created on PostgreSQL only; DuckDB relies on its zone maps, which work best
 when fact tables are stored in time order (the generator does so).
 """
@@ -65,24 +73,29 @@ IMPORT_LOG_TABLE = "memberlens_imports"
 #: Columns holding personal data; masked wherever member rows are shown or exported.
 PII_COLUMNS: dict[str, tuple[str, ...]] = {"members": ("name", "phone", "email")}
 
+def _info(**facts: object) -> dict[str, object]:
+    return facts
+
+
 members = Table(
     "members",
     metadata,
     Column("member_id", String, primary_key=True),
-    Column("registered_at", DateTime, nullable=False),
+    Column("registered_at", DateTime, nullable=False, info=_info(happened=True)),
     Column("name", String),
     Column("phone", String),
     Column("email", String),
     Column("gender", String),
-    Column("birth_date", Date),
+    Column("birth_date", Date, info=_info(happened=True)),
     Column("city", String),
     Column("region", String),
     Column("acquisition_channel", String),
-    Column("tier", String),
+    Column("tier", String, info=_info(allowed=TIERS)),
     Column("points_balance", Integer),
     Column("consent_email", Boolean),
     Column("consent_sms", Boolean),
     Column("consent_push", Boolean),
+    info=_info(key=("member_id",), time_column="registered_at", core=True, holds="members"),
 )
 
 products = Table(
@@ -94,67 +107,75 @@ products = Table(
     Column("subcategory", String),
     Column("brand", String),
     Column("list_price", Money),
+    info=_info(key=("product_id",), core=True, holds="a product catalogue"),
 )
 
 orders = Table(
     "orders",
     metadata,
     Column("order_id", String, primary_key=True),
-    Column("member_id", String),  # null = guest order
-    Column("ordered_at", DateTime, nullable=False),
+    Column("member_id", String, info=_info(references="members.member_id")),  # null = guest order
+    Column("ordered_at", DateTime, nullable=False, info=_info(happened=True)),
     Column("channel", String),
-    Column("status", String, nullable=False),
+    Column("status", String, nullable=False, info=_info(allowed=ORDER_STATUSES)),
     Column("gross_amount", Money),
     Column("discount_amount", Money),
     Column("net_amount", Money),
     Column("points_earned", Integer),
     Column("points_redeemed", Integer),
-    Column("campaign_id", String),
+    Column("campaign_id", String, info=_info(references="campaigns.campaign_id")),
+    info=_info(key=("order_id",), time_column="ordered_at", sort_key=("ordered_at",), core=True, holds="orders"),
 )
 
 order_items = Table(
     "order_items",
     metadata,
-    Column("order_id", String, nullable=False),
+    Column("order_id", String, nullable=False, info=_info(references="orders.order_id")),
     Column("line_no", SmallInteger, nullable=False),
-    Column("product_id", String, nullable=False),
+    Column("product_id", String, nullable=False, info=_info(references="products.product_id")),
     Column("quantity", Integer),
     Column("unit_price", Money),
     Column("line_amount", Money),
+    info=_info(key=("order_id", "line_no"), core=True, holds="order lines"),
 )
 
 events = Table(
     "events",
     metadata,
     Column("event_id", String, nullable=False),
-    Column("member_id", String),  # null = anonymous visitor
+    Column("member_id", String, info=_info(references="members.member_id")),  # null = anonymous visitor
     Column("session_id", String),
-    Column("occurred_at", DateTime, nullable=False),
-    Column("event_type", String, nullable=False),
+    Column("occurred_at", DateTime, nullable=False, info=_info(happened=True)),
+    Column("event_type", String, nullable=False, info=_info(allowed=EVENT_TYPES)),
     Column("page", String),
-    Column("product_id", String),
+    Column("product_id", String, info=_info(references="products.product_id")),
     Column("device", String),
     Column("source", String),
+    info=_info(key=("event_id",), time_column="occurred_at", sort_key=("event_type", "occurred_at"),
+               holds="a clickstream"),
 )
 
 points_ledger = Table(
     "points_ledger",
     metadata,
     Column("entry_id", String, nullable=False),
-    Column("member_id", String, nullable=False),
-    Column("occurred_at", DateTime, nullable=False),
+    Column("member_id", String, nullable=False, info=_info(references="members.member_id")),
+    Column("occurred_at", DateTime, nullable=False, info=_info(happened=True)),
     Column("delta", Integer, nullable=False),
-    Column("reason", String, nullable=False),
-    Column("order_id", String),
+    Column("reason", String, nullable=False, info=_info(allowed=LEDGER_REASONS)),
+    Column("order_id", String, info=_info(references="orders.order_id")),
+    info=_info(key=("entry_id",), time_column="occurred_at", sort_key=("occurred_at",), holds="a points programme"),
 )
 
 tier_changes = Table(
     "tier_changes",
     metadata,
-    Column("member_id", String, nullable=False),
-    Column("changed_at", DateTime, nullable=False),
-    Column("from_tier", String),
-    Column("to_tier", String, nullable=False),
+    Column("member_id", String, nullable=False, info=_info(references="members.member_id")),
+    Column("changed_at", DateTime, nullable=False, info=_info(happened=True)),
+    Column("from_tier", String, info=_info(allowed=TIERS)),
+    Column("to_tier", String, nullable=False, info=_info(allowed=TIERS)),
+    info=_info(time_column="changed_at", sort_key=("changed_at",), holds="a tier history",
+               slow="Tiers change at monthly evaluations"),
 )
 
 campaigns = Table(
@@ -162,24 +183,28 @@ campaigns = Table(
     metadata,
     Column("campaign_id", String, primary_key=True),
     Column("name", String),
-    Column("type", String),
-    Column("channel", String),
-    Column("start_at", DateTime),
+    Column("type", String, info=_info(allowed=CAMPAIGN_TYPES)),
+    Column("channel", String, info=_info(allowed=CAMPAIGN_CHANNELS)),
+    Column("start_at", DateTime),  # planned ahead: may lie in the future
     Column("end_at", DateTime),
     Column("holdout_pct", Numeric(5, 2)),
     Column("coupon_value", Money),
+    info=_info(key=("campaign_id",), time_column="start_at", holds="campaigns",
+               slow="Campaigns start every few weeks"),
 )
 
 campaign_members = Table(
     "campaign_members",
     metadata,
-    Column("campaign_id", String, nullable=False),
-    Column("member_id", String, nullable=False),
-    Column("arm", String, nullable=False),
-    Column("sent_at", DateTime),
-    Column("opened_at", DateTime),
-    Column("clicked_at", DateTime),
-    Column("converted_order_id", String),
+    Column("campaign_id", String, nullable=False, info=_info(references="campaigns.campaign_id")),
+    Column("member_id", String, nullable=False, info=_info(references="members.member_id")),
+    Column("arm", String, nullable=False, info=_info(allowed=ARMS)),
+    Column("sent_at", DateTime, info=_info(happened=True)),
+    Column("opened_at", DateTime, info=_info(happened=True)),
+    Column("clicked_at", DateTime, info=_info(happened=True)),
+    Column("converted_order_id", String, info=_info(references="orders.order_id")),
+    info=_info(key=("campaign_id", "member_id"), time_column="sent_at", sort_key=("campaign_id", "sent_at"),
+               holds="campaign audiences", slow="Campaigns are sent every few weeks"),
 )
 
 #: Tables in load order (entities before the facts that refer to them).
@@ -198,13 +223,7 @@ WAREHOUSE_TABLES: tuple[Table, ...] = (
 #: How each fact table is best stored (its sort or cluster key). Column stores skip whole blocks
 #: of rows outside a query's range using per-block min/max, so facts are kept in time order; events
 #: lead with their type, as a ClickHouse sort key would, because KPIs read one event type at a time.
-SORT_KEYS: dict[str, tuple[str, ...]] = {
-    "orders": ("ordered_at",),
-    "events": ("event_type", "occurred_at"),
-    "points_ledger": ("occurred_at",),
-    "tier_changes": ("changed_at",),
-    "campaign_members": ("campaign_id", "sent_at"),
-}
+SORT_KEYS: dict[str, tuple[str, ...]] = {t.name: t.info["sort_key"] for t in WAREHOUSE_TABLES if "sort_key" in t.info}
 
 # Secondary indexes for row stores (PostgreSQL). Column stores such as DuckDB skip them.
 for _name, _table, _cols in (
@@ -225,3 +244,58 @@ for _name, _table, _cols in (
 def expected_columns() -> dict[str, list[str]]:
     """Every contract table with its column names, in declaration order."""
     return {t.name: [c.name for c in t.columns] for t in WAREHOUSE_TABLES}
+
+
+# --- what the declarations say -------------------------------------------------------------------------------------
+
+TABLE_BY_NAME: dict[str, Table] = {t.name: t for t in WAREHOUSE_TABLES}
+
+
+def table_key(table: Table) -> tuple[str, ...]:
+    """The columns that identify a row (empty for tables without a key, such as tier changes)."""
+    return tuple(table.info.get("key", ()))
+
+
+def time_column(table: Table) -> str | None:
+    """The timestamp that dates the table's rows (freshness, coverage), if it has one."""
+    return table.info.get("time_column")
+
+
+def is_core(table: Table) -> bool:
+    """Whether MemberLens cannot work without rows in this table (members, products, orders, order lines)."""
+    return bool(table.info.get("core"))
+
+
+def holds(table: Table) -> str:
+    """What the table holds, in words: "a product catalogue", "a clickstream"."""
+    return str(table.info["holds"])
+
+
+def slow_reason(table: Table) -> str | None:
+    """Why the table naturally lags (monthly or campaign by campaign), if it does."""
+    return table.info.get("slow")
+
+
+def references(table: Table) -> list[tuple[str, tuple[str, str]]]:
+    """``(column, (table, column))`` for each column that names a row of another table."""
+    found = []
+    for column in table.columns:
+        target = column.info.get("references")
+        if target:
+            parent, parent_column = target.split(".")
+            found.append((column.name, (parent, parent_column)))
+    return found
+
+
+def allowed_values(table: Table) -> list[tuple[str, tuple[str, ...]]]:
+    """``(column, codes)`` for each column whose values come from a fixed list."""
+    return [(c.name, tuple(c.info["allowed"])) for c in table.columns if "allowed" in c.info]
+
+
+def happened_columns(table: Table) -> tuple[str, ...]:
+    """Timestamps of things that happened (so never after today); planned ones, such as campaign dates, are not."""
+    return tuple(c.name for c in table.columns if c.info.get("happened"))
+
+
+#: The timestamp that dates each contract table's rows.
+TABLE_TIME_COLUMNS: dict[str, str] = {t.name: c for t in WAREHOUSE_TABLES if (c := time_column(t))}

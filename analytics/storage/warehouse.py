@@ -21,7 +21,7 @@ from sqlalchemy import Column, Engine, MetaData, String, Table, create_engine, e
 from sqlalchemy.exc import NoSuchModuleError
 
 from analytics.errors import WarehouseError
-from analytics.storage.contract import WAREHOUSE_TABLES, expected_columns, orders
+from analytics.storage.contract import TABLE_TIME_COLUMNS, WAREHOUSE_TABLES, expected_columns, orders
 from analytics.storage.databases import WAREHOUSE, DatabaseConfig, data_dir, secrets_paths
 from analytics.storage.db import Bind, connection
 
@@ -208,14 +208,6 @@ def data_span(bind: Bind) -> DataSpan | None:
     if first is None or last is None:
         return None
     return DataSpan(first.date(), last.date())
-
-
-#: The timestamp that dates each contract table's rows.
-TABLE_TIME_COLUMNS: dict[str, str] = {
-    "members": "registered_at", "orders": "ordered_at", "events": "occurred_at",
-    "points_ledger": "occurred_at", "tier_changes": "changed_at", "campaigns": "start_at",
-    "campaign_members": "sent_at",
-}
 
 
 def table_overview(bind: Bind) -> pd.DataFrame:
