@@ -73,14 +73,14 @@ def main() -> None:
                               icon=":material/construction:", url_path="setup", default=True))
             return
         engine = warehouse_engine(config.url)
-        span = cached_data_span(engine, config.url)
+        span = cached_data_span(engine)
         if span is None:
             raise WarehouseError(
                 "The warehouse holds the MemberLens tables but no orders yet.",
                 "Load your data into the tables (see README's 'Warehouse contract'), or build demo data "
                 "with `python -m analytics.synthetic --url URL --replace`.",
             )
-        options = cached_filter_options(engine, config.url)
+        options = cached_filter_options(engine)
     except Exception as exc:  # noqa: BLE001 - unreachable servers, driver errors: a page, not a traceback
         error = explain_error(exc, config.url if config else "")
         show_only(st.Page(lambda: show_warehouse_problem(error, config), title="Warehouse problem",

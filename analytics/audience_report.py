@@ -39,11 +39,10 @@ from analytics.storage.contract import members, order_items, orders, products
 from analytics.storage.db import Bind, connection, read_frame
 from analytics.targeting import (
     CHANNELS,
+    CampaignAudience,
     age_on,
     member_order_totals,
-    parse_spec,
     reachable,
-    targeted_member_ids,
     targeted_select,
 )
 
@@ -61,7 +60,7 @@ BALANCE_HELP = ("Standardised mean difference between treatment and control: (me
                 "var_c) / 2); |SMD| < 0.1 is balanced.")
 
 
-def overlap_matrix(bind: Bind, audiences: Mapping[str, Mapping[str, Any]]) -> pd.DataFrame:
+def overlap_matrix(bind: Bind, audiences: Mapping[str, CampaignAudience]) -> pd.DataFrame:
     """Members targeted by both audiences, for every pair (the diagonal: each audience's size), as a square
     frame indexed and labelled by the audiences' names. One pass over the members: each member's membership
     pattern (a bit per audience) is counted, and the pairs are summed from those few counts."""
@@ -69,7 +68,7 @@ def overlap_matrix(bind: Bind, audiences: Mapping[str, Mapping[str, Any]]) -> pd
     if not 1 <= len(names) <= MAX_OVERLAP:
         raise InputError(f"Compare from 1 to {MAX_OVERLAP} audiences at a time.")
     m = members.c
-    bits = [case((m.member_id.in_(targeted_member_ids(audiences[name])), 1 << i), else_=0) for i, name in
+    bits = [case((m.member_id.in_(audiences[name].member_ids()), 1 << i), else_=0) for i, name in
              enumerate(names)]
     patterns = select(sum(bits[1:], bits[0]).label("pattern")).subquery("patterns")
     counts = read_frame(bind, select(patterns.c.pattern, func.count().label("members"))
@@ -116,13 +115,13 @@ def _with_shares(frame: pd.DataFrame, audience: str, everyone: str, by: str | No
     return frame
 
 
-def audience_profile(bind: Bind, spec: Mapping[str, Any]) -> AudienceProfile:
+def audience_profile(bind: Bind, audience: CampaignAudience) -> AudienceProfile:
     """The targeted audience (both arms) against all members: attribute mix, sales summary and category mix
     over the audience window (see the module docstring). Two statements: one pass over the members (a
     grouping set per attribute and one for the totals) and one over the window's order lines."""
-    window = parse_spec(spec).window
+    window = audience.window
     m = members.c
-    ids = targeted_member_ids(spec).subquery("audience")
+    ids = audience.member_ids().subquery("audience")
     scored = rfm.member_rfm(window)
     inside = ids.c.member_id.is_not(None)
     dims = {"tier": m.tier, "segment": func.coalesce(scored.c.segment, rfm.NO_PURCHASE), "region": m.region,
@@ -199,13 +198,13 @@ BALANCE_CATEGORIES: dict[str, str] = {"tier": "Tier", "gender": "Gender", "regio
                                       "acquisition_channel": "Acquisition channel"}
 
 
-def balance_check(bind: Bind, spec: Mapping[str, Any]) -> pd.DataFrame:
+def balance_check(bind: Bind, audience: CampaignAudience) -> pd.DataFrame:
     """Treatment against control on key attributes, in one pass over the targeted members: ``attribute, label,
     treatment, control, smd, p_value, balanced`` (means for numbers, shares for category levels; see the module
     docstring). Empty when an arm is empty."""
-    window = parse_spec(spec).window
+    window = audience.window
     m = members.c
-    arms = targeted_select(spec).subquery("arms")
+    arms = targeted_select(audience).subquery("arms")
     totals = member_order_totals(window)
     end = literal(window.end, Date)
     numbers = {"age": age_on(window.end, m.birth_date), "points_balance": m.points_balance,

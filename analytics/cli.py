@@ -20,7 +20,7 @@ from datetime import date
 import pandas as pd
 from sqlalchemy import Engine
 
-from analytics import clustering, experiments, funnels, heatmaps, kpis, portraits, rfm, rules, targeting
+from analytics import audiences, clustering, experiments, funnels, heatmaps, kpis, rfm, rules, tags, targeting
 from analytics.commandline import (
     check_channels,
     choices_list,
@@ -80,7 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m analytics", description="MemberLens analyses from the command line.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="SUBCOMMAND")
     for name, (help_text, configure, _handler) in _SUBCOMMANDS.items():
-        configure(sub.add_parser(name, parents=[common], help=help_text, description=help_text))
+        configure(sub.add_parser(name, parents=[common], help=help_text.replace("%", "%%"), description=help_text))
     return parser
 
 
@@ -245,7 +245,7 @@ def _clusters(ctx: Context) -> pd.DataFrame:
 @subcommand("tags", "Rule-based member tags on the period's last day: each tag, its rule, its members and their "
             "share of all members.")
 def _tags(ctx: Context) -> pd.DataFrame:
-    return portraits.tag_coverage(ctx.engine, ctx.filters)
+    return tags.tag_coverage(ctx.engine, ctx.filters)
 
 
 def _audience_options(parser: argparse.ArgumentParser) -> None:
@@ -257,13 +257,13 @@ def _audience_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--members", action="store_true", help="print the targeted member ids and their arm instead")
 
 
-def _saved_spec(name: str, version: int | None) -> dict:
+def _saved_audience(name: str, version: int | None) -> targeting.CampaignAudience:
     from analytics.storage.appstate import load_audience, open_state, resolve_state_url
 
     saved = load_audience(open_state(resolve_state_url()), name, version)
     print(f"note: {saved.name} version {saved.version}, saved by {saved.author} on {saved.created_at:%Y-%m-%d %H:%M} "
           f"UTC ({saved.size if saved.size is not None else '?'} members then)", file=sys.stderr)
-    return saved.spec
+    return targeting.from_saved(saved)
 
 
 @subcommand("audience", "A campaign audience from its JSON definition: members matching its rules, targeted (after "
@@ -273,18 +273,19 @@ def _saved_spec(name: str, version: int | None) -> dict:
 def _audience(ctx: Context) -> pd.DataFrame:
     args = ctx.args
     if args.saved is not None:
-        spec = _saved_spec(args.saved, args.version)
+        audience = _saved_audience(args.saved, args.version)
     else:
         try:
             with open(args.spec, encoding="utf-8") as handle:
-                spec = json.load(handle)
+                spec = json.load(handle, parse_constant=audiences.refuse_constant)
         except OSError as exc:
             raise UsageError(f"cannot read --spec {args.spec}: {exc.strerror}") from None
         except json.JSONDecodeError as exc:
             raise UsageError(f"--spec {args.spec} is not valid JSON: {exc.msg} at line {exc.lineno}") from None
+        audience = targeting.parse_spec(spec)
     if args.members:
-        return targeting.targeted_members(ctx.engine, spec)
-    sizes = targeting.preview(ctx.engine, spec)
+        return targeting.targeted_members(ctx.engine, audience)
+    sizes = targeting.preview(ctx.engine, audience)
     return pd.DataFrame([{"matching": sizes.matching, "targeted": sizes.targeted, "treatment": sizes.treatment,
                           "control": sizes.control, **{f"reachable_{c}": n for c, n in sizes.reachable.items()}}])
 

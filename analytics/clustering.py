@@ -5,7 +5,7 @@ Definitions (one place; the page shows them as help):
 * **Who is clustered**: members with at least ``min_orders`` completed orders in the window (the global
   date range, channel and tier filters, as for RFM).
 * **Features**, one row per member, computed in the warehouse in one statement
-  (:func:`feature_select`), in groups the user may switch on or off (:data:`FEATURE_GROUPS`):
+  (:func:`analytics.cluster_features.feature_select`), in groups the user may switch on or off (:data:`FEATURE_GROUPS`):
   recency, frequency and monetary value as in :mod:`analytics.rfm`; tenure (days since registration);
   AOV (net sales / orders) and lines per order; discount share (discounts / gross value) and points
   redeem rate (points redeemed / points earned in the window, 0 when none earned; above 1 when older
@@ -29,240 +29,43 @@ Definitions (one place; the page shows them as help):
 
 Only one feature row per member leaves the warehouse (never raw orders). A fitted model is plain data
 (:class:`ClusterModel`): the same assignment can be compiled back into SQL (:func:`assignment_select`),
-which is how a cluster becomes a targeting audience (:func:`cluster_audience_spec`).
+which is how a cluster becomes a targeting audience (:mod:`analytics.cluster_audiences`). The features are built
+in :mod:`analytics.cluster_features`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Date, Double, Select, case, cast, func, literal, select
 
+from analytics.cluster_features import (
+    AGE_BANDS,
+    ALGORITHMS,
+    CATEGORY_PREFIX,
+    CLIP,
+    FEATURE_GROUPS,
+    GMM_FIT_SAMPLE,
+    LOG,
+    MINIBATCH_ABOVE,
+    MINIBATCH_SAMPLE,
+    MIX_ATTRIBUTES,
+    SCORE_BLOCK,
+    SQRT,
+    ClusterSettings,
+    Feature,
+    MemberFeatures,
+    member_features,
+)
 from analytics.errors import InputError
-from analytics.filters import Filters, completed_order_conditions
-from analytics.sqlparts import NIGHT_TEXT, at_night, count_if
-from analytics.storage.contract import events, members, order_items, orders, products
-from analytics.storage.db import Bind, read_frame, read_frame_columnar
+from analytics.filters import Filters
+from analytics.storage.db import Bind
 
-ALGORITHMS: dict[str, str] = {"kmeans": "k-means", "gmm": "Gaussian mixture"}
-#: Above this many members k-means starts from mini-batch k-means on a seeded sample of MINIBATCH_SAMPLE
-#: members, then refines the centres with full passes over all of them.
-MINIBATCH_ABOVE = MINIBATCH_SAMPLE = 100_000
-#: The Gaussian mixture is fitted on at most this many members (a seeded sample), then assigns all.
-GMM_FIT_SAMPLE = 200_000
-#: Standardised features are clipped at +-CLIP.
-CLIP = 5.0
-#: Members are scored against the centres this many rows at a time.
-SCORE_BLOCK = 16_384
-#: At most this many categories get a share feature (the window's best sellers); the rest are "other".
-MAX_CATEGORIES = 8
-MAX_CHANNELS = 6
-#: Member attributes kept beside the features for the portraits' mix charts.
-MIX_ATTRIBUTES: tuple[str, ...] = ("tier", "region", "gender", "age_band", "acquisition_channel")
-AGE_BANDS: tuple[tuple[int, int, str], ...] = ((0, 25, "<25"), (25, 35, "25-34"), (35, 45, "35-44"),
-                                               (45, 55, "45-54"), (55, 200, "55+"))
-
-LOG, SQRT, PLAIN = "log", "sqrt", "plain"
-
-
-@dataclass(frozen=True)
-class FeatureGroup:
-    label: str
-    help: str
-
-
-FEATURE_GROUPS: dict[str, FeatureGroup] = {
-    "value": FeatureGroup("Recency, frequency, monetary", "Days since the last order, orders and net sales in the "
-                          "window (as RFM)."),
-    "tenure": FeatureGroup("Tenure", "Days from registration to the range's last day."),
-    "basket": FeatureGroup("Basket", "AOV (net sales / orders) and order lines per order."),
-    "promotions": FeatureGroup("Discounts and points", "Discount share (discounts / gross value) and points "
-                               "redeem rate (points redeemed / points earned)."),
-    "timing": FeatureGroup("Time of day", f"Share of orders placed at night, {NIGHT_TEXT}."),
-    "engagement": FeatureGroup("Engagement", "Sessions and tracked events in the window."),
-    "categories": FeatureGroup("Category mix", f"Share of the member's line amount in each of the window's top "
-                               f"{MAX_CATEGORIES} categories."),
-    "channels": FeatureGroup("Sales channels", "Share of the member's orders in each sales channel."),
-    "demographics": FeatureGroup("Age", "Age in years on the range's last day."),
-}
-
-#: Fixed features: name -> (group, transform, label).
-_FIXED: dict[str, tuple[str, str, str]] = {
-    "recency_days": ("value", LOG, "Days since last order"),
-    "frequency": ("value", LOG, "Orders"),
-    "monetary": ("value", LOG, "Net sales"),
-    "tenure_days": ("tenure", LOG, "Tenure (days)"),
-    "aov": ("basket", LOG, "AOV"),
-    "lines_per_order": ("basket", LOG, "Lines per order"),
-    "discount_share": ("promotions", PLAIN, "Discount share"),
-    "points_redeem_rate": ("promotions", PLAIN, "Points redeem rate"),
-    "night_share": ("timing", PLAIN, "Night orders share"),
-    "sessions": ("engagement", LOG, "Sessions"),
-    "events": ("engagement", LOG, "Events"),
-    "age": ("demographics", PLAIN, "Age"),
-}
-CATEGORY_PREFIX, CHANNEL_PREFIX = "category: ", "channel: "
-
-
-@dataclass(frozen=True)
-class Feature:
-    name: str
-    group: str
-    transform: str
-    label: str
-
-
-def features_for(categories: Sequence[str], channels: Sequence[str]) -> list[Feature]:
-    """Every feature, fixed ones first, then one per category and per sales channel."""
-    fixed = [Feature(name, group, transform, label) for name, (group, transform, label) in _FIXED.items()]
-    return [*fixed, *(Feature(CATEGORY_PREFIX + c, "categories", SQRT, c) for c in categories),
-            *(Feature(CHANNEL_PREFIX + c, "channels", SQRT, f"{c} orders") for c in channels)]
-
-
-@dataclass(frozen=True)
-class ClusterSettings:
-    """What the user chooses: number of clusters, algorithm, feature groups, who is clustered, seed."""
-
-    k: int = 6
-    algorithm: str = "kmeans"
-    groups: tuple[str, ...] = tuple(FEATURE_GROUPS)
-    min_orders: int = 1
-    seed: int = 42
-
-    def __post_init__(self) -> None:
-        if not 2 <= self.k <= 20:
-            raise InputError(f"The number of clusters must be between 2 and 20, not {self.k}.")
-        if self.algorithm not in ALGORITHMS:
-            raise InputError(f"Unknown algorithm {self.algorithm!r}; choose {' or '.join(ALGORITHMS)}.")
-        unknown = [g for g in self.groups if g not in FEATURE_GROUPS]
-        if unknown:
-            raise InputError(f"Unknown feature group {unknown[0]!r}; choose from {', '.join(FEATURE_GROUPS)}.")
-        if not self.groups:
-            raise InputError("Choose at least one feature group.")
-        if self.min_orders < 1:
-            raise InputError("The minimum number of orders must be at least 1.")
-        object.__setattr__(self, "groups", tuple(g for g in FEATURE_GROUPS if g in self.groups))
-
-
-# --- features in SQL ------------------------------------------------------------------------------
-
-def _window_orders(filters: Filters) -> Any:
-    o = orders.c
-    return (select(o.order_id, o.member_id, o.ordered_at, o.channel, o.gross_amount, o.discount_amount, o.net_amount,
-                   o.points_earned, o.points_redeemed)
-            .where(o.member_id.is_not(None), *completed_order_conditions(filters, filters.start_ts, filters.end_ts))
-            .subquery("window_orders"))
-
-
-def top_categories(bind: Bind, filters: Filters, limit: int = MAX_CATEGORIES) -> list[str]:
-    """The window's best-selling categories by members' line amount, best first (ties by name)."""
-    w = _window_orders(filters)
-    amount = func.sum(order_items.c.line_amount)
-    query = (select(products.c.category, amount.label("amount"))
-             .select_from(w.join(order_items, order_items.c.order_id == w.c.order_id)
-                          .join(products, products.c.product_id == order_items.c.product_id))
-             .where(products.c.category.is_not(None)).group_by(products.c.category)
-             .order_by(amount.desc(), products.c.category).limit(limit))
-    return [str(c) for c in read_frame(bind, query)["category"]]
-
-
-def sales_channels(bind: Bind, filters: Filters, limit: int = MAX_CHANNELS) -> list[str]:
-    """The window's sales channels by members' orders, most first (ties by name)."""
-    w = _window_orders(filters)
-    n = func.count()
-    query = (select(w.c.channel, n.label("orders")).where(w.c.channel.is_not(None)).group_by(w.c.channel)
-             .order_by(n.desc(), w.c.channel).limit(limit))
-    return [str(c) for c in read_frame(bind, query)["channel"]]
-
-
-def _ratio(numerator: Any, denominator: Any) -> Any:
-    """numerator / denominator as a double, 0 where the denominator is 0 or missing."""
-    return func.coalesce(cast(numerator, Double) / func.nullif(cast(denominator, Double), 0.0), 0.0)
-
-
-def feature_select(filters: Filters, min_orders: int, categories: Sequence[str], channels: Sequence[str],
-                   attributes: bool = True) -> Select:
-    """One row per clustered member: ``member_id``, every feature of :func:`features_for` (raw, before
-    the transform; age may be null) and, with ``attributes``, the member's tier, region, gender and
-    acquisition channel. Categories and channels are bound parameters."""
-    w = _window_orders(filters)
-    per_order = (select(w.c.member_id, func.count().label("frequency"),
-                        func.coalesce(func.sum(w.c.net_amount), 0).label("monetary"),
-                        func.max(w.c.ordered_at).label("last_at"),
-                        func.sum(w.c.discount_amount).label("discount"), func.sum(w.c.gross_amount).label("gross"),
-                        func.sum(w.c.points_redeemed).label("redeemed"), func.sum(w.c.points_earned).label("earned"),
-                        count_if(at_night(w.c.ordered_at)).label("night_orders"),
-                        *(count_if(w.c.channel == literal(c)).label(f"ch{i}") for i, c in enumerate(channels)))
-                 .group_by(w.c.member_id).having(func.count() >= min_orders).subquery("per_order"))
-    lines = (select(w.c.member_id, func.count().label("lines"), func.sum(order_items.c.line_amount).label("amount"),
-                    *(func.sum(case((products.c.category == literal(c), order_items.c.line_amount), else_=0))
-                      .label(f"cat{i}") for i, c in enumerate(categories)))
-             .select_from(w.join(order_items, order_items.c.order_id == w.c.order_id)
-                          .outerjoin(products, products.c.product_id == order_items.c.product_id))
-             .group_by(w.c.member_id).subquery("lines"))
-    e = events.c
-    activity = (select(e.member_id, count_if(e.event_type == "session_start").label("sessions"),
-                       func.count().label("events"))
-                .where(e.member_id.is_not(None), e.occurred_at >= filters.start_ts, e.occurred_at < filters.end_ts)
-                .group_by(e.member_id).subquery("activity"))
-    p, ln, a, m = per_order.c, lines.c, activity.c, members.c
-    end = literal(filters.end, Date)
-    columns = [
-        p.member_id,
-        cast(end - cast(p.last_at, Date), Double).label("recency_days"),
-        cast(p.frequency, Double).label("frequency"),
-        cast(p.monetary, Double).label("monetary"),
-        cast(func.greatest(end - cast(m.registered_at, Date), 0), Double).label("tenure_days"),
-        _ratio(p.monetary, p.frequency).label("aov"),
-        _ratio(ln.lines, p.frequency).label("lines_per_order"),
-        _ratio(p.discount, p.gross).label("discount_share"),
-        _ratio(p.redeemed, p.earned).label("points_redeem_rate"),
-        _ratio(p.night_orders, p.frequency).label("night_share"),
-        cast(func.coalesce(a.sessions, 0), Double).label("sessions"),
-        cast(func.coalesce(a.events, 0), Double).label("events"),
-        (cast(end - m.birth_date, Double) / 365.25).label("age"),
-        *(_ratio(ln[f"cat{i}"], ln.amount).label(CATEGORY_PREFIX + c) for i, c in enumerate(categories)),
-        *(_ratio(p[f"ch{i}"], p.frequency).label(CHANNEL_PREFIX + c) for i, c in enumerate(channels)),
-    ]
-    if attributes:  # for the portraits: the mixes, and the categories' share of all line spend
-        columns += [m.tier, m.region, m.gender, m.acquisition_channel,
-                    cast(func.coalesce(ln.amount, 0), Double).label("line_amount")]
-    joined = (per_order.join(members, m.member_id == p.member_id)
-              .outerjoin(lines, ln.member_id == p.member_id).outerjoin(activity, a.member_id == p.member_id))
-    return select(*columns).select_from(joined)
-
-
-@dataclass
-class MemberFeatures:
-    """One row per clustered member (raw features and attributes), and the feature list."""
-
-    frame: pd.DataFrame
-    features: list[Feature]
-    categories: list[str]
-    channels: list[str]
-
-
-def member_features(bind: Bind, filters: Filters, min_orders: int = 1) -> MemberFeatures:
-    """Pull one feature row per clustered member, ordered by member id (see :func:`feature_select`)."""
-    categories, channels = top_categories(bind, filters), sales_channels(bind, filters)
-    query = feature_select(filters, min_orders, categories, channels)
-    frame = read_frame_columnar(bind, query.order_by(query.selected_columns.member_id))
-    features = features_for(categories, channels)
-    for f in features:
-        frame[f.name] = pd.to_numeric(frame[f.name], errors="coerce").astype("float64")
-    frame["age_band"] = _age_bands(frame["age"])
-    return MemberFeatures(frame.reset_index(drop=True), features, categories, channels)
-
-
-def _age_bands(age: pd.Series) -> pd.Series:
-    bands = pd.Series(pd.NA, index=age.index, dtype="object")
-    for lo, hi, label in AGE_BANDS:
-        bands[(age >= lo) & (age < hi)] = label
-    return bands.fillna("unknown")
+__all__ = ["AGE_BANDS", "ALGORITHMS", "FEATURE_GROUPS", "ClusterModel", "ClusterResult", "ClusterSettings",
+           "cluster_features", "cluster_members", "fit_model", "k_selection", "member_features"]
 
 
 # --- transform and models -------------------------------------------------------------------------
@@ -275,31 +78,32 @@ def _transformed(values: np.ndarray, transform: str) -> np.ndarray:
     return values
 
 
-@dataclass
+@dataclass(frozen=True)
 class ClusterModel:
-    """A fitted clustering as plain, JSON-serialisable data.
+    """A fitted clustering as plain, JSON-serialisable data: the settings it was fitted with, and what it learned
+    (names ending in ``_``, as scikit-learn's fitted attributes).
 
     Each member goes to the cluster ``j`` minimising ``sum_d weight[j][d] * (z_d - centre[j][d])^2 +
     offset[j]``, where ``z`` is the standardised feature vector: k-means has weights 1 and offsets 0; the
     diagonal Gaussian mixture has weights 1 / variance and offsets ``sum_d ln variance - 2 ln share``
-    (its most likely component). ``centres`` etc. are listed in cluster-number order (cluster 1 first).
+    (its most likely component). ``centres_`` etc. are listed in cluster-number order (cluster 1 first).
     """
 
     settings: ClusterSettings
-    features: list[Feature]
-    means: list[float]
-    stds: list[float]
-    centres: list[list[float]]
-    weights: list[list[float]]
-    offsets: list[float]
-    categories: list[str]
-    channels: list[str]
-    names: list[str] = field(default_factory=list)
+    features_: tuple[Feature, ...]
+    means_: tuple[float, ...]
+    stds_: tuple[float, ...]
+    centres_: tuple[tuple[float, ...], ...]
+    weights_: tuple[tuple[float, ...], ...]
+    offsets_: tuple[float, ...]
+    categories_: tuple[str, ...]
+    channels_: tuple[str, ...]
+    names_: tuple[str, ...] = ()
 
     def standardise(self, frame: pd.DataFrame) -> np.ndarray:
         """The standardised, clipped feature matrix of ``frame`` (columns in model order)."""
-        columns = np.empty((len(self.features), len(frame)))  # one contiguous row per feature, then transposed
-        for d, (f, mean, std) in enumerate(zip(self.features, self.means, self.stds, strict=True)):
+        columns = np.empty((len(self.features_), len(frame)))  # one contiguous row per feature, then transposed
+        for d, (f, mean, std) in enumerate(zip(self.features_, self.means_, self.stds_, strict=True)):
             z = _transformed(frame[f.name].to_numpy(dtype="float64", na_value=np.nan), f.transform) - mean
             z /= std
             np.clip(np.nan_to_num(z, copy=False, nan=0.0), -CLIP, CLIP, out=columns[d])
@@ -308,7 +112,7 @@ class ClusterModel:
     def _scores(self, z: np.ndarray) -> np.ndarray:
         """Each member's score against each centre in model order (the nearest has the lowest), from the
         standardised matrix ``z``; computed in blocks of rows so the temporaries stay small."""
-        params = [(np.asarray(c), np.asarray(w), b) for c, w, b in zip(self.centres, self.weights, self.offsets,
+        params = [(np.asarray(c), np.asarray(w), b) for c, w, b in zip(self.centres_, self.weights_, self.offsets_,
                                                                           strict=True)]
         out = np.empty((len(z), len(params)))
         work = np.empty((min(len(z), SCORE_BLOCK), z.shape[1]))
@@ -327,17 +131,26 @@ class ClusterModel:
         return self._scores(self.standardise(frame)).argmin(axis=1) + 1
 
     def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["settings"]["groups"] = list(self.settings.groups)
+        """The model as JSON-ready data (the keys without the trailing ``_``)."""
+        data: dict[str, Any] = {"settings": {**asdict(self.settings), "groups": list(self.settings.groups)}}
+        for name in _LEARNED:
+            value = getattr(self, name + "_")
+            data[name] = ([asdict(f) for f in value] if name == "features"
+                          else [list(v) for v in value] if name in ("centres", "weights") else list(value))
         return data
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ClusterModel:
         settings = dict(data["settings"])
         settings["groups"] = tuple(settings["groups"])
-        return cls(ClusterSettings(**settings), [Feature(**f) for f in data["features"]], list(data["means"]),
-                   list(data["stds"]), [list(c) for c in data["centres"]], [list(w) for w in data["weights"]],
-                   list(data["offsets"]), list(data["categories"]), list(data["channels"]), list(data["names"]))
+        return cls(ClusterSettings(**settings), tuple(Feature(**f) for f in data["features"]),
+                   tuple(map(float, data["means"])), tuple(map(float, data["stds"])),
+                   tuple(tuple(map(float, c)) for c in data["centres"]),
+                   tuple(tuple(map(float, w)) for w in data["weights"]), tuple(map(float, data["offsets"])),
+                   tuple(data["categories"]), tuple(data["channels"]), tuple(data.get("names", ())))
+
+
+_LEARNED = ("features", "means", "stds", "centres", "weights", "offsets", "categories", "channels", "names")
 
 
 def _fit_scaling(frame: pd.DataFrame, features: Sequence[Feature]) -> tuple[list[float], list[float]]:
@@ -388,26 +201,31 @@ def _fit(data: MemberFeatures, settings: ClusterSettings) -> tuple[ClusterModel,
     if not used:
         raise InputError("The chosen feature groups have no features in this window.")
     means, stds = _fit_scaling(data.frame, used)
-    model = ClusterModel(settings, used, means, stds, [], [], [], data.categories, data.channels)
-    z = model.standardise(data.frame)
+    scaling = ClusterModel(settings, tuple(used), tuple(means), tuple(stds), (), (), (), tuple(data.categories),
+                           tuple(data.channels))
+    z = scaling.standardise(data.frame)
     if settings.algorithm == "kmeans":
         centres = _fit_kmeans(z, settings.k, settings.seed)
         weights, offsets = np.ones_like(centres), np.zeros(settings.k)
     else:
         centres, weights, offsets = _fit_gmm(z, settings.k, settings.seed)
-    model.centres, model.weights, model.offsets = centres.tolist(), weights.tolist(), offsets.tolist()
+    fitted = replace(scaling, centres_=_rows(centres), weights_=_rows(weights), offsets_=tuple(offsets.tolist()))
     # renumber: cluster 1 = highest average net sales per member (ties: larger cluster first)
-    scores = model._scores(z)
+    scores = fitted._scores(z)
     raw = scores.argmin(axis=1)
     sales = data.frame["monetary"].to_numpy(dtype="float64")
     value = [(-(np.nanmean(sales[raw == j]) if (raw == j).any() else -np.inf), -(raw == j).sum(), j)
              for j in range(settings.k)]
     order = [j for *_, j in sorted(value)]
-    model.centres = [model.centres[j] for j in order]
-    model.weights = [model.weights[j] for j in order]
-    model.offsets = [model.offsets[j] for j in order]
+    model = replace(fitted, centres_=tuple(fitted.centres_[j] for j in order),
+                    weights_=tuple(fitted.weights_[j] for j in order),
+                    offsets_=tuple(fitted.offsets_[j] for j in order))
     # the same scores with the columns in the new order: exactly what model.assign(data.frame) gives
     return model, z, scores[:, order].argmin(axis=1) + 1
+
+
+def _rows(matrix: np.ndarray) -> tuple[tuple[float, ...], ...]:
+    return tuple(tuple(row) for row in matrix.tolist())
 
 
 # --- the result: labels, portraits, names ---------------------------------------------------------
@@ -444,16 +262,17 @@ def cluster_features(data: MemberFeatures, settings: ClusterSettings) -> Cluster
     frame = data.frame.copy(deep=False)  # copy-on-write: the new columns do not reach data.frame
     frame["cluster"] = labels
     # portraits describe every feature, used for fitting or not (with every feature used, the same matrix)
-    if model.features == data.features:
+    if list(model.features_) == list(data.features):
         described = fitted
     else:
-        described = ClusterModel(settings, data.features, *_fit_scaling(frame, data.features), [], [], [],
-                                 data.categories, data.channels).standardise(frame)
+        means, stds = _fit_scaling(frame, data.features)
+        described = ClusterModel(settings, tuple(data.features), tuple(means), tuple(stds), (), (), (),
+                                 tuple(data.categories), tuple(data.channels)).standardise(frame)
     z = pd.DataFrame(described, columns=[f.label for f in data.features])
     zscores = z.groupby(frame["cluster"].to_numpy()).mean().reindex(range(1, settings.k + 1)).fillna(0.0)
     zscores.index.name = "cluster"
     portraits = _portraits(frame, data, zscores, settings.k)
-    model.names = portraits["name"].tolist()
+    model = replace(model, names_=tuple(portraits["name"]))
     frame["cluster_name"] = frame["cluster"].map(dict(zip(portraits["cluster"], portraits["name"], strict=True)))
     ordered = ["member_id", "cluster", "cluster_name", *(c for c in frame.columns
                                                         if c not in ("member_id", "cluster", "cluster_name"))]
@@ -601,84 +420,4 @@ def k_selection(data: MemberFeatures, settings: ClusterSettings, ks: Sequence[in
                      "davies_bouldin": float(davies_bouldin_score(z, labels)) if distinct else np.nan})
     return pd.DataFrame(rows, columns=["k", "inertia", "silhouette", "davies_bouldin"])
 
-
-# --- clusters in SQL: audiences ---------------------------------------------------------------------
-
-def _sql_transform(column: Any, transform: str) -> Any:
-    """The transform of :func:`_transformed` in SQL; a missing value stays missing (``GREATEST`` would
-    turn it into 0, where Python keeps NaN and later takes the mean)."""
-    if transform == LOG:
-        return case((column.is_(None), None), else_=func.ln(1.0 + func.greatest(column, 0.0)))
-    if transform == SQRT:
-        return case((column.is_(None), None), else_=func.sqrt(func.greatest(column, 0.0)))
-    return column
-
-
-def assignment_select(model: ClusterModel, filters: Filters) -> Select:
-    """``member_id``, ``cluster`` for every member the model would cluster in this window, computed in
-    the warehouse with the same transform and rule as :meth:`ClusterModel.assign` (no rows leave it)."""
-    raw = feature_select(filters, model.settings.min_orders, model.categories, model.channels,
-                         attributes=False).subquery("features")
-    zs = []
-    for f, mean, std in zip(model.features, model.means, model.stds, strict=True):
-        z = (_sql_transform(raw.c[f.name], f.transform) - literal(mean, Double)) / literal(std, Double)
-        zs.append(func.least(func.greatest(func.coalesce(z, 0.0), -CLIP), CLIP).label(f"z{len(zs)}"))
-    standard = select(raw.c.member_id, *zs).subquery("standard")
-    scores = []
-    for j, (centre, weight, offset) in enumerate(zip(model.centres, model.weights, model.offsets, strict=True)):
-        terms = [literal(w, Double) * (standard.c[f"z{d}"] - literal(c, Double))
-                 * (standard.c[f"z{d}"] - literal(c, Double)) for d, (c, w) in enumerate(zip(centre, weight,
-                                                                                            strict=True))]
-        scores.append((sum(terms[1:], terms[0]) + literal(offset, Double)).label(f"s{j}"))
-    scored = select(standard.c.member_id, *scores).subquery("scored")
-    s = [scored.c[f"s{j}"] for j in range(len(scores))]
-    best = func.least(*s) if len(s) > 1 else s[0]
-    cluster = case(*((s[j] <= best, j + 1) for j in range(len(s))))
-    return select(scored.c.member_id, cluster.label("cluster"))
-
-
-AUDIENCE_KIND = "cluster"
-
-
-def cluster_audience_spec(filters: Filters, model: ClusterModel, clusters: Sequence[int]) -> dict[str, Any]:
-    """A serialisable targeting audience: the members of these clusters, with the model itself, so the
-    audience is the same members whenever it is rebuilt on the same data."""
-    unknown = [c for c in clusters if not 1 <= int(c) <= len(model.centres)]
-    if unknown or not clusters:
-        raise InputError(f"Choose clusters between 1 and {len(model.centres)}.")
-    names = [model.names[int(c) - 1] for c in clusters] if model.names else [str(c) for c in clusters]
-    return {"version": 1, "kind": AUDIENCE_KIND, "clusters": [int(c) for c in clusters], **filters.to_spec(),
-            "model": model.to_dict(), "source": f"Clusters {', '.join(names)}"}
-
-
-def audience_member_ids(audience: Mapping[str, Any]) -> Select:
-    """The member ids of a ``cluster`` audience spec (see :func:`cluster_audience_spec`), in SQL."""
-    if audience.get("version") != 1 or audience.get("kind") != AUDIENCE_KIND:
-        raise InputError("Not a version-1 cluster audience.")
-    try:
-        filters = Filters.from_spec(audience)
-        model = ClusterModel.from_dict(audience["model"])
-        _check_model(model)
-        clusters = [int(c) for c in audience["clusters"]]
-    except (KeyError, TypeError, ValueError) as problem:
-        raise InputError(f"Not a valid cluster audience: {problem!s} ({type(problem).__name__}).") from None
-    assigned = assignment_select(model, filters).subquery("assigned")
-    return select(assigned.c.member_id).where(assigned.c.cluster.in_(clusters))
-
-
-def _check_model(model: ClusterModel) -> None:
-    """Refuse a model (read from a file) whose parts do not fit together."""
-    known = {f.name for f in features_for(model.categories, model.channels)}
-    unknown = [f.name for f in model.features if f.name not in known or f.transform not in (LOG, SQRT, PLAIN)]
-    if unknown:
-        raise InputError(f"unknown feature or transform {unknown[0]!r}")
-    d, k = len(model.features), model.settings.k
-    if not (len(model.means) == len(model.stds) == d and len(model.centres) == len(model.weights) == len(
-            model.offsets) == k and all(len(v) == d for v in (*model.centres, *model.weights))):
-        raise InputError(f"the model needs {k} centres, weights and offsets of {d} numbers each")
-
-
-def cluster_member_ids(model: ClusterModel, filters: Filters, clusters: Sequence[int]) -> Select:
-    """The members of these clusters, in SQL (for member lists)."""
-    return audience_member_ids(cluster_audience_spec(filters, model, clusters))
 

@@ -42,9 +42,10 @@ links with equi-joins. Only aggregates leave the warehouse.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import timedelta
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import pandas as pd
 from sqlalchemy import (
@@ -64,6 +65,8 @@ from sqlalchemy import (
     select,
 )
 
+from analytics import audiences
+from analytics.audiences import Audience, audience_kind
 from analytics.errors import InputError
 from analytics.filters import Filters, members_in_tiers
 from analytics.sqlparts import Grain, date_trunc
@@ -526,21 +529,40 @@ def dropoff_member_ids(spec: FunnelSpec, filters: Filters, step: int) -> Select:
     return select(best.c.member_id).where(best.c.reached == step, best.c.member_id.is_not(None)).distinct()
 
 
-AUDIENCE_KIND = "funnel_dropoff"
+@audience_kind
+@dataclass(frozen=True)
+class FunnelDropoffAudience(Audience):
+    """The members whose best attempt at a funnel reached step ``reached_step`` but not the next one."""
+
+    kind: ClassVar[str] = "funnel_dropoff"
+    label: ClassVar[str] = "funnel drop-off"
+    keys: ClassVar[frozenset[str]] = frozenset({"funnel", "reached_step", "start", "end", "tiers"})
+
+    funnel: FunnelSpec
+    window: Filters  # funnels read no channel filter
+    reached_step: int
+
+    def __post_init__(self) -> None:
+        step = self.reached_step
+        if isinstance(step, bool) or not isinstance(step, int) or not 1 <= step < len(self.funnel.steps):
+            raise InputError(f"Drop-off is after a step from 1 to {len(self.funnel.steps) - 1}, not {step}.")
+
+    def member_ids(self) -> Select:
+        return dropoff_member_ids(self.funnel, self.window, self.reached_step)
+
+    def describe(self) -> str:
+        return f"Funnel drop-off after step {self.reached_step}: {self.funnel.step_labels[self.reached_step - 1]}"
+
+    def body(self) -> dict[str, Any]:
+        return {"funnel": self.funnel.to_dict(), "reached_step": self.reached_step,
+                **audiences.window_body(self.window, channels=False)}
+
+    @classmethod
+    def from_body(cls, data: Mapping[str, Any], depth: int) -> FunnelDropoffAudience:
+        return cls(FunnelSpec.from_dict(data["funnel"]), audiences.window(data, channels=False),
+                   data["reached_step"])
 
 
-def dropoff_audience_spec(spec: FunnelSpec, filters: Filters, step: int) -> dict[str, Any]:
-    """A serialisable targeting audience: the members who reached ``step`` but not the next one."""
-    if not 1 <= step < len(spec.steps):
-        raise InputError(f"Drop-off is after a step from 1 to {len(spec.steps) - 1}, not {step}.")
-    return {"version": 1, "kind": AUDIENCE_KIND, "funnel": spec.to_dict(), "reached_step": step,
-            "start": filters.start.isoformat(), "end": filters.end.isoformat(), "tiers": list(filters.tiers),
-            "source": f"Funnel drop-off after step {step}: {spec.step_labels[step - 1]}"}
-
-
-def audience_member_ids(audience: dict[str, Any]) -> Select:
-    """The member ids of a ``funnel_dropoff`` audience spec (see :func:`dropoff_audience_spec`)."""
-    if audience.get("version") != 1 or audience.get("kind") != AUDIENCE_KIND:
-        raise InputError("Not a version-1 funnel drop-off audience.")
-    filters = Filters.from_spec(audience)  # funnels read no channel filter
-    return dropoff_member_ids(FunnelSpec.from_dict(audience["funnel"]), filters, int(audience["reached_step"]))
+def dropoff_audience(spec: FunnelSpec, filters: Filters, step: int) -> FunnelDropoffAudience:
+    """The targeting audience of the members who reached ``step`` but not the next one."""
+    return FunnelDropoffAudience(spec, Filters(filters.start, filters.end, (), filters.tiers), step)

@@ -31,8 +31,10 @@ among them can be listed.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import pandas as pd
 from sqlalchemy import (
@@ -54,6 +56,8 @@ from sqlalchemy import (
     union_all,
 )
 
+from analytics import audiences
+from analytics.audiences import Audience, audience_kind
 from analytics.errors import InputError
 from analytics.filters import Filters, completed_order_conditions, members_in_tiers
 from analytics.storage.contract import events, members, order_items, orders, products
@@ -372,3 +376,55 @@ def cell_members(filters: Filters, heatmap: str, row: object, column: object, **
     if heatmap == "browsing":
         return browsing_cell_members(filters, str(row), column, **options)  # type: ignore[arg-type]
     raise InputError(f"heatmap must be one of {', '.join(HEATMAPS)}")
+
+
+@audience_kind
+@dataclass(frozen=True)
+class HeatmapCellAudience(Audience):
+    """The members behind one cell of a heatmap (see :func:`cell_members`): the cell by its row and column keys as
+    the heatmap's frame holds them (as text), the heatmap's options as name/value pairs."""
+
+    kind: ClassVar[str] = "heatmap_cell"
+    label: ClassVar[str] = "heatmap cell"
+    keys: ClassVar[frozenset[str]] = frozenset({"heatmap", "row", "column", "options", "start", "end", "channels",
+                                                "tiers"})
+
+    window: Filters
+    heatmap: str
+    row: str
+    column: str
+    options: tuple[tuple[str, str], ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.heatmap not in HEATMAPS:
+            raise InputError(f"heatmap must be one of {', '.join(HEATMAPS)}")
+        object.__setattr__(self, "options", tuple(sorted((str(k), str(v)) for k, v in self.options)))
+        self.member_ids()  # refuse unknown cells and options now, not when the audience is used
+
+    def member_ids(self) -> Select:
+        return cell_members(self.window, self.heatmap, self.row, self.column, **dict(self.options))
+
+    def describe(self) -> str:
+        options = ", ".join(f"{k} {v}" for k, v in self.options)
+        return f"Heatmap {self.heatmap}: {self.row} × {self.column}" + (f" ({options})" if options else "")
+
+    def body(self) -> dict[str, Any]:
+        return {"heatmap": self.heatmap, "row": self.row, "column": self.column, "options": dict(self.options),
+                **audiences.window_body(self.window)}
+
+    @classmethod
+    def from_body(cls, data: Mapping[str, Any], depth: int) -> HeatmapCellAudience:
+        options = data.get("options", {})
+        if not isinstance(options, Mapping) or len(options) > 5 or not all(
+                isinstance(v, str) for v in options.values()):
+            raise InputError('"options" maps option names to texts.')
+        return cls(audiences.window(data), audiences.text(data, "heatmap", 20), audiences.text(data, "row", 200),
+                   audiences.text(data, "column", 200), tuple(options.items()))
+
+
+def cell_audience(filters: Filters, heatmap: str, row: object, column: object,
+                  options: Mapping[str, str] | None = None) -> HeatmapCellAudience:
+    """The audience of the members behind one heatmap cell (keys as the heatmap's frame holds them)."""
+    key = row.isoformat() if hasattr(row, "isoformat") else row
+    return HeatmapCellAudience(filters, heatmap, str(key)[:10] if heatmap == "retention" else str(key), str(column),
+                               tuple((options or {}).items()))

@@ -20,11 +20,14 @@ per-segment aggregates, or one row per member when asked for, leave it.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import pandas as pd
 from sqlalchemy import Date, Integer, Select, Subquery, case, cast, func, literal, select
 
+from analytics import audiences
+from analytics.audiences import Audience, audience_kind
 from analytics.errors import InputError
 from analytics.filters import Filters, completed_order_conditions
 from analytics.storage.contract import orders
@@ -171,22 +174,59 @@ def segment_member_ids(filters: Filters, segments: tuple[str, ...],
     return select(rfm.c.member_id).where(rfm.c.segment.in_(segments))
 
 
-AUDIENCE_KIND = "rfm_segment"
+Grid = tuple[tuple[int, int, str], ...]
+"""A segment grid as data: ``(R score, FM score, segment)`` per cell, sorted (hashable, JSON-ready)."""
 
 
-def segment_audience_spec(filters: Filters, segments: tuple[str, ...],
-                          grid: Mapping[tuple[int, int], str] | None = None) -> dict[str, Any]:
-    """A serialisable targeting audience: the members of these RFM segments in the window."""
-    cells = check_grid(grid or DEFAULT_GRID)
-    return {"version": 1, "kind": AUDIENCE_KIND, "segments": list(segments), **filters.to_spec(),
-            "grid": [[r, fm, name] for (r, fm), name in sorted(cells.items())],
-            "source": f"RFM segments {', '.join(segments)}"}
+def grid_cells(grid: Mapping[tuple[int, int], str] | None = None) -> Grid:
+    """A checked grid as sorted ``(R, FM, segment)`` triples (the default grid when none is given)."""
+    return tuple((r, fm, name) for (r, fm), name in sorted(check_grid(grid or DEFAULT_GRID).items()))
 
 
-def audience_member_ids(audience: Mapping[str, Any]) -> Select:
-    """The member ids of an ``rfm_segment`` audience spec (see :func:`segment_audience_spec`)."""
-    if audience.get("version") != 1 or audience.get("kind") != AUDIENCE_KIND:
-        raise InputError("Not a version-1 RFM segment audience.")
-    filters = Filters.from_spec(audience)
-    grid = {(int(r), int(fm)): name for r, fm, name in audience["grid"]}
-    return segment_member_ids(filters, tuple(audience["segments"]), grid)
+@audience_kind
+@dataclass(frozen=True)
+class RfmSegmentAudience(Audience):
+    """The members of some RFM segments in a window, under a segment grid."""
+
+    kind: ClassVar[str] = "rfm_segment"
+    label: ClassVar[str] = "RFM segment"
+    keys: ClassVar[frozenset[str]] = frozenset({"segments", "start", "end", "channels", "tiers", "grid"})
+
+    window: Filters
+    segments: tuple[str, ...]
+    grid: Grid = ()
+
+    def __post_init__(self) -> None:
+        unknown = [s for s in self.segments if s not in SEGMENTS]
+        if unknown or not self.segments:
+            raise InputError(f"Unknown segment {unknown[0]!r}; choose from {', '.join(SEGMENTS)}." if unknown
+                             else "Choose at least one segment.")
+        object.__setattr__(self, "grid", grid_cells({(r, fm): name for r, fm, name in self.grid} or None))
+
+    @property
+    def cells(self) -> dict[tuple[int, int], str]:
+        return {(r, fm): name for r, fm, name in self.grid}
+
+    def member_ids(self) -> Select:
+        return segment_member_ids(self.window, self.segments, self.cells)
+
+    def describe(self) -> str:
+        return f"RFM segments {', '.join(self.segments)}"
+
+    def body(self) -> dict[str, Any]:
+        return {"segments": list(self.segments), **audiences.window_body(self.window),
+                "grid": [[r, fm, name] for r, fm, name in self.grid]}
+
+    @classmethod
+    def from_body(cls, data: Mapping[str, Any], depth: int) -> RfmSegmentAudience:
+        grid = data["grid"]
+        if not isinstance(grid, list) or len(grid) > 25 or not all(isinstance(c, list) and len(c) == 3 for c in grid):
+            raise InputError('"grid" is a list of 25 [R score, FM score, segment] cells.')
+        return cls(audiences.window(data), audiences.texts(data, "segments", limit=len(SEGMENTS)),
+                   tuple((int(r), int(fm), str(name)) for r, fm, name in grid))
+
+
+def segment_audience(filters: Filters, segments: tuple[str, ...],
+                     grid: Mapping[tuple[int, int], str] | None = None) -> RfmSegmentAudience:
+    """The targeting audience of the members of these RFM segments in the window."""
+    return RfmSegmentAudience(filters, tuple(segments), grid_cells(grid))

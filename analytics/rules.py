@@ -33,18 +33,21 @@ import math
 import pickle
 import subprocess
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date
 from itertools import pairwise
 from pathlib import Path
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 from sqlalchemy import Select, bindparam, distinct, func, select
 
+from analytics import audiences
+from analytics.audiences import Audience, audience_kind
 from analytics.errors import InputError
 from analytics.filters import Filters, completed_order_conditions
 from analytics.storage.contract import order_items, orders, products
@@ -465,49 +468,66 @@ def item_names(bind: Bind, level: str, items: Sequence[str]) -> dict[str, str]:
     return {i: f"{named[i]} ({i})" if i in named else i for i in items}
 
 
-AUDIENCE_SPEC_VERSION = 1
+@audience_kind
+@dataclass(frozen=True)
+class BoughtNotBoughtAudience(Audience):
+    """The cross-sell audience of a rule A -> B: members who bought every item of A (completed orders in a period)
+    and never any item of B (completed orders, any time). Items are bound (expanding) parameters."""
+
+    kind: ClassVar[str] = "bought_not_bought"
+    label: ClassVar[str] = "'bought A, never bought B'"
+    keys: ClassVar[frozenset[str]] = frozenset({"level", "bought_all", "never_bought", "bought_between"})
+
+    level: str
+    bought_all: tuple[str, ...]
+    never_bought: tuple[str, ...]
+    start: date
+    end: date
+
+    def __post_init__(self) -> None:
+        if self.level not in LEVELS:
+            raise InputError(f"level must be one of {', '.join(LEVELS)}, not {self.level!r}")
+        if not self.bought_all or not self.never_bought:
+            raise InputError("A 'bought A, never bought B' audience needs items on both sides.")
+        if self.end < self.start:
+            raise InputError(f"The period ends ({self.end}) before it starts ({self.start}).")
+
+    def member_ids(self) -> Select:
+        source, item = _lines_at_level(self.level)
+        window = Filters(self.start, self.end)
+        bought, never = sorted(set(self.bought_all)), sorted(set(self.never_bought))
+        buyers = (select(orders.c.member_id).select_from(source)
+                  .where(*completed_order_conditions(window, window.start_ts, window.end_ts),
+                         orders.c.member_id.is_not(None), item.in_(bought))
+                  .group_by(orders.c.member_id)
+                  .having(func.count(distinct(item)) == len(bought)))
+        excluded = (select(orders.c.member_id).select_from(source)
+                    .where(orders.c.status == "completed", orders.c.member_id.is_not(None), item.in_(never)))
+        buyers_sq = buyers.subquery("buyers")
+        return select(buyers_sq.c.member_id).where(buyers_sq.c.member_id.not_in(excluded))
+
+    def describe(self) -> str:
+        return f"rule {ITEM_SEPARATOR.join(self.bought_all)} → {ITEM_SEPARATOR.join(self.never_bought)}"
+
+    def body(self) -> dict[str, Any]:
+        return {"level": self.level, "bought_all": list(self.bought_all), "never_bought": list(self.never_bought),
+                "bought_between": [self.start.isoformat(), self.end.isoformat()]}
+
+    @classmethod
+    def from_body(cls, data: Mapping[str, Any], depth: int) -> BoughtNotBoughtAudience:
+        between = data["bought_between"]
+        if not isinstance(between, list) or len(between) != 2:
+            raise InputError('"bought_between" is [first day, last day].')
+        return cls(audiences.text(data, "level", 50), audiences.texts(data, "bought_all", limit=100),
+                   audiences.texts(data, "never_bought", limit=100), audiences.day(between[0], "bought_between"),
+                   audiences.day(between[1], "bought_between"))
 
 
-def rule_audience_spec(antecedents: str, consequents: str, level: str, start: date, end: date) -> dict:
-    """A targeting audience for the cross-sell of rule A -> B: members who bought all of A in the period
-    and never bought B (JSON-serialisable; campaign targeting reads it)."""
-    return {
-        "version": AUDIENCE_SPEC_VERSION,
-        "kind": "bought_not_bought",
-        "level": level,
-        "bought_all": antecedents.split(ITEM_SEPARATOR),
-        "never_bought": consequents.split(ITEM_SEPARATOR),
-        "bought_between": [start.isoformat(), end.isoformat()],
-        "source": f"rule {antecedents} → {consequents}",
-    }
-
-
-def audience_member_ids(spec: dict) -> Select:
-    """Members in a ``bought_not_bought`` audience: bought every item of ``bought_all`` (completed orders
-    in ``bought_between``) and never any of ``never_bought`` (completed orders, any time). Items are bound
-    (expanding) parameters."""
-    if spec.get("version") != AUDIENCE_SPEC_VERSION or spec.get("kind") != "bought_not_bought":
-        raise InputError("Not a version-1 'bought A, never bought B' audience.")
-    source, item = _lines_at_level(spec["level"])
-    start, end = (date.fromisoformat(d) for d in spec["bought_between"])
-    window = Filters(start, end)
-    bought, never = sorted(set(spec["bought_all"])), sorted(set(spec["never_bought"]))
-    buyers = (select(orders.c.member_id).select_from(source)
-              .where(*completed_order_conditions(window, window.start_ts, window.end_ts),
-                     orders.c.member_id.is_not(None), item.in_(bought))
-              .group_by(orders.c.member_id)
-              .having(func.count(distinct(item)) == len(bought)))
-    excluded = (select(orders.c.member_id).select_from(source)
-                .where(orders.c.status == "completed", orders.c.member_id.is_not(None), item.in_(never)))
-    buyers_sq = buyers.subquery("buyers")
-    return select(buyers_sq.c.member_id).where(buyers_sq.c.member_id.not_in(excluded))
-
-
-def audience_size(bind: Bind, spec: dict) -> int:
-    """How many members the ``bought_not_bought`` audience holds (see :func:`audience_member_ids`)."""
-    ids = audience_member_ids(spec).subquery("audience")
-    with connection(bind) as conn:
-        return int(conn.execute(select(func.count()).select_from(ids)).scalar_one())
+def rule_audience(antecedents: str, consequents: str, level: str, start: date, end: date) -> BoughtNotBoughtAudience:
+    """The cross-sell audience of rule A -> B (items joined by :data:`ITEM_SEPARATOR`): members who bought all of A
+    in the period and never bought B."""
+    return BoughtNotBoughtAudience(level, tuple(antecedents.split(ITEM_SEPARATOR)),
+                                   tuple(consequents.split(ITEM_SEPARATOR)), start, end)
 
 
 def _child_main() -> None:  # pragma: no cover - runs in the child of _mine_with_time_limit

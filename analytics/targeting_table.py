@@ -4,9 +4,9 @@ A **table** is a list of rows ``{"group", "not", "field", "op", "text"}``: ``tex
 :func:`analytics.targeting.condition_from_text`). Rows without a group number combine with the top-level
 ``match`` (all = AND, any = OR); rows sharing a group number form one sub-group that combines with the
 *other* connective (under "all", a group is "any of its rows", and the reverse), so a table expresses
-AND-of-ORs and OR-of-ANDs, each row optionally negated. Saved audiences are kept out of the table: members
-must be in every **included** one and in no **excluded** one. Deeper nesting is written as JSON; a spec that
-does not fit the table opens as JSON.
+AND-of-ORs and OR-of-ANDs, each row optionally negated. Saved audiences and other pages' audiences are kept out
+of the table: members must be in every **included** saved audience, in no **excluded** one, and in every other
+audience added. Deeper nesting is written as JSON; rules that do not fit the table open as JSON.
 """
 
 from __future__ import annotations
@@ -14,22 +14,25 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from analytics.targeting import FIELDS, TYPED_KINDS, SpecError, condition_from_text
+from analytics.audiences import Audience
+from analytics.errors import SpecError
+from analytics.targeting import FIELDS, CampaignAudience, Condition, Group, condition_from_text
 
 SAVED = "saved_audience"
+SEGMENT = "segment"
 
 
 def _other(match: str) -> str:
     return "any" if match == "all" else "all"
 
 
-def rules_from_table(match: str, rows: Sequence[Mapping[str, Any]]) -> tuple[dict[str, Any], list[str]]:
+def rules_from_table(match: str, rows: Sequence[Mapping[str, Any]]) -> tuple[Group, list[str]]:
     """The rules a table stands for, and one message per row that cannot be read ("Row 3: ..."). Rows with
     no field or operator yet are skipped (a row being typed)."""
     if match not in ("all", "any"):
         raise SpecError(f'Members match "all" or "any", not {match!r}.')
-    conditions: list[dict[str, Any]] = []
-    groups: dict[int, dict[str, Any]] = {}
+    items: list[Condition | list[Condition]] = []
+    groups: dict[int, list[Condition]] = {}
     problems: list[str] = []
     for number, row in enumerate(rows, start=1):
         if not row.get("field") or not row.get("op"):
@@ -42,13 +45,14 @@ def rules_from_table(match: str, rows: Sequence[Mapping[str, Any]]) -> tuple[dic
             continue
         group = _group_number(row.get("group"))
         if group is None:
-            conditions.append(condition)
+            items.append(condition)
         elif group in groups:
-            groups[group]["conditions"].append(condition)
+            groups[group].append(condition)
         else:
-            groups[group] = {"match": _other(match), "conditions": [condition]}
-            conditions.append(groups[group])
-    return {"match": match, "conditions": conditions}, problems
+            groups[group] = [condition]
+            items.append(groups[group])
+    built = tuple(Group(_other(match), tuple(i)) if isinstance(i, list) else i for i in items)
+    return Group(match, built), problems
 
 
 def _group_number(value: Any) -> int | None:
@@ -61,67 +65,64 @@ def _group_number(value: Any) -> int | None:
     return None if number != number else int(number)  # NaN from an emptied cell
 
 
-def compose_rules(table: Mapping[str, Any], include: Sequence[Mapping[str, Any]],
-                  exclude: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-    """The table's rules, and members of every ``include`` and of no ``exclude`` saved audience (each a
-    saved audience spec with its ``name`` and ``saved_version``)."""
-    saved = [{"field": SAVED, "op": "in", "value": dict(s)} for s in include]
-    saved += [{"not": True, "field": SAVED, "op": "in", "value": dict(s)} for s in exclude]
-    if not saved:
-        return dict(table)
-    return {"match": "all", "conditions": [dict(table), *saved]}
+def compose_rules(table: Group, include: Sequence[CampaignAudience], exclude: Sequence[CampaignAudience],
+                  others: Sequence[Audience] = ()) -> Group:
+    """The table's rules, and members of every ``include`` and of no ``exclude`` saved audience (each with its
+    name and version), and of every audience of ``others`` (another page's members)."""
+    extra = [Condition(SAVED, "in", s) for s in include]
+    extra += [Condition(SAVED, "in", s, negate=True) for s in exclude]
+    extra += [Condition(SEGMENT, "in", a) for a in others]
+    if not extra:
+        return table
+    return Group("all", (table, *extra))
 
 
-def condition_text(condition: Mapping[str, Any]) -> tuple[str, str, str, bool]:
+def condition_text(condition: Condition) -> tuple[str, str, str, bool]:
     """``(field, op, text, negate)`` of a typed condition: the inverse of ``condition_from_text``."""
-    field, op, value = condition["field"], condition["op"], condition["value"]
-    if FIELDS[field].kind == "choice":
-        text = ", ".join(value)
-    else:
-        low, high = ("" if v is None else str(v) for v in value)
-        text = f"{low} - {high}".strip()
-    return field, op, text, condition.get("not") is True
+    return condition.field, condition.op, FIELDS[condition.field].text(condition.value), condition.negate
 
 
 def _is_typed(item: Any) -> bool:
-    return (isinstance(item, Mapping) and "conditions" not in item and FIELDS.get(item.get("field")) is not None
-            and FIELDS[item["field"]].kind in TYPED_KINDS and isinstance(item.get("value"), list | tuple))
+    return isinstance(item, Condition) and FIELDS[item.field].typed
 
 
-def _is_saved(item: Any) -> bool:
-    return isinstance(item, Mapping) and item.get("field") == SAVED and isinstance(item.get("value"), Mapping)
+def _is_extra(item: Any) -> bool:
+    return isinstance(item, Condition) and item.field in (SAVED, SEGMENT)
 
 
-def table_from_rules(rules: Mapping[str, Any]) -> tuple[str, list[dict[str, Any]], list[dict], list[dict]] | None:
-    """``(match, rows, include, exclude)`` for rules the page's table can show, else None (open as JSON)."""
-    match, items = rules.get("match", "all"), rules.get("conditions", [])
-    if match not in ("all", "any") or not isinstance(items, list):
+def table_from_rules(rules: Group) -> tuple[str, list[dict[str, Any]], list, list, list] | None:
+    """``(match, rows, include, exclude, others)`` for rules the page's table can show, else None (open as JSON)."""
+    match, items = rules.match, list(rules.items)
+    if rules.negate:
         return None
-    include: list[dict] = []
-    exclude: list[dict] = []
-    if match == "all" and any(_is_saved(i) for i in items):
-        for item in (i for i in items if _is_saved(i)):
-            (exclude if item.get("not") is True else include).append(dict(item["value"]))
-        items = [i for i in items if not _is_saved(i)]
-        if len(items) == 1 and isinstance(items[0], Mapping) and "conditions" in items[0] and not items[0].get("not"):
-            match, items = items[0].get("match", "all"), items[0].get("conditions", [])  # the composed table
-            if match not in ("all", "any") or not isinstance(items, list):
-                return None
+    include: list[CampaignAudience] = []
+    exclude: list[CampaignAudience] = []
+    others: list[Audience] = []
+    if match == "all" and any(_is_extra(i) for i in items):
+        for item in (i for i in items if _is_extra(i)):
+            if item.field == SEGMENT:
+                if item.negate:
+                    return None
+                others.append(item.value)
+            else:
+                (exclude if item.negate else include).append(item.value)
+        items = [i for i in items if not _is_extra(i)]
+        if len(items) == 1 and isinstance(items[0], Group) and not items[0].negate:
+            match, items = items[0].match, list(items[0].items)  # the composed table
     rows: list[dict[str, Any]] = []
     group = 0
     for item in items:
         if _is_typed(item):
             rows.append(_row(item, None))
-        elif (isinstance(item, Mapping) and "conditions" in item and not item.get("not")
-              and item.get("match", "all") == _other(match) and isinstance(item["conditions"], list)
-              and item["conditions"] and all(_is_typed(c) for c in item["conditions"])):
+        elif (isinstance(item, Group) and not item.negate and item.match == _other(match) and item.items
+              and all(_is_typed(c) for c in item.items)):
             group += 1
-            rows.extend(_row(c, group) for c in item["conditions"])
+            rows.extend(_row(c, group) for c in item.items)
         else:
             return None
-    return match, rows, include, exclude
+    return match, rows, include, exclude, others
 
 
-def _row(condition: Mapping[str, Any], group: int | None) -> dict[str, Any]:
+def _row(condition: Condition, group: int | None) -> dict[str, Any]:
     field, op, text, negate = condition_text(condition)
     return {"group": group, "not": negate, "field": field, "op": op, "text": text}

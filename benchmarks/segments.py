@@ -119,7 +119,7 @@ def _clusters_in_child(warehouse: Path, algorithm: str, options: str = "") -> tu
 
 
 def clusters_scenario(warehouse: Path, repeat: int) -> None:
-    from analytics import clustering, portraits
+    from analytics import clustering, tags
     from analytics.clustering import ClusterSettings
     from analytics.filters import Filters
     from analytics.storage.warehouse import data_span, open_warehouse
@@ -161,8 +161,8 @@ def clusters_scenario(warehouse: Path, repeat: int) -> None:
             ("k_selection (k = 2..10, k-means, 10,000-member sample)",
              _median(lambda: clustering.k_selection(data, kmeans), repeat)),
             ("projection (PCA, 5,000-member sample)", _median(lambda: clustering.projection(result), repeat)),
-            ("tag coverage: every tag's members counted (analytics.portraits)",
-             _median(lambda: portraits.tag_coverage(conn, filters), repeat)),
+            ("tag coverage: every tag's members counted (analytics.tags)",
+             _median(lambda: tags.tag_coverage(conn, filters), repeat)),
         ]
     engine.dispose()
     floor = rows[0][1]

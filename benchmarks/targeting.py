@@ -40,9 +40,10 @@ def targeting_scenario(warehouse: Path, repeat: int) -> None:
     with engine.connect() as conn:
         start, end = data_span(conn).last_days(365)
 
-        def spec(conditions: list, **options) -> dict:
-            return {"version": 1, "kind": "audience", "start": start.isoformat(), "end": end.isoformat(),
-                    "rules": {"match": "all", "conditions": conditions}, **options}
+        def spec(conditions: list, **options) -> targeting.CampaignAudience:
+            return targeting.parse_spec({"version": 1, "kind": "audience", "start": start.isoformat(),
+                                         "end": end.isoformat(), "rules": {"match": "all", "conditions": conditions},
+                                         **options})
 
         current = spec(SIX_CONDITIONS, frequency_cap_days=7, holdout=0.1, campaign_key="benchmark")
         saved = {name: spec(conditions, campaign_key=name) for name, conditions in SAVED.items()}

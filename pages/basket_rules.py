@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import replace
 
 import plotly.express as px
@@ -19,19 +18,15 @@ from analytics.rules import (
     RulesTimeout,
     bought_together,
     compare_rules,
-    rule_audience_spec,
+    rule_audience,
     rule_network,
     with_readings,
 )
-from ui.cached import (
-    RULES_TIME_LIMIT,
-    cached_audience_size,
-    cached_baskets,
-    cached_item_names,
-    cached_rules,
-)
+from ui.app_state import default_author
+from ui.cached import RULES_TIME_LIMIT, cached_baskets, cached_item_names, cached_rules
 from ui.context import page_inputs
 from ui.format import ACCENT, label
+from ui.member_sets import member_set
 
 PLURAL = {"product": "Products", "subcategory": "Subcategories", "category": "Categories"}
 SHOWN_RULES = 500
@@ -66,7 +61,7 @@ spec = RuleSpec(level=level, min_support=support / 100, min_confidence=confidenc
 
 try:
     with st.spinner(f"Mining rules (stopped after {RULES_TIME_LIMIT:.0f} s)…"):
-        result = cached_rules(ctx.engine, ctx.url, filters, spec)
+        result = cached_rules(ctx.engine, filters, spec)
 except RulesRefused as refused:
     st.error(refused.problem, icon=":material/block:")
     st.info(refused.fix, icon=":material/lightbulb:")
@@ -77,7 +72,7 @@ except RulesTimeout as stopped:
             icon=":material/lightbulb:")
     st.stop()
 
-baskets = cached_baskets(ctx.engine, ctx.url, filters, level)
+baskets = cached_baskets(ctx.engine, filters, level)
 rules = result.rules
 cards = st.columns(4)
 cards[0].metric("Baskets", f"{baskets.count:,}", help="Completed orders in the period with at least one item.",
@@ -94,7 +89,7 @@ if rules.empty:
             icon=":material/search_off:")
     st.stop()
 
-names = cached_item_names(ctx.engine, ctx.url, level, tuple(sorted(
+names = cached_item_names(ctx.engine, level, tuple(sorted(
     set(rules["consequents"]) | {i for a in rules["antecedents"] for i in a.split(ITEM_SEPARATOR)})))
 
 
@@ -156,11 +151,11 @@ with right:
 
 st.subheader("Frequently bought together")
 popular = baskets.most_common(2_000)
-lookup_names = cached_item_names(ctx.engine, ctx.url, level, tuple(sorted(popular)))
+lookup_names = cached_item_names(ctx.engine, level, tuple(sorted(popular)))
 item = st.selectbox(f"{label(level)}", popular, format_func=lambda i: lookup_names.get(i, i), key="rules_lookup",
                     help="The 2,000 items in the most baskets, most bought first.")
 together = bought_together(baskets, item)
-together_names = cached_item_names(ctx.engine, ctx.url, level, tuple(together["item"]))
+together_names = cached_item_names(ctx.engine, level, tuple(together["item"]))
 st.dataframe(together.assign(item=together["item"].map(lambda i: together_names.get(i, i))), hide_index=True,
              column_config={
                  "item": st.column_config.TextColumn("Bought with it"),
@@ -185,7 +180,7 @@ else:
               for value in (first, second)]
     try:
         with st.spinner("Mining both segments…"):
-            pair = [cached_rules(ctx.engine, ctx.url, f, spec).rules for f in scoped]
+            pair = [cached_rules(ctx.engine, f, spec).rules for f in scoped]
     except (RulesRefused, RulesTimeout) as problem:
         st.warning(getattr(problem, "problem", str(problem)), icon=":material/warning:")
     else:
@@ -206,10 +201,7 @@ choices = list(range(min(len(rules), SHOWN_RULES)))
 chosen = st.selectbox("Rule", choices, key="rules_act", format_func=lambda i: f"{shown['antecedents'][i]} → "
                       f"{shown['consequents'][i]} (lift {shown['lift'][i]:.2f})")
 rule = rules.iloc[chosen]
-audience = rule_audience_spec(rule["antecedents"], rule["consequents"], level, filters.start, filters.end)
-size = cached_audience_size(ctx.engine, ctx.url, json.dumps(audience, sort_keys=True))
-st.markdown(f"**{size:,} members** bought {shown['antecedents'][chosen]} between {filters.start:%d %b %Y} and "
-            f"{filters.end:%d %b %Y} but have never bought {shown['consequents'][chosen]}: the cross-sell audience.")
-st.download_button("Download the audience spec (JSON)", json.dumps(audience, indent=1, ensure_ascii=False),
-                   file_name="memberlens_audience_rule.json", mime="application/json", icon=":material/group_add:",
-                   key="rules_audience_download", help="Campaign targeting opens this spec as an audience.")
+member_set(ctx.engine, rule_audience(rule["antecedents"], rule["consequents"], level, filters.start, filters.end),
+           key="rules_audience", who=f"bought {shown['antecedents'][chosen]} between {filters.start:%d %b %Y} and "
+           f"{filters.end:%d %b %Y} but have never bought {shown['consequents'][chosen]}: the cross-sell audience.",
+           actor=default_author(), page="basket_rules")

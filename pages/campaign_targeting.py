@@ -8,18 +8,20 @@ import json
 import pandas as pd
 import streamlit as st
 
-from analytics.errors import StateError
-from analytics.storage.appstate import AppStateError, audience_versions, list_audiences, load_audience, save_audience
-from analytics.targeting import FIELDS, KIND, OPERATORS, SPEC_VERSION, TYPED_KINDS, SpecError
+from analytics import audiences
+from analytics.errors import MemberLensError, SpecError
+from analytics.filters import Filters
+from analytics.storage.appstate import audience_versions, list_audiences, load_audience, save_audience
+from analytics.targeting import FIELDS, OPERATORS, CampaignAudience, Group, from_saved, parse_rules
 from analytics.targeting_table import compose_rules, rules_from_table, table_from_rules
 from ui.app_state import app_state, default_author, state_location, unavailable
 from ui.audience_views import balance_view, forecast_view, overlap_view, profile_view, reach_chart
-from ui.cached import audience_members_csv, cached_audience_members, cached_audience_preview
+from ui.cached import cached_audience_preview
 from ui.context import page_inputs
-from ui.members import member_table
+from ui.format import plain_text
+from ui.member_sets import INBOX_KEY, member_set
 
-PREVIEW_ROWS = 100
-TYPED_FIELDS = {key: f.label for key, f in FIELDS.items() if f.kind in TYPED_KINDS}
+TYPED_FIELDS = {key: f.label for key, f in FIELDS.items() if f.typed}
 LABEL_TO_FIELD = {label: key for key, label in TYPED_FIELDS.items()}
 OPERATOR_TO_KEY = {label: key for key, label in OPERATORS.items()}
 COLUMNS = ["group", "not", "field", "operator", "values"]
@@ -33,7 +35,9 @@ filters = ctx.filters
 state = app_state()
 session = st.session_state
 session.setdefault("target_rev", 0)
-session.setdefault("target_saved_extra", {})  # label -> spec of saved versions an opened audience refers to
+session.setdefault("target_saved_extra", {})  # label -> saved versions an opened audience refers to
+session.setdefault("target_others", [])  # other pages' audiences added as conditions (members of each)
+session["target_others"] += session.pop(INBOX_KEY, [])  # "Use in Campaign targeting" on another page
 #: Widgets inside tabs run only while their tab is open; re-assigning their values keeps them while it is closed.
 TAB_WIDGETS = ("target_name", "target_author", "target_note", "target_overlap_with", "target_profile_dimension",
                "target_forecast_type", "target_forecast_channel", "target_forecast_coupon",
@@ -43,59 +47,59 @@ for widget in TAB_WIDGETS:
         session[widget] = session[widget]
 
 
-def _saved_label(spec: dict) -> str:
-    return f"{spec.get('name', '?')} (v{spec.get('saved_version', '?')})"
+def _saved_label(audience: CampaignAudience) -> str:
+    return f"{audience.name} (v{audience.saved_version})"
 
 
 def _open(name: str, version: int) -> None:
     """Put a saved audience into the builder (a callback: runs before the widgets of the next run)."""
     try:
         saved = load_audience(state, name, version)
-    except (AppStateError, StateError) as problem:
+        audience = from_saved(saved)
+    except MemberLensError as problem:
         session["target_opened"] = f"Could not open {name} version {version}: {problem}"
         return
-    spec = saved.spec
-    layout = table_from_rules(spec.get("rules", {}))
+    layout = table_from_rules(audience.rules)
     session["target_name"] = saved.name
-    window = "" if (spec.get("start"), spec.get("end")) == (filters.start.isoformat(), filters.end.isoformat()) else (
-        f" It was defined over {spec.get('start')} to {spec.get('end')}; behaviour is now read over the date range "
-        "in the sidebar.")
+    window = "" if (audience.window.start, audience.window.end) == (filters.start, filters.end) else (
+        f" It was defined over {audience.window.start} to {audience.window.end}; behaviour is now read over the "
+        "date range in the sidebar.")
     session["target_opened"] = (f"Opened {saved.name} version {saved.version} (saved by {saved.author} on "
                                 f"{saved.created_at:%d %b %Y %H:%M} UTC).{window}")
-    session["target_holdout"] = round(float(spec.get("holdout", 0)) * 100)
-    session["target_key"] = str(spec.get("campaign_key", ""))
-    session["target_cap"] = int(spec.get("frequency_cap_days") or 0)
-    session["target_max"] = int(spec.get("max_size") or 0)
+    session["target_holdout"] = round(float(audience.holdout) * 100)
+    session["target_key"] = audience.campaign_key
+    session["target_cap"] = int(audience.frequency_cap_days or 0)
+    session["target_max"] = int(audience.max_size or 0)
     if layout is None:  # deeper than the table: edit as JSON
         session["target_json_mode"] = True
-        session["target_json"] = json.dumps(spec.get("rules", {}), indent=2, ensure_ascii=False)
-        session["target_include"], session["target_exclude"] = [], []
+        session["target_json"] = json.dumps(audience.rules.to_json(), indent=2, ensure_ascii=False)
+        session["target_include"], session["target_exclude"], session["target_others"] = [], [], []
         return
-    match, rows, include, exclude = layout
+    match, rows, include, exclude, others = layout
     session["target_json_mode"] = False
     _fill_table(match, rows)
-    extra = {_saved_label(s): s for s in include + exclude}
-    session["target_saved_extra"] = extra
+    session["target_saved_extra"] = {_saved_label(s): s for s in include + exclude}
     session["target_include"] = [_saved_label(s) for s in include]
     session["target_exclude"] = [_saved_label(s) for s in exclude]
+    session["target_others"] = others
 
 
 def _switch_editor() -> None:
     """Switching to JSON starts from the rules the table stood for; switching back puts JSON that fits the table
     into it (and stays in JSON, with a message, when it does not)."""
     if session.get("target_json_mode"):
-        session["target_json"] = json.dumps(session.get("target_table_rules", {"match": "all", "conditions": []}),
-                                            indent=2, ensure_ascii=False)
+        session["target_json"] = json.dumps(session.get("target_table_rules", Group()).to_json(), indent=2,
+                                            ensure_ascii=False)
         return
     try:
-        layout = table_from_rules(json.loads(session.get("target_json") or "{}"))
-    except (ValueError, AttributeError):
+        layout = table_from_rules(parse_rules(json.loads(session.get("target_json") or "{}")))
+    except (ValueError, RecursionError):
         layout = None
-    if layout is None or layout[2] or layout[3]:
+    if layout is None or layout[2] or layout[3] or layout[4]:
         session["target_json_mode"] = True
         session["target_opened"] = "These rules nest deeper than the table shows, or cannot be read: they stay JSON."
         return
-    match, rows, _, _ = layout
+    match, rows, *_ = layout
     _fill_table(match, rows)
 
 
@@ -116,7 +120,7 @@ saved = pd.DataFrame()
 if state is not None:
     try:
         saved = list_audiences(state)
-    except StateError as problem:  # the app-state database went away after it was opened
+    except MemberLensError as problem:  # the app-state database went away after it was opened
         unavailable(problem)
         state = None
 latest = {row.name: int(row.version) for row in saved.itertuples()} if not saved.empty else {}
@@ -143,12 +147,12 @@ if session.get("target_opened"):
     st.info(session["target_opened"], icon=":material/bookmark:")
 
 # --- the builder ------------------------------------------------------------------------------------------
-saved_specs: dict[str, dict | None] = dict(session["target_saved_extra"])  # None: the latest, read when chosen
+saved_audiences: dict[str, CampaignAudience | None] = dict(session["target_saved_extra"])  # None: read when chosen
 if state is not None:
     for audience_name, audience_version in latest.items():
         label = f"{audience_name} (v{audience_version})"
-        if label not in saved_specs:
-            saved_specs[label] = None
+        if label not in saved_audiences:
+            saved_audiences[label] = None
 with st.container(border=True):
     json_mode = st.toggle("Write the rules as JSON (any nesting of groups)", key="target_json_mode",
                           on_change=_switch_editor, help="The table covers AND of ORs (or OR of ANDs) with NOT on "
@@ -159,12 +163,10 @@ with st.container(border=True):
                             help='A group: {"match": "all" or "any", "conditions": [...]}; a condition: {"field": '
                                  '..., "op": ..., "value": ..., "not": true}.')
         try:
-            table_rules = json.loads(text or "{}")
-            if not isinstance(table_rules, dict):
-                raise ValueError("the rules must be one JSON object (a group)")
-        except ValueError as problem:
+            table_rules = parse_rules(json.loads(text or "{}", parse_constant=audiences.refuse_constant))
+        except (ValueError, RecursionError) as problem:
             problems.append(f"The JSON rules cannot be read: {problem}")
-            table_rules = {"match": "all", "conditions": []}
+            table_rules = Group()
     else:
         match = st.segmented_control("Members must match", ["all", "any"], default="all", key="target_match",
                                      required=True, format_func={"all": "all rows (AND)", "any": "any row (OR)"}.get)
@@ -178,7 +180,7 @@ with st.container(border=True):
                                                    default=False, width="small"),
             "field": st.column_config.SelectboxColumn("Field", options=list(TYPED_FIELDS.values()), required=True,
                                                       help=" ".join(f"**{f.label}**: {f.help}" for f in FIELDS.values()
-                                                                    if f.kind in TYPED_KINDS)),
+                                                                    if f.typed)),
             "operator": st.column_config.SelectboxColumn("Operator", options=list(OPERATORS.values()), required=True),
             "values": st.column_config.TextColumn("Values", help="A list: values separated by commas (gold, diamond)."
                                                   " A range: low - high, either side may be empty (100 - , "
@@ -191,16 +193,27 @@ with st.container(border=True):
         problems += row_problems
         session["target_table_rules"] = table_rules
     include_col, exclude_col = st.columns(2)
-    include = include_col.multiselect("Only members of saved audiences", list(saved_specs), key="target_include",
+    include = include_col.multiselect("Only members of saved audiences", list(saved_audiences), key="target_include",
                                       help="Members targeted by every one of these saved audiences.",
-                                      placeholder="none" if saved_specs else "no saved audience yet")
-    exclude = exclude_col.multiselect("Leave out members of saved audiences", list(saved_specs),
+                                      placeholder="none" if saved_audiences else "no saved audience yet")
+    exclude = exclude_col.multiselect("Leave out members of saved audiences", list(saved_audiences),
                                       key="target_exclude", help="E.g. last week's campaign audience.",
-                                      placeholder="none" if saved_specs else "no saved audience yet")
+                                      placeholder="none" if saved_audiences else "no saved audience yet")
+    others: list = session["target_others"]
+    if others:
+        st.markdown("**Members of these audiences** (each one is a condition; added from other pages)")
+        for number, other in enumerate(list(others)):
+            text_col, remove_col = st.columns([6, 1], vertical_alignment="center")
+            text_col.markdown(f":material/group: {plain_text(other.describe())}")
+            if remove_col.button("Remove", key=f"target_other_remove_{number}_{other.fingerprint()[:8]}",
+                                 icon=":material/close:"):
+                others.remove(other)
+                st.rerun()
     uploads = st.file_uploader("Members of audiences exported by other pages (JSON)", type="json",
                                accept_multiple_files=True, key="target_uploads",
-                               help="RFM segments, clusters, tags, funnel drop-offs and basket rules each offer "
-                                    "'Download the audience definition'. Each file adds a condition: member of it.")
+                               help="RFM segments, clusters, tags, heatmap cells, funnel drop-offs and basket rules "
+                                    "each offer 'Use in Campaign targeting' and the audience definition as JSON. Each "
+                                    "file adds a condition: member of it.")
     left, middle, right, last = st.columns(4)
     holdout = left.slider("Control group", 0, 50, 10, format="%d%%", key="target_holdout",
                           help="Share held out (no message) to measure the campaign: a hash of member id and "
@@ -213,40 +226,35 @@ with st.container(border=True):
                              help="Keep at most this many (0 = everyone); chosen by the same hash, so unbiased.")
 
 
-def _saved_spec(label: str) -> dict:
-    spec = saved_specs.get(label)
-    if spec is None:
+def _saved_audience(label: str) -> CampaignAudience:
+    audience = saved_audiences.get(label)
+    if audience is None:
         name = label.rsplit(" (v", 1)[0]
-        stored = load_audience(state, name, latest[name])
-        spec = {**stored.spec, "name": stored.name, "saved_version": stored.version}
-    return spec
+        audience = from_saved(load_audience(state, name, latest[name]))
+    return audience
 
 
-segments = []
+segments = list(others)
 for upload in uploads or []:
     try:
-        segments.append({"field": "segment", "op": "in", "value": json.loads(upload.getvalue())})
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        problems.append(f"{upload.name} is not a JSON audience definition.")
+        segments.append(audiences.loads(upload.getvalue(), allowed=[k for k in audiences.kinds() if k != "audience"]))
+    except SpecError as problem:
+        problems.append(f"{upload.name}: {problem}")
 try:
-    rules = compose_rules(table_rules, [_saved_spec(label) for label in include],
-                          [_saved_spec(label) for label in exclude])
-except (AppStateError, StateError, KeyError) as problem:
+    rules = compose_rules(table_rules, [_saved_audience(label) for label in include],
+                          [_saved_audience(label) for label in exclude], segments)
+except (MemberLensError, KeyError) as problem:
     problems.append(f"A saved audience cannot be read: {problem}")
     rules = table_rules
-if segments:
-    rules = {"match": "all", "conditions": [rules, *segments]}
 for problem in problems:
     st.error(problem, icon=":material/rule:")
 if problems:  # sizes without the rows in error would mislead; the table keeps what was typed
     st.stop()
 
-spec = {"version": SPEC_VERSION, "kind": KIND, "start": filters.start.isoformat(), "end": filters.end.isoformat(),
-        "rules": rules, "frequency_cap_days": int(cap) or None, "max_size": int(size) or None, "holdout": holdout,
-        "campaign_key": key}
-spec_json = json.dumps(spec, ensure_ascii=False, sort_keys=True)
 try:
-    sizes = cached_audience_preview(ctx.engine, ctx.url, spec_json)
+    audience = CampaignAudience(Filters(filters.start, filters.end), rules, int(cap) or None, int(size) or None,
+                                holdout, key)
+    sizes = cached_audience_preview(ctx.engine, audience)
 except SpecError as problem:
     st.error(str(problem), icon=":material/rule:")
     st.stop()
@@ -266,31 +274,20 @@ members_tab, profile_tab, overlap_tab, balance_tab, forecast_tab, save_tab = st.
     ["Members", "Profile", "Overlap", "Control balance", "Forecast", "Save"], key="target_tab", on_change="rerun")
 if members_tab.open:
     with members_tab:
-        member_table(cached_audience_members(ctx.engine, ctx.url, spec_json, PREVIEW_ROWS))
-        st.caption(f"The first {min(sizes.targeted, PREVIEW_ROWS):,} by member id. Names, phones and emails are "
-                   "masked.")
-        buttons = st.columns(2)
-        exporter = session.get("target_author") or default_author()
-        buttons[0].download_button(f"Download all {sizes.targeted:,} members with their arm (CSV, masked)",
-                                   lambda: audience_members_csv(ctx.engine, spec_json, state, exporter),
-                                   file_name="memberlens_campaign.csv", mime="text/csv", icon=":material/download:",
-                                   key="target_members_download")
-        buttons[1].download_button("Download the audience definition (JSON)", json.dumps(spec, indent=2,
-                                   ensure_ascii=False), file_name="memberlens_audience.json",
-                                   mime="application/json", icon=":material/groups:", key="target_spec_download",
-                                   help="python -m analytics audience --spec FILE re-creates it (docs/audiences.md).")
+        member_set(ctx.engine, audience, key="target_members", who="targeted, with their arm:",
+                   actor=default_author(), page="campaign_targeting", count=sizes.targeted, targeting=False)
 if profile_tab.open:
     with profile_tab:
-        profile_view(ctx.engine, ctx.url, spec_json, sizes.targeted)
+        profile_view(ctx.engine, audience, sizes.targeted)
 if overlap_tab.open:
     with overlap_tab:
-        overlap_view(ctx.engine, ctx.url, spec, list(saved_specs), _saved_spec)
+        overlap_view(ctx.engine, audience, list(saved_audiences), _saved_audience)
 if balance_tab.open:
     with balance_tab:
-        balance_view(ctx.engine, ctx.url, spec_json, sizes)
+        balance_view(ctx.engine, audience, sizes)
 if forecast_tab.open:
     with forecast_tab:
-        forecast_view(ctx.engine, ctx.url, sizes)
+        forecast_view(ctx.engine, sizes)
 if save_tab.open:
     with save_tab:
         if state is None:
@@ -304,8 +301,8 @@ if save_tab.open:
             note = st.text_input("Note (optional)", key="target_note", max_chars=500)
             if st.button("Save", icon=":material/save:", type="primary", key="target_save"):
                 try:
-                    stored = save_audience(state, name, spec, sizes.targeted, author, note or None)
-                except (AppStateError, StateError) as problem:
+                    stored = save_audience(state, name, audience.to_json(), sizes.targeted, author, note or None)
+                except MemberLensError as problem:
                     st.error(str(problem), icon=":material/error:")
                 else:
                     st.success(f"Saved **{stored.name}** version {stored.version}: {stored.size:,} members "

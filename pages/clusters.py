@@ -2,29 +2,22 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import replace
 
 import plotly.express as px
 import streamlit as st
 
 from analytics import clustering
+from analytics.cluster_audiences import cluster_audience
 from analytics.clustering import ALGORITHMS, FEATURE_GROUPS, ClusterSettings
+from analytics.errors import InputError
 from analytics.storage.contract import TIERS
-from ui.cached import (
-    CLUSTER_SETTINGS_KEY,
-    cached_cluster_members,
-    cached_cluster_mix,
-    cached_clusters,
-    cached_k_selection,
-    cached_projection,
-    cluster_members_csv,
-)
+from ui.app_state import default_author
+from ui.cached import CLUSTER_SETTINGS_KEY, cached_cluster_mix, cached_clusters, cached_k_selection, cached_projection
 from ui.context import page_inputs
 from ui.format import format_value
-from ui.members import member_table
+from ui.member_sets import member_set
 
-PREVIEW_ROWS = 100
 MIX_LABELS = {"tier": "Tier", "region": "Region", "gender": "Gender", "age_band": "Age band",
               "acquisition_channel": "Acquisition channel"}
 #: Ordered attributes keep their order (and a sequential palette) in the mix chart.
@@ -71,8 +64,8 @@ if not groups:
 settings = ClusterSettings(k, algorithm, tuple(groups), int(min_orders), int(seed))
 st.session_state[CLUSTER_SETTINGS_KEY] = settings
 try:
-    result = cached_clusters(ctx.engine, ctx.url, filters, settings)
-except ValueError as problem:
+    result = cached_clusters(ctx.engine, filters, settings)
+except InputError as problem:
     st.info(str(problem), icon=":material/search_off:")
     st.stop()
 portraits = result.portraits
@@ -91,8 +84,8 @@ top = portraits.iloc[0]
 cards[2].metric("Cluster 1's share of sales", f"{top['sales_share']:.1%}", border=True,
                 delta=f"{top['member_share']:.1%} of members", delta_color="off", delta_arrow="off",
                 help=f"Cluster 1 ({top['name']}) has the highest average net sales per member.")
-cards[3].metric("Features", f"{len(result.model.features)}", border=True,
-                help=", ".join(f.label for f in result.model.features))
+cards[3].metric("Features", f"{len(result.model.features_)}", border=True,
+                help=", ".join(f.label for f in result.model.features_))
 
 portrait_tab, k_tab, map_tab, members_tab = st.tabs(["Portraits", "Choosing k", "Map", "Members of a cluster"])
 with portrait_tab:
@@ -147,7 +140,7 @@ with portrait_tab:
     st.plotly_chart(heat, key="cluster_zscores")
     attribute = st.segmented_control("Mix by", list(MIX_LABELS), default="tier", key="cluster_mix_by",
                                      required=True, format_func=MIX_LABELS.get)
-    mix = cached_cluster_mix(ctx.engine, ctx.url, filters, settings, attribute)
+    mix = cached_cluster_mix(ctx.engine, filters, settings, attribute)
     mix["cluster_label"] = mix["cluster"].map(names)
     bars = px.bar(mix, y="cluster_label", x="share", color="value", orientation="h", custom_data=["members"],
                   category_orders={"cluster_label": list(names.values()),
@@ -166,7 +159,7 @@ with k_tab:
                "where inertia stops falling steeply (the elbow), a high silhouette and a low Davies–Bouldin index.")
     if st.toggle("Compare k = 2 … 10", key="cluster_k_compare",
                  help="Takes a few seconds on a large warehouse; once on, it follows the settings above."):
-        table = cached_k_selection(ctx.engine, ctx.url, filters, replace(settings, k=2), settings)
+        table = cached_k_selection(ctx.engine, filters, replace(settings, k=2), settings)
         charts = st.columns(3)
         for column, (measure, title, hint) in zip(charts, [
                 ("inertia", "Inertia", "mean squared distance to the nearest centre: lower is tighter"),
@@ -179,7 +172,7 @@ with k_tab:
             column.caption(hint)
 
 with map_tab:
-    flat = cached_projection(ctx.engine, ctx.url, filters, settings)
+    flat = cached_projection(ctx.engine, filters, settings)
     explained = flat.attrs["explained"]
     flat["cluster_label"] = flat["cluster"].map(names)
     scatter = px.scatter(flat, x="pc1", y="pc2", color="cluster_label", opacity=0.6, hover_data={"member_id": True},
@@ -198,19 +191,6 @@ with members_tab:
                           format_func=lambda c: names[c],
                           help="Its members in this date range, names, phones and emails masked.")
     row = portraits.set_index("cluster").loc[chosen]
-    st.markdown(f"**{int(row['members']):,} members** in cluster {chosen}: {row['name']}")
-    member_table(cached_cluster_members(ctx.engine, ctx.url, filters, settings, int(chosen), PREVIEW_ROWS))
-    st.caption(f"The first {min(int(row['members']), PREVIEW_ROWS):,} by member id. Names, phones and emails are "
-               "masked.")
-    spec = clustering.cluster_audience_spec(filters, result.model, [int(chosen)])
-    buttons = st.columns(2)
-    buttons[0].download_button(f"Download all {int(row['members']):,} members (CSV, masked)",
-                               lambda: cluster_members_csv(ctx.engine, ctx.url, filters, settings, int(chosen)),
-                               file_name=f"memberlens_cluster_{chosen}.csv", mime="text/csv",
-                               icon=":material/download:", key="cluster_members_download")
-    buttons[1].download_button(
-        "Download the audience definition (JSON)", json.dumps(spec, ensure_ascii=False).encode(),
-        file_name=f"memberlens_audience_cluster_{chosen}.json", mime="application/json", icon=":material/groups:",
-        key="cluster_audience_download",
-        help="The cluster, date range, filters and the fitted model as data: targeting re-creates exactly these "
-             "members from it, in the warehouse.")
+    member_set(ctx.engine, cluster_audience(filters, result.model, [int(chosen)]), key="cluster_members",
+               who=f"in cluster {chosen}: {row['name']}", actor=default_author(), page="clusters",
+               count=int(row["members"]))

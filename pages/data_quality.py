@@ -48,7 +48,7 @@ if today > ctx.span.last_day:
     right.caption(f"The newest order is from {ctx.span.last_day:%d %b %Y}: a snapshot (the demo shop, an "
                   "import) grows stale as time passes. To judge the data as it was then, set “As of” to that day.")
 
-report = cached_quality_report(ctx.engine, ctx.url, today)
+report = cached_quality_report(ctx.engine, today)
 checks = report.checks
 counts = report.counts()
 

@@ -45,10 +45,10 @@ with breakdown_slot:
         format_func=BREAKDOWN_LABELS.get,
     ) or "channel"
 if by == "tier":
-    summary, breakdown = cached_summary_and_tiers(ctx.engine, ctx.url, filters)
+    summary, breakdown = cached_summary_and_tiers(ctx.engine, filters)
 else:
-    summary = cached_kpi_summary(ctx.engine, ctx.url, filters)
-    breakdown = cached_kpi_breakdown(ctx.engine, ctx.url, filters, "channel")
+    summary = cached_kpi_summary(ctx.engine, filters)
+    breakdown = cached_kpi_breakdown(ctx.engine, filters, "channel")
 
 # --- KPI cards -----------------------------------------------------------------------------------
 if summary.is_empty:
@@ -86,7 +86,7 @@ with trend_slot:
     default_grain = "day" if filters.days <= 92 else "week" if filters.days <= 400 else "month"
     grain = right.segmented_control("Granularity", GRAINS, default=default_grain, key="trend_grain",
                                     bind="query-params", format_func=str.capitalize) or default_grain
-    trend = cached_kpi_trend(ctx.engine, ctx.url, filters, kpi_key, grain)
+    trend = cached_kpi_trend(ctx.engine, filters, kpi_key, grain)
     definition = KPI_BY_KEY[kpi_key]
     axis_format = {"ratio": ".1%", "currency": ",.0f", "points": ",.0f", "count": ",.0f"}[definition.unit]
     figure = px.line(trend, x="period_start", y="value", markers=grain != "day", color_discrete_sequence=[ACCENT],

@@ -5,6 +5,7 @@ from __future__ import annotations
 import plotly.graph_objects as go
 import streamlit as st
 
+from analytics.errors import InputError
 from analytics.experiments import METRIC_HELP, ExperimentError, sample_size_per_arm
 from ui.cached import cached_campaign_list, cached_read_out
 from ui.context import page_inputs
@@ -13,7 +14,7 @@ from ui.format import format_value
 ctx = page_inputs()
 
 st.title("Experiment read-out")
-listed = cached_campaign_list(ctx.engine, ctx.url)
+listed = cached_campaign_list(ctx.engine)
 if listed.empty:
     st.info("No campaign with members in the warehouse.", icon=":material/campaign:")
     st.stop()
@@ -21,7 +22,7 @@ labels = {row.campaign_id: f"{row.campaign_id} · {row.name} ({row.type}, {row.c
           f"{row.members:,} members)" for row in listed.itertuples()}
 campaign = st.selectbox("Campaign", list(labels), format_func=labels.get, key="experiment_campaign")
 try:
-    result = cached_read_out(ctx.engine, ctx.url, campaign)
+    result = cached_read_out(ctx.engine, campaign)
 except ExperimentError as problem:
     st.info(str(problem), icon=":material/science:")
     st.stop()
@@ -65,5 +66,5 @@ with st.expander("Plan the next test: members needed per arm", icon=":material/c
     try:
         st.metric("Members per arm", f"{sample_size_per_arm(baseline, effect, power, alpha):,}",
                   help="Two-sided test of two proportions, normal approximation.")
-    except ValueError as problem:
+    except InputError as problem:
         st.error(str(problem), icon=":material/calculate:")

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
-
 import pandas as pd
 import plotly.express as px
 import plotly.graph_objects as go
 import streamlit as st
 
+from analytics.errors import InputError
 from analytics.funnels import (
     DIMENSIONS,
     METRIC_HELP,
@@ -17,23 +16,16 @@ from analytics.funnels import (
     UNITS,
     FunnelSpec,
     FunnelStep,
-    dropoff_audience_spec,
+    dropoff_audience,
     format_seconds,
 )
 from analytics.storage.contract import EVENT_TYPES
-from ui.cached import (
-    cached_dropoff_count,
-    cached_dropoff_rows,
-    cached_funnel_report,
-    cached_funnel_trend,
-    cached_step_filter_options,
-    dropoff_members_csv,
-)
+from ui.app_state import default_author
+from ui.cached import cached_funnel_report, cached_funnel_trend, cached_step_filter_options
 from ui.context import page_inputs
 from ui.format import ACCENT, label
-from ui.members import member_table
+from ui.member_sets import member_set
 
-PREVIEW_ROWS = 100
 DEFAULT_STEPS = ("product_view", "add_to_cart", "checkout", "purchase")
 WINDOW_UNITS = {"minutes": 60, "hours": 3_600, "days": 86_400}
 MODE_HELP = {
@@ -51,7 +43,7 @@ st.caption(f"Units whose step 1 falls between {filters.start:%d %b %Y} and {filt
            + (" The channel filter applies to orders; clickstream events have no channel." if filters.channels
               else ""))
 
-options = cached_step_filter_options(ctx.engine, ctx.url)
+options = cached_step_filter_options(ctx.engine)
 with st.container(border=True):
     st.markdown("**Steps** — an event type each, optionally narrowed; add or remove rows (2 to 8).")
     starting_steps = pd.DataFrame({"event_type": list(DEFAULT_STEPS),
@@ -87,12 +79,12 @@ try:
     steps = tuple(FunnelStep(r["event_type"], **{n: r[n] for n in STEP_FILTERS if isinstance(r[n], str)})
                   for r in rows.to_dict("records"))
     spec = FunnelSpec(steps, int(window_value) * WINDOW_UNITS[window_unit], mode, unit)
-except ValueError as problem:
+except InputError as problem:
     st.error(f"{problem} Edit the steps above.", icon=":material/edit_note:")
     st.stop()
 
 with st.spinner("Following every unit through the funnel…"):
-    report = cached_funnel_report(ctx.engine, ctx.url, filters, spec, breakdown)
+    report = cached_funnel_report(ctx.engine, filters, spec, breakdown)
 total = report.total
 entered, converted = int(total["units"].iloc[0]), int(total["units"].iloc[-1])
 noun = "members" if unit == "member" else "sessions"
@@ -180,7 +172,7 @@ with time_tab:
 with trend_tab:
     grain = st.segmented_control("Cohorts by", ["day", "week"], default="day", key="funnel_grain", required=True,
                                  format_func=label)
-    trend = cached_funnel_trend(ctx.engine, ctx.url, filters, spec, grain)
+    trend = cached_funnel_trend(ctx.engine, filters, spec, grain)
     line = go.Figure()
     line.add_bar(x=trend["period"], y=trend["entered"], name=f"Entered ({noun})", marker_color="#E0B4C8",
                  yaxis="y2", hovertemplate="%{x|%d %b %Y}<br>%{y:,} entered<extra></extra>")
@@ -203,23 +195,8 @@ with trend_tab:
 with act_tab:
     after = st.selectbox("Reached", list(range(1, len(spec.steps))), key="funnel_dropoff_step",
                          format_func=lambda k: f"{spec.step_labels[k - 1]} but not {spec.step_labels[k]}")
-    members = cached_dropoff_count(ctx.engine, ctx.url, filters, spec, after)
     dropped = int(total["dropped"].iloc[after])
-    st.markdown(f"**{members:,} members** behind the {dropped:,} {noun} that stopped there"
-                + ("" if unit == "member" else " (anonymous sessions have no member)") + ".")
-    if members:
-        preview = cached_dropoff_rows(ctx.engine, ctx.url, filters, spec, after, PREVIEW_ROWS)
-        member_table(preview)
-        st.caption(f"The first {min(members, PREVIEW_ROWS):,} by member id. Names, phones and emails are masked.")
-        audience = dropoff_audience_spec(spec, filters, after)
-        buttons = st.columns(2)
-        buttons[0].download_button(
-            f"Download all {members:,} members (CSV, masked)",
-            lambda: dropoff_members_csv(ctx.engine, filters, spec, after),  # built on click
-            file_name=f"memberlens_funnel_dropoff_step{after}.csv", mime="text/csv", icon=":material/download:",
-            key="funnel_dropoff_download")
-        buttons[1].download_button(
-            "Download the audience definition (JSON)", json.dumps(audience, indent=2, ensure_ascii=False).encode(),
-            file_name=f"memberlens_audience_funnel_step{after}.json", mime="application/json",
-            icon=":material/groups:", key="funnel_audience_download",
-            help="The funnel, date range and step as data: targeting can re-create this audience from it later.")
+    member_set(ctx.engine, dropoff_audience(spec, filters, after), key="funnel_dropoff",
+               who=f"behind the {dropped:,} {noun} that stopped there"
+                   + ("" if unit == "member" else " (anonymous sessions have no member)") + ".",
+               actor=default_author(), page="funnels")

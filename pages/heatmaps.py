@@ -5,24 +5,22 @@ Clicking a cell shows its figures and the members behind it (masked), with a CSV
 
 from __future__ import annotations
 
-import re
-
 import pandas as pd
 import plotly.express as px
 import plotly.graph_objects as go
 import streamlit as st
 
-from analytics.heatmaps import AFFINITY_GROUPS, RHYTHM_MEASURES
+from analytics.heatmaps import AFFINITY_GROUPS, RHYTHM_MEASURES, cell_audience
 from analytics.programme import CURRENCY
-from ui.cached import cached_cell_members, cached_heatmap, cached_retention, cell_members_csv
+from ui.app_state import default_author
+from ui.cached import cached_heatmap, cached_retention
 from ui.context import page_inputs
 from ui.format import ACCENT, format_value, label
-from ui.members import member_table
+from ui.member_sets import member_set
 
 WEEKDAYS = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
 WEEKDAY_NAMES = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"]
 SCALE = "RdPu"
-PREVIEW_ROWS = 100
 CLICK_HINT = "Click a cell to see the members behind it (double-click the chart to clear)."
 ctx = page_inputs()
 filters = ctx.filters
@@ -87,27 +85,16 @@ def draw(frame: pd.DataFrame, x: str, y: str, value: str, labels: dict, text_for
 
 def show_members(heatmap: str, row: Key, column: Key, options: dict[str, str], figures: str | None,
                  who: str) -> None:
-    """Under a chart: the clicked cell's figures, how many members are behind it, the first of them (masked)
-    and a CSV of all of them, built when the button is clicked."""
+    """Under a chart: the clicked cell's figures and the members behind it (masked preview, CSV, definition,
+    Campaign targeting)."""
     with st.container(border=True, key=f"hm_{heatmap}_cell"):
         if figures is None:
             st.markdown("**Nothing in this cell** for these filters.")
             return
         st.markdown(f"**{figures}**")
-        pairs = tuple(sorted(options.items()))
-        count, preview = cached_cell_members(ctx.engine, ctx.url, filters, heatmap, row, column, pairs, PREVIEW_ROWS)
-        st.markdown(f"**{count:,}** member{'' if count == 1 else 's'} behind this cell: {who}.")
-        if not count:
-            return
-        member_table(preview)
-        shown = f"The first {PREVIEW_ROWS} by member id; the download holds all {count:,}. " \
-            if count > PREVIEW_ROWS else ""
-        st.caption(shown + "Names, phones and emails are masked.")
-        slug = re.sub(r"[^0-9A-Za-z]+", "-", f"{row}_{column}").strip("-")
-        st.download_button(f"Download the {count:,} member{'' if count == 1 else 's'} (CSV)",
-                           lambda: cell_members_csv(ctx.engine, filters, heatmap, row, column, pairs),  # on click
-                           file_name=f"memberlens_{heatmap}_{slug}_members.csv", mime="text/csv",
-                           icon=":material/download:", key=f"hm_{heatmap}_members_download")
+        member_set(ctx.engine, cell_audience(filters, heatmap, row, column, options), key=f"hm_{heatmap}_members",
+                   who=f"behind this cell: {who}.", actor=default_author(), page="heatmaps",
+                   headline="**{count}** member{s} {who}", csv_label="Download the {count} member{s} (CSV)")
 
 
 def cell(frame: pd.DataFrame, row_column: str, row: Key, col_column: str, column: Key) -> pd.Series | None:
@@ -128,7 +115,7 @@ with retention_tab:
     show = controls[3].segmented_control("Show", ["share", "active"], default="share",
                                          format_func={"share": "Share", "active": "Count"}.get, key="hm_show",
                                          required=True)
-    table = cached_retention(ctx.engine, ctx.url, filters, cohort, period, activity, 12)
+    table = cached_retention(ctx.engine, filters, cohort, period, activity, 12)
     if table.empty:
         st.info("No cohort starts in this date range for these filters.")
     else:
@@ -165,7 +152,7 @@ with rhythm_tab:
     measure = st.segmented_control("Measure", RHYTHM_MEASURES, default="orders", key="hm_measure", required=True,
                                    format_func={"orders": "Orders", "net_sales": f"Net sales ({CURRENCY})",
                                                 "events": "Clickstream events"}.get)
-    rhythm = cached_heatmap(ctx.engine, ctx.url, filters, "rhythm", measure)
+    rhythm = cached_heatmap(ctx.engine, filters, "rhythm", measure)
     amounts = (rhythm["value"].map(lambda v: format_value(v, "currency")) if measure == "net_sales"
                else rhythm["value"].map("{:,.0f}".format))
     noun = {"orders": " completed orders", "net_sales": " net sales", "events": " clickstream events"}[measure]
@@ -191,7 +178,7 @@ with rhythm_tab:
 with affinity_tab:
     by = st.segmented_control("Group by", AFFINITY_GROUPS, default="tier", format_func=label, key="hm_affinity_by",
                               required=True)
-    affinity = cached_heatmap(ctx.engine, ctx.url, filters, "affinity", by)
+    affinity = cached_heatmap(ctx.engine, filters, "affinity", by)
     if affinity.empty:
         st.info("No completed orders by members in this date range.")
     else:
@@ -214,7 +201,7 @@ with affinity_tab:
 with browsing_tab:
     across = st.segmented_control("Across", ["hour", "event_type"], default="hour", key="hm_browsing_across",
                                   format_func={"hour": "Hour of day", "event_type": "Event type"}.get, required=True)
-    hot = cached_heatmap(ctx.engine, ctx.url, filters, "browsing", across)
+    hot = cached_heatmap(ctx.engine, filters, "browsing", across)
     if hot.empty:
         st.info("No clickstream events in this date range.")
     else:

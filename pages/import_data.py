@@ -229,7 +229,7 @@ elif isinstance(outcome, ImportResult):
         st.caption("The sidebar's date range moves to the new data on your next click.")
 
 st.subheader("Earlier imports")
-history = cached_import_history(ctx.engine, ctx.url)
+history = cached_import_history(ctx.engine)
 if history.empty:
     st.caption("Nothing has been imported into this warehouse yet.")
 else:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import plotly.express as px
 import streamlit as st
 
+from analytics.errors import InputError
 from analytics.rfm import SEGMENT_HELP
 from ui.cached import CLUSTER_SETTINGS_KEY, cached_clusters, cached_find_members, cached_member_360
 from ui.context import page_inputs
@@ -23,7 +24,7 @@ if not text:
     st.caption("Type a member id to see the member's profile, value, segment, cluster, tags and history. "
                "Names, phones and emails are masked.")
     st.stop()
-found = cached_find_members(ctx.engine, ctx.url, text, SEARCH_LIMIT + 1)  # one more: tells "more than 20"
+found = cached_find_members(ctx.engine, text, SEARCH_LIMIT + 1)  # one more: tells "more than 20"
 if found.empty:
     st.info(f"No member id is or starts with “{plain_text(text[:60])}”.", icon=":material/person_search:")
     st.stop()
@@ -41,7 +42,7 @@ else:
     member_id = st.selectbox("Member", ids, key="m360_pick")
 st.query_params["member"] = member_id
 
-view = cached_member_360(ctx.engine, ctx.url, filters, member_id)
+view = cached_member_360(ctx.engine, filters, member_id)
 if view is None:  # deleted between the search and now
     st.info(f"Member {member_id} is no longer in the warehouse.", icon=":material/person_off:")
     st.stop()
@@ -88,7 +89,7 @@ cluster_text, badges = "–", []
 cluster_help = "Open Member clusters first: the member's cluster is shown under the settings chosen there."
 if settings is not None:
     try:
-        result = cached_clusters(ctx.engine, ctx.url, filters, settings)
+        result = cached_clusters(ctx.engine, filters, settings)
         match = result.members.loc[result.members["member_id"] == member_id, ["cluster", "cluster_name"]]
         if match.empty:
             cluster_help = f"Not clustered: fewer than {settings.min_orders} completed order(s) in the range."
@@ -97,7 +98,7 @@ if settings is not None:
             badges.append(f":blue-badge[:material/bubble_chart: {match.iloc[0]['cluster_name']}]")
             cluster_help = (f"{match.iloc[0]['cluster_name']}: cluster {match.iloc[0]['cluster']} of {settings.k}, "
                             "with the settings chosen on the Member clusters page.")
-    except ValueError as problem:
+    except InputError as problem:
         cluster_help = str(problem)
 cards[2].metric("Cluster", cluster_text, border=True, help=cluster_help)
 cards[3].metric("Tags", len(tags), border=True, help="Rule-based tags as of the range's last day.")

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import json
-
 import plotly.express as px
 import streamlit as st
 
-from analytics.portraits import tag_audience_spec
-from ui.cached import cached_tag_coverage, cached_tag_members, tag_members_csv
+from analytics.tags import tag_audience
+from ui.app_state import default_author
+from ui.cached import cached_tag_coverage
 from ui.context import page_inputs
-from ui.members import member_table
+from ui.member_sets import member_set
 
-PREVIEW_ROWS = 100
 ctx = page_inputs()
 filters = ctx.filters
 
@@ -20,7 +18,7 @@ st.title("Member tags")
 st.caption(f"Tags as of {filters.end:%d %b %Y}, the last day of the date range; tags about buying look at the "
            f"completed orders from {filters.start:%d %b %Y}. Each tag's rule is shown beside it.")
 
-coverage = cached_tag_coverage(ctx.engine, ctx.url, filters)
+coverage = cached_tag_coverage(ctx.engine, filters)
 scope = "members in the chosen tiers" if filters.tiers else "all members"
 chart = px.bar(coverage.sort_values("members"), x="members", y="label", orientation="h", custom_data=["share", "rule"],
                labels={"members": "Members", "label": ""}, color_discrete_sequence=["#7b3294"])
@@ -48,17 +46,5 @@ labels = dict(zip(shown["tag"], shown["label"], strict=True))
 tag = st.selectbox("Tag", list(labels), format_func=labels.get, key="tag_members_pick",
                    help="Its members, names, phones and emails masked.")
 row = shown.set_index("tag").loc[tag]
-st.markdown(f"**{int(row['members']):,} members** are tagged *{row['label']}*: {row['rule']}")
-member_table(cached_tag_members(ctx.engine, ctx.url, filters, tag, PREVIEW_ROWS))
-st.caption(f"The first {min(int(row['members']), PREVIEW_ROWS):,} by member id. Names, phones and emails are masked.")
-slug = tag.replace(":", "_").replace(" ", "_").replace("&", "and").lower()
-buttons = st.columns(2)
-buttons[0].download_button(f"Download all {int(row['members']):,} members (CSV, masked)",
-                           lambda: tag_members_csv(ctx.engine, filters, tag), file_name=f"memberlens_tag_{slug}.csv",
-                           mime="text/csv", icon=":material/download:", key="tag_members_download")
-buttons[1].download_button(
-    "Download the audience definition (JSON)",
-    json.dumps(tag_audience_spec(filters, tag), indent=2, ensure_ascii=False).encode(),
-    file_name=f"memberlens_audience_tag_{slug}.json", mime="application/json", icon=":material/groups:",
-    key="tag_audience_download", help="The tag, date range and filters as data: targeting re-creates the audience "
-                                      "from it.")
+member_set(ctx.engine, tag_audience(filters, tag), key="tag_members", who=f"are tagged *{row['label']}*: {row['rule']}",
+           actor=default_author(), page="member_tags", count=int(row["members"]))

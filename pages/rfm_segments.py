@@ -2,26 +2,19 @@
 
 from __future__ import annotations
 
-import json
-
 import pandas as pd
 import plotly.express as px
 import plotly.graph_objects as go
 import streamlit as st
 
-from analytics.rfm import DEFAULT_GRID, NO_PURCHASE, SEGMENT_HELP, SEGMENTS, check_grid, segment_audience_spec
-from ui.cached import (
-    cached_score_grid,
-    cached_segment_members,
-    cached_segment_migration,
-    cached_segment_summary,
-    segment_members_csv,
-)
+from analytics.errors import InputError
+from analytics.rfm import DEFAULT_GRID, NO_PURCHASE, SEGMENT_HELP, SEGMENTS, check_grid, segment_audience
+from ui.app_state import default_author
+from ui.cached import cached_score_grid, cached_segment_migration, cached_segment_summary
 from ui.context import page_inputs
 from ui.format import format_value
-from ui.members import member_table
+from ui.member_sets import member_set
 
-PREVIEW_ROWS = 100
 SCALE = "RdPu"
 GRID_KEY = "rfm_grid_cells"
 ctx = page_inputs()
@@ -44,7 +37,7 @@ with st.expander("Segment grid (R score × FM score)", icon=":material/grid_view
     try:
         grid = check_grid({(int(r[2:]), int(c[3:])): edited.loc[r, c] for r in edited.index for c in edited.columns})
         st.session_state[GRID_KEY] = grid
-    except ValueError as problem:
+    except InputError as problem:
         st.error(str(problem), icon=":material/grid_off:")
         grid = saved
     if st.button("Back to the standard grid", key="rfm_grid_reset"):
@@ -53,7 +46,7 @@ with st.expander("Segment grid (R score × FM score)", icon=":material/grid_view
         st.rerun()
 grid_key = tuple((r, fm, s) for (r, fm), s in sorted(grid.items()))
 
-summary = cached_segment_summary(ctx.engine, ctx.url, filters, grid_key)
+summary = cached_segment_summary(ctx.engine, filters, grid_key)
 scored = int(summary["members"].sum())
 if scored == 0:
     st.info("No member completed an order in this date range with these filters.", icon=":material/search_off:")
@@ -90,7 +83,7 @@ with right:
     across = st.segmented_control("R score against", ["f_score", "m_score", "fm_score"], default="f_score",
                                   key="rfm_grid_across", required=True,
                                   format_func={"f_score": "F", "m_score": "M", "fm_score": "FM"}.get)
-    counts = cached_score_grid(ctx.engine, ctx.url, filters, across)
+    counts = cached_score_grid(ctx.engine, filters, across)
     letter = {"f_score": "F", "m_score": "M", "fm_score": "FM"}[across]
     heat = px.imshow(counts.pivot(index="r_score", columns="score", values="members").sort_index(ascending=False),
                      color_continuous_scale=SCALE, text_auto=",d", aspect="auto",
@@ -116,7 +109,7 @@ st.dataframe(summary.assign(meaning=summary["segment"].map(SEGMENT_HELP)), hide_
 migration_tab, members_tab = st.tabs(["Migration", "Members of a segment"])
 with migration_tab:
     before = filters.previous()
-    moved = cached_segment_migration(ctx.engine, ctx.url, before, filters, grid_key)
+    moved = cached_segment_migration(ctx.engine, before, filters, grid_key)
     st.caption(f"Segments in the previous period of equal length ({before.start:%d %b %Y} – {before.end:%d %b %Y}) "
                f"against this one. {NO_PURCHASE}: no completed order in that period.")
     order = [*SEGMENTS, NO_PURCHASE]
@@ -142,18 +135,5 @@ with migration_tab:
 with members_tab:
     segment = st.selectbox("Segment", [s for s in SEGMENTS if s in set(shown["segment"])], key="rfm_members_segment",
                            help="Its members in this date range, names, phones and emails masked.")
-    count, preview = cached_segment_members(ctx.engine, ctx.url, filters, segment, grid_key, PREVIEW_ROWS)
-    st.markdown(f"**{count:,} members** in {segment}: {SEGMENT_HELP[segment].lower()}")
-    member_table(preview)
-    st.caption(f"The first {min(count, PREVIEW_ROWS):,} by member id. Names, phones and emails are masked.")
-    buttons = st.columns(2)
-    buttons[0].download_button(f"Download all {count:,} members (CSV, masked)",
-                               lambda: segment_members_csv(ctx.engine, filters, segment, grid_key),  # on click
-                               file_name=f"memberlens_rfm_{segment.lower().replace(' ', '_')}.csv", mime="text/csv",
-                               icon=":material/download:", key="rfm_members_download")
-    buttons[1].download_button(
-        "Download the audience definition (JSON)",
-        json.dumps(segment_audience_spec(filters, (segment,), grid), indent=2, ensure_ascii=False).encode(),
-        file_name=f"memberlens_audience_rfm_{segment.lower().replace(' ', '_')}.json", mime="application/json",
-        icon=":material/groups:", key="rfm_audience_download",
-        help="The segment, date range, filters and grid as data: targeting can re-create this audience from it.")
+    member_set(ctx.engine, segment_audience(filters, (segment,), grid), key="rfm_members",
+               who=f"in {segment}: {SEGMENT_HELP[segment].lower()}", actor=default_author(), page="rfm_segments")

@@ -26,7 +26,7 @@ right.markdown(
        if ctx.config.is_embedded_default else "")
 )
 
-report, overview = cached_schema_and_counts(ctx.engine, ctx.url)
+report, overview = cached_schema_and_counts(ctx.engine)
 if report.ok:
     st.success("Every table and column of the MemberLens contract is present.", icon=":material/check_circle:")
 else:

@@ -8,6 +8,8 @@ so the server named by the URL is never touched otherwise.
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -172,3 +174,10 @@ def default_filters(warehouse: Warehouse):
     from analytics.filters import DEFAULT_RANGE_DAYS, Filters
 
     return Filters(*data_span(warehouse.engine).last_days(DEFAULT_RANGE_DAYS))
+
+
+def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m <args>`` in the project, with only the given MEMBERLENS_WAREHOUSE_URL (if any)."""
+    full_env = {k: v for k, v in os.environ.items() if k != "MEMBERLENS_WAREHOUSE_URL"} | (env or {})
+    return subprocess.run([sys.executable, "-m", *args], cwd=PROJECT_ROOT, env=full_env,
+                          capture_output=True, text=True, timeout=300)

@@ -1,4 +1,4 @@
-"""Independent pandas implementations of the executive KPIs (and the window of orders RFM and clusters
+"""Independent pandas implementations of the executive KPIs, RFM (and the window of orders RFM and clusters
 count), written from their definitions.
 
 They read the raw rows of each table (a plain SELECT) and compute every KPI with pandas, so a
@@ -7,11 +7,13 @@ mistake in the SQL of :mod:`analytics.kpis` shows up as a disagreement.
 
 from __future__ import annotations
 
+import math
 from datetime import datetime
 
 import pandas as pd
 
 from analytics.filters import Filters
+from analytics.rfm import DEFAULT_GRID
 
 
 def _members_in_tiers(members: pd.DataFrame, tiers: tuple[str, ...]) -> set[str]:
@@ -87,3 +89,23 @@ def window_member_orders(orders: pd.DataFrame, members: pd.DataFrame, f: Filters
     if f.tiers:
         o = o[o["member_id"].isin(_members_in_tiers(members, f.tiers))]
     return o
+
+
+def pandas_rfm(orders: pd.DataFrame, members: pd.DataFrame, filters: Filters) -> pd.DataFrame:
+    """RFM written from the module's definitions with pandas only."""
+    o = window_member_orders(orders, members, filters)
+    per = o.groupby("member_id").agg(last=("ordered_at", "max"), frequency=("order_id", "size"),
+                                     monetary=("net_amount", "sum")).reset_index()
+    per["recency_days"] = (pd.Timestamp(filters.end) - per["last"].dt.normalize()).dt.days
+    n = len(per)
+
+    def score(values: pd.Series, lower_is_better: bool) -> pd.Series:
+        worse = [(values > v).sum() if lower_is_better else (values < v).sum() for v in values]
+        return pd.Series([1 + math.floor(5 * w / n) for w in worse], index=values.index)
+
+    per["r_score"] = score(per["recency_days"], lower_is_better=True)
+    per["f_score"] = score(per["frequency"], lower_is_better=False)
+    per["m_score"] = score(per["monetary"].round(2), lower_is_better=False)
+    per["fm_score"] = [math.floor((f + m + 1) / 2) for f, m in zip(per["f_score"], per["m_score"], strict=True)]
+    per["segment"] = [DEFAULT_GRID[(r, fm)] for r, fm in zip(per["r_score"], per["fm_score"], strict=True)]
+    return per.drop(columns="last").sort_values("member_id", ignore_index=True)

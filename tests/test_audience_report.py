@@ -13,19 +13,47 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats
 
-from analytics.audience_report import (
-    AGE_BANDS,
-    audience_profile,
-    balance_check,
-    balance_verdict,
-    overlap_matrix,
-    overlap_shares,
-)
-from analytics.targeting import BUCKETS, SpecError, python_bucket, targeted_members
-from analytics.targeting_table import compose_rules, condition_text, rules_from_table, table_from_rules
+from analytics import audience_report, targeting_table
+from analytics.audience_report import AGE_BANDS, balance_verdict, overlap_shares
+from analytics.targeting import BUCKETS, SpecError, parse_rules, parse_spec, python_bucket
 from tests.conftest import Warehouse
-from tests.test_rfm import pandas_rfm
-from tests.test_targeting import Reference, spec_for, window_of
+from tests.reference import pandas_rfm
+from tests.reference_audiences import Reference, spec_for, targeted_members, window_of
+
+
+# The tests write audiences as JSON and parse them here, at their edge, as the CLI and pages do.
+def overlap_matrix(bind, specs: dict) -> pd.DataFrame:
+    return audience_report.overlap_matrix(bind, {name: parse_spec(spec) for name, spec in specs.items()})
+
+
+def audience_profile(bind, spec: dict) -> audience_report.AudienceProfile:
+    return audience_report.audience_profile(bind, parse_spec(spec))
+
+
+def balance_check(bind, spec: dict) -> pd.DataFrame:
+    return audience_report.balance_check(bind, parse_spec(spec))
+
+
+def compose_rules(table: dict, include: list[dict], exclude: list[dict]) -> dict:
+    return targeting_table.compose_rules(parse_rules(table), [parse_spec(s) for s in include],
+                                         [parse_spec(s) for s in exclude]).to_json()
+
+
+def rules_from_table(match: str, rows: list[dict]) -> tuple[dict, list[str]]:
+    rules, problems = targeting_table.rules_from_table(match, rows)
+    return rules.to_json(), problems
+
+
+def table_from_rules(rules: dict) -> tuple | None:
+    layout = targeting_table.table_from_rules(parse_rules(rules))
+    if layout is None:
+        return None
+    match, rows, include, exclude, _others = layout
+    return match, rows, [a.to_json() for a in include], [a.to_json() for a in exclude]
+
+
+def condition_text(item: dict) -> tuple[str, str, str, bool]:
+    return targeting_table.condition_text(parse_rules({"match": "all", "conditions": [item]}).items[0])
 
 GOLD = [{"field": "tier", "op": "in", "value": ["gold", "diamond"]}]
 BUYERS = [{"field": "order_count", "op": "between", "value": [2, None]}]
@@ -196,14 +224,15 @@ def test_table_groups_and_back() -> None:
         {"match": "any", "conditions": [{"field": "age", "op": "between", "value": [None, 30], "not": True},
                                         {"field": "registered", "op": "between", "value": ["2025-01-01", None]}]},
         {"match": "any", "conditions": [{"field": "net_sales", "op": "between", "value": [100, 200.5]}]}]}
-    saved = {"version": 1, "kind": "audience", "start": "2025-01-01", "end": "2025-12-31", "name": "x",
-             "saved_version": 2}
+    saved = parse_spec({"version": 1, "kind": "audience", "start": "2025-01-01", "end": "2025-12-31", "name": "x",
+                        "saved_version": 2}).to_json()
     match, back, include, exclude = table_from_rules(compose_rules(rules, [saved], [saved]))
     assert (match, include, exclude) == ("all", [saved], [saved])
     assert rules_from_table(match, back)[0] == rules
     assert table_from_rules({"match": "all", "conditions": [{"match": "any", "conditions": [
         {"match": "all", "conditions": [{"field": "tier", "op": "in", "value": ["gold"]}]}]}]}) is None  # too deep
-    assert table_from_rules({"match": "all", "conditions": [{"field": "segment", "op": "in", "value": {}}]}) is None
+    assert table_from_rules({"match": "all", "conditions": [{"not": True, "field": "segment", "op": "in", "value": {
+        "version": 1, "kind": "tag", "tag": "night_owl", "start": "2025-01-01", "end": "2025-12-31"}}]}) is None
     _, problems = rules_from_table("any", [{"field": "age", "op": "in", "text": "x"},
                                            {"field": "tier", "op": "in", "text": " , "}])
     assert problems == ["Row 1: Age: choose 'between' and type 'low - high' (either may be empty).",

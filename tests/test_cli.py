@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
-import subprocess
-import sys
 from datetime import date
 
 import pandas as pd
@@ -15,14 +12,7 @@ import pytest
 from analytics import kpis
 from analytics.filters import Filters
 from analytics.storage.warehouse import data_span
-from tests.conftest import PROJECT_ROOT
-
-
-def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    """Run ``python -m <args>`` in the project, with only the given MEMBERLENS_WAREHOUSE_URL (if any)."""
-    full_env = {k: v for k, v in os.environ.items() if k != "MEMBERLENS_WAREHOUSE_URL"} | (env or {})
-    return subprocess.run([sys.executable, "-m", *args], cwd=PROJECT_ROOT, env=full_env,
-                          capture_output=True, text=True, timeout=300)
+from tests.conftest import run
 
 
 def test_kpis_csv_defaults_to_the_last_90_days_of_data(warehouse) -> None:
@@ -120,3 +110,12 @@ def test_generator_reports_an_unreachable_postgres() -> None:
     done = run("analytics.synthetic", "--members", "10", "--url", "postgresql+psycopg://u:secret@127.0.0.1:9/x")
     assert done.returncode == 1
     assert "The warehouse server does not answer" in done.stderr and "secret" not in done.stderr
+
+
+def test_help_lists_every_subcommand(capsys) -> None:
+    """``--help`` works (a '%' in a subcommand's help once broke argparse's formatting) and names them all."""
+    from analytics.cli import _SUBCOMMANDS, main
+
+    assert main(["--help"]) == 0
+    out = capsys.readouterr().out
+    assert all(name in out for name in _SUBCOMMANDS) and "95% interval" in out

@@ -13,21 +13,17 @@ import pandas as pd
 import pytest
 from sklearn.metrics import adjusted_rand_score
 
+from analytics.audiences import parse_audience
+from analytics.cluster_audiences import cluster_audience
+from analytics.cluster_features import CATEGORY_PREFIX, CHANNEL_PREFIX, ClusterSettings, MemberFeatures, member_features
 from analytics.clustering import (
-    CATEGORY_PREFIX,
-    CHANNEL_PREFIX,
     ClusterModel,
-    ClusterSettings,
-    MemberFeatures,
-    audience_member_ids,
-    cluster_audience_spec,
     cluster_features,
     cluster_members,
     cluster_mix,
     cluster_name,
     fit_model,
     k_selection,
-    member_features,
     projection,
 )
 from analytics.filters import Filters
@@ -38,6 +34,16 @@ from tests.conftest import PROJECT_ROOT, Warehouse
 from tests.reference import window_member_orders
 
 PERSONA_DEMO = DemoSpec(members=10_000, seed=7)
+
+
+def cluster_audience_spec(filters, model, clusters) -> dict:
+    """A cluster audience as the JSON a page downloads."""
+    return cluster_audience(filters, model, clusters).to_json()
+
+
+def audience_member_ids(spec: dict):
+    """The members of a downloaded cluster audience, parsed at the test's edge."""
+    return parse_audience(spec, allowed=["cluster"]).member_ids()
 
 
 def year_to(warehouse: Warehouse, **kw) -> Filters:
@@ -185,8 +191,8 @@ def test_portrait_table_against_pandas(duck_warehouse: Warehouse) -> None:
         share = group.groupby("category")["line_amount"].sum() / group["line_amount"].sum()
         listed = dict(part.rsplit(" ", 1) for part in table.loc[cluster, "top_categories"].split(", "))
         for category, percent in listed.items():
-            top8 = category in result.model.categories
-            expected = share.get(category, 0.0) if top8 else share.drop(result.model.categories, errors="ignore").sum()
+            top8 = category in result.model.categories_
+            expected = share.get(category, 0.0) if top8 else share.drop(result.model.categories_, errors="ignore").sum()
             assert percent == f"{expected:.0%}", (cluster, category)
 
 
@@ -208,7 +214,7 @@ def test_cluster_audience_in_sql_matches_the_python_assignment(warehouse: Wareho
     result = cluster_members(warehouse.engine, filters, ClusterSettings(k=4, algorithm=algorithm))
     # 13% of the tiny demo's members have no birth date: a missing age must be handled alike on both sides
     assert result.members["age"].isna().any()
-    spec = json.loads(json.dumps(cluster_audience_spec(filters, result.model, [1, 3])))
+    spec = json.loads(json.dumps(cluster_audience_spec(filters, result.model, [1, 3])))  # a downloaded file
     got = set(read_frame(warehouse.engine, audience_member_ids(spec))["member_id"])
     expected = set(result.members.loc[result.members["cluster"].isin([1, 3]), "member_id"])
     assert got == expected and got
@@ -254,8 +260,8 @@ def test_settings_and_small_windows_get_clear_messages(duck_warehouse: Warehouse
 def test_portraits_zscores_mix_and_projection(duck_warehouse: Warehouse) -> None:
     filters = year_to(duck_warehouse)
     result = cluster_members(duck_warehouse.engine, filters, ClusterSettings(k=4, groups=("value", "categories")))
-    assert [f.group for f in result.model.features] == ["value"] * 3 + ["categories"] * len(
-        result.model.categories)
+    assert [f.group for f in result.model.features_] == ["value"] * 3 + ["categories"] * len(
+        result.model.categories_)
     members = result.members
     # z-scores: the cluster mean of (transformed feature - mean) / std, computed here by hand for orders
     x = np.log1p(members["frequency"])

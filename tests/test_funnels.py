@@ -16,13 +16,13 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import Engine, create_engine, delete, insert, select
 
+from analytics.audiences import parse_audience
 from analytics.filters import Filters
 from analytics.funnels import (
     FunnelSpec,
     FunnelStep,
-    audience_member_ids,
     best_attempts,
-    dropoff_audience_spec,
+    dropoff_audience,
     dropoff_member_ids,
     funnel_report,
     funnel_trend,
@@ -365,8 +365,8 @@ def test_dropoff_members_and_their_audience(warehouse: Warehouse, demo_events: l
         got = set(read_frame(warehouse.engine, dropoff_member_ids(funnel, filters, step), hash_joins=True)["member_id"])
         assert got == want
         assert want
-    audience = json.loads(json.dumps(dropoff_audience_spec(funnel, filters, 2)))
-    again = set(read_frame(warehouse.engine, audience_member_ids(audience), hash_joins=True)["member_id"])
+    audience = json.loads(json.dumps(dropoff_audience(funnel, filters, 2).to_json()))  # a downloaded file
+    again = set(read_frame(warehouse.engine, parse_audience(audience).member_ids(), hash_joins=True)["member_id"])
     assert again == {a.member_id for a in expected.values() if a.reached == 2 and a.member_id is not None}
     with pytest.raises(ValueError, match="from 1 to 3"):
         dropoff_member_ids(funnel, filters, 4)

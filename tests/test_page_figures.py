@@ -18,7 +18,7 @@ from analytics.clustering import ClusterSettings, cluster_members
 from analytics.experiments import campaign_list, read_out
 from analytics.filters import Filters
 from analytics.heatmaps import activity_rhythm, category_affinity
-from analytics.portraits import member_rfm
+from analytics.rfm import member_rfm
 from analytics.storage.db import read_frame
 from analytics.storage.warehouse import data_span
 from tests.conftest import Warehouse, open_page

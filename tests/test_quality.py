@@ -21,8 +21,7 @@ from analytics.filters import Filters, filter_options
 from analytics.quality import CHECKS, QualityThresholds, quality_report
 from analytics.storage.contract import TABLE_TIME_COLUMNS, WAREHOUSE_TABLES
 from analytics.storage.warehouse import create_warehouse_engine, data_span, resolve_warehouse_config
-from tests.conftest import PROJECT_ROOT, Warehouse
-from tests.test_cli import run
+from tests.conftest import PROJECT_ROOT, Warehouse, run
 
 Frames = Callable[[str], pd.DataFrame]
 

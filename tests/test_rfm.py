@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import subprocess
 import sys
 from datetime import date, timedelta
@@ -23,27 +22,7 @@ from analytics.rfm import (
 )
 from analytics.storage.warehouse import data_span
 from tests.conftest import PROJECT_ROOT, Warehouse, default_filters, open_page
-from tests.reference import window_member_orders
-
-
-def pandas_rfm(orders: pd.DataFrame, members: pd.DataFrame, filters: Filters) -> pd.DataFrame:
-    """RFM written from the module's definitions with pandas only."""
-    o = window_member_orders(orders, members, filters)
-    per = o.groupby("member_id").agg(last=("ordered_at", "max"), frequency=("order_id", "size"),
-                                     monetary=("net_amount", "sum")).reset_index()
-    per["recency_days"] = (pd.Timestamp(filters.end) - per["last"].dt.normalize()).dt.days
-    n = len(per)
-
-    def score(values: pd.Series, lower_is_better: bool) -> pd.Series:
-        worse = [(values > v).sum() if lower_is_better else (values < v).sum() for v in values]
-        return pd.Series([1 + math.floor(5 * w / n) for w in worse], index=values.index)
-
-    per["r_score"] = score(per["recency_days"], lower_is_better=True)
-    per["f_score"] = score(per["frequency"], lower_is_better=False)
-    per["m_score"] = score(per["monetary"].round(2), lower_is_better=False)
-    per["fm_score"] = [math.floor((f + m + 1) / 2) for f, m in zip(per["f_score"], per["m_score"], strict=True)]
-    per["segment"] = [DEFAULT_GRID[(r, fm)] for r, fm in zip(per["r_score"], per["fm_score"], strict=True)]
-    return per.drop(columns="last").sort_values("member_id", ignore_index=True)
+from tests.reference import pandas_rfm
 
 
 def year_to(warehouse: Warehouse, **kw) -> Filters:
@@ -173,12 +152,13 @@ def test_rfm_page_shows_segments_and_masked_members(warehouse: Warehouse, monkey
 def test_segment_audience_spec_round_trips(warehouse: Warehouse) -> None:
     import json
 
-    from analytics.rfm import audience_member_ids, segment_audience_spec
+    from analytics.audiences import parse_audience
+    from analytics.rfm import segment_audience
     from analytics.storage.db import read_frame
 
     filters = year_to(warehouse, tiers=("basic", "silver"))
     grid = {**DEFAULT_GRID, (3, 3): "At Risk"}
-    audience = json.loads(json.dumps(segment_audience_spec(filters, ("At Risk", "Lost"), grid)))
-    got = set(read_frame(warehouse.engine, audience_member_ids(audience))["member_id"])
+    audience = json.loads(json.dumps(segment_audience(filters, ("At Risk", "Lost"), grid).to_json()))
+    got = set(read_frame(warehouse.engine, parse_audience(audience).member_ids())["member_id"])
     members = rfm_members(warehouse.engine, filters, grid)
     assert got == set(members.loc[members["segment"].isin(["At Risk", "Lost"]), "member_id"]) and got

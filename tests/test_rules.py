@@ -14,20 +14,21 @@ import pytest
 from mlxtend.frequent_patterns import association_rules, fpgrowth
 from mlxtend.preprocessing import TransactionEncoder
 
+from analytics.audiences import parse_audience
 from analytics.filters import Filters
 from analytics.importers import import_file
+from analytics.member_rows import member_count
 from analytics.rules import (
     Baskets,
     RuleSpec,
     RulesRefused,
     RulesTimeout,
-    audience_size,
     bought_together,
     compare_rules,
     frequent_itemsets,
     load_baskets,
     mine_rules,
-    rule_audience_spec,
+    rule_audience,
     rule_network,
     with_readings,
 )
@@ -36,6 +37,11 @@ from tests.conftest import DATASETS, PROJECT_ROOT, Warehouse
 GROCERIES = DATASETS / "groceries.csv"
 RETAIL = DATASETS / "online_retail.csv.gz"
 
+
+
+def audience_size(bind, spec: dict) -> int:
+    """How many members a downloaded audience definition holds (parsed at the test's edge)."""
+    return member_count(bind, parse_audience(spec).member_ids())
 
 def need(path):
     if not path.exists():
@@ -222,7 +228,7 @@ def test_baskets_and_the_rule_audience_from_the_warehouse(warehouse: Warehouse) 
 
     result = mine_rules(baskets, RuleSpec(level="category", min_support=0.01, min_confidence=0.05, max_len=2))
     rule = result.rules.iloc[0]
-    spec = rule_audience_spec(rule["antecedents"], rule["consequents"], "category", start, span_end)
+    spec = rule_audience(rule["antecedents"], rule["consequents"], "category", start, span_end).to_json()
     bought = lines[lines["category"] == rule["antecedents"]]["member_id"].dropna()
     all_done = orders_[orders_["status"] == "completed"][["order_id", "member_id"]]
     ever = items.merge(all_done, on="order_id").merge(warehouse.frame("products")[["product_id", "category"]],

@@ -8,7 +8,7 @@ import json
 import os
 import subprocess
 import sys
-from datetime import date, timedelta
+from datetime import timedelta
 
 import pandas as pd
 import pytest
@@ -16,100 +16,19 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import String, column, func, select, text
 
+from analytics import targeting
 from analytics.filters import Filters
-from analytics.rfm import segment_audience_spec
+from analytics.rfm import segment_audience
 from analytics.storage.contract import WAREHOUSE_TABLES
 from analytics.storage.db import read_frame
-from analytics.storage.warehouse import data_span
 from analytics.targeting import (
     BUCKETS,
     SpecError,
     bucket,
-    condition_from_text,
-    preview,
     python_bucket,
-    targeted_members,
 )
 from tests.conftest import PROJECT_ROOT, Warehouse
-from tests.test_rfm import pandas_rfm
-
-
-def window_of(w: Warehouse) -> tuple[date, date]:
-    span = data_span(w.engine)
-    return span.last_day - timedelta(days=364), span.last_day
-
-
-def spec_for(w: Warehouse, conditions: list, match: str = "all", **options) -> dict:
-    start, end = window_of(w)
-    return {"version": 1, "kind": "audience", "start": start.isoformat(), "end": end.isoformat(),
-            "rules": {"match": match, "conditions": conditions}, **options}
-
-
-class Reference:
-    """The audience rules evaluated with pandas over the raw rows, written from the module's definitions."""
-
-    def __init__(self, w: Warehouse, start: date, end: date) -> None:
-        self.w, self.start, self.end = w, pd.Timestamp(start), pd.Timestamp(end)
-        self.members = w.frame("members").set_index("member_id")
-        o = w.frame("orders")
-        self.completed = o[(o["status"] == "completed") & o["member_id"].notna()]
-        self.window = self.completed[(self.completed["ordered_at"] >= self.start)
-                                     & (self.completed["ordered_at"] < self.end + pd.Timedelta(days=1))]
-
-    def field(self, field: str, op: str, value) -> set[str]:
-        m, win = self.members, self.window
-        if field in ("tier", "region", "city", "gender", "acquisition_channel"):
-            hit = set(m.index[m[field].isin(value)])
-            return hit if op == "in" else set(m.index) - hit
-        if field in ("bought_category", "bought_product"):
-            lines = self.w.frame("order_items").merge(win[["order_id", "member_id"]], on="order_id")
-            if field == "bought_category":
-                lines = lines.merge(self.w.frame("products")[["product_id", "category"]], on="product_id")
-            hit = set(lines.loc[lines["category" if field == "bought_category" else "product_id"].isin(value),
-                                "member_id"])
-            return hit if op == "in" else set(m.index) - hit
-        if field == "segment":
-            frame = pandas_rfm(self.w.frame("orders"), self.w.frame("members"),
-                               Filters(date.fromisoformat(value["start"]), date.fromisoformat(value["end"])))
-            return set(frame.loc[frame["segment"].isin(value["segments"]), "member_id"])
-        low, high = value
-
-        def within(series: pd.Series) -> pd.Series:
-            keep = series.notna()
-            if low is not None:
-                keep &= series >= (pd.Timestamp(low) if field == "registered" else low)
-            if high is not None:
-                keep &= series <= (pd.Timestamp(high) if field == "registered" else high)
-            return keep
-
-        if field == "age":
-            born = pd.to_datetime(m["birth_date"])
-            age = self.end.year - born.dt.year - ((self.end.month, self.end.day) < pd.Series(
-                list(zip(born.dt.month, born.dt.day, strict=True)), index=m.index)).astype(float)
-            return set(m.index[within(age)])
-        if field == "registered":
-            return set(m.index[within(m["registered_at"].dt.normalize())])
-        if field == "points_balance":
-            return set(m.index[within(m["points_balance"])])
-        if field == "days_since_last_order":
-            last = self.completed[self.completed["ordered_at"] < self.end + pd.Timedelta(days=1)].groupby(
-                "member_id")["ordered_at"].max()
-            return set(last.index[within((self.end - last.dt.normalize()).dt.days)])
-        per = win.groupby("member_id").agg(order_count=("order_id", "size"), net_sales=("net_amount", "sum"))
-        if field == "aov":
-            return set(per.index[within(per["net_sales"] / per["order_count"])])
-        full = per[field].reindex(m.index).fillna(0)
-        return set(m.index[within(full)])
-
-    def group(self, group: dict) -> set[str]:
-        parts = []
-        for item in group["conditions"]:
-            hit = self.group(item) if "conditions" in item else self.field(item["field"], item["op"], item["value"])
-            parts.append(set(self.members.index) - hit if item.get("not") else hit)
-        if not parts:
-            return set(self.members.index) if group["match"] == "all" else set()
-        return set.intersection(*parts) if group["match"] == "all" else set.union(*parts)
-
+from tests.reference_audiences import Reference, condition_from_text, preview, spec_for, targeted_members, window_of
 
 SPECS = {
     "tier and not a category": [{"field": "tier", "op": "in", "value": ["gold", "diamond"]},
@@ -145,7 +64,7 @@ def test_audience_sizes_match_pandas(warehouse: Warehouse, name: str) -> None:
 
 def test_segment_condition_takes_an_rfm_audience(warehouse: Warehouse) -> None:
     start, end = window_of(warehouse)
-    segment = segment_audience_spec(Filters(start, end), ("Champions", "Loyal"))
+    segment = segment_audience(Filters(start, end), ("Champions", "Loyal")).to_json()
     spec = spec_for(warehouse, [{"field": "segment", "op": "in", "value": segment},
                                 {"field": "tier", "op": "in", "value": ["silver", "gold"]}])
     expected = Reference(warehouse, start, end).group(spec["rules"])
@@ -480,7 +399,7 @@ def test_every_tab_of_the_targeting_page(warehouse: Warehouse, monkeypatch, tmp_
     run()
     at.session_state["target_tab"] = "Profile"
     run()
-    profile = audience_report.audience_profile(warehouse.engine, spec)
+    profile = audience_report.audience_profile(warehouse.engine, targeting.parse_spec(spec))
     summary = profile.summary.set_index("measure")
     cards = {m.label: m for m in at.metric}
     assert read_figure(cards["Net sales per member"].value).close_to(summary.loc["sales_per_member", "audience"])
@@ -489,12 +408,14 @@ def test_every_tab_of_the_targeting_page(warehouse: Warehouse, monkeypatch, tmp_
     at.session_state["target_tab"] = "Overlap"
     run()
     assert at.multiselect(key="target_overlap_with").value == ["Gold only (v1)"]
-    matrix = audience_report.overlap_matrix(warehouse.engine, {"this": spec, "gold": {**saved, "name": "Gold only"}})
+    matrix = audience_report.overlap_matrix(warehouse.engine, {
+        "this": targeting.parse_spec(spec), "gold": targeting.parse_spec({**saved, "name": "Gold only"})})
     chart = at.get("plotly_chart")[-1].proto.spec
     assert f"{matrix.loc['this', 'gold']:,}" in chart
     at.session_state["target_tab"] = "Control balance"
     run()
-    verdict = audience_report.balance_verdict(audience_report.balance_check(warehouse.engine, spec),
+    verdict = audience_report.balance_verdict(audience_report.balance_check(warehouse.engine,
+                                                                            targeting.parse_spec(spec)),
                                               preview(warehouse.engine, spec).control)
     shown = at.success or at.info or at.error
     assert shown[0].value == verdict.message

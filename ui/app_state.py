@@ -56,3 +56,16 @@ def default_author() -> str:
         return os.environ.get(USER_ENV, "") or getpass.getuser()
     except (KeyError, OSError):
         return ""
+
+
+def record(actor: str, action: str, detail: dict) -> None:
+    """Write an audited action to the app-state database; raise (so the action does not happen) when it cannot be
+    written."""
+    from analytics.errors import StateError
+    from analytics.storage.appstate import log_event
+
+    state = app_state()
+    if state is None:
+        raise StateError("The action was not carried out: the audit log (app-state database) cannot be written.",
+                         "See the warning on the page about the app-state database.")
+    log_event(state, actor or "unknown", action, detail)

@@ -6,9 +6,7 @@ Each reads widgets, calls the cached analytics and draws; the figures and their 
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable, Mapping
-from typing import Any
+from collections.abc import Callable
 
 import pandas as pd
 import plotly.express as px
@@ -16,7 +14,7 @@ import streamlit as st
 from sqlalchemy import Engine
 
 from analytics import audience_report, forecast
-from analytics.targeting import CHANNELS, Preview
+from analytics.targeting import CHANNELS, CampaignAudience, Preview
 from ui.cached import (
     cached_audience_profile,
     cached_balance,
@@ -43,11 +41,11 @@ def reach_chart(sizes: Preview) -> None:
                "held out.")
 
 
-def profile_view(engine: Engine, url: str, spec_json: str, targeted: int) -> None:
+def profile_view(engine: Engine, audience: CampaignAudience, targeted: int) -> None:
     if targeted == 0:
         st.info("The audience is empty: nothing to profile.", icon=":material/person_search:")
         return
-    profile = cached_audience_profile(engine, url, spec_json)
+    profile = cached_audience_profile(engine, audience)
     summary = profile.summary.set_index("measure")
     cards = st.columns(4)
     for card, (measure, title, shown) in zip(cards, [("buyers_share", "Bought in the window", share),
@@ -89,8 +87,8 @@ def _shares_chart(frame: pd.DataFrame, by: str, title: str, row_height: int, key
     st.plotly_chart(chart, key=key)
 
 
-def overlap_view(engine: Engine, url: str, spec: Mapping[str, Any], saved_labels: list[str],
-                 saved_spec: Callable[[str], dict]) -> None:
+def overlap_view(engine: Engine, audience: CampaignAudience, saved_labels: list[str],
+                 saved_audience: Callable[[str], CampaignAudience]) -> None:
     if not saved_labels:
         st.info("No saved audience to compare with yet: save one under **Save**.", icon=":material/join_inner:")
         return
@@ -100,8 +98,7 @@ def overlap_view(engine: Engine, url: str, spec: Mapping[str, Any], saved_labels
                                  "size, both arms.")
     if not chosen:
         return
-    specs = {CURRENT: dict(spec), **{name: saved_spec(name) for name in chosen}}
-    matrix = cached_overlap(engine, url, json.dumps(specs, ensure_ascii=False))  # keeps this audience first
+    matrix = cached_overlap(engine, ((CURRENT, audience), *((name, saved_audience(name)) for name in chosen)))
     shares = audience_report.overlap_shares(matrix)
     text = [[f"{matrix.iloc[i, j]:,}<br>{shares.iloc[i, j]:.0%}" if pd.notna(shares.iloc[i, j]) else "0"
              for j in range(len(matrix))] for i in range(len(matrix))]
@@ -114,12 +111,12 @@ def overlap_view(engine: Engine, url: str, spec: Mapping[str, Any], saved_labels
                "diagonal is each audience's size).")
 
 
-def balance_view(engine: Engine, url: str, spec_json: str, sizes: Preview) -> None:
+def balance_view(engine: Engine, audience: CampaignAudience, sizes: Preview) -> None:
     if sizes.control == 0 or sizes.treatment == 0:
         st.info("Set a control group share (and have members in both arms) to check the balance.",
                 icon=":material/balance:")
         return
-    table = cached_balance(engine, url, spec_json)
+    table = cached_balance(engine, audience)
     verdict = audience_report.balance_verdict(table, sizes.control)
     show = {"ok": st.success, "chance": st.info, "broken": st.error}[verdict.level]
     show(verdict.message, icon=":material/balance:")
@@ -134,8 +131,8 @@ def balance_view(engine: Engine, url: str, spec_json: str, sizes: Preview) -> No
     st.caption("Means for numbers, shares for category levels. " + audience_report.BALANCE_HELP)
 
 
-def forecast_view(engine: Engine, url: str, sizes: Preview) -> None:
-    kinds = cached_forecast_types(engine, url)
+def forecast_view(engine: Engine, sizes: Preview) -> None:
+    kinds = cached_forecast_types(engine)
     if kinds.empty:
         st.info("There are no past campaigns in the warehouse to learn from: no forecast.",
                 icon=":material/query_stats:")
@@ -156,7 +153,7 @@ def forecast_view(engine: Engine, url: str, sizes: Preview) -> None:
     margin = inputs[2].slider("Margin", 0, 100, 30, format="%d%%", key="target_forecast_margin") / 100
     redemption = inputs[3].slider("Coupon use by converters", 0, 100, 100, format="%d%%",
                                   key="target_forecast_redemption") / 100
-    result = cached_forecast(engine, url, campaign_type, channel, size, coupon, message_cost, margin, redemption)
+    result = cached_forecast(engine, campaign_type, channel, size, coupon, message_cost, margin, redemption)
     if not result.enough_history:
         st.info(result.message, icon=":material/query_stats:")
         return

@@ -102,22 +102,22 @@ def money(value: float | None, locale: str | None = None, symbol: str = CURRENCY
     return f"{sign}{symbol}{number}"
 
 
-def count(value: float | None, locale: str | None = None) -> str:
-    """A count of things: ``12,345``, ``1.2M``."""
+def _whole(value: float | None, compact_from: float, locale: str | None) -> str:
     if _missing(value):
         return MISSING
-    if abs(value) >= COUNT_COMPACT_FROM:
+    if abs(value) >= compact_from:
         return compact(value, locale=locale)
     return _no_negative_zero(format_decimal(round(value), "#,##0", locale=_locale(locale)))
+
+
+def count(value: float | None, locale: str | None = None) -> str:
+    """A count of things: ``12,345``, ``1.2M``."""
+    return _whole(value, COUNT_COMPACT_FROM, locale)
 
 
 def points(value: float | None, locale: str | None = None) -> str:
     """A number of loyalty points: ``9,876``, ``12.3K``."""
-    if _missing(value):
-        return MISSING
-    if abs(value) >= POINTS_COMPACT_FROM:
-        return compact(value, locale=locale)
-    return _no_negative_zero(format_decimal(round(value), "#,##0", locale=_locale(locale)))
+    return _whole(value, POINTS_COMPACT_FROM, locale)
 
 
 def share(value: float | None, decimals: int = 1, locale: str | None = None) -> str:

@@ -5,7 +5,6 @@ Everything here runs inside Streamlit; the logic it calls lives in :mod:`analyti
 
 from __future__ import annotations
 
-import logging
 import os
 import threading
 
@@ -14,6 +13,7 @@ import streamlit as st
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
+from analytics.errors import MemberLensError, report_bug
 from analytics.storage.databases import DatabaseConfig
 from analytics.storage.warehouse import (
     WarehouseError,
@@ -24,7 +24,6 @@ from analytics.storage.warehouse import (
 )
 from analytics.synthetic import DEFAULT_MEMBERS, MAX_MEMBERS, DemoSpec, generate_warehouse
 
-_LOG = logging.getLogger("memberlens")
 _build_lock = threading.Lock()
 #: Size of the demo built on first run; a smaller one starts faster on a slow machine.
 DEMO_MEMBERS_ENV = "MEMBERLENS_DEMO_MEMBERS"
@@ -126,12 +125,17 @@ def show_warehouse_problem(error: WarehouseError, config: DatabaseConfig | None)
 def show_page_failure(exc: Exception, config: DatabaseConfig) -> None:
     """What a page shows instead of a traceback when it fails while drawing.
 
-    Warehouse errors (a table renamed, the server gone) get the warehouse problem page; anything
-    else is logged in full on the server and summarised in one line for the user.
+    A warehouse problem (a table renamed, the server gone) gets the warehouse problem page; any other MemberLens
+    error (input refused, the app-state database unavailable) its message and fix; anything else is a bug: logged
+    in full on the server with an error id, and summarised in one line for the user with that id.
     """
     if isinstance(exc, (WarehouseError, SQLAlchemyError, duckdb.Error)) or type(exc).__module__.startswith("psycopg"):
         show_warehouse_problem(explain_error(exc, config.url), config)
         return
-    _LOG.exception("page failed")
-    st.error(f"This page could not be drawn ({type(exc).__name__}). The details are in the server log; "
-             "try other filters, or report it with the URL of this view.", icon=":material/error:")
+    if isinstance(exc, MemberLensError):
+        st.error(exc.message, icon=":material/error:")
+        return
+    error_id = report_bug(exc, "a page")
+    st.error(f"This page could not be drawn ({type(exc).__name__}, error id {error_id}). It is a bug in MemberLens: "
+             "the details are in the server log under that id. Try other filters, or report it with the id and the "
+             "URL of this view.", icon=":material/error:")

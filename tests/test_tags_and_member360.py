@@ -13,33 +13,46 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import func, select
 
-from analytics import portraits
+from analytics import member360
+from analytics.audiences import parse_audience
 from analytics.filters import Filters
-from analytics.member_rows import MEMBER_ROW_COLUMNS
-from analytics.portraits import (
-    CATEGORY_LOVER,
-    TAGS,
-    audience_member_ids,
+from analytics.member360 import (
     find_members,
     member_profile,
     member_summary,
-    member_tags,
     order_timeline,
     points_history,
-    resolve_tag,
-    tag_audience_spec,
-    tag_coverage,
-    tag_member_ids,
     tier_history,
 )
+from analytics.member_rows import MEMBER_ROW_COLUMNS
 from analytics.privacy import mask_email, mask_name, mask_phone
 from analytics.programme import TIER_THRESHOLDS
+from analytics.rfm import member_rfm
 from analytics.storage.contract import TIERS, WAREHOUSE_TABLES, members
 from analytics.storage.db import read_frame
 from analytics.storage.warehouse import data_span
+from analytics.tags import (
+    CATEGORY_LOVER,
+    TAGS,
+    member_tags,
+    resolve_tag,
+    tag_audience,
+    tag_coverage,
+    tag_member_ids,
+)
 from tests.conftest import Warehouse
 
 SIMPLE_TAGS = [t.key for t in TAGS if not t.is_family]
+
+
+def tag_audience_spec(filters: Filters, key: str) -> dict:
+    """A tag audience as the JSON a page downloads."""
+    return tag_audience(filters, key).to_json()
+
+
+def audience_member_ids(spec: dict):
+    """The members of a downloaded tag audience, parsed at the test's edge."""
+    return parse_audience(spec, allowed=["tag"]).member_ids()
 FILTER_CASES = [{}, {"tiers": ("silver", "gold")}, {"channels": ("app",)}]
 
 
@@ -376,7 +389,7 @@ def test_member_profile_is_masked_unless_asked(warehouse: Warehouse) -> None:
 
 
 def test_age_in_whole_years() -> None:
-    age = portraits._age
+    age = member360._age
     assert age(date(2000, 3, 1), date(2026, 2, 28)) == 25
     assert age(date(2000, 3, 1), date(2026, 3, 1)) == 26
     assert age(date(2000, 2, 29), date(2026, 2, 28)) == 25
@@ -478,7 +491,7 @@ def test_member_360_page_finds_a_member_and_shows_their_history(warehouse: Wareh
     at = open_page(warehouse.url, "pages/member_360.py", monkeypatch)
     assert not at.metric  # nothing until an id is typed
     filters = default_filters(warehouse)
-    rfm_rows = read_frame(warehouse.engine, select(portraits.member_rfm(filters)))
+    rfm_rows = read_frame(warehouse.engine, select(member_rfm(filters)))
     member_id = str(rfm_rows["member_id"].min())
     at.text_input(key="m360_search").input(member_id[:-1]).run()  # a prefix: several match, pick one
     assert not at.exception, [e.value for e in at.exception]

@@ -1,0 +1,357 @@
+"""The fields a campaign audience's conditions can name, each one object: its label, operators, help, how its
+value is read (from JSON and from what a user types), written back, and compiled to SQL
+(:meth:`Field.where`). The compiler in :mod:`analytics.targeting` is a lookup in :data:`FIELDS`; adding a field
+is one more object there (Datasette's filter classes work the same way).
+
+Conditions are two-valued: a member with a missing attribute (no birth date, no tier) is outside every range
+and list, so ``not_in`` and NOT include them. Every value is a bound parameter.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import date
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from sqlalchemy import ColumnElement, Date, Double, Integer, Select, and_, case, cast, func, literal, not_, select
+
+from analytics import audiences
+from analytics.errors import SpecError
+from analytics.filters import Filters
+from analytics.storage.contract import members, order_items, orders, products
+
+if TYPE_CHECKING:
+    from analytics.targeting import CampaignAudience
+
+#: Most values in one ``in`` list (a product-id list pasted from a spreadsheet fits; a memory bomb does not).
+MAX_VALUES = 5_000
+#: Longest value in a list.
+MAX_VALUE_CHARS = 200
+OPERATORS: dict[str, str] = {"in": "is one of", "not_in": "is none of", "between": "between"}
+#: The separator of a typed range: a hyphen with a space on at least one side (dates and negative numbers
+#: keep theirs), an en dash, or two dots.
+_RANGE = re.compile(r"\s+-\s*|\s*-\s+|\s*–\s*|\s*\.\.\s*")
+
+
+@dataclass(frozen=True)
+class CompileContext:
+    """What a condition compiles against: the window (``end`` is the reference day), the per-member order
+    totals when a condition needs them (a subquery LEFT JOINed to ``members``), and the nesting depth."""
+
+    window: Filters
+    totals: Any
+    depth: int
+
+
+class Field:
+    """A condition's field. ``kind`` is how its value is given: ``choice`` (a list of texts), ``number`` or
+    ``date`` (a range), ``spec`` (another page's audience), ``audience`` (a saved campaign audience)."""
+
+    kind: ClassVar[str]
+    operators: ClassVar[tuple[str, ...]]
+    #: Whether the condition reads the per-member order totals (orders, net sales, AOV, last order).
+    needs_totals: ClassVar[bool] = False
+
+    def __init__(self, key: str, label: str, help: str) -> None:
+        self.key, self.label, self.help = key, label, help
+
+    @property
+    def typed(self) -> bool:
+        """Whether a user types its value (the others take a whole audience)."""
+        return self.kind in ("choice", "number", "date")
+
+    def check_op(self, op: Any) -> str:
+        if op not in self.operators:
+            raise SpecError(f"{self.key} takes the operator {' or '.join(self.operators)}, not {op!r}.")
+        return op
+
+    def parse(self, op: str, value: Any, depth: int) -> Any:
+        """The typed value of a JSON condition; raises SpecError saying what to write."""
+        raise NotImplementedError
+
+    def to_json(self, value: Any) -> Any:
+        return value
+
+    def where(self, op: str, value: Any, ctx: CompileContext) -> ColumnElement[bool]:
+        raise NotImplementedError
+
+    def from_text(self, op: str, text: str) -> Any:
+        """The typed value of what a user typed; raises SpecError saying what to type."""
+        raise SpecError(f"{self.label} takes a whole audience, not typed values.")
+
+    def text(self, value: Any) -> str:
+        """What a user would type for this value (the inverse of :meth:`from_text`)."""
+        raise NotImplementedError
+
+
+# --- lists of values --------------------------------------------------------------------------------------
+
+class ChoiceField(Field):
+    kind, operators = "choice", ("in", "not_in")
+
+    def parse(self, op: str, value: Any, depth: int) -> tuple[str, ...]:
+        if (not isinstance(value, list | tuple) or not value or len(value) > MAX_VALUES
+                or not all(isinstance(v, str) and len(v) <= MAX_VALUE_CHARS for v in value)):
+            raise SpecError(f"{self.key}: 'in' and 'not_in' take a non-empty list of at most {MAX_VALUES:,} texts "
+                            f"of up to {MAX_VALUE_CHARS} characters.")
+        return tuple(value)
+
+    def to_json(self, value: tuple[str, ...]) -> list[str]:
+        return list(value)
+
+    def where(self, op: str, value: tuple[str, ...], ctx: CompileContext) -> ColumnElement[bool]:
+        expr = self.members_with(list(value), ctx)
+        return not_(expr) if op == "not_in" else expr
+
+    def members_with(self, values: list[str], ctx: CompileContext) -> ColumnElement[bool]:
+        raise NotImplementedError
+
+    def from_text(self, op: str, text: str) -> tuple[str, ...]:
+        if op not in self.operators:
+            raise SpecError(f"{self.label}: choose 'is one of' or 'is none of'.")
+        values = [v.strip() for v in (text or "").split(",") if v.strip()]
+        if not values:
+            raise SpecError(f"{self.label}: type one or more values, separated by commas.")
+        return self.parse(op, values, 0)
+
+    def text(self, value: tuple[str, ...]) -> str:
+        return ", ".join(value)
+
+
+class AttributeField(ChoiceField):
+    """A member attribute (a column of ``members``); a missing value is in no list."""
+
+    def members_with(self, values: list[str], ctx: CompileContext) -> ColumnElement[bool]:
+        column = members.c[self.key]
+        return and_(column.is_not(None), column.in_(values))
+
+
+def _window_orders(window: Filters) -> list[ColumnElement[bool]]:
+    o = orders.c
+    return [o.status == "completed", o.member_id.is_not(None), o.ordered_at >= window.start_ts,
+            o.ordered_at < window.end_ts]
+
+
+class BoughtField(ChoiceField):
+    """Bought at least one of the values (categories, or product ids) in a completed order in the window."""
+
+    def members_with(self, values: list[str], ctx: CompileContext) -> ColumnElement[bool]:
+        lines, o = order_items.c, orders.c
+        if self.key == "bought_category":
+            bought = (select(lines.order_id).join_from(order_items, products, products.c.product_id == lines.product_id)
+                      .where(products.c.category.in_(values)))
+        else:
+            bought = select(lines.order_id).where(lines.product_id.in_(values))
+        return members.c.member_id.in_(select(o.member_id).where(*_window_orders(ctx.window), o.order_id.in_(bought)))
+
+
+# --- ranges -------------------------------------------------------------------------------------------------
+
+class RangeField(Field):
+    """``between [low, high]``, inclusive, ``null`` = open. Never NULL, so NOT is the exact complement."""
+
+    kind, operators = "number", ("between",)
+
+    def bound(self, value: Any) -> Any:
+        return audiences.number(value, f"{self.key}: a bound")
+
+    def bound_from_text(self, part: str) -> Any:
+        number = float(part)
+        return int(number) if number.is_integer() else number
+
+    def parse(self, op: str, value: Any, depth: int) -> tuple[Any, Any]:
+        if not isinstance(value, list | tuple) or len(value) != 2 or (value[0] is None and value[1] is None):
+            raise SpecError(f"{self.key}: 'between' takes [low, high] with at least one of them set (null = open).")
+        try:
+            low, high = (None if v is None else self.bound(v) for v in value)
+        except SpecError:
+            raise SpecError(f"{self.key}: {list(value)!r} are not valid bounds.") from None
+        return low, high
+
+    def to_json(self, value: tuple[Any, Any]) -> list[Any]:
+        return [v.isoformat() if isinstance(v, date) else v for v in value]
+
+    def expression(self, ctx: CompileContext) -> Any:
+        raise NotImplementedError
+
+    def where(self, op: str, value: tuple[Any, Any], ctx: CompileContext) -> ColumnElement[bool]:
+        column = self.expression(ctx)
+        low, high = value
+        parts = [column >= self.sql_bound(low)] if low is not None else []
+        if high is not None:
+            parts.append(column <= self.sql_bound(high))
+        return and_(column.is_not(None), *parts)
+
+    def sql_bound(self, value: Any) -> Any:
+        return float(value)
+
+    def from_text(self, op: str, text: str) -> tuple[Any, Any]:
+        if op != "between":
+            raise SpecError(f"{self.label}: choose 'between' and type 'low - high' (either may be empty).")
+        raw = text or ""
+        parts = _RANGE.split(raw, maxsplit=1)
+        if len(parts) != 2:
+            raise SpecError(f"{self.label}: type a range as 'low - high', e.g. {self.example}; leave a side "
+                            "empty for no limit.")
+        try:
+            low, high = (self.bound_from_text(p.strip()) if p.strip() else None for p in parts)
+        except ValueError:
+            raise SpecError(f"{self.label}: {raw.strip()!r} is not a range of {self.noun}.") from None
+        if low is None and high is None:
+            raise SpecError(f"{self.label}: give at least one end of the range.")
+        return self.parse(op, [low, high], 0)
+
+    example, noun = "100 - 500", "numbers"
+
+    def text(self, value: tuple[Any, Any]) -> str:
+        low, high = ("" if v is None else str(v) for v in self.to_json(value))
+        return f"{low} - {high}".strip()
+
+
+class AgeField(RangeField):
+    def expression(self, ctx: CompileContext) -> Any:
+        return age_on(ctx.window.end, members.c.birth_date)
+
+
+class ColumnRangeField(RangeField):
+    """A number column of ``members``."""
+
+    def expression(self, ctx: CompileContext) -> Any:
+        return members.c[self.key]
+
+
+class RegisteredField(RangeField):
+    kind = "date"
+    example, noun = "2025-01-01 - 2025-06-30", "dates (YYYY-MM-DD)"
+
+    def bound(self, value: Any) -> date:
+        return audiences.day(value, f"{self.key}: a bound")
+
+    def bound_from_text(self, part: str) -> str:
+        return date.fromisoformat(part).isoformat()
+
+    def sql_bound(self, value: Any) -> Any:
+        return value
+
+    def expression(self, ctx: CompileContext) -> Any:
+        return cast(members.c.registered_at, Date)
+
+
+class OrderTotalField(RangeField):
+    """From the per-member order totals: members without an order in the window count 0 orders and 0 sales."""
+
+    needs_totals = True
+
+    def expression(self, ctx: CompileContext) -> Any:
+        return func.coalesce(ctx.totals.c[self.key], 0)
+
+
+class AovField(RangeField):
+    """Net sales / orders in the window: members without orders there are NULL, outside every range."""
+
+    needs_totals = True
+
+    def expression(self, ctx: CompileContext) -> Any:
+        t = ctx.totals.c
+        return cast(t.net_sales, Double) / cast(func.nullif(t.order_count, 0), Double)
+
+
+class DaysSinceLastOrderField(RangeField):
+    """Never bought: ``last_at`` is NULL, outside every range."""
+
+    needs_totals = True
+
+    def expression(self, ctx: CompileContext) -> Any:
+        end = literal(ctx.window.end, Date)
+        return cast(end - cast(ctx.totals.c.last_at, Date), Integer)
+
+
+def age_on(day: date, birth_date: Any) -> ColumnElement[int]:
+    """Whole years from ``birth_date`` to ``day`` (NULL without a birth date)."""
+    end = literal(day, Date)
+    return (func.extract("year", end) - func.extract("year", birth_date)
+            - case(((func.extract("month", end) * 100 + func.extract("day", end))
+                    < (func.extract("month", birth_date) * 100 + func.extract("day", birth_date)), 1), else_=0))
+
+
+# --- other audiences ---------------------------------------------------------------------------------------
+
+class SegmentField(Field):
+    """Members of another page's audience (an RFM segment, cluster, tag, heatmap cell, funnel drop-off, rule)."""
+
+    kind, operators = "spec", ("in",)
+
+    def parse(self, op: str, value: Any, depth: int) -> audiences.Audience:
+        if depth >= MAX_DEPTH:
+            raise SpecError("Audiences nest too deeply.")
+        others = [k for k in audiences.kinds() if k != "audience"]
+        if not isinstance(value, Mapping) or value.get("kind") not in others:
+            raise SpecError(f"segment takes an audience definition of kind {', '.join(others)}.")
+        try:
+            return audiences.parse_audience(value, depth=depth + 1, allowed=others)
+        except SpecError as problem:
+            raise SpecError(f"The {value['kind']} audience in 'segment' is not valid: {problem}") from None
+
+    def to_json(self, value: audiences.Audience) -> dict[str, Any]:
+        return value.to_json()
+
+    def where(self, op: str, value: audiences.Audience, ctx: CompileContext) -> ColumnElement[bool]:
+        return members.c.member_id.in_(value.member_ids())
+
+
+class SavedAudienceField(SegmentField):
+    """The members a saved campaign audience targets (both arms, after its own cap and maximum size)."""
+
+    kind = "audience"
+
+    def parse(self, op: str, value: Any, depth: int) -> CampaignAudience:
+        if depth >= MAX_DEPTH:
+            raise SpecError("Audiences nest too deeply.")
+        if not isinstance(value, Mapping) or value.get("kind") != "audience":
+            raise SpecError("saved_audience takes a saved audience's definition (kind \"audience\").")
+        try:
+            return audiences.parse_audience(value, depth=depth + 1, allowed=["audience"])  # type: ignore[return-value]
+        except SpecError as problem:
+            raise SpecError(f"The saved audience {value.get('name', '')!r} is not valid: {problem}") from None
+
+    def where(self, op: str, value: Select | Any, ctx: CompileContext) -> ColumnElement[bool]:
+        return members.c.member_id.in_(value.member_ids())
+
+
+#: Deepest nesting of groups and of audiences inside audiences.
+MAX_DEPTH = 4
+
+FIELDS: dict[str, Field] = {f.key: f for f in (
+    AttributeField("tier", "Tier", "The member's current tier."),
+    AttributeField("region", "Region", "The member's region."),
+    AttributeField("city", "City", "The member's city."),
+    AttributeField("gender", "Gender", "As registered."),
+    AttributeField("acquisition_channel", "Acquisition channel", "How the member joined."),
+    AgeField("age", "Age", "Whole years on the reference day (the window's last day)."),
+    RegisteredField("registered", "Registration date", "Day of registration."),
+    ColumnRangeField("points_balance", "Points balance", "Current points balance."),
+    DaysSinceLastOrderField("days_since_last_order", "Days since last order",
+                            "Days from the last completed order (any time up to the reference day) to the reference "
+                            "day; members who never bought never match."),
+    OrderTotalField("order_count", "Orders", "Completed orders in the window (0 for none)."),
+    OrderTotalField("net_sales", "Net sales", "Net sales of completed orders in the window (0 for none)."),
+    AovField("aov", "AOV", "Net sales / orders in the window; members without orders never match."),
+    BoughtField("bought_category", "Bought a category",
+                "Bought at least one of these categories in the window (use NOT for 'never bought')."),
+    BoughtField("bought_product", "Bought a product",
+                "Bought at least one of these product ids in the window (use NOT for 'never bought')."),
+    SegmentField("segment", "Segment, cluster, tag, funnel or rule",
+                 "Members of another audience: an RFM segment, cluster, tag, heatmap cell, funnel drop-off or "
+                 "'bought A, not B' audience definition."),
+    SavedAudienceField("saved_audience", "Saved audience", "Members a saved campaign audience targets (both "
+                       "arms, after its own cap and maximum size); with NOT, everyone else."),
+)}
+
+
+def field(key: Any) -> Field:
+    """The field named ``key``, or SpecError naming the fields there are."""
+    if key not in FIELDS:
+        raise SpecError(f"Unknown field {key!r}; choose from {', '.join(FIELDS)}.")
+    return FIELDS[key]
