@@ -212,32 +212,50 @@ def bgnbd_log_likelihood(params: BgNbdParams | tuple[float, float, float, float]
 
 
 class _BgNbdObjective:
-    """Mean negative BG/NBD log-likelihood over weighted rows and its gradient in log-parameters."""
+    """Mean negative BG/NBD log-likelihood over weighted rows and its gradient in log-parameters.
+
+    Built for speed on a few hundred thousand rows: everything that depends on x, T or t_x alone is evaluated on
+    their distinct values (a few hundred each) and gathered or summed by ``np.bincount``; members without repeat
+    purchases contribute -r ln(α + T) only and are summed by T. Per repeat row there remain two transcendental
+    passes (log(1 + e^d) and the logistic function)."""
 
     def __init__(self, x: np.ndarray, t_x: np.ndarray, T: np.ndarray, w: np.ndarray, penalty: float):
-        self.x, self.t_x, self.T, self.w, self.penalty = x, t_x, T, w, penalty
-        self.n = float(w.sum())
-        self.ux, inverse = np.unique(x, return_inverse=True)
-        self.wx = np.bincount(inverse, weights=w)  # member count per distinct frequency
+        self.penalty, self.n = penalty, float(w.sum())
+        self.ux, ix = np.unique(x, return_inverse=True)
+        self.wx = np.bincount(ix, weights=w)  # member count per distinct frequency
+        self.uT, iT = np.unique(T, return_inverse=True)
+        self.utx, itx = np.unique(t_x, return_inverse=True)
+        repeat = x > 0
+        self.zero_by_T = np.bincount(iT[~repeat], weights=w[~repeat], minlength=len(self.uT))
+        self.x, self.w, self.ix, self.iT, self.itx = x[repeat], w[repeat], ix[repeat], iT[repeat], itx[repeat]
 
     def __call__(self, log_theta: np.ndarray) -> tuple[float, np.ndarray]:
         r, alpha, a, b = theta = np.exp(log_theta)
-        x, w, ux, wx = self.x, self.w, self.ux, self.wx
-        rows = _bgnbd_rows(r, alpha, a, b, x, self.t_x, self.T)
-        gl = special.gammaln
-        ll = (np.dot(wx, gl(r + ux) + gl(b + ux) - gl(a + b + ux))
-              + self.n * (-gl(r) + r * math.log(alpha) + gl(a + b) - gl(b)) + np.dot(w, rows.log_sum))
-        dg = special.digamma
-        wp3, wp4 = w * rows.share3, w * rows.share4
-        d_r = (np.dot(wx, dg(r + ux)) + self.n * (math.log(alpha) - dg(r)) - np.dot(wp3, rows.ln_alpha_T)
-               - np.dot(wp4, rows.ln_alpha_tx))
-        d_alpha = (self.n * r / alpha - np.dot(wp3, (r + x) / (alpha + self.T))
-                   - np.dot(wp4, (r + x) / (alpha + self.t_x)))
+        ux, wx, n = self.ux, self.wx, self.n
+        ln_aT, ln_atx = np.log(alpha + self.uT), np.log(alpha + self.utx)
+        b_x_1 = b - 1.0 + np.maximum(ux, 1.0)
+        rx = r + self.x
+        u = -rx * ln_aT[self.iT]                                      # log A3 (note 027)
+        d = math.log(a) - np.log(b_x_1)[self.ix] - rx * ln_atx[self.itx] - u  # log A4 - log A3
+        share4 = special.expit(d)
+        wp4 = self.w * share4
+        wp3 = self.w - wp4
+        gl, dg = special.gammaln, special.digamma
+        ll = (np.dot(wx, gl(r + ux) + gl(b + ux) - gl(a + b + ux)) + n * (-gl(r) + r * math.log(alpha)
+              + gl(a + b) - gl(b)) - r * np.dot(self.zero_by_T, ln_aT) + np.dot(self.w, u + np.logaddexp(0.0, d)))
+        n_T = len(self.uT)
+        by_T = np.bincount(self.iT, weights=wp3, minlength=n_T) + self.zero_by_T
+        rx_by_T = np.bincount(self.iT, weights=wp3 * rx, minlength=n_T) + r * self.zero_by_T
+        by_tx = np.bincount(self.itx, weights=wp4, minlength=len(self.utx))
+        rx_by_tx = np.bincount(self.itx, weights=wp4 * rx, minlength=len(self.utx))
+        by_x = np.bincount(self.ix, weights=wp4, minlength=len(ux))
+        d_r = np.dot(wx, dg(r + ux)) + n * (math.log(alpha) - dg(r)) - np.dot(by_T, ln_aT) - np.dot(by_tx, ln_atx)
+        d_alpha = n * r / alpha - np.dot(rx_by_T, 1.0 / (alpha + self.uT)) - np.dot(rx_by_tx, 1.0 / (alpha + self.utx))
         d_a = np.dot(wx, dg(a + b) - dg(a + b + ux)) + wp4.sum() / a
-        d_b = np.dot(wx, dg(a + b) + dg(b + ux) - dg(b) - dg(a + b + ux)) - np.dot(wp4, 1.0 / rows.b_x_1)
+        d_b = np.dot(wx, dg(a + b) + dg(b + ux) - dg(b) - dg(a + b + ux)) - np.dot(by_x, 1.0 / b_x_1)
         grad = np.array([d_r, d_alpha, d_a, d_b]) * theta
-        value = -ll / self.n + self.penalty * float(np.sum(theta**2))
-        return value, -grad / self.n + 2.0 * self.penalty * theta**2
+        value = -ll / n + self.penalty * float(np.sum(theta**2))
+        return value, -grad / n + 2.0 * self.penalty * theta**2
 
 
 #: Iteration caps of the series and continued fractions below: reached only for arguments within ~1e-6 of 1.
@@ -362,26 +380,34 @@ def gammagamma_log_likelihood(params: GammaGammaParams | tuple[float, float, flo
 
 
 class _GammaGammaObjective:
+    """Mean negative Gamma-Gamma log-likelihood and its gradient in log-parameters; the gamma functions are
+    evaluated per distinct x and the ln m_x sums once, so each row costs one logarithm and one division."""
+
     def __init__(self, x: np.ndarray, m: np.ndarray, w: np.ndarray, penalty: float):
-        self.x, self.m, self.w, self.penalty = x, m, w, penalty
-        self.n = float(w.sum())
-        self.ln_m, self.ln_x, self.mx = np.log(m), np.log(x), m * x
+        self.penalty, self.n = penalty, float(w.sum())
+        self.ux, ix = np.unique(x, return_inverse=True)
+        self.wx = np.bincount(ix, weights=w)
+        self.x, self.w, self.mx = x, w, m * x
+        ln_m = np.log(m)
+        self.sum_x_ln_m, self.sum_ln_m = float(np.dot(w * x, ln_m)), float(np.dot(w, ln_m))
+        self.sum_x_ln_x = float(np.dot(self.wx * self.ux, np.log(self.ux)))
 
     def __call__(self, log_theta: np.ndarray) -> tuple[float, np.ndarray]:
         p, q, v = theta = np.exp(log_theta)
-        x, w = self.x, self.w
-        px = p * x
+        ux, wx, w, n = self.ux, self.wx, self.w, self.n
+        pux = p * ux
         ln_vmx = np.log(v + self.mx)
+        pxq = p * self.x + q
         gl, dg = special.gammaln, special.digamma
-        rows = (gl(px + q) - gl(px) - gl(q) + q * math.log(v) + (px - 1.0) * self.ln_m + px * self.ln_x
-                - (px + q) * ln_vmx)
-        dg_pxq = dg(px + q)
-        d_p = np.dot(w, x * (dg_pxq - dg(px) + self.ln_m + self.ln_x - ln_vmx))
-        d_q = np.dot(w, dg_pxq - dg(q) + math.log(v) - ln_vmx)
-        d_v = np.dot(w, q / v - (px + q) / (v + self.mx))
+        ll = (np.dot(wx, gl(pux + q) - gl(pux)) - n * gl(q) + n * q * math.log(v) + p * self.sum_x_ln_m
+              - self.sum_ln_m + p * self.sum_x_ln_x - np.dot(w * pxq, ln_vmx))
+        d_p = (np.dot(wx * ux, dg(pux + q) - dg(pux)) + self.sum_x_ln_m + self.sum_x_ln_x
+               - np.dot(w * self.x, ln_vmx))
+        d_q = np.dot(wx, dg(pux + q)) - n * dg(q) + n * math.log(v) - np.dot(w, ln_vmx)
+        d_v = n * q / v - np.dot(w * pxq, 1.0 / (v + self.mx))
         grad = np.array([d_p, d_q, d_v]) * theta
-        value = -np.dot(w, rows) / self.n + self.penalty * float(np.sum(theta**2))
-        return value, -grad / self.n + 2.0 * self.penalty * theta**2
+        value = -ll / n + self.penalty * float(np.sum(theta**2))
+        return value, -grad / n + 2.0 * self.penalty * theta**2
 
 
 # --------------------------------------------------------------------------------------------------------------
