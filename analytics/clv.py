@@ -146,6 +146,20 @@ def _arrays(*columns: ArrayLike) -> list[np.ndarray]:
     return arrays
 
 
+def _factorize(*columns: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Codes of the distinct rows of aligned 1-d columns (in order of first appearance) and those rows' columns.
+    Hashes each column, then the running pair of codes (pandas' MultiIndex.factorize builds Python tuples and is
+    ten times slower on a million rows)."""
+    codes = np.zeros(len(columns[0]), dtype=np.int64)
+    for column in columns:
+        column_codes, uniques = pd.factorize(column)
+        codes = pd.factorize(codes * len(uniques) + column_codes)[0]
+    count = int(codes.max()) + 1 if codes.size else 0
+    first = np.empty(count, dtype=np.int64)
+    first[codes[::-1]] = np.arange(len(codes) - 1, -1, -1)
+    return codes, [np.asarray(column, dtype=np.float64)[first] for column in columns]
+
+
 def _check_summary(x: np.ndarray, t_x: np.ndarray, T: np.ndarray) -> None:
     if x.size == 0:
         raise ClvError("No members to fit: the summary is empty.")
@@ -272,8 +286,8 @@ def _log_hyp2f1_one(B: np.ndarray, C: np.ndarray, z: np.ndarray) -> np.ndarray:
     """
     B, C, z = (np.array(v, dtype=np.float64) for v in np.broadcast_arrays(B, C, z))
     f, lentz_c, lentz_d = np.ones_like(z), np.ones_like(z), np.zeros_like(z)
-    # scipy is fast and, checked against mpmath, accurate to 1e-12 or non-finite for these arguments up to z = 0.9;
-    # the fraction takes the rest.
+    # scipy is fast and, checked against mpmath, accurate to 1e-12 or non-finite for these arguments up to z = 0.9
+    # (tests/test_clv.py); the fraction takes the rest.
     with np.errstate(all="ignore"):
         quick = special.hyp2f1(1.0, B, C, z)
     easy = np.isfinite(quick) & (z <= 0.9)
@@ -323,17 +337,18 @@ class _Pairs:
     @classmethod
     def of(cls, x: np.ndarray, t_x: np.ndarray, T: np.ndarray) -> _Pairs:
         x, t_x, T = (np.ravel(v) for v in (x, t_x, T))
-        first = pd.MultiIndex.from_arrays([x, t_x]).factorize()
-        second = pd.MultiIndex.from_arrays([x, T]).factorize()
-        return cls(first[1].get_level_values(0).to_numpy(np.float64), first[1].get_level_values(1).to_numpy(np.float64),
-                   first[0], second[1].get_level_values(0).to_numpy(np.float64),
-                   second[1].get_level_values(1).to_numpy(np.float64), second[0])
+        tx_index, (x_tx, tx) = _factorize(x, t_x)
+        T_index, (x_T, age) = _factorize(x, T)
+        return cls(x_tx, tx, tx_index, x_T, age, T_index)
 
 
-def _paretonbd_log_a0(r: float, alpha: float, s: float, beta: float, pairs: _Pairs) -> np.ndarray:
-    """log A0 of Fader & Hardie note 009 (eqs. 19–20) per row; -inf where t_x = T (A0 = 0). A0 is the difference
-    of F(t_x) and F(T), F(τ) = 2F1(r+s+x, s+1; r+s+x+1; (α-β)/(α+τ)) / (α+τ)^(r+s+x) when α >= β, and
-    2F1(r+s+x, r+x; r+s+x+1; (β-α)/(β+τ)) / (β+τ)^(r+s+x) otherwise (so the argument is in [0, 1))."""
+def _paretonbd_rows(r: float, alpha: float, s: float, beta: float, pairs: _Pairs) -> tuple[np.ndarray, np.ndarray]:
+    """Per-row log-likelihood (note 009 eq. 18) and log P(alive) (eq. 36).
+
+    L = Γ(r+x) α^r β^s / Γ(r) · [(α+T)^-(r+x) (β+T)^-s + s/(r+s+x) · A0], where (eqs. 19–20) A0 = F(t_x) - F(T)
+    with F(τ) = 2F1(r+s+x, s+1; r+s+x+1; (α-β)/(α+τ)) / (α+τ)^(r+s+x) when α >= β, else
+    2F1(r+s+x, r+x; r+s+x+1; (β-α)/(β+τ)) / (β+τ)^(r+s+x) (so the argument is in [0, 1)); A0 = 0 when t_x = T.
+    Everything but F(t_x) depends on (x, T) alone and is evaluated on those pairs."""
     gap = abs(alpha - beta)
 
     def log_f(x: np.ndarray, tau: np.ndarray) -> np.ndarray:
@@ -341,21 +356,19 @@ def _paretonbd_log_a0(r: float, alpha: float, s: float, beta: float, pairs: _Pai
         top, second = (alpha, np.full_like(x, s + 1.0)) if alpha >= beta else (beta, r + x)
         return _log_hyp2f1_c_is_a_plus_1(rsx, second, gap / (top + tau)) - rsx * np.log(top + tau)
 
+    x, T = pairs.x_T, pairs.T
+    alive_pair = -(r + x) * np.log(alpha + T) - s * np.log(beta + T)
+    l2_pair = log_f(x, T)
+    dead_pair = math.log(s) - np.log(r + s + x)
+    common_pair = special.gammaln(r + x) - special.gammaln(r) + r * math.log(alpha) + s * math.log(beta)
     l1 = log_f(pairs.x_tx, pairs.tx)[pairs.tx_index]
-    l2 = log_f(pairs.x_T, pairs.T)[pairs.T_index]
+    l2 = l2_pair[pairs.T_index]
     diff = np.minimum(l2 - l1, 0.0)
     with np.errstate(divide="ignore"):
-        return np.where(diff < 0.0, l1 + np.log(-np.expm1(diff)), -np.inf)
-
-
-def _paretonbd_rows(r: float, alpha: float, s: float, beta: float, x: np.ndarray, T: np.ndarray, pairs: _Pairs
-                    ) -> tuple[np.ndarray, np.ndarray]:
-    """Per-row log-likelihood (note 009 eq. 18) and log P(alive) (eq. 36)."""
-    alive = -(r + x) * np.log(alpha + T) - s * np.log(beta + T)
-    dead = math.log(s) - np.log(r + s + x) + _paretonbd_log_a0(r, alpha, s, beta, pairs)
-    both = np.logaddexp(alive, dead)
-    common = special.gammaln(r + x) - special.gammaln(r) + r * math.log(alpha) + s * math.log(beta)
-    return common + both, alive - both
+        log_a0 = np.where(diff < 0.0, l1 + np.log(-np.expm1(diff)), -np.inf)
+    alive = alive_pair[pairs.T_index]
+    both = np.logaddexp(alive, dead_pair[pairs.T_index] + log_a0)
+    return common_pair[pairs.T_index] + both, alive - both
 
 
 def paretonbd_log_likelihood(params: ParetoNbdParams | tuple[float, float, float, float], frequency: ArrayLike,
@@ -364,7 +377,7 @@ def paretonbd_log_likelihood(params: ParetoNbdParams | tuple[float, float, float
     r, alpha, s, beta = params.values() if isinstance(params, ParetoNbdParams) else params
     x, t_x, age = _arrays(frequency, recency, T)
     w = np.ones_like(x) if weights is None else _arrays(weights, x)[0]
-    return float(np.sum(w * _paretonbd_rows(r, alpha, s, beta, x, age, _Pairs.of(x, t_x, age))[0]))
+    return float(np.sum(w * _paretonbd_rows(r, alpha, s, beta, _Pairs.of(x, t_x, age))[0]))
 
 
 def gammagamma_log_likelihood(params: GammaGammaParams | tuple[float, float, float], frequency: ArrayLike,
@@ -415,9 +428,19 @@ class _GammaGammaObjective:
 
 
 def _minimise(fun: Callable[[np.ndarray], Any], start: np.ndarray, jac: bool, what: str) -> np.ndarray:
-    result = optimize.minimize(fun, start, jac=jac, method="L-BFGS-B", bounds=[(-25.0, 25.0)] * len(start),
-                               options={"maxiter": 2000, "ftol": 1e-15, "gtol": 1e-10, "maxls": 50})
-    if not np.all(np.isfinite(result.x)) or not np.isfinite(result.fun):
+    """L-BFGS-B in log-parameters from ``start``; when it stops without a flat gradient (its line search can
+    fail far from the optimum), a Nelder-Mead search from where it stopped and a second L-BFGS-B follow.
+    Refuses a fit that does not converge or runs to a bound (a parameter at 0 or infinity)."""
+    options = {"maxiter": 2000, "ftol": 1e-15, "gtol": 1e-10, "maxls": 50}
+    bounds = [(-25.0, 25.0)] * len(start)
+    result = optimize.minimize(fun, start, jac=jac, method="L-BFGS-B", bounds=bounds, options=options)
+    if not (result.success and np.all(np.isfinite(result.x)) and np.max(np.abs(result.jac)) < 1e-5):
+        value = (lambda t: fun(t)[0]) if jac else fun
+        rough = optimize.minimize(value, result.x if np.all(np.isfinite(result.x)) else start, method="Nelder-Mead",
+                                  options={"maxiter": 20000, "maxfev": 40000, "xatol": 1e-6, "fatol": 1e-12})
+        result = optimize.minimize(fun, np.clip(rough.x, -24.0, 24.0), jac=jac, method="L-BFGS-B", bounds=bounds,
+                                   options=options)
+    if not (np.all(np.isfinite(result.x)) and np.isfinite(result.fun) and np.max(np.abs(result.jac)) < 1e-4):
         raise ClvError(f"The {what} fit did not converge ({result.message}); the data may be too sparse.")
     if np.any(np.abs(result.x) >= 24.9):
         raise ClvError(f"The {what} fit ran to a boundary (a parameter near 0 or infinity): the data do not "
@@ -471,17 +494,13 @@ def fit_paretonbd(frequency: ArrayLike, recency: ArrayLike, T: ArrayLike, *, wei
     def objective(log_theta: np.ndarray) -> float:
         r, alpha, s, beta = theta = np.exp(log_theta)
         with np.errstate(all="ignore"):
-            ll = float(np.dot(w, _paretonbd_rows(r, alpha, s, beta, x, age, pairs)[0]))
+            ll = float(np.dot(w, _paretonbd_rows(r, alpha, s, beta, pairs)[0]))
         if not math.isfinite(ll):
             return 1e30
         return -ll / n + penalty * float(np.sum(theta**2))
 
     rate = _start_rate(x, age, w)
-    start = np.log([1.0, rate, 1.0, rate])
-    result = optimize.minimize(objective, start, method="Nelder-Mead",
-                               options={"maxiter": 20000, "maxfev": 40000, "xatol": 1e-10, "fatol": 1e-14})
-    # Nelder-Mead finds the basin robustly; a gradient polish pins the optimum down.
-    theta = _minimise(objective, result.x, False, "Pareto/NBD")
+    theta = _minimise(objective, np.log([1.0, rate, 1.0, rate]), False, "Pareto/NBD")
     r, alpha, s, beta = (float(v) for v in theta)
     params = (r, alpha / scale, s, beta / scale)
     ll = paretonbd_log_likelihood(params, x, t_x / scale, age / scale, w)
@@ -552,27 +571,41 @@ def _bgnbd_series(params: BgNbdParams, x: np.ndarray, z: np.ndarray) -> np.ndarr
     return total
 
 
-def _bgnbd_tail_factor(params: BgNbdParams, x: np.ndarray, T: np.ndarray, t: np.ndarray) -> np.ndarray:
-    """(a+b+x-1)/(a-1) · [1 - ((α+T)/(α+T+t))^(r+x) 2F1(r+x, b+x; a+b+x-1; z)], z = t/(α+T+t): FHL 2005 eq. 10
-    without its alive factor (eq. 7 when x = T = 0).
+def _bgnbd_tail_rows(params: BgNbdParams, x: np.ndarray, T: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """(a+b+x-1)/(a-1) · [1 - ((α+T)/(α+T+t))^(r+x) 2F1(r+x, b+x; a+b+x-1; z)], z = t/(α+T+t), for aligned 1-d
+    rows: FHL 2005 eq. 10 without its alive factor (eq. 7 when x = T = 0).
 
     Euler's transformation (A & S 15.3.3) turns ((α+T)/(α+T+t))^(r+x) 2F1(r+x, b+x; a+b+x-1; z) into
     w^(a-1) 2F1(a+b-1-r, a-1; a+b+x-1; z), w = 1 - z, whose terms do not blow up with x; splitting off its first
     term gives C·(1 - w^(a-1))/(a-1) - w^(a-1)·S (S from :func:`_bgnbd_series`, C = a+b+x-1), where
-    (1 - w^(a-1))/(a-1) = -ln w · (e^u - 1)/u with u = (a-1) ln w has no 0/0 at a = 1.
-    Evaluated on the distinct (x, T, t) rows."""
-    x, T, t = np.broadcast_arrays(x, T, t)
-    shape = x.shape
-    codes, uniques = pd.MultiIndex.from_arrays([x.ravel(), T.ravel(), t.ravel()]).factorize()
-    ux, uT, ut = (uniques.get_level_values(i).to_numpy(np.float64) for i in range(3))
+    (1 - w^(a-1))/(a-1) = -ln w · (e^u - 1)/u with u = (a-1) ln w has no 0/0 at a = 1."""
     _r, alpha, a, b = params.values()
-    ln_w = np.log(alpha + uT) - np.log(alpha + uT + ut)
+    ln_w = np.log(alpha + T) - np.log(alpha + T + t)
     u = (a - 1.0) * ln_w
     with np.errstate(divide="ignore", invalid="ignore"):
         phi = np.where(u == 0.0, 1.0, np.expm1(u) / u)
-    series = _bgnbd_series(params, ux, ut / (alpha + uT + ut))
-    values = (a + b - 1.0 + ux) * (-ln_w) * phi - np.exp(u) * series
-    return values[codes].reshape(shape)
+    series = _bgnbd_series(params, x, t / (alpha + T + t))
+    return (a + b - 1.0 + x) * (-ln_w) * phi - np.exp(u) * series
+
+
+def _paretonbd_growth(params: ParetoNbdParams, T: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """[1 - ((β+T)/(β+T+t))^(s-1)]/(s-1), or ln((β+T+t)/(β+T)) at s = 1 (note 009 eq. 41's last factor)."""
+    _r, _alpha, s, beta = params.values()
+    log_ratio = np.log(beta + T) - np.log(beta + T + t)
+    if abs(s - 1.0) <= 1e-12:
+        return -log_ratio
+    return -np.expm1((s - 1.0) * log_ratio) / (s - 1.0)
+
+
+def _expected_rows(params: TransactionParams, x: np.ndarray, t_x: np.ndarray, T: np.ndarray, t: np.ndarray
+                   ) -> np.ndarray:
+    """Conditional expected purchases for aligned 1-d rows; BG/NBD's series runs on the distinct (x, T, t)."""
+    alive = probability_alive(params, x, t_x, T)
+    if isinstance(params, BgNbdParams):
+        codes, (ux, uT, ut) = _factorize(x, T, t)
+        return alive * _bgnbd_tail_rows(params, ux, uT, ut)[codes]
+    r, alpha, _s, beta = params.values()
+    return alive * (r + x) * (beta + T) / (alpha + T) * _paretonbd_growth(params, T, t)
 
 
 def probability_alive(params: TransactionParams, frequency: ArrayLike, recency: ArrayLike, T: ArrayLike
@@ -587,35 +620,27 @@ def probability_alive(params: TransactionParams, frequency: ArrayLike, recency: 
         return np.where(x > 0, special.expit(-log_odds), 1.0)
     r, alpha, s, beta = params.values()
     x, t_x, age = np.broadcast_arrays(x, t_x, age)
-    log_alive = _paretonbd_rows(r, alpha, s, beta, x.ravel(), age.ravel(), _Pairs.of(x, t_x, age))[1]
+    log_alive = _paretonbd_rows(r, alpha, s, beta, _Pairs.of(x, t_x, age))[1]
     return np.exp(log_alive).reshape(x.shape)
 
 
 def conditional_expected_purchases(params: TransactionParams, t: ArrayLike, frequency: ArrayLike,
                                    recency: ArrayLike, T: ArrayLike) -> np.ndarray:
     """Expected repeat purchases in (T, T + t] given (x, t_x, T). BG/NBD: FHL 2005 eq. 10; Pareto/NBD: note 009
-    eq. 41 (Schmittlein et al. 1987 eq. 22)."""
+    eq. 41 (Schmittlein et al. 1987 eq. 22). Arguments broadcast together."""
     x, t_x, age, horizon = np.broadcast_arrays(*(np.asarray(v, dtype=np.float64) for v in (frequency, recency, T, t)))
-    alive = probability_alive(params, x, t_x, age)
-    if isinstance(params, BgNbdParams):
-        return alive * _bgnbd_tail_factor(params, x, age, horizon)
-    r, alpha, s, beta = params.values()
-    log_ratio = np.log(beta + age) - np.log(beta + age + horizon)
-    growth = -np.expm1((s - 1.0) * log_ratio) / (s - 1.0) if abs(s - 1.0) > 1e-12 else -log_ratio
-    return alive * (r + x) * (beta + age) / (alpha + age) * growth
+    return _expected_rows(params, *(v.ravel() for v in (x, t_x, age, horizon))).reshape(x.shape)
 
 
 def expected_purchases(params: TransactionParams, t: ArrayLike) -> np.ndarray:
     """Unconditional expected repeat purchases E[X(t)] of a member in the first t after their first purchase
     (FHL 2005 eq. 7; note 009 eq. 27), for tracking charts."""
     horizon = np.asarray(t, dtype=np.float64)
+    zero = np.zeros_like(horizon)
     if isinstance(params, BgNbdParams):
-        zero = np.zeros_like(horizon)
-        return _bgnbd_tail_factor(params, zero, zero, horizon)
-    r, alpha, s, beta = params.values()
-    log_ratio = np.log(beta) - np.log(beta + horizon)
-    growth = -np.expm1((s - 1.0) * log_ratio) / (s - 1.0) if abs(s - 1.0) > 1e-12 else -log_ratio
-    return r * beta / alpha * growth
+        return _bgnbd_tail_rows(params, zero, zero, horizon)
+    r, alpha, _s, beta = params.values()
+    return r * beta / alpha * _paretonbd_growth(params, zero, horizon)
 
 
 def expected_spend(params: GammaGammaParams, frequency: ArrayLike, monetary_value: ArrayLike) -> np.ndarray:
@@ -633,18 +658,22 @@ def expected_spend(params: GammaGammaParams, frequency: ArrayLike, monetary_valu
 def monthly_expected_purchases(params: TransactionParams, months: int, frequency: ArrayLike, recency: ArrayLike,
                                T: ArrayLike) -> np.ndarray:
     """Expected repeat purchases in each of the next ``months`` months (columns), a month being 365.25/12 days:
-    differences of the conditional expectation at the month ends. Evaluated on the distinct rows only."""
+    differences of the conditional expectation at the month ends. Evaluated on the distinct (x, t_x, T) only."""
     if not (isinstance(months, int) and 1 <= months <= MAX_HORIZON_MONTHS):
         raise ClvError(f"The horizon must be 1 to {MAX_HORIZON_MONTHS} months, got {months!r}.")
     x, t_x, age = _arrays(frequency, recency, T)
-    month = DAYS_PER_MONTH / DAYS_PER_UNIT[params.unit]
-    keys = pd.DataFrame({"x": x, "t_x": t_x, "T": age})
-    codes, uniques = pd.MultiIndex.from_frame(keys).factorize()
-    ux, utx, uT = (uniques.get_level_values(i).to_numpy(dtype=np.float64) for i in range(3))
-    ends = month * np.arange(1, months + 1)
-    cumulative = conditional_expected_purchases(params, ends[None, :], ux[:, None], utx[:, None], uT[:, None])
-    per_month = np.diff(np.concatenate([np.zeros((len(ux), 1)), cumulative], axis=1), axis=1)
-    return per_month[codes]
+    codes, (ux, utx, uT) = _factorize(x.ravel(), t_x.ravel(), age.ravel())
+    ends = DAYS_PER_MONTH / DAYS_PER_UNIT[params.unit] * np.arange(1, months + 1)
+    alive = probability_alive(params, ux, utx, uT)[:, None]
+    if isinstance(params, BgNbdParams):  # the series depends on (x, T) and the horizon only
+        pair_codes, (px, pT) = _factorize(ux, uT)
+        tail = _bgnbd_tail_rows(params, np.repeat(px, months), np.repeat(pT, months), np.tile(ends, len(px)))
+        cumulative = alive * tail.reshape(len(px), months)[pair_codes]
+    else:
+        r, alpha, _s, beta = params.values()
+        growth = _paretonbd_growth(params, uT[:, None], ends[None, :])
+        cumulative = alive * ((r + ux) * (beta + uT) / (alpha + uT))[:, None] * growth
+    return np.diff(cumulative, axis=1, prepend=0.0)[codes]
 
 
 def discounted_value(per_month: np.ndarray, spend: ArrayLike, *, margin: float = 1.0,
