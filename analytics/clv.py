@@ -4,14 +4,17 @@ Models (parameters as in the papers; time in the fit's ``unit``, a week or a day
 
 * **BG/NBD** (Fader, Hardie & Lee 2005, "'Counting Your Customers' the Easy Way", Marketing Science 24(2)):
   while active a member buys at Poisson rate λ ~ Gamma(r, α); after each repeat purchase they drop out with
-  probability p ~ Beta(a, b). Likelihood in the form of Fader & Hardie's note 027 ("Overcoming the BG/NBD
-  model's #NUM! error problem", 2013), evaluated in logs.
+  probability p ~ Beta(a, b). Likelihood (FHL eq. 6) in the form of Fader & Hardie's note 027 ("Overcoming the
+  BG/NBD model's #NUM! error problem", 2013), evaluated in logs. The conditional expectation (FHL eq. 10) needs
+  2F1(r+x, b+x; a+b+x-1; z); it is summed here as a series after Euler's transformation (see _bgnbd_series),
+  because scipy's hyp2f1 returns inf/nan or wrong digits near z = 1 for these arguments (tests/test_clv.py).
 * **Pareto/NBD** (Schmittlein, Morrison & Colombo 1987): the same purchase process, lifetimes exponential with
   rate μ ~ Gamma(s, β). Likelihood as in Fader & Hardie's note 009 ("A Note on Deriving the Pareto/NBD Model and
   Related Expressions", 2005, eqs. 18–22), with the case split α ≥ β / α < β that keeps the Gaussian
   hypergeometric argument in [0, 1), and each 2F1(a, b; a + 1; z) evaluated after Euler's transformation as
-  (1 - z)^(1 - b) · 2F1(1, a + 1 - b; a + 1; z), whose series is bounded by 1/(1 - z): no overflow for members
-  with hundreds of purchases (the failure mode of the untransformed form).
+  (1 - z)^(1 - b) · 2F1(1, a + 1 - b; a + 1; z), whose terms are bounded by z^n: no overflow for members with
+  hundreds of purchases (the failure mode of the untransformed form, e.g. in lifetimes). That 2F1(1, ·; ·; z) comes
+  from scipy where scipy is reliable and from Gauss's continued fraction elsewhere (see _log_hyp2f1_one).
 * **Gamma-Gamma** spend (Fader & Hardie 2013, "The Gamma-Gamma Model of Monetary Value", note 025): a member's
   transaction values are Gamma(p, ν), ν ~ Gamma(q, γ) across members (``v`` = γ); fitted on members with at least
   one repeat purchase, from the mean value of their repeat purchases.
@@ -21,8 +24,11 @@ purchase), age T (first purchase to the end of calibration) and the mean repeat 
 (x, t_x, T) triples with their counts (a weighted log-likelihood), so a million members reduce to the few hundred
 thousand triples their calendar allows. Times are rescaled internally so that the largest age is 10 (the
 likelihood changes by a constant, the parameters map back exactly), parameters are optimised as logarithms by
-L-BFGS-B from fixed starting values, with analytic gradients for BG/NBD and Gamma-Gamma. An optional L2 penalty
-``penalty · Σ θ²`` is added to the mean negative log-likelihood (default 0: plain maximum likelihood).
+L-BFGS-B from fixed starting values (Nelder-Mead then L-BFGS-B again if it stalls), with analytic gradients for
+BG/NBD and Gamma-Gamma and finite differences for Pareto/NBD. An optional L2 penalty
+``penalty · Σ θ²`` is added to the mean negative log-likelihood (default 0: plain maximum likelihood), as in
+lifetimes: θ with time rescaled as above (largest age 10) and spend divided by its mean, so one penalty means the
+same shrinkage whatever the unit or currency.
 
 Warehouse queries and reports live in :mod:`analytics.clv_sql`; this module is pure numerics.
 """
@@ -188,29 +194,13 @@ def compress(frequency: ArrayLike, recency: ArrayLike, T: ArrayLike, weights: Ar
 # Log-likelihoods (per row, and weighted sums with gradients for the optimiser)
 
 
-@dataclass(frozen=True)
-class _BgNbdRows:
-    """Row parts of the BG/NBD log-likelihood in note 027's form: log(A3 + δ A4), with A3 = (α+T)^-(r+x) and
-    A4 = a/(b+x-1) (α+t_x)^-(r+x) for x > 0, and what its gradient needs (the shares of A3 and A4)."""
-
-    log_sum: np.ndarray
-    share3: np.ndarray
-    share4: np.ndarray
-    ln_alpha_T: np.ndarray
-    ln_alpha_tx: np.ndarray
-    b_x_1: np.ndarray
-
-
-def _bgnbd_rows(r: float, alpha: float, a: float, b: float, x: np.ndarray, t_x: np.ndarray, T: np.ndarray
-                ) -> _BgNbdRows:
-    ln_aT = np.log(alpha + T)
-    ln_atx = np.log(alpha + t_x)
+def _bgnbd_log_sum(r: float, alpha: float, a: float, b: float, x: np.ndarray, t_x: np.ndarray, T: np.ndarray
+                   ) -> np.ndarray:
+    """log(A3 + δ A4) of note 027: A3 = (α+T)^-(r+x), A4 = a/(b+x-1) (α+t_x)^-(r+x) for x > 0 (δ = 0 at x = 0)."""
     bx1 = b + np.maximum(x, 1.0) - 1.0  # b + x - 1, kept positive where x = 0 (A4 is not used there)
-    u = -(r + x) * ln_aT
-    v = np.where(x > 0, math.log(a) - np.log(bx1) - (r + x) * ln_atx, -np.inf)
-    log_sum = np.logaddexp(u, v)
-    share4 = np.exp(v - log_sum)
-    return _BgNbdRows(log_sum, 1.0 - share4, share4, ln_aT, ln_atx, bx1)
+    u = -(r + x) * np.log(alpha + T)
+    v = np.where(x > 0, math.log(a) - np.log(bx1) - (r + x) * np.log(alpha + t_x), -np.inf)
+    return np.logaddexp(u, v)
 
 
 def bgnbd_log_likelihood(params: BgNbdParams | tuple[float, float, float, float], frequency: ArrayLike,
@@ -219,7 +209,7 @@ def bgnbd_log_likelihood(params: BgNbdParams | tuple[float, float, float, float]
     r, alpha, a, b = params.values() if isinstance(params, BgNbdParams) else params
     x, t_x, age = _arrays(frequency, recency, T)
     w = np.ones_like(x) if weights is None else _arrays(weights, x)[0]
-    log_sum = _bgnbd_rows(r, alpha, a, b, x, t_x, age).log_sum
+    log_sum = _bgnbd_log_sum(r, alpha, a, b, x, t_x, age)
     per_x = (special.gammaln(r + x) - special.gammaln(r) + r * math.log(alpha) + special.gammaln(a + b)
              + special.gammaln(b + x) - special.gammaln(b) - special.gammaln(a + b + x))
     return float(np.sum(w * (per_x + log_sum)))
@@ -277,12 +267,13 @@ MAX_ITERATIONS = 200_000
 
 
 def _log_hyp2f1_one(B: np.ndarray, C: np.ndarray, z: np.ndarray) -> np.ndarray:
-    """log 2F1(1, B; C; z) for 0 < B < C and 0 <= z < 1, by Gauss's continued fraction (the a = 0 case of
-    2F1(a+1, b; c+1; z) / 2F1(a, b; c; z)) evaluated with the modified Lentz algorithm to full precision.
+    """log 2F1(1, B; C; z) for 0 < B < C and 0 <= z < 1: scipy's hyp2f1 where it is reliable, else Gauss's
+    continued fraction (the a = 0 case of 2F1(a+1, b; c+1; z) / 2F1(a, b; c; z)) evaluated with the modified
+    Lentz algorithm to full precision.
 
-    Why not scipy.special.hyp2f1: scipy 1.17 returns inf or nan for z >= 0.95 once C is large (hundreds of
-    purchases), which is where Pareto/NBD's A0 term lands for heavy buyers. The fraction converges in the whole
-    cut plane; it needs ~20 steps at z = 0.5, ~500 at z = 0.999 (checked against mpmath to 1e-12 in the tests).
+    Why not scipy alone: scipy 1.17 returns inf or nan for z >= 0.95 once C is large (hundreds of purchases),
+    which is where Pareto/NBD's A0 term lands for heavy buyers. The fraction converges in the whole cut plane; it
+    needs ~20 steps at z = 0.5, ~500 at z = 0.999 (both paths checked against mpmath to 1e-11 in the tests).
     """
     B, C, z = (np.array(v, dtype=np.float64) for v in np.broadcast_arrays(B, C, z))
     f, lentz_c, lentz_d = np.ones_like(z), np.ones_like(z), np.zeros_like(z)
@@ -448,6 +439,12 @@ def _minimise(fun: Callable[[np.ndarray], Any], start: np.ndarray, jac: bool, wh
     return np.exp(result.x)
 
 
+def _check_penalty(penalty: float) -> float:
+    if not (isinstance(penalty, int | float) and math.isfinite(penalty) and 0.0 <= penalty <= 1e3):
+        raise ClvError(f"The penalty must be a number from 0 to 1,000, got {penalty!r}.")
+    return float(penalty)
+
+
 def _prepared(frequency: ArrayLike, recency: ArrayLike, T: ArrayLike, weights: ArrayLike | None
               ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, float]:
     x, t_x, age = _arrays(frequency, recency, T)
@@ -474,7 +471,7 @@ def fit_bgnbd(frequency: ArrayLike, recency: ArrayLike, T: ArrayLike, *, weights
     """Maximum-likelihood BG/NBD on members' (x, t_x, T) in ``unit`` (optionally with member counts as weights)."""
     check_unit(unit)
     x, t_x, age, w, scale = _prepared(frequency, recency, T, weights)
-    objective = _BgNbdObjective(x, t_x, age, w, float(penalty))
+    objective = _BgNbdObjective(x, t_x, age, w, _check_penalty(penalty))
     start = np.log([1.0, _start_rate(x, age, w), 1.0, 1.0])
     r, alpha, a, b = _minimise(objective, start, True, "BG/NBD")
     params = (float(r), float(alpha / scale), float(a), float(b))
@@ -487,6 +484,7 @@ def fit_paretonbd(frequency: ArrayLike, recency: ArrayLike, T: ArrayLike, *, wei
     """Maximum-likelihood Pareto/NBD on members' (x, t_x, T) in ``unit``; the gradient is by finite differences
     (the 2F1 term has no convenient parameter derivatives)."""
     check_unit(unit)
+    penalty = _check_penalty(penalty)
     x, t_x, age, w, scale = _prepared(frequency, recency, T, weights)
     n = float(w.sum())
     pairs = _Pairs.of(x, t_x, age)
@@ -522,7 +520,7 @@ def fit_gammagamma(frequency: ArrayLike, monetary_value: ArrayLike, *, weights: 
     xs, ws = rows["x"].to_numpy(), rows["w"].to_numpy()
     scale = float(np.dot(ws, rows["m"].to_numpy()) / ws.sum())
     ms = rows["m"].to_numpy() / scale
-    p, q, v = _minimise(_GammaGammaObjective(xs, ms, ws, float(penalty)), np.log([1.0, 2.0, 1.0]), True,
+    p, q, v = _minimise(_GammaGammaObjective(xs, ms, ws, _check_penalty(penalty)), np.log([1.0, 2.0, 1.0]), True,
                         "Gamma-Gamma")
     params = (float(p), float(q), float(v * scale))
     ll = gammagamma_log_likelihood(params, xs, ms * scale, ws)

@@ -68,6 +68,8 @@ MIN_HISTORY_DAYS = 180
 MIN_REPEAT_BUYERS = 100
 #: The longest holdout or history span accepted, in days (bounds what a caller can ask for).
 MAX_SPAN_DAYS = 3660
+#: Waits to a next order longer than this (100 years) are shown as missing rather than as a date.
+MAX_WAIT_DAYS = 36_525
 SUMMARY_COLUMNS: tuple[str, ...] = ("member_id", "frequency", "recency", "T", "monetary_value")
 MEMBER_COLUMNS: tuple[str, ...] = ("member_id", "frequency", "recency", "T", "monetary_value", "expected_orders",
                                    "p_alive", "expected_spend", "clv", "next_order_date")
@@ -277,7 +279,8 @@ def member_values(summary: pd.DataFrame, transactions: TransactionParams, spend:
                   ) -> pd.DataFrame:
     """Per member of ``summary``: the summary columns plus ``expected_orders`` (repeat purchases in the next
     ``months`` months), ``p_alive``, ``expected_spend`` (per purchase), ``clv`` and ``next_order_date``
-    (calibration end + the median wait to the next purchase if still active; BG/NBD only, else missing)."""
+    (calibration end + the median wait to the next purchase if still active, rounded up to whole days; BG/NBD
+    only, else missing; missing too beyond 100 years)."""
     x, t_x, age, m = (summary[c].to_numpy(np.float64) for c in ("frequency", "recency", "T", "monetary_value"))
     per_month = clv.monthly_expected_purchases(transactions, months, x, t_x, age)
     frame = summary.reset_index(drop=True).copy()
@@ -287,12 +290,11 @@ def member_values(summary: pd.DataFrame, transactions: TransactionParams, spend:
     frame["clv"] = clv.discounted_value(per_month, frame["expected_spend"].to_numpy(), margin=margin,
                                         monthly_discount=monthly_discount)
     if isinstance(transactions, BgNbdParams):
-        wait = clv.median_days_to_next_purchase(transactions, x, age)
-        base = pd.Timestamp(calibration_end)
-        frame["next_order_date"] = [(base + pd.Timedelta(days=float(d))).date() if d < 365_000 else None
-                                    for d in np.ceil(wait)]
+        wait = np.ceil(clv.median_days_to_next_purchase(transactions, x, age))
+        days = pd.to_timedelta(np.where(wait < MAX_WAIT_DAYS, wait, np.nan), unit="D")
+        frame["next_order_date"] = pd.Timestamp(calibration_end) + days
     else:
-        frame["next_order_date"] = None
+        frame["next_order_date"] = pd.NaT
     return frame[list(MEMBER_COLUMNS)]
 
 

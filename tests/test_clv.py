@@ -309,6 +309,23 @@ def test_penalty_shrinks_parameters(cdnow_summary: pd.DataFrame) -> None:
     assert penalised.log_likelihood < plain.log_likelihood
 
 
+def test_fits_do_not_depend_on_time_unit_or_currency(cdnow_summary: pd.DataFrame,
+                                                     cdnow_models: clv_sql.ClvModels) -> None:
+    x, t_x, T, m = (cdnow_summary[c] for c in ("frequency", "recency", "T", "monetary_value"))
+    in_days = clv.fit_bgnbd(x, t_x * 7, T * 7, unit="day")
+    weekly = cdnow_models.bgnbd
+    assert (in_days.r, in_days.alpha / 7, in_days.a, in_days.b) == pytest.approx(weekly.values(), rel=1e-5)
+    assert in_days.unit == "day"
+    pareto = clv.fit_paretonbd(x, t_x * 7, T * 7, unit="day")
+    assert (pareto.r, pareto.alpha / 7, pareto.s, pareto.beta / 7) == pytest.approx(cdnow_models.paretonbd.values(),
+                                                                                     rel=1e-4)
+    in_cents = clv.fit_gammagamma(x, m * 100)
+    spend = cdnow_models.gammagamma
+    assert (in_cents.p, in_cents.q, in_cents.v / 100) == pytest.approx(spend.values(), rel=1e-5)
+    with pytest.raises(ClvError, match="penalty"):
+        clv.fit_bgnbd(x, t_x, T, penalty=-1.0)
+
+
 def test_parameters_round_trip_through_json() -> None:
     fitted = BgNbdParams(0.243, 4.414, 0.793, 2.426, unit="day", log_likelihood=-9582.4, customers=2357)
     stored = json.loads(json.dumps(fitted.to_dict()))
