@@ -44,6 +44,8 @@ import numpy as np
 import pandas as pd
 from scipy import optimize, special
 
+from analytics.errors import InputError
+
 Unit = Literal["week", "day"]
 DAYS_PER_UNIT: dict[str, float] = {"week": 7.0, "day": 1.0}
 #: A month for CLV horizons: 365.25 / 12 days, in every unit.
@@ -53,7 +55,7 @@ MAX_HORIZON_MONTHS = 120
 ArrayLike = Any
 
 
-class ClvError(ValueError):
+class ClvError(InputError):
     """A CLV model cannot be fitted or evaluated from these inputs; the message says why."""
 
 

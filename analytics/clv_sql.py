@@ -59,9 +59,9 @@ from analytics.clv import (
     TransactionParams,
     check_unit,
 )
-from analytics.db import Bind, read_frame, read_frame_columnar
-from analytics.schema import orders
 from analytics.sqlparts import sum_if
+from analytics.storage.contract import orders
+from analytics.storage.db import Bind, read_frame, read_frame_columnar
 
 MIN_MEMBERS = 500
 MIN_HISTORY_DAYS = 180

@@ -58,8 +58,9 @@ def simulate(members: int, seed: int = 42, days: int = 730) -> pd.DataFrame:
 
 
 def from_warehouse(path: Path) -> tuple[pd.DataFrame, float]:
-    from analytics import clv_sql
     from analytics.warehouse import data_span, open_warehouse
+
+    from analytics import clv_sql
 
     engine = open_warehouse(f"duckdb:///{path}")
     span = data_span(engine)
