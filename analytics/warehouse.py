@@ -23,6 +23,7 @@ from pathlib import Path
 
 import pandas as pd
 from sqlalchemy import Column, Engine, MetaData, String, Table, create_engine, event, func, inspect, select
+from sqlalchemy.dialects import registry
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, SQLAlchemyError
 
@@ -33,6 +34,10 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 WAREHOUSE_URL_ENV = "MEMBERLENS_WAREHOUSE_URL"
 DATA_DIR_ENV = "MEMBERLENS_DATA_DIR"
 SECRETS_CONNECTION = "warehouse"
+
+# Apache Spark SQL through its Thrift Server (analytics/spark_dialect.py, loaded when a URL names it).
+registry.register("sparksql", "analytics.spark_dialect", "SparkDialect")
+registry.register("sparksql.pyhive", "analytics.spark_dialect", "SparkDialect")
 
 #: Drivers MemberLens knows how to suggest when a URL names one that is not installed.
 DRIVER_PACKAGES: dict[str, str] = {
@@ -45,6 +50,7 @@ DRIVER_PACKAGES: dict[str, str] = {
     "bigquery": "sqlalchemy-bigquery",
     "clickhouse": "clickhouse-sqlalchemy",
     "hive": "pyhive[hive]",
+    "sparksql": "pyhive thrift thrift-sasl pure-sasl",
     "databricks": "databricks-sqlalchemy",
     "mysql": "pymysql",
     "pymysql": "pymysql",
@@ -221,6 +227,13 @@ def create_warehouse_engine(url: str, *, read_only: bool = True) -> Engine:
             if autocommit is False:
                 dbapi_connection.commit()
 
+    if read_only and backend == "sparksql":
+        from analytics.spark_dialect import assert_read_only
+
+        @event.listens_for(engine, "before_cursor_execute")
+        def _refuse_writes(_conn, _cursor, statement, _parameters, _context, _many) -> None:
+            assert_read_only(statement)  # Spark has no read-only session mode
+
     return engine
 
 
@@ -274,7 +287,7 @@ def explain_error(exc: BaseException, url: str) -> WarehouseError:
             f"({where}).",
             "Another page or session is still reading it: try again in a moment, or restart the app.",
         )
-    if "does not exist" in lowered and "database" in lowered:
+    if ("does not exist" in lowered and "database" in lowered) or "schema_not_found" in lowered:
         return WarehouseError(
             f"The database named in the warehouse URL does not exist ({where}).",
             "Create it, or correct the database name at the end of the URL.",
