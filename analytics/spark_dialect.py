@@ -278,6 +278,11 @@ class SparkCompiler(HiveCompiler):
             return super().visit_cast(rounded, **kw)
         return super().visit_cast(cast, **kw)
 
+    def render_literal_value(self, value: Any, type_: Any) -> str:
+        if isinstance(value, str):  # e.g. LIKE's ESCAPE '\\': Spark's strings take backslash escapes
+            return quote_string(value)
+        return super().render_literal_value(value, type_)
+
     def visit_strpos_func(self, fn: Any, **kw: Any) -> str:
         return f"instr{self.function_argspec(fn, **kw)}"
 
