@@ -218,3 +218,24 @@ def _define_tables(url: str, database: str | None, names: Sequence[str], stateme
         raise explain_error(exc, url) from exc
     finally:
         engine.dispose()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m analytics.parquet_load --location URI [--database DB]``: print the Spark DDL for demo Parquet
+    folders that were copied to ``URI`` (a cluster's HDFS, S3 or shared folder), to run with beeline or spark-sql."""
+    import argparse
+
+    from analytics.synthetic.build import DEMO_TABLES
+
+    parser = argparse.ArgumentParser(prog="python -m analytics.parquet_load", description=main.__doc__)
+    parser.add_argument("--location", required=True, help="where the table folders are, as the cluster sees it "
+                        "(e.g. s3a://bucket/memberlens or hdfs:///warehouse/memberlens)")
+    parser.add_argument("--database", help="database to create the tables in (default: the session's)")
+    args = parser.parse_args(argv)
+    for statement in spark_ddl(DEMO_TABLES, args.database, args.location):
+        print(statement + ";")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

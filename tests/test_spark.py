@@ -70,7 +70,7 @@ def _frame(frame: pd.DataFrame) -> pd.DataFrame:
             if kinds and kinds <= {int, float}:
                 series = series.astype("float64")
             elif kinds and kinds <= {dt.datetime, dt.date}:
-                series = pd.to_datetime(series)
+                series = pd.to_datetime(series).astype("datetime64[us]")
         elif pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series):
             series = series.astype("float64")
         elif pd.api.types.is_datetime64_any_dtype(series):
@@ -373,3 +373,90 @@ def test_member_rows(spark_warehouse: Warehouse, duck_twin: Warehouse, year: Fil
     ids = rfm.segment_member_ids(year, ("Champions", "Loyal"))
     both(spark_warehouse, duck_twin, lambda e: member_rows(e, ids), ordered=False)
     both(spark_warehouse, duck_twin, lambda e: member_count(e, ids))
+
+
+# --------------------------------------------------------------------------------------------------
+# Without a server: literals, compiled SQL, the Parquet output
+# --------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("value", "expected"), [
+    (None, "NULL"), (True, "TRUE"), (-3, "(-3)"), (0.5, "0.5D"), (-1e-07, "(-1e-07D)"),
+    (Decimal("1234.50"), "1234.50BD"), (Decimal("-1E+2"), "(-100BD)"), (dt.date(2026, 1, 31), "DATE '2026-01-31'"),
+    (dt.datetime(2026, 1, 31, 23, 59, 1), "TIMESTAMP_NTZ '2026-01-31 23:59:01.000000'"),
+    (dt.timedelta(days=-1, seconds=30), "INTERVAL '-0 23:59:30.000000' DAY TO SECOND"),
+    ("it's a \\ test\n", "'it\\'s a \\\\ test\\n'"), ("50%", "'50%'"), (b"\x00\xff", "X'00ff'"),
+    (np.int64(7), "7"), (("a", 1), "('a', 1)"),
+])
+def test_literals(value: Any, expected: str) -> None:
+    from analytics.spark_dialect import spark_literal
+
+    assert spark_literal(value) == expected
+
+
+def test_no_literal_is_guessed() -> None:
+    from pyhive.exc import ProgrammingError
+
+    from analytics.spark_dialect import spark_literal
+
+    for value in (Decimal("NaN"), object()):
+        with pytest.raises(ProgrammingError):
+            spark_literal(value)
+
+
+def test_a_parameter_cannot_leave_its_literal() -> None:
+    """Whatever the text, it is one string literal to Spark's lexer: the quote count outside escapes is two."""
+    import re
+
+    from analytics.spark_dialect import render_statement
+
+    for text in ("'", "\\'", "\\", "'; DROP TABLE members; --", "%(x)s", "\\\\'", "a\x1a\x00b"):
+        sql = render_statement("SELECT %(x)s AS v", {"x": text})
+        body = sql.removeprefix("SELECT ").removesuffix(" AS v")
+        assert re.fullmatch(r"'(?:[^'\\]|\\.)*'", body), sql
+
+
+def test_compiled_forms() -> None:
+    from sqlalchemy import DateTime, column, create_engine, extract, func
+    from sqlalchemy.schema import CreateTable
+
+    from analytics.schema import orders
+    from analytics.spark_dialect import spark_type
+
+    dialect = create_engine("sparksql://127.0.0.1/x").dialect
+    ddl = str(CreateTable(orders).compile(dialect=dialect))
+    assert "`net_amount` DECIMAL(14,2)" in ddl and "`ordered_at` TIMESTAMP_NTZ" in ddl
+    d, t, n = column("d", Date), column("t", DateTime), column("n", Integer)
+    sql = str(select(d - d, extract("epoch", t), extract("dow", t), n // 7, func.strpos("ab", "b"),
+                     cast(column("m", Numeric(14, 2)), Integer)).compile(dialect=dialect))
+    assert "datediff(`d`, `d`)" in sql and "unix_date(CAST(`t` AS DATE)) * 86400" in sql
+    assert "(EXTRACT(DAYOFWEEK FROM `t`) - 1)" in sql and "FLOOR(`n` / " in sql and "instr(" in sql
+    assert "CAST(round(`m`) AS INT)" in sql
+    assert spark_type("decimal(14,2)") .precision == 14 and spark_type("decimal(14,2)").scale == 2
+    assert isinstance(spark_type("timestamp_ntz"), DateTime) and isinstance(spark_type("date"), Date)
+
+
+def test_parquet_output_equals_the_duckdb_build(duck_twin: Warehouse, tmp_path) -> None:
+    """``--parquet DIR`` alone: one folder per table holding exactly the rows of the same demo in DuckDB,
+    facts in sort-key order, and the DDL script for Spark."""
+    import duckdb
+
+    from analytics.schema import SORT_KEYS
+    from analytics.synthetic.__main__ import main
+    from tests.conftest import TINY_SPARK
+
+    folder = tmp_path / "parquet"
+    assert main(["--members", str(TINY_SPARK.members), "--seed", str(TINY_SPARK.seed), "--parquet", str(folder)]) == 0
+    con = duckdb.connect()
+    for table in WAREHOUSE_TABLES:
+        got = con.execute(f"SELECT * FROM read_parquet('{folder / table.name}/*.parquet')").df()
+        expected = duck_twin.frame(table.name)
+        key = list(expected.columns)
+        assert_same(got.sort_values(key, key=lambda s: s.astype(str)).reset_index(drop=True),
+                    expected.sort_values(key, key=lambda s: s.astype(str)).reset_index(drop=True), where=table.name)
+        if table.name in SORT_KEYS:
+            sort = list(SORT_KEYS[table.name])
+            assert got[sort].equals(got.sort_values(sort, kind="stable")[sort].reset_index(drop=True))
+    ddl = (folder / "create_tables.sql").read_text()
+    assert ddl.count("CREATE TABLE") == len(WAREHOUSE_TABLES) + 1 and f"LOCATION '{folder.as_uri()}/orders'" in ddl
+    assert main(["--members", "10", "--parquet", str(folder)]) == 1  # exists: --replace needed
