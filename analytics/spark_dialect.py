@@ -38,7 +38,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -493,13 +493,11 @@ READ_ONLY_STATEMENTS = re.compile(r"^\s*(SELECT|WITH|SHOW|DESCRIBE|DESC|EXPLAIN|
 
 
 def assert_read_only(statement: str) -> None:
-    """Refuse a statement that could change the warehouse (Spark has no read-only session mode)."""
+    """Refuse a statement that could change the warehouse (Spark has no read-only session mode).
+
+    A guard against mistakes in MemberLens, not a permission system: give it a read-only account too."""
     if not READ_ONLY_STATEMENTS.match(statement):
         first = statement.strip().split(None, 1)[0] if statement.strip() else ""
         raise hive.NotSupportedError(
             f"This Spark warehouse is read-only to MemberLens: a {first.upper()} statement was refused.")
 
-
-def split_statements(script: str) -> Iterable[str]:
-    """The statements of a ``;``-separated DDL script written by MemberLens (no ``;`` inside literals)."""
-    return [s.strip() for s in script.split(";") if s.strip()]
