@@ -58,9 +58,8 @@ def simulate(members: int, seed: int = 42, days: int = 730) -> pd.DataFrame:
 
 
 def from_warehouse(path: Path) -> tuple[pd.DataFrame, float]:
-    from analytics.warehouse import data_span, open_warehouse
-
     from analytics import clv_sql
+    from analytics.storage.warehouse import data_span, open_warehouse
 
     engine = open_warehouse(f"duckdb:///{path}")
     span = data_span(engine)

@@ -29,6 +29,9 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DATASETS = PROJECT_ROOT.parent / "shared" / "datasets"
 TINY = DemoSpec(members=2_000, seed=7)
 POSTGRES_ENV = "MEMBERLENS_TEST_POSTGRES_URL"
+SPARK_ENV = "MEMBERLENS_TEST_SPARK_URL"
+#: The Spark warehouse is smaller than TINY: every statement costs Spark a job, whatever the data size.
+TINY_SPARK = DemoSpec(members=300, seed=7)
 
 
 @dataclass
@@ -109,6 +112,46 @@ def pg_warehouse(postgres_database: str) -> Iterator[Warehouse]:
     generate_warehouse(postgres_database, TINY)
     engine = open_warehouse(postgres_database)
     yield Warehouse("postgresql", postgres_database, engine, {})
+    engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def spark_server_url() -> str:
+    url = os.environ.get(SPARK_ENV, "").strip()
+    if not url:
+        pytest.skip(f"{SPARK_ENV} is not set: no Spark Thrift Server to test against "
+                    "(CI starts one with .ci/start_spark)")
+    try:
+        import pyhive  # noqa: F401
+    except ImportError:
+        pytest.skip("PyHive is not installed: pip install -r requirements.txt")
+    return url
+
+
+@pytest.fixture(scope="session")
+def spark_warehouse(spark_server_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Warehouse]:
+    """TINY_SPARK as Parquet files with Spark tables over them, in a database of its own (dropped afterwards)."""
+    name = f"memberlens_test_{uuid.uuid4().hex[:10]}"
+    url = make_url(spark_server_url).set(database=name).render_as_string(hide_password=False)
+    admin = create_engine(make_url(spark_server_url).set(database="default"))
+    try:
+        generate_warehouse(url, TINY_SPARK, parquet_dir=tmp_path_factory.mktemp("spark") / "parquet")
+        engine = open_warehouse(url)
+        yield Warehouse("spark", url, engine, {})
+        engine.dispose()
+    finally:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f"DROP DATABASE IF EXISTS `{name}` CASCADE")
+        admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def duck_twin(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Warehouse]:
+    """TINY_SPARK in DuckDB: the reference the Spark results are compared with."""
+    url = f"duckdb:///{tmp_path_factory.mktemp('duck_twin') / 'warehouse.duckdb'}"
+    generate_warehouse(url, TINY_SPARK)
+    engine = open_warehouse(url)
+    yield Warehouse("duckdb", url, engine, {})
     engine.dispose()
 
 

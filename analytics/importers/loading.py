@@ -300,6 +300,12 @@ def open_target(url: str) -> Iterator[Target]:
         target: Target = DuckDBTarget(url, path)
     elif backend == "postgresql":
         target = PostgresTarget(url)
+    elif backend == "sparksql":
+        raise WarehouseError(
+            f"This Spark SQL warehouse is read-only to MemberLens, so files cannot be imported into it "
+            f"({mask_url(url)}).",
+            "Load the data into the Spark tables with Spark's own tools (docs/spark.md), or import into a DuckDB "
+            "or PostgreSQL warehouse.")
     else:
         raise WarehouseError(
             f"The importers write to DuckDB or PostgreSQL, not '{backend}' ({mask_url(url)}).",

@@ -140,21 +140,30 @@ def existing_tables(url: str) -> list[str]:
 
 @contextmanager
 def bulk_load(
-    url: str, tables: Sequence[Table], *, sort_by: dict[str, tuple[str, ...]] | None = None, replace: bool = False,
-    memory_limit: str = "3GB",
+    url: str | None, tables: Sequence[Table], *, sort_by: dict[str, tuple[str, ...]] | None = None,
+    replace: bool = False, memory_limit: str = "3GB", parquet_dir: str | Path | None = None,
 ) -> Iterator[BulkLoader]:
     """Create ``tables`` at ``url`` and yield a loader; commit on success, leave nothing on failure.
 
     With ``replace`` existing tables of the same names are dropped (atomically with the load);
     without it, finding any of them is an error, so nobody loses a warehouse by accident. A DuckDB
     file is rebuilt as a whole, so one that also holds other tables is never touched.
+    A ``sparksql://`` URL or a ``parquet_dir`` (with no URL: files only) goes through
+    :func:`analytics.storage.parquet_load.parquet_load`: Parquet files, then Spark tables defined over them.
     """
+    if parquet_dir is not None or url is None or WAREHOUSE.parse(url).get_backend_name() == "sparksql":
+        from analytics.storage.parquet_load import parquet_load
+
+        with parquet_load(url, tables, sort_by=sort_by, replace=replace, directory=parquet_dir) as loader:
+            yield loader
+        return
     names = [t.name for t in tables]
     backend = WAREHOUSE.parse(url).get_backend_name()
     if backend not in ("duckdb", "postgresql"):
         raise WarehouseError(
-            f"The demo generator writes to DuckDB or PostgreSQL, not '{backend}' ({mask_url(url)}).",
-            "Generate into DuckDB or PostgreSQL and copy the tables with your warehouse's own loader.",
+            f"The demo generator writes to DuckDB, PostgreSQL or Spark SQL, not '{backend}' ({mask_url(url)}).",
+            "Generate into DuckDB, PostgreSQL or Parquet files (--parquet DIR) and load those with your "
+            "warehouse's own loader.",
         )
     present = existing_tables(url)
     clash = [n for n in names if n.lower() in {p.lower() for p in present}]

@@ -40,6 +40,7 @@ DRIVER_PACKAGES: dict[str, str] = {
     "bigquery": "sqlalchemy-bigquery",
     "clickhouse": "clickhouse-sqlalchemy",
     "hive": "pyhive[hive]",
+    "sparksql": "pyhive thrift thrift-sasl pure-sasl",
     "databricks": "databricks-sqlalchemy",
     "mysql": "pymysql",
     "pymysql": "pymysql",
@@ -233,7 +234,7 @@ class Database:
                 f"The {self.label} file is open for reading in this MemberLens process, so it cannot be written "
                 f"now ({where}).",
                 "Another page or session is still reading it: try again in a moment, or restart the app.")
-        if "does not exist" in lowered and "database" in lowered:
+        if ("does not exist" in lowered and "database" in lowered) or "schema_not_found" in lowered:
             return self.error(f"The database named in the {self.url_label} URL does not exist ({where}).",
                               "Create it (MemberLens creates its own tables where it writes), or correct the "
                               "database name at the end of the URL.")

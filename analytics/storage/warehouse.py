@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pandas as pd
 from sqlalchemy import Column, Engine, MetaData, String, Table, create_engine, event, func, inspect, select
+from sqlalchemy.dialects import registry
 from sqlalchemy.exc import NoSuchModuleError
 
 from analytics.errors import WarehouseError
@@ -26,6 +27,10 @@ from analytics.storage.databases import WAREHOUSE, DatabaseConfig, data_dir, sec
 from analytics.storage.db import Bind, connection
 
 WAREHOUSE_URL_ENV = WAREHOUSE.env
+
+# Apache Spark SQL through its Thrift Server (analytics/storage/spark_dialect.py, loaded when a URL names it).
+registry.register("sparksql", "analytics.storage.spark_dialect", "SparkDialect")
+registry.register("sparksql.pyhive", "analytics.storage.spark_dialect", "SparkDialect")
 
 
 def default_warehouse_path() -> Path:
@@ -98,6 +103,13 @@ def create_warehouse_engine(url: str, *, read_only: bool = True) -> Engine:
             cursor.close()
             if autocommit is False:
                 dbapi_connection.commit()
+
+    if read_only and backend == "sparksql":
+        from analytics.storage.spark_dialect import assert_read_only
+
+        @event.listens_for(engine, "before_cursor_execute")
+        def _refuse_writes(_conn, _cursor, statement, _parameters, _context, _many) -> None:
+            assert_read_only(statement)  # Spark has no read-only session mode
 
     return engine
 

@@ -27,8 +27,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--members", type=int, default=DEFAULT_MEMBERS,
                         help=f"member count (default {DEFAULT_MEMBERS:,})")
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED, help=f"random seed (default {DEFAULT_SEED})")
-    parser.add_argument("--url", help="target: duckdb:///path.duckdb or postgresql+psycopg://... "
-                        "(default: the configured warehouse, else data/warehouse.duckdb)")
+    parser.add_argument("--url", help="target: duckdb:///path.duckdb, postgresql+psycopg://... or "
+                        "sparksql://host:10000/db (default: the configured warehouse, else data/warehouse.duckdb; "
+                        "none with --parquet)")
+    parser.add_argument("--parquet", metavar="DIR", help="write Parquet files (a folder per table) and "
+                        "create_tables.sql there; with a sparksql:// --url also define the tables on the server "
+                        "(docs/spark.md)")
     parser.add_argument("--end", type=iso_date, default=DEFAULT_END, help=f"last trading day (default {DEFAULT_END})")
     parser.add_argument("--days", type=int, default=DEFAULT_DAYS, help=f"trading days (default {DEFAULT_DAYS})")
     parser.add_argument("--replace", action="store_true", help="rebuild even if the warehouse tables exist")
@@ -42,10 +46,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     def body() -> int:
         spec = DemoSpec(members=args.members, seed=args.seed, end=args.end, days=args.days)
-        url = args.url or resolve_warehouse_config().url
-        summary = generate_warehouse(url, spec, replace=args.replace, progress=progress)
+        url = args.url or (None if args.parquet else resolve_warehouse_config().url)
+        summary = generate_warehouse(url, spec, replace=args.replace, progress=progress, parquet_dir=args.parquet)
         rows = ", ".join(f"{name} {count:,}" for name, count in summary.rows.items())
-        print(f"Built {mask_url(url)} in {summary.seconds:.1f} s: {rows}", file=sys.stderr)
+        where = " and ".join(w for w in (args.parquet, url and mask_url(url)) if w)
+        print(f"Built {where} in {summary.seconds:.1f} s: {rows}", file=sys.stderr)
         return 0
 
     return run_reporting_errors(body)

@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, timedelta
+from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
@@ -95,9 +96,11 @@ class BuildSummary:
 
 
 def generate_warehouse(
-    url: str, spec: DemoSpec = DemoSpec(), *, replace: bool = False, progress: Progress | None = None
+    url: str | None, spec: DemoSpec = DemoSpec(), *, replace: bool = False, progress: Progress | None = None,
+    parquet_dir: str | Path | None = None,
 ) -> BuildSummary:
-    """Generate the demo warehouse described by ``spec`` into ``url`` (DuckDB file or PostgreSQL)."""
+    """Generate the demo warehouse described by ``spec`` into ``url`` (DuckDB file, PostgreSQL or Spark SQL);
+    with ``parquet_dir``, as Parquet files there (and Spark tables over them when ``url`` is ``sparksql://``)."""
     began = time.perf_counter()
     report = progress or (lambda _f, _m: None)
     cal = DemandCalendar.build(spec.end, spec.days)
@@ -107,7 +110,7 @@ def generate_warehouse(
     summary = BuildSummary(spec)
     counters = {"order": 0, "session": 0, "event": 0, "entry": 0}
     n_chunks = -(-spec.members // CHUNK_MEMBERS)
-    with bulk_load(url, DEMO_TABLES, sort_by=contract.SORT_KEYS, replace=replace) as loader:
+    with bulk_load(url, DEMO_TABLES, sort_by=contract.SORT_KEYS, replace=replace, parquet_dir=parquet_dir) as loader:
         _append(loader, summary, "products", _products_table(catalog))
         _append(loader, summary, "campaigns", _campaigns_table(campaigns, cal))
         for chunk in range(n_chunks):
