@@ -16,6 +16,7 @@ import streamlit as st
 from analytics.storage.warehouse import WarehouseError, explain_error
 from ui.cached import cached_data_span, cached_filter_options
 from ui.context import PageContext, set_page_context, sidebar_filters
+from ui.member_sets import switch_if_asked
 from ui.warehouse import (
     SOURCE_LABELS,
     build_demo_warehouse,
@@ -98,6 +99,7 @@ def main() -> None:
             st.rerun()
     set_page_context(PageContext(config, engine, span, options, filters))
     navigation = st.navigation({section: pages for section, pages in PAGES.items() if pages}, expanded=True)
+    switch_if_asked()  # "Use in Campaign targeting" on another page
     page_area = st.empty()
     try:
         with page_area.container():

@@ -24,6 +24,8 @@ from ui.members import member_table
 PREVIEW_ROWS = 100
 #: Where "Use in Campaign targeting" leaves audiences for the targeting page to pick up.
 INBOX_KEY = "targeting_inbox"
+#: Set by the button's callback; ``app.py`` switches to the targeting page on the next run.
+GO_KEY = "_go_to_targeting"
 TARGETING_PAGE = "pages/campaign_targeting.py"
 
 
@@ -57,10 +59,18 @@ def export_members(engine: Engine, audience: Audience, actor: str, page: str) ->
 
 
 def use_in_targeting(audience: Audience) -> None:
-    """Open Campaign targeting with ``audience`` added as a condition (a button's callback would be too early:
-    the page switch happens in the run)."""
+    """A button's callback: leave ``audience`` for Campaign targeting, which ``app.py`` opens on the run the click
+    starts (a page switch cannot happen inside a callback; a click seen only in the page's own code would be lost
+    when the run restarts)."""
     st.session_state.setdefault(INBOX_KEY, []).append(audience)
-    st.switch_page(TARGETING_PAGE)
+    st.session_state[GO_KEY] = True
+
+
+def switch_if_asked() -> None:
+    """Called by ``app.py`` once the navigation is known: open Campaign targeting after "Use in Campaign
+    targeting" was clicked."""
+    if st.session_state.pop(GO_KEY, False):
+        st.switch_page(TARGETING_PAGE)
 
 
 def slug(text: str) -> str:
@@ -98,6 +108,7 @@ def member_set(engine: Engine, audience: Audience, *, key: str, who: str, actor:
                                icon=":material/data_object:", key=f"{key}_json", on_click="ignore",
                                help="The definition as data, to share or keep: Campaign targeting and "
                                     "`python -m analytics audience` re-create exactly these members from it.")
-    if targeting and buttons[2].button("Use in Campaign targeting", icon=":material/campaign:", key=f"{key}_target",
-                         help="Opens Campaign targeting with these members as a condition of the audience."):
-        use_in_targeting(audience)
+    if targeting:
+        buttons[2].button("Use in Campaign targeting", icon=":material/campaign:", key=f"{key}_target",
+                          on_click=use_in_targeting, args=(audience,),
+                          help="Opens Campaign targeting with these members as a condition of the audience.")

@@ -9,6 +9,7 @@ MEMBER_COLUMN_CONFIG = {
     "member_id": "Member", "name": "Name", "phone": "Phone", "email": "Email", "tier": "Tier", "region": "Region",
     "city": "City", "registered_at": st.column_config.DatetimeColumn("Registered", format="YYYY-MM-DD"),
     "points_balance": st.column_config.NumberColumn("Points", format="localized"),
+    "arm": st.column_config.TextColumn("Arm", help="Treatment: gets the message; control: held out to measure it."),
 }
 
 
