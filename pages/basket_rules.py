@@ -8,6 +8,7 @@ import plotly.express as px
 import plotly.graph_objects as go
 import streamlit as st
 
+from analytics.rule_views import bought_together, compare_rules, rule_audience, rule_network
 from analytics.rules import (
     ALGORITHMS,
     ITEM_SEPARATOR,
@@ -16,10 +17,6 @@ from analytics.rules import (
     RuleSpec,
     RulesRefused,
     RulesTimeout,
-    bought_together,
-    compare_rules,
-    rule_audience,
-    rule_network,
     with_readings,
 )
 from ui.app_state import default_author

@@ -26,7 +26,7 @@ def test_every_kind_round_trips_through_json(duck_warehouse: Warehouse) -> None:
     from analytics.clustering import ClusterSettings, cluster_members
     from analytics.funnels import FunnelSpec, FunnelStep, dropoff_audience
     from analytics.heatmaps import cell_audience
-    from analytics.rules import rule_audience
+    from analytics.rule_views import rule_audience
 
     filters = default_filters(duck_warehouse)
     model = cluster_members(duck_warehouse.engine, filters, ClusterSettings(k=3)).model

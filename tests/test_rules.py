@@ -18,18 +18,15 @@ from analytics.audiences import parse_audience
 from analytics.filters import Filters
 from analytics.importers import import_file
 from analytics.member_rows import member_count
+from analytics.rule_views import bought_together, compare_rules, rule_audience, rule_network
 from analytics.rules import (
     Baskets,
     RuleSpec,
     RulesRefused,
     RulesTimeout,
-    bought_together,
-    compare_rules,
     frequent_itemsets,
     load_baskets,
     mine_rules,
-    rule_audience,
-    rule_network,
     with_readings,
 )
 from tests.conftest import DATASETS, PROJECT_ROOT, Warehouse

@@ -33,6 +33,7 @@ from analytics import (
     member360,
     quality,
     rfm,
+    rule_views,
     rules,
     tags,
     targeting,
@@ -316,7 +317,7 @@ def test_rule_baskets(spark_warehouse: Warehouse, duck_twin: Warehouse, year: Fi
         spark = rules.load_baskets(spark_warehouse.engine, year, level)
         assert duck.count > 100
         assert_same(_basket_sets(spark), _basket_sets(duck), where=f"baskets by {level}")
-    audience = rules.rule_audience("Phones", "Phone Accessories", "subcategory", year.start, year.end)
+    audience = rule_views.rule_audience("Phones", "Phone Accessories", "subcategory", year.start, year.end)
     both(spark_warehouse, duck_twin, lambda e: member_count(e, audience.member_ids()))
 
 

@@ -25,6 +25,7 @@ from analytics import (
     kpis,
     member360,
     rfm,
+    rule_views,
     rules,
     tags,
     targeting,
@@ -116,7 +117,7 @@ def cached_rules(engine: Engine, filters: Filters, spec: rules.RuleSpec) -> rule
 
 @cached()
 def cached_item_names(engine: Engine, level: str, items: tuple[str, ...]) -> dict[str, str]:
-    return rules.item_names(engine, level, items)
+    return rule_views.item_names(engine, level, items)
 
 
 @cached("Computing cohorts…")
