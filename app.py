@@ -41,6 +41,7 @@ PAGES = {
         st.Page("pages/clusters.py", title="Member clusters", icon=":material/bubble_chart:", url_path="clusters"),
         st.Page("pages/member_tags.py", title="Member tags", icon=":material/sell:", url_path="member_tags"),
         st.Page("pages/member_360.py", title="Member 360", icon=":material/person_search:", url_path="member_360"),
+        st.Page("pages/predictions.py", title="Predictions", icon=":material/query_stats:", url_path="predictions"),
         st.Page("pages/heatmaps.py", title="Heatmaps", icon=":material/grid_on:", url_path="heatmaps"),
     ],
     "Marketing": [

@@ -335,3 +335,7 @@ def _experiment(ctx: Context) -> pd.DataFrame:
     result = experiments.read_out(ctx.engine, ctx.args.campaign)
     print(f"verdict: {result.verdict}", file=sys.stderr)
     return experiments.read_out_table(result)
+
+
+# Subcommands defined in their own modules register themselves on import.
+from analytics import cli_models  # noqa: E402, F401

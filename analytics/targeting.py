@@ -80,7 +80,7 @@ class Condition:
     negate: bool = False
 
     def to_json(self) -> dict[str, Any]:
-        data = {"field": self.field, "op": self.op, "value": FIELDS[self.field].to_json(self.value)}
+        data = {"field": self.field, "op": self.op, **FIELDS[self.field].condition_json(self.value)}
         return {"not": True, **data} if self.negate else data
 
     def conditions(self) -> int:
@@ -138,12 +138,12 @@ def parse_rules(data: Any, depth: int = 0, level: int = 0) -> Group:
         if "conditions" in item:
             parsed.append(parse_rules(item, depth, level + 1))
             continue
-        unknown = set(item) - {"field", "op", "value", "not"}
+        kind = field(item.get("field"))
+        unknown = set(item) - {"field", "op", "value", "not", *kind.extra_keys}
         if unknown:
             raise SpecError(f"A condition has keys it does not know: {', '.join(sorted(map(str, unknown)))}.")
-        kind = field(item.get("field"))
         op = kind.check_op(item.get("op"))
-        parsed.append(Condition(kind.key, op, kind.parse(op, item.get("value"), depth), _negated(item)))
+        parsed.append(Condition(kind.key, op, kind.parse_condition(op, item, depth), _negated(item)))
     group = Group(match, tuple(parsed), _negated(data))
     if group.conditions() > MAX_CONDITIONS:
         raise SpecError(f"An audience has at most {MAX_CONDITIONS} conditions (nested audiences included); this "
@@ -446,11 +446,16 @@ def targeted_member_ids(audience: CampaignAudience) -> Select:
 
 
 
-def condition_from_text(field_key: str, op: str, text: str, negate: bool = False) -> Condition:
+def condition_from_text(field_key: str, op: str, text: str, negate: bool = False,
+                        models: Mapping[str, Any] | None = None) -> Condition:
     """A condition from what a user typed: a comma-separated list for ``in`` / ``not_in``; ``low - high``
-    (either side may be empty) for ``between``, numbers or YYYY-MM-DD dates by the field. Raises
-    :class:`SpecError` saying what to type."""
+    (either side may be empty) for ``between``, numbers or YYYY-MM-DD dates by the field; a prediction field
+    takes its model from ``models`` (the current ones by kind). Raises :class:`SpecError` saying what to type."""
     if field_key not in FIELDS or not FIELDS[field_key].typed:
         raise SpecError(f"Choose a field from: {', '.join(f.label for f in FIELDS.values() if f.typed)}.")
     kind = FIELDS[field_key]
-    return Condition(field_key, op, kind.from_text(op, text), negate)
+    return Condition(field_key, op, kind.from_text(op, text, models), negate)
+
+
+# The prediction fields (churn risk, CLV, ...) are defined with the predictions and join FIELDS when imported.
+from analytics import prediction_audiences  # noqa: E402, F401

@@ -53,6 +53,8 @@ class Field:
     operators: ClassVar[tuple[str, ...]]
     #: Whether the condition reads the per-member order totals (orders, net sales, AOV, last order).
     needs_totals: ClassVar[bool] = False
+    #: Keys a condition on this field may carry besides field, op, value and not (a prediction's model).
+    extra_keys: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, key: str, label: str, help: str) -> None:
         self.key, self.label, self.help = key, label, help
@@ -71,14 +73,23 @@ class Field:
         """The typed value of a JSON condition; raises SpecError saying what to write."""
         raise NotImplementedError
 
+    def parse_condition(self, op: str, item: Mapping[str, Any], depth: int) -> Any:
+        """The typed value of a whole JSON condition (its ``value``, and any :attr:`extra_keys`)."""
+        return self.parse(op, item.get("value"), depth)
+
     def to_json(self, value: Any) -> Any:
         return value
+
+    def condition_json(self, value: Any) -> dict[str, Any]:
+        """The condition's JSON keys for a value (``value``, and any :attr:`extra_keys`)."""
+        return {"value": self.to_json(value)}
 
     def where(self, op: str, value: Any, ctx: CompileContext) -> ColumnElement[bool]:
         raise NotImplementedError
 
-    def from_text(self, op: str, text: str) -> Any:
-        """The typed value of what a user typed; raises SpecError saying what to type."""
+    def from_text(self, op: str, text: str, models: Mapping[str, Any] | None = None) -> Any:
+        """The typed value of what a user typed; raises SpecError saying what to type. ``models``: the current
+        prediction models by kind, for the fields that score members."""
         raise SpecError(f"{self.label} takes a whole audience, not typed values.")
 
     def text(self, value: Any) -> str:
@@ -108,7 +119,7 @@ class ChoiceField(Field):
     def members_with(self, values: list[str], ctx: CompileContext) -> ColumnElement[bool]:
         raise NotImplementedError
 
-    def from_text(self, op: str, text: str) -> tuple[str, ...]:
+    def from_text(self, op: str, text: str, models: Mapping[str, Any] | None = None) -> tuple[str, ...]:
         if op not in self.operators:
             raise SpecError(f"{self.label}: choose 'is one of' or 'is none of'.")
         values = [v.strip() for v in (text or "").split(",") if v.strip()]
@@ -187,7 +198,7 @@ class RangeField(Field):
     def sql_bound(self, value: Any) -> Any:
         return float(value)
 
-    def from_text(self, op: str, text: str) -> tuple[Any, Any]:
+    def from_text(self, op: str, text: str, models: Mapping[str, Any] | None = None) -> tuple[Any, Any]:
         if op != "between":
             raise SpecError(f"{self.label}: choose 'between' and type 'low - high' (either may be empty).")
         raw = text or ""

@@ -26,9 +26,11 @@ def _other(match: str) -> str:
     return "any" if match == "all" else "all"
 
 
-def rules_from_table(match: str, rows: Sequence[Mapping[str, Any]]) -> tuple[Group, list[str]]:
+def rules_from_table(match: str, rows: Sequence[Mapping[str, Any]],
+                     models: Mapping[str, Any] | None = None) -> tuple[Group, list[str]]:
     """The rules a table stands for, and one message per row that cannot be read ("Row 3: ..."). Rows with
-    no field or operator yet are skipped (a row being typed)."""
+    no field or operator yet are skipped (a row being typed). ``models``: the current prediction models by
+    kind, pinned into prediction conditions."""
     if match not in ("all", "any"):
         raise SpecError(f'Members match "all" or "any", not {match!r}.')
     items: list[Condition | list[Condition]] = []
@@ -39,7 +41,7 @@ def rules_from_table(match: str, rows: Sequence[Mapping[str, Any]]) -> tuple[Gro
             continue
         try:
             condition = condition_from_text(row["field"], row["op"], str(row.get("text") or ""),
-                                            bool(row.get("not")))
+                                            bool(row.get("not")), models)
         except SpecError as problem:
             problems.append(f"Row {number}: {problem}")
             continue

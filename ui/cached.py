@@ -24,6 +24,7 @@ from analytics import (
     heatmaps,
     kpis,
     member360,
+    predictions,
     rfm,
     rule_views,
     rules,
@@ -43,7 +44,16 @@ def _engine_key(engine: Engine) -> str:
 
 
 #: How cache keys are made of the objects Streamlit cannot hash by itself (exact types: every audience kind).
-HASH_FUNCS: dict[Any, Callable[[Any], Any]] = {Engine: _engine_key,
+def _models_key(models: predictions.Models) -> str:
+    """Prediction models by what they are: the JSON of each (classifier trees are large, but hashed once a run)."""
+    import json
+
+    parts = {name: (getattr(models, name).to_dict() if getattr(models, name) is not None else None)
+             for name in ("churn", "propensity", "bgnbd", "gammagamma")}
+    return json.dumps(parts, sort_keys=True, default=str)
+
+
+HASH_FUNCS: dict[Any, Callable[[Any], Any]] = {Engine: _engine_key, predictions.Models: _models_key,
                                                **{kind: Audience.fingerprint for kind in kinds().values()}}
 
 
@@ -273,3 +283,26 @@ def cached_forecast_types(engine: Engine) -> pd.DataFrame:
 def cached_forecast(engine: Engine, campaign_type: str, channel: str, size: int, coupon: float,
                     message_cost: float, margin: float, redemption: float) -> forecast.Forecast:
     return forecast.forecast_campaign(engine, campaign_type, channel, size, coupon, message_cost, margin, redemption)
+
+
+# --- predictions -------------------------------------------------------------------------------------------------
+
+@cached("Scoring members in the warehouse…", max_entries=8)
+def cached_risk_bands(engine: Engine, models: predictions.Models, as_of: date, by: str | None) -> pd.DataFrame:
+    from analytics.prediction_reports import risk_bands
+
+    return risk_bands(engine, models, as_of, by)
+
+
+@cached("Valuing members…", max_entries=16)
+def cached_customer_equity(engine: Engine, models: predictions.Models, as_of: date, by: str) -> pd.DataFrame:
+    from analytics.prediction_reports import customer_equity
+
+    return customer_equity(engine, models, as_of, by)
+
+
+@cached("Valuing members…", max_entries=8)
+def cached_clv_distribution(engine: Engine, models: predictions.Models, as_of: date) -> tuple[pd.DataFrame, float]:
+    from analytics.prediction_reports import clv_distribution
+
+    return clv_distribution(engine, models, as_of)

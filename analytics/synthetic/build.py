@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
-from sqlalchemy import Column, MetaData, String, Table
+from sqlalchemy import Column, Date, Double, MetaData, String, Table
 
 from analytics.errors import InputError
 from analytics.storage import contract
@@ -48,11 +48,19 @@ DEFAULT_SEED = 42
 MAX_MEMBERS = 20_000_000
 CHUNK_MEMBERS = 50_000
 
-#: Hidden persona labels: not part of the warehouse contract, read only by tests and benchmarks.
+#: The hidden truth of each demo member: not part of the warehouse contract, read only by tests, benchmarks and the
+#: prediction model card (the ceiling any model can reach): persona, buying rate while alive (orders per average
+#: day), chance of dropping out after each order, engagement, and the days the member is alive (``alive_until``
+#: exclusive; empty when still alive at the end of the window).
 demo_personas = Table(
     "demo_personas", MetaData(),
     Column("member_id", String, primary_key=True),
     Column("persona", String, nullable=False),
+    Column("rate", Double),
+    Column("dropout", Double),
+    Column("engagement", Double),
+    Column("alive_from", Date),
+    Column("alive_until", Date),
 )
 DEMO_TABLES = (*contract.WAREHOUSE_TABLES, demo_personas)
 
@@ -130,6 +138,12 @@ def generate_warehouse(
     summary.seconds = time.perf_counter() - began
     report(1.0, f"Demo warehouse ready: {spec.members:,} members, {summary.rows.get('orders', 0):,} orders")
     return summary
+
+
+def _dates(cal: DemandCalendar, days: np.ndarray, empty_at: int | None = None) -> pa.Array:
+    """Day numbers of the window as dates (empty where a day equals ``empty_at``)."""
+    values = np.datetime64(cal.start, "D") + days.astype("timedelta64[D]")
+    return pa.array(values, pa.date32(), mask=None if empty_at is None else days == empty_at)
 
 
 def _append(loader: BulkLoader, summary: BuildSummary, name: str, table: pa.Table) -> None:
@@ -257,7 +271,13 @@ def build_chunk(
             "consent_sms": pa.array(consent_sms),
             "consent_push": pa.array(consent_push),
         }),
-        "demo_personas": pa.table({"member_id": member_ids, "persona": labels(PERSONA_NAMES, persona)}),
+        "demo_personas": pa.table({
+            "member_id": member_ids, "persona": labels(PERSONA_NAMES, persona),
+            "rate": pa.array(members.rate), "dropout": pa.array(members.dropout),
+            "engagement": pa.array(members.engagement),
+            "alive_from": _dates(cal, members.spell_start),
+            "alive_until": _dates(cal, members.spell_end, empty_at=cal.days),
+        }),
         "orders": pa.table({
             "order_id": order_ids,
             "member_id": order_member,

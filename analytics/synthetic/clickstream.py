@@ -17,7 +17,17 @@ from analytics.synthetic.calendar import DemandCalendar
 from analytics.synthetic.catalog import Catalog, sample_products
 from analytics.synthetic.people import choice
 from analytics.synthetic.personas import ORDER_CHANNELS, PERSONAS
-from analytics.synthetic.shopping import DAY, GUEST, Lines, MemberSet, Orders, persona_array, sample_days, time_of_day
+from analytics.synthetic.shopping import (
+    DAY,
+    DROPOUT_ENGAGEMENT,
+    GUEST,
+    Lines,
+    MemberSet,
+    Orders,
+    persona_array,
+    sample_days,
+    time_of_day,
+)
 
 DEVICES = ("ios", "android", "harmonyos")
 SOURCES = ("direct", "organic_search", "paid_search", "social", "referral", "email", "sms", "push")
@@ -68,7 +78,8 @@ def make_events(
     years = (members.spell_end - members.spell_start) / 365.0
     per_order = persona_array("browse_sessions_per_order")[members.persona] * BROWSE_PER_ORDER / 2
     per_year = persona_array("browse_sessions_per_year")[members.persona] * members.app_share
-    count = rng.poisson(per_order * tracked_per_member + per_year * years)
+    engaged = np.exp(DROPOUT_ENGAGEMENT * members.engagement)  # engaged members browse more (and stay longer)
+    count = rng.poisson((per_order * tracked_per_member + per_year * years) * engaged)
     b_member = np.repeat(np.arange(members.n), count)
     lo = members.spell_start[b_member]
     hi = np.maximum(members.spell_end[b_member], np.minimum(lo + 30, cal.days))

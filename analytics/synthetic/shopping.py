@@ -1,5 +1,23 @@
 """Members' buying: when they are active, when they order, and what is in each basket.
 
+**The planted churn and purchase process** (the truth the prediction models are measured against):
+
+* while a member is *alive*, their orders arrive as a Poisson process with their own rate (the persona's orders
+  per year times a personal lognormal factor), shaped day by day by the demand calendar (weekly rhythm,
+  festivals; sharper for festival-minded personas);
+* after **each** order the member drops out for good with probability ``p`` (the BG/NBD story: a member who has
+  not bought for a long time, given how often they used to buy, has probably dropped out, so recency matters);
+  ``p`` depends on the persona (its mean active years: ``p = 1 / (orders per year x active years)``), on the
+  member's **engagement** (a latent score that also drives their browsing sessions: engaged members drop out
+  less) and on their **value** (the personal rate factor, which also sets their spend and so their tier:
+  high-tier members drop out less): ``p = p_persona x exp(-0.35 engagement) x factor^-0.35``, within 0.5%-95%;
+* a member is alive from registration (or the window's start) until the day of the order after which they drop
+  out; welcome orders of new members come on top and do not count towards dropping out.
+
+The hidden rate, engagement and drop-out day are written to ``demo_personas`` (outside the contract) so that the
+true churn probability on any cutoff can be computed (:mod:`analytics.synthetic.truth`): the best any model could
+do.
+
 All times are integer seconds since the start of the trading window (day 0, 00:00:00), which keeps
 every step vectorised; the builder turns them into timestamps at the end.
 """
@@ -25,6 +43,10 @@ GUEST_ORDER_SHARE = 0.08
 #: Share of members registered before the trading window, per persona.
 PRE_WINDOW_SHARE = np.array([0.60, 0.45, 0.40, 0.25, 0.30, 0.90])
 CONSUMABLES = {CATEGORIES.index(c) for c in ("Groceries", "Mother & Baby", "Pets")}
+#: How strongly engagement (per standard deviation) and value (per unit of log rate factor) lower the chance of
+#: dropping out after an order.
+DROPOUT_ENGAGEMENT = 0.35
+DROPOUT_VALUE = 0.35
 
 
 def persona_array(attr: str) -> np.ndarray:
@@ -38,8 +60,10 @@ class MemberSet:
     persona: np.ndarray  # int, index into PERSONAS
     registered_t: np.ndarray  # int64 seconds, negative = before the window
     spell_start: np.ndarray  # int day, first day of the active spell inside the window
-    spell_end: np.ndarray  # int day (exclusive), when the member goes dormant
+    spell_end: np.ndarray  # int day (exclusive), when the member drops out (set by member_orders)
     rate: np.ndarray  # orders per average day while active
+    dropout: np.ndarray  # chance of dropping out after each order
+    engagement: np.ndarray  # latent engagement score (standard normal): browsing, and staying
     price_level: np.ndarray
     taste_cum: np.ndarray  # (n, len(CATEGORIES)) cumulative category taste
     night_owl: np.ndarray  # share of the member's activity on the night-owl clock
@@ -105,11 +129,12 @@ def make_members(rng: np.random.Generator, n: int, cal: DemandCalendar) -> Membe
     reg_day = np.where(pre, -rng.integers(1, 3 * 365, n), reg_day)
     reg_t = reg_day * DAY + time_of_day(rng, np.full(n, 0.1))
     spell_start = np.maximum(reg_day, 0)
-    active_days = rng.exponential(persona_array("active_years")[persona] * 365)
-    spell_end = np.minimum(cal.days, spell_start + np.ceil(active_days).astype(np.int64))
-    spell_end = np.maximum(spell_end, spell_start)
+    spell_end = np.full(n, cal.days, dtype=np.int64)  # until the drop-out order (member_orders)
     heterogeneity = rng.lognormal(-0.18, 0.6, n)
     rate = persona_array("orders_per_year")[persona] / 365.0 * heterogeneity
+    engagement = rng.standard_normal(n)
+    base = 1.0 / (persona_array("orders_per_year")[persona] * persona_array("active_years")[persona])
+    dropout = np.clip(base * np.exp(-DROPOUT_ENGAGEMENT * engagement) * heterogeneity ** -DROPOUT_VALUE, 0.005, 0.95)
     price_level = persona_array("price_level")[persona] * rng.lognormal(0, 0.25, n)
     taste = np.array([p.category_taste for p in PERSONAS])[persona]
     taste = rng.gamma(taste * 12 + 0.02)  # Dirichlet around the persona's taste
@@ -117,7 +142,8 @@ def make_members(rng: np.random.Generator, n: int, cal: DemandCalendar) -> Membe
     night_owl = np.clip(persona_array("night_owl")[persona] + rng.normal(0, 0.08, n), 0, 1)
     mix = np.array([p.channel_mix for p in PERSONAS])[persona]
     app_share = mix[:, 0] / (mix[:, 0] + mix[:, 2])
-    return MemberSet(persona, reg_t, spell_start, spell_end, rate, price_level, taste_cum, night_owl, app_share)
+    return MemberSet(persona, reg_t, spell_start, spell_end, rate, dropout, engagement, price_level, taste_cum,
+                     night_owl, app_share)
 
 
 def time_of_day(rng: np.random.Generator, night_owl: np.ndarray, midnight_rush: np.ndarray | None = None) -> np.ndarray:
@@ -162,7 +188,9 @@ def order_statuses(rng: np.random.Generator, persona: np.ndarray) -> np.ndarray:
 
 
 def member_orders(rng: np.random.Generator, members: MemberSet, cal: DemandCalendar) -> Orders:
-    """Organic orders: a Poisson process per member over their active spell, shaped by demand."""
+    """Organic orders: a Poisson process per member while alive, shaped by demand; each order may be the member's
+    last (see the module docstring). Sets ``members.spell_end`` to the day after the last order of a member who
+    dropped out."""
     parts_member, parts_day = [], []
     for p_idx, persona in enumerate(PERSONAS):
         rows = np.flatnonzero(members.persona == p_idx)
@@ -175,6 +203,16 @@ def member_orders(rng: np.random.Generator, members: MemberSet, cal: DemandCalen
         parts_day.append(sample_days(rng, cum, np.repeat(lo, count), np.repeat(hi, count)))
     member = np.concatenate(parts_member)
     day = np.concatenate(parts_day)
+    # drop-out: the member's K-th order is their last, K ~ geometric(p) (orders up to and including it)
+    order = np.lexsort((day, member))
+    member, day = member[order], day[order]
+    starts = np.searchsorted(member, np.arange(members.n))
+    rank = np.arange(member.size) - starts[member] + 1
+    last = rng.geometric(members.dropout)
+    kept = rank <= last[member]
+    dropped = kept & (rank == last[member])
+    members.spell_end[member[dropped]] = day[dropped] + 1
+    member, day = member[kept], day[kept]
     # half of new members place a welcome order within three days of signing up
     new = np.flatnonzero((members.registered_t >= 0) & (members.spell_end > members.spell_start)
                          & (rng.random(members.n) < 0.5))

@@ -1,0 +1,190 @@
+"""Predictions as audiences and targeting conditions: members whose score lies in a range, scored in the warehouse
+by a pinned model version.
+
+* The targeting fields ``churn_risk``, ``purchase_propensity``, ``predicted_clv``, ``p_alive`` and
+  ``expected_orders`` (``between [low, high]``) score members as of the audience window's last day. A condition
+  carries its model by value (``"model": {"kind": ..., "version": ..., ...}``), so a saved audience records the
+  version it used and re-creates the same members, and the warehouse query needs nothing from the app-state
+  database. Typed in Campaign targeting's table, a condition takes the current version of its model.
+* The ``prediction`` audience kind is the same cut handed over from the Predictions page (a risk band, a value
+  range), with "Use in Campaign targeting".
+
+Members are selected with :func:`analytics.predictions.score_select`, the same SQL the Predictions page lists and
+exports, so a preview counts exactly the members the page shows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import date
+from typing import Any, ClassVar
+
+from sqlalchemy import ColumnElement, Select, and_, select
+
+from analytics import audiences
+from analytics.audiences import Audience, audience_kind
+from analytics.errors import SpecError
+from analytics.storage.contract import members
+from analytics.targeting_fields import FIELDS, CompileContext, RangeField
+
+#: Score -> the model kind that gives it.
+SCORES: dict[str, str] = {"churn_risk": "churn", "purchase_propensity": "propensity", "predicted_clv": "clv",
+                          "p_alive": "clv", "expected_orders": "clv"}
+#: Most JSON a pinned model may take (a boosted model's trees are the largest, about 150 KB).
+MAX_MODEL_CHARS = 500_000
+
+
+@dataclass(frozen=True)
+class PinnedModel:
+    """A model version carried by value: its kind, version and data as the registry stores it."""
+
+    kind: str
+    version: int
+    data: Mapping[str, Any]
+
+    def __hash__(self) -> int:
+        return hash((self.kind, self.version))
+
+    def to_json(self) -> dict[str, Any]:
+        return {**self.data, "kind": self.kind, "version": self.version}
+
+    @classmethod
+    def from_json(cls, value: Any, kind: str) -> PinnedModel:
+        if not isinstance(value, Mapping) or value.get("kind") != kind:
+            raise SpecError(f'A prediction condition needs its {kind} model: "model": {{"kind": "{kind}", ...}}.')
+        version = value.get("version")
+        if isinstance(version, bool) or not isinstance(version, int):
+            raise SpecError('A prediction condition\'s model needs its "version" (a whole number).')
+        return cls(kind, version, dict(value))
+
+    @classmethod
+    def from_stored(cls, stored: Any) -> PinnedModel:
+        """From a registry row (:class:`analytics.storage.model_registry.StoredModel`)."""
+        return cls(stored.kind, stored.version, dict(stored.model))
+
+    @property
+    def label(self) -> str:
+        return f"{self.kind} v{self.version}"
+
+
+@dataclass(frozen=True)
+class ScoreRange:
+    """``low <= score <= high`` (either may be None) under a pinned model."""
+
+    low: float | None
+    high: float | None
+    model: PinnedModel
+
+
+def scored_members(score: str, low: float | None, high: float | None, model: PinnedModel, as_of: date) -> Select:
+    """The ids of members whose ``score`` on ``as_of`` lies in ``[low, high]``."""
+    from analytics import predictions  # scikit-learn is loaded only when a prediction is used
+
+    models = predictions.Models.from_stored({model.kind: dict(model.data)})
+    scored = predictions.score_select(models, as_of).subquery("scored")
+    column = scored.c[score]
+    bounds = [column >= low] if low is not None else []
+    if high is not None:
+        bounds.append(column <= high)
+    return select(scored.c.member_id).where(and_(column.is_not(None), *bounds))
+
+
+class PredictionField(RangeField):
+    """A score of a pinned model, ``between [low, high]``, as of the window's last day."""
+
+    extra_keys = ("model",)
+
+    def parse_condition(self, op: str, item: Mapping[str, Any], depth: int) -> ScoreRange:
+        low, high = self.parse(op, item.get("value"), depth)
+        model = item.get("model")
+        if isinstance(model, Mapping) and len(str(model)) > MAX_MODEL_CHARS:
+            raise SpecError(f"The model pinned in a {self.key} condition is too large.")
+        return ScoreRange(low, high, PinnedModel.from_json(model, SCORES[self.key]))
+
+    def condition_json(self, value: ScoreRange) -> dict[str, Any]:
+        return {"value": [value.low, value.high], "model": value.model.to_json()}
+
+    def from_text(self, op: str, text: str, models: Mapping[str, Any] | None = None) -> ScoreRange:
+        low, high = super().from_text(op, text)
+        kind = SCORES[self.key]
+        if not models or models.get(kind) is None:
+            raise SpecError(f"{self.label}: there is no {kind} model yet; train one on the Predictions page or with "
+                            f"`python -m analytics models train --model {kind}`.")
+        return ScoreRange(low, high, models[kind])
+
+    def text(self, value: ScoreRange) -> str:
+        return super().text((value.low, value.high))
+
+    def where(self, op: str, value: ScoreRange, ctx: CompileContext) -> ColumnElement[bool]:
+        return members.c.member_id.in_(scored_members(self.key, value.low, value.high, value.model, ctx.window.end))
+
+
+for _field in (
+    PredictionField("churn_risk", "Churn risk", "The probability of no completed order in the next 90 days (the "
+                    "churn model), as of the window's last day; 0 to 1."),
+    PredictionField("purchase_propensity", "Purchase propensity", "The probability of a completed order in the next "
+                    "30 days (the propensity model), as of the window's last day; 0 to 1."),
+    PredictionField("predicted_clv", "Predicted CLV", "Predicted 12-month value (expected orders x expected spend), "
+                    "as of the window's last day."),
+    PredictionField("p_alive", "Probability active", "The probability that the member is still an active customer "
+                    "(BG/NBD); 0 to 1."),
+    PredictionField("expected_orders", "Expected orders", "Expected purchase days in the next 12 months (BG/NBD)."),
+):
+    FIELDS[_field.key] = _field
+
+
+@audience_kind
+@dataclass(frozen=True)
+class PredictionAudience(Audience):
+    """The members whose score lies in a range on a day, under a pinned model (a risk band, a value range)."""
+
+    kind: ClassVar[str] = "prediction"
+    label: ClassVar[str] = "prediction"
+    keys: ClassVar[frozenset[str]] = frozenset({"score", "low", "high", "as_of", "model"})
+
+    score: str
+    low: float | None
+    high: float | None
+    as_of: date
+    model: PinnedModel
+
+    def __post_init__(self) -> None:
+        if self.score not in SCORES:
+            raise SpecError(f"Unknown score {self.score!r}; choose one of {', '.join(SCORES)}.")
+        if self.model.kind != SCORES[self.score]:
+            raise SpecError(f"{self.score} comes from the {SCORES[self.score]} model, not {self.model.kind}.")
+
+    def member_ids(self) -> Select:
+        return scored_members(self.score, self.low, self.high, self.model, self.as_of)
+
+    def annotations(self, bind: Any) -> Any:
+        """Each member's score and, for churn and propensity, the reasons in words."""
+        from analytics import predictions
+
+        models = predictions.Models.from_stored({self.model.kind: dict(self.model.data)})
+        if self.model.kind == "clv":
+            scored = predictions.score_select(models, self.as_of).subquery("scored")
+            from analytics.storage.db import read_frame
+
+            return read_frame(bind, select(scored.c.member_id, scored.c[self.score])
+                              .where(scored.c.member_id.in_(self.member_ids())))
+        return predictions.explained_scores(bind, models, self.as_of, self.member_ids(), self.score)
+
+    def describe(self) -> str:
+        low = "" if self.low is None else f"{self.low:g}"
+        high = "" if self.high is None else f"{self.high:g}"
+        return f"{FIELDS[self.score].label} {low}–{high} on {self.as_of} ({self.model.label})"
+
+    def body(self) -> dict[str, Any]:
+        return {"score": self.score, "low": self.low, "high": self.high, "as_of": self.as_of.isoformat(),
+                "model": self.model.to_json()}
+
+    @classmethod
+    def from_body(cls, data: Mapping[str, Any], depth: int) -> PredictionAudience:
+        score = audiences.text(data, "score", 40)
+        if score not in SCORES:
+            raise SpecError(f"Unknown score {score!r}; choose one of {', '.join(SCORES)}.")
+        low, high = (None if data.get(k) is None else audiences.number(data[k], f'"{k}"') for k in ("low", "high"))
+        return cls(score, low, high, audiences.day(data["as_of"], '"as_of"'),
+                   PinnedModel.from_json(data["model"], SCORES[score]))

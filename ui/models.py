@@ -1,0 +1,70 @@
+"""The prediction models the app uses: the newest stored version of each kind in the registry (app-state database),
+and explicit training with progress (never silently while a user watches)."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import streamlit as st
+from sqlalchemy import Engine
+
+from analytics import predictions
+from analytics.errors import MemberLensError
+from analytics.prediction_audiences import PinnedModel
+from analytics.storage.model_registry import MODEL_KINDS, STALE_AFTER_DAYS, StoredModel, latest_model, save_model
+from ui.app_state import app_state, default_author
+
+
+def stored_models() -> dict[str, StoredModel]:
+    """The newest version of each kind that has one (empty without an app-state database)."""
+    state = app_state()
+    if state is None:
+        return {}
+    found = {}
+    for kind in MODEL_KINDS:
+        try:
+            stored = latest_model(state, kind)
+        except MemberLensError as problem:
+            st.warning(problem.message, icon=":material/warning:")
+            continue
+        if stored is not None:
+            found[kind] = stored
+    return found
+
+
+def scoring_models(stored: dict[str, StoredModel]) -> predictions.Models:
+    return predictions.Models.from_stored({kind: s.model for kind, s in stored.items()})
+
+
+def pinned(stored: dict[str, StoredModel]) -> dict[str, PinnedModel]:
+    """The models a typed prediction condition pins, by kind."""
+    return {kind: PinnedModel.from_stored(s) for kind, s in stored.items()}
+
+
+def age_note(stored: StoredModel) -> tuple[str, bool]:
+    """``("churn v3 (gbdt), trained 2 days ago for 15 Nov 2026", stale)``."""
+    days = stored.age_days()
+    when = "today" if days < 1 else f"{days:.0f} day{'s' if days >= 1.5 else ''} ago"
+    return (f"{stored.label} ({stored.algorithm}), trained {when} by {stored.author} for {stored.as_of:%d %b %Y}",
+            days > STALE_AFTER_DAYS)
+
+
+def train_now(engine: Engine, kinds: tuple[str, ...], as_of: date) -> None:
+    """Train new versions of ``kinds`` for ``as_of`` with a progress display, store them, and rerun."""
+    state = app_state()
+    if state is None:
+        return
+    with st.status("Training the models…", expanded=True) as status:
+        for kind in kinds:
+            status.write(f"Training the {kind} model: features in the warehouse, two candidates, out-of-time test…")
+            try:
+                trained = (predictions.train_clv(engine, as_of) if kind == "clv"
+                           else predictions.train_classifier(engine, kind, as_of))
+            except MemberLensError as problem:
+                status.update(label=f"The {kind} model could not be trained", state="error")
+                st.error(problem.message, icon=":material/query_stats:")
+                return
+            save_model(state, kind, trained["card"].get("algorithm", "bgnbd+gammagamma"), as_of, trained,
+                       default_author())
+        status.update(label="Models trained and stored", state="complete", expanded=False)
+    st.rerun()
