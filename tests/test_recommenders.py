@@ -31,7 +31,6 @@ from analytics.recommend_lists import (
     ListSettings,
     ListSettingsError,
     default_rebuy_categories,
-    explain,
     recommend,
 )
 from analytics.recommend_models import (
@@ -42,6 +41,7 @@ from analytics.recommend_models import (
     recency_weights,
     top_items,
 )
+from analytics.recommend_reasons import explain
 from analytics.recommenders import ALGORITHMS, fit, fit_hybrid, fit_item_item, hybrid_pair_parts, hybrid_scores
 from tests.conftest import DATASETS, Warehouse
 
