@@ -21,10 +21,11 @@ from datetime import date, datetime, time, timedelta
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
-from sqlalchemy import Integer, Select, case, cast, distinct, extract, func, select
+from sqlalchemy import Integer, Select, case, cast, extract, func, literal, select
 
 from analytics.db import Bind, connection, read_frame_columnar
 from analytics.schema import members, order_items, orders, products
+from analytics.sqlparts import count_if
 
 #: The member attributes that define segments for popular-item lists, most important first.
 SEGMENT_ATTRIBUTES: tuple[str, ...] = ("tier", "region", "acquisition_channel")
@@ -179,15 +180,14 @@ def pairs_select(registered_before: datetime | None, lo: datetime | None, cutoff
                  hi: datetime | None, validation_start: datetime | None = None) -> Select:
     """Per (member code, product code): ``n_history`` orders in [lo, cutoff), ``last_day`` of the last of them,
     ``earlier_day`` of the last before ``validation_start``, ``n_test`` orders in [cutoff, hi). Without a cutoff
-    everything up to ``hi`` is history."""
+    everything up to ``hi`` is history.
+
+    Lines are first grouped by (member code, product code, order), so a product on two lines of one order counts
+    once; counting distinct orders per pair instead took 2.6 times as long at 1M members."""
     member_codes = _numbered(members.c.member_id, members.c.registered_at < registered_before
                              if registered_before is not None else None).subquery("member_codes")
     product_codes = _numbered(products.c.product_id).subquery("product_codes")
     o = orders.c
-    in_history = o.ordered_at < cutoff if cutoff is not None else o.ordered_at.is_not(None)
-    in_test = o.ordered_at >= cutoff if cutoff is not None else o.ordered_at.is_(None)
-    last = func.max(case((in_history, o.ordered_at)))
-    earlier = func.max(case((o.ordered_at < validation_start, o.ordered_at))) if validation_start is not None else None
     conditions = [o.status == "completed", o.member_id.is_not(None)]
     if lo is not None:
         conditions.append(o.ordered_at >= lo)
@@ -196,13 +196,23 @@ def pairs_select(registered_before: datetime | None, lo: datetime | None, cutoff
     source = (orders.join(order_items, order_items.c.order_id == o.order_id)
               .join(member_codes, member_codes.c.id == o.member_id)
               .join(product_codes, product_codes.c.id == order_items.c.product_id))
-    return (select(member_codes.c.code.label("member"), product_codes.c.code.label("product"),
-                   cast(func.count(distinct(case((in_history, o.order_id)))), Integer).label("n_history"),
+    per_order = (select(member_codes.c.code.label("member"), product_codes.c.code.label("product"),
+                        func.max(o.ordered_at).label("at"))
+                 .select_from(source).where(*conditions)
+                 .group_by(member_codes.c.code, product_codes.c.code, o.order_id).subquery("per_order"))
+    at = per_order.c.at
+    in_history = at < cutoff if cutoff is not None else None
+    history_count = count_if(in_history) if in_history is not None else func.count()
+    last = func.max(case((in_history, at))) if in_history is not None else func.max(at)
+    earlier = _day_of(func.max(case((at < validation_start, at)))) if validation_start is not None else \
+        cast(None, Integer)
+    test_count = count_if(at >= cutoff) if cutoff is not None else literal(0)
+    return (select(per_order.c.member, per_order.c.product,
+                   cast(history_count, Integer).label("n_history"),
                    _day_of(last).label("last_day"),
-                   (_day_of(earlier) if earlier is not None else cast(None, Integer)).label("earlier_day"),
-                   cast(func.count(distinct(case((in_test, o.order_id)))), Integer).label("n_test"))
-            .select_from(source).where(*conditions)
-            .group_by(member_codes.c.code, product_codes.c.code))
+                   earlier.label("earlier_day"),
+                   cast(test_count, Integer).label("n_test"))
+            .group_by(per_order.c.member, per_order.c.product))
 
 
 def _day_of(timestamp):
@@ -285,7 +295,7 @@ def _purchases(pairs: pd.DataFrame, shape: tuple[int, int]) -> tuple[Purchases, 
     last_day = pairs["last_day"].fillna(-1).to_numpy(dtype=np.int32)
     earlier_day = pairs["earlier_day"].fillna(-1).to_numpy(dtype=np.int32)
     n_test = pairs["n_test"].to_numpy(dtype=np.int32)
-    order = np.lexsort((product, member))  # CSR order: by member, then product
+    order = np.argsort(member * shape[1] + product)  # CSR order: by member, then product (pairs are unique)
     member, product, n_history, last_day, earlier_day, n_test = (
         a[order] for a in (member, product, n_history, last_day, earlier_day, n_test))
 

@@ -24,7 +24,9 @@ subcategory or brand, or popularity. A popular product names the segment.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -64,6 +66,8 @@ CONSUMABLE_WORDS: tuple[str, ...] = ("grocer", "food", "beverage", "drink", "sna
 MAX_N = 100
 #: Score matrices of one batch hold about this many cells (members x products).
 BATCH_CELLS = 1 << 23
+#: Batches made side by side (threads; the heavy steps release the GIL), at most one per core.
+MAX_WORKERS = 2
 PATHS: tuple[str, ...] = ("personal", "personal + popular", "segment popular", "popular overall")
 SOURCES: tuple[str, ...] = ("personal", "segment", "overall")
 REASON_KINDS: tuple[str, ...] = ("bought_with", "similar_taste", "buy_again", "category", "subcategory", "brand",
@@ -252,10 +256,7 @@ class _Scorer:
 
     def scores(self, weights: sp.csr_matrix) -> np.ndarray:
         if isinstance(self.model, FactorModel):
-            from threadpoolctl import threadpool_limits
-
-            with threadpool_limits(1, "blas"):
-                factors = self.als.recalculate_user(np.arange(weights.shape[0]), weights)
+            factors = self.als.recalculate_user(np.arange(weights.shape[0]), weights)
             return factors @ self.model.item_factors_.T
         if isinstance(self.model, HybridModel):
             return hybrid_scores(self.model, weights, self.tables)
@@ -304,8 +305,10 @@ class ListMaker:
     masks, popular rankings per segment and the personal scorer are prepared once, so lists for one member
     (a page) or for all members (a campaign) cost only their own scoring. Cache one per model and data pull."""
 
-    def __init__(self, model: Recommender, data: RecommendData, settings: ListSettings = ListSettings()) -> None:
+    def __init__(self, model: Recommender, data: RecommendData, settings: ListSettings = ListSettings(),
+                 workers: int | None = None) -> None:
         self.model, self.data, self.settings = model, data, settings
+        self.workers = max(1, min(MAX_WORKERS, os.cpu_count() or 1) if workers is None else int(workers))
         popular = model.popular
         space = _space(popular.item_ids_, data)
         excluded = _category_mask(data, space.category, settings.exclude_categories) | (space.to_data < 0)
@@ -331,8 +334,20 @@ class ListMaker:
             raise ListSettingsError("Member codes must refer to members of the data.")
         segments = member_segments(self.model.popular, data, rows)
         batch = max(1, BATCH_CELLS // max(len(c.excluded), 1))
-        parts = [_batch(c, rows[start:start + batch], segments[start:start + batch])
-                 for start in range(0, rows.size, batch)] or [_batch(c, rows[:0], segments[:0])]
+        starts = list(range(0, rows.size, batch))
+
+        def one(start: int):
+            return _batch(c, rows[start:start + batch], segments[start:start + batch])
+
+        from threadpoolctl import threadpool_limits
+
+        with threadpool_limits(1, "blas"):  # batches run side by side instead (numpy and scipy release the GIL)
+            if self.workers > 1 and len(starts) > 1:
+                with ThreadPoolExecutor(self.workers) as pool:
+                    parts = list(pool.map(one, starts))
+            else:
+                parts = [one(start) for start in starts]
+        parts = parts or [_batch(c, rows[:0], segments[:0])]
         items, scores, source, kind, because, day, path = (np.concatenate(p) for p in zip(*parts, strict=True))
         to_data = np.r_[c.space.to_data, -1]
         return Recommendations(self.model.algorithm, rows, to_data[items].astype(np.int32), scores, source, kind,
