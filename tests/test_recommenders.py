@@ -42,7 +42,15 @@ from analytics.recommend_models import (
     top_items,
 )
 from analytics.recommend_reasons import explain
-from analytics.recommenders import ALGORITHMS, fit, fit_hybrid, fit_item_item, hybrid_pair_parts, hybrid_scores
+from analytics.recommenders import (
+    ALGORITHMS,
+    fit,
+    fit_factors,
+    fit_hybrid,
+    fit_item_item,
+    hybrid_pair_parts,
+    hybrid_scores,
+)
 from tests.conftest import DATASETS, Warehouse
 
 ALL = tuple(ALGORITHMS)
@@ -324,6 +332,11 @@ def test_hybrid_learns_repeat_buying() -> None:
     data = small_data(purchases, 200, 20)
     model = fit_hybrid(data)
     assert HYBRID_PARTS[int(np.argmax(model.weights_))] == "repeat"
+
+
+def test_als_is_the_same_on_one_or_two_threads(demo: RecommendData) -> None:
+    one, two = fit_factors(demo, threads=1), fit_factors(demo, threads=2)
+    assert np.array_equal(one.item_factors_, two.item_factors_)
 
 
 def test_bad_settings_are_refused(demo: RecommendData) -> None:
