@@ -69,7 +69,7 @@ class FactorSettings:
     """Implicit ALS: factors, iterations, regularisation, alpha (confidence scale of the BM25 weights), seed."""
 
     factors: int = 64
-    iterations: int = 15
+    iterations: int = 8
     regularization: float = 0.05
     alpha: float = 2.0
     bm25_k1: float = 100.0
