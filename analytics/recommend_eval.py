@@ -28,6 +28,7 @@ from analytics.recommenders import ALGORITHMS, fit
 BASELINES: tuple[str, ...] = ("popular", "popular_segment")
 MAX_HORIZON_DAYS = 365
 MAX_K = 100
+MAX_PAIRS = 10_000
 
 
 class EvaluationError(ValueError):
@@ -130,6 +131,8 @@ def pair_hit_rates(recs: Recommendations, data: RecommendData, pairs: Sequence[t
     """How often product B is recommended to members who bought A (before the lists' history end) and not B,
     for each pair (A, B) of product ids, against how often B is recommended to all members who did not buy B:
     ``first, second, buyers, recommended, rate, base_rate, lift``. Checks planted or mined complements."""
+    if len(pairs) > MAX_PAIRS:
+        raise EvaluationError(f"Check at most {MAX_PAIRS:,} pairs at once, not {len(pairs):,}.")
     ids = pd.Index(data.products.ids)
     history = data.history.matrix("binary")[recs.members]
     records = []
