@@ -23,9 +23,10 @@ import pandas as pd
 import scipy.sparse as sp
 from sqlalchemy import Integer, Select, case, cast, extract, func, literal, select
 
-from analytics.db import Bind, connection, read_frame_columnar
-from analytics.schema import members, order_items, orders, products
+from analytics.errors import InputError
 from analytics.sqlparts import count_if
+from analytics.storage.contract import members, order_items, orders, products
+from analytics.storage.db import Bind, connection, read_frame_columnar
 
 #: The member attributes that define segments for popular-item lists, most important first.
 SEGMENT_ATTRIBUTES: tuple[str, ...] = ("tier", "region", "acquisition_channel")
@@ -38,7 +39,7 @@ VALIDATION_DAYS = 30
 EPOCH = date(1970, 1, 1)
 
 
-class RecommendDataError(ValueError):
+class RecommendDataError(InputError):
     """Settings the data cannot be read with (a date outside the data, too many rows)."""
 
 

@@ -19,11 +19,12 @@ from datetime import date, timedelta
 import numpy as np
 import pandas as pd
 
-from analytics.db import Bind
+from analytics.errors import InputError
 from analytics.recommend_data import RecommendData, load_data
 from analytics.recommend_lists import PATHS, ListSettings, Recommendations, recommend
 from analytics.recommend_metrics import METRICS, RankedLists, metric_values
 from analytics.recommenders import ALGORITHMS, fit
+from analytics.storage.db import Bind
 
 BASELINES: tuple[str, ...] = ("popular", "popular_segment")
 MAX_HORIZON_DAYS = 365
@@ -31,7 +32,7 @@ MAX_K = 100
 MAX_PAIRS = 10_000
 
 
-class EvaluationError(ValueError):
+class EvaluationError(InputError):
     """Evaluation settings out of range or data without a test window."""
 
 

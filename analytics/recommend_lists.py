@@ -33,6 +33,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from analytics.errors import InputError
 from analytics.recommend_data import SEGMENT_ATTRIBUTES, RecommendData, day_number
 from analytics.recommend_models import (
     HYBRID_PARTS,
@@ -75,7 +76,7 @@ REASON_KINDS: tuple[str, ...] = ("bought_with", "similar_taste", "buy_again", "c
 _HYBRID_KIND = {"repeat": 2, "co_purchase": 0, "category": 3, "subcategory": 4, "brand": 5, "popular": 8}
 
 
-class ListSettingsError(ValueError):
+class ListSettingsError(InputError):
     """List settings out of range or naming unknown categories."""
 
 
@@ -300,6 +301,9 @@ def _entry_of(matrix: sp.csr_matrix, rows: np.ndarray, cols: np.ndarray) -> np.n
 
 # --- lists ------------------------------------------------------------------------------------------------
 
+#: Candidates in the shop-wide popular ranking (the last fallback): enough products to span every category.
+OVERALL_CANDIDATES = 500
+
 class ListMaker:
     """A model made ready to list for members of ``data`` under ``settings``: the product alignment, exclusion
     masks, popular rankings per segment and the personal scorer are prepared once, so lists for one member
@@ -321,7 +325,9 @@ class ListMaker:
         ranked, shares = {}, {}
         for s in range(counts.shape[0]):
             row = counts[s].toarray().ravel()
-            ranked[s] = _popular_ranking(row, popular.buyers_, ~excluded, size)
+            # the shop's ranking is the last fallback: long enough that a diversity cap can always be filled
+            width = max(size, OVERALL_CANDIDATES) if s == popular.overall_segment else size
+            ranked[s] = _popular_ranking(row, popular.buyers_, ~excluded, width)
             shares[s] = row / max(int(popular.segment_buyers_[s]), 1)
         self._context = _Context(settings, space, excluded, rebuy_mask, scorer, ranked, shares,
                                  popular.overall_segment)

@@ -50,13 +50,15 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
+from analytics.errors import InputError
+
 #: The largest k a metric accepts (bounded user input).
 MAX_K = 1_000
 #: The head of the catalogue for head share: this share of the items, rounded up.
 HEAD_SHARE = 0.10
 
 
-class MetricError(ValueError):
+class MetricError(InputError):
     """Inputs a metric cannot use (wrong shapes, k out of range, a missing truth set)."""
 
 

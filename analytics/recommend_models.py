@@ -17,12 +17,14 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
+from analytics.errors import InputError
+
 FORMAT_VERSION = 1
 #: Named parts of the hybrid, in order (see analytics.recommenders).
 HYBRID_PARTS: tuple[str, ...] = ("repeat", "co_purchase", "category", "subcategory", "brand", "popular")
 
 
-class RecommenderError(ValueError):
+class RecommenderError(InputError):
     """Settings a recommender cannot be fitted with, or a stored model that cannot be read."""
 
 

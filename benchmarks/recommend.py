@@ -45,7 +45,7 @@ def _speed(url: str, algorithm: str) -> dict:
     from analytics.recommend_data import load_data
     from analytics.recommend_lists import ListMaker
     from analytics.recommenders import fit
-    from analytics.warehouse import open_warehouse
+    from analytics.storage.warehouse import open_warehouse
 
     engine = open_warehouse(url)
     began = time.perf_counter()
@@ -69,7 +69,7 @@ def _speed(url: str, algorithm: str) -> dict:
 
 def _evaluation(url: str) -> dict:
     from analytics.recommend_eval import evaluate
-    from analytics.warehouse import open_warehouse
+    from analytics.storage.warehouse import open_warehouse
 
     engine = open_warehouse(url)
     began = time.perf_counter()
@@ -87,8 +87,8 @@ def _complements(url: str, seed: int) -> dict:
     from analytics.recommend_eval import pair_hit_rates
     from analytics.recommend_lists import recommend
     from analytics.recommenders import ALGORITHMS, fit
+    from analytics.storage.warehouse import open_warehouse
     from analytics.synthetic.catalog import build_catalog
-    from analytics.warehouse import open_warehouse
 
     catalog = build_catalog(np.random.default_rng([seed, 0xC47A]))  # the generator's own catalogue for this seed
     firsts = np.flatnonzero(catalog.partner >= 0)

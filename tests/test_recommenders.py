@@ -4,7 +4,6 @@ own purchases, stored models, the out-of-time evaluation, and a real shop's data
 
 from __future__ import annotations
 
-import os
 from dataclasses import replace
 from datetime import date, timedelta
 from pathlib import Path
@@ -57,7 +56,7 @@ ALL = tuple(ALGORITHMS)
 
 
 def datasets() -> Path:
-    return Path(os.environ.get("MEMBERLENS_DATASETS", DATASETS))
+    return DATASETS
 
 
 # --- a hand-made shop -------------------------------------------------------------------------------------
@@ -410,7 +409,7 @@ def retail_url(tmp_path_factory) -> str:
 
 
 def test_online_retail_hybrid_beats_popularity(retail_url: str) -> None:
-    from analytics.warehouse import open_warehouse
+    from analytics.storage.warehouse import open_warehouse
 
     engine = open_warehouse(retail_url)
     result = evaluate(engine, horizon_days=30, k=10, algorithms=("popular", "popular_segment", "hybrid"))
