@@ -56,12 +56,12 @@ class PinnedModel:
         version = value.get("version")
         if isinstance(version, bool) or not isinstance(version, int):
             raise SpecError('A prediction condition\'s model needs its "version" (a whole number).')
-        return cls(kind, version, dict(value))
+        return cls(kind, version, {k: v for k, v in value.items() if k != "version"})
 
     @classmethod
     def from_stored(cls, stored: Any) -> PinnedModel:
         """From a registry row (:class:`analytics.storage.model_registry.StoredModel`)."""
-        return cls(stored.kind, stored.version, dict(stored.model))
+        return cls(stored.kind, stored.version, {**stored.model, "kind": stored.kind})
 
     @property
     def label(self) -> str:

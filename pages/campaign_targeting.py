@@ -20,6 +20,7 @@ from ui.cached import cached_audience_preview
 from ui.context import page_inputs
 from ui.format import plain_text
 from ui.member_sets import INBOX_KEY, member_set
+from ui.models import pinned, stored_models
 
 TYPED_FIELDS = {key: f.label for key, f in FIELDS.items() if f.typed}
 LABEL_TO_FIELD = {label: key for key, label in TYPED_FIELDS.items()}
@@ -189,7 +190,7 @@ with st.container(border=True):
         rows = [{"group": r.get("group"), "not": r.get("not"), "field": LABEL_TO_FIELD.get(r.get("field") or ""),
                  "op": OPERATOR_TO_KEY.get(r.get("operator") or ""), "text": r.get("values")}
                 for r in edited.to_dict("records")]
-        table_rules, row_problems = rules_from_table(match, rows)
+        table_rules, row_problems = rules_from_table(match, rows, pinned(stored_models()))
         problems += row_problems
         session["target_table_rules"] = table_rules
     include_col, exclude_col = st.columns(2)

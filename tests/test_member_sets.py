@@ -26,6 +26,8 @@ def test_every_kind_round_trips_through_json(duck_warehouse: Warehouse) -> None:
     from analytics.clustering import ClusterSettings, cluster_members
     from analytics.funnels import FunnelSpec, FunnelStep, dropoff_audience
     from analytics.heatmaps import cell_audience
+    from analytics.prediction_audiences import PinnedModel, PredictionAudience
+    from analytics.predictions import train_classifier
     from analytics.rule_views import rule_audience
 
     filters = default_filters(duck_warehouse)
@@ -35,6 +37,8 @@ def test_every_kind_round_trips_through_json(duck_warehouse: Warehouse) -> None:
             cluster_audience(filters, model, [1]), dropoff_audience(funnel, filters, 1),
             rule_audience("Beauty", "Pets", "category", filters.start, filters.end),
             cell_audience(filters, "rhythm", 2, 20, {"measure": "orders"}),
+            PredictionAudience("churn_risk", 0.6, None, filters.end,
+                               PinnedModel("churn", 1, train_classifier(duck_warehouse.engine, "churn"))),
             targeting.parse_spec({"version": 1, "kind": "audience", "start": str(filters.start),
                                   "end": str(filters.end), "holdout": 0.1, "campaign_key": "k"})]
     assert {a.kind for a in made} == set(audiences.kinds())  # every kind has a page that makes it

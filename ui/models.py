@@ -11,19 +11,31 @@ from sqlalchemy import Engine
 from analytics import predictions
 from analytics.errors import MemberLensError
 from analytics.prediction_audiences import PinnedModel
+from analytics.storage.appstate import resolve_state_url
 from analytics.storage.model_registry import MODEL_KINDS, STALE_AFTER_DAYS, StoredModel, latest_model, save_model
 from ui.app_state import app_state, default_author
 
 
+@st.cache_resource(ttl=60, show_spinner=False)
+def _latest(url: str, kind: str) -> StoredModel | None:
+    """The newest stored version of ``kind`` (read at most once a minute per server: models are large)."""
+    state = app_state()
+    return None if state is None else latest_model(state, kind)
+
+
+def forget_models() -> None:
+    """Read the registry again on the next run (after training, or "Refresh data")."""
+    _latest.clear()
+
+
 def stored_models() -> dict[str, StoredModel]:
     """The newest version of each kind that has one (empty without an app-state database)."""
-    state = app_state()
-    if state is None:
+    if app_state() is None:
         return {}
     found = {}
     for kind in MODEL_KINDS:
         try:
-            stored = latest_model(state, kind)
+            stored = _latest(resolve_state_url(), kind)
         except MemberLensError as problem:
             st.warning(problem.message, icon=":material/warning:")
             continue
@@ -67,4 +79,5 @@ def train_now(engine: Engine, kinds: tuple[str, ...], as_of: date) -> None:
             save_model(state, kind, trained["card"].get("algorithm", "bgnbd+gammagamma"), as_of, trained,
                        default_author())
         status.update(label="Models trained and stored", state="complete", expanded=False)
+    forget_models()
     st.rerun()

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import threading
+from datetime import date
 
 import duckdb
 import streamlit as st
@@ -49,9 +50,11 @@ def forget_warehouse() -> None:
     """Drop cached results and connections, so the next run re-reads the warehouse: after a reload
     or a demo rebuild (which replaces the DuckDB file), or after fixing a problem."""
     from ui.cached import cached_clusters  # the one shared (cache_resource) analysis result
+    from ui.models import forget_models
 
     st.cache_data.clear()
     cached_clusters.clear()
+    forget_models()
     warehouse_engine.clear()
 
 
@@ -86,8 +89,35 @@ def _build(config: DatabaseConfig, spec: DemoSpec) -> None:
                 bar.progress(min(max(fraction, 0.0), 1.0), text=message)
 
             summary = generate_warehouse(config.url, spec, progress=progress)
+            bar.progress(1.0, text="Training the prediction models on the demo (churn, propensity, lifetime value)")
+            _train_demo_models(config.url)
             status.update(label=f"Demo warehouse ready in {summary.seconds:.0f} s", state="complete", expanded=False)
         st.rerun()
+
+
+def _train_demo_models(url: str) -> None:
+    """The demo comes with its prediction models, so the Predictions page has something to show; a model that
+    cannot be trained (a small demo) is left to the page, which says why."""
+    from analytics import predictions
+    from analytics.errors import MemberLensError
+    from analytics.storage.model_registry import save_model
+    from ui.app_state import app_state
+
+    state = app_state()
+    if state is None:
+        return
+    engine = open_warehouse(url)
+    try:
+        for kind in ("churn", "propensity", "clv"):
+            try:
+                trained = (predictions.train_clv(engine) if kind == "clv"
+                           else predictions.train_classifier(engine, kind))
+            except MemberLensError:
+                continue
+            save_model(state, kind, trained["card"].get("algorithm", "bgnbd+gammagamma"),
+                       date.fromisoformat(trained["card"]["as_of"]), trained, "demo set-up")
+    finally:
+        engine.dispose()
 
 
 def demo_members() -> int:
