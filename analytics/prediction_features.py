@@ -80,7 +80,8 @@ def _days_between(later, earlier) -> object:
     """Days (with fractions) from ``earlier`` to ``later`` (columns, or a timestamp bound as a parameter), as a
     double."""
     later = literal(later) if isinstance(later, datetime) else later
-    return cast(func.extract("epoch", later - earlier), Double) / 86_400.0
+    seconds = cast(func.extract("epoch", later), Double) - cast(func.extract("epoch", earlier), Double)
+    return seconds / 86_400.0  # the difference of two epochs: an interval's epoch is not portable (Spark)
 
 
 def feature_select(cutoff: date) -> Select:

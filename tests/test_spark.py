@@ -474,3 +474,19 @@ def test_parquet_output_equals_the_duckdb_build(duck_twin: Warehouse, tmp_path) 
     ddl = (folder / "create_tables.sql").read_text()
     assert ddl.count("CREATE TABLE") == len(WAREHOUSE_TABLES) + 1 and f"LOCATION '{folder.as_uri()}/orders'" in ddl
     assert main(["--members", "10", "--parquet", str(folder)]) == 1  # exists: --replace needed
+
+
+def test_predictions(spark_warehouse: Warehouse, duck_twin: Warehouse, year: Filters) -> None:
+    """Features, labels and every score of the prediction models (compiled to SQL) on Spark equal DuckDB's."""
+    from analytics import predictions
+    from analytics.clv_sql import clv_summary, fit_models
+    from analytics.prediction_features import FEATURE_NAMES, features_and_labels
+    from analytics.prediction_models import fit_classifier
+
+    cutoff = year.end - dt.timedelta(days=90)
+    frame = both(spark_warehouse, duck_twin, lambda e: features_and_labels(e, cutoff, 90))
+    churn = fit_classifier(frame, 1 - frame["ordered"].to_numpy(), FEATURE_NAMES, "gbdt")
+    propensity = fit_classifier(frame, frame["ordered"].to_numpy(), FEATURE_NAMES, "logistic")
+    clv_models = fit_models(clv_summary(duck_twin.engine, year.end, "week"), "week", check=False)
+    models = predictions.Models(churn, propensity, clv_models.bgnbd, clv_models.gammagamma)
+    both(spark_warehouse, duck_twin, lambda e: predictions.score_members(e, models, year.end))
