@@ -37,7 +37,8 @@ KIND_HELP = {
     "baskets": "One basket per line, items separated by commas (the Groceries layout). Each basket becomes a "
                "guest order for basket analysis.",
 }
-DELIMITER_LABELS = {",": "Comma ( , )", ";": "Semicolon ( ; )", "\t": "Tab", "|": "Vertical bar ( | )"}
+DELIMITER_LABELS = {",": "Comma ( , )", ";": "Semicolon ( ; )", "\t": "Tab", "|": "Vertical bar ( | )",
+                    "whitespace": "Spaces (aligned columns)"}
 NOT_IN_FILE = "(not in the file)"
 RESULT_KEY = "import_result"
 PREVIEW_ROWS = 20

@@ -149,6 +149,39 @@ def test_cdnow_sql_summary_equals_pandas_and_gives_the_published_fit(cdnow_engin
         [round(v, 2) for m in PUBLISHED.values() for v in m.values()], abs=0.0101)
 
 
+def test_cdnow_master_imports_as_a_whitespace_file_and_gives_the_pandas_summary(tmp_path: Path) -> None:
+    """The full CDNOW file (23,570 customers, no invoice numbers, no prices) lands through the importer as it is:
+    every row a purchase, a customer's rows of one day one order; its warehouse summary equals pandas' and the
+    fit lands near the published one (which is of the 1/10 sample, so only near)."""
+    path = DATASETS / "CDNOW_master.txt"
+    if not path.exists():
+        pytest.skip(f"{path} is absent: the shared datasets are not beside this checkout (CI has them)")
+    from analytics.importers import import_file
+
+    url = f"duckdb:///{tmp_path / 'master.duckdb'}"
+    result = import_file(url, "transactions", path)
+    rows = pd.read_csv(path, sep=r"\s+", dtype={"customer_id": str, "date": str})
+    assert result.layout == "CDNOW" and result.rows_read == len(rows) == 69_659 and result.rows_rejected == 0
+    figures = result.summary
+    assert figures["members"] == rows["customer_id"].nunique() == 23_570
+    assert figures["orders"] == len(rows.drop_duplicates(["customer_id", "date"]))
+    assert float(figures["completed_net_sales"]) == pytest.approx(rows["dollar_value"].sum(), abs=0.005)
+
+    engine = create_engine(url)
+    try:
+        summary = clv_sql.clv_summary(engine, CALIBRATION_END, "week")
+    finally:
+        engine.dispose()
+    master = rows.rename(columns={"customer_id": "customer", "dollar_value": "value"})
+    master["customer"] = master["customer"].astype(int)
+    master["date"] = pd.to_datetime(master["date"], format="%Y%m%d")
+    reference = pandas_summary(master, CALIBRATION_END)[list(clv_sql.SUMMARY_COLUMNS)]
+    pd.testing.assert_frame_equal(summary, reference, check_exact=False, rtol=1e-12, atol=1e-9)
+    fitted = clv_sql.fit_models(summary, "week").bgnbd
+    for name, value in PUBLISHED["bgnbd"].items():
+        assert getattr(fitted, name) == pytest.approx(value, rel=0.15), name
+
+
 def test_cdnow_holdout_and_tracking_from_sql(cdnow_engine, cdnow_summary: pd.DataFrame, cdnow_rows: pd.DataFrame
                                             ) -> None:
     holdout = clv_sql.clv_holdout(cdnow_engine, CALIBRATION_END, HOLDOUT_END)

@@ -36,6 +36,7 @@ from analytics.importers.loading import PreviousImport, imports_log, new_log_ent
 from analytics.importers.reading import (
     DELIMITERS,
     ENCODINGS,
+    WHITESPACE,
     SourceFile,
     check_readable,
     describe_date_format,
@@ -60,8 +61,20 @@ from analytics.importers.transactions import stage_transactions
 from analytics.storage import contract
 
 __all__ = [
-    "DELIMITERS", "ENCODINGS", "KINDS", "ROLES", "FilePreview", "ImportOptions", "ImportRefused", "ImportResult",
-    "PreviousImport", "Role", "import_file", "import_history", "preview_file",
+    "DELIMITERS",
+    "ENCODINGS",
+    "KINDS",
+    "ROLES",
+    "WHITESPACE",
+    "FilePreview",
+    "ImportOptions",
+    "ImportRefused",
+    "ImportResult",
+    "PreviousImport",
+    "Role",
+    "import_file",
+    "import_history",
+    "preview_file",
 ]
 
 Progress = Callable[[float, str], None]
@@ -135,7 +148,7 @@ def _check_options(kind: str, options: ImportOptions) -> None:
         raise ImportRefused(f"Unknown import kind {kind!r}.", f"Choose one of {', '.join(KINDS)}.")
     if options.delimiter not in DELIMITERS:
         raise ImportRefused(f"Unsupported delimiter {options.delimiter!r}.",
-                            "Choose comma, semicolon, tab or vertical bar.")
+                            "Choose comma, semicolon, tab, vertical bar or whitespace.")
     if options.encoding not in ENCODINGS:
         raise ImportRefused(f"Unsupported encoding {options.encoding!r}.", f"Choose one of {', '.join(ENCODINGS)}.")
 

@@ -13,17 +13,27 @@ import sys
 from collections.abc import Sequence
 
 from analytics.commandline import iso_date, run_reporting_errors
-from analytics.importers import DELIMITERS, ENCODINGS, KINDS, ROLES, ImportOptions, ImportRefused, import_file
+from analytics.importers import (
+    DELIMITERS,
+    ENCODINGS,
+    KINDS,
+    ROLES,
+    WHITESPACE,
+    ImportOptions,
+    ImportRefused,
+    import_file,
+)
 from analytics.storage.databases import mask_url
 from analytics.storage.warehouse import resolve_warehouse_config
 
-_DELIMITER_WORDS = {"comma": ",", "semicolon": ";", "tab": "\t", "pipe": "|"}
+_DELIMITER_WORDS = {"comma": ",", "semicolon": ";", "tab": "\t", "pipe": "|", "whitespace": WHITESPACE}
 
 
 def _delimiter(text: str) -> str:
     value = _DELIMITER_WORDS.get(text, "\t" if text == "\\t" else text)
     if value not in DELIMITERS:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a supported delimiter; use comma, semicolon, tab or pipe")
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a supported delimiter; use comma, semicolon, tab, pipe or whitespace")
     return value
 
 
@@ -49,7 +59,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "resolves it); DuckDB or PostgreSQL")
     parser.add_argument("--map", type=_mapping, action="append", default=[], metavar="ROLE=COLUMN",
                         help="read ROLE from COLUMN (repeatable); an empty COLUMN ignores that role")
-    parser.add_argument("--delimiter", type=_delimiter, default=",", help="comma (default), semicolon, tab or pipe")
+    parser.add_argument("--delimiter", type=_delimiter, default=",",
+                        help="comma (default), semicolon, tab, pipe or whitespace (runs of spaces, e.g. CDNOW)")
     parser.add_argument("--encoding", choices=ENCODINGS, default="utf-8", help="text encoding (default utf-8)")
     parser.add_argument("--date-format", help="strptime format of the date column, e.g. '%%d/%%m/%%Y %%H:%%M' "
                         "(default: detected)")

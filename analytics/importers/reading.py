@@ -28,8 +28,10 @@ import pyarrow as pa
 from analytics.errors import ImportRefused
 
 ENCODINGS: tuple[str, ...] = ("utf-8", "latin-1", "utf-16")
-DELIMITERS: tuple[str, ...] = (",", ";", "\t", "|")
-DELIMITER_NAMES = {",": "comma", ";": "semicolon", "\t": "tab", "|": "vertical bar"}
+#: Runs of spaces or tabs (files that align columns with spaces, such as CDNOW's), written as the word.
+WHITESPACE = "whitespace"
+DELIMITERS: tuple[str, ...] = (",", ";", "\t", "|", WHITESPACE)
+DELIMITER_NAMES = {",": "comma", ";": "semicolon", "\t": "tab", "|": "vertical bar", WHITESPACE: "whitespace"}
 XLSX_BATCH_ROWS = 50_000
 _GZIP_MAGIC = b"\x1f\x8b"
 _XLSX_MAGIC = b"PK\x03\x04"
@@ -96,6 +98,9 @@ def read_header(path: Path, delimiter: str, encoding: str) -> list[str]:
         raise ImportRefused(f"{path.name} has no header row (the first line is empty).",
                             "Export the file with its column names on the first line.")
     header = [h.strip() for h in header]
+    if len(header) == 1 and delimiter != WHITESPACE and len(header[0].split()) > 1 and not any(
+            d in header[0] for d in DELIMITERS[:4]):
+        return header[0].split()  # columns aligned with spaces: read as whitespace-separated (see stage_csv)
     if len(header) == 1:
         others = [d for d in DELIMITERS if d != delimiter and d in header[0]]
         if others:
@@ -148,6 +153,8 @@ def stage_csv(
 ) -> SourceFile:
     """Stage a CSV (or CSV.GZ) file as ``_raw(_row, _sheet, c0..cN)``, all text (the first ``max_rows``)."""
     header = read_header(path, delimiter, encoding)
+    if delimiter == WHITESPACE or (len(header) > 1 and not _splits_on(path, delimiter, encoding)):
+        return _stage_whitespace(con, path, header, encoding, max_rows)
     columns = "{" + ", ".join(f"'c{i}': 'VARCHAR'" for i in range(len(header))) + "}"
     try:
         con.execute(
@@ -158,6 +165,33 @@ def stage_csv(
         )
     except duckdb.Error as exc:
         raise explain_csv_error(exc, path, encoding, len(header)) from None
+    con.execute("CREATE TEMP VIEW _raw AS SELECT rowid AS _rid, rowid + 2 AS _row, CAST(NULL AS VARCHAR) AS _sheet, * "
+                "FROM _raw_rows")
+    return SourceFile(path, "csv", tuple(header))
+
+
+def _splits_on(path: Path, delimiter: str, encoding: str) -> bool:
+    """Whether the header line holds the delimiter (else the header was read as whitespace-separated)."""
+    with _open_text(path, encoding) as text:
+        return delimiter in text.readline()
+
+
+def _stage_whitespace(con: duckdb.DuckDBPyConnection, path: Path, header: list[str], encoding: str,
+                      max_rows: int | None) -> SourceFile:
+    """Stage a file whose columns are separated by runs of spaces or tabs: each line split on whitespace."""
+    check_encoding_of_start(path, encoding)
+    try:
+        con.execute(
+            "CREATE TEMP TABLE _raw_lines AS SELECT * FROM read_csv($path, columns = {'line': 'VARCHAR'}, "
+            "header = true, auto_detect = false, delim = $delim, quote = '', escape = '', skip = 0, "
+            "encoding = $encoding)" + _limit(max_rows),
+            {"path": str(path), "delim": "\x1f", "encoding": encoding},
+        )
+    except duckdb.Error as exc:
+        raise explain_csv_error(exc, path, encoding, len(header)) from None
+    parts = ", ".join(f"parts[{i + 1}] AS c{i}" for i in range(len(header)))
+    con.execute("CREATE TEMP TABLE _raw_rows AS SELECT " + parts + " FROM (SELECT rowid AS r, "
+                "string_split_regex(trim(line), '\\s+') AS parts FROM _raw_lines WHERE trim(line) <> '') ORDER BY r")
     con.execute("CREATE TEMP VIEW _raw AS SELECT rowid AS _rid, rowid + 2 AS _row, CAST(NULL AS VARCHAR) AS _sheet, * "
                 "FROM _raw_rows")
     return SourceFile(path, "csv", tuple(header))
@@ -301,9 +335,10 @@ DATE_FORMATS: tuple[str, ...] = (
     "%d/%m/%Y %H:%M", "%d/%m/%Y %H:%M:%S", "%d/%m/%Y",
     "%d.%m.%Y %H:%M", "%d.%m.%Y %H:%M:%S", "%d.%m.%Y",
     "%Y/%m/%d %H:%M:%S", "%Y/%m/%d %H:%M", "%Y/%m/%d",
+    "%Y%m%d",
     "epoch_ms", "epoch_s",
 )
-DATE_FORMAT_NAMES = {"iso": "ISO 8601 (YYYY-MM-DD HH:MM:SS)", "epoch_ms": "Unix time in milliseconds",
+DATE_FORMAT_NAMES = {"iso": "ISO 8601 (YYYY-MM-DD HH:MM:SS)", "%Y%m%d": "YYYYMMDD", "epoch_ms": "Unix time in milliseconds",
                      "epoch_s": "Unix time in seconds"}
 DATE_SAMPLE = 2_000
 

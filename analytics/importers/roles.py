@@ -38,18 +38,22 @@ class Layout:
 
 ROLES: dict[str, tuple[Role, ...]] = {
     "transactions": (
-        Role("invoice", "Invoice number", True, ("InvoiceNo", "Invoice", "OrderID", "order_id", "OrderNo"),
-             "Becomes the order id. Numbers starting with C are cancellations."),
-        Role("stock_code", "Stock code", True, ("StockCode", "product_id", "SKU", "ItemID"),
-             "Becomes the product id."),
+        Role("invoice", "Invoice number", False, ("InvoiceNo", "Invoice", "OrderID", "order_id", "OrderNo"),
+             "Becomes the order id. Numbers starting with C are cancellations. Without it, each customer's "
+             "purchases of one day are one order (customer id and date)."),
+        Role("stock_code", "Stock code", False, ("StockCode", "product_id", "SKU", "ItemID"),
+             "Becomes the product id; without it every line is one unnamed product (ITEM)."),
         Role("description", "Description", False, ("Description", "product_name", "ItemName"),
              "Becomes the product name (its most frequent spelling)."),
-        Role("quantity", "Quantity", True, ("Quantity", "Qty"),
+        Role("quantity", "Quantity", True, ("Quantity", "Qty", "number_of_cds", "units"),
              "Whole number of units; negative on cancellations and returns."),
         Role("invoice_date", "Invoice date", True, ("InvoiceDate", "OrderDate", "ordered_at", "Date"),
              "When the order was placed, in the shop's local time."),
-        Role("unit_price", "Unit price", True, ("UnitPrice", "Price", "unit_price"),
-             "Price of one unit in the shop currency."),
+        Role("unit_price", "Unit price", False, ("UnitPrice", "Price", "unit_price"),
+             "Price of one unit in the shop currency (or give the line's amount instead)."),
+        Role("amount", "Line amount", False, ("dollar_value", "amount", "line_amount", "sales"),
+             "The line's total in the shop currency, when the file has no unit price: the unit price is then the "
+             "amount divided by the quantity."),
         Role("customer_id", "Customer id", False, ("CustomerID", "Customer ID", "member_id", "customer_id"),
              "Becomes the member id; rows without it are guest orders."),
         Role("country", "Country", False, ("Country", "Region"), "Becomes the member's region."),
@@ -80,6 +84,7 @@ LAYOUTS: dict[str, tuple[Layout, ...]] = {
     "transactions": (
         Layout("UCI Online Retail", ("InvoiceNo", "UnitPrice", "CustomerID")),
         Layout("Online Retail II", ("Invoice", "Price", "Customer ID")),
+        Layout("CDNOW", ("customer_id", "date", "number_of_cds", "dollar_value")),
     ),
     "events": (
         Layout("REES46", ("event_time", "event_type", "user_session")),
@@ -135,8 +140,16 @@ def resolve_mapping(kind: str, columns: Sequence[str], mapping: Mapping[str, str
 
 
 def missing_required(kind: str, resolved: Mapping[str, int | None]) -> list[Role]:
-    """Required roles that no column of the file fills."""
-    return [role for role in ROLES[kind] if role.required and resolved.get(role.name) is None]
+    """Required roles that no column of the file fills (a transactions file needs a unit price or a line amount,
+    and without an invoice number a customer id to group its lines into orders)."""
+    missing = [role for role in ROLES[kind] if role.required and resolved.get(role.name) is None]
+    if kind == "transactions":
+        by_name = {role.name: role for role in ROLES[kind]}
+        if resolved.get("unit_price") is None and resolved.get("amount") is None:
+            missing.append(by_name["unit_price"])
+        if resolved.get("invoice") is None and resolved.get("customer_id") is None:
+            missing.append(by_name["invoice"])
+    return sorted(missing, key=ROLES[kind].index)
 
 
 class MappingError(InputError):

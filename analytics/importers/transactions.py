@@ -20,6 +20,10 @@ How a file becomes warehouse rows, and why:
   (their first order of any status if none completed), ``region`` their most frequent country;
   everything else (tier, contact, consent) stays unknown, so nobody is counted reachable.
 * **Rows without a customer are guest orders**: counted in sales, left out of member analytics.
+* **Files without invoice numbers** (CDNOW's customer, date, units, dollar value): a customer's rows of
+  one day are one order ``<customer>-<yyyy-mm-dd>``, every row is a purchase (identical rows too), a
+  missing stock code makes one product ``ITEM``, and a line amount without a unit price gives the unit
+  price as amount / quantity; a zero amount is a free purchase and kept.
 * **Excluded and reported**: zero or negative prices, zero quantities, exact duplicate lines.
 * **Unreadable** (stop the import unless skipped): missing invoice number or stock code, a
   quantity that is not a whole number, a price that is not a number, a date that does not read.
@@ -34,6 +38,8 @@ from analytics.importers.staging import Check, Staging, most_frequent
 from analytics.storage import contract
 
 CANCELLED = "upper(left(invoice, 1)) = 'C'"
+NO_INVOICE_CANCELLED = "FALSE"  # orders made up from customer and day cannot be cancellations
+ITEM = "ITEM"  # the one product of a file without stock codes
 MAX_LINE_NO = 32_000  # order_items.line_no is a SMALLINT
 
 
@@ -46,52 +52,77 @@ def stage_transactions(
     # The date format may be the user's own text: it reaches SQL only as a bound parameter.
     params = {**date_params(date_format), "channel": channel,
               "date_reason": f"not a date in the format {describe_date_format(date_format)}"}
+    ordered_at = timestamp_sql(col(roles['invoice_date']), date_format)
+    customer_id = id_sql(col(roles['customer_id']))
+    has_invoice = roles.get("invoice") is not None
+    # Without invoice numbers, a customer's lines of one day are one order: "<customer>-<yyyy-mm-dd>".
+    invoice = (f"nullif(trim({col(roles['invoice'])}), '')" if has_invoice
+               else f"{customer_id} || '-' || CAST(CAST({ordered_at} AS DATE) AS VARCHAR)")
+    stock_code = (f"nullif(trim({col(roles['stock_code'])}), '')" if roles.get("stock_code") is not None
+                  else f"'{ITEM}'")
+    # Without a unit price, the line amount gives it (amount / quantity) and stays the line's amount.
+    price_role = roles["unit_price"] if roles.get("unit_price") is not None else roles.get("amount")
+    quantity_number = f"TRY_CAST(trim({col(roles['quantity'])}) AS DOUBLE)"
+    amount_number = f"TRY_CAST(trim({col(roles.get('amount'))}) AS DECIMAL(18, 2))"
+    unit_price = (f"TRY_CAST(trim({col(roles['unit_price'])}) AS DECIMAL(18, 4))" if roles.get("unit_price") is not None
+                  else f"CAST({amount_number} / nullif({quantity_number}, 0) AS DECIMAL(18, 4))")
     stage.run(
         "CREATE TEMP TABLE _parsed AS SELECT _rid, _row, _sheet, "
-        f"nullif(trim({col(roles['invoice'])}), '') AS invoice, "
-        f"nullif(trim({col(roles['stock_code'])}), '') AS stock_code, "
+        f"{invoice} AS invoice, "
+        f"{stock_code} AS stock_code, "
         f"nullif(trim({col(roles['description'])}), '') AS description, "
         f"nullif(trim({col(roles['quantity'])}), '') AS quantity_text, "
-        f"TRY_CAST(trim({col(roles['quantity'])}) AS DOUBLE) AS quantity_number, "
+        f"{quantity_number} AS quantity_number, "
         f"nullif(trim({col(roles['invoice_date'])}), '') AS date_text, "
-        f"{timestamp_sql(col(roles['invoice_date']), date_format)} AS ordered_at, "
-        f"nullif(trim({col(roles['unit_price'])}), '') AS price_text, "
-        f"TRY_CAST(trim({col(roles['unit_price'])}) AS DECIMAL(18, 4)) AS unit_price, "
-        f"{id_sql(col(roles['customer_id']))} AS customer_id, "
+        f"{ordered_at} AS ordered_at, "
+        f"nullif(trim({col(price_role)}), '') AS price_text, "
+        f"{unit_price} AS unit_price, "
+        f"{amount_number} AS line_total, "
+        f"{customer_id} AS customer_id, "
         f"nullif(trim({col(roles['country'])}), '') AS country "
         "FROM _raw",
         params,
     )
+    price_name = name(price_role)
+    price_missing = "'missing price'" if roles.get("unit_price") is not None else "'missing amount'"
     stage.reject([
-        Check("invoice IS NULL", "'missing invoice number'", name(roles["invoice"]), "invoice", True),
-        Check("stock_code IS NULL", "'missing stock code'", name(roles["stock_code"]), "stock_code", True),
+        (Check("invoice IS NULL", "'missing invoice number'", name(roles["invoice"]), "invoice", True)
+         if has_invoice else
+         Check("customer_id IS NULL AND date_text IS NOT NULL", "'missing customer id (without invoice numbers "
+               "the customer and day make the order)'", name(roles["customer_id"]), "customer_id", True)),
+        Check("stock_code IS NULL", "'missing stock code'", name(roles.get("stock_code")), "stock_code", True),
         Check("quantity_text IS NULL", "'missing quantity'", name(roles["quantity"]), "quantity_text", True),
         Check("quantity_text IS NOT NULL AND (quantity_number IS NULL OR quantity_number <> floor(quantity_number) "
               "OR abs(quantity_number) > 1e9)", "'not a whole number'", name(roles["quantity"]), "quantity_text", True),
         Check("date_text IS NULL", "'missing date'", name(roles["invoice_date"]), "date_text", True),
         Check("date_text IS NOT NULL AND ordered_at IS NULL", "$date_reason", name(roles["invoice_date"]), "date_text",
               True),
-        Check("price_text IS NULL", "'missing price'", name(roles["unit_price"]), "price_text", True),
-        Check("price_text IS NOT NULL AND unit_price IS NULL", "'not a number'", name(roles["unit_price"]),
+        Check("price_text IS NULL", price_missing, price_name, "price_text", True),
+        Check("price_text IS NOT NULL AND unit_price IS NULL AND quantity_number <> 0", "'not a number'", price_name,
               "price_text", True),
-        Check("unit_price <= 0", "'zero or negative price'", name(roles["unit_price"]), "price_text", False),
+        # A zero line amount is a free purchase the file records; a zero unit price is an adjustment line.
+        Check("unit_price <= 0" if roles.get("unit_price") is not None else "unit_price < 0",
+              "'zero or negative price'", price_name, "price_text", False),
         Check("quantity_number = 0", "'zero quantity'", name(roles["quantity"]), "quantity_text", False),
     ], params=params)
     stage.refuse_unreadable(skip_bad_rows)
-    stage.reject_duplicates()
+    if has_invoice:
+        # Without invoice numbers two identical rows are two purchases (same customer, day, units and amount).
+        stage.reject_duplicates()
     stage.run("CREATE TEMP VIEW _checked AS SELECT * FROM _parsed WHERE _rid NOT IN (SELECT _rid FROM _rejects)")
 
+    cancelled = CANCELLED if has_invoice else NO_INVOICE_CANCELLED
     # Sign rules need the invoice as a whole: which lines are positive, which negative.
     stage.run(
         "CREATE TEMP TABLE _invoices AS SELECT invoice, "
-        f"CASE WHEN {CANCELLED} THEN 'cancelled' WHEN max(quantity_number) < 0 THEN 'returned' "
+        f"CASE WHEN {cancelled} THEN 'cancelled' WHEN max(quantity_number) < 0 THEN 'returned' "
         "ELSE 'completed' END AS status, min(_rid) AS first_rid, max(_rid) - min(_rid) AS spread "
         "FROM _checked GROUP BY invoice"
     )
     stage.reject([
-        Check(f"{CANCELLED} AND quantity_number > 0", "'positive quantity on a cancellation invoice'",
+        Check(f"{cancelled} AND quantity_number > 0", "'positive quantity on a cancellation invoice'",
               name(roles["quantity"]), "quantity_text", False),
-        Check(f"NOT {CANCELLED} AND quantity_number < 0 AND invoice IN "
+        Check(f"NOT {cancelled} AND quantity_number < 0 AND invoice IN "
               "(SELECT invoice FROM _invoices WHERE status = 'completed')",
               "'negative quantity on a sales invoice (neither a cancellation nor a return)'",
               name(roles["quantity"]), "quantity_text", False),
@@ -104,7 +135,8 @@ def stage_transactions(
     stage.run(
         "CREATE TEMP TABLE _numbered AS SELECT l.invoice, l.stock_code, l.description, l.customer_id, l.country, "
         "l.ordered_at, l.unit_price, i.status, CAST(abs(quantity_number) AS BIGINT) AS quantity, "
-        "round(CAST(abs(quantity_number) AS DECIMAL(18, 0)) * unit_price, 2) AS line_amount, "
+        "coalesce(abs(l.line_total), round(CAST(abs(quantity_number) AS DECIMAL(18, 0)) * unit_price, 2)) "
+        "AS line_amount, "
         f"{line_no} AS line_no FROM _checked l JOIN _invoices i USING (invoice)"
     )
     stage.create_stage(contract.order_items)
