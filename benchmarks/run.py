@@ -33,6 +33,7 @@ from pathlib import Path
 from sqlalchemy import func, select
 
 from benchmarks.funnels_heatmaps import funnel_scenario, heatmaps_scenario
+from benchmarks.predictions import predictions_scenario
 from benchmarks.segments import clusters_scenario, rfm_scenario
 from benchmarks.targeting import targeting_scenario
 
@@ -296,7 +297,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__.split("\n")[0])
     parser.add_argument("--scenario", default="all",
                         choices=("all", "generator", "kpis", "import", "rules", "funnels", "heatmaps", "rfm",
-                                 "clusters", "targeting"))
+                                 "clusters", "targeting", "predictions"))
     parser.add_argument("--members", type=int, default=1_000_000, help="benchmark warehouse size")
     parser.add_argument("--repeat", type=int, default=3, help="runs per generator figure (KPI queries run 3x more)")
     parser.add_argument("--warehouse", type=Path,
@@ -307,7 +308,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"MemberLens benchmarks on {os.cpu_count()} cores, Python {sys.version.split()[0]}")
     if args.scenario in ("all", "generator"):
         generator_scenario(args.members, args.repeat, warehouse)
-    uses_warehouse = ("all", "kpis", "funnels", "heatmaps", "rfm", "clusters", "targeting")
+    uses_warehouse = ("all", "kpis", "funnels", "heatmaps", "rfm", "clusters", "targeting", "predictions")
     if args.scenario in uses_warehouse and not warehouse.exists():
         print(f"\nbuilding {warehouse.name} for the warehouse scenarios ...")
         build_once(args.members, 42, warehouse)
@@ -327,6 +328,8 @@ def main(argv: list[str] | None = None) -> int:
         clusters_scenario(warehouse, args.repeat)
     if args.scenario in ("all", "targeting"):
         targeting_scenario(warehouse, args.repeat * 3)
+    if args.scenario in ("all", "predictions"):
+        predictions_scenario(warehouse, args.repeat)
     return 0
 
 
