@@ -31,6 +31,7 @@ from analytics.targeting_fields import FIELDS, CompileContext, RangeField
 #: Score -> the model kind that gives it.
 SCORES: dict[str, str] = {"churn_risk": "churn", "purchase_propensity": "propensity", "predicted_clv": "clv",
                           "p_alive": "clv", "expected_orders": "clv"}
+MODEL_KINDS = ("churn", "propensity", "clv")
 #: Most JSON a pinned model may take (a boosted model's trees are the largest, about 150 KB).
 MAX_MODEL_CHARS = 500_000
 
@@ -141,35 +142,36 @@ class PredictionAudience(Audience):
 
     kind: ClassVar[str] = "prediction"
     label: ClassVar[str] = "prediction"
-    keys: ClassVar[frozenset[str]] = frozenset({"score", "low", "high", "as_of", "model"})
+    keys: ClassVar[frozenset[str]] = frozenset({"score", "low", "high", "as_of", "model", "shown_with"})
 
     score: str
     low: float | None
     high: float | None
     as_of: date
     model: PinnedModel
+    #: Other models whose scores are listed beside each member (they do not change who is in the audience).
+    shown_with: tuple[PinnedModel, ...] = ()
 
     def __post_init__(self) -> None:
         if self.score not in SCORES:
             raise SpecError(f"Unknown score {self.score!r}; choose one of {', '.join(SCORES)}.")
         if self.model.kind != SCORES[self.score]:
             raise SpecError(f"{self.score} comes from the {SCORES[self.score]} model, not {self.model.kind}.")
+        kinds = [self.model.kind, *(m.kind for m in self.shown_with)]
+        if len(set(kinds)) != len(kinds):
+            raise SpecError("A prediction audience lists each model once (its own and those shown with it).")
 
     def member_ids(self) -> Select:
         return scored_members(self.score, self.low, self.high, self.model, self.as_of)
 
     def annotations(self, bind: Any) -> Any:
-        """Each member's score and, for churn and propensity, the reasons in words."""
+        """Each member's scores (this audience's model and those shown with it) and, for churn and propensity,
+        the reasons in words for this audience's score."""
         from analytics import predictions
 
-        models = predictions.Models.from_stored({self.model.kind: dict(self.model.data)})
-        if self.model.kind == "clv":
-            scored = predictions.score_select(models, self.as_of).subquery("scored")
-            from analytics.storage.db import read_frame
-
-            return read_frame(bind, select(scored.c.member_id, scored.c[self.score])
-                              .where(scored.c.member_id.in_(self.member_ids())))
-        return predictions.explained_scores(bind, models, self.as_of, self.member_ids(), self.score)
+        models = predictions.Models.from_stored({m.kind: dict(m.data) for m in (self.model, *self.shown_with)})
+        return predictions.explained_scores(bind, models, self.as_of, self.member_ids(),
+                                            self.score if self.model.kind != "clv" else None)
 
     def describe(self) -> str:
         low = "" if self.low is None else f"{self.low:g}"
@@ -177,8 +179,11 @@ class PredictionAudience(Audience):
         return f"{FIELDS[self.score].label} {low}–{high} on {self.as_of} ({self.model.label})"
 
     def body(self) -> dict[str, Any]:
-        return {"score": self.score, "low": self.low, "high": self.high, "as_of": self.as_of.isoformat(),
+        body = {"score": self.score, "low": self.low, "high": self.high, "as_of": self.as_of.isoformat(),
                 "model": self.model.to_json()}
+        if self.shown_with:
+            body["shown_with"] = [m.to_json() for m in self.shown_with]
+        return body
 
     @classmethod
     def from_body(cls, data: Mapping[str, Any], depth: int) -> PredictionAudience:
@@ -186,5 +191,14 @@ class PredictionAudience(Audience):
         if score not in SCORES:
             raise SpecError(f"Unknown score {score!r}; choose one of {', '.join(SCORES)}.")
         low, high = (None if data.get(k) is None else audiences.number(data[k], f'"{k}"') for k in ("low", "high"))
+        shown = data.get("shown_with") or []
+        if not isinstance(shown, list) or len(shown) > len(MODEL_KINDS) - 1:
+            raise SpecError('"shown_with" is a list of at most two other models.')
+        kinds = [m.get("kind") if isinstance(m, Mapping) else None for m in shown]
+        if any(kind not in MODEL_KINDS for kind in kinds):
+            raise SpecError(f'Each model in "shown_with" needs its "kind": one of {", ".join(MODEL_KINDS)}.')
+        if any(len(str(m)) > MAX_MODEL_CHARS for m in shown):
+            raise SpecError('A model in "shown_with" is too large.')
+        shown_with = tuple(PinnedModel.from_json(m, kind) for m, kind in zip(shown, kinds, strict=True))
         return cls(score, low, high, audiences.day(data["as_of"], '"as_of"'),
-                   PinnedModel.from_json(data["model"], SCORES[score]))
+                   PinnedModel.from_json(data["model"], SCORES[score]), shown_with)

@@ -99,9 +99,10 @@ def evaluate(y: np.ndarray, score: np.ndarray, threshold: float = 0.5) -> dict[s
 
 
 def gains_sentence(table: pd.DataFrame, noun: str) -> str:
-    """"The top 10 % by score hold 38 % of the churners."""
+    """"The top 10% by score hold 38% of the churners (lift 3.8)." (for the command line; the page words it in
+    the reader's locale from the same table)."""
     top = table.iloc[0]
-    return f"The top 10 % by score hold {top['cumulative_share']:.0%} of the {noun} (lift {top['lift']:.1f})."
+    return f"The top 10% by score hold {top['cumulative_share']:.0%} of the {noun} (lift {top['lift']:.1f})."
 
 
 def permutation_importance(predict: Callable[[pd.DataFrame], np.ndarray], frame: pd.DataFrame, y: np.ndarray,

@@ -315,7 +315,11 @@ def score_members(bind: Bind, models: Models, as_of: date) -> pd.DataFrame:
     """:func:`score_select` pulled (one row per scored member, ordered by member id), with ``next_order_date``
     and ``value_at_risk`` where the models allow."""
     scored = score_select(models, as_of).subquery("scored")
-    frame = read_frame_columnar(bind, select(scored).order_by(scored.c.member_id))
+    return _with_derived(read_frame_columnar(bind, select(scored).order_by(scored.c.member_id)), as_of)
+
+
+def _with_derived(frame: pd.DataFrame, as_of: date) -> pd.DataFrame:
+    """``next_order_date`` (from the wait in days) and ``value_at_risk`` where the scores allow."""
     if "next_order_in_days" in frame:
         wait = pd.to_numeric(frame.pop("next_order_in_days"), errors="coerce")
         frame["next_order_date"] = pd.Timestamp(as_of) + pd.to_timedelta(wait.clip(upper=36_500), unit="D")
@@ -362,17 +366,23 @@ def feature_medians(bind: Bind, as_of: date) -> pd.Series:
     return row.iloc[0].astype(float)
 
 
-def explained_scores(bind: Bind, models: Models, as_of: date, member_ids: Select, score: str) -> pd.DataFrame:
-    """``member_id``, the ``score`` and ``reasons`` (in words) of the members ``member_ids`` selects."""
+def explained_scores(bind: Bind, models: Models, as_of: date, member_ids: Select, reasons_for: str | None
+                     ) -> pd.DataFrame:
+    """``member_id``, every score the models give (as :func:`score_members`) and, when ``reasons_for`` names churn
+    risk or purchase propensity, ``reasons`` in words for it, of the members ``member_ids`` selects."""
     features = feature_select(as_of).subquery("features")
     scored = score_select(models, as_of).subquery("scored")
-    rows = read_frame(bind, select(features, scored.c[score])
+    scores = [c for c in scored.c if c.name != "member_id"]
+    rows = read_frame(bind, select(features, *scores)
                       .join_from(features, scored, scored.c.member_id == features.c.member_id)
-                      .where(features.c.member_id.in_(member_ids)))
-    if rows.empty:
-        return pd.DataFrame({"member_id": [], score: [], "reasons": []})
-    medians = feature_medians(bind, as_of)
-    kind = "propensity" if score == "purchase_propensity" else "churn"
-    numeric = rows[list(FEATURE_NAMES)].astype(float)
-    rows["reasons"] = [reasons(row, medians, kind) for _, row in numeric.iterrows()]
-    return rows[["member_id", score, "reasons"]]
+                      .where(features.c.member_id.in_(member_ids)).order_by(features.c.member_id))
+    frame = _with_derived(rows[["member_id", *(c.name for c in scores)]].copy(), as_of)
+    if reasons_for in ("churn_risk", "purchase_propensity"):
+        if rows.empty:
+            frame["reasons"] = pd.Series(dtype="object")
+        else:
+            medians = feature_medians(bind, as_of)
+            kind = "propensity" if reasons_for == "purchase_propensity" else "churn"
+            numeric = rows[list(FEATURE_NAMES)].astype(float)
+            frame["reasons"] = [reasons(row, medians, kind) for _, row in numeric.iterrows()]
+    return frame

@@ -12,10 +12,11 @@ from analytics.prediction_eval import MEASURES
 from analytics.prediction_features import FEATURE_BY_NAME
 from analytics.prediction_reports import GROUPS
 from analytics.predictions import BANDS, KINDS, SCORE_HELP, measures_at
+from analytics.programme import CURRENCY_SYMBOL
 from ui.app_state import default_author
 from ui.cached import cached_clv_distribution, cached_customer_equity, cached_risk_bands
 from ui.context import page_inputs
-from ui.format import ACCENT, count, label, money, share
+from ui.format import ACCENT, MISSING, count, label, money, share
 from ui.member_sets import member_set
 from ui.models import age_note, scoring_models, stored_models, train_now
 
@@ -23,6 +24,30 @@ ctx = page_inputs()
 filters = ctx.filters
 as_of = filters.end
 BAND_COLOURS = {"low": "#1b9e77", "medium": "#e6ab02", "high": "#d95f02"}
+_SHARE = {"format": "percent", "min_value": 0.0, "max_value": 1.0}
+CLV_MODEL_NAMES = {"bgnbd": "BG/NBD (repeat purchases)", "paretonbd": "Pareto/NBD (repeat purchases)",
+                   "gammagamma": "Gamma-Gamma (spend per order)"}
+MEASURE_COLUMNS = ("roc_auc", "pr_auc", "brier", "ece")
+MONEY_CELL = CURRENCY_SYMBOL + "%.0f"  # whole currency units: a prediction is no more precise than that
+SCORE_COLUMNS = {
+    "churn_risk": st.column_config.ProgressColumn("Churn risk", help=SCORE_HELP["churn_risk"], **_SHARE),
+    "purchase_propensity": st.column_config.ProgressColumn("Propensity (30 d)", help=SCORE_HELP["purchase_propensity"],
+                                                           **_SHARE),
+    "expected_orders": st.column_config.NumberColumn("Expected orders", format="%.2f",
+                                                     help=SCORE_HELP["expected_orders"]),
+    "p_alive": st.column_config.NumberColumn("P(active)", format="percent", help=SCORE_HELP["p_alive"]),
+    "expected_spend": st.column_config.NumberColumn("Expected spend", format=MONEY_CELL,
+                                                    help=SCORE_HELP["expected_spend"]),
+    "predicted_clv": st.column_config.NumberColumn("Predicted CLV", format=MONEY_CELL,
+                                                   help=SCORE_HELP["predicted_clv"]),
+    "next_order_date": st.column_config.DateColumn("Next order", format="YYYY-MM-DD",
+                                                   help=SCORE_HELP["next_order_date"]),
+    "value_at_risk": st.column_config.NumberColumn("Value at risk", format=MONEY_CELL,
+                                                   help=SCORE_HELP["value_at_risk"]),
+    "reasons": st.column_config.TextColumn("Why (in words)", width="large",
+                                           help="The features that most set this member apart from the typical "
+                                                "scored member, in the direction of the score."),
+}
 
 st.title("Predictions")
 st.caption(f"Every member with an order history, scored as of {as_of:%d %b %Y} (the range's last day) by the stored "
@@ -88,11 +113,16 @@ if scores_tab.open:
         band = st.segmented_control("Band", [b for b, *_ in BANDS], default="high", key="pred_members_band",
                                     required=True, format_func=str.capitalize)
         low, high_edge = next((lo, hi) for name, lo, hi in BANDS if name == band)
+        others = tuple(PinnedModel.from_stored(stored[kind]) for kind in ("propensity", "clv") if kind in stored)
         audience = PredictionAudience("churn_risk", low if low > 0 else None, None if band == "high" else high_edge,
-                                      as_of, PinnedModel.from_stored(stored["churn"]))
-        member_set(ctx.engine, audience, key="pred_members", who=f"with {band} churn risk, with their score and the "
+                                      as_of, PinnedModel.from_stored(stored["churn"]), others)
+        member_set(ctx.engine, audience, key="pred_members", who=f"with {band} churn risk, with their scores and the "
                    "reasons in words:", actor=default_author(), page="predictions",
-                   count=int(bands.loc[bands["band"] == band, "members"].sum()))
+                   count=int(bands.loc[bands["band"] == band, "members"].sum()), column_config=SCORE_COLUMNS)
+
+
+def _measure(value: float | None) -> str:
+    return MISSING if value is None else f"{value:.3f}"
 
 
 def model_card(kind: str) -> None:
@@ -109,13 +139,13 @@ def model_card(kind: str) -> None:
     names = {"logistic": "Logistic regression", "gbdt": "Boosted trees", "recency": "Recency alone",
              "rfm_rule": "RFM rule"}
     rows = [{"candidate": names[n] + (" (chosen)" if n == card["algorithm"] else ""),
-             **{k: m[k] for k in ("roc_auc", "pr_auc", "brier", "ece")}} for n, m in card["metrics"].items()]
+             **{k: _measure(m.get(k)) for k in MEASURE_COLUMNS}} for n, m in card["metrics"].items()]
     if card.get("ceiling"):
-        rows.append({"candidate": "Planted truth (demo ceiling)", **card["ceiling"], "ece": None})
+        rows.append({"candidate": "Planted truth (demo ceiling)",
+                     **{k: _measure(card["ceiling"].get(k)) for k in MEASURE_COLUMNS}})
     st.dataframe(pd.DataFrame(rows), hide_index=True, column_config={
-        "candidate": "Score", **{k: st.column_config.NumberColumn(MEASURES[k].label, format="%.3f",
-                                                                  help=MEASURES[k].help)
-                                for k in ("roc_auc", "pr_auc", "brier", "ece")}}, key=f"pred_{kind}_metrics")
+        "candidate": "Score", **{k: st.column_config.TextColumn(MEASURES[k].label, help=MEASURES[k].help)
+                                for k in MEASURE_COLUMNS}}, key=f"pred_{kind}_metrics")
     st.caption("Recency alone scores members by the days since their last order; the RFM rule calls the segments At "
                "Risk, Can't Lose Them, Hibernating and Lost (and members without an order in the year) churners.")
     threshold = st.slider("Threshold", 0.05, 0.95, 0.5, 0.05, key=f"pred_{kind}_threshold",
@@ -129,7 +159,7 @@ def model_card(kind: str) -> None:
                              index=[f"Actual {KINDS[kind].positive}", "Actual others"],
                              columns=["Predicted positive", "Predicted negative"])
     left.markdown("**Confusion matrix** (test members)")
-    left.dataframe(confusion, key=f"pred_{kind}_confusion")
+    left.table(confusion.map(count))
     curve = pd.DataFrame(card["calibration"])
     calibration = go.Figure([go.Scatter(x=[0, 1], y=[0, 1], mode="lines", line={"dash": "dot", "color": "grey"},
                                         name="Perfect"),
@@ -145,7 +175,9 @@ def model_card(kind: str) -> None:
                   title="Lift by decile", color_discrete_sequence=[ACCENT])
     lift.update_layout(height=300, margin={"l": 0, "r": 0, "t": 30, "b": 0})
     right.plotly_chart(lift, key=f"pred_{kind}_gains")
-    st.caption(card["gains_sentence"])
+    top = card["gains"][0]
+    st.caption(f"The top {share(0.1, 0)} by score hold {share(top['cumulative_share'], 0)} of the "
+               f"{KINDS[kind].positive} (lift {top['lift']:.1f}).")
     importance = pd.DataFrame(card["importance"]).head(10)
     importance["feature"] = importance["feature"].map(lambda n: FEATURE_BY_NAME[n].label)
     bars = px.bar(importance, x="importance", y="feature", orientation="h", color_discrete_sequence=[ACCENT],
@@ -176,8 +208,8 @@ if clv_tab.open:
                             help="Members with a purchase up to the day.")
             cards[1].metric("Repeat buyers", count(card["repeat_buyers"]), border=True,
                             help="Members with more than one purchase day: what the spend model learns from.")
-            cards[2].metric("Top 10 % hold", share(top_share), border=True,
-                            help="Share of all predicted 12-month value held by the 10 % most valuable members.")
+            cards[2].metric(f"Top {share(0.1, 0)} hold", share(top_share), border=True,
+                            help="Share of all predicted 12-month value held by the 10% most valuable members.")
             left, right = st.columns(2)
             hist = px.bar(histogram, x="bin_start", y="members", title="Predicted 12-month value",
                           labels={"bin_start": "Predicted CLV", "members": "Members"},
@@ -194,7 +226,11 @@ if clv_tab.open:
             eq.update_layout(height=320, margin={"l": 0, "r": 0, "t": 10, "b": 0})
             right.plotly_chart(eq, key="pred_equity")
             st.markdown("**Fitted parameters** (time in " + card["unit"] + "s)")
-            st.dataframe(pd.DataFrame(card["parameters"]), hide_index=True, key="pred_clv_params")
+            parameters = pd.DataFrame(card["parameters"])
+            parameters["model"] = parameters["model"].map(CLV_MODEL_NAMES).fillna(parameters["model"])
+            st.dataframe(parameters, hide_index=True, key="pred_clv_params", height=38 + 35 * len(parameters),
+                         column_config={"model": "Model", "parameter": "Parameter",
+                                        "value": st.column_config.NumberColumn("Estimate", format="%.4f")})
             validation = card.get("validation")
             if validation:
                 st.caption(f"Validation: fitted on purchases up to {validation['calibration_end']}, predicting the "

@@ -66,6 +66,27 @@ def duck_warehouse(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Warehou
 
 
 @pytest.fixture(scope="session")
+def trained_models(duck_warehouse: Warehouse) -> dict:
+    """Churn, propensity and CLV models trained once on the DuckDB demo, as the registry stores them."""
+    from analytics import predictions
+
+    return {"churn": predictions.train_classifier(duck_warehouse.engine, "churn"),
+            "propensity": predictions.train_classifier(duck_warehouse.engine, "propensity"),
+            "clv": predictions.train_clv(duck_warehouse.engine)}
+
+
+def store_models(state_url: str, engine: Engine, trained: dict) -> None:
+    """Save trained models into the app-state database at ``state_url``, scoring as of the data's last day."""
+    from analytics.storage.appstate import open_state
+    from analytics.storage.model_registry import save_model
+
+    state = open_state(state_url)
+    as_of = data_span(engine).last_day
+    for kind in ("churn", "propensity", "clv"):
+        save_model(state, kind, trained[kind]["card"].get("algorithm", "bgnbd"), as_of, trained[kind], "test")
+
+
+@pytest.fixture(scope="session")
 def postgres_server_url() -> str:
     url = os.environ.get(POSTGRES_ENV, "").strip()
     if not url:

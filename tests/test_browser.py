@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import PROJECT_ROOT
+from tests.conftest import PROJECT_ROOT, store_models
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARTIFACTS = PROJECT_ROOT / "tests" / "artifacts"
@@ -163,6 +163,30 @@ def test_funnel_steps_are_edited_in_the_grid(browser, duck_warehouse, tmp_path: 
         wait_until_idle(page)
         assert page.locator('[data-testid="stException"]').count() == 0
         page.screenshot(path=str(ARTIFACTS / "funnels_one_step.png"), full_page=True)
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
+
+
+def test_predictions_tabs_in_a_real_browser(browser, duck_warehouse, trained_models: dict, tmp_path: Path) -> None:
+    """The Predictions page with stored models: every tab opens without an error box, with its charts drawn."""
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    state_url = f"sqlite:///{tmp_path}/state.sqlite"
+    store_models(state_url, duck_warehouse.engine, trained_models)
+    process, base = start_app({"MEMBERLENS_WAREHOUSE_URL": duck_warehouse.url, "MEMBERLENS_STATE_URL": state_url},
+                              tmp_path / "streamlit.log")
+    try:
+        page = browser.new_page(viewport={"width": 1400, "height": 2000})
+        page.goto(f"{base}/predictions")
+        wait_until_idle(page)
+        assert page.locator("h1").first.inner_text().strip() == "Predictions"
+        for tab, name in (("Scores and risk bands", "scores"), ("Churn model card", "churn_card"),
+                          ("Propensity model card", "propensity_card"), ("Lifetime value", "clv")):
+            page.get_by_role("tab", name=tab).click()
+            wait_until_idle(page)
+            assert page.locator('[data-testid="stException"]').count() == 0, tab
+            assert page.locator(".js-plotly-plot").count() >= 2, tab
+            page.screenshot(path=str(ARTIFACTS / f"predictions_{name}.png"), full_page=True)
     finally:
         process.terminate()
         process.wait(timeout=20)

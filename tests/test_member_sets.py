@@ -20,14 +20,13 @@ from analytics.tags import tag_audience
 from tests.conftest import Warehouse, default_filters, open_page
 
 
-def test_every_kind_round_trips_through_json(duck_warehouse: Warehouse) -> None:
+def test_every_kind_round_trips_through_json(duck_warehouse: Warehouse, trained_models: dict) -> None:
     """Each registered kind written by its page parses back to an equal object with the same members."""
     from analytics.cluster_audiences import cluster_audience
     from analytics.clustering import ClusterSettings, cluster_members
     from analytics.funnels import FunnelSpec, FunnelStep, dropoff_audience
     from analytics.heatmaps import cell_audience
     from analytics.prediction_audiences import PinnedModel, PredictionAudience
-    from analytics.predictions import train_classifier
     from analytics.rule_views import rule_audience
 
     filters = default_filters(duck_warehouse)
@@ -37,8 +36,8 @@ def test_every_kind_round_trips_through_json(duck_warehouse: Warehouse) -> None:
             cluster_audience(filters, model, [1]), dropoff_audience(funnel, filters, 1),
             rule_audience("Beauty", "Pets", "category", filters.start, filters.end),
             cell_audience(filters, "rhythm", 2, 20, {"measure": "orders"}),
-            PredictionAudience("churn_risk", 0.6, None, filters.end,
-                               PinnedModel("churn", 1, train_classifier(duck_warehouse.engine, "churn"))),
+            PredictionAudience("churn_risk", 0.6, None, filters.end, PinnedModel("churn", 1, trained_models["churn"]),
+                               (PinnedModel("clv", 2, trained_models["clv"]),)),
             targeting.parse_spec({"version": 1, "kind": "audience", "start": str(filters.start),
                                   "end": str(filters.end), "holdout": 0.1, "campaign_key": "k"})]
     assert {a.kind for a in made} == set(audiences.kinds())  # every kind has a page that makes it

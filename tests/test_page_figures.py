@@ -151,7 +151,8 @@ def test_member_360_net_sales_is_the_sum_of_the_orders_listed(duck_warehouse: Wa
     orders = duck_warehouse.frame("orders")
     done = orders[(orders["status"] == "completed") & orders["member_id"].notna()]
     totals = done.groupby("member_id")["net_amount"].sum()
-    picks = [totals[(totals >= 10_000) & (totals < 100_000)].idxmax(), totals[(totals >= 100) & (totals < 1000)].index[0]]
+    picks = [totals[(totals >= 10_000) & (totals < 100_000)].idxmax(),
+             totals[(totals >= 100) & (totals < 1000)].index[0]]
     assert _band(totals[picks[0]]) == "tens of thousands" and _band(totals[picks[1]]) == "hundreds"
     rfm_rows = read_frame(duck_warehouse.engine, select(member_rfm(filters))).set_index("member_id")
     for member_id in picks:

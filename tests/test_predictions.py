@@ -21,7 +21,7 @@ from analytics.storage.appstate import AppStateError, open_state
 from analytics.storage.db import read_frame
 from analytics.storage.model_registry import list_models, load_model, model_versions, save_model
 from analytics.storage.warehouse import data_span
-from tests.conftest import Warehouse
+from tests.conftest import Warehouse, store_models
 
 
 def cutoff_of(w: Warehouse) -> date:
@@ -108,10 +108,8 @@ def test_sql_scores_equal_python_scores(warehouse: Warehouse, algorithm: str) ->
 
 
 @pytest.fixture(scope="module")
-def trained(duck_warehouse: Warehouse) -> dict:
-    return {"churn": predictions.train_classifier(duck_warehouse.engine, "churn"),
-            "propensity": predictions.train_classifier(duck_warehouse.engine, "propensity"),
-            "clv": predictions.train_clv(duck_warehouse.engine)}
+def trained(trained_models: dict) -> dict:
+    return trained_models
 
 
 def test_models_beat_recency_and_are_calibrated_on_the_demo(trained: dict) -> None:
@@ -235,10 +233,8 @@ def test_predictions_page_shows_the_bands(warehouse: Warehouse, trained: dict, t
 
     state_url = f"sqlite:///{tmp_path}/state.sqlite"
     monkeypatch.setenv("MEMBERLENS_STATE_URL", state_url)
-    state = open_state(state_url)
+    store_models(state_url, warehouse.engine, trained)
     as_of = data_span(warehouse.engine).last_day
-    for kind in ("churn", "propensity", "clv"):
-        save_model(state, kind, trained[kind]["card"].get("algorithm", "bgnbd"), as_of, trained[kind], "test")
     at = open_page(warehouse.url, "pages/predictions.py", monkeypatch)
     models = predictions.Models.from_stored(trained)
     scores = predictions.score_members(warehouse.engine, models, as_of)
@@ -246,10 +242,42 @@ def test_predictions_page_shows_the_bands(warehouse: Warehouse, trained: dict, t
     assert read_figure(cards["Members scored"]).close_to(len(scores))
     assert read_figure(cards["High churn risk"]).close_to(int((scores["churn_risk"] >= 0.6).sum()))
     assert read_figure(cards["Value at risk"]).close_to(float(scores["value_at_risk"].sum()))
-    listed = next(df.value for df in at.dataframe if "reasons" in df.value.columns)
+    listed = next(df.value for df in at.dataframe if "reasons" in df.value.columns).set_index("member_id")
     assert (listed["churn_risk"] >= 0.6).all() and listed["reasons"].str.len().gt(0).all()
+    # every score of the listed members, as scored here (the other models are shown with the churn band)
+    expected = scores.set_index("member_id").loc[listed.index]
+    for column in ("churn_risk", "purchase_propensity", "expected_orders", "p_alive", "predicted_clv",
+                   "value_at_risk"):
+        assert listed[column].to_numpy() == pytest.approx(expected[column].to_numpy(), rel=1e-9), column
+    assert (listed["next_order_date"] == expected["next_order_date"]).all()
     for tab in ("Churn model card", "Propensity model card", "Lifetime value"):
         at.session_state["pred_tab"] = tab
         at.run()
         assert not at.exception, (tab, [e.value for e in at.exception])
-    assert any(m.label == "Top 10 % hold" for m in at.metric)
+        if tab == "Churn model card":  # the card reads back as stored, and the threshold cards as recomputed
+            card = trained["churn"]["card"]
+            table = next(df.value for df in at.dataframe if "candidate" in df.value.columns).set_index("candidate")
+            chosen = table.loc[next(c for c in table.index if c.endswith("(chosen)"))]
+            assert float(chosen["pr_auc"]) == pytest.approx(card["metrics"][card["algorithm"]]["pr_auc"], abs=5e-4)
+            assert float(table.loc["Recency alone", "roc_auc"]) == pytest.approx(
+                card["metrics"]["recency"]["roc_auc"], abs=5e-4)
+            at_half = predictions.measures_at(card["score_histogram"], 0.5)
+            shown = {m.label: m.value for m in at.metric}
+            assert read_figure(shown["Precision"]).close_to(at_half["precision"])
+            assert read_figure(shown["F1"]).close_to(at_half["f1"])
+    assert any(m.label == "Top 10% hold" for m in at.metric)
+
+
+def test_models_shown_with_an_audience_are_checked(trained: dict) -> None:
+    """The models listed beside a prediction audience's members are read strictly: a known kind each, once."""
+    from analytics.audiences import dumps, loads
+
+    churn = PinnedModel("churn", 1, trained["churn"])
+    body = json.loads(dumps(PredictionAudience("churn_risk", 0.6, None, date(2026, 11, 15), churn)))
+    assert "shown_with" not in body
+    for shown, message in (([{"kind": "horoscope", "version": 1}], 'needs its "kind"'),
+                           ([{"kind": "churn", "version": 1}], "each model once"),
+                           ("clv", "at most two other models"),
+                           ([{"kind": "clv"}], '"version"')):
+        with pytest.raises(InputError, match=message):
+            loads(json.dumps({**body, "shown_with": shown}))

@@ -81,18 +81,20 @@ def slug(text: str) -> str:
 def member_set(engine: Engine, audience: Audience, *, key: str, who: str, actor: str, page: str,
                count: int | None = None, targeting: bool = True,
                headline: str = "**{count} member{s}** {who}",
-               csv_label: str = "Download all {count} member{s} (CSV, masked)") -> None:
+               csv_label: str = "Download all {count} member{s} (CSV, masked)",
+               column_config: dict | None = None) -> None:
     """Draw a member set: its headline (``**N members** who``), the masked preview, and the CSV, JSON and
     targeting buttons.
 
     ``count`` is the size when the page already knows it (a portrait's member count); otherwise it is counted.
     ``targeting``: offer "Use in Campaign targeting" (not on the targeting page itself). ``headline`` and
-    ``csv_label`` may reword the page's text (``{count}`` is the formatted count, ``{s}`` the plural ending)."""
+    ``csv_label`` may reword the page's text (``{count}`` is the formatted count, ``{s}`` the plural ending);
+    ``column_config`` says how the audience's own columns look (see ``ui.members.member_table``)."""
     total = cached_member_count(engine, audience) if count is None else count
     st.markdown(headline.format(count=f"{total:,}", s="" if total == 1 else "s", who=who))
     if not total:
         return
-    member_table(cached_member_rows(engine, audience, PREVIEW_ROWS))
+    member_table(cached_member_rows(engine, audience, PREVIEW_ROWS), column_config)
     shown = f"The first {PREVIEW_ROWS:,} by member id; the download holds all {total:,}. " \
         if total > PREVIEW_ROWS else ""
     st.caption(shown + "Names, phones and emails are masked.")

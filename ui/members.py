@@ -13,6 +13,10 @@ MEMBER_COLUMN_CONFIG = {
 }
 
 
-def member_table(preview: pd.DataFrame) -> None:
-    """A masked preview of members (from ``analytics.member_rows``), at most ten rows tall."""
-    st.dataframe(preview, hide_index=True, height=min(38 + 35 * len(preview), 388), column_config=MEMBER_COLUMN_CONFIG)
+def member_table(preview: pd.DataFrame, column_config: dict | None = None) -> None:
+    """A masked preview of members (from ``analytics.member_rows``), at most ten rows tall; ``column_config`` adds
+    how the columns an audience annotates (scores, reasons) look."""
+    own = [c for c in preview.columns if c in (column_config or {})]  # an audience's own columns come first
+    order = ["member_id", *own, *(c for c in preview.columns if c not in own and c != "member_id")]
+    st.dataframe(preview, hide_index=True, height=min(38 + 35 * len(preview), 388), column_order=order,
+                 column_config={**MEMBER_COLUMN_CONFIG, **(column_config or {})})

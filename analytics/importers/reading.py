@@ -338,8 +338,8 @@ DATE_FORMATS: tuple[str, ...] = (
     "%Y%m%d",
     "epoch_ms", "epoch_s",
 )
-DATE_FORMAT_NAMES = {"iso": "ISO 8601 (YYYY-MM-DD HH:MM:SS)", "%Y%m%d": "YYYYMMDD", "epoch_ms": "Unix time in milliseconds",
-                     "epoch_s": "Unix time in seconds"}
+DATE_FORMAT_NAMES = {"iso": "ISO 8601 (YYYY-MM-DD HH:MM:SS)", "%Y%m%d": "YYYYMMDD",
+                     "epoch_ms": "Unix time in milliseconds", "epoch_s": "Unix time in seconds"}
 DATE_SAMPLE = 2_000
 
 
