@@ -18,6 +18,7 @@ from analytics.importers import (
     ImportRefused,
     ImportResult,
     import_file,
+    import_refusal,
     preview_file,
 )
 from analytics.storage.warehouse import WarehouseError
@@ -50,6 +51,12 @@ st.caption(
     f"Load your shop's own exports into the warehouse `{ctx.config.display_url}`. An import lands whole or not "
     "at all, importing the same file again changes nothing, and rows left out are listed with the reason."
 )
+
+refusal = import_refusal(ctx.config.url)
+if refusal is not None:  # said before anyone picks a file
+    st.info(refusal.problem, icon=":material/lock:")
+    st.caption(refusal.fix)
+    st.stop()
 
 kind = st.segmented_control("What the file holds", KINDS, default="transactions", format_func=KIND_LABELS.get,
                             key="import_kind", required=True)

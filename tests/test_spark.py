@@ -490,3 +490,25 @@ def test_predictions(spark_warehouse: Warehouse, duck_twin: Warehouse, year: Fil
     clv_models = fit_models(clv_summary(duck_twin.engine, year.end, "week"), "week", check=False)
     models = predictions.Models(churn, propensity, clv_models.bgnbd, clv_models.gammagamma)
     both(spark_warehouse, duck_twin, lambda e: predictions.score_members(e, models, year.end))
+
+
+# --------------------------------------------------------------------------------------------------
+# The app on Spark
+# --------------------------------------------------------------------------------------------------
+
+
+def test_pages_on_spark(spark_warehouse: Warehouse, duck_twin: Warehouse, monkeypatch) -> None:
+    """Under AppTest on Spark: the KPI page reads back the figures DuckDB's page shows, and the import page says
+    up front that this warehouse is read-only to MemberLens (no file picker to find it out with)."""
+    from tests.conftest import open_page
+
+    def cards(url: str) -> dict[str, str]:
+        at = open_page(url, "pages/executive_kpis.py", monkeypatch)
+        return {m.label: m.value for m in at.metric}
+
+    shown = cards(spark_warehouse.url)
+    assert len(shown) == 9 and shown == cards(duck_twin.url)
+    assert shown["Orders"] not in ("0", "—")
+    at = open_page(spark_warehouse.url, "pages/import_data.py", monkeypatch)
+    assert any("read-only to MemberLens" in i.value for i in at.info)
+    assert not at.get("file_uploader") and not at.get("text_input")

@@ -32,7 +32,7 @@ from analytics.errors import ImportRefused
 from analytics.importers.baskets import stage_baskets
 from analytics.importers.errors import empty_rejects
 from analytics.importers.events import stage_events
-from analytics.importers.loading import PreviousImport, imports_log, new_log_entry, open_target
+from analytics.importers.loading import PreviousImport, import_refusal, imports_log, new_log_entry, open_target
 from analytics.importers.reading import (
     DELIMITERS,
     ENCODINGS,
@@ -74,6 +74,7 @@ __all__ = [
     "Role",
     "import_file",
     "import_history",
+    "import_refusal",
     "preview_file",
 ]
 

@@ -288,28 +288,36 @@ class PostgresTarget(Target):
         self.engine.dispose()
 
 
-@contextmanager
-def open_target(url: str) -> Iterator[Target]:
-    """Open the warehouse at ``url`` for importing (DuckDB file or PostgreSQL)."""
+def import_refusal(url: str) -> WarehouseError | None:
+    """Why files cannot be imported into the warehouse at ``url`` (None when they can: a DuckDB file or
+    PostgreSQL), so a page can say so before anyone picks a file."""
     backend = WAREHOUSE.parse(url).get_backend_name()
-    if backend == "duckdb":
-        path = duckdb_path(url)
-        if path is None:
-            raise WarehouseError("An in-memory DuckDB URL cannot hold imported data.",
-                                 "Use duckdb:///path/to/file.duckdb.")
-        target: Target = DuckDBTarget(url, path)
-    elif backend == "postgresql":
-        target = PostgresTarget(url)
-    elif backend == "sparksql":
-        raise WarehouseError(
+    if backend == "duckdb" and duckdb_path(url) is None:
+        return WarehouseError("An in-memory DuckDB URL cannot hold imported data.", "Use duckdb:///path/to/file.duckdb.")
+    if backend == "sparksql":
+        return WarehouseError(
             f"This Spark SQL warehouse is read-only to MemberLens, so files cannot be imported into it "
             f"({mask_url(url)}).",
             "Load the data into the Spark tables with Spark's own tools (docs/spark.md), or import into a DuckDB "
             "or PostgreSQL warehouse.")
-    else:
-        raise WarehouseError(
+    if backend not in ("duckdb", "postgresql"):
+        return WarehouseError(
             f"The importers write to DuckDB or PostgreSQL, not '{backend}' ({mask_url(url)}).",
             "Import into DuckDB or PostgreSQL, then copy the tables with your warehouse's own loader.")
+    return None
+
+
+@contextmanager
+def open_target(url: str) -> Iterator[Target]:
+    """Open the warehouse at ``url`` for importing (DuckDB file or PostgreSQL)."""
+    refusal = import_refusal(url)
+    if refusal is not None:
+        raise refusal
+    target: Target
+    if WAREHOUSE.parse(url).get_backend_name() == "duckdb":
+        target = DuckDBTarget(url, duckdb_path(url))
+    else:
+        target = PostgresTarget(url)
     try:
         yield target
     finally:
