@@ -377,14 +377,15 @@ def balance_verdict(table: pd.DataFrame, control: int, treatment: int | None = N
             goal = (f"a difference of {figures.points(plan.difference)} in conversion (from "
                     f"{figures.share(plan.baseline)} without the message; {plan.power:.0%} power, "
                     f"{plan.alpha:.0%} significance)")
+            chance = ("" if table.empty
+                      else " Differences between the arms below are what so few members give by chance.")
             if needed is None:
                 message = (f"Audience too small to measure: with {figures.count(treatment)} treated members no "
                            f"control group can detect {goal}; about {figures.count(plan.per_arm())} in each arm "
-                           "would. Differences between the arms below are chance.")
+                           f"would.{chance} Widen the audience, or expect to measure only a larger difference.")
             else:
                 message = (f"Control too small: {figures.count(control)} members; about {figures.count(needed)} "
-                           f"needed to detect {goal}. Differences between the arms below are what so few members "
-                           "give by chance: raise the control share or widen the audience.")
+                           f"needed to detect {goal}.{chance} Raise the control share or widen the audience.")
             return BalanceVerdict("small", message, needed)
     if table.empty:
         return BalanceVerdict("ok", "No comparison: an arm is empty.")

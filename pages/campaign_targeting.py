@@ -227,10 +227,11 @@ with st.container(border=True):
                                                   " A range: low - high, either side may be empty (100 - , "
                                                   "2025-01-01 - 2025-06-30). Values of tiers, regions, cities, "
                                                   "genders, channels, categories and products are checked against "
-                                                  "the warehouse.", width="large"),
-            "days": st.column_config.NumberColumn("Look back (days)", min_value=1, max_value=MAX_LOOKBACK_DAYS,
-                                                  step=1, help="Behaviour fields only (orders, net sales, AOV, "
-                                                  "bought ...): read the orders of these last days; empty = the "
+                                                  "the warehouse.", width="medium"),
+            "days": st.column_config.NumberColumn("Look back", min_value=1, max_value=MAX_LOOKBACK_DAYS,
+                                                  width="small",
+                                                  step=1, help="Days. Behaviour fields only (orders, net sales, "
+                                                  "AOV, bought ...): read the orders of these last days; empty = the "
                                                   "look-back set below."),
         })
         session["target_edited"] = edited

@@ -77,7 +77,7 @@ def condition_picker(engine: Engine, fields: dict[str, str], add_row: Callable[[
     the known ones (typed for ranges and product ids), a look-back for behaviour fields, NOT. ``fields``: field
     key -> label, the fields the table offers; ``add_row`` receives the table row (as the table shows it)."""
     session = st.session_state
-    columns = st.columns([2.2, 1.3, 3.4, 1.2, 0.7, 1.2], vertical_alignment="bottom")
+    columns = st.columns([2.2, 1.3, 3.2, 1.1, 1.0, 1.0], vertical_alignment="bottom")
     key = columns[0].selectbox("Field", list(fields), format_func=fields.get, key="target_pick_field",
                                help="Add a condition: pick a field and its values, then 'Add'.")
     kind = FIELDS[key]
@@ -95,10 +95,10 @@ def condition_picker(engine: Engine, fields: dict[str, str], add_row: Callable[[
                               else "values separated by commas",
                               help="A range: low - high, either side may be empty. A list: values separated by "
                                    "commas (checked against the warehouse).")
-    columns[3].number_input("Look back (days)", 0, targeting.MAX_LOOKBACK_DAYS, 0, step=30, key="target_pick_days",
+    columns[3].number_input("Look back", 0, targeting.MAX_LOOKBACK_DAYS, 0, step=30, key="target_pick_days",
                             disabled=not kind.behaviour,
-                            help="Behaviour fields only: read the orders of these last days (0 = the audience's "
-                                 "look-back).")
+                            help="Days. Behaviour fields only: read the orders of these last days (0 = the "
+                                 "audience's look-back, below).")
     columns[4].checkbox("NOT", key="target_pick_not", help="Keep the members who do NOT match.")
 
     def add() -> None:
