@@ -586,11 +586,11 @@ def lookback_text(audience: CampaignAudience, condition: Condition) -> str:
     return "all history" if since is None else f"since {since.isoformat()}"
 
 
-def describe(audience: CampaignAudience, item: Condition | Group) -> str:
+def describe_condition(audience: CampaignAudience, item: Condition | Group) -> str:
     """A condition or group in words, as the funnel labels it: "Tier is one of gold, diamond", "Bought a category
     is one of Beauty (last 365 days)", "NOT ...", "any of (...; ...)"."""
     if isinstance(item, Group):
-        inner = "; ".join(describe(audience, i) for i in item.items)
+        inner = "; ".join(describe_condition(audience, i) for i in item.items)
         text = f"{'all' if item.match == 'all' else 'any'} of ({inner})"
     else:
         kind = FIELDS[item.field]
@@ -660,7 +660,7 @@ def condition_funnel(bind: Bind, audience: CampaignAudience) -> ConditionFunnel:
     items = _funnel_items(audience.rules)
     m = members.c
     flags = [case((compiled.item(item), 1), else_=0).label(f"s{i}") for i, item in enumerate(items)]
-    labels = [describe(audience, item) for item in items]
+    labels = [describe_condition(audience, item) for item in items]
     if audience.frequency_cap_days:
         since = datetime.combine(audience.window.end - timedelta(days=audience.frequency_cap_days - 1), time())
         cm = campaign_members.c
