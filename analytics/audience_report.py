@@ -16,6 +16,13 @@ Definitions (one place; the app shows them as help):
   the difference. A hash holdout balances everything in expectation, so an attribute that differs beyond
   chance (p < 0.05 / number of attributes, Bonferroni) means a broken split; |SMD| >= 0.1 within chance is
   what a small control group gives.
+* **Control size**: the control arm must be large enough to measure the campaign: to detect a conversion
+  ``difference`` from a ``baseline`` rate (two-sided test at 5 %, 80 % power; :class:`PowerPlan`). The sample size
+  per arm of :func:`analytics.experiments.sample_size_per_arm` is for equal arms; the same test, solved for the
+  control arm beside the treatment arm as it is, gives the control members needed (:func:`control_needed`;
+  about half the equal-arm size beside a very large treatment arm). Below it, the verdict says the
+  control group is too small (and how large it should be) before anything else: with a dozen members, the arms
+  differ on everything by chance. The default baseline is the conversion of past campaigns' control arms.
 
 Every figure is a SQL aggregation in the warehouse; only counts and sums reach Python.
 """
@@ -23,19 +30,19 @@ Every figure is a SQL aggregation in the warehouse; only counts and sums reach P
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import pandas as pd
 from scipy import stats
 from sqlalchemy import Date, Double, String, and_, case, cast, func, literal, select, tuple_
 
-from analytics import rfm
+from analytics import experiments, rfm
 from analytics.clustering import AGE_BANDS  # the bands the cluster portraits use
 from analytics.errors import InputError
 from analytics.sqlparts import count_if, sum_if
-from analytics.storage.contract import members, order_items, orders, products
+from analytics.storage.contract import campaign_members, members, order_items, orders, products
 from analytics.storage.db import Bind, connection, read_frame
 from analytics.targeting import (
     CHANNELS,
@@ -270,18 +277,116 @@ def _p_value(difference: float, variance: float) -> float:
     return float(2 * stats.norm.sf(abs(difference) / math.sqrt(variance)))
 
 
+#: Conversion without a message, when past campaigns' control arms do not give one.
+DEFAULT_BASELINE = 0.05
+#: The smallest difference in conversion (absolute) a control group should be able to detect, by default.
+DEFAULT_DIFFERENCE = 0.02
+
+
+@dataclass(frozen=True)
+class PowerPlan:
+    """What the control group must be able to show: the smallest ``difference`` in conversion (absolute) from a
+    ``baseline`` rate without the message, in a two-sided test at ``alpha`` with ``power``."""
+
+    baseline: float = DEFAULT_BASELINE
+    difference: float = DEFAULT_DIFFERENCE
+    power: float = 0.8
+    alpha: float = experiments.ALPHA
+
+    def per_arm(self) -> int:
+        """Members per arm with equal arms (:func:`analytics.experiments.sample_size_per_arm`)."""
+        return experiments.sample_size_per_arm(self.baseline, self.difference, self.power, self.alpha)
+
+
+def control_needed(treatment: int, plan: PowerPlan) -> int | None:
+    """Control members needed to detect ``plan``'s difference beside ``treatment`` treated members (see the module
+    docstring); None when no control group is large enough (the treatment arm itself is too small).
+
+    The test is :func:`analytics.experiments.sample_size_per_arm`'s (pooled rate under the null, each arm's own
+    variance under the alternative), solved for the control arm with the treatment arm as it is: the smallest
+    ``n`` with ``z_a sqrt(p (1 - p) (1/n + 1/t)) + z_b sqrt(p0 q0 / n + p1 q1 / t) <= difference``, ``p`` the
+    pooled rate. With ``t`` equal to the equal-arm size, ``n`` is that size."""
+    if treatment <= 0:
+        return None
+    p0, p1, t = plan.baseline, plan.baseline + plan.difference, treatment
+    z_a, z_b = stats.norm.ppf(1 - plan.alpha / 2), stats.norm.ppf(plan.power)
+
+    def short(n: float) -> float:  # > 0: n control members cannot tell the difference from chance yet
+        pooled = (n * p0 + t * p1) / (n + t)
+        return (z_a * math.sqrt(pooled * (1 - pooled) * (1 / n + 1 / t))
+                + z_b * math.sqrt(p0 * (1 - p0) / n + p1 * (1 - p1) / t) - abs(plan.difference))
+
+    limit = z_a * math.sqrt(p0 * (1 - p0) / t) + z_b * math.sqrt(p1 * (1 - p1) / t) - abs(plan.difference)
+    if limit >= 0:  # even an endless control arm is not enough
+        return None
+    high = float(plan.per_arm())  # equal arms: where to start looking
+    while short(high) > 0:
+        high *= 2
+    low = 1.0
+    while high - low > 0.5:
+        middle = (low + high) / 2
+        low, high = (middle, high) if short(middle) > 0 else (low, middle)
+    return math.ceil(high)
+
+
+def past_control_rate(bind: Bind) -> float | None:
+    """The conversion of past campaigns' control arms (converted control members / control members), the natural
+    baseline of a new campaign; None without any control member."""
+    cm = campaign_members.c
+    statement = select(func.count().label("members"),
+                       count_if(cm.converted_order_id.is_not(None)).label("converted")).where(cm.arm == "control")
+    with connection(bind) as conn:
+        row = conn.execute(statement).one()
+    return int(row.converted) / int(row.members) if row.members else None
+
+
+class Figures(NamedTuple):
+    """How a sentence writes its figures: counts, shares and percentage points (the app passes ``ui.format``'s)."""
+
+    count: Callable[[float], str]
+    share: Callable[[float], str]
+    points: Callable[[float], str]
+
+
+PLAIN = Figures("{:,.0f}".format, "{:.1%}".format, lambda v: f"{v * 100:.1f} pp")
+
+
 @dataclass(frozen=True)
 class BalanceVerdict:
-    """The balance table in one sentence; ``level`` is "ok", "chance" or "broken"."""
+    """The balance table in one sentence; ``level`` is "ok", "chance", "small" (the control group cannot measure
+    the campaign: ``needed`` members would, None when none would) or "broken"."""
 
     level: str
     message: str
+    needed: int | None = None
 
 
-def balance_verdict(table: pd.DataFrame, control: int) -> BalanceVerdict:
-    """Whether the arms differ beyond chance. A hash split is random, so differences are chance unless one is
-    significant after a Bonferroni correction over all attributes (p < 0.05 / attributes): then the split
-    itself is suspect. Chance differences of |SMD| >= 0.1 are common with a small control group."""
+def balance_verdict(table: pd.DataFrame, control: int, treatment: int | None = None, plan: PowerPlan | None = None,
+                    figures: Figures = PLAIN) -> BalanceVerdict:
+    """Whether the control group can measure the campaign, and whether the arms differ beyond chance.
+
+    Given the ``treatment`` size, a control group smaller than :func:`control_needed` for ``plan`` (default
+    :class:`PowerPlan`) is "small", whatever the table shows: so few members differ on everything by chance.
+    Otherwise a hash split is random, so differences are chance unless one is significant after a Bonferroni
+    correction over all attributes (p < 0.05 / attributes): then the split itself is suspect. Chance differences
+    of |SMD| >= 0.1 are common with a small control group."""
+    if treatment is not None:
+        plan = plan or PowerPlan()
+        needed = control_needed(treatment, plan)
+        if needed is None or control < needed:
+            goal = (f"a difference of {figures.points(plan.difference)} in conversion (from "
+                    f"{figures.share(plan.baseline)} without the message; {plan.power:.0%} power, "
+                    f"{plan.alpha:.0%} significance)")
+            chance = ("" if table.empty
+                      else " Differences between the arms below are what so few members give by chance.")
+            if needed is None:
+                message = (f"Audience too small to measure: with {figures.count(treatment)} treated members no "
+                           f"control group can detect {goal}; about {figures.count(plan.per_arm())} in each arm "
+                           f"would.{chance} Widen the audience, or expect to measure only a larger difference.")
+            else:
+                message = (f"Control too small: {figures.count(control)} members; about {figures.count(needed)} "
+                           f"needed to detect {goal}.{chance} Raise the control share or widen the audience.")
+            return BalanceVerdict("small", message, needed)
     if table.empty:
         return BalanceVerdict("ok", "No comparison: an arm is empty.")
     broken = table[table["p_value"] < BALANCE_ALPHA / len(table)]
@@ -292,7 +397,7 @@ def balance_verdict(table: pd.DataFrame, control: int) -> BalanceVerdict:
     if not off.empty:
         return BalanceVerdict("chance", f"{len(off)} of {len(table)} attributes have |SMD| >= {BALANCE_THRESHOLD} "
                               f"({', '.join(off['label'].head(4))}), but no difference is beyond chance for "
-                              f"{control:,} control members; a larger control group narrows them.")
+                              f"{figures.count(control)} control members; a larger control group narrows them.")
     return BalanceVerdict("ok", f"Treatment and control are balanced on all {len(table)} attributes "
                           f"(|SMD| < {BALANCE_THRESHOLD}, none differs beyond chance).")
 

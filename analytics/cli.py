@@ -254,7 +254,10 @@ def _audience_options(parser: argparse.ArgumentParser) -> None:
     source.add_argument("--saved", metavar="NAME", help="an audience saved in the app (app-state database: "
                         "MEMBERLENS_STATE_URL, else data/app_state.sqlite)")
     parser.add_argument("--version", type=int, help="with --saved: that version (default: the latest)")
-    parser.add_argument("--members", action="store_true", help="print the targeted member ids and their arm instead")
+    output = parser.add_mutually_exclusive_group()
+    output.add_argument("--members", action="store_true", help="print the targeted member ids and their arm instead")
+    output.add_argument("--funnel", action="store_true", help="print how each top-level condition narrows the "
+                        "audience instead: members matching it alone, and it and every condition before it")
 
 
 def _saved_audience(name: str, version: int | None) -> targeting.CampaignAudience:
@@ -283,8 +286,18 @@ def _audience(ctx: Context) -> pd.DataFrame:
         except json.JSONDecodeError as exc:
             raise UsageError(f"--spec {args.spec} is not valid JSON: {exc.msg} at line {exc.lineno}") from None
         audience = targeting.parse_spec(spec)
+    from analytics.targeting_values import audience_value_notes
+
+    for note in audience_value_notes(ctx.engine, audience):  # a value nobody has matches nobody: say so
+        print(f"note: {note}", file=sys.stderr)
     if args.members:
         return targeting.targeted_members(ctx.engine, audience)
+    if args.funnel:
+        funnel = targeting.condition_funnel(ctx.engine, audience)
+        return pd.DataFrame([{"step": 0, "condition": "all members", "alone": funnel.members,
+                              "remaining": funnel.members},
+                             *({"step": n, "condition": s.label, "alone": s.alone, "remaining": s.remaining}
+                               for n, s in enumerate(funnel.steps, start=1))])
     sizes = targeting.preview(ctx.engine, audience)
     return pd.DataFrame([{"matching": sizes.matching, "targeted": sizes.targeted, "treatment": sizes.treatment,
                           "control": sizes.control, **{f"reachable_{c}": n for c, n in sizes.reachable.items()}}])

@@ -9,10 +9,18 @@ in docs/audiences.md) once, at the edges, and passed typed everywhere else::
          {"not": true, "field": "bought_category", "op": "in", "value": ["Pets"]},
          {"match": "any", "conditions": [{"field": "net_sales", "op": "between", "value": [1000, null]},
                                          {"field": "segment", "op": "in", "value": {...another spec...}}]}]},
-     "frequency_cap_days": 7, "max_size": 50000, "holdout": 0.1, "campaign_key": "double-12"}
+     "frequency_cap_days": 7, "max_size": 50000, "holdout": 0.1, "campaign_key": "double-12",
+     "lookback": "recency"}
 
-* ``start`` / ``end`` (inclusive) is the **window** that behaviour conditions look at; ``end`` is also
-  the reference day (age, days since the last order, the frequency cap).
+* ``start`` / ``end`` (inclusive) is the **window**; ``end`` is the reference day (age, days since the last
+  order, the frequency cap).
+* **Look-back** of the behaviour conditions (orders, net sales, AOV, bought a category or product): a condition's
+  own ``"days": N`` reads the N days ending on the reference day. Otherwise the audience's ``lookback`` decides:
+  ``"recency"`` reads as far back as the audience's "days since last order" conditions reach (their largest upper
+  bound: "last order 90-365 days ago" reads back 365 days, so "bought Beauty" and it can both hold; no upper
+  bound, or a negated recency condition, reads all history; without a recency condition, the window);
+  ``"window"`` (the default, and the meaning of every definition written before look-backs existed) reads the
+  window. See :func:`condition_since`.
 * A **condition** names a field (one object each in :mod:`analytics.targeting_fields`) and an operator:
   ``in`` / ``not_in`` a list of values, or ``between`` ``[low, high]`` (inclusive; ``null`` = open).
   ``segment`` takes another page's audience (RFM segment, cluster, tag, heatmap cell, funnel drop-off,
@@ -39,9 +47,10 @@ levels of nesting.
 from __future__ import annotations
 
 import hashlib
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from datetime import datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
 from typing import Any, ClassVar
 
 import pandas as pd
@@ -55,7 +64,7 @@ from analytics.sqlparts import count_if, sum_if
 from analytics.storage.appstate import SavedAudience
 from analytics.storage.contract import campaign_members, members, orders
 from analytics.storage.db import Bind, connection, read_frame
-from analytics.targeting_fields import FIELDS, MAX_DEPTH, OPERATORS, CompileContext, age_on, field
+from analytics.targeting_fields import FIELDS, MAX_DEPTH, OPERATORS, CompileContext, Field, age_on, field
 
 __all__ = ["FIELDS", "OPERATORS", "age_on"]
 
@@ -65,6 +74,15 @@ BUCKETS = 65_536  # four hex digits of md5
 MIN_PHONE_CHARS = 8
 #: Most conditions in one audience, counted at every depth (nested audiences included).
 MAX_CONDITIONS = 200
+#: How behaviour conditions look back, by default (a condition's own ``days`` overrides it).
+LOOKBACKS: dict[str, str] = {"recency": "as far back as the recency condition reaches",
+                             "window": "over the audience window"}
+#: The look-back of a definition without ``lookback`` (written before look-backs existed: the same meaning).
+LEGACY_LOOKBACK = "window"
+#: Longest look-back a condition may set, in days (ten years).
+MAX_LOOKBACK_DAYS = 3_660
+#: A recency bound reaching further back than this (a century) reads all history.
+MAX_REACH_DAYS = 36_525
 
 
 # --- the rules ---------------------------------------------------------------------------------------------
@@ -72,15 +90,28 @@ MAX_CONDITIONS = 200
 @dataclass(frozen=True)
 class Condition:
     """``field op value``, negated when ``negate``; ``value`` is typed by its field (a tuple of texts, a
-    ``(low, high)`` range, an audience)."""
+    ``(low, high)`` range, an audience). ``days``: a behaviour condition's own look-back (the N days ending on the
+    reference day; None: the audience's)."""
 
     field: str
     op: str
     value: Any
     negate: bool = False
+    days: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.days is not None:
+            if not FIELDS[self.field].behaviour:
+                raise SpecError(f"{self.field} does not look back: only {', '.join(behaviour_fields())} take "
+                                '"days".')
+            if isinstance(self.days, bool) or not isinstance(self.days, int) or not 1 <= self.days <= MAX_LOOKBACK_DAYS:
+                raise SpecError(f'{self.field}: "days" (its look-back) is a whole number of days from 1 to '
+                                f"{MAX_LOOKBACK_DAYS:,}, not {self.days!r}.")
 
     def to_json(self) -> dict[str, Any]:
         data = {"field": self.field, "op": self.op, **FIELDS[self.field].condition_json(self.value)}
+        if self.days is not None:
+            data["days"] = self.days
         return {"not": True, **data} if self.negate else data
 
     def conditions(self) -> int:
@@ -139,11 +170,12 @@ def parse_rules(data: Any, depth: int = 0, level: int = 0) -> Group:
             parsed.append(parse_rules(item, depth, level + 1))
             continue
         kind = field(item.get("field"))
-        unknown = set(item) - {"field", "op", "value", "not", *kind.extra_keys}
+        unknown = set(item) - {"field", "op", "value", "not", "days", *kind.extra_keys}
         if unknown:
             raise SpecError(f"A condition has keys it does not know: {', '.join(sorted(map(str, unknown)))}.")
         op = kind.check_op(item.get("op"))
-        parsed.append(Condition(kind.key, op, kind.parse_condition(op, item, depth), _negated(item)))
+        parsed.append(Condition(kind.key, op, kind.parse_condition(op, item, depth), _negated(item),
+                                item.get("days")))
     group = Group(match, tuple(parsed), _negated(data))
     if group.conditions() > MAX_CONDITIONS:
         raise SpecError(f"An audience has at most {MAX_CONDITIONS} conditions (nested audiences included); this "
@@ -164,7 +196,7 @@ class CampaignAudience(Audience):
     kind: ClassVar[str] = KIND
     label: ClassVar[str] = ""  # messages say "audience"
     keys: ClassVar[frozenset[str]] = frozenset({"start", "end", "rules", "frequency_cap_days", "max_size",
-                                                "holdout", "campaign_key", "name", "saved_version"})
+                                                "holdout", "campaign_key", "name", "saved_version", "lookback"})
 
     window: Filters
     rules: Group = Group()
@@ -174,8 +206,11 @@ class CampaignAudience(Audience):
     campaign_key: str = ""
     name: str | None = None
     saved_version: int | None = None
+    lookback: str = LEGACY_LOOKBACK
 
     def __post_init__(self) -> None:
+        if self.lookback not in LOOKBACKS:
+            raise SpecError(f'lookback is {" or ".join(map(repr, LOOKBACKS))}, not {self.lookback!r}.')
         cap, size, holdout, key = self.frequency_cap_days, self.max_size, self.holdout, self.campaign_key
         if cap is not None and (not isinstance(cap, int) or isinstance(cap, bool) or not 1 <= cap <= 365):
             raise SpecError("frequency_cap_days must be a whole number of days from 1 to 365, or null.")
@@ -190,6 +225,8 @@ class CampaignAudience(Audience):
         body: dict[str, Any] = {"start": self.window.start.isoformat(), "end": self.window.end.isoformat(),
                                 "rules": self.rules.to_json(), "frequency_cap_days": self.frequency_cap_days,
                                 "max_size": self.max_size, "holdout": self.holdout, "campaign_key": self.campaign_key}
+        if self.lookback != LEGACY_LOOKBACK:  # written only when it differs: older definitions read back unchanged
+            body["lookback"] = self.lookback
         if self.name is not None:
             body |= {"name": self.name, "saved_version": self.saved_version}
         return body
@@ -214,7 +251,7 @@ class CampaignAudience(Audience):
         holdout = data.get("holdout", 0.0)
         return cls(window, rules, data.get("frequency_cap_days"), data.get("max_size"),
                    float(holdout) if isinstance(holdout, int | float) and not isinstance(holdout, bool) else holdout,
-                   data.get("campaign_key", ""), name, version)
+                   data.get("campaign_key", ""), name, version, data.get("lookback", LEGACY_LOOKBACK))
 
     def member_ids(self) -> Select:
         """The members a campaign would target (both arms, after the cap and the maximum size)."""
@@ -241,15 +278,56 @@ def from_saved(saved: SavedAudience) -> CampaignAudience:
     return parse_spec(saved.spec).saved_as(saved.name, saved.version)
 
 
-# --- conditions to SQL -----------------------------------------------------------------------------------
+# --- look-backs -----------------------------------------------------------------------------------------
 
-def _last_order_in_window(conditions: list[Condition], window: Filters) -> bool:
-    """Whether every "days since last order" condition has an upper bound inside the window: then a member
-    whose last order lies before the window is outside each range whether or not that order is read, and the
-    orders before the window need not be scanned."""
-    span = (window.end - window.start).days
-    return all(c.value[1] is not None and c.value[1] <= span
-               for c in conditions if c.field == "days_since_last_order")
+def behaviour_fields() -> list[str]:
+    """The fields whose conditions read completed orders over a look-back."""
+    return [key for key, f in FIELDS.items() if f.behaviour]
+
+
+def recency_reach(rules: Group) -> float | None:
+    """How many days back the rules' "days since last order" conditions reach: the largest upper bound among
+    them (``math.inf`` when one has none, is negated, or lies in a negated group: its members' last order may
+    lie any time back); None without such a condition."""
+    reaches: list[float] = []
+
+    def walk(group: Group, negated: bool) -> None:
+        for item in group.items:
+            if isinstance(item, Group):
+                walk(item, negated != item.negate)
+            elif FIELDS[item.field].recency:
+                high = item.value[1]
+                flipped = negated != item.negate
+                reaches.append(math.inf if flipped or high is None or high > MAX_REACH_DAYS else math.floor(high))
+
+    walk(rules, False)  # as the compiler reads the rules: a NOT on the top-level group itself is not applied
+    return max(reaches) if reaches else None
+
+
+def default_since(audience: CampaignAudience) -> date | None:
+    """The first day a behaviour condition without its own ``days`` reads (None: all history): the window's
+    start under the ``window`` look-back, else as far back as :func:`recency_reach` (the window without a
+    recency condition)."""
+    window = audience.window
+    if audience.lookback == "window":
+        return window.start
+    reach = recency_reach(audience.rules)
+    if reach is None:
+        return window.start
+    if math.isinf(reach):
+        return None
+    return window.end - timedelta(days=int(reach))
+
+
+def condition_since(audience: CampaignAudience, condition: Condition) -> date | None:
+    """The first day a behaviour condition reads (None: all history); it reads up to the reference day."""
+    if condition.days is not None:
+        return audience.window.end - timedelta(days=condition.days - 1)
+    return default_since(audience)
+
+
+def _earliest(days: list[date | None]) -> date | None:
+    return None if any(d is None for d in days) else min(days)  # type: ignore[type-var]
 
 
 def member_order_totals(window: Filters, all_time: bool = False) -> Any:
@@ -266,19 +344,46 @@ def member_order_totals(window: Filters, all_time: bool = False) -> Any:
             .where(*scope).group_by(o.member_id).subquery("member_orders"))
 
 
+def _order_totals(window: Filters, periods: tuple[date | None, ...], scan_from: date | None) -> Any:
+    """Per member with a completed order from ``scan_from`` (None: any time) to the reference day: for each of
+    the ``periods`` (a first day, None for all history) ``order_count_<i>`` and ``net_sales_<i>``, and
+    ``last_at``. One scan of ``orders`` whatever the number of look-backs."""
+    o = orders.c
+    columns: list[Any] = [o.member_id]
+    for i, since in enumerate(periods):
+        inside = o.ordered_at >= datetime.combine(since, time()) if since is not None else true()
+        columns += [count_if(inside).label(f"order_count_{i}"),
+                    func.coalesce(sum_if(inside, o.net_amount), 0).label(f"net_sales_{i}")]
+    columns.append(func.max(o.ordered_at).label("last_at"))
+    scope = [o.status == "completed", o.member_id.is_not(None), o.ordered_at < window.end_ts]
+    if scan_from is not None:
+        scope.append(o.ordered_at >= datetime.combine(scan_from, time()))
+    return select(*columns).where(*scope).group_by(o.member_id).subquery("member_orders")
+
+
 class _Compiler:
     """Compiles one audience's rules to a WHERE clause over ``members`` and whatever it must join.
 
     The order-based numbers (orders, net sales, AOV, days since the last order) all come from ONE per-member
-    aggregation of ``orders`` (``member_orders``), LEFT JOINed once however many conditions use it: each
-    condition used to scan the orders on its own (1.7 s for a six-condition preview at 1M members)."""
+    aggregation of ``orders`` (``member_orders``), LEFT JOINed once however many conditions use it (each
+    condition used to scan the orders on its own: 1.7 s for a six-condition preview at 1M members); each look-back
+    the conditions use is a pair of conditional sums in it. The scan starts on the earliest day a condition needs
+    (a recency condition ``[low, high]`` needs the ``high`` days before the reference day: a member whose last
+    order is older is outside the range whether or not that order is read)."""
 
     def __init__(self, audience: CampaignAudience, depth: int = 0) -> None:
+        self.audience = audience
         conditions = audience.rules.flat()
-        needs_totals = any(FIELDS[c.field].needs_totals for c in conditions)
-        all_time = not _last_order_in_window(conditions, audience.window)
-        self.totals = member_order_totals(audience.window, all_time) if needs_totals else None
-        self.context = CompileContext(audience.window, self.totals, depth)
+        end = audience.window.end
+        totals = [c for c in conditions if FIELDS[c.field].needs_totals]
+        self.periods = tuple(dict.fromkeys(condition_since(audience, c) for c in totals if FIELDS[c.field].behaviour))
+        needs: list[date | None] = list(self.periods)
+        for c in totals:
+            if FIELDS[c.field].recency:
+                high = c.value[1]
+                needs.append(None if high is None or high > MAX_REACH_DAYS else end - timedelta(days=math.floor(high)))
+        self.totals = _order_totals(audience.window, self.periods, _earliest(needs)) if totals else None
+        self.context = CompileContext(audience.window, self.totals, depth, audience.window.start, self.periods)
         self.where = self.group(audience.rules)
 
     def source(self) -> Any:
@@ -287,14 +392,19 @@ class _Compiler:
             return members
         return members.outerjoin(self.totals, self.totals.c.member_id == members.c.member_id)
 
+    def item(self, item: Condition | Group) -> ColumnElement[bool]:
+        """One condition or group as a boolean expression (its NOT applied)."""
+        if isinstance(item, Group):
+            expr = self.group(item)
+        else:
+            kind: Field = FIELDS[item.field]
+            context = (replace(self.context, since=condition_since(self.audience, item)) if kind.behaviour
+                       else self.context)
+            expr = kind.where(item.op, item.value, context)
+        return not_(expr) if item.negate else expr
+
     def group(self, group: Group) -> ColumnElement[bool]:
-        parts = []
-        for item in group.items:
-            if isinstance(item, Group):
-                expr = self.group(item)
-            else:
-                expr = FIELDS[item.field].where(item.op, item.value, self.context)
-            parts.append(not_(expr) if item.negate else expr)
+        parts = [self.item(item) for item in group.items]
         if not parts:
             return true() if group.match == "all" else false()
         return and_(*parts) if group.match == "all" else or_(*parts)
@@ -447,14 +557,132 @@ def targeted_member_ids(audience: CampaignAudience) -> Select:
 
 
 def condition_from_text(field_key: str, op: str, text: str, negate: bool = False,
-                        models: Mapping[str, Any] | None = None) -> Condition:
+                        models: Mapping[str, Any] | None = None, days: int | None = None) -> Condition:
     """A condition from what a user typed: a comma-separated list for ``in`` / ``not_in``; ``low - high``
     (either side may be empty) for ``between``, numbers or YYYY-MM-DD dates by the field; a prediction field
-    takes its model from ``models`` (the current ones by kind). Raises :class:`SpecError` saying what to type."""
+    takes its model from ``models`` (the current ones by kind); ``days``: a behaviour condition's own look-back.
+    Raises :class:`SpecError` saying what to type."""
     if field_key not in FIELDS or not FIELDS[field_key].typed:
         raise SpecError(f"Choose a field from: {', '.join(f.label for f in FIELDS.values() if f.typed)}.")
     kind = FIELDS[field_key]
-    return Condition(field_key, op, kind.from_text(op, text, models), negate)
+    if days is not None and not kind.behaviour:
+        raise SpecError(f"{kind.label} does not look back: leave its look-back empty (it is for "
+                        f"{', '.join(FIELDS[k].label for k in behaviour_fields())}).")
+    return Condition(field_key, op, kind.from_text(op, text, models), negate, days)
+
+
+# --- why an audience is the size it is ---------------------------------------------------------------------
+
+#: Below this many targeted members the page explains the size without being asked.
+SMALL_AUDIENCE = 1_000
+
+
+def lookback_text(audience: CampaignAudience, condition: Condition) -> str:
+    """A behaviour condition's look-back in words: its own "last 30 days", else the audience's "since 2025-11-15"
+    or "all history" (up to the reference day)."""
+    if condition.days is not None:
+        return f"last {condition.days:,} days"
+    since = condition_since(audience, condition)
+    return "all history" if since is None else f"since {since.isoformat()}"
+
+
+def describe_condition(audience: CampaignAudience, item: Condition | Group) -> str:
+    """A condition or group in words, as the funnel labels it: "Tier is one of gold, diamond", "Bought a category
+    is one of Beauty (last 365 days)", "NOT ...", "any of (...; ...)"."""
+    if isinstance(item, Group):
+        inner = "; ".join(describe_condition(audience, i) for i in item.items)
+        text = f"{'all' if item.match == 'all' else 'any'} of ({inner})"
+    else:
+        kind = FIELDS[item.field]
+        if kind.typed:
+            text = f"{kind.label} {OPERATORS[item.op]} {kind.text(item.value)}"
+        else:
+            text = f"{kind.label}: {item.value.describe()}"
+        if kind.behaviour:
+            text += f" ({lookback_text(audience, item)})"
+    return f"NOT {text}" if item.negate else text
+
+
+@dataclass(frozen=True)
+class FunnelStep:
+    """One step of :class:`ConditionFunnel`: ``alone`` members match it on its own, ``remaining`` match it and
+    every step before it (under "all"; under "any", it or any step before it)."""
+
+    label: str
+    alone: int
+    remaining: int
+
+
+@dataclass(frozen=True)
+class ConditionFunnel:
+    """How each top-level condition of an audience narrows it, in the order written: starting from ``members``
+    (all members), then each condition or group, then the frequency cap (when set). ``match`` is how the
+    conditions combine. The last step's ``remaining`` is the preview's targeted size before the maximum size."""
+
+    match: str
+    members: int
+    steps: tuple[FunnelStep, ...]
+
+    def narrowest(self) -> int | None:
+        """The step that removes the members: under "all", the first step that leaves nobody, else the one that
+        keeps the smallest share of the members reaching it (the first such); under "any", None."""
+        if self.match != "all" or not self.steps:
+            return None
+        before, best, kept = self.members, None, math.inf
+        for number, step in enumerate(self.steps):
+            if before and step.remaining == 0:
+                return number
+            share = step.remaining / before if before else 1.0
+            if share < kept:
+                best, kept = number, share
+            before = step.remaining
+        return best
+
+
+def _funnel_items(rules: Group) -> list[Condition | Group]:
+    """The top-level items, with groups of the same connective (not negated) opened: AND of ANDs is one AND (the
+    page composes its table and the saved audiences that way)."""
+    items: list[Condition | Group] = []
+    for item in rules.items:
+        if isinstance(item, Group) and not item.negate and item.match == rules.match:
+            items += _funnel_items(item)
+        else:
+            items.append(item)
+    return items
+
+
+def condition_funnel(bind: Bind, audience: CampaignAudience) -> ConditionFunnel:
+    """The per-condition funnel of counts (:class:`ConditionFunnel`) in one SQL statement: each top-level item is
+    a 0/1 flag per member, computed once, and the cumulative counts are conditional counts of those flags. A
+    negated top-level group would need its own step, but the compiler does not apply it either, so the steps
+    are its items."""
+    compiled = _Compiler(audience)
+    items = _funnel_items(audience.rules)
+    m = members.c
+    flags = [case((compiled.item(item), 1), else_=0).label(f"s{i}") for i, item in enumerate(items)]
+    labels = [describe_condition(audience, item) for item in items]
+    if audience.frequency_cap_days:
+        since = datetime.combine(audience.window.end - timedelta(days=audience.frequency_cap_days - 1), time())
+        cm = campaign_members.c
+        capped = m.member_id.in_(select(cm.member_id).where(cm.sent_at >= since, cm.sent_at < audience.window.end_ts))
+        flags.append(case((capped, 0), else_=1).label("cap"))
+    per_member = select(*flags, literal(1).label("one")).select_from(compiled.source()).subquery("flags")
+    f = per_member.c
+    hits = [f[f"s{i}"] == 1 for i in range(len(items))]
+    combine = and_ if audience.rules.match == "all" else or_
+    counts = [func.count().label("members")]
+    for i, hit in enumerate(hits):
+        counts += [count_if(hit).label(f"alone{i}"), count_if(combine(*hits[:i + 1])).label(f"remaining{i}")]
+    if audience.frequency_cap_days:
+        matched = combine(*hits) if hits else (true() if audience.rules.match == "all" else false())
+        counts += [count_if(f.cap == 1).label("alone_cap"), count_if(and_(matched, f.cap == 1)).label("remaining_cap")]
+    with connection(bind) as conn:
+        row = conn.execute(select(*counts)).one()._mapping
+    steps = [FunnelStep(label, int(row[f"alone{i}"]), int(row[f"remaining{i}"])) for i, label in enumerate(labels)]
+    if audience.frequency_cap_days:
+        steps.append(FunnelStep(f"Not sent a campaign in the last {audience.frequency_cap_days} days (frequency cap)",
+                                int(row["alone_cap"]), int(row["remaining_cap"])))
+    return ConditionFunnel(audience.rules.match, int(row["members"]), tuple(steps))
 
 
 # The prediction fields (churn risk, CLV, ...) are defined with the predictions and join FIELDS when imported.

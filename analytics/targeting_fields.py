@@ -5,6 +5,13 @@ is one more object there (Datasette's filter classes work the same way).
 
 Conditions are two-valued: a member with a missing attribute (no birth date, no tier) is outside every range
 and list, so ``not_in`` and NOT include them. Every value is a bound parameter.
+
+**Behaviour** fields (orders, net sales, AOV, bought a category or product: :attr:`Field.behaviour`) read the
+completed orders of a **look-back**: from a first day (:attr:`CompileContext.since`, ``None`` for all history) to
+the reference day. The audience decides each condition's look-back (:func:`analytics.targeting.condition_since`).
+
+A choice field declares where its **known values** come from (:attr:`Field.known`, a :class:`KnownValues`): the
+page offers them in a picker and checks what is typed against them (:mod:`analytics.targeting_values`).
 """
 
 from __future__ import annotations
@@ -12,15 +19,29 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime, time
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from sqlalchemy import ColumnElement, Date, Double, Integer, Select, and_, case, cast, func, literal, not_, select
+from sqlalchemy import (
+    Column,
+    ColumnElement,
+    Date,
+    Double,
+    Integer,
+    Select,
+    and_,
+    case,
+    cast,
+    func,
+    literal,
+    not_,
+    select,
+)
 
 from analytics import audiences
 from analytics.errors import SpecError
 from analytics.filters import Filters
-from analytics.storage.contract import members, order_items, orders, products
+from analytics.storage.contract import TIERS, members, order_items, orders, products
 
 if TYPE_CHECKING:
     from analytics.targeting import CampaignAudience
@@ -38,26 +59,55 @@ _RANGE = re.compile(r"\s+-\s*|\s*-\s+|\s*–\s*|\s*\.\.\s*")
 @dataclass(frozen=True)
 class CompileContext:
     """What a condition compiles against: the window (``end`` is the reference day), the per-member order
-    totals when a condition needs them (a subquery LEFT JOINed to ``members``), and the nesting depth."""
+    totals when a condition needs them (a subquery LEFT JOINed to ``members``), the nesting depth, and for a
+    behaviour condition its look-back: ``since``, the first day it reads (``None``: all history), one of the
+    ``periods`` the totals are summed over (``order_count_<i>``, ``net_sales_<i>`` for the i-th period)."""
 
     window: Filters
     totals: Any
     depth: int
+    since: date | None = None
+    periods: tuple[date | None, ...] = ()
+
+    def total(self, name: str) -> Any:
+        """The per-member total ``name`` (``order_count`` or ``net_sales``) over this condition's look-back."""
+        return self.totals.c[f"{name}_{self.periods.index(self.since)}"]
+
+
+@dataclass(frozen=True)
+class KnownValues:
+    """Where a choice field's known values come from: the distinct values of a warehouse ``column``, and the
+    values the contract ``allowed`` (listed first, in their order: tiers in programme order, whether members hold
+    them yet or not). ``listed``: offered in a picker (False for product ids, too many to list: what is typed is
+    looked up instead). ``noun`` names one value in messages ("a category")."""
+
+    column: Column
+    noun: str
+    allowed: tuple[str, ...] = ()
+    listed: bool = True
 
 
 class Field:
     """A condition's field. ``kind`` is how its value is given: ``choice`` (a list of texts), ``number`` or
-    ``date`` (a range), ``spec`` (another page's audience), ``audience`` (a saved campaign audience)."""
+    ``date`` (a range), ``spec`` (another page's audience), ``audience`` (a saved campaign audience).
+    ``known``: where a choice field's known values come from (None: anything may be typed)."""
 
     kind: ClassVar[str]
     operators: ClassVar[tuple[str, ...]]
     #: Whether the condition reads the per-member order totals (orders, net sales, AOV, last order).
     needs_totals: ClassVar[bool] = False
+    #: Whether the condition reads completed orders over a look-back (a condition may set its own: ``days``).
+    behaviour: ClassVar[bool] = False
+    #: Whether the field is the recency ("days since the last order") whose reach sets the default look-back.
+    recency: ClassVar[bool] = False
     #: Keys a condition on this field may carry besides field, op, value and not (a prediction's model).
     extra_keys: ClassVar[tuple[str, ...]] = ()
+    known: KnownValues | None = None
 
-    def __init__(self, key: str, label: str, help: str) -> None:
+    def __init__(self, key: str, label: str, help: str, known: KnownValues | None = None) -> None:
         self.key, self.label, self.help = key, label, help
+        if known is not None:
+            self.known = known
 
     @property
     def typed(self) -> bool:
@@ -139,14 +189,19 @@ class AttributeField(ChoiceField):
         return and_(column.is_not(None), column.in_(values))
 
 
-def _window_orders(window: Filters) -> list[ColumnElement[bool]]:
+def orders_since(since: date | None, window: Filters) -> list[ColumnElement[bool]]:
+    """Completed member orders from ``since`` (None: any time) up to the reference day (the window's end)."""
     o = orders.c
-    return [o.status == "completed", o.member_id.is_not(None), o.ordered_at >= window.start_ts,
-            o.ordered_at < window.end_ts]
+    scope = [o.status == "completed", o.member_id.is_not(None), o.ordered_at < window.end_ts]
+    if since is not None:
+        scope.append(o.ordered_at >= datetime.combine(since, time()))
+    return scope
 
 
 class BoughtField(ChoiceField):
-    """Bought at least one of the values (categories, or product ids) in a completed order in the window."""
+    """Bought at least one of the values (categories, or product ids) in a completed order of the look-back."""
+
+    behaviour = True
 
     def members_with(self, values: list[str], ctx: CompileContext) -> ColumnElement[bool]:
         lines, o = order_items.c, orders.c
@@ -155,7 +210,8 @@ class BoughtField(ChoiceField):
                       .where(products.c.category.in_(values)))
         else:
             bought = select(lines.order_id).where(lines.product_id.in_(values))
-        return members.c.member_id.in_(select(o.member_id).where(*_window_orders(ctx.window), o.order_id.in_(bought)))
+        return members.c.member_id.in_(select(o.member_id).where(*orders_since(ctx.since, ctx.window),
+                                                                 o.order_id.in_(bought)))
 
 
 # --- ranges -------------------------------------------------------------------------------------------------
@@ -251,28 +307,27 @@ class RegisteredField(RangeField):
 
 
 class OrderTotalField(RangeField):
-    """From the per-member order totals: members without an order in the window count 0 orders and 0 sales."""
+    """From the per-member order totals: members without an order in the look-back count 0 orders and 0 sales."""
 
-    needs_totals = True
+    needs_totals = behaviour = True
 
     def expression(self, ctx: CompileContext) -> Any:
-        return func.coalesce(ctx.totals.c[self.key], 0)
+        return func.coalesce(ctx.total(self.key), 0)
 
 
 class AovField(RangeField):
-    """Net sales / orders in the window: members without orders there are NULL, outside every range."""
+    """Net sales / orders in the look-back: members without orders there are NULL, outside every range."""
 
-    needs_totals = True
+    needs_totals = behaviour = True
 
     def expression(self, ctx: CompileContext) -> Any:
-        t = ctx.totals.c
-        return cast(t.net_sales, Double) / cast(func.nullif(t.order_count, 0), Double)
+        return cast(ctx.total("net_sales"), Double) / cast(func.nullif(ctx.total("order_count"), 0), Double)
 
 
 class DaysSinceLastOrderField(RangeField):
     """Never bought: ``last_at`` is NULL, outside every range."""
 
-    needs_totals = True
+    needs_totals = recency = True
 
     def expression(self, ctx: CompileContext) -> Any:
         end = literal(ctx.window.end, Date)
@@ -335,24 +390,28 @@ class SavedAudienceField(SegmentField):
 MAX_DEPTH = 4
 
 FIELDS: dict[str, Field] = {f.key: f for f in (
-    AttributeField("tier", "Tier", "The member's current tier."),
-    AttributeField("region", "Region", "The member's region."),
-    AttributeField("city", "City", "The member's city."),
-    AttributeField("gender", "Gender", "As registered."),
-    AttributeField("acquisition_channel", "Acquisition channel", "How the member joined."),
+    AttributeField("tier", "Tier", "The member's current tier.", KnownValues(members.c.tier, "a tier", TIERS)),
+    AttributeField("region", "Region", "The member's region.", KnownValues(members.c.region, "a region")),
+    AttributeField("city", "City", "The member's city.", KnownValues(members.c.city, "a city")),
+    AttributeField("gender", "Gender", "As registered.", KnownValues(members.c.gender, "a gender")),
+    AttributeField("acquisition_channel", "Acquisition channel", "How the member joined.",
+                   KnownValues(members.c.acquisition_channel, "an acquisition channel")),
     AgeField("age", "Age", "Whole years on the reference day (the window's last day)."),
     RegisteredField("registered", "Registration date", "Day of registration."),
     ColumnRangeField("points_balance", "Points balance", "Current points balance."),
     DaysSinceLastOrderField("days_since_last_order", "Days since last order",
                             "Days from the last completed order (any time up to the reference day) to the reference "
-                            "day; members who never bought never match."),
-    OrderTotalField("order_count", "Orders", "Completed orders in the window (0 for none)."),
-    OrderTotalField("net_sales", "Net sales", "Net sales of completed orders in the window (0 for none)."),
-    AovField("aov", "AOV", "Net sales / orders in the window; members without orders never match."),
+                            "day; members who never bought never match. Its upper bound is how far back behaviour "
+                            "conditions look by default."),
+    OrderTotalField("order_count", "Orders", "Completed orders in the look-back (0 for none)."),
+    OrderTotalField("net_sales", "Net sales", "Net sales of completed orders in the look-back (0 for none)."),
+    AovField("aov", "AOV", "Net sales / orders in the look-back; members without orders never match."),
     BoughtField("bought_category", "Bought a category",
-                "Bought at least one of these categories in the window (use NOT for 'never bought')."),
+                "Bought at least one of these categories in the look-back (use NOT for 'never bought').",
+                KnownValues(products.c.category, "a category")),
     BoughtField("bought_product", "Bought a product",
-                "Bought at least one of these product ids in the window (use NOT for 'never bought')."),
+                "Bought at least one of these product ids in the look-back (use NOT for 'never bought').",
+                KnownValues(products.c.product_id, "a product id", listed=False)),
     SegmentField("segment", "Segment, cluster, tag, funnel or rule",
                  "Members of another audience: an RFM segment, cluster, tag, heatmap cell, funnel drop-off or "
                  "'bought A, not B' audience definition."),

@@ -1,7 +1,8 @@
 """The table form of an audience's rules, as the Campaign targeting page edits them, and back.
 
-A **table** is a list of rows ``{"group", "not", "field", "op", "text"}``: ``text`` as a user types it (see
-:func:`analytics.targeting.condition_from_text`). Rows without a group number combine with the top-level
+A **table** is a list of rows ``{"group", "not", "field", "op", "text", "days"}``: ``text`` as a user types it (see
+:func:`analytics.targeting.condition_from_text`), ``days`` a behaviour condition's own look-back (empty: the
+audience's). Rows without a group number combine with the top-level
 ``match`` (all = AND, any = OR); rows sharing a group number form one sub-group that combines with the
 *other* connective (under "all", a group is "any of its rows", and the reverse), so a table expresses
 AND-of-ORs and OR-of-ANDs, each row optionally negated. Saved audiences and other pages' audiences are kept out
@@ -12,11 +13,13 @@ audience added. Deeper nesting is written as JSON; rules that do not fit the tab
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from analytics.audiences import Audience
 from analytics.errors import SpecError
 from analytics.targeting import FIELDS, CampaignAudience, Condition, Group, condition_from_text
+from analytics.targeting_values import Lookup, checked_condition
 
 SAVED = "saved_audience"
 SEGMENT = "segment"
@@ -26,25 +29,42 @@ def _other(match: str) -> str:
     return "any" if match == "all" else "all"
 
 
-def rules_from_table(match: str, rows: Sequence[Mapping[str, Any]],
-                     models: Mapping[str, Any] | None = None) -> tuple[Group, list[str]]:
-    """The rules a table stands for, and one message per row that cannot be read ("Row 3: ..."). Rows with
-    no field or operator yet are skipped (a row being typed). ``models``: the current prediction models by
-    kind, pinned into prediction conditions."""
+@dataclass(frozen=True)
+class TableRules:
+    """What a table stands for: its ``rules``, one problem per row that cannot be read ("Row 3: ..."), and one
+    note per value corrected to its known spelling ("Row 2: 'beauty' read as Beauty.")."""
+
+    rules: Group
+    problems: tuple[str, ...]
+    notes: tuple[str, ...] = ()
+
+
+def read_table(match: str, rows: Sequence[Mapping[str, Any]], models: Mapping[str, Any] | None = None,
+               known: Lookup | None = None) -> TableRules:
+    """The rules a table stands for (see :class:`TableRules`). Rows with no field or operator yet are skipped (a
+    row being typed). ``models``: the current prediction models by kind, pinned into prediction conditions.
+    ``known``: looks up the known values of choice fields; typed values are then checked against them
+    (:func:`analytics.targeting_values.check_values`): case slips corrected, unknown values a problem."""
     if match not in ("all", "any"):
         raise SpecError(f'Members match "all" or "any", not {match!r}.')
     items: list[Condition | list[Condition]] = []
     groups: dict[int, list[Condition]] = {}
     problems: list[str] = []
+    notes: list[str] = []
     for number, row in enumerate(rows, start=1):
         if not row.get("field") or not row.get("op"):
             continue
         try:
             condition = condition_from_text(row["field"], row["op"], str(row.get("text") or ""),
-                                            bool(row.get("not")), models)
+                                            bool(row.get("not")), models, _whole_number(row.get("days")))
         except SpecError as problem:
             problems.append(f"Row {number}: {problem}")
             continue
+        if known is not None:
+            condition, checked = checked_condition(condition, known)
+            label = FIELDS[condition.field].label
+            problems += [f"Row {number}: {label}: {problem}" for problem in checked.problems]
+            notes += [f"Row {number}: {label}: {note}" for note in checked.notes]
         group = _group_number(row.get("group"))
         if group is None:
             items.append(condition)
@@ -54,7 +74,31 @@ def rules_from_table(match: str, rows: Sequence[Mapping[str, Any]],
             groups[group] = [condition]
             items.append(groups[group])
     built = tuple(Group(_other(match), tuple(i)) if isinstance(i, list) else i for i in items)
-    return Group(match, built), problems
+    return TableRules(Group(match, built), tuple(problems), tuple(notes))
+
+
+def rules_from_table(match: str, rows: Sequence[Mapping[str, Any]],
+                     models: Mapping[str, Any] | None = None) -> tuple[Group, list[str]]:
+    """The rules a table stands for, and one message per row that cannot be read (:func:`read_table` without
+    checking values against the known ones)."""
+    read = read_table(match, rows, models)
+    return read.rules, list(read.problems)
+
+
+def _whole_number(value: Any) -> int | None:
+    """A look-back cell: None when empty (NaN from an emptied cell), else the number (whole, or refused by the
+    condition)."""
+    if value is None or value == "":
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise SpecError(f"a look-back is a whole number of days, not {value!r}.") from None
+    if number != number:
+        return None
+    if not number.is_integer():
+        raise SpecError(f"a look-back is a whole number of days, not {number:g}.")
+    return int(number)
 
 
 def _group_number(value: Any) -> int | None:
@@ -127,4 +171,4 @@ def table_from_rules(rules: Group) -> tuple[str, list[dict[str, Any]], list, lis
 
 def _row(condition: Condition, group: int | None) -> dict[str, Any]:
     field, op, text, negate = condition_text(condition)
-    return {"group": group, "not": negate, "field": field, "op": op, "text": text}
+    return {"group": group, "not": negate, "field": field, "op": op, "text": text, "days": condition.days}

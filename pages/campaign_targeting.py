@@ -12,24 +12,46 @@ from analytics import audiences
 from analytics.errors import MemberLensError, SpecError
 from analytics.filters import Filters
 from analytics.storage.appstate import audience_versions, list_audiences, load_audience, save_audience
-from analytics.targeting import FIELDS, OPERATORS, CampaignAudience, Group, from_saved, parse_rules
-from analytics.targeting_table import compose_rules, rules_from_table, table_from_rules
+from analytics.targeting import (
+    FIELDS,
+    LOOKBACKS,
+    MAX_LOOKBACK_DAYS,
+    OPERATORS,
+    CampaignAudience,
+    Group,
+    default_since,
+    from_saved,
+    parse_rules,
+    recency_reach,
+)
+from analytics.targeting_table import compose_rules, read_table, table_from_rules
+from analytics.targeting_values import value_notes
 from ui.app_state import app_state, default_author, state_location, unavailable
-from ui.audience_views import balance_view, forecast_view, overlap_view, profile_view, reach_chart
+from ui.audience_views import (
+    balance_view,
+    condition_picker,
+    forecast_view,
+    funnel_view,
+    known_lookup,
+    overlap_view,
+    profile_view,
+    reach_chart,
+)
 from ui.cached import cached_audience_preview
 from ui.context import page_inputs
-from ui.format import plain_text
+from ui.format import count, plain_text
 from ui.member_sets import INBOX_KEY, member_set
 from ui.models import pinned, stored_models
 
 TYPED_FIELDS = {key: f.label for key, f in FIELDS.items() if f.typed}
 LABEL_TO_FIELD = {label: key for key, label in TYPED_FIELDS.items()}
 OPERATOR_TO_KEY = {label: key for key, label in OPERATORS.items()}
-COLUMNS = ["group", "not", "field", "operator", "values"]
+COLUMNS = ["group", "not", "field", "operator", "values", "days"]
 STARTER = pd.DataFrame([
-    {"group": None, "not": False, "field": "Tier", "operator": "is one of", "values": "gold, diamond"},
-    {"group": None, "not": False, "field": "Days since last order", "operator": "between", "values": "0 - 90"},
-], columns=COLUMNS).astype({"group": "Int64"})
+    {"group": None, "not": False, "field": "Tier", "operator": "is one of", "values": "gold, diamond", "days": None},
+    {"group": None, "not": False, "field": "Days since last order", "operator": "between", "values": "0 - 90",
+     "days": None},
+], columns=COLUMNS).astype({"group": "Int64", "days": "Int64"})
 
 ctx = page_inputs()
 filters = ctx.filters
@@ -42,7 +64,8 @@ session["target_others"] += session.pop(INBOX_KEY, [])  # "Use in Campaign targe
 #: Widgets inside tabs run only while their tab is open; re-assigning their values keeps them while it is closed.
 TAB_WIDGETS = ("target_name", "target_author", "target_note", "target_overlap_with", "target_profile_dimension",
                "target_forecast_type", "target_forecast_channel", "target_forecast_coupon",
-               "target_forecast_message_cost", "target_forecast_margin", "target_forecast_redemption")
+               "target_forecast_message_cost", "target_forecast_margin", "target_forecast_redemption",
+               "target_balance_baseline", "target_balance_difference")
 for widget in TAB_WIDGETS:
     if widget in session:
         session[widget] = session[widget]
@@ -71,6 +94,7 @@ def _open(name: str, version: int) -> None:
     session["target_key"] = audience.campaign_key
     session["target_cap"] = int(audience.frequency_cap_days or 0)
     session["target_max"] = int(audience.max_size or 0)
+    session["target_lookback"] = audience.lookback  # definitions saved before look-backs keep reading the window
     if layout is None:  # deeper than the table: edit as JSON
         session["target_json_mode"] = True
         session["target_json"] = json.dumps(audience.rules.to_json(), indent=2, ensure_ascii=False)
@@ -105,16 +129,28 @@ def _switch_editor() -> None:
 
 
 def _fill_table(match: str, rows: list[dict]) -> None:
-    session["target_rev"] += 1
     session["target_match"] = match
-    session["target_base"] = pd.DataFrame(
+    _set_table(pd.DataFrame(
         [{"group": r["group"], "not": r["not"], "field": TYPED_FIELDS[r["field"]], "operator": OPERATORS[r["op"]],
-          "values": r["text"]} for r in rows], columns=COLUMNS).astype({"group": "Int64"})
+          "values": r["text"], "days": r.get("days")} for r in rows], columns=COLUMNS))
+
+
+def _set_table(frame: pd.DataFrame) -> None:
+    """A new table in the editor (a new widget key: the editor starts from it, without older edits)."""
+    session["target_rev"] += 1
+    session["target_base"] = frame.astype({"group": "Int64", "days": "Int64"})
+
+
+def _add_row(row: dict) -> None:
+    """The picker's row appended to the table as it is now (a callback: runs before the widgets of the next run)."""
+    current = session.get("target_edited", session.get("target_base", STARTER))
+    _set_table(pd.concat([current, pd.DataFrame([row], columns=COLUMNS)], ignore_index=True))
 
 
 st.title("Campaign targeting")
-st.caption(f"Build the audience from conditions; behaviour is read from {filters.start:%d %b %Y} to "
-           f"{filters.end:%d %b %Y} (the date range), which is also the reference day for ages and recency.")
+st.caption(f"Build the audience from conditions on {filters.end:%d %b %Y}, the date range's last day (the reference "
+           "day for ages and recency). Behaviour conditions (orders, net sales, AOV, bought a category or product) "
+           "look back as set below, or as far as their own look-back says.")
 
 # --- saved audiences ------------------------------------------------------------------------------------
 saved = pd.DataFrame()
@@ -159,6 +195,8 @@ with st.container(border=True):
                           on_change=_switch_editor, help="The table covers AND of ORs (or OR of ANDs) with NOT on "
                           "each row; JSON allows groups inside groups (docs/audiences.md).")
     problems: list[str] = []
+    notes: list[str] = []
+    known = known_lookup(ctx.engine)
     if json_mode:
         text = st.text_area("Rules (JSON)", key="target_json", height=260,
                             help='A group: {"match": "all" or "any", "conditions": [...]}; a condition: {"field": '
@@ -168,6 +206,8 @@ with st.container(border=True):
         except (ValueError, RecursionError) as problem:
             problems.append(f"The JSON rules cannot be read: {problem}")
             table_rules = Group()
+        for note in value_notes(table_rules, known):  # JSON keeps its meaning: values are named, not corrected
+            st.warning(note, icon=":material/spellcheck:")
     else:
         match = st.segmented_control("Members must match", ["all", "any"], default="all", key="target_match",
                                      required=True, format_func={"all": "all rows (AND)", "any": "any row (OR)"}.get)
@@ -185,14 +225,31 @@ with st.container(border=True):
             "operator": st.column_config.SelectboxColumn("Operator", options=list(OPERATORS.values()), required=True),
             "values": st.column_config.TextColumn("Values", help="A list: values separated by commas (gold, diamond)."
                                                   " A range: low - high, either side may be empty (100 - , "
-                                                  "2025-01-01 - 2025-06-30).", width="large"),
+                                                  "2025-01-01 - 2025-06-30). Values of tiers, regions, cities, "
+                                                  "genders, channels, categories and products are checked against "
+                                                  "the warehouse.", width="medium"),
+            "days": st.column_config.NumberColumn("Look back", min_value=1, max_value=MAX_LOOKBACK_DAYS,
+                                                  width="small",
+                                                  step=1, help="Days. Behaviour fields only (orders, net sales, "
+                                                  "AOV, bought ...): read the orders of these last days; empty = the "
+                                                  "look-back set below."),
         })
+        session["target_edited"] = edited
+        condition_picker(ctx.engine, TYPED_FIELDS, _add_row)
         rows = [{"group": r.get("group"), "not": r.get("not"), "field": LABEL_TO_FIELD.get(r.get("field") or ""),
-                 "op": OPERATOR_TO_KEY.get(r.get("operator") or ""), "text": r.get("values")}
+                 "op": OPERATOR_TO_KEY.get(r.get("operator") or ""), "text": r.get("values"), "days": r.get("days")}
                 for r in edited.to_dict("records")]
-        table_rules, row_problems = rules_from_table(match, rows, pinned(stored_models()))
-        problems += row_problems
+        read = read_table(match, rows, pinned(stored_models()), known)
+        table_rules = read.rules
+        problems += read.problems
+        notes += read.notes
         session["target_table_rules"] = table_rules
+    lookback = st.segmented_control("Behaviour conditions look back", list(LOOKBACKS), default="recency",
+                                    key="target_lookback", required=True, format_func=LOOKBACKS.get,
+                                    help="Where a behaviour condition without its own look-back starts reading "
+                                         "orders: as far back as 'Days since last order' reaches (its upper bound; "
+                                         "'last order 90 - 365 days ago' reads a year), or over the date range. "
+                                         "Audiences saved before look-backs existed read the date range.")
     include_col, exclude_col = st.columns(2)
     include = include_col.multiselect("Only members of saved audiences", list(saved_audiences), key="target_include",
                                       help="Members targeted by every one of these saved audiences.",
@@ -249,23 +306,40 @@ except (MemberLensError, KeyError) as problem:
     rules = table_rules
 for problem in problems:
     st.error(problem, icon=":material/rule:")
+for note in notes:
+    st.info(note, icon=":material/spellcheck:")
 if problems:  # sizes without the rows in error would mislead; the table keeps what was typed
     st.stop()
 
 try:
     audience = CampaignAudience(Filters(filters.start, filters.end), rules, int(cap) or None, int(size) or None,
-                                holdout, key)
+                                holdout, key, lookback=lookback)
     sizes = cached_audience_preview(ctx.engine, audience)
 except SpecError as problem:
     st.error(str(problem), icon=":material/rule:")
     st.stop()
 
+
+def _lookback_caption(audience: CampaignAudience) -> str:
+    since, end = default_since(audience), audience.window.end
+    if since is None:
+        read = f"all history up to {end:%d %b %Y}"
+    else:
+        read = f"{since:%d %b %Y} to {end:%d %b %Y} ({count((end - since).days + 1)} days)"
+    reach = recency_reach(audience.rules)
+    why = ("the date range" if audience.lookback == "window" or reach is None
+           else "as far back as 'Days since last order' reaches")
+    return f"Behaviour conditions without their own look-back read {read}: {why}."
+
+
+st.caption(_lookback_caption(audience))
 cards = st.columns(4)
-cards[0].metric("Matching", f"{sizes.matching:,}", border=True, help="Members matching the conditions.")
-cards[1].metric("Targeted", f"{sizes.targeted:,}", border=True,
+cards[0].metric("Matching", count(sizes.matching), border=True, help="Members matching the conditions.")
+cards[1].metric("Targeted", count(sizes.targeted), border=True,
                 help="After the frequency cap and the maximum size.")
-cards[2].metric("Treatment", f"{sizes.treatment:,}", border=True, help="Targeted members who get the message.")
-cards[3].metric("Control", f"{sizes.control:,}", border=True, help="Held out, to measure the campaign against.")
+cards[2].metric("Treatment", count(sizes.treatment), border=True, help="Targeted members who get the message.")
+cards[3].metric("Control", count(sizes.control), border=True, help="Held out, to measure the campaign against.")
+funnel_view(ctx.engine, audience, sizes)
 st.subheader("Reachable per channel", help="Consent to the channel and a usable contact (an email with an @, a "
              "phone of 8+ characters; push: consent). No consent, no message.")
 reach_chart(sizes)
@@ -306,5 +380,5 @@ if save_tab.open:
                 except MemberLensError as problem:
                     st.error(str(problem), icon=":material/error:")
                 else:
-                    st.success(f"Saved **{stored.name}** version {stored.version}: {stored.size:,} members "
-                               "targeted now.", icon=":material/check:")
+                    st.success(f"Saved **{plain_text(stored.name)}** version {stored.version}: "
+                               f"{count(stored.size)} members targeted now.", icon=":material/check:")

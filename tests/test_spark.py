@@ -348,6 +348,29 @@ def test_targeting(spark_warehouse: Warehouse, duck_twin: Warehouse, year: Filte
     result = both(spark_warehouse, duck_twin, lambda e: targeting.preview(e, spec))
     assert result.matching > 0 and result.control > 0
     both(spark_warehouse, duck_twin, lambda e: targeting.targeted_members(e, spec), ordered=False)
+    funnel = both(spark_warehouse, duck_twin, lambda e: targeting.condition_funnel(e, spec))
+    assert min(funnel.steps[-1].remaining, 200) == result.targeted  # the funnel stops before the maximum size
+
+
+def test_targeting_lookbacks_and_known_values(spark_warehouse: Warehouse, duck_twin: Warehouse, year: Filters) -> None:
+    """Behaviour conditions over their own look-backs (the recency reach, a condition's own days), the funnel of
+    counts, and the known values the page offers."""
+    from analytics import targeting_values
+
+    spec = targeting.parse_spec({"version": 1, "kind": "audience", "start": year.start.isoformat(),
+                                 "end": year.end.isoformat(), "lookback": "recency", "frequency_cap_days": 30,
+                                 "rules": {"match": "all", "conditions": [
+                                     {"field": "days_since_last_order", "op": "between", "value": [30, 500]},
+                                     {"field": "bought_category", "op": "in", "value": ["Beauty", "Apparel"]},
+                                     {"field": "order_count", "op": "between", "value": [1, None], "days": 200},
+                                     {"field": "net_sales", "op": "between", "value": [50, None]}]}})
+    sizes = both(spark_warehouse, duck_twin, lambda e: targeting.preview(e, spec))
+    funnel = both(spark_warehouse, duck_twin, lambda e: targeting.condition_funnel(e, spec))
+    assert sizes.matching > 0 and funnel.steps[-1].remaining == sizes.targeted
+    for key in ("tier", "region", "bought_category"):
+        both(spark_warehouse, duck_twin, lambda e, k=key: targeting_values.known_values(e, k))
+    both(spark_warehouse, duck_twin, lambda e: targeting_values.existing_values(e, "bought_product",
+                                                                                ["p0001", "P0002", "nope"]))
 
 
 def test_targeting_buckets_agree_with_python(spark_warehouse: Warehouse) -> None:

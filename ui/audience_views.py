@@ -1,28 +1,32 @@
-"""The Campaign targeting page's read-outs of an audience: reach, profile, overlap, control balance and forecast.
+"""The Campaign targeting page's read-outs of an audience: reach, why it is the size it is (the condition funnel),
+profile, overlap, control balance and forecast; and the picker that adds a condition from known values.
 
 Each reads widgets, calls the cached analytics and draws; the figures and their definitions live in
-``analytics.audience_report`` and ``analytics.forecast``.
+``analytics.targeting``, ``analytics.audience_report`` and ``analytics.forecast``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Sequence
+from typing import Any
 
 import pandas as pd
 import plotly.express as px
 import streamlit as st
 from sqlalchemy import Engine
 
-from analytics import audience_report, forecast
-from analytics.targeting import CHANNELS, CampaignAudience, Preview
+from analytics import audience_report, forecast, targeting, targeting_values
+from analytics.targeting import CHANNELS, FIELDS, OPERATORS, CampaignAudience, ConditionFunnel, Preview
+from analytics.targeting_values import KnownList, Lookup
 from ui.cached import (
+    cached,
     cached_audience_profile,
     cached_balance,
     cached_forecast,
     cached_forecast_types,
     cached_overlap,
 )
-from ui.format import MISSING, label, money, share
+from ui.format import MISSING, change_pp, count, label, money, plain_text, share
 
 CURRENT = "This audience"
 
@@ -39,6 +43,145 @@ def reach_chart(sizes: Preview) -> None:
     st.plotly_chart(chart, key="target_reach")
     st.caption("Treatment members are the ones a campaign on that channel would message; the control group is "
                "held out.")
+
+
+# --- known values and the condition picker ------------------------------------------------------------------
+
+@cached()
+def cached_known_values(engine: Engine, key: str) -> KnownList:
+    return targeting_values.known_values(engine, key)
+
+
+@cached(max_entries=64)
+def cached_existing_values(engine: Engine, key: str, values: tuple[str, ...]) -> tuple[str, ...]:
+    return targeting_values.existing_values(engine, key, values)
+
+
+def known_lookup(engine: Engine) -> Lookup:
+    """:func:`analytics.targeting_values.lookup` through the caches: a listed field's whole list, otherwise the
+    typed values that exist."""
+
+    def find(key: str, values: Sequence[str]) -> Collection[str]:
+        known = FIELDS[key].known
+        if known is not None and known.listed:
+            listed = cached_known_values(engine, key)
+            if listed.complete:
+                return listed.values
+        return cached_existing_values(engine, key, tuple(sorted(set(values))))
+
+    return find
+
+
+def condition_picker(engine: Engine, fields: dict[str, str], add_row: Callable[[dict[str, Any]], None]) -> None:
+    """One row of widgets that adds a condition to the table: the field, its operator, its values picked from
+    the known ones (typed for ranges and product ids), a look-back for behaviour fields, NOT. ``fields``: field
+    key -> label, the fields the table offers; ``add_row`` receives the table row (as the table shows it)."""
+    session = st.session_state
+    columns = st.columns([2.2, 1.3, 3.2, 1.1, 1.0, 1.0], vertical_alignment="bottom")
+    key = columns[0].selectbox("Field", list(fields), format_func=fields.get, key="target_pick_field",
+                               help="Add a condition: pick a field and its values, then 'Add'.")
+    kind = FIELDS[key]
+    op = columns[1].selectbox("Operator", kind.operators, format_func=OPERATORS.get, key=f"target_pick_op_{key}")
+    values_key = f"target_pick_values_{key}"
+    if kind.known is not None and kind.known.listed:
+        known = cached_known_values(engine, key)
+        columns[2].multiselect("Values", known.values, key=values_key, placeholder=f"choose {kind.known.noun}",
+                               help=f"The {kind.label.lower()} values in the warehouse"
+                                    + ("" if known.complete else f" (the first {len(known.values):,})") + ".")
+    else:
+        example = getattr(kind, "example", "")
+        columns[2].text_input("Values", key=values_key,
+                              placeholder=f"low - high, e.g. {example}" if kind.kind in ("number", "date")
+                              else "values separated by commas",
+                              help="A range: low - high, either side may be empty. A list: values separated by "
+                                   "commas (checked against the warehouse).")
+    columns[3].number_input("Look back", 0, targeting.MAX_LOOKBACK_DAYS, 0, step=30, key="target_pick_days",
+                            disabled=not kind.behaviour,
+                            help="Days. Behaviour fields only: read the orders of these last days (0 = the "
+                                 "audience's look-back, below).")
+    columns[4].checkbox("NOT", key="target_pick_not", help="Keep the members who do NOT match.")
+
+    def add() -> None:
+        picked = session.get(values_key)
+        text = ", ".join(picked) if isinstance(picked, list) else str(picked or "")
+        days = int(session.get("target_pick_days") or 0) if kind.behaviour else 0
+        add_row({"group": None, "not": bool(session.get("target_pick_not")), "field": kind.label,
+                 "operator": OPERATORS[op], "values": text, "days": days or None})
+        session[values_key] = [] if isinstance(picked, list) else ""
+        session["target_pick_not"] = False
+
+    columns[5].button("Add", icon=":material/add:", key="target_pick_add", on_click=add,
+                      help="Adds the condition as a row of the table above.")
+
+
+# --- why an audience is the size it is ------------------------------------------------------------------------
+
+@cached("Counting members condition by condition…", max_entries=16)
+def cached_funnel(engine: Engine, audience: CampaignAudience) -> ConditionFunnel:
+    return targeting.condition_funnel(engine, audience)
+
+
+def funnel_text(funnel: ConditionFunnel) -> str:
+    """The funnel as a chain: "All members: 2,000 → Tier is one of gold: 400 → ... : 0"."""
+    parts = [f"All members: {count(funnel.members)}"]
+    parts += [f"{plain_text(step.label)}: {count(step.remaining)}" for step in funnel.steps]
+    return " → ".join(parts)
+
+
+def funnel_explanation(funnel: ConditionFunnel) -> str:
+    """Which condition removes the members, in a sentence."""
+    if not funnel.steps:
+        return "No conditions: every member matches."
+    last = funnel.steps[-1].remaining
+    if funnel.match == "any":
+        if last == 0:
+            return "No member matches any of the conditions: each one, on its own, matches nobody."
+        best = max(funnel.steps, key=lambda s: s.alone)
+        return (f"Members match any of the conditions; **{plain_text(best.label)}** brings the most "
+                f"({count(best.alone)}).")
+    number = funnel.narrowest()
+    if number is None:
+        return f"{count(last)} members match every condition."
+    step = funnel.steps[number]
+    before = funnel.members if number == 0 else funnel.steps[number - 1].remaining
+    if step.remaining == 0 and step.alone == 0:
+        return (f"No member matches **{plain_text(step.label)}** at all, even on its own: check its values and its "
+                "look-back.")
+    if step.remaining == 0:
+        return (f"**{plain_text(step.label)}** removes the last {count(before)} members: it matches "
+                f"{count(step.alone)} on its own, but none of those who pass the conditions before it. Look at the "
+                "look-back of behaviour conditions and the reach of 'Days since last order'.")
+    return (f"**{plain_text(step.label)}** narrows the audience most: {count(before)} → {count(step.remaining)} "
+            f"({share(step.remaining / before if before else None)} kept).")
+
+
+def _draw_funnel(funnel: ConditionFunnel, level: Callable) -> None:
+    level(funnel_explanation(funnel), icon=":material/filter_alt:")
+    st.caption(funnel_text(funnel))
+    rows = [{"step": "All members", "alone": count(funnel.members), "remaining": count(funnel.members)}]
+    rows += [{"step": step.label, "alone": count(step.alone), "remaining": count(step.remaining)}
+             for step in funnel.steps]
+    remaining = "Match every step so far" if funnel.match == "all" else "Match any step so far"
+    st.dataframe(pd.DataFrame(rows), hide_index=True, key="target_funnel_table", column_config={
+        "step": st.column_config.TextColumn("Condition", width="large"),
+        "alone": st.column_config.TextColumn("Match it on its own", help="Members matching this condition alone."),
+        "remaining": st.column_config.TextColumn(remaining, help="Members matching this condition and every one "
+                                                 "before it (all rows) or any of them (any row)."),
+    })
+
+
+def funnel_view(engine: Engine, audience: CampaignAudience, sizes: Preview) -> None:
+    """Why the audience is the size it is: shown at once when it is empty or small (fewer than
+    :data:`analytics.targeting.SMALL_AUDIENCE` targeted), otherwise in an expander computed only when opened."""
+    if sizes.targeted < targeting.SMALL_AUDIENCE:
+        funnel = cached_funnel(engine, audience)
+        _draw_funnel(funnel, st.warning if sizes.targeted == 0 else st.info)
+        return
+    expander = st.expander("How each condition narrows the audience", icon=":material/filter_alt:",
+                           key="target_funnel", on_change="rerun")
+    if expander.open:
+        with expander:
+            _draw_funnel(cached_funnel(engine, audience), st.info)
 
 
 def profile_view(engine: Engine, audience: CampaignAudience, targeted: int) -> None:
@@ -111,15 +254,46 @@ def overlap_view(engine: Engine, audience: CampaignAudience, saved_labels: list[
                "diagonal is each audience's size).")
 
 
+@cached()
+def cached_past_control_rate(engine: Engine) -> float | None:
+    return audience_report.past_control_rate(engine)
+
+
+BALANCE_COLUMNS = ("attribute", "label", "treatment", "control", "smd", "p_value", "balanced")
+#: The sentence figures of the balance verdict, written as every page writes them.
+FIGURES = audience_report.Figures(count, share, lambda v: change_pp(v).lstrip("+"))
+
+
+def _power_plan(engine: Engine) -> audience_report.PowerPlan:
+    """The conversion the control group must be able to tell apart, from two inputs (the baseline defaults to
+    past campaigns' control arms)."""
+    past = cached_past_control_rate(engine)
+    baseline = past if past is not None and 0 < past < 0.9 else audience_report.DEFAULT_BASELINE
+    left, right = st.columns(2)
+    rate = left.number_input("Conversion without the message (%)", 0.1, 90.0, round(baseline * 100, 1), step=0.5,
+                             format="%.1f", key="target_balance_baseline",
+                             help="The share of the audience expected to buy anyway; by default past campaigns' "
+                                  "control arms" + (f" ({share(past)})" if past is not None else "") + ".")
+    difference = right.number_input("Smallest difference worth detecting (pp)", 0.1, 9.9,
+                                    audience_report.DEFAULT_DIFFERENCE * 100, step=0.5, format="%.1f",
+                                    key="target_balance_difference",
+                                    help="In conversion, percentage points: the control group should be large "
+                                         "enough to tell this uplift from chance (80% power, 5% significance).")
+    return audience_report.PowerPlan(rate / 100, min(difference / 100, 0.99 - rate / 100))
+
+
 def balance_view(engine: Engine, audience: CampaignAudience, sizes: Preview) -> None:
-    if sizes.control == 0 or sizes.treatment == 0:
+    if audience.holdout == 0 or sizes.treatment == 0:
         st.info("Set a control group share (and have members in both arms) to check the balance.",
                 icon=":material/balance:")
         return
-    table = cached_balance(engine, audience)
-    verdict = audience_report.balance_verdict(table, sizes.control)
-    show = {"ok": st.success, "chance": st.info, "broken": st.error}[verdict.level]
+    plan = _power_plan(engine)
+    table = cached_balance(engine, audience) if sizes.control else pd.DataFrame(columns=list(BALANCE_COLUMNS))
+    verdict = audience_report.balance_verdict(table, sizes.control, sizes.treatment, plan, FIGURES)
+    show = {"ok": st.success, "chance": st.info, "small": st.warning, "broken": st.error}[verdict.level]
     show(verdict.message, icon=":material/balance:")
+    if table.empty:
+        return
     st.dataframe(table[["label", "treatment", "control", "smd", "p_value", "balanced"]], hide_index=True,
                  column_config={
         "label": "Attribute", "treatment": st.column_config.NumberColumn("Treatment", format="%.3f"),
