@@ -36,7 +36,7 @@ from analytics.member_rows import member_rows
 from analytics.recommend_data import RecommendData, load_data
 from analytics.recommend_lists import PATHS, REASON_KINDS, SOURCES, UNKNOWN_CATEGORY, ListMaker, ListSettings
 from analytics.recommend_models import Recommender, model_from_bytes
-from analytics.recommend_reasons import day_dates, reason_sentences, segment_words
+from analytics.recommend_reasons import day_dates, explain, reason_sentences, segment_words
 from analytics.recommenders import ALGORITHMS, DEFAULT_ALGORITHM, fit
 from analytics.storage.db import Bind
 from analytics.storage.recommender_registry import (
@@ -161,6 +161,12 @@ def train_version(engine: Bind, state: Engine, author: str, algorithm: str = DEF
     if evaluation is not None:
         summary["evaluation"] = evaluation
     return store_version(state, model, data, settings or ListSettings(), author, summary)
+
+
+def path_shares(stored: StoredRecommender) -> dict[str, float]:
+    """Share of the version's members served by each path (:data:`analytics.recommend_lists.PATHS`)."""
+    members = max(int(stored.summary.get("members", 0)), 1)
+    return {path: int(stored.summary.get("paths", {}).get(path, 0)) / members for path in PATHS}
 
 
 def load_model(stored: StoredRecommender) -> Recommender:
@@ -324,10 +330,38 @@ def linked_export(state: Engine, stored: StoredRecommender, n: int, campaign_id:
 
 # --- one member, live ---------------------------------------------------------------------------------------
 
-def member_code(data: RecommendData, member_id: str) -> int:
-    """The member's code in ``data`` (-1 when absent)."""
-    index = pd.Index(data.members.ids)
-    return int(index.get_indexer([member_id])[0])
+#: Longest member id or id prefix searched for.
+MAX_ID_LENGTH = 200
+
+
+def member_index(data: RecommendData) -> pd.Index:
+    """Member ids -> codes of ``data``: build it once per data pull and pass it to the look-ups below."""
+    return pd.Index(data.members.ids)
+
+
+def find_members(data: RecommendData, text: str, limit: int = 20, index: pd.Index | None = None) -> list[str]:
+    """Member ids of ``data`` equal to ``text`` (that one alone) or starting with it, in id order, at most
+    ``limit``; empty for blank text."""
+    needle = (text or "").strip()[:MAX_ID_LENGTH]
+    if not needle:
+        return []
+    index = member_index(data) if index is None else index
+    if index.get_indexer([needle])[0] >= 0:
+        return [needle]
+    ids = data.members.ids
+    starts = pd.Series(ids, dtype=object).str.startswith(needle).to_numpy(dtype=bool)
+    return sorted(ids[starts].tolist())[:limit]
+
+
+def member_list(maker: ListMaker, member_id: str, index: pd.Index | None = None) -> pd.DataFrame | None:
+    """One member's list made now by ``maker`` (its model over its data, under its settings) with reasons in
+    words (:data:`analytics.recommend_reasons.EXPLAIN_COLUMNS` and ``path``); None for an unknown member."""
+    index = member_index(maker.data) if index is None else index
+    code = int(index.get_indexer([member_id])[0])
+    if code < 0:
+        return None
+    recs = maker.recommend([code])
+    return explain(recs, maker.model, maker.data).assign(path=PATHS[int(recs.path[0])])
 
 
 def recent_purchases(data: RecommendData, member: int, limit: int = 10) -> pd.DataFrame:
