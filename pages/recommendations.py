@@ -12,7 +12,7 @@ from analytics.recommend_lists import MAX_N, PATHS, UNKNOWN_CATEGORY, ListSettin
 from analytics.recommend_metrics import METRICS
 from analytics.recommend_store import find_members, member_list, path_shares, recent_purchases, settings_from_json
 from analytics.recommenders import ALGORITHMS, DEFAULT_ALGORITHM
-from analytics.storage.recommender_registry import list_recommenders
+from analytics.storage.recommender_registry import StoredRecommender, list_recommenders
 from ui.app_state import app_state
 from ui.context import page_inputs
 from ui.format import change_pct, count, plain_text, share
@@ -44,7 +44,8 @@ st.caption("Every member's top products, each with the reason in words. Lists co
            "below), never done while you watch. Campaign targeting exports them per audience.")
 
 
-def train_form(key: str, expanded: bool) -> None:
+def train_form(key: str, expanded: bool) -> StoredRecommender | None:
+    """The training form; the version it stored when its button was pressed."""
     with st.expander("Train a new version", icon=":material/model_training:", expanded=expanded):
         algorithm = st.selectbox("Algorithm", list(ALGORITHMS), index=list(ALGORITHMS).index(DEFAULT_ALGORITHM),
                                  format_func=lambda a: ALGORITHMS[a][0], key=f"{key}_algorithm",
@@ -54,7 +55,8 @@ def train_form(key: str, expanded: bool) -> None:
         if st.button("Train and store", icon=":material/play_arrow:", key=f"{key}_train",
                      help="Fits on every purchase, makes every member's list with the default settings and stores "
                           "them as a new version; older versions are kept."):
-            train_now(ctx.engine, algorithm, ListSettings(n=int(n)))
+            return train_now(ctx.engine, algorithm, ListSettings(n=int(n)))
+    return None
 
 
 stored = current_version()
@@ -62,8 +64,9 @@ if stored is None:
     if app_state() is not None:
         st.info("No recommender has been trained yet. Train one here (about ten seconds on the 50,000-member demo), "
                 "or run `python -m analytics recommend train`.", icon=":material/recommend:")
-        train_form("rec_first", True)
-    st.stop()
+        stored = train_form("rec_first", True)
+    if stored is None:
+        st.stop()
 
 (st.warning if stored.stale else st.caption)(f"Using {age_note(stored)}"
                                              + (": older than a week, train a new version." if stored.stale else "."))
@@ -233,4 +236,5 @@ if versions_tab.open:
                 "total_bytes": st.column_config.NumberColumn("Stored bytes", format="compact"),
                 "author": "Trained by", "created_at": st.column_config.DatetimeColumn("Trained (UTC)",
                                                                                       format="YYYY-MM-DD HH:mm")})
-        train_form("rec_more", False)
+        if train_form("rec_more", False) is not None:
+            st.success("Stored: reload the page to use the new version.", icon=":material/check:")

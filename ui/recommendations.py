@@ -122,11 +122,12 @@ def cached_outcome(engine: Engine, link: CampaignLink) -> RecommendationOutcome:
     return recommendation_outcome(engine, link, _cached_lists(_version_key(load_recommender(state, link.version))))
 
 
-def train_now(engine: Engine, algorithm: str, settings: ListSettings) -> None:
-    """Train ``algorithm`` on all purchases, store every member's list as a new version, and rerun."""
+def train_now(engine: Engine, algorithm: str, settings: ListSettings) -> StoredRecommender | None:
+    """Train ``algorithm`` on all purchases and store every member's list as a new version, with a progress
+    display; the new version (None when it could not be trained: the page says why)."""
     state = app_state()
     if state is None:
-        return
+        return None
     with st.status("Training the recommender…", expanded=True) as status:
         status.write("Reading the purchases, fitting, making every member's list and storing them…")
         try:
@@ -134,9 +135,9 @@ def train_now(engine: Engine, algorithm: str, settings: ListSettings) -> None:
         except MemberLensError as problem:
             status.update(label="The recommender could not be trained", state="error")
             st.error(problem.message, icon=":material/recommend:")
-            return
+            return None
         status.update(label=f"Stored {stored.label}", state="complete", expanded=False)
-    st.rerun()
+    return stored
 
 
 # --- on other pages -----------------------------------------------------------------------------------------
