@@ -141,13 +141,14 @@ if member_tab.open:
                             f"{segment['region'] or 'unknown region'} · joined via "
                             f"{(segment['acquisition_channel'] or 'unknown').replace('_', ' ')} · served: "
                             f"**{rows['path'].iloc[0]}**", help=PATH_HELP[rows["path"].iloc[0]])
-                left, right = st.columns([3, 2])
+                left, right = st.columns([2, 1])
                 left.markdown(f"**Top {settings.n}**")
-                left.dataframe(rows[["rank", "product", "category", "reason", "score"]], hide_index=True,
+                left.dataframe(rows[["rank", "product", "reason", "category", "score"]], hide_index=True,
                                key="rec_list", column_config={
-                                   "rank": st.column_config.NumberColumn("#", width="small"),
-                                   "product": "Product", "category": "Category",
-                                   "reason": st.column_config.TextColumn("Why", width="large"),
+                                   "rank": st.column_config.NumberColumn("#", width=40),
+                                   "product": st.column_config.TextColumn("Product", width=230),
+                                   "reason": st.column_config.TextColumn("Why", width=430),
+                                   "category": st.column_config.TextColumn("Category", width=100),
                                    "score": st.column_config.NumberColumn("Score", format="%.4f", help="The model's "
                                                                           "score; popular fills show the share of "
                                                                           "the segment's recent buyers.")})
@@ -156,13 +157,14 @@ if member_tab.open:
                 if bought.empty:
                     right.caption("Nothing yet: this member is served by popular lists (cold start).")
                 else:
-                    right.dataframe(bought[["product", "category", "orders", "last_bought"]], hide_index=True,
+                    right.dataframe(bought[["product", "last_bought", "orders", "category"]], hide_index=True,
                                     key="rec_bought", column_config={
-                                        "product": "Product", "category": "Category",
-                                        "orders": st.column_config.NumberColumn("Orders", help="Completed orders "
-                                                                                "holding it."),
+                                        "product": st.column_config.TextColumn("Product", width=210),
                                         "last_bought": st.column_config.DateColumn("Last bought",
-                                                                                   format="D MMM YYYY")})
+                                                                                   format="D MMM YYYY", width=95),
+                                        "orders": st.column_config.NumberColumn("Orders", width=55, help="Completed "
+                                                                                "orders holding it."),
+                                        "category": "Category"})
                 st.caption(f"Made now by {stored.label} over the purchases up to {data.history_end:%d %b %Y}. The "
                            "campaign export uses the lists stored with the version "
                            f"({stored.list_length} per member, made on {stored.as_of:%d %b %Y}).")
