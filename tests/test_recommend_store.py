@@ -300,6 +300,37 @@ def test_member_lookup_and_live_list(duck_warehouse: Warehouse) -> None:
     assert len(rows) == 4 and rows["path"].iloc[0] in PATHS and rows["member_id"].eq("M00000007").all()
 
 
+# --- a real shop ------------------------------------------------------------------------------------------------
+
+def test_every_online_retail_customer_has_a_stored_list(tmp_path_factory, state) -> None:
+    """The real Online Retail file imported: a stored version lists every customer (member coverage 100 %), and
+    its reasons name the customers' own past purchases with their days."""
+    import os
+
+    from analytics.importers import import_file
+    from analytics.storage.warehouse import open_warehouse
+    from tests.conftest import DATASETS
+
+    path = Path(os.environ.get("MEMBERLENS_DATASETS") or DATASETS) / "online_retail.csv.gz"
+    if not path.exists():
+        pytest.skip(f"{path.name} is not in {path.parent} (set MEMBERLENS_DATASETS to the shared datasets folder)")
+    url = f"duckdb:///{tmp_path_factory.mktemp('retail') / 'retail.duckdb'}"
+    import_file(url, "transactions", path)
+    engine = open_warehouse(url)
+    stored = train_version(engine, state, "ana")
+    frame = _stored_frame(stored)
+    from analytics.storage.contract import members
+    from analytics.storage.db import read_frame
+
+    ids = read_frame(engine, members.select().with_only_columns(members.c.member_id))["member_id"]
+    engine.dispose()
+    assert len(ids) > 4000 and set(frame["member_id"]) == set(ids)
+    assert (frame.groupby("member_id").size() == 10).all()
+    rows = StoredLists(stored).rows(ids.head(200).tolist())
+    again = rows[rows["reason_kind"] == "buy_again"]
+    assert len(again) > 50 and all(r.startswith("You bought this on") for r in again["reason"])
+
+
 # --- command line ------------------------------------------------------------------------------------------------
 
 def test_the_command_line(duck_warehouse: Warehouse, tmp_path: Path) -> None:
