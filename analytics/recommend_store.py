@@ -44,6 +44,7 @@ from analytics.storage.recommender_registry import (
     StoredRecommender,
     campaign_link,
     link_campaign,
+    load_recommender,
     read_lists,
     read_members,
     read_model_bytes,
@@ -322,8 +323,6 @@ def linked_export(state: Engine, stored: StoredRecommender, n: int, campaign_id:
     made again identically); otherwise ``stored`` and ``n``."""
     link = campaign_link(state, campaign_id) if campaign_id else None
     if link is not None and (link.version, link.list_length) != (stored.version, n):
-        from analytics.storage.recommender_registry import load_recommender
-
         return RecommendationExport(state, load_recommender(state, link.version), link.list_length, campaign_id), link
     return RecommendationExport(state, stored, n, campaign_id or None), link
 

@@ -85,7 +85,7 @@ def cached_model(stored: StoredRecommender) -> Recommender:
     return _cached_model(_version_key(stored))
 
 
-@st.cache_resource(ttl=TTL_SECONDS, show_spinner="Preparing the lists…", max_entries=8, hash_funcs=HASH_FUNCS)
+@st.cache_resource(ttl=TTL_SECONDS, show_spinner="Preparing the lists…", max_entries=4, hash_funcs=HASH_FUNCS)
 def _cached_maker(engine: Engine, key: tuple[int, str, str], settings: ListSettings) -> ListMaker:
     data, _ = cached_purchases(engine)
     return ListMaker(_cached_model(key), data, settings)
