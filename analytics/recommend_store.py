@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 from sqlalchemy import Engine
 
 from analytics.audiences import Audience
@@ -187,9 +188,9 @@ class StoredLists:
         if not np.array_equal(members.column("member").to_numpy(), np.arange(members.num_rows)):
             raise RecommendStoreError(f"The stored members of {stored.label} are not numbered 0 to "
                                       f"{members.num_rows - 1}; train a new version.")
-        self.member_ids = pd.Index(members.column("member_id").to_numpy(zero_copy_only=False))
-        self.segment = members.column("segment").to_pandas().to_numpy(dtype=object)
-        self.path = members.column("path").to_pandas().to_numpy(dtype=object)
+        self.member_ids = members.column("member_id").combine_chunks()  # Arrow: looked up in C, no Python index
+        self.segment = members.column("segment").combine_chunks()
+        self.path = members.column("path").combine_chunks()
         products = read_products(stored, verify)
         self.products = {name: products.column(name).to_numpy(zero_copy_only=False).astype(object)
                          for name in ("product_id", "name", "category", "subcategory", "brand")}
@@ -203,7 +204,16 @@ class StoredLists:
         ids = np.asarray(member_ids, dtype=object)
         if ids.size > MAX_MEMBERS_READ:
             raise RecommendStoreError(f"Read at most {MAX_MEMBERS_READ:,} members' lists at once, not {ids.size:,}.")
-        return self.member_ids.get_indexer(pd.Index(ids))
+        if ids.size == 0:
+            return np.zeros(0, dtype=np.int64)
+        found = pc.index_in(pa.array(ids.tolist(), type=pa.string()), value_set=self.member_ids)
+        return found.fill_null(-1).to_numpy().astype(np.int64)
+
+    def _take(self, column: pa.Array, codes: np.ndarray) -> np.ndarray:
+        values = column.take(pa.array(codes))
+        if pa.types.is_dictionary(values.type):
+            values = values.cast(values.type.value_type)
+        return values.to_numpy(zero_copy_only=False).astype(object)
 
     def _n(self, n: int | None) -> int:
         n = self.list_length if n is None else n
@@ -231,7 +241,7 @@ class StoredLists:
 
         kind = table.column("reason_kind").to_pandas().to_numpy(dtype=object)
         frame = pd.DataFrame({
-            "member_id": self.member_ids.to_numpy(dtype=object)[member],
+            "member_id": self._take(self.member_ids, member),
             "rank": table.column("rank").to_numpy().astype(np.int64),
             "product_id": p["product_id"][product],
             "product": p["name"][product],
@@ -242,8 +252,8 @@ class StoredLists:
             "because_product_id": past("product_id"),
             "because_product": past("name"),
             "because_date": day_dates(np.where(known, table.column("because_day").to_numpy(), -1)),
-            "segment": self.segment[member],
-            "path": self.path[member],
+            "segment": self._take(self.segment, member),
+            "path": self._take(self.path, member),
         })
         frame["reason"] = reason_sentences(pd.DataFrame({
             "kind": kind, "because_product": frame["because_product"], "because_date": frame["because_date"],
@@ -258,7 +268,7 @@ class StoredLists:
         """``member_id, product_id`` of the stored top ``n`` of these members (no reasons: for read-outs)."""
         codes = self.member_codes(member_ids)
         table = read_lists(self.stored, codes[codes >= 0], self._n(n), self.verify)
-        return pd.DataFrame({"member_id": self.member_ids.to_numpy(dtype=object)[table.column("member").to_numpy()],
+        return pd.DataFrame({"member_id": self._take(self.member_ids, table.column("member").to_numpy()),
                              "product_id": self.products["product_id"][table.column("product").to_numpy()]})
 
 
