@@ -274,7 +274,9 @@ def integration_section(path: Path) -> None:
         wall = time.perf_counter() - began
         files = {f.name: f.stat().st_size for f in (Path(folder) / "recommenders").glob("*/*")}
         print(f"`python -m analytics recommend train` (hybrid, top 10 for {row['members']:,} members): {wall:.1f} s "
-              f"wall, peak {usage.ru_maxrss / 1024 / 1024:.2f} GiB; read {row['load_seconds']:.1f} s, fit "
+              f"wall, {usage.ru_utime + usage.ru_stime:.1f} s of CPU (load average {os.getloadavg()[0]:.1f} on "
+              f"{os.cpu_count()} cores), peak {usage.ru_maxrss / 1024 / 1024:.2f} GiB; read "
+              f"{row['load_seconds']:.1f} s, fit "
               f"{row['fit_seconds']:.1f} s, every member's list {row['list_seconds']:.1f} s, the rest (Python start, "
               f"imports, writing and hashing the files) "
               f"{wall - row['load_seconds'] - row['fit_seconds'] - row['list_seconds']:.1f} s")
