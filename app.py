@@ -48,6 +48,8 @@ PAGES = {
         st.Page("pages/funnels.py", title="Funnels", icon=":material/filter_alt:", url_path="funnels"),
         st.Page("pages/basket_rules.py", title="Basket rules", icon=":material/shopping_basket:",
                 url_path="basket_rules"),
+        st.Page("pages/recommendations.py", title="Recommendations", icon=":material/recommend:",
+                url_path="recommendations"),
         st.Page("pages/campaign_targeting.py", title="Campaign targeting", icon=":material/campaign:",
                 url_path="campaign_targeting"),
         st.Page("pages/experiments.py", title="Experiment read-out", icon=":material/science:",

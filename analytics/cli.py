@@ -351,4 +351,4 @@ def _experiment(ctx: Context) -> pd.DataFrame:
 
 
 # Subcommands defined in their own modules register themselves on import.
-from analytics import cli_models  # noqa: E402, F401
+from analytics import cli_models, cli_recommend  # noqa: E402, F401

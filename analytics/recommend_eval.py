@@ -105,12 +105,15 @@ def _by_path(algorithm: str, recs: Recommendations, lists: RankedLists, k: int) 
     return out
 
 
-def comparison_sentence(table: pd.DataFrame, k: int, metric: str = "recall") -> str:
+def comparison_sentence(table: pd.DataFrame, k: int, metric: str = "recall", chosen: str | None = None) -> str:
     """'Hybrid ... beats the popularity baseline (...) by 21 % on recall@10: 0.150 against 0.124.' or says that
-    none does. Needs at least one baseline and one other algorithm in ``table``."""
+    none does. Needs at least one baseline and one other algorithm in ``table``. ``chosen``: compare that
+    algorithm (e.g. the one in use) instead of the best."""
     label = f"{metric}@{k}"
     baselines = table[table["algorithm"].isin(BASELINES)]
     others = table[~table["algorithm"].isin(BASELINES)]
+    if chosen is not None and chosen in set(others["algorithm"]):
+        others = others[others["algorithm"] == chosen]
     if baselines.empty or others.empty:
         return f"Evaluate a popularity baseline and another algorithm to compare them on {label}."
     base = baselines.sort_values([metric, "algorithm"], ascending=[False, True]).iloc[0]
@@ -124,8 +127,46 @@ def comparison_sentence(table: pd.DataFrame, k: int, metric: str = "recall") -> 
     if change > 0:
         return (f"{best['label']} beats the popularity baseline ({base['label'].lower()}) by {change:.0%} on "
                 f"{label}: {best[metric]:.3f} against {base[metric]:.3f}.")
+    if chosen is not None:
+        return (f"{best['label']} does not beat the popularity baseline ({base['label'].lower()}) on {label}: "
+                f"{best[metric]:.3f} against {base[metric]:.3f}.")
     return (f"No algorithm beats the popularity baseline ({base['label'].lower()}) on {label}: the best, "
             f"{best['label']}, reaches {best[metric]:.3f} against {base[metric]:.3f}.")
+
+
+@dataclass(frozen=True)
+class BaselineComparison:
+    """An algorithm against the better popularity baseline on one measure: both values, the relative change
+    (NaN when the baseline is 0) and the sentence."""
+
+    algorithm: str
+    label: str
+    value: float
+    baseline: str
+    baseline_label: str
+    baseline_value: float
+    change: float
+    sentence: str
+
+    @property
+    def beats(self) -> bool:
+        return bool(self.value > self.baseline_value)
+
+
+def compare_with_baseline(table: pd.DataFrame, k: int, chosen: str,
+                          metric: str = "recall") -> BaselineComparison | None:
+    """``chosen`` against the better of the popularity baselines in ``table`` on ``metric``; None when either is
+    missing or ``chosen`` is itself a baseline."""
+    baselines = table[table["algorithm"].isin(BASELINES)]
+    mine = table[table["algorithm"] == chosen]
+    if chosen in BASELINES or baselines.empty or mine.empty:
+        return None
+    base = baselines.sort_values([metric, "algorithm"], ascending=[False, True]).iloc[0]
+    row = mine.iloc[0]
+    change = row[metric] / base[metric] - 1.0 if base[metric] > 0 else float("nan")
+    return BaselineComparison(chosen, str(row["label"]), float(row[metric]), str(base["algorithm"]),
+                              str(base["label"]), float(base[metric]), float(change),
+                              comparison_sentence(table, k, metric, chosen))
 
 
 def pair_hit_rates(recs: Recommendations, data: RecommendData, pairs: Sequence[tuple[str, str]]) -> pd.DataFrame:

@@ -16,6 +16,7 @@ Kinds (:data:`analytics.recommend_lists.REASON_KINDS`) and their sentences:
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import date
 
 import numpy as np
 import pandas as pd
@@ -38,17 +39,76 @@ def segment_words(popular: PopularModel, row: int) -> str:
     return words
 
 
-def _day_words(day_no: int) -> str:
-    day = from_day_number(day_no)
-    return f"{day.day} {day:%b %Y}"
-
-
 EXPLAIN_COLUMNS = ["member_id", "rank", "product_id", "product", "category", "score", "source", "kind",
                    "because_product_id", "because_product", "because_date", "segment", "reason"]
+#: What a sentence depends on, per reason kind (other inputs are ignored, so equal sentences are made once).
+_SENTENCE_INPUTS: dict[str, tuple[str, ...]] = {
+    "bought_with": ("because_product", "because_date"), "similar_taste": ("because_product", "because_date"),
+    "buy_again": ("because_date",), "category": ("category",), "subcategory": ("subcategory",), "brand": ("brand",),
+    "segment": ("segment",), "popular_personal": (), "overall": ()}
+SENTENCE_COLUMNS: tuple[str, ...] = ("kind", "because_product", "because_date", "category", "subcategory", "brand",
+                                     "segment")
+
+
+def _sentence(kind: str, because_product: str | None, because_date: date | None, category: str | None,
+              subcategory: str | None, brand: str | None, segment: str | None) -> str:
+    name = because_product
+    when = f"{because_date.day} {because_date:%b %Y}" if because_date is not None else None
+    if kind == "bought_with":
+        return f"Often bought together with {name}, which you bought on {when}."
+    if kind == "similar_taste":
+        return f"Members who bought what you bought also bought this; it is closest to {name}, which you bought on " \
+               f"{when}."
+    if kind == "buy_again":
+        return f"You bought this on {when}; time to buy it again?"
+    if kind == "category":
+        return f"Popular in {category or 'its kind'}, a category you often buy."
+    if kind == "subcategory":
+        return f"Popular in {subcategory or 'its kind'}, which you often buy."
+    if kind == "brand":
+        return f"Popular from {brand or 'its kind'}, a brand you buy."
+    if kind == "segment":
+        return f"Popular with {segment}."
+    if kind == "popular_personal":
+        return "Popular with members who buy what you buy."
+    return "One of the shop's best sellers lately."
+
+
+def reason_sentences(reasons: pd.DataFrame) -> pd.Series:
+    """The sentence of each row of ``reasons`` (columns :data:`SENTENCE_COLUMNS`: the reason kind, the past product's
+    name and the day it was bought, the recommended product's category, subcategory and brand, the segment in
+    words; None where not known). Each distinct sentence is written once, so a million rows cost the distinct
+    reasons, not the rows: a page, an export and a stored list all say the same words."""
+    if reasons.empty:
+        return pd.Series([], index=reasons.index, dtype=object)
+    kind = reasons["kind"].to_numpy(dtype=object)
+    key = np.zeros(len(reasons), dtype=np.int64)
+    columns = {"kind": kind}
+    for column in SENTENCE_COLUMNS:
+        values = reasons[column].to_numpy(dtype=object) if column != "kind" else kind
+        if column != "kind":
+            users = [k for k, inputs in _SENTENCE_INPUTS.items() if column in inputs]
+            values = np.where(np.isin(kind, users), values, None)
+            columns[column] = values
+        codes, uniques = pd.factorize(values, use_na_sentinel=True)
+        # mixed radix, renumbered after each column so it never overflows: one integer per distinct input tuple
+        key = pd.factorize(key * (len(uniques) + 1) + (codes + 1))[0].astype(np.int64)
+    _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
+    texts = np.array([_sentence(*(None if pd.isna(columns[c][i]) else columns[c][i] for c in SENTENCE_COLUMNS))
+                      for i in first.tolist()], dtype=object)
+    return pd.Series(texts[inverse.ravel()], index=reasons.index, dtype=object)
+
+
+def day_dates(days: np.ndarray) -> np.ndarray:
+    """Day numbers as ``date`` objects (None for negative numbers), each distinct day converted once."""
+    days = np.asarray(days)
+    unique, inverse = np.unique(days, return_inverse=True)
+    table = np.array([from_day_number(d) if d >= 0 else None for d in unique.tolist()] + [None], dtype=object)
+    return table[inverse.ravel()] if days.size else np.empty(0, dtype=object)
 
 
 def explain(recs: Recommendations, model: Recommender, data: RecommendData, members: Sequence[int] | None = None,
-            max_rows: int = 200_000) -> pd.DataFrame:
+            max_rows: int = 2_000_000) -> pd.DataFrame:
     """One row per recommended item of the given members (member codes; default all; at most ``max_rows``
     rows), with the structured reason (kind, the past product and its date, the segment) and a sentence."""
     index = np.arange(recs.members.size) if members is None else \
@@ -61,54 +121,37 @@ def explain(recs: Recommendations, model: Recommender, data: RecommendData, memb
     at = index[rows]
     products = data.products
     item = recs.items[at, ranks]
-    kind = recs.kind[at, ranks]
+    kind = np.asarray(REASON_KINDS, dtype=object)[recs.kind[at, ranks]]
     because = recs.because_item[at, ranks]
     day = recs.because_day[at, ranks]
-    segment_text = {s: segment_words(model.popular, s) for s in np.unique(recs.segment[at]).tolist()}
-    labels = {"category": (products.category, products.categories),
-              "subcategory": (products.subcategory, products.subcategories), "brand": (products.brand, products.brands)}
-    sentences, segments, dates = [], [], []
-    for r in range(rows.size):
-        k, b = REASON_KINDS[kind[r]], int(because[r])
-        name = products.names[b] if b >= 0 else None
-        when = _day_words(int(day[r])) if b >= 0 and day[r] >= 0 else None
-        segment = segment_text[int(recs.segment[at[r]])] if k == "segment" else None
-        if k == "bought_with":
-            text = f"Often bought together with {name}, which you bought on {when}."
-        elif k == "similar_taste":
-            text = f"Members who bought what you bought also bought this; it is closest to {name}, which you " \
-                   f"bought on {when}."
-        elif k == "buy_again":
-            text = f"You bought this on {when}; time to buy it again?"
-        elif k in labels:
-            codes, names = labels[k]
-            code = int(codes[item[r]])
-            value = names[code] if code >= 0 else "its kind"
-            text = {"category": f"Popular in {value}, a category you often buy.",
-                    "subcategory": f"Popular in {value}, which you often buy.",
-                    "brand": f"Popular from {value}, a brand you buy."}[k]
-        elif k == "segment":
-            text = f"Popular with {segment}."
-        elif k == "popular_personal":
-            text = "Popular with members who buy what you buy."
-        else:
-            text = "One of the shop's best sellers lately."
-        sentences.append(text)
-        segments.append(segment)
-        dates.append(from_day_number(int(day[r])) if b >= 0 and day[r] >= 0 else None)
+    known = (because >= 0) & (day >= 0)
+    segment_rows = recs.segment[at]
+    segment_text = {s: segment_words(model.popular, s) for s in np.unique(segment_rows).tolist()}
+    segments = np.where(kind == "segment", pd.Series(segment_rows).map(segment_text).to_numpy(dtype=object), None)
+    dates = day_dates(np.where(known, day, -1))
+
+    def names(codes: np.ndarray, labels: tuple[str, ...]) -> np.ndarray:
+        table = np.asarray((*labels, None), dtype=object)
+        return table[np.where(codes >= 0, codes, len(labels))]
+
+    because_name = np.where(because >= 0, products.names[np.maximum(because, 0)], None)
     category = products.category[item]
-    return pd.DataFrame({
+    frame = pd.DataFrame({
         "member_id": data.members.ids[recs.members[at]],
         "rank": ranks + 1,
         "product_id": products.ids[item],
         "product": products.names[item],
-        "category": [products.categories[c] if c >= 0 else UNKNOWN_CATEGORY for c in category],
+        "category": np.where(category >= 0, names(category, products.categories), UNKNOWN_CATEGORY),
         "score": recs.scores[at, ranks],
-        "source": [SOURCES[s] for s in recs.source[at, ranks]],
-        "kind": [REASON_KINDS[k] for k in kind],
-        "because_product_id": [products.ids[b] if b >= 0 else None for b in because],
-        "because_product": [products.names[b] if b >= 0 else None for b in because],
+        "source": np.asarray(SOURCES, dtype=object)[recs.source[at, ranks]],
+        "kind": kind,
+        "because_product_id": np.where(because >= 0, products.ids[np.maximum(because, 0)], None),
+        "because_product": because_name,
         "because_date": dates,
         "segment": segments,
-        "reason": sentences,
-    }, columns=EXPLAIN_COLUMNS)
+    })
+    frame["reason"] = reason_sentences(frame.assign(
+        category=names(category, products.categories), subcategory=names(products.subcategory[item],
+                                                                         products.subcategories),
+        brand=names(products.brand[item], products.brands)))
+    return frame[EXPLAIN_COLUMNS]

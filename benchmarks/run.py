@@ -15,7 +15,8 @@ measured in the same run. Nothing here is a test: speed is measured, not asserte
 * ``rules``: association rules on Groceries (support 0.001) and the Online Retail invoices (0.005)
   against pyfim, C. Borgelt's C FP-growth, on the same baskets and thresholds in the same run.
 * ``funnels`` and ``heatmaps``: see :mod:`benchmarks.funnels_heatmaps`; ``rfm`` and ``clusters``: see
-  :mod:`benchmarks.segments`; ``targeting``: see :mod:`benchmarks.targeting` (all on the benchmark warehouse).
+  :mod:`benchmarks.segments`; ``targeting``: see :mod:`benchmarks.targeting` (all on the benchmark warehouse);
+  ``recommend``: see :mod:`benchmarks.recommend` (the 50,000-member demo, Online Retail and the benchmark warehouse).
 """
 
 from __future__ import annotations
@@ -297,7 +298,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__.split("\n")[0])
     parser.add_argument("--scenario", default="all",
                         choices=("all", "generator", "kpis", "import", "rules", "funnels", "heatmaps", "rfm",
-                                 "clusters", "targeting", "predictions"))
+                                 "clusters", "targeting", "predictions", "recommend"))
     parser.add_argument("--members", type=int, default=1_000_000, help="benchmark warehouse size")
     parser.add_argument("--repeat", type=int, default=3, help="runs per generator figure (KPI queries run 3x more)")
     parser.add_argument("--warehouse", type=Path,
@@ -330,6 +331,10 @@ def main(argv: list[str] | None = None) -> int:
         targeting_scenario(warehouse, args.repeat * 3)
     if args.scenario in ("all", "predictions"):
         predictions_scenario(warehouse, args.repeat)
+    if args.scenario in ("all", "recommend"):
+        from benchmarks.recommend import main as recommend_benchmark
+
+        recommend_benchmark([] if warehouse.exists() else ["--skip-large"])
     return 0
 
 

@@ -42,6 +42,7 @@ from ui.context import page_inputs
 from ui.format import count, plain_text
 from ui.member_sets import INBOX_KEY, member_set
 from ui.models import pinned, stored_models
+from ui.recommendations import recommendation_download
 
 TYPED_FIELDS = {key: f.label for key, f in FIELDS.items() if f.typed}
 LABEL_TO_FIELD = {label: key for key, label in TYPED_FIELDS.items()}
@@ -351,6 +352,8 @@ if members_tab.open:
     with members_tab:
         member_set(ctx.engine, audience, key="target_members", who="targeted, with their arm:",
                    actor=default_author(), page="campaign_targeting", count=sizes.targeted, targeting=False)
+        recommendation_download(ctx.engine, audience, key="target_recs", actor=default_author(),
+                                page="campaign_targeting", campaign_id=audience.campaign_key.strip() or None)
 if profile_tab.open:
     with profile_tab:
         profile_view(ctx.engine, audience, sizes.targeted)

@@ -10,6 +10,7 @@ from analytics.experiments import METRIC_HELP, ExperimentError, sample_size_per_
 from ui.cached import cached_campaign_list, cached_read_out
 from ui.context import page_inputs
 from ui.format import format_value
+from ui.recommendations import outcome_view
 
 ctx = page_inputs()
 
@@ -53,6 +54,8 @@ st.plotly_chart(bars, key="experiment_rates")
 st.caption(f"Members: {t.members:,} treatment, {c.members:,} control ({c.members / (t.members + c.members):.1%}; "
            f"{result.planned_holdout:.0%} planned, sample-ratio p = {result.srm_p_value:.2g}). "
            + METRIC_HELP["srm"])
+
+outcome_view(ctx.engine, campaign)
 
 with st.expander("Plan the next test: members needed per arm", icon=":material/calculate:"):
     cols = st.columns(4)

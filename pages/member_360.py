@@ -63,6 +63,8 @@ with st.container(border=True):
                                 for c, ok in consent.items()),
                      help="Masked contact details. Badges: consent to be contacted on each channel.")
 
+st.page_link("pages/recommendations.py", label="Recommendations for this member", icon=":material/recommend:",
+             query_params={"member": member_id})
 if filters.tiers and profile["tier"] not in filters.tiers:
     st.info(f"This member's tier ({profile['tier'] or 'none'}) is outside the tier filter, so segment, cluster and "
             "tags are not computed for them; clear the filter to see them.", icon=":material/filter_alt_off:")

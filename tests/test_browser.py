@@ -29,7 +29,8 @@ PAGES = [("warehouse", "Warehouse", "warehouse"), ("", "Executive KPIs", "execut
          ("clusters", "Member clusters", "clusters"), ("member_tags", "Member tags", "member_tags"),
          ("member_360?member=M00000007", "Member 360", "member_360"),
          ("campaign_targeting", "Campaign targeting", "campaign_targeting"),
-         ("experiments", "Experiment read-out", "experiments")]
+         ("experiments", "Experiment read-out", "experiments"),
+         ("recommendations?member=M00000007", "Recommendations", "recommendations")]
 
 pytestmark = pytest.mark.browser
 if not Path(CHROMIUM).exists():
@@ -94,8 +95,14 @@ def wait_until_idle(page) -> None:
 
 
 def test_every_page_in_a_real_browser(browser, duck_warehouse, tmp_path: Path) -> None:
+    from analytics.recommend_store import train_version
+    from analytics.storage.appstate import open_state
+
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    process, base = start_app({"MEMBERLENS_WAREHOUSE_URL": duck_warehouse.url}, tmp_path / "streamlit.log")
+    state_url = f"sqlite:///{tmp_path}/state.sqlite"  # with a stored recommender, so its page shows lists
+    train_version(duck_warehouse.engine, open_state(state_url), "browser test")
+    process, base = start_app({"MEMBERLENS_WAREHOUSE_URL": duck_warehouse.url, "MEMBERLENS_STATE_URL": state_url,
+                               "MEMBERLENS_RECOMMENDER_DIR": ""}, tmp_path / "streamlit.log")
     try:
         page = browser.new_page(viewport={"width": 1400, "height": 1800})
         for path, title, name in PAGES:
@@ -105,6 +112,13 @@ def test_every_page_in_a_real_browser(browser, duck_warehouse, tmp_path: Path) -
             assert page.locator('[data-testid="stException"]').count() == 0
             page.get_by_role("button", name="Refresh data").wait_for(timeout=30_000)  # app.py's sidebar
             page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+        # the recommendations' evaluation tab: the algorithms side by side, measured out of time
+        page.get_by_role("tab", name="Evaluation").click()
+        page.get_by_text("Best of those evaluated", exact=False).or_(page.get_by_text("In use (v1)")).first.wait_for(
+            timeout=120_000)
+        wait_until_idle(page)
+        assert page.locator('[data-testid="stException"]').count() == 0
+        page.screenshot(path=str(ARTIFACTS / "recommendations_evaluation.png"), full_page=True)
         # the KPI page is interactive and its state lands in the URL, ready to share
         page.goto(f"{base}/")
         wait_until_idle(page)

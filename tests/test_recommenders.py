@@ -4,6 +4,7 @@ own purchases, stored models, the out-of-time evaluation, and a real shop's data
 
 from __future__ import annotations
 
+import os
 from dataclasses import replace
 from datetime import date, timedelta
 from pathlib import Path
@@ -56,7 +57,8 @@ ALL = tuple(ALGORITHMS)
 
 
 def datasets() -> Path:
-    return DATASETS
+    """The shared datasets: ``MEMBERLENS_DATASETS`` if set (a worktree has no ``../shared``), else the project's."""
+    return Path(os.environ.get("MEMBERLENS_DATASETS") or DATASETS)
 
 
 # --- a hand-made shop -------------------------------------------------------------------------------------

@@ -412,6 +412,27 @@ def test_member_rows(spark_warehouse: Warehouse, duck_twin: Warehouse, year: Fil
     both(spark_warehouse, duck_twin, lambda e: member_count(e, ids))
 
 
+def test_recommend_purchases(spark_warehouse: Warehouse, duck_twin: Warehouse) -> None:
+    """The recommenders' one pull (member x product aggregate with ROW_NUMBER codes, an out-of-time split) and the
+    recommended-item read-out's bounded pulls of a campaign's members and their purchases in its window."""
+    from analytics.recommend_data import load_data
+    from analytics.recommend_outcome import campaign_arms, campaign_window, window_purchases
+
+    def pull(engine: Any) -> dict[str, Any]:
+        data = load_data(engine, test_days=30)
+        h, t = data.history, data.test
+        return {"members": data.members.ids.tolist(), "segments": data.members.segments, "labels": data.members.labels,
+                "products": data.products.ids.tolist(), "categories": data.products.category,
+                "history": [h.indptr, h.indices, h.orders, h.last_day, h.earlier_day],
+                "test": [t.indptr, t.indices, t.orders], "ends": [data.history_end, data.test_end]}
+
+    both(spark_warehouse, duck_twin, pull)
+    campaign = experiments.campaign_list(duck_twin.engine)["campaign_id"].iloc[0]
+    start, end = both(spark_warehouse, duck_twin, lambda e: campaign_window(e, campaign))
+    both(spark_warehouse, duck_twin, lambda e: campaign_arms(e, campaign))
+    both(spark_warehouse, duck_twin, lambda e: window_purchases(e, campaign, start, end), ordered=False)
+
+
 # --------------------------------------------------------------------------------------------------
 # Without a server: literals, compiled SQL, the Parquet output
 # --------------------------------------------------------------------------------------------------

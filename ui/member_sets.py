@@ -9,6 +9,7 @@ definition, so two pages showing the same set run its query once.
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING
 
 import pandas as pd
 import streamlit as st
@@ -19,6 +20,9 @@ from analytics.audiences import Audience
 from analytics.member_rows import member_count, member_rows
 from ui.cached import cached
 from ui.members import member_table
+
+if TYPE_CHECKING:
+    from analytics.recommend_store import RecommendationExport
 
 #: Rows shown on a page before the download.
 PREVIEW_ROWS = 100
@@ -45,13 +49,20 @@ def _with_annotations(engine: Engine, audience: Audience, rows: pd.DataFrame) ->
     return rows if extra is None else rows.merge(extra, on="member_id", how="left")
 
 
-def export_members(engine: Engine, audience: Audience, actor: str, page: str) -> bytes:
+def export_members(engine: Engine, audience: Audience, actor: str, page: str,
+                   recommendations: RecommendationExport | None = None) -> bytes:
     """Every member of the audience as CSV (masked), for a download button; built only when clicked.
 
     Every export of member rows on every page goes through here, and each is written to the audit log first: an
-    export that cannot be logged does not happen (the error is shown instead of a file)."""
+    export that cannot be logged does not happen (the error is shown instead of a file). ``recommendations``:
+    each member's stored top N instead, one row per member and rank (the campaign link is recorded too)."""
     from ui.app_state import record
 
+    if recommendations is not None:
+        from analytics.recommend_store import export_recommendations
+
+        return export_recommendations(engine, audience, recommendations, actor, page, record).to_csv(
+            index=False).encode()
     rows = _with_annotations(engine, audience, member_rows(engine, audience.member_ids()))
     record(actor, "export_members", {"page": page, "audience": audience.kind, "source": audience.describe(),
                                      "rows": len(rows), "masked": True})

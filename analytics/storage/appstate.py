@@ -200,7 +200,7 @@ def _take_over_sqlite_transactions(engine: Engine) -> None:
 
 def _create_tables(engine: Engine) -> None:
     """Create missing tables; a second process doing the same at once waits, then finds them."""
-    from analytics.storage import model_registry  # noqa: F401 - its table is part of the app state
+    from analytics.storage import model_registry, recommender_registry  # noqa: F401 - their tables are app state
     for attempt in range(2):
         try:
             with _write_transaction(engine) as conn:
