@@ -112,7 +112,7 @@ def pgettext(context: str, message: str) -> str:
     return translations(LANGUAGE.get()).pgettext(context, message)
 
 
-def N_(message: str) -> str:  # noqa: N802 (gettext's conventional name)
+def N_(message: str) -> str:
     """Mark ``message`` for the catalog without translating it now: it is translated where it is shown."""
     return message
 
