@@ -19,6 +19,7 @@ import importlib
 import json
 import math
 from collections.abc import Mapping, Sequence
+from dataclasses import asdict
 from datetime import date
 from typing import Any, ClassVar, TypeVar
 
@@ -73,8 +74,14 @@ class Audience:
         return {"version": SPEC_VERSION, "kind": self.kind, **self.body(), "source": self.describe()}
 
     def fingerprint(self) -> str:
-        """A stable digest of the definition: what caches key on."""
-        text = json.dumps(self.to_json(), sort_keys=True, ensure_ascii=False, default=str)
+        """A stable digest of the definition: what caches key on. A user's scope (row-level restriction, members
+        left out) is not part of the JSON definition but changes the members, so it is part of the digest."""
+        data: Any = self.to_json()
+        scopes = [asdict(value.scope) for value in vars(self).values()
+                  if isinstance(value, Filters) and not value.scope.is_open]
+        if scopes:
+            data = [data, scopes]
+        text = json.dumps(data, sort_keys=True, ensure_ascii=False, default=str)
         return hashlib.sha256(text.encode()).hexdigest()
 
 

@@ -50,7 +50,7 @@ from sqlalchemy import ColumnElement, Select, and_, case, false, func, literal, 
 from analytics import audiences
 from analytics.audiences import Audience, audience_kind
 from analytics.errors import SpecError
-from analytics.filters import Filters
+from analytics.filters import Filters, scope_conditions
 from analytics.sqlparts import count_if, sum_if
 from analytics.storage.appstate import SavedAudience
 from analytics.storage.contract import campaign_members, members, orders
@@ -258,6 +258,8 @@ def member_order_totals(window: Filters, all_time: bool = False) -> Any:
     o = orders.c
     in_window = o.ordered_at >= window.start_ts
     scope = [o.status == "completed", o.member_id.is_not(None), o.ordered_at < window.end_ts]
+    if window.scope.channels:  # a user restricted to some sales channels sees only their orders
+        scope.append(o.channel.in_(window.scope.channels))
     if not all_time:  # read the window only
         scope.append(in_window)
     return (select(o.member_id, count_if(in_window).label("order_count"),
@@ -303,7 +305,8 @@ class _Compiler:
 def audience_member_ids(audience: CampaignAudience) -> Select:
     """The members matching the audience's rules (before frequency cap, maximum size and holdout)."""
     compiled = _Compiler(audience)
-    return select(members.c.member_id).select_from(compiled.source()).where(compiled.where)
+    return (select(members.c.member_id).select_from(compiled.source())
+            .where(compiled.where, *scope_conditions(audience.window.scope)))
 
 
 # --- holdout, reach, preview ---------------------------------------------------------------------------
@@ -366,7 +369,8 @@ def _matched(audience: CampaignAudience, depth: int = 0) -> Select:
     flagged = (select(m.member_id, prefix(m.member_id, audience.campaign_key).label("prefix"),
                       case((capped, 1), else_=0).label("capped"),
                       *(case((reachable(c), 1), else_=0).label(f"reach_{c}") for c in CHANNELS))
-               .select_from(compiled.source()).where(compiled.where).subquery("flagged"))
+               .select_from(compiled.source()).where(compiled.where, *scope_conditions(audience.window.scope))
+               .subquery("flagged"))
     f = flagged.c
     if not audience.max_size:  # no ranking needed (a window over every matching member is not free)
         return select(flagged, literal(0).label("rank"))

@@ -130,8 +130,9 @@ class AttributeField(ChoiceField):
 
 def _window_orders(window: Filters) -> list[ColumnElement[bool]]:
     o = orders.c
+    allowed = [o.channel.in_(window.scope.channels)] if window.scope.channels else []  # the user's channels
     return [o.status == "completed", o.member_id.is_not(None), o.ordered_at >= window.start_ts,
-            o.ordered_at < window.end_ts]
+            o.ordered_at < window.end_ts, *allowed]
 
 
 class BoughtField(ChoiceField):

@@ -28,7 +28,7 @@ from ui.member_sets import member_set
 PLURAL = {"product": "Products", "subcategory": "Subcategories", "category": "Categories"}
 SHOWN_RULES = 500
 NETWORK_RULES = 30
-ctx = page_inputs()
+ctx = page_inputs("basket_rules")
 filters = ctx.filters
 
 st.title("Basket rules")

@@ -34,7 +34,7 @@ def with_marks(frame: pd.DataFrame) -> Styler:
     return shown.style.map(MARK_STYLES.get, subset=["status"])
 
 
-ctx = page_inputs()
+ctx = page_inputs("data_quality")
 st.title("Data quality")
 st.caption("Every contract table of the warehouse, whole history. The sidebar filters do not apply here: a problem "
            "anywhere in a table affects every period.")

@@ -17,7 +17,7 @@ from ui.format import ACCENT, format_change, format_value, label
 
 BREAKDOWN_LABELS = {"channel": "Sales channel", "tier": "Member tier"}
 
-ctx = page_inputs()
+ctx = page_inputs("kpis")
 filters = ctx.filters
 previous = filters.previous()
 

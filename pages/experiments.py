@@ -11,7 +11,7 @@ from ui.cached import cached_campaign_list, cached_read_out
 from ui.context import page_inputs
 from ui.format import format_value
 
-ctx = page_inputs()
+ctx = page_inputs("experiments")
 
 st.title("Experiment read-out")
 listed = cached_campaign_list(ctx.engine)

@@ -22,7 +22,7 @@ WEEKDAYS = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
 WEEKDAY_NAMES = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"]
 SCALE = "RdPu"
 CLICK_HINT = "Click a cell to see the members behind it (double-click the chart to clear)."
-ctx = page_inputs()
+ctx = page_inputs("heatmaps")
 filters = ctx.filters
 
 st.title("Heatmaps")

@@ -43,7 +43,7 @@ RESULT_KEY = "import_result"
 PREVIEW_ROWS = 20
 SHOWN_REJECTS = 1_000
 
-ctx = page_inputs()
+ctx = page_inputs("import_data")
 st.title("Import data")
 st.caption(
     f"Load your shop's own exports into the warehouse `{ctx.config.display_url}`. An import lands whole or not "
