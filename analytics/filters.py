@@ -141,6 +141,13 @@ def filter_options(bind: Bind) -> FilterOptions:
     return FilterOptions(tuple(sorted(channels)), tuple(ordered_tiers))
 
 
+def member_regions(bind: Bind) -> tuple[str, ...]:
+    """The regions members live in (what a user may be restricted to), sorted."""
+    with connection(bind) as conn:
+        found = [r for (r,) in conn.execute(select(members.c.region).distinct()) if r is not None]
+    return tuple(sorted(found))
+
+
 def members_in_tiers(tiers: Sequence[str]) -> Select:
     """The ids of members whose current tier is one of ``tiers`` (a subquery for ``IN``)."""
     return select(members.c.member_id).where(members.c.tier.in_(tiers))

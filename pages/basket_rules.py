@@ -8,6 +8,7 @@ import plotly.express as px
 import plotly.graph_objects as go
 import streamlit as st
 
+from analytics.privacy import safe_csv
 from analytics.rule_views import bought_together, compare_rules, rule_audience, rule_network
 from analytics.rules import (
     ALGORITHMS,
@@ -113,7 +114,7 @@ st.dataframe(shown, hide_index=True, height=380, column_order=[
 })
 more = f" The first {SHOWN_RULES:,} of {len(rules):,} rules; the download has all." if len(rules) > SHOWN_RULES else ""
 st.caption(f"Sorted by lift; click a column to sort by it.{more}")
-st.download_button("Download all rules (CSV)", lambda: with_readings(rules).to_csv(index=False).encode(),  # on click
+st.download_button("Download all rules (CSV)", lambda: safe_csv(with_readings(rules)),  # on click
                    file_name=f"memberlens_rules_{level}_{filters.start}_{filters.end}.csv", mime="text/csv",
                    icon=":material/download:", key="rules_download")
 

@@ -12,6 +12,7 @@ import pandas as pd
 import streamlit as st
 from pandas.io.formats.style import Styler
 
+from analytics.privacy import safe_csv
 from analytics.quality import CHECKS, DIMENSION_DESCRIPTIONS, DIMENSIONS
 from ui.cached import cached_quality_report
 from ui.context import page_inputs, warn_about_ignored_link_values
@@ -115,7 +116,7 @@ else:
         key="quality_checks",
         placeholder="",
     )
-    st.download_button("Download the checks (CSV)", checks.to_csv(index=False).encode(),
+    st.download_button("Download the checks (CSV)", safe_csv(checks),
                        file_name=f"memberlens_quality_{today}.csv", mime="text/csv", icon=":material/download:")
 
 # --- tables --------------------------------------------------------------------------------------

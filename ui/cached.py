@@ -32,7 +32,7 @@ from analytics import (
     targeting,
 )
 from analytics.audiences import Audience, kinds
-from analytics.filters import OPEN_SCOPE, FilterOptions, Filters, Scope, filter_options
+from analytics.filters import OPEN_SCOPE, FilterOptions, Filters, Scope, filter_options, member_regions
 from analytics.quality import DEFAULT_THRESHOLDS, QualityReport, QualityThresholds, quality_report
 from analytics.storage.warehouse import DataSpan, SchemaReport, check_schema, data_span, table_overview
 
@@ -61,6 +61,11 @@ def cached_data_span(engine: Engine) -> DataSpan | None:
 @cached()
 def cached_filter_options(engine: Engine) -> FilterOptions:
     return filter_options(engine)
+
+
+@cached()
+def cached_regions(engine: Engine) -> tuple[str, ...]:
+    return member_regions(engine)
 
 
 @cached("Computing KPIs…")
