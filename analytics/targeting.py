@@ -65,6 +65,8 @@ BUCKETS = 65_536  # four hex digits of md5
 MIN_PHONE_CHARS = 8
 #: Most conditions in one audience, counted at every depth (nested audiences included).
 MAX_CONDITIONS = 200
+#: Most listed values in one audience (every ``in`` / ``not_in`` list at every depth): each is a bound parameter.
+MAX_TOTAL_VALUES = 20_000
 
 
 # --- the rules ---------------------------------------------------------------------------------------------
@@ -87,6 +89,12 @@ class Condition:
         inner = self.value.rules.conditions() if isinstance(self.value, CampaignAudience) else 0
         return 1 + inner
 
+    def values(self) -> int:
+        """Listed values (bound parameters), nested audiences included."""
+        if isinstance(self.value, CampaignAudience):
+            return self.value.rules.values()
+        return len(self.value) if isinstance(self.value, tuple) and self.op != "between" else 0
+
 
 @dataclass(frozen=True)
 class Group:
@@ -102,6 +110,9 @@ class Group:
 
     def conditions(self) -> int:
         return sum(item.conditions() for item in self.items)
+
+    def values(self) -> int:
+        return sum(item.values() for item in self.items)
 
     def flat(self) -> list[Condition]:
         """Every condition, at any depth of this group (not inside nested audiences)."""
@@ -148,6 +159,9 @@ def parse_rules(data: Any, depth: int = 0, level: int = 0) -> Group:
     if group.conditions() > MAX_CONDITIONS:
         raise SpecError(f"An audience has at most {MAX_CONDITIONS} conditions (nested audiences included); this "
                         f"one has {group.conditions():,}.")
+    if group.values() > MAX_TOTAL_VALUES:
+        raise SpecError(f"An audience lists at most {MAX_TOTAL_VALUES:,} values in all (nested audiences included); "
+                        f"this one lists {group.values():,}.")
     return group
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field, replace
-from datetime import timedelta
+from datetime import date, timedelta
 
 import streamlit as st
 from sqlalchemy import Engine
@@ -151,9 +151,31 @@ def warn_about_ignored_link_values(allowed: Mapping[str, Collection[str]]) -> No
                    icon=":material/link_off:")
 
 
-def _valid_dates(span: DataSpan) -> set[str]:
-    days = (span.last_day - span.first_day).days
-    return {(span.first_day + timedelta(days=i)).isoformat() for i in range(days + 1)}
+class _DaysIn(Collection[str]):
+    """The ISO dates of a data span, as a container (a set of every day would cost a string per day per run)."""
+
+    def __init__(self, span: DataSpan) -> None:
+        self.span = span
+
+    def __contains__(self, value: object) -> bool:
+        text = str(value)
+        try:
+            day = date.fromisoformat(text)
+        except ValueError:
+            return False
+        if len(text) != 10:  # YYYY-MM-DD only, as the link writes it
+            return False
+        return self.span.first_day <= day <= self.span.last_day
+
+    def __iter__(self):
+        return (str(self.span.first_day + timedelta(days=i)) for i in range(len(self)))
+
+    def __len__(self) -> int:
+        return (self.span.last_day - self.span.first_day).days + 1
+
+
+def _valid_dates(span: DataSpan) -> Collection[str]:
+    return _DaysIn(span)
 
 
 def sidebar_filters(span: DataSpan, options: FilterOptions) -> Filters:

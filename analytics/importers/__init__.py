@@ -155,6 +155,15 @@ def _check_options(kind: str, options: ImportOptions) -> None:
                             "Choose comma, semicolon, tab or vertical bar.")
     if options.encoding not in ENCODINGS:
         raise ImportRefused(f"Unsupported encoding {options.encoding!r}.", f"Choose one of {', '.join(ENCODINGS)}.")
+    for what, text in (("sales channel", options.channel), ("date format", options.date_format),
+                       ("sheet name", options.sheet)):
+        if text is not None and (len(text) > 100 or "\x00" in text):
+            raise ImportRefused(f"The {what} is too long (at most 100 characters).", f"Shorten the {what}.")
+    if len(options.mapping) > 50 or any(v is not None and len(str(v)) > 200 for v in options.mapping.values()):
+        raise ImportRefused("The column mapping is too large.", "Map each role to one of the file's columns.")
+    if options.basket_date is not None and not 1900 <= options.basket_date.year <= 2999:
+        raise ImportRefused(f"The baskets' day {options.basket_date} is outside the years 1900 to 2999.",
+                            "Choose the day the baskets were bought.")
 
 
 def _stage_file(con: duckdb.DuckDBPyConnection, kind: str, path: Path, options: ImportOptions) -> SourceFile:

@@ -395,6 +395,11 @@ DATE_FORMAT_NAMES = {"iso": "ISO 8601 (YYYY-MM-DD HH:MM:SS)", "epoch_ms": "Unix 
 DATE_SAMPLE = 2_000
 
 
+#: Rows whose date lies outside these years are refused (MemberLens accepts no other date anywhere: a year
+#: 0001 or 9999 would stretch every date range). ``{column}`` is a parsed timestamp column.
+OUT_OF_YEARS = "year({column}) NOT BETWEEN 1900 AND 2999"
+
+
 def timestamp_sql(column: str, fmt: str) -> str:
     """SQL reading text ``column`` as a TIMESTAMP in ``fmt`` (NULL where it does not fit).
 
