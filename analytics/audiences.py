@@ -27,7 +27,7 @@ import pandas as pd
 from sqlalchemy import Select
 
 from analytics.errors import SpecError
-from analytics.filters import Filters
+from analytics.filters import Filters, Scope
 
 SPEC_VERSION = 1
 #: The modules whose import registers the audience kinds (each defines its kind next to its analysis).
@@ -77,8 +77,8 @@ class Audience:
         """A stable digest of the definition: what caches key on. A user's scope (row-level restriction, members
         left out) is not part of the JSON definition but changes the members, so it is part of the digest."""
         data: Any = self.to_json()
-        scopes = [asdict(value.scope) for value in vars(self).values()
-                  if isinstance(value, Filters) and not value.scope.is_open]
+        scopes = [asdict(scope) for scope in (v.scope if isinstance(v, Filters) else v for v in vars(self).values())
+                  if isinstance(scope, Scope) and not scope.is_open]
         if scopes:
             data = [data, scopes]
         text = json.dumps(data, sort_keys=True, ensure_ascii=False, default=str)

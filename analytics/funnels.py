@@ -440,4 +440,4 @@ class FunnelDropoffAudience(Audience):
 
 def dropoff_audience(spec: FunnelSpec, filters: Filters, step: int) -> FunnelDropoffAudience:
     """The targeting audience of the members who reached ``step`` but not the next one."""
-    return FunnelDropoffAudience(spec, Filters(filters.start, filters.end, (), filters.tiers), step)
+    return FunnelDropoffAudience(spec, Filters(filters.start, filters.end, (), filters.tiers, filters.scope), step)

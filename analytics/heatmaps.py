@@ -138,10 +138,11 @@ def _cohort_members(filters: Filters, cohort: CohortBy, periods: _Periods, activ
     words = last // MASK_BITS + 1
     if words > MAX_MASKS:
         raise InputError(f"Too many {periods.period}s to follow ({last + 1}); choose a shorter date range or months.")
-    allowed = [o.channel.in_(chosen) for chosen in (filters.channels, filters.scope.channels) if chosen]
-    counted = case((and_(*allowed), 1), else_=0) if allowed else literal(1)
+    counted = case((o.channel.in_(filters.channels), 1), else_=0) if filters.channels else literal(1)
+    # a user restricted to some sales channels sees only their orders (first purchases included)
+    allowed = [o.channel.in_(filters.scope.channels)] if filters.scope.channels else []
     rows = select(o.member_id.label("member_id"), o.ordered_at.label("at"), o.ordered_at.label("bought_at"),
-                  counted.label("counted")).where(o.status == "completed", o.member_id.is_not(None))
+                  counted.label("counted")).where(o.status == "completed", o.member_id.is_not(None), *allowed)
     if activity == "any":
         rows = union_all(rows, select(e.member_id.label("member_id"), e.occurred_at.label("at"),
                                       cast(literal(None), DateTime).label("bought_at"), literal(1).label("counted"))

@@ -199,7 +199,8 @@ choices = list(range(min(len(rules), SHOWN_RULES)))
 chosen = st.selectbox("Rule", choices, key="rules_act", format_func=lambda i: f"{shown['antecedents'][i]} → "
                       f"{shown['consequents'][i]} (lift {shown['lift'][i]:.2f})")
 rule = rules.iloc[chosen]
-member_set(ctx.engine, rule_audience(rule["antecedents"], rule["consequents"], level, filters.start, filters.end),
+member_set(ctx.engine, rule_audience(rule["antecedents"], rule["consequents"], level, filters.start, filters.end,
+                                        filters.scope),
            key="rules_audience", who=f"bought {shown['antecedents'][chosen]} between {filters.start:%d %b %Y} and "
            f"{filters.end:%d %b %Y} but have never bought {shown['consequents'][chosen]}: the cross-sell audience.",
            actor=default_author(), page="basket_rules")

@@ -14,7 +14,7 @@ from ui.format import format_value
 ctx = page_inputs("experiments")
 
 st.title("Experiment read-out")
-listed = cached_campaign_list(ctx.engine)
+listed = cached_campaign_list(ctx.engine, ctx.filters.scope)
 if listed.empty:
     st.info("No campaign with members in the warehouse.", icon=":material/campaign:")
     st.stop()
@@ -22,7 +22,7 @@ labels = {row.campaign_id: f"{row.campaign_id} · {row.name} ({row.type}, {row.c
           f"{row.members:,} members)" for row in listed.itertuples()}
 campaign = st.selectbox("Campaign", list(labels), format_func=labels.get, key="experiment_campaign")
 try:
-    result = cached_read_out(ctx.engine, campaign)
+    result = cached_read_out(ctx.engine, campaign, ctx.filters.scope)
 except ExperimentError as problem:
     st.info(str(problem), icon=":material/science:")
     st.stop()

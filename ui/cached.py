@@ -249,19 +249,20 @@ def cached_audience_preview(engine: Engine, audience: targeting.CampaignAudience
 
 
 @cached()
-def cached_campaign_list(engine: Engine) -> pd.DataFrame:
-    return experiments.campaign_list(engine)
+def cached_campaign_list(engine: Engine, scope: Scope = OPEN_SCOPE) -> pd.DataFrame:
+    return experiments.campaign_list(engine, scope)
 
 
 @cached("Reading out the campaign…", max_entries=32)
-def cached_read_out(engine: Engine, campaign_id: str) -> experiments.ReadOut:
-    return experiments.read_out(engine, campaign_id)
+def cached_read_out(engine: Engine, campaign_id: str, scope: Scope = OPEN_SCOPE) -> experiments.ReadOut:
+    return experiments.read_out(engine, campaign_id, scope)
 
 
 @cached("Counting the overlaps…", max_entries=16)
 def cached_overlap(engine: Engine, audiences: tuple[tuple[str, targeting.CampaignAudience], ...]) -> pd.DataFrame:
     """The overlap matrix of named audiences (``audiences``: (name, audience) pairs)."""
-    return audience_report.overlap_matrix(engine, dict(audiences))
+    # counted among the members the current audience's user may see (the first audience is the one being built)
+    return audience_report.overlap_matrix(engine, dict(audiences), audiences[0][1].window.scope)
 
 
 @cached("Profiling the audience against all members…", max_entries=16)
