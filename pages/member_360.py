@@ -22,6 +22,14 @@ from ui.members import member_table
 
 SEARCH_LIMIT = 20
 MIN_REASON_CHARS = 10
+
+
+def unmask(principal, member: str, reason: str) -> None:
+    """The Unmask button's callback: written to the audit log first (a failure raises, and nothing is unmasked),
+    then the next run shows the member's contact details."""
+    record(principal, "unmask", {"page": "member_360", "member": member, "reason": reason, "rows": 1})
+    st.session_state["_m360_unmasked"] = member
+
 ctx = page_inputs("member_360")
 filters = ctx.filters
 if not allowed(ctx.principal, MEMBER_360):
@@ -90,12 +98,8 @@ with st.container(border=True):
             reason = st.text_input("Reason", key="m360_unmask_reason", max_chars=300,
                                    placeholder="e.g. the member called about order O123 and asked to be called back",
                                    help="Written to the audit log with your identity before anything is shown.")
-            if st.button("Unmask", key="m360_unmask", type="primary",
-                         disabled=len(reason.strip()) < MIN_REASON_CHARS):
-                record(ctx.principal, "unmask", {"page": "member_360", "member": member_id,
-                                                 "reason": reason.strip(), "rows": 1})
-                st.session_state["_m360_unmasked"] = member_id
-                st.rerun()
+            st.button("Unmask", key="m360_unmask", type="primary", on_click=unmask,
+                      args=(ctx.principal, member_id, reason.strip()), disabled=len(reason.strip()) < MIN_REASON_CHARS)
     elif unmasked_for == member_id:
         contact.caption(":material/visibility: Unmasked; written to the audit log.")
 if objected:
