@@ -187,10 +187,21 @@ def whole(data: Mapping[str, Any], key: str, low: int, high: int) -> int:
     return value
 
 
+#: The largest magnitude a number in a definition may have (money, counts, days: far below it).
+MAX_NUMBER = 1e15
+
+
 def number(value: Any, what: str) -> float | int:
-    """A JSON number (not a boolean, not NaN or infinite), kept as given (int stays int)."""
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+    """A JSON number (not a boolean, not NaN or infinite, at most :data:`MAX_NUMBER` in size), kept as given (int
+    stays int)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
         raise SpecError(f"{what} must be a number.")
+    try:
+        finite = math.isfinite(value) and abs(value) <= MAX_NUMBER
+    except OverflowError:  # an integer too large for a float
+        finite = False
+    if not finite:
+        raise SpecError(f"{what} must be a number of at most {MAX_NUMBER:.0e} in size.")
     return value
 
 

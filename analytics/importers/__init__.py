@@ -202,6 +202,7 @@ def preview_file(kind: str, path: str | Path, options: ImportOptions = ImportOpt
     check_readable(path, decompress=False)
     fmt = file_format(path)
     con = duckdb.connect()
+    con.execute("SET enable_progress_bar = false")
     try:
         if fmt == "xlsx":
             source = stage_xlsx(con, path, options.sheet, max_rows=rows)

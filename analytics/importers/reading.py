@@ -205,6 +205,9 @@ def explain_csv_error(exc: duckdb.Error, path: Path, encoding: str, columns: int
     message = str(exc)
     line = re.search(r"Line: (\d+)", message)
     line_no = int(line.group(1)) if line else None
+    if "maximum line size" in message.lower():
+        return ImportRefused(f"Line {line_no} of {path.name} is longer than {MAX_LINE_BYTES:,} bytes.",
+                             "A shop's export has short lines: check that this is the right file (and its quotes).")
     if "unicode" in message.lower() or "utf-8" in message.lower():
         return not_utf8(path, encoding, line_no)
     found = re.search(r"Expected Number of Columns: (\d+) Found: (\d+)", message)
