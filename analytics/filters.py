@@ -13,7 +13,9 @@ from dataclasses import dataclass, replace
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, or_, select
+from sqlalchemy import ARRAY, ColumnElement, Select, String, bindparam, or_, select
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.functions import FunctionElement
 
 from analytics.errors import InputError
 from analytics.storage.contract import TIERS, members, orders
@@ -141,6 +143,32 @@ def filter_options(bind: Bind) -> FilterOptions:
     return FilterOptions(tuple(sorted(channels)), tuple(ordered_tiers))
 
 
+class _IdRows(FunctionElement):
+    """A list of member ids bound as ONE parameter (an array) and unnested into rows: ``unnest(CAST(:ids AS
+    VARCHAR[]))`` on DuckDB and PostgreSQL. An expanding ``NOT IN (?, ?, ...)`` of 2,000 ids made DuckDB compare
+    each event with each id (10 s instead of 0.5 s on the 50,000-member demo), and a ``VALUES`` list of 10,000 rows
+    took SQLAlchemy 2 s to compile; one array parameter costs neither."""
+
+    type = String()
+    name = "member_id_rows"
+    inherit_cache = True
+
+
+@compiles(_IdRows)
+def _unnest_ids(element: _IdRows, compiler: Any, **kw: Any) -> str:
+    return f"unnest(CAST({compiler.process(element.clauses, **kw)} AS VARCHAR[]))"
+
+
+@compiles(_IdRows, "sparksql")
+def _explode_ids(element: _IdRows, compiler: Any, **kw: Any) -> str:
+    return f"explode({compiler.process(element.clauses, **kw)})"
+
+
+def excluded_members(ids: Sequence[str]) -> Select:
+    """The member ids a scope leaves out, as a one-column subquery for ``NOT IN`` (see :class:`_IdRows`)."""
+    return select(_IdRows(bindparam("excluded_member_ids", value=list(ids), type_=ARRAY(String), unique=True)))
+
+
 def member_regions(bind: Bind) -> tuple[str, ...]:
     """The regions members live in (what a user may be restricted to), sorted."""
     with connection(bind) as conn:
@@ -166,7 +194,7 @@ def scope_conditions(scope: Scope, tiers: Sequence[str] = (), *,
     if scope.channels and with_channels:
         conditions.append(m.member_id.in_(select(orders.c.member_id).where(orders.c.channel.in_(scope.channels))))
     if scope.excluded:
-        conditions.append(m.member_id.not_in(scope.excluded))
+        conditions.append(m.member_id.not_in(excluded_members(scope.excluded)))
     return conditions
 
 
@@ -193,7 +221,7 @@ def member_conditions(filters: Filters, member_id: ColumnElement, *,
     if filters.tiers or scope.regions or (scope.channels and with_channels):
         return [member_id.in_(members_in_scope(filters, with_channels=with_channels))]
     if scope.excluded:
-        return [or_(member_id.is_(None), member_id.not_in(scope.excluded))]
+        return [or_(member_id.is_(None), member_id.not_in(excluded_members(scope.excluded)))]
     return []
 
 
