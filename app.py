@@ -13,9 +13,22 @@ from __future__ import annotations
 
 import streamlit as st
 
+from analytics.access import CLEAR_CACHES, Principal, allowed, may_open
+from analytics.errors import MemberLensError
+from analytics.storage.privacy_store import suppression
 from analytics.storage.warehouse import WarehouseError, explain_error
+from ui.app_state import state_engine
 from ui.cached import cached_data_span, cached_filter_options
-from ui.context import PageContext, set_page_context, sidebar_filters
+from ui.context import PageContext, scoped, set_page_context, sidebar_filters
+from ui.identity import (
+    current_principal,
+    network_problem,
+    open_banner,
+    show_network_refusal,
+    show_no_role,
+    show_sign_in,
+    sidebar_identity,
+)
 from ui.member_sets import switch_if_asked
 from ui.warehouse import (
     SOURCE_LABELS,
@@ -30,45 +43,80 @@ from ui.warehouse import (
 
 st.set_page_config(page_title="MemberLens", page_icon=":material/loyalty:", layout="wide")
 
-PAGES = {
-    "Executives": [
-        st.Page("pages/executive_kpis.py", title="Executive KPIs", icon=":material/monitoring:",
-                url_path="kpis", default=True),
-    ],
-    "Membership": [
-        st.Page("pages/rfm_segments.py", title="RFM segments", icon=":material/donut_small:",
-                url_path="rfm_segments"),
-        st.Page("pages/clusters.py", title="Member clusters", icon=":material/bubble_chart:", url_path="clusters"),
-        st.Page("pages/member_tags.py", title="Member tags", icon=":material/sell:", url_path="member_tags"),
-        st.Page("pages/member_360.py", title="Member 360", icon=":material/person_search:", url_path="member_360"),
-        st.Page("pages/predictions.py", title="Predictions", icon=":material/query_stats:", url_path="predictions"),
-        st.Page("pages/heatmaps.py", title="Heatmaps", icon=":material/grid_on:", url_path="heatmaps"),
-    ],
-    "Marketing": [
-        st.Page("pages/funnels.py", title="Funnels", icon=":material/filter_alt:", url_path="funnels"),
-        st.Page("pages/basket_rules.py", title="Basket rules", icon=":material/shopping_basket:",
-                url_path="basket_rules"),
-        st.Page("pages/recommendations.py", title="Recommendations", icon=":material/recommend:",
-                url_path="recommendations"),
-        st.Page("pages/campaign_targeting.py", title="Campaign targeting", icon=":material/campaign:",
-                url_path="campaign_targeting"),
-        st.Page("pages/experiments.py", title="Experiment read-out", icon=":material/science:",
-                url_path="experiments"),
-    ],
-    "Data": [
-        st.Page("pages/warehouse.py", title="Warehouse", icon=":material/database:", url_path="warehouse"),
-        st.Page("pages/import_data.py", title="Import data", icon=":material/upload_file:", url_path="import_data"),
-        st.Page("pages/data_quality.py", title="Data quality", icon=":material/fact_check:", url_path="data_quality"),
-    ],
-}
+#: Every page: (section, file, title, icon, key). The key is the page's URL path and its entry in the access matrix
+#: (analytics.access.PAGES); the first page a user may open is their home page, served at ``/``.
+PAGES: list[tuple[str, str, str, str, str]] = [
+    ("Executives", "pages/executive_kpis.py", "Executive KPIs", ":material/monitoring:", "kpis"),
+    ("Membership", "pages/rfm_segments.py", "RFM segments", ":material/donut_small:", "rfm_segments"),
+    ("Membership", "pages/clusters.py", "Member clusters", ":material/bubble_chart:", "clusters"),
+    ("Membership", "pages/member_tags.py", "Member tags", ":material/sell:", "member_tags"),
+    ("Membership", "pages/member_360.py", "Member 360", ":material/person_search:", "member_360"),
+    ("Membership", "pages/predictions.py", "Predictions", ":material/query_stats:", "predictions"),
+    ("Membership", "pages/heatmaps.py", "Heatmaps", ":material/grid_on:", "heatmaps"),
+    ("Marketing", "pages/funnels.py", "Funnels", ":material/filter_alt:", "funnels"),
+    ("Marketing", "pages/basket_rules.py", "Basket rules", ":material/shopping_basket:", "basket_rules"),
+    ("Marketing", "pages/recommendations.py", "Recommendations", ":material/recommend:", "recommendations"),
+    ("Marketing", "pages/campaign_targeting.py", "Campaign targeting", ":material/campaign:", "campaign_targeting"),
+    ("Marketing", "pages/experiments.py", "Experiment read-out", ":material/science:", "experiments"),
+    ("Data", "pages/warehouse.py", "Warehouse", ":material/database:", "warehouse"),
+    ("Data", "pages/import_data.py", "Import data", ":material/upload_file:", "import_data"),
+    ("Data", "pages/data_quality.py", "Data quality", ":material/fact_check:", "data_quality"),
+    ("Privacy", "pages/privacy_requests.py", "Privacy requests", ":material/policy:", "privacy_requests"),
+    ("Privacy", "pages/audit_log.py", "Audit log", ":material/history:", "audit_log"),
+    ("Admin", "pages/admin_users.py", "Users and roles", ":material/manage_accounts:", "admin_users"),
+]
+
+
+def navigation_for(principal: Principal) -> tuple[dict[str, list[st.Page]], dict[int, str]]:
+    """The pages ``principal`` may open, by section (the first is their home page), and each page's key by the
+    identity of its ``st.Page``."""
+    sections: dict[str, list[st.Page]] = {}
+    keys: dict[int, str] = {}
+    for section, path, title, icon, key in PAGES:
+        if not may_open(principal, key):
+            continue
+        page = st.Page(path, title=title, icon=icon, url_path=key, default=not keys)
+        sections.setdefault(section, []).append(page)
+        keys[id(page)] = key
+    return sections, keys
 
 
 def show_only(page: st.Page) -> None:
-    """Route every URL to one page (set-up or a problem), so no page runs without a warehouse."""
+    """Route every URL to one page (set-up, sign-in or a problem), so no page runs without a warehouse."""
     st.navigation([page], position="hidden").run()
 
 
+def gate() -> Principal | None:
+    """Who may use the app in this session: None (after drawing the only page they get) when the network is open
+    without sign-in, nobody is signed in yet, or the signed-in user has no role."""
+    problem = network_problem()
+    if problem:
+        show_only(st.Page(lambda: show_network_refusal(problem), title="Sign-in required",
+                          icon=":material/lock:", url_path="sign_in_required", default=True))
+        return None
+    try:
+        principal = current_principal(state_engine())
+    except MemberLensError as error:  # users and roles live in the app-state database
+        message = error.message
+        show_only(st.Page(lambda: st.error(message, icon=":material/database_off:"),
+                          title="MemberLens cannot start", icon=":material/database_off:", url_path="problem",
+                          default=True))
+        return None
+    if principal is None:
+        show_only(st.Page(show_sign_in, title="Sign in", icon=":material/login:", url_path="sign_in", default=True))
+        return None
+    if principal.role is None:
+        show_only(st.Page(lambda: show_no_role(principal), title="No role", icon=":material/person_off:",
+                          url_path="no_role", default=True))
+        return None
+    return principal
+
+
 def main() -> None:
+    principal = gate()
+    if principal is None:
+        return
+    open_banner()
     config = None
     try:
         config = warehouse_config()
@@ -91,17 +139,31 @@ def main() -> None:
                           icon=":material/database_off:", url_path="problem", default=True))
         return
 
+    sidebar_identity(principal)
+    if principal.channels:  # a user restricted to some sales channels picks among those only
+        options = type(options)(tuple(c for c in options.channels if c in principal.channels), options.tiers)
     filters = sidebar_filters(span, options)
     with st.sidebar:
         st.divider()
         label = SOURCE_LABELS[config.source]
         st.caption(f"**Warehouse** ({label})  \n`{config.display_url}`")
-        if st.button("Refresh data", icon=":material/refresh:", key="refresh_data",
-                     help="Forget cached results and reconnect: after the warehouse was reloaded or rebuilt"):
+        if allowed(principal, CLEAR_CACHES) and st.button(
+                "Refresh data", icon=":material/refresh:", key="refresh_data",
+                help="Forget cached results (for every user) and reconnect: after the warehouse was reloaded or "
+                     "rebuilt"):
             forget_warehouse()
             st.rerun()
-    set_page_context(PageContext(config, engine, span, options, filters))
-    navigation = st.navigation({section: pages for section, pages in PAGES.items() if pages}, expanded=True)
+    sections, keys = navigation_for(principal)
+    navigation = st.navigation(sections, expanded=True)
+    page = keys.get(id(navigation))
+    try:
+        suppressed = suppression(state_engine())  # read on every run: honoured from the moment it is recorded
+    except MemberLensError as error:
+        st.error(f"Member data cannot be shown: the suppression list cannot be read. {error.message}",
+                 icon=":material/database_off:")
+        return
+    set_page_context(PageContext(config, engine, span, options, scoped(filters, principal, suppressed, page),
+                                 principal, page, suppressed))
     switch_if_asked()  # "Use in Campaign targeting" on another page
     page_area = st.empty()
     try:

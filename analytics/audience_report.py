@@ -41,6 +41,7 @@ from sqlalchemy import Date, Double, String, and_, case, cast, func, literal, se
 from analytics import experiments, rfm
 from analytics.clustering import AGE_BANDS  # the bands the cluster portraits use
 from analytics.errors import InputError
+from analytics.filters import OPEN_SCOPE, Scope, scope_conditions
 from analytics.sqlparts import count_if, sum_if
 from analytics.storage.contract import campaign_members, members, order_items, orders, products
 from analytics.storage.db import Bind, connection, read_frame
@@ -67,17 +68,18 @@ BALANCE_HELP = ("Standardised mean difference between treatment and control: (me
                 "var_c) / 2); |SMD| < 0.1 is balanced.")
 
 
-def overlap_matrix(bind: Bind, audiences: Mapping[str, CampaignAudience]) -> pd.DataFrame:
+def overlap_matrix(bind: Bind, audiences: Mapping[str, CampaignAudience], scope: Scope = OPEN_SCOPE) -> pd.DataFrame:
     """Members targeted by both audiences, for every pair (the diagonal: each audience's size), as a square
-    frame indexed and labelled by the audiences' names. One pass over the members: each member's membership
-    pattern (a bit per audience) is counted, and the pairs are summed from those few counts."""
+    frame indexed and labelled by the audiences' names, counting the members ``scope`` allows. One pass over the
+    members: each member's membership pattern (a bit per audience) is counted, and the pairs are summed from
+    those few counts."""
     names = list(audiences)
     if not 1 <= len(names) <= MAX_OVERLAP:
         raise InputError(f"Compare from 1 to {MAX_OVERLAP} audiences at a time.")
     m = members.c
     bits = [case((m.member_id.in_(audiences[name].member_ids()), 1 << i), else_=0) for i, name in
              enumerate(names)]
-    patterns = select(sum(bits[1:], bits[0]).label("pattern")).subquery("patterns")
+    patterns = select(sum(bits[1:], bits[0]).label("pattern")).where(*scope_conditions(scope)).subquery("patterns")
     counts = read_frame(bind, select(patterns.c.pattern, func.count().label("members"))
                         .where(patterns.c.pattern > 0).group_by(patterns.c.pattern))
     matrix = pd.DataFrame(0, index=pd.Index(names, name="audience"), columns=names, dtype="int64")
@@ -137,7 +139,8 @@ def audience_profile(bind: Bind, audience: CampaignAudience) -> AudienceProfile:
                    case((inside, 1), else_=0).label("inside"), cast(scored.c.frequency, Double).label("orders"),
                    cast(scored.c.monetary, Double).label("sales"))
             .select_from(members.outerjoin(ids, ids.c.member_id == m.member_id)
-                         .outerjoin(scored, scored.c.member_id == m.member_id)).subquery("base"))
+                         .outerjoin(scored, scored.c.member_id == m.member_id))
+            .where(*scope_conditions(window.scope)).subquery("base"))  # "all members": those the user may see
     b = base.c
     in_audience = b.inside == 1
     # one pass over the members: a grouping set per dimension, and () for the totals

@@ -19,6 +19,7 @@ import importlib
 import json
 import math
 from collections.abc import Mapping, Sequence
+from dataclasses import asdict
 from datetime import date
 from typing import Any, ClassVar, TypeVar
 
@@ -26,7 +27,7 @@ import pandas as pd
 from sqlalchemy import Select
 
 from analytics.errors import SpecError
-from analytics.filters import Filters
+from analytics.filters import Filters, Scope
 
 SPEC_VERSION = 1
 #: The modules whose import registers the audience kinds (each defines its kind next to its analysis).
@@ -74,8 +75,14 @@ class Audience:
         return {"version": SPEC_VERSION, "kind": self.kind, **self.body(), "source": self.describe()}
 
     def fingerprint(self) -> str:
-        """A stable digest of the definition: what caches key on."""
-        text = json.dumps(self.to_json(), sort_keys=True, ensure_ascii=False, default=str)
+        """A stable digest of the definition: what caches key on. A user's scope (row-level restriction, members
+        left out) is not part of the JSON definition but changes the members, so it is part of the digest."""
+        data: Any = self.to_json()
+        scopes = [asdict(scope) for scope in (v.scope if isinstance(v, Filters) else v for v in vars(self).values())
+                  if isinstance(scope, Scope) and not scope.is_open]
+        if scopes:
+            data = [data, scopes]
+        text = json.dumps(data, sort_keys=True, ensure_ascii=False, default=str)
         return hashlib.sha256(text.encode()).hexdigest()
 
 
@@ -181,10 +188,21 @@ def whole(data: Mapping[str, Any], key: str, low: int, high: int) -> int:
     return value
 
 
+#: The largest magnitude a number in a definition may have (money, counts, days: far below it).
+MAX_NUMBER = 1e15
+
+
 def number(value: Any, what: str) -> float | int:
-    """A JSON number (not a boolean, not NaN or infinite), kept as given (int stays int)."""
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+    """A JSON number (not a boolean, not NaN or infinite, at most :data:`MAX_NUMBER` in size), kept as given (int
+    stays int)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
         raise SpecError(f"{what} must be a number.")
+    try:
+        finite = math.isfinite(value) and abs(value) <= MAX_NUMBER
+    except OverflowError:  # an integer too large for a float
+        finite = False
+    if not finite:
+        raise SpecError(f"{what} must be a number of at most {MAX_NUMBER:.0e} in size.")
     return value
 
 

@@ -11,16 +11,16 @@ A subcommand is a function registered with :func:`subcommand`; later analyses ad
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 
 import pandas as pd
 from sqlalchemy import Engine
 
 from analytics import audiences, clustering, experiments, funnels, heatmaps, kpis, rfm, rules, tags, targeting
+from analytics.access import cli_principal
 from analytics.commandline import (
     check_channels,
     choices_list,
@@ -30,36 +30,49 @@ from analytics.commandline import (
     write,
 )
 from analytics.errors import UsageError
-from analytics.filters import Filters
+from analytics.filters import OPEN_SCOPE, Filters, Scope
 from analytics.quality import DEFAULT_THRESHOLDS, QualityThresholds, quality_report
+from analytics.storage.appstate import log_event, open_state, resolve_state_url
 from analytics.storage.contract import TIERS
+from analytics.storage.privacy_store import suppression
 from analytics.storage.warehouse import open_warehouse, resolve_warehouse_config
+
+#: Subcommands that write their own audit rows (the privacy commands).
+_AUDITS_ITSELF = frozenset({"privacy", "recommend"})
 
 
 @dataclass(frozen=True)
 class Context:
-    """What every subcommand gets: an open read-only engine and the resolved date range."""
+    """What every subcommand gets: an open read-only engine (None for commands that need no warehouse), the
+    resolved date range, and the scope (members left out: erased ones, and for profiling commands those who
+    objected)."""
 
-    engine: Engine
-    start: date
-    end: date
+    engine: Engine | None
+    start: date | None
+    end: date | None
     args: argparse.Namespace
+    scope: Scope = OPEN_SCOPE
 
     @property
     def filters(self) -> Filters:
-        """The date range with the ``--channel`` and ``--tier`` filters."""
-        return Filters(self.start, self.end, tuple(self.args.channel), tuple(self.args.tier))
+        """The date range with the ``--channel`` and ``--tier`` filters and the scope."""
+        return Filters(self.start, self.end, tuple(self.args.channel), tuple(self.args.tier), self.scope)
 
 
 Handler = Callable[[Context], pd.DataFrame]
 _SUBCOMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Handler]] = {}
+#: Per subcommand: whether it reads the warehouse, and whether it profiles members (segments, models, targeting:
+#: members who objected to profiling are left out).
+_NEEDS: dict[str, tuple[bool, bool]] = {}
 
 
-def subcommand(name: str, help_text: str, configure: Callable[[argparse.ArgumentParser], None] = lambda p: None):
+def subcommand(name: str, help_text: str, configure: Callable[[argparse.ArgumentParser], None] = lambda p: None,
+               *, warehouse: bool = True, profiling: bool = False):
     """Register ``handler(ctx) -> DataFrame`` as ``python -m analytics <name>``."""
 
     def register(handler: Handler) -> Handler:
         _SUBCOMMANDS[name] = (help_text, configure, handler)
+        _NEEDS[name] = (warehouse, profiling)
         return handler
 
     return register
@@ -92,13 +105,28 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(exc.code or 0)
 
     def body() -> int:
-        engine = open_warehouse(args.url or resolve_warehouse_config().url)
+        needs_warehouse, profiling = _NEEDS.get(args.command, (True, False))
+        if not needs_warehouse:
+            write(_SUBCOMMANDS[args.command][2](Context(None, None, None, args)), args.format)
+            return 0
+        state = open_state(resolve_state_url())  # the suppression list, and the audit log of member exports
         try:
-            check_channels(engine, args.channel)
-            start, end = resolve_dates(engine, args.start, args.end)
-            write(_SUBCOMMANDS[args.command][2](Context(engine, start, end, args)), args.format)
+            scope = Scope(excluded=suppression(state).excluded(profiling))
+            engine = open_warehouse(args.url or resolve_warehouse_config().url)
+            try:
+                check_channels(engine, args.channel)
+                start, end = resolve_dates(engine, args.start, args.end)
+                frame = _SUBCOMMANDS[args.command][2](Context(engine, start, end, args, scope))
+                if "member_id" in frame.columns and args.command not in _AUDITS_ITSELF:
+                    # member rows leave MemberLens here: written to the audit log first, or not at all
+                    log_event(state, cli_principal().identity, "export_members",
+                              {"page": "cli", "command": args.command, "rows": len(frame), "masked": False,
+                               "member_ids": "real"})
+                write(frame, args.format)
+            finally:
+                engine.dispose()
         finally:
-            engine.dispose()
+            state.dispose()
         return 0
 
     return run_reporting_errors(body)
@@ -206,7 +234,8 @@ def _funnel(ctx: Context) -> pd.DataFrame:
 
 
 @subcommand("rfm", "RFM per member with an order in the period: recency in days (to the period's last day), "
-            "frequency (completed orders), monetary (net sales), their 1-5 scores and the named segment.")
+            "frequency (completed orders), monetary (net sales), their 1-5 scores and the named segment.",
+            profiling=True)
 def _rfm(ctx: Context) -> pd.DataFrame:
     members = rfm.rfm_members(ctx.engine, ctx.filters)
     print(f"note: {len(members):,} members bought between {ctx.start} and {ctx.end}", file=sys.stderr)
@@ -228,7 +257,8 @@ def _clusters_options(parser: argparse.ArgumentParser) -> None:
 
 @subcommand("clusters", "Member clusters on behavioural features (RFM, tenure, basket, discounts and points, time "
             "of day, engagement, category and channel mix, age): member_id, cluster (1 = highest average net "
-            "sales), cluster_name; or with --profiles the portrait of each cluster.", _clusters_options)
+            "sales), cluster_name; or with --profiles the portrait of each cluster.", _clusters_options,
+            profiling=True)
 def _clusters(ctx: Context) -> pd.DataFrame:
     args = ctx.args
     settings = clustering.ClusterSettings(args.k, args.algorithm, tuple(args.features or clustering.FEATURE_GROUPS),
@@ -243,7 +273,7 @@ def _clusters(ctx: Context) -> pd.DataFrame:
 
 
 @subcommand("tags", "Rule-based member tags on the period's last day: each tag, its rule, its members and their "
-            "share of all members.")
+            "share of all members.", profiling=True)
 def _tags(ctx: Context) -> pd.DataFrame:
     return tags.tag_coverage(ctx.engine, ctx.filters)
 
@@ -272,20 +302,20 @@ def _saved_audience(name: str, version: int | None) -> targeting.CampaignAudienc
 @subcommand("audience", "A campaign audience from its JSON definition: members matching its rules, targeted (after "
             "the frequency cap and maximum size), treatment and control, and reachable per channel (consent and a "
             "usable contact). The definition carries its own window: --start, --end, --channel and --tier are "
-            "ignored.", _audience_options)
+            "ignored.", _audience_options, profiling=True)
 def _audience(ctx: Context) -> pd.DataFrame:
     args = ctx.args
     if args.saved is not None:
         audience = _saved_audience(args.saved, args.version)
     else:
         try:
-            with open(args.spec, encoding="utf-8") as handle:
-                spec = json.load(handle, parse_constant=audiences.refuse_constant)
+            with open(args.spec, "rb") as handle:
+                text = handle.read(audiences.MAX_JSON_BYTES + 1)  # bounded: the rest is never read
         except OSError as exc:
             raise UsageError(f"cannot read --spec {args.spec}: {exc.strerror}") from None
-        except json.JSONDecodeError as exc:
-            raise UsageError(f"--spec {args.spec} is not valid JSON: {exc.msg} at line {exc.lineno}") from None
-        audience = targeting.parse_spec(spec)
+        audience = audiences.loads(text, allowed=[targeting.KIND])
+    # the members the command may return: nobody erased or objecting to profiling
+    audience = replace(audience, window=replace(audience.window, scope=ctx.scope))
     from analytics.targeting_values import audience_value_notes
 
     for note in audience_value_notes(ctx.engine, audience):  # a value nobody has matches nobody: say so
@@ -350,5 +380,6 @@ def _experiment(ctx: Context) -> pd.DataFrame:
     return experiments.read_out_table(result)
 
 
-# Subcommands defined in their own modules register themselves on import.
+# Subcommands defined in their own modules register themselves (@subcommand) on import.
+import analytics.cli_access  # noqa: E402, F401
 from analytics import cli_models, cli_recommend  # noqa: E402, F401

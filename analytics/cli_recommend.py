@@ -16,6 +16,7 @@ from pathlib import Path
 import pandas as pd
 
 from analytics import targeting
+from analytics.access import cli_principal
 from analytics.cli import Context, subcommand
 from analytics.cli_models import _author
 from analytics.commandline import iso_date
@@ -170,8 +171,9 @@ def _recommend(ctx: Context) -> pd.DataFrame:
     if link is not None and (link.version, link.list_length) != (stored.version, args.n or stored.list_length):
         print(f"note: campaign {link.campaign_id} was exported with the top {link.list_length} of "
               f"v{link.version}; exporting those again", file=sys.stderr)
-    rows = export_recommendations(ctx.engine, audience, export, _author(), "cli",
-                                  lambda actor, action, detail: log_event(state, actor, action, detail))
+    rows = export_recommendations(ctx.engine, audience, export, cli_principal(), "cli",
+                                  lambda who, action, detail, rows: log_event(state, who.identity, action, detail,
+                                                                              rows=rows), ctx.scope).frame
     print(f"note: {rows['member_id'].nunique():,} members x up to {export.n} items from {export.stored.label}"
           + (f", recorded for campaign {export.campaign_id}" if export.campaign_id else ""), file=sys.stderr)
     return rows

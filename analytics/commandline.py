@@ -161,6 +161,12 @@ def run_reporting_errors(body: Callable[[], int]) -> int:
         print("interrupted; nothing was written", file=sys.stderr)
         return 130
     except Exception as exc:
+        from analytics.storage.warehouse import stopped_query
+
+        stopped = stopped_query(exc)
+        if stopped is not None:  # the statement timeout or the memory limit
+            _print_problem(stopped)
+            return EXIT_WAREHOUSE
         if os.environ.get(DEBUG_ENV):
             raise
         where = _log_to_file()

@@ -28,8 +28,9 @@ from scipy import stats
 from sqlalchemy import Double, cast, func, select
 
 from analytics.errors import InputError
+from analytics.filters import OPEN_SCOPE, Scope, scope_conditions
 from analytics.sqlparts import count_if
-from analytics.storage.contract import campaign_members, campaigns, orders
+from analytics.storage.contract import campaign_members, campaigns, members, orders
 from analytics.storage.db import Bind, connection, read_frame
 
 ALPHA = 0.05
@@ -107,25 +108,34 @@ class ReadOut:
                 f"{self.lift_ci[1] * 100:+.2f} points, includes no change.")
 
 
-def campaign_list(bind: Bind) -> pd.DataFrame:
-    """Campaigns with members in the warehouse, newest first: ``campaign_id, name, type, channel, start_at,
-    members``."""
+def _in_scope(scope: Scope) -> list:
+    """Campaign members the scope allows (the user's regions and channels, nobody left out)."""
+    if scope.is_open:
+        return []
+    return [campaign_members.c.member_id.in_(select(members.c.member_id).where(*scope_conditions(scope)))]
+
+
+def campaign_list(bind: Bind, scope: Scope = OPEN_SCOPE) -> pd.DataFrame:
+    """Campaigns with members in the warehouse (of those ``scope`` allows), newest first: ``campaign_id, name, type,
+    channel, start_at, members``."""
     c, cm = campaigns.c, campaign_members.c
-    sizes = select(cm.campaign_id, func.count().label("members")).group_by(cm.campaign_id).subquery("sizes")
+    sizes = (select(cm.campaign_id, func.count().label("members")).where(*_in_scope(scope))
+             .group_by(cm.campaign_id).subquery("sizes"))
     return read_frame(bind, select(c.campaign_id, c.name, c.type, c.channel, c.start_at, sizes.c.members)
                       .join_from(campaigns, sizes, sizes.c.campaign_id == c.campaign_id)
                       .order_by(c.start_at.desc(), c.campaign_id))
 
 
-def arm_totals(bind: Bind, campaign_id: str) -> dict[str, Arm]:
-    """Members, conversions, revenue and its sum of squares per arm, in one SQL aggregation."""
+def arm_totals(bind: Bind, campaign_id: str, scope: Scope = OPEN_SCOPE) -> dict[str, Arm]:
+    """Members, conversions, revenue and its sum of squares per arm (of the members ``scope`` allows), in one SQL
+    aggregation."""
     cm, o = campaign_members.c, orders.c
     revenue = cast(func.coalesce(o.net_amount, 0), Double)
     query = (select(cm.arm, func.count().label("members"), count_if(cm.converted_order_id.is_not(None))
                     .label("conversions"), func.coalesce(func.sum(revenue), 0.0).label("revenue"),
                     func.coalesce(func.sum(revenue * revenue), 0.0).label("revenue_sq"))
              .select_from(campaign_members.outerjoin(orders, o.order_id == cm.converted_order_id))
-             .where(cm.campaign_id == campaign_id).group_by(cm.arm))
+             .where(cm.campaign_id == campaign_id, *_in_scope(scope)).group_by(cm.arm))
     frame = read_frame(bind, query)
     arms = {row.arm: Arm(int(row.members), int(row.conversions), float(row.revenue), float(row.revenue_sq))
             for row in frame.itertuples()}
@@ -163,15 +173,15 @@ def srm_p_value(t: Arm, c: Arm, holdout: float) -> float:
     return float(stats.chisquare([t.members, c.members], [n * (1 - holdout), n * holdout]).pvalue)
 
 
-def read_out(bind: Bind, campaign_id: str) -> ReadOut:
-    """The read-out of one campaign (see the module docstring)."""
+def read_out(bind: Bind, campaign_id: str, scope: Scope = OPEN_SCOPE) -> ReadOut:
+    """The read-out of one campaign (see the module docstring), over the campaign's members ``scope`` allows."""
     c = campaigns.c
     with connection(bind) as conn:
         row = conn.execute(select(c.campaign_id, c.name, c.type, c.channel, c.holdout_pct)
                            .where(c.campaign_id == campaign_id)).first()
         if row is None:
             raise ExperimentError(f"There is no campaign {campaign_id!r}.")
-        arms = arm_totals(conn, campaign_id)
+        arms = arm_totals(conn, campaign_id, scope)
     t, ctl = arms["treatment"], arms["control"]
     if t.members == 0 or ctl.members == 0:
         raise ExperimentError(f"Campaign {campaign_id} has {t.members:,} treatment and {ctl.members:,} control "

@@ -67,7 +67,7 @@ from sqlalchemy import (
 from analytics import audiences
 from analytics.audiences import Audience, audience_kind
 from analytics.errors import InputError
-from analytics.filters import Filters, members_in_tiers
+from analytics.filters import Filters, member_conditions
 from analytics.funnel_spec import (
     DIMENSIONS,
     EVENT_DIMENSIONS,
@@ -138,8 +138,7 @@ def _matching_events(spec: FunnelSpec, filters: Filters, defs: list[FunnelStep],
     unit = e.member_id if spec.unit == "member" else e.session_id
     conditions = [unit.is_not(None), e.occurred_at >= filters.start_ts,
                   e.occurred_at < filters.end_ts + timedelta(seconds=spec.window_seconds)]
-    if filters.tiers:
-        conditions.append(e.member_id.in_(members_in_tiers(filters.tiers)))
+    conditions += member_conditions(filters, e.member_id)
     matches = [_step_condition(d, category) for d in defs]
     if only_matching:
         conditions.append(or_(*matches))
@@ -441,4 +440,4 @@ class FunnelDropoffAudience(Audience):
 
 def dropoff_audience(spec: FunnelSpec, filters: Filters, step: int) -> FunnelDropoffAudience:
     """The targeting audience of the members who reached ``step`` but not the next one."""
-    return FunnelDropoffAudience(spec, Filters(filters.start, filters.end, (), filters.tiers), step)
+    return FunnelDropoffAudience(spec, Filters(filters.start, filters.end, (), filters.tiers, filters.scope), step)

@@ -59,7 +59,7 @@ from sqlalchemy import (
 from analytics import audiences
 from analytics.audiences import Audience, audience_kind
 from analytics.errors import InputError
-from analytics.filters import Filters, completed_order_conditions, members_in_tiers
+from analytics.filters import Filters, completed_order_conditions, member_conditions
 from analytics.storage.contract import events, members, order_items, orders, products
 from analytics.storage.db import Bind, read_frame
 
@@ -139,8 +139,10 @@ def _cohort_members(filters: Filters, cohort: CohortBy, periods: _Periods, activ
     if words > MAX_MASKS:
         raise InputError(f"Too many {periods.period}s to follow ({last + 1}); choose a shorter date range or months.")
     counted = case((o.channel.in_(filters.channels), 1), else_=0) if filters.channels else literal(1)
+    # a user restricted to some sales channels sees only their orders (first purchases included)
+    allowed = [o.channel.in_(filters.scope.channels)] if filters.scope.channels else []
     rows = select(o.member_id.label("member_id"), o.ordered_at.label("at"), o.ordered_at.label("bought_at"),
-                  counted.label("counted")).where(o.status == "completed", o.member_id.is_not(None))
+                  counted.label("counted")).where(o.status == "completed", o.member_id.is_not(None), *allowed)
     if activity == "any":
         rows = union_all(rows, select(e.member_id.label("member_id"), e.occurred_at.label("at"),
                                       cast(literal(None), DateTime).label("bought_at"), literal(1).label("counted"))
@@ -165,8 +167,7 @@ def _cohort_members(filters: Filters, cohort: CohortBy, periods: _Periods, activ
         member_id = m.member_id
         mask_columns = [func.coalesce(per_member.c[f"mask{j}"], 0) for j in range(words)]
     in_range = [at >= filters.start_ts, at < filters.end_ts]
-    if filters.tiers:
-        in_range.append(member_id.in_(members_in_tiers(filters.tiers)))
+    in_range += member_conditions(filters, member_id)
     return (select(member_id.label("member_id"), periods.sql(at).label("ci"),
                    *(c.label(f"mask{j}") for j, c in enumerate(mask_columns)))
             .select_from(source).where(*in_range).subquery("cohort_members"))
@@ -238,8 +239,7 @@ def _rhythm_cells(filters: Filters, measure: str) -> Subquery:
     if measure == "events":
         e = events.c
         conditions = [e.occurred_at >= filters.start_ts, e.occurred_at < filters.end_ts]
-        if filters.tiers:
-            conditions.append(e.member_id.in_(members_in_tiers(filters.tiers)))
+        conditions += member_conditions(filters, e.member_id)
         source = select(e.member_id.label("member_id"), e.occurred_at.label("at"), literal(1).label("v")).where(
             *conditions)
     else:
@@ -325,8 +325,7 @@ def _browsing_rows(filters: Filters, across: str) -> Subquery:
         raise InputError("across must be hour or event_type")
     e = events.c
     conditions = [e.occurred_at >= filters.start_ts, e.occurred_at < filters.end_ts]
-    if filters.tiers:
-        conditions.append(e.member_id.in_(members_in_tiers(filters.tiers)))
+    conditions += member_conditions(filters, e.member_id)
     column = cast(extract("hour", e.occurred_at), Integer) if across == "hour" else e.event_type
     return select(e.member_id.label("member_id"), func.coalesce(e.page, literal("unknown")).label("page"),
                   column.label("col")).where(*conditions).subquery("rows")

@@ -40,7 +40,7 @@ from sqlalchemy import (
 )
 
 from analytics.errors import InputError
-from analytics.filters import Filters, completed_order_conditions, members_in_tiers
+from analytics.filters import Filters, completed_order_conditions, member_conditions, member_table_conditions
 from analytics.programme import POINTS_PER_CURRENCY_UNIT
 from analytics.sqlparts import GRAINS, Grain, count_if, date_trunc, sum_if
 from analytics.storage.contract import events, members, orders, points_ledger
@@ -249,8 +249,7 @@ def _new_members(filters: Filters) -> Select:
     m = members.c
     in_cur = m.registered_at >= filters.start_ts
     conditions = [m.registered_at >= filters.previous().start_ts, m.registered_at < filters.end_ts]
-    if filters.tiers:
-        conditions.append(m.tier.in_(filters.tiers))
+    conditions += member_table_conditions(filters)
     return select(
         cast(count_if(in_cur), BigInteger).label("new_members_cur"),
         cast(count_if(~in_cur), BigInteger).label("new_members_prev"),
@@ -262,8 +261,7 @@ def _event_counts(filters: Filters, event_type: str, lo: datetime, hi: datetime,
     """Events of one type (or the distinct sessions having one) per ``dim`` value."""
     e = events.c
     conditions = [e.event_type == event_type, e.occurred_at >= lo, e.occurred_at < hi]
-    if filters.tiers:
-        conditions.append(e.member_id.in_(members_in_tiers(filters.tiers)))
+    conditions += member_conditions(filters, e.member_id)
     base = select(dim.label("dim"), e.session_id).where(*conditions).subquery("typed_events")
     count = func.count(base.c.session_id.distinct()) if distinct_sessions else func.count()
     return select(base.c.dim, cast(count, BigInteger).label("n")).group_by(base.c.dim)
@@ -288,8 +286,7 @@ def _points_outstanding(filters: Filters) -> Select:
     """Points outstanding at the end of the period and of the previous one."""
     lg = points_ledger.c
     conditions = [lg.occurred_at < filters.end_ts]
-    if filters.tiers:
-        conditions.append(lg.member_id.in_(members_in_tiers(filters.tiers)))
+    conditions += member_conditions(filters, lg.member_id)
     return select(
         cast(func.coalesce(func.sum(lg.delta), 0), BigInteger).label("points_liability_cur"),
         cast(func.coalesce(sum_if(lg.occurred_at < filters.start_ts, lg.delta), 0),
@@ -392,8 +389,7 @@ def kpi_trend(bind: Bind, filters: Filters, kpi: str, grain: Grain = "day") -> p
         elif kpi == "new_members":
             m = members.c
             conditions = [m.registered_at >= lo, m.registered_at < hi]
-            if filters.tiers:
-                conditions.append(m.tier.in_(filters.tiers))
+            conditions += member_table_conditions(filters)
             bucket = date_trunc(grain, m.registered_at)
             values = dict(conn.execute(_grouped(select(bucket.label("dim")).where(*conditions), func.count())).all())
         elif kpi == "session_conversion":
@@ -447,8 +443,7 @@ def _liability_trend(filters: Filters, grain: Grain) -> Select:
     opening balance)."""
     lg = points_ledger.c
     conditions = [lg.occurred_at < filters.end_ts]
-    if filters.tiers:
-        conditions.append(lg.member_id.in_(members_in_tiers(filters.tiers)))
+    conditions += member_conditions(filters, lg.member_id)
     base = select(date_trunc(grain, lg.occurred_at).label("dim"), lg.delta).where(*conditions).subquery("base")
     per_bucket = select(base.c.dim, func.sum(base.c.delta).label("delta")).group_by(base.c.dim).subquery("per_bucket")
     return select(

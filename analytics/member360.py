@@ -16,9 +16,9 @@ from sqlalchemy import (
     select,
 )
 
-from analytics.filters import Filters
+from analytics.filters import OPEN_SCOPE, Filters, Scope, scope_conditions
 from analytics.member_rows import member_rows
-from analytics.privacy import MASKED_MEMBER_COLUMNS, MASKS
+from analytics.privacy import MASKED_MEMBER_COLUMNS, MASKS, age_band
 from analytics.rfm import member_rfm
 from analytics.storage.contract import members, order_items, orders, points_ledger, products, tier_changes
 from analytics.storage.db import Bind, connection, read_frame
@@ -35,18 +35,23 @@ def _like_prefix(text: str) -> str:
     return escaped + "%"
 
 
-def find_members(bind: Bind, text: str, limit: int = 20) -> pd.DataFrame:
+#: Longest search text (a member id is far shorter).
+MAX_SEARCH_CHARS = 200
+
+
+def find_members(bind: Bind, text: str, limit: int = 20, scope: Scope = OPEN_SCOPE) -> pd.DataFrame:
     """Members whose id equals or starts with ``text`` (surrounding spaces ignored; matched literally, as a
-    bound parameter), ordered by id, at most ``limit``: the masked rows of :func:`member_rows`.
-    Empty text, or text with a NUL character, finds nobody."""
+    bound parameter), ordered by id, at most ``limit``: the masked rows of :func:`member_rows`, of the members
+    ``scope`` allows. Empty text, text with a NUL character or longer than :data:`MAX_SEARCH_CHARS` finds nobody."""
     needle = (text or "").strip()
     m = members.c
-    if needle and "\x00" not in needle:  # no id holds a NUL character, and PostgreSQL refuses one in text
+    # no id holds a NUL character, and PostgreSQL refuses one in text
+    if needle and "\x00" not in needle and len(needle) <= MAX_SEARCH_CHARS:
         ids = select(m.member_id).where((m.member_id == needle) | m.member_id.like(_like_prefix(needle),
                                                                                    escape=LIKE_ESCAPE))
     else:
         ids = select(m.member_id).where(m.member_id.is_(None))  # a primary key is never NULL: no rows
-    return member_rows(bind, ids, limit=limit)
+    return member_rows(bind, ids, limit=limit, scope=scope)
 
 
 def _age(birth_date: date | None, as_of: date | None) -> int | None:
@@ -56,19 +61,24 @@ def _age(birth_date: date | None, as_of: date | None) -> int | None:
 
 
 def member_profile(bind: Bind, member_id: str, *, unmasked: bool = False,
-                   as_of: date | None = None) -> dict[str, Any] | None:
-    """One member's row (every ``members`` column, plain Python values) plus ``age``: whole years at
-    ``as_of`` (e.g. the reference day), None without ``as_of`` or a birth date. Names, phones and emails
-    are masked unless ``unmasked`` is asked for explicitly. None when there is no such member."""
+                   as_of: date | None = None, scope: Scope = OPEN_SCOPE) -> dict[str, Any] | None:
+    """One member's row (every ``members`` column, plain Python values) plus ``age`` (whole years at ``as_of``,
+    e.g. the reference day; None without ``as_of`` or a birth date) and ``age_band`` (``25-34``).
+
+    Masked unless ``unmasked`` is asked for explicitly: names, phones and emails masked, and the exact birth date
+    and age left out (None); the band stays. None when there is no such member, or ``scope`` does not allow them."""
     with connection(bind) as conn:
-        row = conn.execute(select(members).where(members.c.member_id == member_id)).mappings().first()
+        row = conn.execute(select(members).where(members.c.member_id == member_id, *scope_conditions(scope))
+                           ).mappings().first()
     if row is None:
         return None
     profile = dict(row)
+    age = _age(profile.get("birth_date"), as_of)
+    profile["age"], profile["age_band"] = age, age_band(age)
     if not unmasked:
         for column in MASKED_MEMBER_COLUMNS:
             profile[column] = MASKS[column](profile[column])
-    profile["age"] = _age(profile.get("birth_date"), as_of)
+        profile["birth_date"] = profile["age"] = None
     return profile
 
 
@@ -100,12 +110,14 @@ TIMELINE_COLUMNS = ["order_id", "ordered_at", "channel", "status", "gross", "dis
                     "points_redeemed", "campaign_id", "items", "top_category"]
 
 
-def order_timeline(bind: Bind, member_id: str, limit: int = 200) -> pd.DataFrame:
+def order_timeline(bind: Bind, member_id: str, limit: int = 200, scope: Scope = OPEN_SCOPE) -> pd.DataFrame:
     """A member's orders (every status), newest first, at most ``limit``: ``order_id, ordered_at, channel,
     status, gross, discount, net, points_earned, points_redeemed, campaign_id``, ``items`` (lines) and
-    ``top_category`` (the category with the largest line amount; ties by name)."""
+    ``top_category`` (the category with the largest line amount; ties by name). A user restricted to some sales
+    channels (``scope``) sees the orders placed in those."""
     o, i, p = orders.c, order_items.c, products.c
-    mine = select(o.order_id).where(o.member_id == member_id)
+    allowed = [o.channel.in_(scope.channels)] if scope.channels else []
+    mine = select(o.order_id).where(o.member_id == member_id, *allowed)
     per_category = (select(i.order_id, p.category, func.sum(i.line_amount).label("amount"),
                            func.count().label("lines"))
                     .select_from(order_items.outerjoin(products, p.product_id == i.product_id))
@@ -121,7 +133,7 @@ def order_timeline(bind: Bind, member_id: str, limit: int = 200) -> pd.DataFrame
                     o.points_redeemed, o.campaign_id, func.coalesce(r["items"], 0).label("items"),
                     r.category.label("top_category"))
              .select_from(orders.outerjoin(ranked, (r.order_id == o.order_id) & (r.line_rank == 1)))
-             .where(o.member_id == member_id).order_by(o.ordered_at.desc(), o.order_id.desc()).limit(limit))
+             .where(o.member_id == member_id, *allowed).order_by(o.ordered_at.desc(), o.order_id.desc()).limit(limit))
     frame = read_frame(bind, query, hash_joins=True)
     return frame.astype({"gross": "float64", "discount": "float64", "net": "float64", "items": "int64"})
 

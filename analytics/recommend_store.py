@@ -19,6 +19,7 @@ command line both call it.
 
 from __future__ import annotations
 
+import secrets
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -31,9 +32,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from sqlalchemy import Engine
 
+from analytics.access import EXPORT_IDS, EXPORT_MEMBERS, Principal, allowed, require
 from analytics.audiences import Audience
 from analytics.errors import InputError
+from analytics.exports import MemberExport
+from analytics.filters import OPEN_SCOPE, Scope
 from analytics.member_rows import member_rows
+from analytics.privacy import pseudonymise
 from analytics.recommend_data import RecommendData, load_data
 from analytics.recommend_lists import PATHS, REASON_KINDS, SOURCES, UNKNOWN_CATEGORY, ListMaker, ListSettings
 from analytics.recommend_models import Recommender, model_from_bytes
@@ -291,11 +296,12 @@ class RecommendationExport:
                                       f"member: export 1 to {self.stored.list_length}, not {n!r}.")
 
 
-def export_frame(engine: Bind, audience: Audience, export: RecommendationExport,
-                 lists: StoredLists | None = None) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """The masked member rows of ``audience`` (with its own columns, e.g. the arm) and each member's stored top
-    ``n``: one row per (member, rank), members ordered by id; and the facts an audit row records."""
-    members = member_rows(engine, audience.member_ids())
+def export_frame(engine: Bind, audience: Audience, export: RecommendationExport, lists: StoredLists | None = None,
+                 scope: Scope = OPEN_SCOPE) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """The masked member rows of ``audience`` that ``scope`` allows (with the audience's own columns, e.g. the arm)
+    and each member's stored top ``n``: one row per (member, rank), members ordered by id; and the facts an audit
+    row records."""
+    members = member_rows(engine, audience.member_ids(), scope=scope)
     extra = audience.annotations(engine)
     if extra is not None:
         members = members.merge(extra, on="member_id", how="left")
@@ -315,16 +321,21 @@ def export_frame(engine: Bind, audience: Audience, export: RecommendationExport,
     return rows.reset_index(drop=True), detail
 
 
-def export_recommendations(engine: Bind, audience: Audience, export: RecommendationExport, actor: str, page: str,
-                           audit: Callable[[str, str, dict[str, Any]], None]) -> pd.DataFrame:
-    """The one path of a recommendation export: rows made, the campaign linked (refused when the campaign already
-    uses another version or length), the audit row written by ``audit(actor, action, detail)`` (an export that
-    cannot be logged does not happen), then the rows returned."""
-    rows, detail = export_frame(engine, audience, export)
+def export_recommendations(engine: Bind, audience: Audience, export: RecommendationExport, principal: Principal,
+                           page: str, audit: Callable[..., None], scope: Scope = OPEN_SCOPE) -> MemberExport:
+    """The one path of a recommendation export: AccessDenied unless ``principal`` may export members; rows made for
+    the members ``scope`` allows, the campaign linked (refused when the campaign already uses another version or
+    length), the audit row written by ``audit(principal, action, detail, rows=...)`` (an export that cannot be
+    logged does not happen), then the file's rows (member ids pseudonymised unless the role may export ids)."""
+    require(principal, EXPORT_MEMBERS)
+    rows, detail = export_frame(engine, audience, export, scope=scope)
+    pseudonymous = not allowed(principal, EXPORT_IDS)
+    detail["member_ids"] = "pseudonymous" if pseudonymous else "real"
     if export.campaign_id:
-        link_campaign(export.state, export.campaign_id, export.stored.version, export.n, detail["members"], actor)
-    audit(actor, "export_recommendations", {"page": page, **detail})
-    return rows
+        link_campaign(export.state, export.campaign_id, export.stored.version, export.n, detail["members"],
+                      principal.identity)
+    audit(principal, "export_recommendations", {"page": page, **detail}, rows=len(rows))
+    return MemberExport(pseudonymise(rows, secrets.token_hex(16)) if pseudonymous else rows, pseudonymous)
 
 
 def linked_export(state: Engine, stored: StoredRecommender, n: int, campaign_id: str | None) -> tuple[

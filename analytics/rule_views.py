@@ -16,7 +16,7 @@ from sqlalchemy import Select, bindparam, distinct, func, select
 from analytics import audiences
 from analytics.audiences import Audience, audience_kind
 from analytics.errors import InputError
-from analytics.filters import Filters, completed_order_conditions
+from analytics.filters import OPEN_SCOPE, Filters, Scope, completed_order_conditions
 from analytics.rules import ITEM_SEPARATOR, LEVELS, Baskets, lines_at_level, rule_metrics
 from analytics.storage.contract import orders, products
 from analytics.storage.db import Bind, connection
@@ -99,6 +99,8 @@ class BoughtNotBoughtAudience(Audience):
     never_bought: tuple[str, ...]
     start: date
     end: date
+    #: The user's scope when made on a page (never part of the JSON definition).
+    scope: Scope = OPEN_SCOPE
 
     def __post_init__(self) -> None:
         if self.level not in LEVELS:
@@ -110,7 +112,7 @@ class BoughtNotBoughtAudience(Audience):
 
     def member_ids(self) -> Select:
         source, item = lines_at_level(self.level)
-        window = Filters(self.start, self.end)
+        window = Filters(self.start, self.end, scope=self.scope)
         bought, never = sorted(set(self.bought_all)), sorted(set(self.never_bought))
         buyers = (select(orders.c.member_id).select_from(source)
                   .where(*completed_order_conditions(window, window.start_ts, window.end_ts),
@@ -139,10 +141,11 @@ class BoughtNotBoughtAudience(Audience):
                    audiences.day(between[1], "bought_between"))
 
 
-def rule_audience(antecedents: str, consequents: str, level: str, start: date, end: date) -> BoughtNotBoughtAudience:
+def rule_audience(antecedents: str, consequents: str, level: str, start: date, end: date,
+                  scope: Scope = OPEN_SCOPE) -> BoughtNotBoughtAudience:
     """The cross-sell audience of rule A -> B (items joined by :data:`ITEM_SEPARATOR`): members who bought all of A
-    in the period and never bought B."""
+    in the period and never bought B (of those ``scope`` allows)."""
     return BoughtNotBoughtAudience(level, tuple(antecedents.split(ITEM_SEPARATOR)),
-                                   tuple(consequents.split(ITEM_SEPARATOR)), start, end)
+                                   tuple(consequents.split(ITEM_SEPARATOR)), start, end, scope)
 
 

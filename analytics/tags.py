@@ -75,7 +75,7 @@ from sqlalchemy import (
 from analytics import audiences
 from analytics.audiences import Audience, audience_kind
 from analytics.errors import InputError
-from analytics.filters import Filters, completed_order_conditions, members_in_tiers
+from analytics.filters import Filters, completed_order_conditions, member_conditions, order_conditions
 from analytics.programme import POINTS_PER_CURRENCY_UNIT, TIER_THRESHOLDS, next_evaluation_months
 from analytics.rfm import member_rfm
 from analytics.sqlparts import NIGHT_TEXT, at_night, count_if
@@ -186,18 +186,15 @@ def resolve_tag(key: str) -> Tag:
 
 
 def _member_scope(filters: Filters, member_id: Any) -> list[ColumnElement[bool]]:
-    """Condition keeping ``member_id`` within the tier filter (none when no tier is chosen)."""
-    return [member_id.in_(members_in_tiers(filters.tiers))] if filters.tiers else []
+    """Condition keeping ``member_id`` within the tier filter and the scope (none when neither restricts)."""
+    return member_conditions(filters, member_id)
 
 
 def _order_scope(filters: Filters) -> list[ColumnElement[bool]]:
-    """Completed member orders through the channel and tier filters, at any time (what
+    """Completed member orders through the channel and tier filters and the scope, at any time (what
     :func:`completed_order_conditions` checks, without its time bounds)."""
     o = orders.c
-    conditions = [o.member_id.is_not(None), o.status == "completed"]
-    if filters.channels:
-        conditions.append(o.channel.in_(filters.channels))
-    return conditions + _member_scope(filters, o.member_id)
+    return [o.member_id.is_not(None), o.status == "completed", *order_conditions(filters)]
 
 
 def _window(filters: Filters) -> list[ColumnElement[bool]]:

@@ -59,7 +59,7 @@ from sqlalchemy import ColumnElement, Select, and_, case, false, func, literal, 
 from analytics import audiences
 from analytics.audiences import Audience, audience_kind
 from analytics.errors import SpecError
-from analytics.filters import Filters
+from analytics.filters import Filters, scope_conditions
 from analytics.sqlparts import count_if, sum_if
 from analytics.storage.appstate import SavedAudience
 from analytics.storage.contract import campaign_members, members, orders
@@ -83,6 +83,8 @@ LEGACY_LOOKBACK = "window"
 MAX_LOOKBACK_DAYS = 3_660
 #: A recency bound reaching further back than this (a century) reads all history.
 MAX_REACH_DAYS = 36_525
+#: Most listed values in one audience (every ``in`` / ``not_in`` list at every depth): each is a bound parameter.
+MAX_TOTAL_VALUES = 20_000
 
 
 # --- the rules ---------------------------------------------------------------------------------------------
@@ -118,6 +120,12 @@ class Condition:
         inner = self.value.rules.conditions() if isinstance(self.value, CampaignAudience) else 0
         return 1 + inner
 
+    def values(self) -> int:
+        """Listed values (bound parameters), nested audiences included."""
+        if isinstance(self.value, CampaignAudience):
+            return self.value.rules.values()
+        return len(self.value) if isinstance(self.value, tuple) and self.op != "between" else 0
+
 
 @dataclass(frozen=True)
 class Group:
@@ -133,6 +141,9 @@ class Group:
 
     def conditions(self) -> int:
         return sum(item.conditions() for item in self.items)
+
+    def values(self) -> int:
+        return sum(item.values() for item in self.items)
 
     def flat(self) -> list[Condition]:
         """Every condition, at any depth of this group (not inside nested audiences)."""
@@ -180,6 +191,9 @@ def parse_rules(data: Any, depth: int = 0, level: int = 0) -> Group:
     if group.conditions() > MAX_CONDITIONS:
         raise SpecError(f"An audience has at most {MAX_CONDITIONS} conditions (nested audiences included); this "
                         f"one has {group.conditions():,}.")
+    if group.values() > MAX_TOTAL_VALUES:
+        raise SpecError(f"An audience lists at most {MAX_TOTAL_VALUES:,} values in all (nested audiences included); "
+                        f"this one lists {group.values():,}.")
     return group
 
 
@@ -336,6 +350,8 @@ def member_order_totals(window: Filters, all_time: bool = False) -> Any:
     o = orders.c
     in_window = o.ordered_at >= window.start_ts
     scope = [o.status == "completed", o.member_id.is_not(None), o.ordered_at < window.end_ts]
+    if window.scope.channels:  # a user restricted to some sales channels sees only their orders
+        scope.append(o.channel.in_(window.scope.channels))
     if not all_time:  # read the window only
         scope.append(in_window)
     return (select(o.member_id, count_if(in_window).label("order_count"),
@@ -413,7 +429,8 @@ class _Compiler:
 def audience_member_ids(audience: CampaignAudience) -> Select:
     """The members matching the audience's rules (before frequency cap, maximum size and holdout)."""
     compiled = _Compiler(audience)
-    return select(members.c.member_id).select_from(compiled.source()).where(compiled.where)
+    return (select(members.c.member_id).select_from(compiled.source())
+            .where(compiled.where, *scope_conditions(audience.window.scope)))
 
 
 # --- holdout, reach, preview ---------------------------------------------------------------------------
@@ -476,7 +493,8 @@ def _matched(audience: CampaignAudience, depth: int = 0) -> Select:
     flagged = (select(m.member_id, prefix(m.member_id, audience.campaign_key).label("prefix"),
                       case((capped, 1), else_=0).label("capped"),
                       *(case((reachable(c), 1), else_=0).label(f"reach_{c}") for c in CHANNELS))
-               .select_from(compiled.source()).where(compiled.where).subquery("flagged"))
+               .select_from(compiled.source()).where(compiled.where, *scope_conditions(audience.window.scope))
+               .subquery("flagged"))
     f = flagged.c
     if not audience.max_size:  # no ranking needed (a window over every matching member is not free)
         return select(flagged, literal(0).label("rank"))

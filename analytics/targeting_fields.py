@@ -192,10 +192,12 @@ class AttributeField(ChoiceField):
 def orders_since(since: date | None, window: Filters) -> list[ColumnElement[bool]]:
     """Completed member orders from ``since`` (None: any time) up to the reference day (the window's end)."""
     o = orders.c
-    scope = [o.status == "completed", o.member_id.is_not(None), o.ordered_at < window.end_ts]
+    conditions = [o.status == "completed", o.member_id.is_not(None), o.ordered_at < window.end_ts]
     if since is not None:
-        scope.append(o.ordered_at >= datetime.combine(since, time()))
-    return scope
+        conditions.append(o.ordered_at >= datetime.combine(since, time()))
+    if window.scope.channels:  # the user's channels
+        conditions.append(o.channel.in_(window.scope.channels))
+    return conditions
 
 
 class BoughtField(ChoiceField):

@@ -8,6 +8,7 @@ import plotly.express as px
 import plotly.graph_objects as go
 import streamlit as st
 
+from analytics.privacy import safe_csv
 from analytics.rule_views import bought_together, compare_rules, rule_audience, rule_network
 from analytics.rules import (
     ALGORITHMS,
@@ -28,7 +29,7 @@ from ui.member_sets import member_set
 PLURAL = {"product": "Products", "subcategory": "Subcategories", "category": "Categories"}
 SHOWN_RULES = 500
 NETWORK_RULES = 30
-ctx = page_inputs()
+ctx = page_inputs("basket_rules")
 filters = ctx.filters
 
 st.title("Basket rules")
@@ -113,7 +114,7 @@ st.dataframe(shown, hide_index=True, height=380, column_order=[
 })
 more = f" The first {SHOWN_RULES:,} of {len(rules):,} rules; the download has all." if len(rules) > SHOWN_RULES else ""
 st.caption(f"Sorted by lift; click a column to sort by it.{more}")
-st.download_button("Download all rules (CSV)", lambda: with_readings(rules).to_csv(index=False).encode(),  # on click
+st.download_button("Download all rules (CSV)", lambda: safe_csv(with_readings(rules)),  # on click
                    file_name=f"memberlens_rules_{level}_{filters.start}_{filters.end}.csv", mime="text/csv",
                    icon=":material/download:", key="rules_download")
 
@@ -198,7 +199,8 @@ choices = list(range(min(len(rules), SHOWN_RULES)))
 chosen = st.selectbox("Rule", choices, key="rules_act", format_func=lambda i: f"{shown['antecedents'][i]} → "
                       f"{shown['consequents'][i]} (lift {shown['lift'][i]:.2f})")
 rule = rules.iloc[chosen]
-member_set(ctx.engine, rule_audience(rule["antecedents"], rule["consequents"], level, filters.start, filters.end),
+member_set(ctx.engine, rule_audience(rule["antecedents"], rule["consequents"], level, filters.start, filters.end,
+                                        filters.scope),
            key="rules_audience", who=f"bought {shown['antecedents'][chosen]} between {filters.start:%d %b %Y} and "
            f"{filters.end:%d %b %Y} but have never bought {shown['consequents'][chosen]}: the cross-sell audience.",
            actor=default_author(), page="basket_rules")

@@ -9,6 +9,7 @@ import pandas as pd
 import streamlit as st
 
 from analytics import audiences
+from analytics.access import SAVE_AUDIENCE, allowed, require
 from analytics.errors import MemberLensError, SpecError
 from analytics.filters import Filters
 from analytics.storage.appstate import audience_versions, list_audiences, load_audience, save_audience
@@ -45,6 +46,8 @@ from ui.models import pinned, stored_models
 from ui.recommendations import recommendation_download
 
 TYPED_FIELDS = {key: f.label for key, f in FIELDS.items() if f.typed}
+#: Most audience files added at once.
+MAX_UPLOADS = 20
 LABEL_TO_FIELD = {label: key for key, label in TYPED_FIELDS.items()}
 OPERATOR_TO_KEY = {label: key for key, label in OPERATORS.items()}
 COLUMNS = ["group", "not", "field", "operator", "values", "days"]
@@ -54,7 +57,7 @@ STARTER = pd.DataFrame([
      "days": None},
 ], columns=COLUMNS).astype({"group": "Int64", "days": "Int64"})
 
-ctx = page_inputs()
+ctx = page_inputs("campaign_targeting")
 filters = ctx.filters
 state = app_state()
 session = st.session_state
@@ -63,7 +66,7 @@ session.setdefault("target_saved_extra", {})  # label -> saved versions an opene
 session.setdefault("target_others", [])  # other pages' audiences added as conditions (members of each)
 session["target_others"] += session.pop(INBOX_KEY, [])  # "Use in Campaign targeting" on another page
 #: Widgets inside tabs run only while their tab is open; re-assigning their values keeps them while it is closed.
-TAB_WIDGETS = ("target_name", "target_author", "target_note", "target_overlap_with", "target_profile_dimension",
+TAB_WIDGETS = ("target_name", "target_note", "target_overlap_with", "target_profile_dimension",
                "target_forecast_type", "target_forecast_channel", "target_forecast_coupon",
                "target_forecast_message_cost", "target_forecast_margin", "target_forecast_redemption",
                "target_balance_baseline", "target_balance_difference")
@@ -199,7 +202,7 @@ with st.container(border=True):
     notes: list[str] = []
     known = known_lookup(ctx.engine)
     if json_mode:
-        text = st.text_area("Rules (JSON)", key="target_json", height=260,
+        text = st.text_area("Rules (JSON)", key="target_json", height=260, max_chars=audiences.MAX_JSON_BYTES // 10,
                             help='A group: {"match": "all" or "any", "conditions": [...]}; a condition: {"field": '
                                  '..., "op": ..., "value": ..., "not": true}.')
         try:
@@ -269,7 +272,7 @@ with st.container(border=True):
                 others.remove(other)
                 st.rerun()
     uploads = st.file_uploader("Members of audiences exported by other pages (JSON)", type="json",
-                               accept_multiple_files=True, key="target_uploads",
+                               accept_multiple_files=True, key="target_uploads", max_upload_size=2,
                                help="RFM segments, clusters, tags, heatmap cells, funnel drop-offs and basket rules "
                                     "each offer 'Use in Campaign targeting' and the audience definition as JSON. Each "
                                     "file adds a condition: member of it.")
@@ -294,6 +297,9 @@ def _saved_audience(label: str) -> CampaignAudience:
 
 
 segments = list(others)
+if len(uploads or []) > MAX_UPLOADS:
+    problems.append(f"At most {MAX_UPLOADS} audience files at once; {len(uploads)} were given.")
+    uploads = []
 for upload in uploads or []:
     try:
         segments.append(audiences.loads(upload.getvalue(), allowed=[k for k in audiences.kinds() if k != "audience"]))
@@ -313,8 +319,8 @@ if problems:  # sizes without the rows in error would mislead; the table keeps w
     st.stop()
 
 try:
-    audience = CampaignAudience(Filters(filters.start, filters.end), rules, int(cap) or None, int(size) or None,
-                                holdout, key, lookback=lookback)
+    audience = CampaignAudience(Filters(filters.start, filters.end, scope=filters.scope), rules, int(cap) or None,
+                                int(size) or None, holdout, key, lookback=lookback)
     sizes = cached_audience_preview(ctx.engine, audience)
 except SpecError as problem:
     st.error(str(problem), icon=":material/rule:")
@@ -375,11 +381,14 @@ if save_tab.open:
             name = name_col.text_input("Audience name", key="target_name", max_chars=100,
                                        help="Saving under an existing name adds a new version; earlier versions "
                                             "stay as they were.")
-            author = author_col.text_input("Saved by", value=default_author(), key="target_author", max_chars=100)
+            author_col.text_input("Saved by", value=default_author(), disabled=True,
+                                  help="Your signed-in identity: saves are recorded under it.")
             note = st.text_input("Note (optional)", key="target_note", max_chars=500)
-            if st.button("Save", icon=":material/save:", type="primary", key="target_save"):
+            if st.button("Save", icon=":material/save:", type="primary", key="target_save",
+                         disabled=not allowed(ctx.principal, SAVE_AUDIENCE)):
                 try:
-                    stored = save_audience(state, name, audience.to_json(), sizes.targeted, author, note or None)
+                    stored = save_audience(state, name, audience.to_json(), sizes.targeted,
+                                           require(ctx.principal, SAVE_AUDIENCE).identity[:100], note or None)
                 except MemberLensError as problem:
                     st.error(str(problem), icon=":material/error:")
                 else:

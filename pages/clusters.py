@@ -22,7 +22,7 @@ MIX_LABELS = {"tier": "Tier", "region": "Region", "gender": "Gender", "age_band"
               "acquisition_channel": "Acquisition channel"}
 #: Ordered attributes keep their order (and a sequential palette) in the mix chart.
 VALUE_ORDERS = {"tier": [*TIERS, "unknown"], "age_band": [label for *_, label in clustering.AGE_BANDS] + ["unknown"]}
-ctx = page_inputs()
+ctx = page_inputs("clusters")
 filters = ctx.filters
 
 st.title("Member clusters")

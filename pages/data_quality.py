@@ -12,7 +12,10 @@ import pandas as pd
 import streamlit as st
 from pandas.io.formats.style import Styler
 
+from analytics.privacy import safe_csv
+from analytics.privacy_rights import retention_policy, retention_report
 from analytics.quality import CHECKS, DIMENSION_DESCRIPTIONS, DIMENSIONS
+from ui.app_state import state_engine
 from ui.cached import cached_quality_report
 from ui.context import page_inputs, warn_about_ignored_link_values
 from ui.format import label
@@ -34,7 +37,7 @@ def with_marks(frame: pd.DataFrame) -> Styler:
     return shown.style.map(MARK_STYLES.get, subset=["status"])
 
 
-ctx = page_inputs()
+ctx = page_inputs("data_quality")
 st.title("Data quality")
 st.caption("Every contract table of the warehouse, whole history. The sidebar filters do not apply here: a problem "
            "anywhere in a table affects every period.")
@@ -115,7 +118,7 @@ else:
         key="quality_checks",
         placeholder="",
     )
-    st.download_button("Download the checks (CSV)", checks.to_csv(index=False).encode(),
+    st.download_button("Download the checks (CSV)", safe_csv(checks),
                        file_name=f"memberlens_quality_{today}.csv", mime="text/csv", icon=":material/download:")
 
 # --- tables --------------------------------------------------------------------------------------
@@ -139,6 +142,19 @@ st.dataframe(
     },
     placeholder="",
 )
+
+# --- retention ----------------------------------------------------------------------------------------
+st.subheader("Past their retention period", help="Personal data and records MemberLens keeps only for a configured "
+             "period (MEMBERLENS_RETENTION_* or [memberlens.retention] in secrets.toml); a privacy officer purges "
+             "them on the Privacy requests page, or `python -m analytics privacy purge`.")
+retained = retention_report(ctx.engine, state_engine(), retention_policy(), today)
+st.dataframe(retained, hide_index=True, column_config={
+    "item": "What", "period_days": st.column_config.NumberColumn("Kept (days)", format="localized"),
+    "past_period": st.column_config.NumberColumn("Past the period", format="localized"),
+    "oldest": st.column_config.DatetimeColumn("Oldest", format="YYYY-MM-DD"), "purge": "Purging"})
+overdue = int(retained["past_period"].sum())
+st.caption(f":material/auto_delete: **{overdue:,} item(s) are past their retention period.**" if overdue else
+           ":material/check_circle: Nothing is past its retention period.")
 
 # --- empty values ----------------------------------------------------------------------------------
 st.subheader("Empty values per column")
@@ -170,3 +186,4 @@ with st.expander("How the checks are defined"):
         st.markdown("\n".join(
             f"- `{c.table}{'.' + c.column if c.column else ''}` · {c.label}: {c.description}"
             for c in CHECKS if c.dimension == dimension))
+

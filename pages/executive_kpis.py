@@ -10,6 +10,7 @@ import plotly.express as px
 import streamlit as st
 
 from analytics.kpis import GRAINS, KPI_BY_KEY, KPIS
+from analytics.privacy import safe_csv
 from analytics.programme import CURRENCY, CURRENCY_SYMBOL
 from ui.cached import cached_kpi_breakdown, cached_kpi_summary, cached_kpi_trend, cached_summary_and_tiers
 from ui.context import page_inputs, warn_about_ignored_link_values
@@ -17,7 +18,7 @@ from ui.format import ACCENT, format_change, format_value, label
 
 BREAKDOWN_LABELS = {"channel": "Sales channel", "tier": "Member tier"}
 
-ctx = page_inputs()
+ctx = page_inputs("kpis")
 filters = ctx.filters
 previous = filters.previous()
 
@@ -135,6 +136,6 @@ with breakdown_slot:
 
     with st.expander("KPI definitions"):
         st.markdown("\n".join(f"- **{k.label}**: {k.definition}" for k in KPIS))
-        st.download_button("Download these KPIs (CSV)", summary.to_frame().to_csv(index=False).encode(),
+        st.download_button("Download these KPIs (CSV)", safe_csv(summary.to_frame()),
                            file_name=f"memberlens_kpis_{filters.start}_{filters.end}.csv", mime="text/csv",
                            icon=":material/download:")

@@ -12,10 +12,10 @@ from ui.context import page_inputs
 from ui.format import format_value
 from ui.recommendations import outcome_view
 
-ctx = page_inputs()
+ctx = page_inputs("experiments")
 
 st.title("Experiment read-out")
-listed = cached_campaign_list(ctx.engine)
+listed = cached_campaign_list(ctx.engine, ctx.filters.scope)
 if listed.empty:
     st.info("No campaign with members in the warehouse.", icon=":material/campaign:")
     st.stop()
@@ -23,7 +23,7 @@ labels = {row.campaign_id: f"{row.campaign_id} · {row.name} ({row.type}, {row.c
           f"{row.members:,} members)" for row in listed.itertuples()}
 campaign = st.selectbox("Campaign", list(labels), format_func=labels.get, key="experiment_campaign")
 try:
-    result = cached_read_out(ctx.engine, campaign)
+    result = cached_read_out(ctx.engine, campaign, ctx.filters.scope)
 except ExperimentError as problem:
     st.info(str(problem), icon=":material/science:")
     st.stop()

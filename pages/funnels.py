@@ -33,7 +33,7 @@ MODE_HELP = {
     "strict": "Each step is the very next event after the previous one, nothing between.",
     "any": "Step 1 first, then the other steps in any order.",
 }
-ctx = page_inputs()
+ctx = page_inputs("funnels")
 filters = ctx.filters
 
 st.title("Funnels")

@@ -11,6 +11,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from analytics.heatmaps import AFFINITY_GROUPS, RHYTHM_MEASURES, cell_audience
+from analytics.privacy import safe_csv
 from analytics.programme import CURRENCY
 from ui.app_state import default_author
 from ui.cached import cached_heatmap, cached_retention
@@ -22,7 +23,7 @@ WEEKDAYS = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
 WEEKDAY_NAMES = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"]
 SCALE = "RdPu"
 CLICK_HINT = "Click a cell to see the members behind it (double-click the chart to clear)."
-ctx = page_inputs()
+ctx = page_inputs("heatmaps")
 filters = ctx.filters
 
 st.title("Heatmaps")
@@ -134,7 +135,7 @@ with retention_tab:
         st.caption("Members whose first completed purchase (or registration) falls in each period of the range; "
                    "a cell is the share (or number) of them active N periods later. Period 0 of first-purchase "
                    f"cohorts is 100% by definition. {CLICK_HINT}")
-        st.download_button("Download the cohort table (CSV)", table.to_csv(index=False).encode(),
+        st.download_button("Download the cohort table (CSV)", safe_csv(table),
                            file_name=f"memberlens_retention_{cohort}_{period}.csv", mime="text/csv",
                            icon=":material/download:", key="hm_retention_download")
         if clicked:

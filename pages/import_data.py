@@ -8,6 +8,7 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
+from analytics.access import IMPORT, REPLACE_DATA, allowed, require
 from analytics.importers import (
     DELIMITERS,
     ENCODINGS,
@@ -19,9 +20,12 @@ from analytics.importers import (
     ImportResult,
     import_file,
     import_refusal,
+    import_url,
     preview_file,
 )
+from analytics.privacy import safe_csv
 from analytics.storage.warehouse import WarehouseError
+from ui.app_state import record, record_quietly
 from ui.cached import cached_import_history
 from ui.context import page_inputs, reset_filters
 from ui.format import label
@@ -45,7 +49,11 @@ RESULT_KEY = "import_result"
 PREVIEW_ROWS = 20
 SHOWN_REJECTS = 1_000
 
-ctx = page_inputs()
+CONFIRM_WORD = "REPLACE"
+ctx = page_inputs("import_data")
+if not allowed(ctx.principal, IMPORT):
+    st.error("Your role does not import files.", icon=":material/block:")
+    st.stop()
 st.title("Import data")
 st.caption(
     f"Load your shop's own exports into the warehouse `{ctx.config.display_url}`. An import lands whole or not "
@@ -63,7 +71,7 @@ kind = st.segmented_control("What the file holds", KINDS, default="transactions"
 st.caption(KIND_HELP[kind])
 
 source_choice = st.radio("Where the file is", ["Upload", "A path on the server"], horizontal=True,
-                         key="import_source", help="Upload for files up to 1 GB; a path for larger exports "
+                         key="import_source", help="Upload for files up to 200 MB; a path for larger exports "
                          "already on the machine running MemberLens.")
 path: Path | None = None
 file_name: str | None = None
@@ -147,25 +155,33 @@ else:
     missing = []
 
 st.subheader("Import")
-mode = st.radio("Into the warehouse", ["add", "replace"], horizontal=True, key="import_mode",
+modes = ["add", "replace"] if allowed(ctx.principal, REPLACE_DATA) else ["add"]
+mode = st.radio("Into the warehouse", modes, horizontal=True, key="import_mode",
                 format_func={"add": "Add to what is there", "replace": "Replace all MemberLens data"}.get,
-                help="Adding never touches rows this file does not concern. Replacing first deletes every "
-                     "order, member, product and event in the warehouse (the demo shop, or earlier imports).")
+                help="Adding never touches rows this file does not concern. Replacing (admins only) first deletes "
+                     "every order, member, product and event in the warehouse (the demo shop, or earlier imports).")
 confirmed = True
 if mode == "replace":
     confirmed = st.checkbox("I understand that all current data in the warehouse will be deleted.",
                             key="import_confirm_replace")
+    typed = st.text_input(f"Type {CONFIRM_WORD} to confirm", key="import_confirm_word", max_chars=20)
+    confirmed = confirmed and typed.strip() == CONFIRM_WORD
 options = ImportOptions(mapping=mapping, delimiter=delimiter, encoding=encoding, date_format=date_format,
                         skip_bad_rows=skip_bad_rows, replace=mode == "replace", channel=channel,
                         basket_date=basket_date)
 
 if st.button("Import", type="primary", icon=":material/download:", disabled=bool(missing) or not confirmed,
              key="import_go"):
+    action = REPLACE_DATA if options.replace else IMPORT
+    require(ctx.principal, action)
+    # written first: an import (above all a replacement) never happens unrecorded
+    record(ctx.principal, "replace_data" if options.replace else "import",
+           {"page": "import_data", "file": file_name, "kind": kind, "replace": options.replace})
     forget_warehouse()  # release the read-only connection (DuckDB allows one writer) and stale results
     with st.status(f"Importing {file_name}…", expanded=True) as status:
         bar = st.progress(0.0)
         try:
-            result = import_file(ctx.config.url, kind, path, options, file_name=file_name,
+            result = import_file(import_url(ctx.config.url), kind, path, options, file_name=file_name,
                                  progress=lambda fraction, message: bar.progress(fraction, text=message))
         except ImportRefused as refused:
             status.update(label=f"{file_name} was not imported; the warehouse is unchanged.", state="error")
@@ -177,6 +193,10 @@ if st.button("Import", type="primary", icon=":material/download:", disabled=bool
             done = "was imported before: nothing changed" if result.already_imported else "is imported"
             status.update(label=f"{file_name} {done}.", state="complete", expanded=False)
             st.session_state[RESULT_KEY] = result
+            record_quietly(ctx.principal, "import_committed",  # committed: reported as such whatever happens
+                   {"page": "import_data", "file": file_name, "kind": kind, "replace": options.replace,
+                    "rows": result.rows_accepted, "inserted": result.inserted,
+                    "already_imported": result.already_imported is not None})
             if any(result.inserted.values()):
                 reset_filters()  # from the next run on, the sidebar's dates follow the new data
 
@@ -188,7 +208,7 @@ def show_rejects(rejected: pd.DataFrame, name: str) -> None:
     })
     if len(rejected) > SHOWN_REJECTS:
         st.caption(f"The first {SHOWN_REJECTS:,} of {len(rejected):,}; download them all.")
-    st.download_button("Download rejected rows (CSV)", lambda: rejected.to_csv(index=False),  # built on click
+    st.download_button("Download rejected rows (CSV)", lambda: safe_csv(rejected),  # built on click
                        file_name=f"{name}.rejected.csv",
                        mime="text/csv", icon=":material/download:", key="import_rejects_download")
 

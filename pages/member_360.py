@@ -1,30 +1,50 @@
-"""Member 360: one member's profile (masked), value, segment, cluster, tags and history on one page."""
+"""Member 360: one member's profile (masked), value, segment, cluster, tags and history on one page.
+
+Every look-up is written to the audit log (once per member per session); contact details are unmasked only for
+roles allowed to, with a reason, and the unmasking is written to the audit log before anything is shown."""
 
 from __future__ import annotations
+
+from dataclasses import replace
 
 import plotly.express as px
 import streamlit as st
 
+from analytics.access import MEMBER_360, UNMASK, allowed
 from analytics.errors import InputError
+from analytics.member360 import MAX_SEARCH_CHARS, member_profile
 from analytics.rfm import SEGMENT_HELP
+from ui.app_state import record
 from ui.cached import CLUSTER_SETTINGS_KEY, cached_clusters, cached_find_members, cached_member_360
 from ui.context import page_inputs
 from ui.format import format_value, plain_text
 from ui.members import member_table
 
 SEARCH_LIMIT = 20
-ctx = page_inputs()
+MIN_REASON_CHARS = 10
+
+
+def unmask(principal, member: str, reason: str) -> None:
+    """The Unmask button's callback: written to the audit log first (a failure raises, and nothing is unmasked),
+    then the next run shows the member's contact details."""
+    record(principal, "unmask", {"page": "member_360", "member": member, "reason": reason, "rows": 1})
+    st.session_state["_m360_unmasked"] = member
+
+ctx = page_inputs("member_360")
 filters = ctx.filters
+if not allowed(ctx.principal, MEMBER_360):
+    st.error("Your role does not look up members one by one.", icon=":material/block:")
+    st.stop()
 
 st.title("Member 360")
-text = st.text_input("Member id", value=st.query_params.get("member", ""), key="m360_search",
-                     placeholder="e.g. M00000007, or the start of an id",
+text = st.text_input("Member id", value=st.query_params.get("member", "")[:MAX_SEARCH_CHARS], key="m360_search",
+                     placeholder="e.g. M00000007, or the start of an id", max_chars=MAX_SEARCH_CHARS,
                      help="Finds members whose id is, or starts with, what you type.").strip()
 if not text:
     st.caption("Type a member id to see the member's profile, value, segment, cluster, tags and history. "
                "Names, phones and emails are masked.")
     st.stop()
-found = cached_find_members(ctx.engine, text, SEARCH_LIMIT + 1)  # one more: tells "more than 20"
+found = cached_find_members(ctx.engine, text, SEARCH_LIMIT + 1, ctx.lookup_scope)  # one more: "more than 20"
 if found.empty:
     st.info(f"No member id is or starts with “{plain_text(text[:60])}”.", icon=":material/person_search:")
     st.stop()
@@ -42,11 +62,21 @@ else:
     member_id = st.selectbox("Member", ids, key="m360_pick")
 st.query_params["member"] = member_id
 
-view = cached_member_360(ctx.engine, filters, member_id)
-if view is None:  # deleted between the search and now
+view = cached_member_360(ctx.engine, filters, member_id, ctx.lookup_scope, ctx.listing_scope)
+if view is None:  # deleted (or erased) between the search and now
     st.info(f"Member {member_id} is no longer in the warehouse.", icon=":material/person_off:")
     st.stop()
-profile, rfm_row, tags = view["profile"], view["rfm"], view["tags"]
+looked_up = st.session_state.setdefault("_m360_looked_up", set())
+if member_id not in looked_up:  # one audit row per member looked up in a session (reruns show the same member)
+    record(ctx.principal, "member_360", {"page": "member_360", "member": member_id, "rows": 1})
+    looked_up.add(member_id)
+profile, rfm_row, tags = dict(view["profile"]), view["rfm"], view["tags"]
+objected = member_id in ctx.suppression.objected
+unmasked_for = st.session_state.get("_m360_unmasked")
+if unmasked_for == member_id and allowed(ctx.principal, UNMASK):
+    plain = member_profile(ctx.engine, member_id, unmasked=True, scope=ctx.lookup_scope)
+    if plain is not None:
+        profile.update({k: plain[k] for k in ("name", "phone", "email")})  # never the birth date
 
 with st.container(border=True):
     head, contact = st.columns([3, 2])
@@ -54,14 +84,27 @@ with st.container(border=True):
     facts = [f"**{str(profile['tier'] or 'no').title()} tier**", f"{profile['points_balance'] or 0:,} points",
              f"registered {profile['registered_at']:%d %b %Y}" if profile["registered_at"] else None,
              f"via {profile['acquisition_channel']}" if profile["acquisition_channel"] else None,
-             profile["gender"], f"{profile['age']} years" if profile["age"] is not None else None,
+             profile["gender"], f"aged {profile['age_band']}" if profile["age_band"] else None,
              ", ".join(p for p in (profile["city"], profile["region"]) if p)]
     head.markdown(" · ".join(str(f) for f in facts if f))
     consent = {c: profile[f"consent_{c}"] for c in ("email", "sms", "push")}
     contact.markdown(f":material/mail: {profile['email'] or '–'}  \n:material/call: {profile['phone'] or '–'}  \n"
                      + " ".join(f":{'green' if ok else 'gray'}-badge[{'✓' if ok else '✗'} {c}]"
                                 for c, ok in consent.items()),
-                     help="Masked contact details. Badges: consent to be contacted on each channel.")
+                     help="Contact details (masked unless unmasked below). Badges: consent to be contacted on each "
+                          "channel.")
+    if allowed(ctx.principal, UNMASK) and unmasked_for != member_id:
+        with contact.popover("Unmask contact details", icon=":material/visibility:"):
+            reason = st.text_input("Reason", key="m360_unmask_reason", max_chars=300,
+                                   placeholder="e.g. the member called about order O123 and asked to be called back",
+                                   help="Written to the audit log with your identity before anything is shown.")
+            st.button("Unmask", key="m360_unmask", type="primary", on_click=unmask,
+                      args=(ctx.principal, member_id, reason.strip()), disabled=len(reason.strip()) < MIN_REASON_CHARS)
+    elif unmasked_for == member_id:
+        contact.caption(":material/visibility: Unmasked; written to the audit log.")
+if objected:
+    st.info("This member objected to profiling: no segment, cluster or tags are computed for them.",
+            icon=":material/do_not_disturb_on:")
 
 st.page_link("pages/recommendations.py", label="Recommendations for this member", icon=":material/recommend:",
              query_params={"member": member_id})
@@ -91,7 +134,8 @@ cluster_text, badges = "–", []
 cluster_help = "Open Member clusters first: the member's cluster is shown under the settings chosen there."
 if settings is not None:
     try:
-        result = cached_clusters(ctx.engine, filters, settings)
+        # the clusters page's filters (its scope leaves out members who objected to profiling): the same result
+        result = cached_clusters(ctx.engine, replace(filters, scope=ctx.listing_scope), settings)
         match = result.members.loc[result.members["member_id"] == member_id, ["cluster", "cluster_name"]]
         if match.empty:
             cluster_help = f"Not clustered: fewer than {settings.min_orders} completed order(s) in the range."

@@ -11,7 +11,7 @@ from ui.cached import cached_tag_coverage
 from ui.context import page_inputs
 from ui.member_sets import member_set
 
-ctx = page_inputs()
+ctx = page_inputs("member_tags")
 filters = ctx.filters
 
 st.title("Member tags")

@@ -17,7 +17,7 @@ from ui.member_sets import member_set
 
 SCALE = "RdPu"
 GRID_KEY = "rfm_grid_cells"
-ctx = page_inputs()
+ctx = page_inputs("rfm_segments")
 filters = ctx.filters
 
 st.title("RFM segments")

@@ -9,7 +9,7 @@ from ui.cached import cached_schema_and_counts
 from ui.context import page_inputs
 from ui.warehouse import SOURCE_LABELS
 
-ctx = page_inputs()
+ctx = page_inputs("warehouse")
 st.title("Warehouse")
 st.caption("The database every MemberLens page reads. Analyses open it read-only; only an import you start on "
            "the Import data page writes to it.")

@@ -280,6 +280,7 @@ def test_import_page_previews_maps_and_imports_a_file(duck_warehouse, tmp_path: 
     The page runs as app.py hands it over (its context in session state): under AppTest a click on
     a page routed through app.py is lost, since AppTest restarts Streamlit's page routing every run.
     The browser test opens the same page through app.py."""
+    from analytics.access import local_principal
     from analytics.filters import filter_options
     from analytics.storage.warehouse import resolve_warehouse_config
     from ui.context import _CONTEXT_KEY, Filters, PageContext
@@ -300,7 +301,7 @@ def test_import_page_previews_maps_and_imports_a_file(duck_warehouse, tmp_path: 
     engine = warehouse_engine(url)  # the app's cached engine, which the page releases before writing
     span = data_span(engine)
     context = PageContext(resolve_warehouse_config(), engine, span, filter_options(engine),
-                          Filters(*span.last_days(90)))
+                          Filters(*span.last_days(90)), local_principal())
     at = AppTest.from_file(str(PROJECT_ROOT / "pages" / "import_data.py"), default_timeout=120)
     from streamlit import config
 

@@ -30,7 +30,9 @@ PAGES = [("warehouse", "Warehouse", "warehouse"), ("", "Executive KPIs", "execut
          ("member_360?member=M00000007", "Member 360", "member_360"),
          ("campaign_targeting", "Campaign targeting", "campaign_targeting"),
          ("experiments", "Experiment read-out", "experiments"),
-         ("recommendations?member=M00000007", "Recommendations", "recommendations")]
+         ("recommendations?member=M00000007", "Recommendations", "recommendations"),
+         ("privacy_requests", "Privacy requests", "privacy_requests"), ("audit_log", "Audit log", "audit_log"),
+         ("admin_users", "Users and roles", "admin_users")]
 
 pytestmark = pytest.mark.browser
 if not Path(CHROMIUM).exists():
@@ -201,6 +203,67 @@ def test_predictions_tabs_in_a_real_browser(browser, duck_warehouse, trained_mod
             assert page.locator('[data-testid="stException"]').count() == 0, tab
             assert page.locator(".js-plotly-plot").count() >= 2, tab
             page.screenshot(path=str(ARTIFACTS / f"predictions_{name}.png"), full_page=True)
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
+
+
+def test_signed_in_users_in_a_real_browser(browser, duck_warehouse, tmp_path: Path) -> None:
+    """Sign-in configured: the sign-in page, then a marketer restricted to South China (signed in by the cookie
+    Streamlit sets after an OpenID Connect sign-in, signed with the configured secret): only their pages, their
+    region's members, pseudonymous exports; and a privacy officer on their pages."""
+    import json
+
+    from streamlit.web.server.starlette.starlette_app_utils import create_signed_value
+
+    from analytics.access import local_principal
+    from analytics.storage.appstate import open_state
+    from analytics.storage.users import grant
+
+    secret = "browser-test-cookie-secret-0123456789abcdef"
+    secrets = tmp_path / "secrets.toml"
+    state_url = f"sqlite:///{tmp_path}/state.sqlite"
+    state = open_state(state_url)
+    grant(state, local_principal(), "mia@example.com", "marketer", name="Mia", regions=["South China"])
+    grant(state, local_principal(), "po@example.com", "privacy_officer", name="Po")
+    state.dispose()
+    env = {"MEMBERLENS_WAREHOUSE_URL": duck_warehouse.url, "MEMBERLENS_STATE_URL": state_url,
+           "STREAMLIT_SECRETS_FILES": str(secrets)}
+
+    def write_secrets(base: str) -> None:
+        secrets.write_text(f'[auth]\nredirect_uri = "{base}/oauth2callback"\ncookie_secret = "{secret}"\n'
+                           'client_id = "memberlens"\nclient_secret = "unused"\n'
+                           'server_metadata_url = "https://login.example.com/.well-known/openid-configuration"\n')
+
+    write_secrets("http://127.0.0.1")  # the redirect is never followed: nobody signs in with a provider here
+    process, base = start_app(env, tmp_path / "streamlit.log")
+    try:
+        page = browser.new_page(viewport={"width": 1400, "height": 1200})
+        page.goto(f"{base}/")
+        page.get_by_role("button", name="Sign in").wait_for(timeout=60_000)
+        assert page.locator('[data-testid="stMetric"]').count() == 0
+        page.screenshot(path=str(ARTIFACTS / "sign_in.png"))
+        for identity, pages, shot in (("mia@example.com", ["", "campaign_targeting"], "signed_in_marketer"),
+                                      ("po@example.com", ["", "audit_log"], "signed_in_privacy_officer")):
+            context = browser.new_context(viewport={"width": 1400, "height": 1800})
+            payload = {"email": identity, "name": identity.split("@")[0].title(), "is_logged_in": True,
+                       "origin": base, "provider": "default"}
+            cookie = create_signed_value(secret, "_streamlit_user", json.dumps(payload)).decode()
+            context.add_cookies([{"name": "_streamlit_user", "value": cookie, "url": base}])
+            tab = context.new_page()
+            for path in pages:
+                tab.goto(f"{base}/{path}")
+                wait_until_idle(tab)
+                assert tab.locator('[data-testid="stException"]').count() == 0
+                tab.screenshot(path=str(ARTIFACTS / f"{shot}_{path or 'home'}.png"), full_page=True)
+            navigation = tab.locator('[data-testid="stSidebarNav"]').inner_text()
+            if identity.startswith("mia"):
+                assert "Campaign targeting" in navigation and "Member 360" not in navigation
+                assert "Users and roles" not in navigation and "Refresh data" not in tab.content()
+                assert "Only: South China" in tab.locator('[data-testid="stSidebar"]').inner_text()
+            else:
+                assert "Audit log" in navigation and "Executive KPIs" not in navigation
+            context.close()
     finally:
         process.terminate()
         process.wait(timeout=20)

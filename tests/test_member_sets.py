@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from analytics import audiences, targeting
+from analytics.access import Principal
 from analytics.audiences import loads, parse_audience
 from analytics.errors import SpecError
 from analytics.member_rows import member_count
@@ -18,6 +19,8 @@ from analytics.storage.appstate import audit_events, open_state
 from analytics.storage.db import read_frame
 from analytics.tags import tag_audience
 from tests.conftest import Warehouse, default_filters, open_page
+
+ANA = Principal("ana@example.com", "Ana", "analyst")  # an analyst exports real member ids
 
 
 def test_every_kind_round_trips_through_json(duck_warehouse: Warehouse, trained_models: dict) -> None:
@@ -104,15 +107,17 @@ def test_exports_are_masked_and_audited(duck_warehouse: Warehouse, tmp_path, mon
     monkeypatch.setenv("MEMBERLENS_STATE_URL", state_url)
     filters = default_filters(duck_warehouse)
     audience = tag_audience(filters, "dormant_90")
-    data = export_members(duck_warehouse.engine, audience, "ana", "member_tags")
+    data = export_members(duck_warehouse.engine, audience, ANA, "member_tags")
     frame = pd.read_csv(io.BytesIO(data), dtype=str)
     assert len(frame) == member_count(duck_warehouse.engine, audience.member_ids()) > 0
     raw = duck_warehouse.frame("members").set_index("member_id").loc[frame["member_id"]]
     assert not frame["phone"].dropna().isin(raw["phone"]).any() and not frame["name"].dropna().isin(raw["name"]).any()
     events = audit_events(open_state(state_url))
-    assert events.loc[0, "actor"] == "ana" and events.loc[0, "action"] == "export_members"
+    assert events.loc[0, "actor"] == ANA.identity and events.loc[0, "action"] == "export_members"
     assert json.loads(events.loc[0, "detail"]) == {"page": "member_tags", "audience": "tag", "rows": len(frame),
-                                                   "source": "Tag Dormant 90 days", "masked": True}
+                                                   "source": "Tag Dormant 90 days", "masked": True,
+                                                   "member_ids": "real"}
+    assert (events.loc[0, "page"], events.loc[0, "rows"]) == ("member_tags", len(frame))
 
 
 def test_a_campaign_export_carries_each_members_arm(duck_warehouse: Warehouse, tmp_path, monkeypatch) -> None:
@@ -122,7 +127,7 @@ def test_a_campaign_export_carries_each_members_arm(duck_warehouse: Warehouse, t
     filters = default_filters(duck_warehouse)
     audience = parse_audience({"version": 1, "kind": "audience", "start": str(filters.start), "end": str(filters.end),
                                "holdout": 0.3, "campaign_key": "arms"})
-    frame = pd.read_csv(io.BytesIO(export_members(duck_warehouse.engine, audience, "ana", "campaign_targeting")))
+    frame = pd.read_csv(io.BytesIO(export_members(duck_warehouse.engine, audience, ANA, "campaign_targeting")))
     expected = targeting.targeted_members(duck_warehouse.engine, audience)
     assert frame[["member_id", "arm"]].sort_values("member_id").to_numpy().tolist() == \
         expected.sort_values("member_id").to_numpy().tolist()

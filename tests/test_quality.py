@@ -466,13 +466,14 @@ def quality_page(monkeypatch: pytest.MonkeyPatch):
     routed by app.py here, so the test does not depend on the navigation)."""
     from streamlit.testing.v1 import AppTest
 
+    from analytics.access import local_principal
     from ui.context import _CONTEXT_KEY, PageContext
 
     def start(warehouse: Warehouse) -> tuple[AppTest, Callable[[], AppTest]]:
         monkeypatch.setenv("MEMBERLENS_WAREHOUSE_URL", warehouse.url)
         span = data_span(warehouse.engine)
         context = PageContext(resolve_warehouse_config(), warehouse.engine, span, filter_options(warehouse.engine),
-                              Filters(*span.last_days(90)))
+                              Filters(*span.last_days(90)), local_principal())
         at = AppTest.from_file(str(PROJECT_ROOT / "pages" / "data_quality.py"), default_timeout=120)
 
         def rerun() -> AppTest:

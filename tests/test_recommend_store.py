@@ -16,6 +16,7 @@ import pytest
 from statsmodels.stats.proportion import proportions_ztest
 
 from analytics import targeting
+from analytics.access import Principal
 from analytics.errors import StateError
 from analytics.recommend_data import load_data
 from analytics.recommend_lists import PATHS, ListMaker, ListSettings
@@ -43,6 +44,8 @@ from analytics.storage.recommender_registry import (
     read_lists,
 )
 from tests.conftest import Warehouse, run
+
+ANA = Principal("ana@example.com", "Ana", "analyst")  # an analyst exports real member ids
 
 
 @pytest.fixture()
@@ -157,7 +160,7 @@ def test_the_export_is_masked_audited_linked_and_reproducible(duck_warehouse: Wa
     stored = train_version(duck_warehouse.engine, state, "ana", "hybrid", None, ListSettings(n=10))
     audience = _audience(duck_warehouse, "CMP-REC-1")
     export = RecommendationExport(state, stored, 3, "CMP-REC-1")
-    data = export_members(duck_warehouse.engine, audience, "ana", "campaign_targeting", recommendations=export)
+    data = export_members(duck_warehouse.engine, audience, ANA, "campaign_targeting", recommendations=export)
     frame = pd.read_csv(io.BytesIO(data), dtype=str)
     arms = targeting.targeted_members(duck_warehouse.engine, audience)
     assert len(arms) > 50
@@ -182,7 +185,7 @@ def test_the_export_is_masked_audited_linked_and_reproducible(duck_warehouse: Wa
     second = train_version(duck_warehouse.engine, state, "ana", "popular_segment", None, ListSettings(n=10))
     again, found = linked_export(state, second, 10, "CMP-REC-1")  # the campaign keeps v1 and its 3 items
     assert found == link and again.stored.version == 1 and again.n == 3
-    assert export_members(duck_warehouse.engine, audience, "bo", "campaign_targeting", recommendations=again) == data
+    assert export_members(duck_warehouse.engine, audience, ANA, "campaign_targeting", recommendations=again) == data
     with pytest.raises(CampaignLinkError, match="exported with the top 3 of recommender v1"):
         link_campaign(state, "CMP-REC-1", 2, 3, 10, "bo")
     with pytest.raises(RecommendStoreError, match="export 1 to 10"):
@@ -194,12 +197,12 @@ def test_an_export_that_cannot_be_audited_does_not_happen(duck_warehouse: Wareho
 
     stored = train_version(duck_warehouse.engine, state, "ana", "popular")
 
-    def broken(actor, action, detail):
+    def broken(actor, action, detail, rows=None):
         raise StateError("The audit log cannot be written.", "Fix it.")
 
     with pytest.raises(StateError, match="audit log"):
         export_recommendations(duck_warehouse.engine, _audience(duck_warehouse, ""), RecommendationExport(
-            state, stored, 2), "ana", "test", broken)
+            state, stored, 2), ANA, "test", broken)
     rows, detail = export_frame(duck_warehouse.engine, _audience(duck_warehouse, ""), RecommendationExport(
         state, stored, 2))
     assert detail["members_without_list"] == 0 and len(rows) == 2 * detail["members"]

@@ -15,6 +15,7 @@ from sqlalchemy import func, select
 
 from analytics import member360
 from analytics.audiences import parse_audience
+from analytics.cluster_features import AGE_BANDS
 from analytics.filters import Filters
 from analytics.member360 import (
     find_members,
@@ -375,16 +376,21 @@ def test_member_profile_is_masked_unless_asked(warehouse: Warehouse) -> None:
     as_of = date(2026, 11, 15)
     masked = member_profile(warehouse.engine, member_id, as_of=as_of)
     plain = member_profile(warehouse.engine, member_id, unmasked=True)
-    assert set(masked) == {c.name for c in members.columns} | {"age"}
+    exact = member_profile(warehouse.engine, member_id, unmasked=True, as_of=as_of)
+    assert set(masked) == {c.name for c in members.columns} | {"age", "age_band"}
     assert masked["name"] == mask_name(raw["name"]) != raw["name"]
     assert masked["phone"] == mask_phone(raw["phone"]) != raw["phone"]
     assert masked["email"] == mask_email(raw["email"])
     assert (plain["name"], plain["phone"], plain["email"]) == (raw["name"], raw["phone"], raw["email"])
-    for column in ("tier", "city", "points_balance", "birth_date", "registered_at"):
+    for column in ("tier", "city", "points_balance", "registered_at"):
         assert masked[column] == plain[column] == raw[column], column
     birth = pd.Timestamp(raw["birth_date"]).date()
-    assert masked["age"] == as_of.year - birth.year - ((as_of.month, as_of.day) < (birth.month, birth.day))
-    assert plain["age"] is None  # no reference date, no age
+    age = as_of.year - birth.year - ((as_of.month, as_of.day) < (birth.month, birth.day))
+    # masked: never the birth date or the exact age, only the band
+    assert masked["birth_date"] is None and masked["age"] is None
+    assert masked["age_band"] == next(label for lo, hi, label in AGE_BANDS if lo <= age < hi) == exact["age_band"]
+    assert plain["birth_date"] == raw["birth_date"] and exact["age"] == age
+    assert plain["age"] is None and plain["age_band"] is None  # no reference date, no age
     assert member_profile(warehouse.engine, "' OR 1=1 --") is None
 
 

@@ -323,12 +323,14 @@ def test_saving_reopening_and_versions_on_the_page(warehouse: Warehouse, monkeyp
     """Save the starter audience, change it and save again (version 2), reopen version 1: the builder shows
     its rows and sizes again; the saved spec is the one previewed, and both versions survive a new engine.
     A saved audience then works as a condition, and the rules can be written as JSON."""
+    from analytics.access import Principal
     from analytics.storage.appstate import audience_versions, open_state
     from tests.conftest import default_filters, direct_page
 
     state_url = f"sqlite:///{tmp_path}/state.sqlite"
     monkeypatch.setenv("MEMBERLENS_STATE_URL", state_url)
-    at, run = direct_page(warehouse, "pages/campaign_targeting.py", monkeypatch)
+    ana = Principal("ana@example.com", "Ana", "marketer")  # saves are recorded under the signed-in identity
+    at, run = direct_page(warehouse, "pages/campaign_targeting.py", monkeypatch, ana)
     run()
     first = {m.label: m.value for m in at.metric}
     assert "target_name" not in [t.key for t in at.text_input]  # only the open tab runs: Members
@@ -336,7 +338,6 @@ def test_saving_reopening_and_versions_on_the_page(warehouse: Warehouse, monkeyp
     run()
     name = "Gold, recent 'VIP'; --"
     at.text_input(key="target_name").input(name)
-    at.text_input(key="target_author").input("Ana")
     at.button(key="target_save").click()
     run()
     assert "version 1" in at.success[0].value
@@ -351,7 +352,7 @@ def test_saving_reopening_and_versions_on_the_page(warehouse: Warehouse, monkeyp
     assert v1.spec["rules"] == {"match": "all", "conditions": [
         {"field": "tier", "op": "in", "value": ["gold", "diamond"]},
         {"field": "days_since_last_order", "op": "between", "value": [0, 90]}]}
-    assert (v1.spec["holdout"], v2.spec["holdout"], v1.author, v2.version) == (0.1, 0.2, "Ana", 2)
+    assert (v1.spec["holdout"], v2.spec["holdout"], v1.author, v2.version) == (0.1, 0.2, "ana@example.com", 2)
     assert v1.spec["end"] == filters.end.isoformat() and v1.size == preview(warehouse.engine, v1.spec).targeted
     at.selectbox(key="target_open_name").select(name)
     run()

@@ -8,6 +8,7 @@ reloaded. Member lists, counts and exports of any audience go through :mod:`ui.m
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import date
 from typing import Any
 
@@ -32,7 +33,7 @@ from analytics import (
     targeting,
 )
 from analytics.audiences import Audience, kinds
-from analytics.filters import FilterOptions, Filters, filter_options
+from analytics.filters import OPEN_SCOPE, FilterOptions, Filters, Scope, filter_options, member_regions
 from analytics.quality import DEFAULT_THRESHOLDS, QualityReport, QualityThresholds, quality_report
 from analytics.storage.warehouse import DataSpan, SchemaReport, check_schema, data_span, table_overview
 
@@ -70,6 +71,11 @@ def cached_data_span(engine: Engine) -> DataSpan | None:
 @cached()
 def cached_filter_options(engine: Engine) -> FilterOptions:
     return filter_options(engine)
+
+
+@cached()
+def cached_regions(engine: Engine) -> tuple[str, ...]:
+    return member_regions(engine)
 
 
 @cached("Computing KPIs…")
@@ -225,20 +231,24 @@ def cached_tag_coverage(engine: Engine, filters: Filters) -> pd.DataFrame:
 
 
 @cached(max_entries=64)
-def cached_find_members(engine: Engine, text: str, limit: int) -> pd.DataFrame:
-    return member360.find_members(engine, text, limit)
+def cached_find_members(engine: Engine, text: str, limit: int, scope: Scope = OPEN_SCOPE) -> pd.DataFrame:
+    return member360.find_members(engine, text, limit, scope)
 
 
 @cached("Reading the member's history…", max_entries=32)
-def cached_member_360(engine: Engine, filters: Filters, member_id: str) -> dict | None:
-    """Everything the member 360 view shows of one member (masked), or None for an unknown id."""
-    profile = member360.member_profile(engine, member_id, as_of=filters.end)
+def cached_member_360(engine: Engine, filters: Filters, member_id: str, scope: Scope = OPEN_SCOPE,
+                      profiling: Scope | None = None) -> dict | None:
+    """Everything the member 360 view shows of one member (masked), or None for an unknown id or one ``scope``
+    does not allow. Segment and tags are computed under the ``profiling`` scope (members who objected to
+    profiling are left out of them)."""
+    profile = member360.member_profile(engine, member_id, as_of=filters.end, scope=scope)
     if profile is None:
         return None
-    return {"profile": profile, "rfm": member360.member_summary(engine, filters, member_id),
-            "tags": tags.member_tags(engine, filters, member_id),
+    profiled = replace(filters, scope=scope if profiling is None else profiling)
+    return {"profile": profile, "rfm": member360.member_summary(engine, profiled, member_id),
+            "tags": tags.member_tags(engine, profiled, member_id),
             "tiers": member360.tier_history(engine, member_id), "points": member360.points_history(engine, member_id),
-            "orders": member360.order_timeline(engine, member_id)}
+            "orders": member360.order_timeline(engine, member_id, scope=scope)}
 
 
 # --- campaigns -------------------------------------------------------------------------------------
@@ -249,19 +259,20 @@ def cached_audience_preview(engine: Engine, audience: targeting.CampaignAudience
 
 
 @cached()
-def cached_campaign_list(engine: Engine) -> pd.DataFrame:
-    return experiments.campaign_list(engine)
+def cached_campaign_list(engine: Engine, scope: Scope = OPEN_SCOPE) -> pd.DataFrame:
+    return experiments.campaign_list(engine, scope)
 
 
 @cached("Reading out the campaign…", max_entries=32)
-def cached_read_out(engine: Engine, campaign_id: str) -> experiments.ReadOut:
-    return experiments.read_out(engine, campaign_id)
+def cached_read_out(engine: Engine, campaign_id: str, scope: Scope = OPEN_SCOPE) -> experiments.ReadOut:
+    return experiments.read_out(engine, campaign_id, scope)
 
 
 @cached("Counting the overlaps…", max_entries=16)
 def cached_overlap(engine: Engine, audiences: tuple[tuple[str, targeting.CampaignAudience], ...]) -> pd.DataFrame:
     """The overlap matrix of named audiences (``audiences``: (name, audience) pairs)."""
-    return audience_report.overlap_matrix(engine, dict(audiences))
+    # counted among the members the current audience's user may see (the first audience is the one being built)
+    return audience_report.overlap_matrix(engine, dict(audiences), audiences[0][1].window.scope)
 
 
 @cached("Profiling the audience against all members…", max_entries=16)

@@ -7,15 +7,18 @@ The global filters live in the sidebar (so they are the same on every page), are
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass
-from datetime import timedelta
+from dataclasses import dataclass, field, replace
+from datetime import date, timedelta
 
 import streamlit as st
 from sqlalchemy import Engine
 
-from analytics.filters import DEFAULT_RANGE_DAYS, FilterOptions, Filters
+from analytics.access import AccessDenied, Principal, page_rule, require_page
+from analytics.filters import DEFAULT_RANGE_DAYS, FilterOptions, Filters, Scope
 from analytics.storage.databases import DatabaseConfig
+from analytics.storage.privacy_store import Suppression
 from analytics.storage.warehouse import DataSpan
 from ui.format import label
 
@@ -28,16 +31,43 @@ RESET_KEY = "_reset_filters"
 
 @dataclass(frozen=True)
 class PageContext:
+    """What a page gets: the warehouse, its span and filter options, the global filters (with the user's scope for
+    this page), who is signed in, which page this is, and who is suppressed."""
+
     config: DatabaseConfig
     engine: Engine
     span: DataSpan
     options: FilterOptions
     filters: Filters
+    principal: Principal | None = None
+    page: str | None = None
+    suppression: Suppression = field(default_factory=Suppression)
 
     @property
     def url(self) -> str:
         """The cache key for everything read from this warehouse."""
         return self.config.url
+
+    @property
+    def listing_scope(self) -> Scope:
+        """Whom member lists, counts and exports may show: the user's restriction, without erased members and
+        members who objected to profiling (every list can become a campaign audience)."""
+        return self.principal.scope(self.suppression.excluded(profiling=True)) if self.principal else Scope()
+
+    @property
+    def lookup_scope(self) -> Scope:
+        """Whom Member 360 may show: the user's restriction, without erased members."""
+        return self.principal.scope(self.suppression.erased) if self.principal else Scope()
+
+
+def scoped(filters: Filters, principal: Principal, suppression: Suppression, page: str | None) -> Filters:
+    """The global filters with the user's scope for ``page``: their restriction, erased members left out, and on
+    profiling pages (segments, models, targeting) members who objected too."""
+    profiling = page_rule(page).profiling if page else True
+    return replace(filters, scope=principal.scope(suppression.excluded(profiling)))
+
+
+_current = threading.local()
 
 
 def set_page_context(context: PageContext) -> None:
@@ -45,8 +75,18 @@ def set_page_context(context: PageContext) -> None:
     st.session_state[_CONTEXT_KEY] = context
 
 
-def page_inputs() -> PageContext:
-    """The context ``app.py`` prepared for this run; call it once, at the top of a page.
+def current_context() -> PageContext | None:
+    """The context of the page running in this thread (set by :func:`page_inputs`), for helpers such as member
+    sets that act for the signed-in user."""
+    return getattr(_current, "context", None)
+
+
+def page_inputs(page: str | None = None) -> PageContext:
+    """The context ``app.py`` prepared for this run; call it once, at the top of a page, with the page's key.
+
+    The signed-in user must be allowed to open the page (:func:`analytics.access.require_page`): a hand-typed URL,
+    a stale link or a widget message for a page the role does not open gets a refusal and nothing else (and the
+    refusal is written to the audit log).
 
     Streamlit runs a file of ``pages/`` directly, without ``app.py``, when the very first request
     to a freshly started server asks for a page other than the home page (its legacy ``pages/``
@@ -55,12 +95,50 @@ def page_inputs() -> PageContext:
     which routes to the same page by its URL.
     """
     context = st.session_state.pop(_CONTEXT_KEY, None)
+    _current.context = None
     if context is None:
         from streamlit.runtime.pages_manager import PagesManager  # no public switch for this mode
 
         PagesManager.uses_pages_directory = False
         st.rerun()
+    key = page or context.page
+    try:
+        if page is not None and context.page is not None and context.page != page:
+            raise AccessDenied(f"This run was prepared for the page {context.page}, not {page}.")
+        require_page(context.principal, key or "")
+    except AccessDenied as refused:
+        _refuse(context, key, refused)
+    _current.context = context
+    _log_member_level_view(context, key)
     return context
+
+
+def _refuse(context: PageContext, page: str | None, refused: AccessDenied) -> None:
+    from ui.app_state import record_quietly
+
+    if context.principal is not None:
+        record_quietly(context.principal, "access_denied", {"page": page, "reason": refused.problem})
+    st.error(refused.problem, icon=":material/block:")
+    if refused.fix:
+        st.info(refused.fix, icon=":material/admin_panel_settings:")
+    st.stop()
+
+
+_VIEWED_KEY = "_memberlens_viewed_page"
+
+
+def _log_member_level_view(context: PageContext, page: str | None) -> None:
+    """Write an opening of a page that shows member-level data to the audit log, once per visit (reruns of the
+    same page in a session are one visit)."""
+    if not page or not page_rule(page).member_level or context.principal is None:
+        st.session_state.pop(_VIEWED_KEY, None)  # the next member-level page opened is a new visit
+        return
+    if st.session_state.get(_VIEWED_KEY) == page:
+        return
+    from ui.app_state import record
+
+    record(context.principal, "view_page", {"page": page})
+    st.session_state[_VIEWED_KEY] = page
 
 
 def warn_about_ignored_link_values(allowed: Mapping[str, Collection[str]]) -> None:
@@ -73,9 +151,31 @@ def warn_about_ignored_link_values(allowed: Mapping[str, Collection[str]]) -> No
                    icon=":material/link_off:")
 
 
-def _valid_dates(span: DataSpan) -> set[str]:
-    days = (span.last_day - span.first_day).days
-    return {(span.first_day + timedelta(days=i)).isoformat() for i in range(days + 1)}
+class _DaysIn(Collection[str]):
+    """The ISO dates of a data span, as a container (a set of every day would cost a string per day per run)."""
+
+    def __init__(self, span: DataSpan) -> None:
+        self.span = span
+
+    def __contains__(self, value: object) -> bool:
+        text = str(value)
+        try:
+            day = date.fromisoformat(text)
+        except ValueError:
+            return False
+        if len(text) != 10:  # YYYY-MM-DD only, as the link writes it
+            return False
+        return self.span.first_day <= day <= self.span.last_day
+
+    def __iter__(self):
+        return (str(self.span.first_day + timedelta(days=i)) for i in range(len(self)))
+
+    def __len__(self) -> int:
+        return (self.span.last_day - self.span.first_day).days + 1
+
+
+def _valid_dates(span: DataSpan) -> Collection[str]:
+    return _DaysIn(span)
 
 
 def sidebar_filters(span: DataSpan, options: FilterOptions) -> Filters:

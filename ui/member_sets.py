@@ -3,12 +3,16 @@ CSV (masked and written to the audit log), the definition as JSON, and a button 
 with the audience already added as a condition.
 
 Every page hands over a typed :class:`~analytics.audiences.Audience`; counts and rows are cached on its
-definition, so two pages showing the same set run its query once.
+definition and the signed-in user's scope, so two pages showing the same set run its query once. What the user
+may see is decided by their role (:mod:`analytics.access`): the count always, the rows with ``view_members``, the
+download with ``export_members`` (real member ids with ``export_ids``, else a pseudonym per export). Showing the
+rows and every download are written to the audit log under the signed-in identity.
 """
 
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 import pandas as pd
@@ -16,7 +20,10 @@ import streamlit as st
 from sqlalchemy import Engine
 
 from analytics import audiences
+from analytics.access import EXPORT_IDS, EXPORT_MEMBERS, VIEW_MEMBERS, Principal, allowed, require
 from analytics.audiences import Audience
+from analytics.exports import bulk_export_rows, member_export
+from analytics.filters import OPEN_SCOPE, Scope
 from analytics.member_rows import member_count, member_rows
 from ui.cached import cached
 from ui.members import member_table
@@ -34,39 +41,69 @@ TARGETING_PAGE = "pages/campaign_targeting.py"
 
 
 @cached("Counting the members…", max_entries=64)
-def cached_member_count(engine: Engine, audience: Audience) -> int:
-    return member_count(engine, audience.member_ids())
+def cached_member_count(engine: Engine, audience: Audience, scope: Scope = OPEN_SCOPE) -> int:
+    return member_count(engine, audience.member_ids(), scope)
 
 
 @cached("Listing the members…", max_entries=32)
-def cached_member_rows(engine: Engine, audience: Audience, limit: int) -> pd.DataFrame:
-    """The first ``limit`` members by id (masked), with the columns the audience adds (a campaign's arm)."""
-    return _with_annotations(engine, audience, member_rows(engine, audience.member_ids(), limit))
-
-
-def _with_annotations(engine: Engine, audience: Audience, rows: pd.DataFrame) -> pd.DataFrame:
+def cached_member_rows(engine: Engine, audience: Audience, limit: int, scope: Scope = OPEN_SCOPE) -> pd.DataFrame:
+    """The first ``limit`` members by id (masked) that ``scope`` allows, with the columns the audience adds (a
+    campaign's arm)."""
+    rows = member_rows(engine, audience.member_ids(), limit, scope=scope)
     extra = audience.annotations(engine)
     return rows if extra is None else rows.merge(extra, on="member_id", how="left")
 
 
-def export_members(engine: Engine, audience: Audience, actor: str, page: str,
-                   recommendations: RecommendationExport | None = None) -> bytes:
-    """Every member of the audience as CSV (masked), for a download button; built only when clicked.
+def _principal_and_scope(actor: object) -> tuple[Principal | None, Scope]:
+    from ui.context import current_context
 
-    Every export of member rows on every page goes through here, and each is written to the audit log first: an
-    export that cannot be logged does not happen (the error is shown instead of a file). ``recommendations``:
-    each member's stored top N instead, one row per member and rank (the campaign link is recorded too)."""
+    context = current_context()
+    principal = actor if isinstance(actor, Principal) else (context.principal if context else None)
+    return principal, (context.listing_scope if context is not None else OPEN_SCOPE)
+
+
+def export_members(engine: Engine, audience: Audience, actor: Principal | object, page: str,
+                   scope: Scope | None = None, recommendations: RecommendationExport | None = None) -> bytes:
+    """Every member of the audience the user may see as CSV (masked, formulas neutralised, ids pseudonymised unless
+    the role may export ids), for a download button; built only when clicked.
+
+    ``actor`` is the signed-in :class:`~analytics.access.Principal` (anything else is replaced by the user of the
+    running page). Every export of member rows on every page goes through here, and each is written to the audit log
+    first: an export that cannot be logged does not happen (the error is shown instead of a file). Past the day's
+    bulk-export threshold an alert is written to the audit log too. ``recommendations``: each member's stored top N
+    instead, one row per member and rank (the campaign link is recorded too)."""
     from ui.app_state import record
 
+    principal, page_scope = _principal_and_scope(actor)
     if recommendations is not None:
         from analytics.recommend_store import export_recommendations
 
-        return export_recommendations(engine, audience, recommendations, actor, page, record).to_csv(
-            index=False).encode()
-    rows = _with_annotations(engine, audience, member_rows(engine, audience.member_ids()))
-    record(actor, "export_members", {"page": page, "audience": audience.kind, "source": audience.describe(),
-                                     "rows": len(rows), "masked": True})
-    return rows.to_csv(index=False).encode()
+        export = export_recommendations(engine, audience, recommendations, require(principal, EXPORT_MEMBERS), page,
+                                        record, page_scope if scope is None else scope)
+        _bulk_export_alert(principal, page)
+        return export.csv()
+    export = member_export(engine, audience, require(principal, EXPORT_MEMBERS), page_scope if scope is None else scope)
+    record(principal, "export_members", export.audit_detail(audience, page), rows=export.rows)
+    _bulk_export_alert(principal, page)
+    return export.csv()
+
+
+def _bulk_export_alert(principal: Principal, page: str) -> None:
+    """Write a ``bulk_export_alert`` when the user has now exported more member rows today (UTC) than the threshold
+    (once a day per user)."""
+    from analytics.storage.appstate import audit_events, exported_rows
+    from ui.app_state import record, state_engine
+
+    state = state_engine()
+    day = datetime.now(UTC).replace(tzinfo=None, hour=0, minute=0, second=0, microsecond=0)
+    totals = exported_rows(state, day, day + timedelta(days=1))
+    mine = totals.loc[totals["actor"] == principal.identity, "rows"] if not totals.empty else pd.Series(dtype="int64")
+    limit = bulk_export_rows()
+    if mine.empty or int(mine.iloc[0]) <= limit:
+        return
+    if not audit_events(state, 1, actor=principal.identity, action="bulk_export_alert", since=day).empty:
+        return
+    record(principal, "bulk_export_alert", {"page": page, "rows_today": int(mine.iloc[0]), "threshold": limit})
 
 
 def use_in_targeting(audience: Audience) -> None:
@@ -89,33 +126,58 @@ def slug(text: str) -> str:
     return re.sub(r"[^0-9A-Za-z]+", "_", text).strip("_").lower()[:60] or "members"
 
 
-def member_set(engine: Engine, audience: Audience, *, key: str, who: str, actor: str, page: str,
+_SHOWN_KEY = "_memberlens_shown_sets"
+
+
+def _log_view(principal: Principal, audience: Audience, page: str, rows: int) -> None:
+    """Write the first showing of a member set's rows in this session to the audit log (reruns show it again)."""
+    from ui.app_state import record
+
+    shown = st.session_state.setdefault(_SHOWN_KEY, set())
+    token = (page, audience.fingerprint())
+    if token in shown:
+        return
+    record(principal, "view_members", {"page": page, "audience": audience.kind, "source": audience.describe(),
+                                       "rows": rows}, rows=rows)
+    shown.add(token)
+
+
+def member_set(engine: Engine, audience: Audience, *, key: str, who: str, page: str, actor: object = None,
                count: int | None = None, targeting: bool = True,
                headline: str = "**{count} member{s}** {who}",
                csv_label: str = "Download all {count} member{s} (CSV, masked)",
                column_config: dict | None = None) -> None:
     """Draw a member set: its headline (``**N members** who``), the masked preview, and the CSV, JSON and
-    targeting buttons.
+    targeting buttons, as far as the signed-in user's role allows.
 
-    ``count`` is the size when the page already knows it (a portrait's member count); otherwise it is counted.
-    ``targeting``: offer "Use in Campaign targeting" (not on the targeting page itself). ``headline`` and
-    ``csv_label`` may reword the page's text (``{count}`` is the formatted count, ``{s}`` the plural ending);
-    ``column_config`` says how the audience's own columns look (see ``ui.members.member_table``)."""
-    total = cached_member_count(engine, audience) if count is None else count
+    ``count`` is the size when the page already knows it (a portrait's member count); otherwise it is counted (of
+    the members the user may see). ``targeting``: offer "Use in Campaign targeting" (not on the targeting page
+    itself). ``headline`` and ``csv_label`` may reword the page's text (``{count}`` is the formatted count, ``{s}``
+    the plural ending); ``column_config`` says how the audience's own columns look (see ``ui.members.member_table``).
+    ``actor`` is ignored (kept for older callers): the signed-in user acts."""
+    principal, scope = _principal_and_scope(None)
+    total = cached_member_count(engine, audience, scope) if count is None or not scope.is_open else count
     st.markdown(headline.format(count=f"{total:,}", s="" if total == 1 else "s", who=who))
     if not total:
         return
-    member_table(cached_member_rows(engine, audience, PREVIEW_ROWS), column_config)
+    if not allowed(principal, VIEW_MEMBERS):
+        st.caption(":material/visibility_off: Member-level rows are not shown to your role; the count is all.")
+        return
+    rows = cached_member_rows(engine, audience, PREVIEW_ROWS, scope)
+    _log_view(principal, audience, page, len(rows))
+    member_table(rows, column_config)
     shown = f"The first {PREVIEW_ROWS:,} by member id; the download holds all {total:,}. " \
         if total > PREVIEW_ROWS else ""
-    st.caption(shown + "Names, phones and emails are masked.")
+    ids = "" if allowed(principal, EXPORT_IDS) else " The download replaces member ids by a pseudonym."
+    st.caption(shown + "Names, phones and emails are masked." + ids)
     name = slug(audience.describe())
     buttons = st.columns(3 if targeting else 2)
     plural = "" if total == 1 else "s"
-    buttons[0].download_button(csv_label.format(count=f"{total:,}", s=plural),
-                               lambda: export_members(engine, audience, actor, page),  # built on click
-                               file_name=f"memberlens_{name}.csv", mime="text/csv", icon=":material/download:",
-                               key=f"{key}_csv", on_click="ignore")
+    if allowed(principal, EXPORT_MEMBERS):
+        buttons[0].download_button(csv_label.format(count=f"{total:,}", s=plural),
+                                   lambda: export_members(engine, audience, principal, page, scope),  # on click
+                                   file_name=f"memberlens_{name}.csv", mime="text/csv", icon=":material/download:",
+                                   key=f"{key}_csv", on_click="ignore")
     buttons[1].download_button("Download the audience definition (JSON)", audiences.dumps(audience).encode(),
                                file_name=f"memberlens_audience_{name}.json", mime="application/json",
                                icon=":material/data_object:", key=f"{key}_json", on_click="ignore",

@@ -22,6 +22,7 @@ from analytics.storage.warehouse import (
     explain_error,
     open_warehouse,
     resolve_warehouse_config,
+    stopped_query,
 )
 from analytics.synthetic import DEFAULT_MEMBERS, MAX_MEMBERS, DemoSpec, generate_warehouse
 
@@ -159,6 +160,10 @@ def show_page_failure(exc: Exception, config: DatabaseConfig) -> None:
     error (input refused, the app-state database unavailable) its message and fix; anything else is a bug: logged
     in full on the server with an error id, and summarised in one line for the user with that id.
     """
+    stopped = stopped_query(exc)
+    if stopped is not None:  # the statement timeout or the memory limit: the page's own query, not the warehouse
+        st.error(stopped.message, icon=":material/timer_off:")
+        return
     if isinstance(exc, (WarehouseError, SQLAlchemyError, duckdb.Error)) or type(exc).__module__.startswith("psycopg"):
         show_warehouse_problem(explain_error(exc, config.url), config)
         return

@@ -20,7 +20,7 @@ database, so a large file never has to fit in pandas. Command line: ``python -m 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -28,7 +28,7 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
-from analytics.errors import ImportRefused
+from analytics.errors import ImportRefused, report_bug
 from analytics.importers.baskets import stage_baskets
 from analytics.importers.errors import empty_rejects
 from analytics.importers.events import stage_events
@@ -59,6 +59,7 @@ from analytics.importers.roles import (
 from analytics.importers.staging import Staging
 from analytics.importers.transactions import stage_transactions
 from analytics.storage import contract
+from analytics.storage.locks import warehouse_write_lock
 
 __all__ = [
     "DELIMITERS",
@@ -75,10 +76,27 @@ __all__ = [
     "import_file",
     "import_history",
     "import_refusal",
+    "import_url",
     "preview_file",
 ]
 
 Progress = Callable[[float, str], None]
+#: A writer's URL for imports (the warehouse URL given to analyses can then be a read-only account).
+IMPORT_URL_ENV = "MEMBERLENS_IMPORT_URL"
+
+
+def import_url(warehouse_url: str, environ: Mapping[str, str] | None = None,
+               paths: Sequence[Path] | None = None) -> str:
+    """Where imports write: ``MEMBERLENS_IMPORT_URL``, else ``[connections.warehouse_import]`` in the secrets
+    files, else the warehouse URL itself (the embedded DuckDB file; or a PostgreSQL account that may write)."""
+    import os
+
+    from analytics.storage.databases import secrets_paths, url_from_secrets
+
+    env = os.environ if environ is None else environ
+    configured = env.get(IMPORT_URL_ENV, "").strip()
+    return configured or url_from_secrets("warehouse_import", secrets_paths() if paths is None else paths) \
+        or warehouse_url
 _DATE_ROLE = {"transactions": "invoice_date", "events": "occurred_at"}
 
 
@@ -152,6 +170,15 @@ def _check_options(kind: str, options: ImportOptions) -> None:
                             "Choose comma, semicolon, tab, vertical bar or whitespace.")
     if options.encoding not in ENCODINGS:
         raise ImportRefused(f"Unsupported encoding {options.encoding!r}.", f"Choose one of {', '.join(ENCODINGS)}.")
+    for what, text in (("sales channel", options.channel), ("date format", options.date_format),
+                       ("sheet name", options.sheet)):
+        if text is not None and (len(text) > 100 or "\x00" in text):
+            raise ImportRefused(f"The {what} is too long (at most 100 characters).", f"Shorten the {what}.")
+    if len(options.mapping) > 50 or any(v is not None and len(str(v)) > 200 for v in options.mapping.values()):
+        raise ImportRefused("The column mapping is too large.", "Map each role to one of the file's columns.")
+    if options.basket_date is not None and not 1900 <= options.basket_date.year <= 2999:
+        raise ImportRefused(f"The baskets' day {options.basket_date} is outside the years 1900 to 2999.",
+                            "Choose the day the baskets were bought.")
 
 
 def _stage_file(con: duckdb.DuckDBPyConnection, kind: str, path: Path, options: ImportOptions) -> SourceFile:
@@ -187,9 +214,10 @@ def preview_file(kind: str, path: str | Path, options: ImportOptions = ImportOpt
     """The first ``rows`` rows and the column mapping the import would use (reads only the start)."""
     _check_options(kind, options)
     path = Path(path)
-    check_readable(path)
+    check_readable(path, decompress=False)
     fmt = file_format(path)
     con = duckdb.connect()
+    con.execute("SET enable_progress_bar = false")
     try:
         if fmt == "xlsx":
             source = stage_xlsx(con, path, options.sheet, max_rows=rows)
@@ -234,7 +262,16 @@ def import_file(
     name = file_name or path.name
     report(0.02, "Fingerprinting the file")
     fp = fingerprint(path, kind)
-    with open_target(url) as target:
+    try:
+        return _import_locked(url, kind, path, options, name, fp, report)
+    except _AlreadyImported as again:
+        report(1.0, "Already imported")
+        return ImportResult(kind, name, fp, again.previous)
+
+
+def _import_locked(url: str, kind: str, path: Path, options: ImportOptions, name: str, fp: str,
+                   report: Progress) -> ImportResult:
+    with warehouse_write_lock(url, f"the import of {name}"), open_target(url) as target:
         previous = None if options.replace else target.previous_import(fp)
         if previous is not None:
             report(1.0, "Already imported")
@@ -256,7 +293,7 @@ def import_file(
             summary = stage_baskets(stage, options.basket_date or date.today(), options.channel, fp[:8])
         rows_read = stage.rows_read()
         rejected = stage.rejects()
-        rows_rejected = int(rejected[["sheet", "row"]].drop_duplicates().shape[0]) if not rejected.empty else 0
+        rows_rejected = stage.rejected_rows()
         temporary = _temp_tables(target.staging)
         staged = {t.name: stage.stage_count(t) for t in contract.WAREHOUSE_TABLES if f"_stage_{t.name}" in temporary}
         if rows_read == 0:
@@ -267,6 +304,10 @@ def import_file(
                 "See the rejected rows for the reasons.", rejected)
         report(0.7, "Loading into the warehouse")
         with target.transaction():
+            target.exclusive()  # writers on other machines (PostgreSQL) wait here
+            previous = None if options.replace else target.previous_import(fp, in_transaction=True)
+            if previous is not None:  # the same file landed meanwhile: checked again inside the transaction
+                raise _AlreadyImported(previous)
             target.prepare(options.replace)
             for table in staged:
                 target.ship(next(t for t in contract.WAREHOUSE_TABLES if t.name == table))
@@ -277,13 +318,22 @@ def import_file(
                        "summary": summary, "layout": layout}
             target.record(new_log_entry(kind, name, fp, rows_read, rows_rejected, details))
         report(0.95, "Tidying up")
-        target.after_commit([t for t, n in inserted.items() if n])
+        try:  # committed: whatever happens now, the import happened and is reported as such
+            target.after_commit([t for t, n in inserted.items() if n])
+        except Exception as exc:  # noqa: BLE001 - statistics or a checkpoint: housekeeping, not the import
+            report_bug(exc, f"housekeeping after importing {name}")
     report(1.0, "Done")
     return ImportResult(
         kind, name, fp, None, rows_read, rows_rejected, inserted,
         {t: staged[t] - inserted.get(t, 0) for t in staged}, summary, rejected, layout, _named(source, roles),
         describe_date_format(date_format) if date_format else None, differing,
     )
+
+
+class _AlreadyImported(Exception):
+    def __init__(self, previous: PreviousImport) -> None:
+        super().__init__(previous.import_id)
+        self.previous = previous
 
 
 def import_history(bind) -> pd.DataFrame:

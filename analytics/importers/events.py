@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from analytics.errors import ImportRefused
-from analytics.importers.reading import date_params, describe_date_format, id_sql, timestamp_sql
+from analytics.importers.reading import OUT_OF_YEARS, date_params, describe_date_format, id_sql, timestamp_sql
 from analytics.importers.staging import Check, Staging, most_frequent
 from analytics.storage import contract
 
@@ -57,7 +57,7 @@ def stage_events(
     name = stage.column_name
     # The date format may be the user's own text: it reaches SQL only as a bound parameter.
     params = {**date_params(date_format),
-              "date_reason": f"not a date in the format {describe_date_format(date_format)}"}
+              "date_reason": f"not a date in the format {describe_date_format(date_format)} (years 1900 to 2999)"}
     stage.run(
         "CREATE TEMP TABLE _parsed AS SELECT _rid, _row, _sheet, "
         f"nullif(trim({col(roles['occurred_at'])}), '') AS time_text, "
@@ -80,7 +80,7 @@ def stage_events(
     known = ", ".join(sorted(EVENT_TYPE_MAP))
     stage.reject([
         Check("time_text IS NULL", "'missing event time'", name(roles["occurred_at"]), "time_text", True),
-        Check("time_text IS NOT NULL AND occurred_at IS NULL",
+        Check(f"time_text IS NOT NULL AND (occurred_at IS NULL OR {OUT_OF_YEARS.format(column='occurred_at')})",
               "$date_reason", name(roles["occurred_at"]),
               "time_text", True),
         Check("type_text IS NULL", "'missing event type'", name(roles["event_type"]), "type_text", True),

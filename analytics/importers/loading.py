@@ -57,6 +57,9 @@ imports_log = Table(
     Column("details", String),  # JSON: options, rows inserted per table, the file's summary figures
 )
 
+#: Arbitrary constant: PostgreSQL imports into one database take this advisory lock in turn.
+_IMPORT_LOCK_KEY = 0x4D4C494D  # "MLIM"
+
 #: Tables MemberLens owns besides the contract: dropped with it when an import replaces the data.
 OWN_EXTRA_TABLES: tuple[str, ...] = ("demo_personas", imports_log.name)
 
@@ -99,8 +102,13 @@ class Target:
     def ship(self, table: Table) -> None:
         """Make ``_stage_<table>`` readable by the target's SQL."""
 
-    def previous_import(self, fingerprint: str) -> PreviousImport | None:
+    def previous_import(self, fingerprint: str, in_transaction: bool = False) -> PreviousImport | None:
+        """The earlier import of a file with this fingerprint, if any (``in_transaction``: read inside the load's
+        transaction, so the check and the load are one)."""
         raise NotImplementedError
+
+    def exclusive(self) -> None:
+        """Inside the load's transaction: wait for any other import into the same warehouse to finish."""
 
     def record(self, values: dict) -> None:
         raise NotImplementedError
@@ -186,7 +194,7 @@ class DuckDBTarget(Target):
     def create(self, table: Table) -> None:
         self.staging.execute(str(CreateTable(table).compile(dialect=duckdb_dialect())))
 
-    def previous_import(self, fingerprint: str) -> PreviousImport | None:
+    def previous_import(self, fingerprint: str, in_transaction: bool = False) -> PreviousImport | None:
         if imports_log.name not in self.existing():
             return None
         rows = self.staging.execute(
@@ -253,14 +261,19 @@ class PostgresTarget(Target):
         reader = self.staging.sql(f"SELECT * FROM _stage_{table.name}").to_arrow_reader(100_000)
         copy_batches(self.conn, f"_stage_{table.name}", [c.name for c in table.columns], reader)
 
-    def previous_import(self, fingerprint: str) -> PreviousImport | None:
+    def previous_import(self, fingerprint: str, in_transaction: bool = False) -> PreviousImport | None:
         if imports_log.name not in self.existing():
             return None
         row = self.conn.execute(
             select(imports_log.c.import_id, imports_log.c.file_name, imports_log.c.imported_at)
             .where(imports_log.c.fingerprint == fingerprint).order_by(imports_log.c.imported_at).limit(1)).first()
-        self.conn.rollback()
+        if not in_transaction:
+            self.conn.rollback()
         return PreviousImport(*row) if row else None
+
+    def exclusive(self) -> None:
+        # one import at a time per database, across machines: held until the transaction ends
+        self.conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _IMPORT_LOCK_KEY})
 
     def record(self, values: dict) -> None:
         self.conn.execute(insert(imports_log).values(**values))

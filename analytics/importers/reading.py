@@ -36,6 +36,74 @@ XLSX_BATCH_ROWS = 50_000
 _GZIP_MAGIC = b"\x1f\x8b"
 _XLSX_MAGIC = b"PK\x03\x04"
 
+# --- limits on what a file may be (a file is user input: bounded before it is read) ---------------------------
+#: Largest file after decompression (bytes): a .gz or .xlsx expanding beyond this is refused before it is staged.
+MAX_FILE_BYTES_ENV = "MEMBERLENS_IMPORT_MAX_BYTES"
+MAX_FILE_BYTES = 4 * 1024**3
+#: Most columns in a file's header.
+MAX_COLUMNS = 500
+#: Longest line (bytes), the header included.
+MAX_LINE_BYTES = 1024**2
+#: Most files inside an XLSX workbook (a workbook is a ZIP archive).
+MAX_XLSX_ENTRIES = 10_000
+
+
+def max_file_bytes() -> int:
+    """The decompressed size limit (``MEMBERLENS_IMPORT_MAX_BYTES``, default 4 GiB)."""
+    import os
+
+    text = os.environ.get(MAX_FILE_BYTES_ENV, "").strip()
+    return int(text) if text.isdigit() and int(text) > 0 else MAX_FILE_BYTES
+
+
+def _too_big(path: Path, size: str) -> ImportRefused:
+    return ImportRefused(f"{path.name} is {size} once decompressed; MemberLens imports files up to "
+                         f"{max_file_bytes() / 1024**3:.1f} GiB.",
+                         f"Split the export into smaller files (or raise {MAX_FILE_BYTES_ENV} on the server).")
+
+
+def check_size(path: Path, decompress: bool = True) -> None:
+    """Refuse a file larger than :func:`max_file_bytes` once decompressed: a plain file by its size, a .gz by
+    decompressing it (streamed, stopping at the limit: a compression bomb costs at most the limit), an XLSX by its
+    archive's declared sizes (Python's ZIP reader never inflates an entry past its declared size). A damaged
+    archive is refused as such."""
+    import zipfile
+    import zlib
+
+    limit = max_file_bytes()
+    with open(path, "rb") as handle:
+        head = handle.read(4)
+    if head[:2] == _GZIP_MAGIC:
+        if not decompress:  # a preview reads only the first rows
+            return
+        total = 0
+        try:
+            with gzip.open(path, "rb") as stream:
+                while chunk := stream.read(1 << 20):
+                    total += len(chunk)
+                    if total > limit:
+                        raise _too_big(path, f"more than {limit:,} bytes")
+        except (OSError, EOFError, zlib.error) as exc:
+            raise ImportRefused(f"{path.name} is not a complete gzip file ({exc}).",
+                                "Compress the export again, or import it uncompressed.") from None
+        return
+    if head == _XLSX_MAGIC or path.suffix.lower() == ".xlsx":
+        try:
+            with zipfile.ZipFile(path) as archive:
+                entries = archive.infolist()
+        except (zipfile.BadZipFile, OSError, ValueError) as exc:
+            raise ImportRefused(f"{path.name} is not a readable XLSX workbook ({exc}).",
+                                "Open it in Excel and save it again as .xlsx, or export it as CSV.") from None
+        if len(entries) > MAX_XLSX_ENTRIES:
+            raise ImportRefused(f"{path.name} holds {len(entries):,} parts; a workbook has far fewer.",
+                                "Save the data as a plain XLSX workbook or as CSV.")
+        declared = sum(e.file_size for e in entries)
+        if declared > limit:
+            raise _too_big(path, f"{declared:,} bytes")
+        return
+    if path.stat().st_size > limit:
+        raise _too_big(path, f"{path.stat().st_size:,} bytes")
+
 
 @dataclass(frozen=True)
 class SourceFile:
@@ -69,13 +137,16 @@ def fingerprint(path: Path, kind: str) -> str:
     return digest.hexdigest()
 
 
-def check_readable(path: Path) -> None:
+def check_readable(path: Path, decompress: bool = True) -> None:
+    """Refuse a missing, empty or oversized file (``decompress``: measure a .gz by decompressing it; a preview,
+    which reads only the first rows, skips that)."""
     if not path.exists():
         raise ImportRefused(f"There is no file at {path}.", "Check the path, or upload the file.")
     if path.is_dir():
         raise ImportRefused(f"{path} is a folder, not a file.", "Choose one file.")
     if path.stat().st_size == 0:
         raise ImportRefused(f"{path.name} is empty (0 bytes).", "Export the data again; the file holds nothing.")
+    check_size(path, decompress)
 
 
 def _open_text(path: Path, encoding: str) -> io.TextIOWrapper:
@@ -86,18 +157,29 @@ def _open_text(path: Path, encoding: str) -> io.TextIOWrapper:
 
 
 def read_header(path: Path, delimiter: str, encoding: str) -> list[str]:
-    """The file's column names, with specific messages for an empty file, a wrong encoding or delimiter."""
+    """The file's column names, with specific messages for an empty file, a wrong encoding or delimiter, a first
+    line longer than :data:`MAX_LINE_BYTES` and more than :data:`MAX_COLUMNS` columns."""
     try:
         with _open_text(path, encoding) as text:
-            header = next(csv.reader(text, delimiter=delimiter), None)
+            first = text.readline(MAX_LINE_BYTES + 1)
+        header = next(csv.reader([first], delimiter=delimiter), None)
     except UnicodeDecodeError:
         raise not_utf8(path, encoding, 1) from None
     except (OSError, EOFError) as exc:  # a truncated .gz, say
         raise ImportRefused(f"{path.name} cannot be read: {exc}.", "Check that the file is complete.") from None
+    except csv.Error as exc:
+        raise ImportRefused(f"{path.name}: the first line cannot be read as CSV ({exc}).",
+                            "Check the delimiter and the quotes of the header.") from None
+    if len(first) > MAX_LINE_BYTES:
+        raise ImportRefused(f"The first line of {path.name} is longer than {MAX_LINE_BYTES:,} characters.",
+                            "This is not a shop's export with a header line; check the file.")
     if header is None or not any(h.strip() for h in header):
         raise ImportRefused(f"{path.name} has no header row (the first line is empty).",
                             "Export the file with its column names on the first line.")
-    header = [h.strip() for h in header]
+    if len(header) > MAX_COLUMNS:
+        raise ImportRefused(f"{path.name} has {len(header):,} columns; MemberLens reads files of at most "
+                            f"{MAX_COLUMNS} columns.", "Export only the columns the import needs.")
+    header = [h.strip()[:200] for h in header]
     if len(header) == 1 and delimiter != WHITESPACE and len(header[0].split()) > 1 and not any(
             d in header[0] for d in DELIMITERS[:4]):
         return header[0].split()  # columns aligned with spaces: read as whitespace-separated (see stage_csv)
@@ -128,6 +210,9 @@ def explain_csv_error(exc: duckdb.Error, path: Path, encoding: str, columns: int
     message = str(exc)
     line = re.search(r"Line: (\d+)", message)
     line_no = int(line.group(1)) if line else None
+    if "maximum line size" in message.lower():
+        return ImportRefused(f"Line {line_no} of {path.name} is longer than {MAX_LINE_BYTES:,} bytes.",
+                             "A shop's export has short lines: check that this is the right file (and its quotes).")
     if "unicode" in message.lower() or "utf-8" in message.lower():
         return not_utf8(path, encoding, line_no)
     found = re.search(r"Expected Number of Columns: (\d+) Found: (\d+)", message)
@@ -160,7 +245,7 @@ def stage_csv(
         con.execute(
             f"CREATE TEMP TABLE _raw_rows AS SELECT * FROM read_csv($path, columns = {columns}, header = true, "
             "auto_detect = false, delim = $delim, quote = '\"', escape = '\"', skip = 0, strict_mode = true, "
-            "encoding = $encoding)" + _limit(max_rows),
+            f"encoding = $encoding, max_line_size = {MAX_LINE_BYTES})" + _limit(max_rows),
             {"path": str(path), "delim": delimiter, "encoding": encoding},
         )
     except duckdb.Error as exc:
@@ -206,7 +291,7 @@ def stage_lines(
         con.execute(
             "CREATE TEMP TABLE _raw_rows AS SELECT * FROM read_csv($path, columns = {'c0': 'VARCHAR'}, "
             "header = false, auto_detect = false, delim = $delim, quote = '', escape = '', skip = 0, "
-            "encoding = $encoding)" + _limit(max_rows),
+            f"encoding = $encoding, max_line_size = {MAX_LINE_BYTES})" + _limit(max_rows),
             {"path": str(path), "delim": "\x1f", "encoding": encoding},
         )
     except duckdb.Error as exc:
@@ -244,12 +329,14 @@ def stage_xlsx(
     con: duckdb.DuckDBPyConnection, path: Path, sheet: str | None, max_rows: int | None = None
 ) -> SourceFile:
     """Stage an XLSX workbook: the chosen sheet, or every sheet whose header matches the first one's."""
+    import zipfile
+
     from openpyxl import load_workbook
     from openpyxl.utils.exceptions import InvalidFileException
 
     try:
         book = load_workbook(path, read_only=True, data_only=True)
-    except (InvalidFileException, OSError, KeyError, ValueError) as exc:
+    except (InvalidFileException, OSError, KeyError, ValueError, zipfile.BadZipFile, EOFError) as exc:
         raise ImportRefused(f"{path.name} is not a readable XLSX workbook ({exc}).",
                             "Open it in Excel and save it again as .xlsx, or export it as CSV.") from None
     try:
@@ -261,9 +348,12 @@ def stage_xlsx(
         for name in [sheet] if sheet else book.sheetnames:
             rows = book[name].iter_rows(values_only=True)
             first = next(rows, None)
-            this_header = [(_cell_text(v) or "") for v in first] if first else []
+            this_header = [(_cell_text(v) or "")[:200] for v in first[:MAX_COLUMNS + 1]] if first else []
             while this_header and not this_header[-1]:
                 this_header.pop()
+            if len(this_header) > MAX_COLUMNS:
+                raise ImportRefused(f"Sheet {name} of {path.name} has more than {MAX_COLUMNS} columns.",
+                                    "Export only the columns the import needs.")
             if not any(this_header):
                 continue
             if header is None:
@@ -341,6 +431,11 @@ DATE_FORMATS: tuple[str, ...] = (
 DATE_FORMAT_NAMES = {"iso": "ISO 8601 (YYYY-MM-DD HH:MM:SS)", "%Y%m%d": "YYYYMMDD",
                      "epoch_ms": "Unix time in milliseconds", "epoch_s": "Unix time in seconds"}
 DATE_SAMPLE = 2_000
+
+
+#: Rows whose date lies outside these years are refused (MemberLens accepts no other date anywhere: a year
+#: 0001 or 9999 would stretch every date range). ``{column}`` is a parsed timestamp column.
+OUT_OF_YEARS = "year({column}) NOT BETWEEN 1900 AND 2999"
 
 
 def timestamp_sql(column: str, fmt: str) -> str:

@@ -29,6 +29,8 @@ from analytics.importers.reading import SourceFile
 
 #: How many rejected rows a refusal message quotes; the full list comes with it.
 QUOTED_REJECTS = 3
+#: Most rejected-row entries kept for the report and its download (the count of rejected rows stays exact).
+MAX_REJECTS_KEPT = 100_000
 
 
 @dataclass(frozen=True)
@@ -113,12 +115,18 @@ class Staging:
         self.run(f"CREATE TEMP TABLE {target} AS SELECT * FROM {source} WHERE _rid NOT IN (SELECT _rid FROM _rejects)")
 
     def rejects(self, unreadable_only: bool = False) -> pd.DataFrame:
+        """The rejected rows' entries (row, column, value, reason), the first :data:`MAX_REJECTS_KEPT` of them:
+        a file whose every row is rejected must not become a frame of millions of rows."""
         where = "WHERE unreadable" if unreadable_only else ""
         frame = self.con.execute(
-            f"SELECT _sheet AS sheet, _row AS row, column_name AS column, value, reason FROM _rejects {where} "
-            "ORDER BY _rid, column_name NULLS FIRST").df()
+            f"SELECT _sheet AS sheet, _row AS row, column_name AS column, left(value, 200) AS value, reason "
+            f"FROM _rejects {where} ORDER BY _rid, column_name NULLS FIRST LIMIT {MAX_REJECTS_KEPT}").df()
         frame["row"] = frame["row"].astype("Int64")
         return frame[list(REJECT_COLUMNS)]
+
+    def rejected_rows(self) -> int:
+        """How many rows were rejected (all of them, however many entries are kept)."""
+        return int(self.scalar("SELECT count(DISTINCT _rid) FROM _rejects"))
 
     def refuse_unreadable(self, skip_bad_rows: bool) -> None:
         """Stop the import when values cannot be read (unless asked to skip those rows)."""
@@ -127,8 +135,9 @@ class Staging:
             return
         frame = self.rejects(unreadable_only=True)
         total = self.rows_read()
+        entries = int(self.scalar("SELECT count(*) FROM _rejects WHERE unreadable"))
         quoted = "; ".join(_describe(r) for r in frame.head(QUOTED_REJECTS).itertuples())
-        more = f" and {len(frame) - QUOTED_REJECTS:,} more" if len(frame) > QUOTED_REJECTS else ""
+        more = f" and {entries - QUOTED_REJECTS:,} more" if entries > QUOTED_REJECTS else ""
         if unreadable == total:
             problem = f"No row of {self.source.path.name} can be read ({quoted}{more})."
             fix = ("Check the column mapping, the date format, the delimiter and the decimal mark; "

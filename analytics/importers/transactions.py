@@ -33,7 +33,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from analytics.importers.reading import date_params, describe_date_format, id_sql, timestamp_sql
+from analytics.importers.reading import OUT_OF_YEARS, date_params, describe_date_format, id_sql, timestamp_sql
 from analytics.importers.staging import Check, Staging, most_frequent
 from analytics.storage import contract
 
@@ -41,6 +41,8 @@ CANCELLED = "upper(left(invoice, 1)) = 'C'"
 NO_INVOICE_CANCELLED = "FALSE"  # orders made up from customer and day cannot be cancellations
 ITEM = "ITEM"  # the one product of a file without stock codes
 MAX_LINE_NO = 32_000  # order_items.line_no is a SMALLINT
+#: Largest line amount accepted (money is NUMERIC(14, 2): an order's lines must still add up within it).
+MAX_LINE_AMOUNT = 10**10
 
 
 def stage_transactions(
@@ -51,7 +53,7 @@ def stage_transactions(
     name = stage.column_name
     # The date format may be the user's own text: it reaches SQL only as a bound parameter.
     params = {**date_params(date_format), "channel": channel,
-              "date_reason": f"not a date in the format {describe_date_format(date_format)}"}
+              "date_reason": f"not a date in the format {describe_date_format(date_format)} (years 1900 to 2999)"}
     ordered_at = timestamp_sql(col(roles['invoice_date']), date_format)
     customer_id = id_sql(col(roles['customer_id']))
     has_invoice = roles.get("invoice") is not None
@@ -95,7 +97,8 @@ def stage_transactions(
         Check("quantity_text IS NOT NULL AND (quantity_number IS NULL OR quantity_number <> floor(quantity_number) "
               "OR abs(quantity_number) > 1e9)", "'not a whole number'", name(roles["quantity"]), "quantity_text", True),
         Check("date_text IS NULL", "'missing date'", name(roles["invoice_date"]), "date_text", True),
-        Check("date_text IS NOT NULL AND ordered_at IS NULL", "$date_reason", name(roles["invoice_date"]), "date_text",
+        Check(f"date_text IS NOT NULL AND (ordered_at IS NULL OR {OUT_OF_YEARS.format(column='ordered_at')})",
+              "$date_reason", name(roles["invoice_date"]), "date_text",
               True),
         Check("price_text IS NULL", price_missing, price_name, "price_text", True),
         Check("price_text IS NOT NULL AND unit_price IS NULL AND quantity_number <> 0", "'not a number'", price_name,
@@ -103,6 +106,8 @@ def stage_transactions(
         # A zero line amount is a free purchase the file records; a zero unit price is an adjustment line.
         Check("unit_price <= 0" if roles.get("unit_price") is not None else "unit_price < 0",
               "'zero or negative price'", price_name, "price_text", False),
+        Check(f"abs(quantity_number) * unit_price >= {MAX_LINE_AMOUNT}", "'line amount too large'",
+              price_name, "price_text", True),
         Check("quantity_number = 0", "'zero quantity'", name(roles["quantity"]), "quantity_text", False),
     ], params=params)
     stage.refuse_unreadable(skip_bad_rows)

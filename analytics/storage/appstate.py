@@ -21,6 +21,7 @@ formatted into SQL. Database failures surface as :class:`~analytics.errors.State
 
 from __future__ import annotations
 
+import importlib
 import json
 import random
 import time
@@ -103,13 +104,21 @@ audit_log = Table(
     state_metadata,
     Column("event_id", Integer, primary_key=True, autoincrement=True),
     Column("at", DateTime(timezone=False), nullable=False),  # naive UTC
-    Column("actor", Text, nullable=False),
+    Column("actor", Text, nullable=False),  # the signed-in identity (never typed by the user)
     Column("action", Text, nullable=False),
-    Column("detail", Text),  # JSON
+    Column("detail", Text),  # JSON: the parameters
+    Column("page", Text),  # where it happened (a page key, "cli", ...)
+    Column("rows", Integer),  # member rows shown, exported or changed
 )
 
 AUDIENCE_COLUMNS = ["audience_id", "name", "version", "size", "author", "created_at", "note", "versions"]
-AUDIT_COLUMNS = ["event_id", "at", "actor", "action", "detail"]
+AUDIT_COLUMNS = ["event_id", "at", "actor", "action", "detail", "page", "rows"]
+#: Audit rows younger than this can never be deleted (a database trigger refuses it); retention may only be longer.
+MIN_AUDIT_RETENTION_DAYS = 180
+#: Longest actor (a signed-in identity: an email address can be 254 characters).
+MAX_ACTOR_LENGTH = 320
+#: Most audit rows one query returns (the viewer pages through filters, not through everything).
+MAX_AUDIT_ROWS = 100_000
 
 
 @dataclass(frozen=True)
@@ -199,14 +208,20 @@ def _take_over_sqlite_transactions(engine: Engine) -> None:
 
 
 def _create_tables(engine: Engine) -> None:
-    """Create missing tables; a second process doing the same at once waits, then finds them."""
+    """Create missing tables (and columns added since, and the audit log's guard); a second process doing the same
+    at once waits, then finds them."""
     from analytics.storage import model_registry, recommender_registry  # noqa: F401 - their tables are app state
+    for module in ("analytics.storage.users", "analytics.storage.privacy_store"):  # their tables are in state_metadata
+        importlib.import_module(module)
+
     for attempt in range(2):
         try:
             with _write_transaction(engine) as conn:
                 if conn.dialect.name == "postgresql":
                     conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _CREATE_LOCK_KEY})
                 state_metadata.create_all(conn, checkfirst=True)
+                _add_missing_columns(conn)
+                _guard_audit_log(conn)
             return
         except SQLAlchemyError as exc:
             # Another process created a table between our check and our CREATE (databases where
@@ -214,6 +229,41 @@ def _create_tables(engine: Engine) -> None:
             message = str(getattr(exc, "orig", None) or exc).lower()
             if attempt or not ("already exists" in message or "duplicate" in message):
                 raise
+
+
+def _add_missing_columns(conn: Connection) -> None:
+    """Columns added to a table after a database was created (``audit_log.page`` and ``rows``): nullable, added with
+    ``ALTER TABLE ... ADD COLUMN`` (the same text on SQLite and PostgreSQL)."""
+    from sqlalchemy import inspect
+
+    inspector = inspect(conn)
+    for table in state_metadata.sorted_tables:
+        present = {c["name"] for c in inspector.get_columns(table.name)}
+        for column in table.columns:
+            if column.name not in present:
+                kind = column.type.compile(dialect=conn.dialect)
+                conn.execute(text(f'ALTER TABLE {table.name} ADD COLUMN "{column.name}" {kind}'))
+
+
+def _guard_audit_log(conn: Connection) -> None:
+    """Make the audit log append-only in the database itself: a trigger refuses every UPDATE, and every DELETE of a
+    row younger than :data:`MIN_AUDIT_RETENTION_DAYS` (retention purges only older rows)."""
+    days = int(MIN_AUDIT_RETENTION_DAYS)
+    if conn.dialect.name == "sqlite":
+        conn.execute(text("CREATE TRIGGER IF NOT EXISTS audit_log_no_update BEFORE UPDATE ON audit_log "
+                          "BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END"))
+        conn.execute(text("CREATE TRIGGER IF NOT EXISTS audit_log_no_early_delete BEFORE DELETE ON audit_log "
+                          f"WHEN old.\"at\" > datetime('now', '-{days} days') "
+                          f"BEGIN SELECT RAISE(ABORT, 'audit rows younger than {days} days cannot be deleted'); END"))
+    elif conn.dialect.name == "postgresql":
+        conn.execute(text(
+            "CREATE OR REPLACE FUNCTION memberlens_audit_append_only() RETURNS trigger LANGUAGE plpgsql AS $$ "
+            "BEGIN IF TG_OP = 'UPDATE' THEN RAISE EXCEPTION 'the audit log is append-only'; END IF; "
+            f"IF OLD.at > (now() AT TIME ZONE 'utc') - interval '{days} days' THEN "
+            f"RAISE EXCEPTION 'audit rows younger than {days} days cannot be deleted'; END IF; "
+            "RETURN OLD; END $$"))
+        conn.execute(text("CREATE OR REPLACE TRIGGER audit_log_append_only BEFORE UPDATE OR DELETE ON audit_log "
+                          "FOR EACH ROW EXECUTE FUNCTION memberlens_audit_append_only()"))
 
 
 @contextmanager
@@ -386,34 +436,81 @@ def audience_versions(engine: Engine, name: str) -> list[SavedAudience]:
 
 # --- audit log --------------------------------------------------------------------------------------
 def _insert_event(conn: Connection, actor: str, action: str, detail: Mapping[str, Any] | None,
-                  at: datetime | None = None) -> None:
+                  at: datetime | None = None, *, page: str | None = None, rows: int | None = None) -> None:
+    if detail is not None:
+        page = page if page is not None else (detail.get("page") if isinstance(detail.get("page"), str) else None)
+        counted = detail.get("rows")
+        rows = rows if rows is not None else (counted if isinstance(counted, int) and counted >= 0 else None)
     conn.execute(insert(audit_log).values(
         at=at or _utc_now(), actor=actor, action=action,
-        detail=None if detail is None else _to_json(detail, "audit detail"),
+        detail=None if detail is None else _to_json(detail, "audit detail"), page=page, rows=rows,
     ))
 
 
-def log_event(engine: Engine, actor: str, action: str, detail: Mapping[str, Any] | None = None) -> None:
-    """Record that ``actor`` did ``action`` (e.g. ``export_members``), with optional JSON ``detail``.
+def write_event(conn: Connection, actor: str, action: str, detail: Mapping[str, Any] | None = None, *,
+                page: str | None = None, rows: int | None = None) -> None:
+    """Record an event inside the caller's transaction (so the change and its audit row land together)."""
+    clean_actor = _checked_text(actor, "actor", MAX_ACTOR_LENGTH)
+    clean_action = _checked_text(action, "action", MAX_NAME_LENGTH)
+    _insert_event(conn, clean_actor, clean_action, detail, page=page, rows=rows)
+
+
+def log_event(engine: Engine, actor: str, action: str, detail: Mapping[str, Any] | None = None, *,
+              page: str | None = None, rows: int | None = None) -> None:
+    """Record that ``actor`` did ``action`` (e.g. ``export_members``), with optional JSON ``detail``, the ``page``
+    it happened on and the member ``rows`` it concerned (taken from ``detail["page"]`` and ``detail["rows"]`` when
+    not given).
 
     Raises AppStateError for a blank actor or action, or a detail that is not JSON-serialisable.
     """
-    clean_actor = _checked_text(actor, "actor", MAX_AUTHOR_LENGTH)
+    clean_actor = _checked_text(actor, "actor", MAX_ACTOR_LENGTH)
     clean_action = _checked_text(action, "action", MAX_NAME_LENGTH)
     if detail is not None:
         _to_json(detail, "audit detail")  # validate before opening a transaction
     with _database_errors(engine), _write_transaction(engine) as conn:
-        _insert_event(conn, clean_actor, clean_action, detail)
+        _insert_event(conn, clean_actor, clean_action, detail, page=page, rows=rows)
 
 
-def audit_events(engine: Engine, limit: int = 100) -> pd.DataFrame:
-    """The latest ``limit`` audit events, newest first: ``event_id, at, actor, action, detail``
-    (``detail`` is the JSON text as stored; ``json.loads`` it for the values)."""
-    if isinstance(limit, bool) or not isinstance(limit, Integral) or limit < 1:
-        raise AppStateError(f"The limit must be a whole number of events (1 or more), not {limit!r}.")
-    query = select(audit_log).order_by(audit_log.c.at.desc(), audit_log.c.event_id.desc()).limit(int(limit))
+def audit_events(engine: Engine, limit: int = 100, *, actor: str | None = None, action: str | Sequence[str] | None
+                 = None, page: str | None = None, since: datetime | None = None,
+                 until: datetime | None = None) -> pd.DataFrame:
+    """The latest ``limit`` audit events, newest first: ``event_id, at, actor, action, detail, page, rows``
+    (``detail`` is the JSON text as stored; ``json.loads`` it for the values). Optionally only those of one
+    ``actor``, ``action`` (or several), ``page``, at or after ``since`` and before ``until`` (naive UTC)."""
+    if isinstance(limit, bool) or not isinstance(limit, Integral) or not 1 <= limit <= MAX_AUDIT_ROWS:
+        raise AppStateError(f"The limit must be a whole number of events from 1 to {MAX_AUDIT_ROWS:,}, not {limit!r}.")
+    a = audit_log.c
+    query = select(audit_log).order_by(a.at.desc(), a.event_id.desc()).limit(int(limit))
+    if actor:
+        query = query.where(a.actor == actor)
+    if action:
+        query = query.where(a.action.in_([action] if isinstance(action, str) else list(action)))
+    if page:
+        query = query.where(a.page == page)
+    if since is not None:
+        query = query.where(a.at >= since)
+    if until is not None:
+        query = query.where(a.at < until)
     with _database_errors(engine):
         frame = read_frame(engine, query)
     frame["event_id"] = frame["event_id"].astype("int64")
     frame["at"] = pd.to_datetime(frame["at"])
+    frame["rows"] = frame["rows"].astype("Int64")
     return frame[AUDIT_COLUMNS].reset_index(drop=True)
+
+
+#: The audited actions that hand member rows over (a file): what the bulk-export alert adds up.
+EXPORT_ACTIONS: tuple[str, ...] = ("export_members", "access_package")
+
+
+def exported_rows(engine: Engine, since: datetime, until: datetime | None = None) -> pd.DataFrame:
+    """Member rows exported per actor between ``since`` and ``until`` (naive UTC): ``actor, exports, rows``,
+    most rows first. The bulk-export alert compares ``rows`` with its threshold."""
+    a = audit_log.c
+    rows = func.coalesce(func.sum(a.rows), 0)
+    query = (select(a.actor, func.count().label("exports"), rows.label("rows"))
+             .where(a.action.in_(EXPORT_ACTIONS), a.at >= since, *([a.at < until] if until is not None else []))
+             .group_by(a.actor).order_by(rows.desc(), a.actor))
+    with _database_errors(engine):
+        frame = read_frame(engine, query)
+    return frame.astype({"exports": "int64", "rows": "int64"}) if not frame.empty else frame

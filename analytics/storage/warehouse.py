@@ -11,6 +11,7 @@ nor the command line ever shows a traceback for a configuration mistake.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
@@ -21,12 +22,112 @@ from sqlalchemy import Column, Engine, MetaData, String, Table, create_engine, e
 from sqlalchemy.dialects import registry
 from sqlalchemy.exc import NoSuchModuleError
 
-from analytics.errors import WarehouseError
+from analytics.errors import InputError, WarehouseError
 from analytics.storage.contract import TABLE_TIME_COLUMNS, WAREHOUSE_TABLES, expected_columns, orders
 from analytics.storage.databases import WAREHOUSE, DatabaseConfig, data_dir, secrets_paths
 from analytics.storage.db import Bind, connection
 
 WAREHOUSE_URL_ENV = WAREHOUSE.env
+
+#: Longest an analysis statement may run (seconds) before it is stopped: ``MEMBERLENS_STATEMENT_TIMEOUT``.
+STATEMENT_TIMEOUT_ENV = "MEMBERLENS_STATEMENT_TIMEOUT"
+DEFAULT_STATEMENT_TIMEOUT = 120
+#: DuckDB's memory cap for analyses (unless the URL sets ``memory_limit``): ``MEMBERLENS_DUCKDB_MEMORY_LIMIT``.
+DUCKDB_MEMORY_ENV = "MEMBERLENS_DUCKDB_MEMORY_LIMIT"
+DEFAULT_DUCKDB_MEMORY = "4GB"
+#: A PostgreSQL role analysis sessions switch to (``SET ROLE``), e.g. a read-only one: ``MEMBERLENS_WAREHOUSE_ROLE``.
+WAREHOUSE_ROLE_ENV = "MEMBERLENS_WAREHOUSE_ROLE"
+
+
+class QueryStopped(InputError):
+    """An analysis statement was stopped: it ran past the statement timeout or past the memory limit."""
+
+
+def statement_timeout() -> float:
+    """Seconds an analysis statement may run (``MEMBERLENS_STATEMENT_TIMEOUT``, default 120; 0 = no limit)."""
+    text = os.environ.get(STATEMENT_TIMEOUT_ENV, "").strip()
+    try:
+        value = float(text) if text else DEFAULT_STATEMENT_TIMEOUT
+    except ValueError:
+        raise WarehouseError(f"{STATEMENT_TIMEOUT_ENV}={text!r} is not a number of seconds.",
+                             f"Set it to e.g. 120, or unset it for {DEFAULT_STATEMENT_TIMEOUT} s.") from None
+    return max(value, 0.0)
+
+
+def stopped_query(exc: BaseException) -> QueryStopped | None:
+    """The :class:`QueryStopped` an exception stands for (a timeout or the memory limit), or None."""
+    text = str(getattr(exc, "orig", None) or exc).lower()
+    if "interrupted" in text or "statement timeout" in text or "canceling statement" in text:
+        return QueryStopped(f"The analysis took longer than {statement_timeout():g} s and was stopped.",
+                            "Narrow the date range or the filters (or raise MEMBERLENS_STATEMENT_TIMEOUT on the "
+                            "server).")
+    if "out of memory" in text:
+        return QueryStopped("The analysis needed more memory than the warehouse may use and was stopped.",
+                            "Narrow the date range or the filters (or raise MEMBERLENS_DUCKDB_MEMORY_LIMIT on the "
+                            "server).")
+    return None
+
+
+def _duckdb_guard(engine: Engine, parsed_query: Mapping[str, object]) -> None:
+    """Analysis connections to DuckDB: a memory cap (unless the URL sets one), spilling into a folder of this
+    process's own, no access to files or the network beyond it, and statements interrupted at the timeout."""
+    memory = None if "memory_limit" in parsed_query else _duckdb_size(
+        os.environ.get(DUCKDB_MEMORY_ENV, "").strip() or DEFAULT_DUCKDB_MEMORY)
+    spill = data_dir() / "duckdb_tmp" / str(os.getpid())
+
+    @event.listens_for(engine, "connect")
+    def _guard(dbapi_connection, _record) -> None:
+        external = dbapi_connection.execute("SELECT current_setting('enable_external_access')").fetchone()[0]
+        if external in (True, "true"):  # the first connection to this database in this process
+            spill.mkdir(parents=True, exist_ok=True)
+            if memory:  # checked to be a size: nothing else reaches the SQL text
+                dbapi_connection.execute(f"SET memory_limit = '{memory}'")
+            dbapi_connection.execute(f"SET temp_directory = '{_quoted(str(spill))}'")
+            dbapi_connection.execute(f"SET allowed_directories = ['{_quoted(str(spill))}']")
+            dbapi_connection.execute("SET enable_external_access = false")
+
+    _interrupt_at_timeout(engine, lambda dbapi: dbapi.interrupt())
+
+
+def _duckdb_size(text: str) -> str:
+    """A DuckDB memory size (``4GB``, ``512MB``, ``75%``) checked before it reaches SQL text."""
+    import re
+
+    if not re.fullmatch(r"\d+(\.\d+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB|%)", text.strip(), re.IGNORECASE):
+        raise WarehouseError(f"{DUCKDB_MEMORY_ENV}={text!r} is not a memory size.", "Use e.g. 4GB or 512MB.")
+    return text.strip()
+
+
+def _quoted(text: str) -> str:
+    return text.replace("'", "''")
+
+
+def _interrupt_at_timeout(engine: Engine, interrupt) -> None:
+    """Stop a statement that runs past :func:`statement_timeout` (DuckDB has no statement timeout of its own)."""
+    import threading
+
+    @event.listens_for(engine, "before_cursor_execute")
+    def _start(conn, _cursor, _statement, _parameters, context, _many) -> None:
+        limit = statement_timeout()
+        if limit and context is not None:
+            dbapi = conn.connection.dbapi_connection
+            timer = threading.Timer(limit, interrupt, args=(dbapi,))
+            timer.daemon = True
+            context._memberlens_timer = timer
+            timer.start()
+
+    def _stop(context) -> None:
+        timer = getattr(context, "_memberlens_timer", None)
+        if timer is not None:
+            timer.cancel()
+
+    @event.listens_for(engine, "after_cursor_execute")
+    def _done(_conn, _cursor, _statement, _parameters, context, _many) -> None:
+        _stop(context)
+
+    @event.listens_for(engine, "handle_error")
+    def _failed(exception_context) -> None:
+        _stop(exception_context.execution_context)
 
 # Apache Spark SQL through its Thrift Server (analytics/storage/spark_dialect.py, loaded when a URL names it).
 registry.register("sparksql", "analytics.storage.spark_dialect", "SparkDialect")
@@ -93,13 +194,23 @@ def create_warehouse_engine(url: str, *, read_only: bool = True) -> Engine:
             # DuckDB draws progress bars on stdout for long queries; the CLI prints results there.
             dbapi_connection.execute("SET enable_progress_bar = false")
 
+        if read_only:
+            _duckdb_guard(engine, parsed.query)
+
     if read_only and backend == "postgresql":
+        timeout_ms = int(statement_timeout() * 1000)
+        role = os.environ.get(WAREHOUSE_ROLE_ENV, "").strip()
 
         @event.listens_for(engine, "connect")
         def _read_only_session(dbapi_connection, _record) -> None:
             autocommit = getattr(dbapi_connection, "autocommit", None)
             cursor = dbapi_connection.cursor()
+            if role:  # e.g. a role granted only SELECT: the session cannot write whatever the URL's user may do
+                from psycopg import sql
+
+                cursor.execute(sql.SQL("SET ROLE {}").format(sql.Identifier(role)))
             cursor.execute("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY")
+            cursor.execute(f"SET statement_timeout = {timeout_ms:d}")
             cursor.close()
             if autocommit is False:
                 dbapi_connection.commit()

@@ -1,0 +1,74 @@
+"""Member exports: who may download which members, and what the file holds.
+
+Every file of member rows MemberLens hands out (a page's CSV download, the command line's member lists) is made
+here, so the rules are in one place:
+
+* only roles allowed ``export_members`` get one (:mod:`analytics.access`);
+* the members are those of the audience the user's scope allows (their regions and channels, nobody erased or
+  objecting to profiling);
+* names, phones and emails are masked; member ids are replaced by a pseudonym stable within the file (a fresh
+  random key per export) unless the role may see ids (``export_ids``);
+* text cells that a spreadsheet would run as formulas are neutralised (:func:`analytics.privacy.safe_csv`).
+
+Writing the audit row is the caller's part (the app's ``ui.member_sets.export_members``, the CLI): it happens
+before the file is handed over, and an export that cannot be logged does not happen.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass
+
+import pandas as pd
+
+from analytics.access import EXPORT_IDS, EXPORT_MEMBERS, Principal, allowed, require
+from analytics.audiences import Audience
+from analytics.filters import OPEN_SCOPE, Scope
+from analytics.member_rows import member_rows
+from analytics.privacy import pseudonymise, safe_csv
+from analytics.storage.db import Bind
+
+#: Member rows one user may export in a (UTC) day before the audit log raises a bulk-export alert.
+BULK_EXPORT_ENV = "MEMBERLENS_BULK_EXPORT_ROWS"
+DEFAULT_BULK_EXPORT_ROWS = 50_000
+
+
+def bulk_export_rows() -> int:
+    """The bulk-export alert threshold (``MEMBERLENS_BULK_EXPORT_ROWS``, default 50,000 rows per user per day)."""
+    text = os.environ.get(BULK_EXPORT_ENV, "").strip()
+    return int(text) if text.isdigit() and int(text) > 0 else DEFAULT_BULK_EXPORT_ROWS
+
+
+@dataclass(frozen=True)
+class MemberExport:
+    """The rows of one export and how they were made."""
+
+    frame: pd.DataFrame
+    pseudonymous: bool
+
+    @property
+    def rows(self) -> int:
+        return len(self.frame)
+
+    def csv(self) -> bytes:
+        """The file: CSV with formulas neutralised."""
+        return safe_csv(self.frame)
+
+    def audit_detail(self, audience: Audience, page: str) -> dict[str, object]:
+        """What the audit row records about this export."""
+        return {"page": page, "audience": audience.kind, "source": audience.describe(), "rows": self.rows,
+                "masked": True, "member_ids": "pseudonymous" if self.pseudonymous else "real"}
+
+
+def member_export(bind: Bind, audience: Audience, principal: Principal, scope: Scope = OPEN_SCOPE) -> MemberExport:
+    """Every member of ``audience`` that ``scope`` allows, masked, with the columns the audience adds (a campaign's
+    arm), ids pseudonymised unless ``principal`` may export ids; AccessDenied unless they may export members."""
+    require(principal, EXPORT_MEMBERS)
+    rows = member_rows(bind, audience.member_ids(), scope=scope)
+    extra = audience.annotations(bind)
+    if extra is not None:
+        rows = rows.merge(extra, on="member_id", how="left")
+    if allowed(principal, EXPORT_IDS):
+        return MemberExport(rows, False)
+    return MemberExport(pseudonymise(rows, secrets.token_hex(16)), True)
