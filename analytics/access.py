@@ -101,6 +101,7 @@ VIEW_MEMBERS, EXPORT_MEMBERS, EXPORT_IDS, MEMBER_360 = "view_members", "export_m
 UNMASK, SAVE_AUDIENCE, IMPORT, REPLACE_DATA = "unmask", "save_audience", "import", "replace_data"
 MANAGE_USERS, PRIVACY_REQUESTS, ERASE_MEMBER = "manage_users", "privacy_requests", "erase_member"
 VIEW_AUDIT, PURGE, CLEAR_CACHES = "view_audit", "purge", "clear_caches"
+TRAIN_MODELS = "train_models"
 
 #: Every action a role may be allowed, with what it lets the user do (the refusal names it).
 ACTIONS: dict[str, str] = {
@@ -118,6 +119,7 @@ ACTIONS: dict[str, str] = {
     VIEW_AUDIT: "read the audit log",
     PURGE: "purge data past its retention period",
     CLEAR_CACHES: "clear every cached result for all users",
+    TRAIN_MODELS: "train prediction models and recommenders (each stored as a new version)",
 }
 
 #: The matrix: which roles may carry out each action.
@@ -136,6 +138,7 @@ ALLOWED: dict[str, frozenset[str]] = {
     VIEW_AUDIT: frozenset({PRIVACY_OFFICER, ADMIN}),
     PURGE: frozenset({PRIVACY_OFFICER, ADMIN}),
     CLEAR_CACHES: frozenset({ADMIN}),
+    TRAIN_MODELS: frozenset({MEMBERSHIP_MANAGER, ANALYST, ADMIN}),
 }
 #: Actions a user restricted to regions or channels may never carry out (they act on the whole warehouse).
 WHOLE_WAREHOUSE_ACTIONS = frozenset({IMPORT, REPLACE_DATA, MANAGE_USERS, PRIVACY_REQUESTS, ERASE_MEMBER,

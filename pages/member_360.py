@@ -16,7 +16,7 @@ from analytics.member360 import MAX_SEARCH_CHARS, member_profile
 from analytics.rfm import SEGMENT_HELP
 from ui.app_state import record
 from ui.cached import CLUSTER_SETTINGS_KEY, cached_clusters, cached_find_members, cached_member_360
-from ui.context import page_inputs
+from ui.context import link_to_page, page_inputs
 from ui.format import format_value, plain_text
 from ui.members import member_table
 
@@ -106,8 +106,7 @@ if objected:
     st.info("This member objected to profiling: no segment, cluster or tags are computed for them.",
             icon=":material/do_not_disturb_on:")
 
-st.page_link("pages/recommendations.py", label="Recommendations for this member", icon=":material/recommend:",
-             query_params={"member": member_id})
+link_to_page("recommendations", "Recommendations for this member", ":material/recommend:", {"member": member_id})
 if filters.tiers and profile["tier"] not in filters.tiers:
     st.info(f"This member's tier ({profile['tier'] or 'none'}) is outside the tier filter, so segment, cluster and "
             "tags are not computed for them; clear the filter to see them.", icon=":material/filter_alt_off:")

@@ -7,6 +7,7 @@ import plotly.express as px
 import plotly.graph_objects as go
 import streamlit as st
 
+from analytics.access import ACTIONS, TRAIN_MODELS, allowed
 from analytics.prediction_audiences import PinnedModel, PredictionAudience
 from analytics.prediction_eval import MEASURES
 from analytics.prediction_features import FEATURE_BY_NAME
@@ -20,7 +21,7 @@ from ui.format import ACCENT, MISSING, count, label, money, share
 from ui.member_sets import member_set
 from ui.models import age_note, scoring_models, stored_models, train_now
 
-ctx = page_inputs()
+ctx = page_inputs("predictions")
 filters = ctx.filters
 as_of = filters.end
 BAND_COLOURS = {"low": "#1b9e77", "medium": "#e6ab02", "high": "#d95f02"}
@@ -65,9 +66,10 @@ with st.expander(f"Models ({len(stored)} of 3 trained)", icon=":material/model_t
                 f"analytics models train --model KIND`.", icon=":material/model_training:")
     chosen = st.multiselect("Train new versions of", ["churn", "propensity", "clv"], default=missing,
                             key="pred_train_kinds", format_func=lambda k: KINDS[k].label if k in KINDS else "CLV")
-    if st.button("Train now", icon=":material/play_arrow:", key="pred_train", disabled=not chosen,
+    may_train = allowed(ctx.principal, TRAIN_MODELS)
+    if st.button("Train now", icon=":material/play_arrow:", key="pred_train", disabled=not chosen or not may_train,
                  help="Trains on the warehouse's data up to the range's last day and stores a new version; older "
-                      "versions are kept."):
+                      "versions are kept." if may_train else f"Your role may not {ACTIONS[TRAIN_MODELS]}."):
         train_now(ctx.engine, tuple(chosen), as_of)
 if "churn" not in stored:
     st.stop()

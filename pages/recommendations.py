@@ -6,6 +6,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
+from analytics.access import ACTIONS, TRAIN_MODELS, allowed
 from analytics.errors import MemberLensError
 from analytics.recommend_eval import compare_with_baseline, comparison_sentence
 from analytics.recommend_lists import MAX_N, PATHS, UNKNOWN_CATEGORY, ListSettings, default_rebuy_categories
@@ -25,7 +26,7 @@ from ui.recommendations import (
     train_now,
 )
 
-ctx = page_inputs()
+ctx = page_inputs("recommendations")
 PATH_HELP = {
     "personal": "Members whose whole list comes from their own purchase history.",
     "personal + popular": "Members with some personal picks, the rest of the list filled with their segment's "
@@ -52,9 +53,11 @@ def train_form(key: str, expanded: bool) -> StoredRecommender | None:
                                  help="The hybrid is the default: the best precision, recall and NDCG out of time on "
                                       "the demo and on Online Retail (see the Evaluation tab).")
         n = st.number_input("Items stored per member", 1, MAX_N, 10, key=f"{key}_n")
-        if st.button("Train and store", icon=":material/play_arrow:", key=f"{key}_train",
+        may_train = allowed(ctx.principal, TRAIN_MODELS)
+        if st.button("Train and store", icon=":material/play_arrow:", key=f"{key}_train", disabled=not may_train,
                      help="Fits on every purchase, makes every member's list with the default settings and stores "
-                          "them as a new version; older versions are kept."):
+                          "them as a new version; older versions are kept." if may_train else
+                          f"Your role may not {ACTIONS[TRAIN_MODELS]}."):
             return train_now(ctx.engine, algorithm, ListSettings(n=int(n)))
     return None
 

@@ -24,8 +24,9 @@ E, M, MM, A, P, AD = "executive", "marketer", "membership_manager", "analyst", "
 EXPECTED_PAGES = {
     "kpis": {E, M, MM, A, AD},
     "rfm_segments": {E, MM, A, AD}, "clusters": {E, MM, A, AD}, "member_tags": {E, MM, A, AD},
-    "member_360": {MM, A, AD}, "heatmaps": {E, M, MM, A, AD},
+    "member_360": {MM, A, AD}, "predictions": {E, M, MM, A, AD}, "heatmaps": {E, M, MM, A, AD},
     "funnels": {E, M, A, AD}, "basket_rules": {E, M, A, AD}, "campaign_targeting": {M, A, AD},
+    "recommendations": {M, MM, A, AD},
     "experiments": {E, M, A, AD},
     "warehouse": {A, AD}, "import_data": {A, AD}, "data_quality": {A, AD},
     "privacy_requests": {P, AD}, "audit_log": {P, AD}, "admin_users": {AD},
@@ -36,6 +37,7 @@ EXPECTED_ACTIONS = {
     "member_360": {MM, A, AD}, "unmask": {MM, P, AD}, "save_audience": {M, A, AD}, "import": {A, AD},
     "replace_data": {AD}, "manage_users": {AD}, "privacy_requests": {P, AD}, "erase_member": {P, AD},
     "view_audit": {P, AD}, "purge": {P, AD}, "clear_caches": {AD},
+    "train_models": {MM, A, AD},
 }
 
 

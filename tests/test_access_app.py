@@ -23,7 +23,9 @@ AUTH = {"redirect_uri": "http://localhost:8501/oauth2callback", "cookie_secret":
 PAGE_FILES = {
     "kpis": ("pages/executive_kpis.py", "Executive KPIs"), "rfm_segments": ("pages/rfm_segments.py", "RFM segments"),
     "clusters": ("pages/clusters.py", "Member clusters"), "member_tags": ("pages/member_tags.py", "Member tags"),
-    "member_360": ("pages/member_360.py", "Member 360"), "heatmaps": ("pages/heatmaps.py", "Heatmaps"),
+    "member_360": ("pages/member_360.py", "Member 360"), "predictions": ("pages/predictions.py", "Predictions"),
+    "heatmaps": ("pages/heatmaps.py", "Heatmaps"),
+    "recommendations": ("pages/recommendations.py", "Recommendations"),
     "funnels": ("pages/funnels.py", "Funnels"), "basket_rules": ("pages/basket_rules.py", "Basket rules"),
     "campaign_targeting": ("pages/campaign_targeting.py", "Campaign targeting"),
     "experiments": ("pages/experiments.py", "Experiment read-out"), "warehouse": ("pages/warehouse.py", "Warehouse"),

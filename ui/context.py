@@ -7,6 +7,7 @@ The global filters live in the sidebar (so they are the same on every page), are
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field, replace
@@ -234,3 +235,23 @@ def reset_filters() -> None:
     """Put the sidebar filters back to their defaults on the next run: after an import the data's
     dates change. (Removing the widgets' state is not enough: the browser would keep showing them.)"""
     st.session_state[RESET_KEY] = True
+
+
+def link_to_page(key: str, label_text: str, icon: str, query_params: Mapping[str, str] | None = None) -> None:
+    """A link to another page (``pages/<key>.py``), drawn only when the signed-in user may open it and the page is
+    in this run's navigation (a page run on its own, as tests do, has no other pages to link to)."""
+    from streamlit.errors import StreamlitPageNotFoundError
+
+    from analytics.access import may_open
+
+    context = current_context()
+    if context is None or context.principal is None or not may_open(context.principal, key):
+        return
+    with contextlib.suppress(StreamlitPageNotFoundError):
+        st.page_link(f"pages/{key}.py", label=label_text, icon=icon, query_params=query_params)
+
+
+def current_principal() -> Principal | None:
+    """The signed-in user of this run (None outside a page run)."""
+    context = current_context()
+    return context.principal if context is not None else None

@@ -9,11 +9,13 @@ import streamlit as st
 from sqlalchemy import Engine
 
 from analytics import predictions
+from analytics.access import TRAIN_MODELS, require
 from analytics.errors import MemberLensError
 from analytics.prediction_audiences import PinnedModel
 from analytics.storage.appstate import resolve_state_url
 from analytics.storage.model_registry import MODEL_KINDS, STALE_AFTER_DAYS, StoredModel, latest_model, save_model
-from ui.app_state import app_state, default_author
+from ui.app_state import app_state, record
+from ui.context import current_principal
 
 
 @st.cache_resource(ttl=60, show_spinner=False)
@@ -63,6 +65,8 @@ def age_note(stored: StoredModel) -> tuple[str, bool]:
 
 def train_now(engine: Engine, kinds: tuple[str, ...], as_of: date) -> None:
     """Train new versions of ``kinds`` for ``as_of`` with a progress display, store them, and rerun."""
+    principal = current_principal()
+    require(principal, TRAIN_MODELS)
     state = app_state()
     if state is None:
         return
@@ -76,8 +80,9 @@ def train_now(engine: Engine, kinds: tuple[str, ...], as_of: date) -> None:
                 status.update(label=f"The {kind} model could not be trained", state="error")
                 st.error(problem.message, icon=":material/query_stats:")
                 return
+            record(principal, "train_model", {"page": "predictions", "model": kind, "as_of": as_of.isoformat()})
             save_model(state, kind, trained["card"].get("algorithm", "bgnbd+gammagamma"), as_of, trained,
-                       default_author())
+                       principal.identity)
         status.update(label="Models trained and stored", state="complete", expanded=False)
     forget_models()
     st.rerun()

@@ -11,6 +11,7 @@ import pandas as pd
 import streamlit as st
 from sqlalchemy import Engine
 
+from analytics.access import TRAIN_MODELS, require
 from analytics.audiences import Audience
 from analytics.errors import MemberLensError
 from analytics.recommend_data import RecommendData, load_data
@@ -33,8 +34,9 @@ from analytics.storage.recommender_registry import (
     latest_recommender,
     load_recommender,
 )
-from ui.app_state import app_state, default_author
+from ui.app_state import app_state, record
 from ui.cached import HASH_FUNCS, TTL_SECONDS, cached
+from ui.context import current_principal
 from ui.format import change_pp, count, share
 
 
@@ -125,13 +127,17 @@ def cached_outcome(engine: Engine, link: CampaignLink) -> RecommendationOutcome:
 def train_now(engine: Engine, algorithm: str, settings: ListSettings) -> StoredRecommender | None:
     """Train ``algorithm`` on all purchases and store every member's list as a new version, with a progress
     display; the new version (None when it could not be trained: the page says why)."""
+    principal = current_principal()
+    require(principal, TRAIN_MODELS)
     state = app_state()
     if state is None:
         return None
     with st.status("Training the recommender…", expanded=True) as status:
         status.write("Reading the purchases, fitting, making every member's list and storing them…")
         try:
-            stored = train_version(engine, state, default_author() or "app", algorithm, None, settings)
+            record(principal, "train_recommender", {"page": "recommendations", "algorithm": algorithm,
+                                                    "list_length": settings.n})
+            stored = train_version(engine, state, principal.identity, algorithm, None, settings)
         except MemberLensError as problem:
             status.update(label="The recommender could not be trained", state="error")
             st.error(problem.message, icon=":material/recommend:")
