@@ -335,3 +335,7 @@ def _experiment(ctx: Context) -> pd.DataFrame:
     result = experiments.read_out(ctx.engine, ctx.args.campaign)
     print(f"verdict: {result.verdict}", file=sys.stderr)
     return experiments.read_out_table(result)
+
+
+# The membership programme and campaign results register their subcommands in their own module (keeps this one small).
+from analytics import cli_programme  # noqa: E402, F401
