@@ -102,37 +102,43 @@ def campaign_totals(bind: Bind, filters: Filters, campaign_type: str | None = No
         scope.append(c.type == campaign_type)
     if channel is not None:
         scope.append(c.channel == channel)
-    converted, later = orders.alias("converted"), orders.alias("later")
-    in_scope = select(c.campaign_id).where(*scope)
-    conversions = (select(cm.campaign_id, cm.member_id, converted.c.ordered_at.label("at"))
-                   .select_from(campaign_members.join(converted, converted.c.order_id == cm.converted_order_id))
-                   .where(cm.campaign_id.in_(in_scope)).subquery("conversions"))
-    v = conversions.c
-    again = (select(v.campaign_id, v.member_id)
-             .select_from(conversions.join(later, and_(later.c.member_id == v.member_id,
-                                                       later.c.status == "completed", later.c.ordered_at > v.at,
-                                                       days_between(later.c.ordered_at, v.at) <= RETENTION_DAYS)))
-             .group_by(v.campaign_id, v.member_id).subquery("ordered_again"))
-    o = orders.alias("campaign_orders")
-    revenue = cast(func.coalesce(o.c.net_amount, 0), Double)
+    # Each campaign row with its converted order, read once (a CTE: the main aggregation and the retention join both
+    # use it). Orders are read from the range's start: every campaign here started in it, and an order placed
+    # before its campaign started is not its conversion; the column store skips the older blocks.
+    converted = orders.alias("converted")
+    rows = (select(cm.campaign_id, cm.member_id, cm.arm, cm.sent_at, cm.opened_at, cm.clicked_at,
+                   cm.converted_order_id, converted.c.ordered_at.label("converted_at"),
+                   converted.c.net_amount, converted.c.campaign_id.label("order_campaign"))
+            .select_from(campaign_members.outerjoin(converted, and_(converted.c.order_id == cm.converted_order_id,
+                                                                    converted.c.ordered_at >= filters.start_ts)))
+            .where(cm.campaign_id.in_(select(c.campaign_id).where(*scope))).cte("campaign_rows"))
+    later = orders.alias("later")
+    again = (select(rows.c.campaign_id, rows.c.member_id)
+             .select_from(rows.join(later, and_(later.c.member_id == rows.c.member_id, later.c.status == "completed",
+                                                later.c.ordered_at >= filters.start_ts,
+                                                later.c.ordered_at > rows.c.converted_at,
+                                                days_between(later.c.ordered_at, rows.c.converted_at)
+                                                <= RETENTION_DAYS)))
+             .group_by(rows.c.campaign_id, rows.c.member_id).subquery("ordered_again"))
+    r = rows.c
+    revenue = cast(func.coalesce(r.net_amount, 0), Double)
     columns = []
     for arm in ("treatment", "control"):
-        in_arm = cm.arm == arm
+        in_arm = r.arm == arm
         columns += [count_if(in_arm).label(f"{arm}_members"),
-                    count_if(and_(in_arm, cm.converted_order_id.is_not(None))).label(f"{arm}_conversions"),
+                    count_if(and_(in_arm, r.converted_order_id.is_not(None))).label(f"{arm}_conversions"),
                     func.coalesce(sum_if(in_arm, revenue), 0.0).label(f"{arm}_revenue"),
                     func.coalesce(sum_if(in_arm, revenue * revenue), 0.0).label(f"{arm}_revenue_sq"),
                     count_if(and_(in_arm, again.c.member_id.is_not(None))).label(f"{arm}_retained")]
-    columns += [count_if(cm.sent_at.is_not(None)).label("sent"), count_if(cm.opened_at.is_not(None)).label("opened"),
-                count_if(cm.clicked_at.is_not(None)).label("clicked"),
-                count_if(and_(cm.arm == "treatment", o.c.campaign_id == c.campaign_id)).label("coupons_redeemed")]
+    columns += [count_if(r.sent_at.is_not(None)).label("sent"), count_if(r.opened_at.is_not(None)).label("opened"),
+                count_if(r.clicked_at.is_not(None)).label("clicked"),
+                count_if(and_(r.arm == "treatment", r.order_campaign == c.campaign_id)).label("coupons_redeemed")]
     query = (select(c.campaign_id, c.name, c.type, c.channel, c.start_at, c.end_at,
                     cast(func.coalesce(c.holdout_pct, 0), Double).label("holdout_pct"),
                     cast(func.coalesce(c.coupon_value, 0), Double).label("coupon_value"), *columns)
-             .select_from(campaigns.outerjoin(campaign_members, cm.campaign_id == c.campaign_id)
-                          .outerjoin(o, o.c.order_id == cm.converted_order_id)
-                          .outerjoin(again, and_(again.c.campaign_id == cm.campaign_id,
-                                                 again.c.member_id == cm.member_id)))
+             .select_from(campaigns.outerjoin(rows, r.campaign_id == c.campaign_id)
+                          .outerjoin(again, and_(again.c.campaign_id == r.campaign_id,
+                                                 again.c.member_id == r.member_id)))
              .where(*scope)
              .group_by(c.campaign_id, c.name, c.type, c.channel, c.start_at, c.end_at, c.holdout_pct, c.coupon_value)
              .order_by(c.start_at, c.campaign_id))

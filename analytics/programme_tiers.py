@@ -3,10 +3,11 @@ spend by tier, the spend still needed for the next tier, and sales per tier.
 
 Definitions (one place; the app shows them as help, :data:`TIER_HELP`):
 
-* **A member's tier at a moment** comes from ``tier_changes``: the ``to_tier`` of their latest change before
-  the moment; before their first change, that change's ``from_tier``; a member who never changed holds
-  ``members.tier``; without any of these, ``unknown``. Members count from their ``registered_at``. "On a day"
-  means at the end of that day.
+* **A member's tier at a moment**: the ``from_tier`` of their first ``tier_changes`` row after the moment (the
+  tier they held until then); with no change after it, their current tier, ``members.tier`` (which, by the
+  contract's convention, the latest change's ``to_tier`` equals); without either, ``unknown``. Members count from
+  their ``registered_at``. "On a day" means at the end of that day. Read this way, a recent moment needs only the
+  few changes after it.
 * **Members per tier over time**: members per tier at the end of each day, ISO week or calendar month of the
   range (a running sum: each member enters in their first tier when they register, each change moves one
   member from ``from_tier`` to ``to_tier``).
@@ -31,6 +32,7 @@ The tier filter is not applied here (tiers are what is analysed). Everything is 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from itertools import pairwise
@@ -38,7 +40,7 @@ from typing import Any
 
 import pandas as pd
 from sqlalchemy import (
-    DateTime,
+    BigInteger,
     Double,
     Numeric,
     Subquery,
@@ -48,7 +50,6 @@ from sqlalchemy import (
     extract,
     func,
     literal,
-    null,
     or_,
     select,
     union_all,
@@ -74,9 +75,8 @@ GAP_BINS = 10
 QUALIFIES = -1
 
 TIER_HELP: dict[str, str] = {
-    "tier_at": "A member's tier on a day comes from the tier changes: the tier of their latest change up to the end "
-               "of that day (before their first change, the tier it started from; never changed: their current "
-               "tier).",
+    "tier_at": "A member's tier on a day comes from the tier changes: the tier their first change after that day "
+               "started from; with no later change, their current tier.",
     "over_time": "Members per tier at the end of each day, week or month (members count from registration).",
     "flows": "Each member's tier at the end of the first day against the end of the second; members who joined in "
              "between come from 'joined'.",
@@ -113,50 +113,58 @@ def tier_rank(tier: Any) -> Any:
     return case(*((tier == t, i) for i, t in enumerate(TIERS)), else_=-1)
 
 
-def _ordered_changes() -> Subquery:
-    """Tier changes with their order per member (``n``, from 1) and the time of the member's next change."""
-    tc = tier_changes.c
-    return select(tc.member_id, tc.from_tier, tc.to_tier, tc.changed_at,
-                  func.lead(tc.changed_at).over(partition_by=tc.member_id, order_by=tc.changed_at).label("next_at"),
-                  func.row_number().over(partition_by=tc.member_id, order_by=tc.changed_at).label("n")
-                  ).subquery("ordered_changes")
+#: Tier ranks are packed beside a time as ``epoch seconds × PACK + rank`` (rank :data:`PACK` - 1 = unknown), so
+#: "the tier of a member's first change after a moment" is one MIN per member: no window, no sort.
+PACK = 8
+
+
+def _packed(at: Any, tier: Any) -> Any:
+    rank = case(*((tier == t, i) for i, t in enumerate(TIERS)), else_=PACK - 1)
+    return cast(extract("epoch", at), BigInteger) * PACK + rank
+
+
+def _unpacked(packed: Any) -> Any:
+    """The tier a packed value carries (NULL stays NULL)."""
+    return case(*((packed % PACK == i, t) for i, t in enumerate(TIERS)), (packed.is_not(None), UNKNOWN))
+
+
+def tiers_at(moments: Sequence[datetime], name: str = "tiers_at") -> Subquery:
+    """``member_id, registered_at, tier_0, tier_1 ...``: each member's tier at each of ``moments`` (see the module
+    docstring), for the members registered before the last of them. One aggregation of the tier changes after the
+    earliest moment (for a recent moment, few rows), joined to ``members``."""
+    if not moments:
+        raise InputError("Tiers at no moment: give at least one.")
+    tc, m = tier_changes.c, members.c
+    packed = _packed(tc.changed_at, tc.from_tier)
+    firsts = (select(tc.member_id, *(func.min(case((tc.changed_at >= moment, packed))).label(f"p{i}")
+                                     for i, moment in enumerate(moments)))
+              .where(tc.changed_at >= min(moments)).group_by(tc.member_id).subquery(f"{name}_next_change"))
+    return (select(m.member_id, m.registered_at,
+                   *(func.coalesce(_unpacked(firsts.c[f"p{i}"]), m.tier, UNKNOWN).label(f"tier_{i}")
+                     for i in range(len(moments))))
+            .select_from(members.outerjoin(firsts, firsts.c.member_id == m.member_id))
+            .where(m.registered_at < max(moments)).subquery(name))
 
 
 def tier_at(moment: datetime, name: str = "tier_at") -> Subquery:
-    """``member_id, tier`` of every member registered before ``moment``, as of ``moment`` (see the module
-    docstring). One window over the tier changes: the latest change before the moment, else the earliest after
-    it (whose ``from_tier`` is the tier held until then)."""
-    tc, m = tier_changes.c, members.c
-    before = tc.changed_at < moment
-    rank = func.row_number().over(partition_by=tc.member_id,
-                                  order_by=(case((before, 0), else_=1), case((before, tc.changed_at)).desc(),
-                                            tc.changed_at))
-    picked = select(tc.member_id, case((before, tc.to_tier), else_=tc.from_tier).label("tier"),
-                    rank.label("pick")).subquery(f"{name}_picked")
-    chosen = select(picked.c.member_id, picked.c.tier).where(picked.c.pick == 1).subquery(f"{name}_chosen")
-    return (select(m.member_id, func.coalesce(chosen.c.tier, m.tier, UNKNOWN).label("tier"))
-            .select_from(members.outerjoin(chosen, chosen.c.member_id == m.member_id))
-            .where(m.registered_at < moment).subquery(name))
-
-
-def tier_spans(lo: datetime, hi: datetime) -> Subquery:
-    """``member_id, tier, valid_from, valid_to`` (NULL = open) of the tier spans overlapping ``[lo, hi)``, for
-    members with tier changes; the others hold ``members.tier`` throughout."""
-    o = _ordered_changes().c
-    after = select(o.member_id, o.to_tier.label("tier"), o.changed_at.label("valid_from"),
-                   o.next_at.label("valid_to")).where(o.changed_at < hi, or_(o.next_at.is_(None), o.next_at > lo))
-    first = select(o.member_id, o.from_tier.label("tier"), cast(null(), DateTime).label("valid_from"),
-                   o.changed_at.label("valid_to")).where(o.n == 1, o.changed_at > lo)
-    return union_all(after, first).subquery("tier_spans")
+    """``member_id, tier`` of every member registered before ``moment``, as of ``moment``."""
+    held = tiers_at([moment], f"{name}_all")
+    return select(held.c.member_id, held.c.tier_0.label("tier")).subquery(name)
 
 
 def tier_when(rows: Subquery, lo: datetime, hi: datetime) -> tuple[Any, Any]:
     """Join ``rows`` (with ``member_id`` and ``at``, all in ``[lo, hi)``) to the tier each member held at ``at``:
-    ``(from clause, tier expression)``; guests (no member) are ``guest``."""
-    spans = tier_spans(lo, hi)
+    ``(from clause, tier expression)``; guests (no member) are ``guest``. The spans come from the changes after
+    ``lo`` only: a span ends at a change and holds its ``from_tier``; after a member's last change, their
+    current tier."""
+    tc = tier_changes.c
+    later = (select(tc.member_id, tc.from_tier.label("tier"), tc.changed_at.label("valid_to"),
+                    func.lag(tc.changed_at).over(partition_by=tc.member_id, order_by=tc.changed_at)
+                    .label("valid_from")).where(tc.changed_at > lo).subquery("later_changes"))
+    spans = select(later).where(or_(later.c.valid_from.is_(None), later.c.valid_from < hi)).subquery("tier_spans")
     s, r = spans.c, rows.c
     joined = (rows.outerjoin(spans, and_(s.member_id == r.member_id, or_(s.valid_from.is_(None), s.valid_from <= r.at),
-                                         or_(s.valid_to.is_(None), r.at < s.valid_to)))
+                                         r.at < s.valid_to))
               .outerjoin(members, members.c.member_id == r.member_id))
     tier = case((r.member_id.is_(None), GUEST), else_=func.coalesce(s.tier, members.c.tier, UNKNOWN))
     return joined, tier
@@ -188,11 +196,12 @@ def tier_counts_over_time(bind: Bind, filters: Filters, grain: Grain = "month") 
     summed per period; the running sum is taken here over those few rows."""
     grid = periods(filters, grain)
     tc, m = tier_changes.c, members.c
-    first = _ordered_changes()
+    first = (select(tc.member_id, func.min(_packed(tc.changed_at, tc.from_tier)).label("packed"))
+             .group_by(tc.member_id).subquery("first_change"))
     hi = filters.end_ts
-    joins = (select(m.registered_at.label("at"), func.coalesce(first.c.from_tier, m.tier, UNKNOWN).label("tier"),
-                    literal(1).label("delta"))
-             .select_from(members.outerjoin(first, and_(first.c.member_id == m.member_id, first.c.n == 1)))
+    start_tier = func.coalesce(_unpacked(first.c.packed), m.tier, UNKNOWN)
+    joins = (select(m.registered_at.label("at"), start_tier.label("tier"), literal(1).label("delta"))
+             .select_from(members.outerjoin(first, first.c.member_id == m.member_id))
              .where(m.registered_at < hi))
     ups = select(tc.changed_at, tc.to_tier, literal(1)).where(tc.changed_at < hi)
     downs = select(tc.changed_at, func.coalesce(tc.from_tier, UNKNOWN), literal(-1)).where(tc.changed_at < hi)
@@ -222,9 +231,10 @@ def tier_flows(bind: Bind, before: date, after: date) -> pd.DataFrame:
     joined in between come from :data:`JOINED`); only pairs with members, in tier order."""
     if after < before:
         raise InputError(f"The second day ({after}) is before the first ({before}).")
-    was, now = tier_at(day_end(before), "tier_before"), tier_at(day_end(after), "tier_after")
-    pairs = (select(func.coalesce(was.c.tier, JOINED).label("from_tier"), now.c.tier.label("to_tier"))
-             .select_from(now.outerjoin(was, was.c.member_id == now.c.member_id)).subquery("pairs"))
+    first, second = day_end(before), day_end(after)
+    held = tiers_at([first, second], "tiers_compared")
+    pairs = select(case((held.c.registered_at < first, held.c.tier_0), else_=JOINED).label("from_tier"),
+                   held.c.tier_1.label("to_tier")).subquery("pairs")
     frame = read_frame(bind, select(pairs.c.from_tier, pairs.c.to_tier, func.count().label("members"))
                        .group_by(pairs.c.from_tier, pairs.c.to_tier))
     frame = frame.astype({"members": "int64"})
@@ -245,24 +255,28 @@ def flow_matrix(flows: pd.DataFrame) -> pd.DataFrame:
 
 def time_to_tier(bind: Bind, filters: Filters) -> pd.DataFrame:
     """Per tier above the lowest: ``tier, members`` (who first reached at least it in the range),
-    ``median_days, p25_days, p75_days`` from registration."""
+    ``median_days, p25_days, p75_days`` from registration. The first time each member reached each level is one
+    aggregation of the changes; the levels are then one column, so a single grouping computes every percentile."""
     tc, m = tier_changes.c, members.c
     firsts = (select(tc.member_id, *(func.min(case((tier_rank(tc.to_tier) >= i, tc.changed_at))).label(f"r{i}")
                                      for i in range(1, len(TIERS))))
               .where(tc.changed_at < filters.end_ts).group_by(tc.member_id).subquery("first_reached"))
-    joined = firsts.join(members, m.member_id == firsts.c.member_id)
-    branches = []
-    for i in range(1, len(TIERS)):
-        reached = firsts.c[f"r{i}"]
-        days = days_between(reached, m.registered_at)
-        branches.append(select(literal(i).label("rank"), func.count().label("members"),
-                               *(func.percentile_cont(q).within_group(days).label(name)
-                                 for q, name in ((0.5, "median_days"), (0.25, "p25_days"), (0.75, "p75_days"))))
-                        .select_from(joined).where(reached >= filters.start_ts, reached < filters.end_ts))
-    frame = read_frame(bind, union_all(*branches)).sort_values("rank")
-    frame.insert(0, "tier", [TIERS[int(r)] for r in frame["rank"]])
-    out = frame.drop(columns="rank").reset_index(drop=True).astype({"members": "int64"})
-    return out.astype({c: "float64" for c in ("median_days", "p25_days", "p75_days")})
+    levels = union_all(*(select(literal(i).label("level")) for i in range(1, len(TIERS)))).subquery("levels")
+    reached = case(*((levels.c.level == i, firsts.c[f"r{i}"]) for i in range(1, len(TIERS))))
+    rows = (select(levels.c.level, days_between(reached, m.registered_at).label("days"))
+            .select_from(firsts.join(members, m.member_id == firsts.c.member_id).join(levels, literal(True)))
+            .where(reached >= filters.start_ts, reached < filters.end_ts).subquery("reach_days"))
+    r = rows.c
+    frame = read_frame(bind, select(r.level, func.count().label("members"),
+                                    *(func.percentile_cont(q).within_group(r.days).label(name)
+                                      for q, name in ((0.5, "median_days"), (0.25, "p25_days"), (0.75, "p75_days"))))
+                       .group_by(r.level))
+    found = frame.set_index(frame["level"].astype("int64"))
+    out = pd.DataFrame({"tier": list(TIERS[1:])}, index=range(1, len(TIERS)))
+    out["members"] = found["members"].reindex(out.index).fillna(0).astype("int64")
+    for column in ("median_days", "p25_days", "p75_days"):
+        out[column] = found[column].reindex(out.index).astype("float64")
+    return out.reset_index(drop=True)
 
 
 # ---- retention and spend by tier -----------------------------------------------------------------------------------

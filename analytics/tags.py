@@ -281,7 +281,10 @@ def expiring_points(end: date, min_points: int = 1, scope: Sequence[ColumnElemen
     earned_before = func.sum(case(((lg.delta > 0) & (lg.occurred_at < year_start), lg.delta), else_=0))
     debited = func.sum(case((lg.delta < 0, -lg.delta), else_=0))
     end_ts = datetime.combine(end + timedelta(days=1), time())
-    return (select(lg.member_id, (earned_before - debited).label("points")).where(lg.occurred_at < end_ts, *scope)
+    # only the rows that count (credits before this year, debits): half the ledger, the same sums
+    counted = ((lg.delta > 0) & (lg.occurred_at < year_start)) | (lg.delta < 0)
+    return (select(lg.member_id, (earned_before - debited).label("points"))
+            .where(lg.occurred_at < end_ts, counted, *scope)
             .group_by(lg.member_id).having(earned_before - debited >= min_points))
 
 
