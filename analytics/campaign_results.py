@@ -251,7 +251,7 @@ def roi_trend(results: pd.DataFrame, filters: Filters, grain: Grain = "month") -
     grid = periods(filters, grain)
     used = results[results["lift"].notna()]
     starts = pd.to_datetime(used["start_at"]).dt.normalize()
-    bucket = {"day": starts, "week": starts - pd.to_timedelta(starts.dt.weekday, unit="D"),
+    bucket = {"day": starts, "week": starts - pd.to_timedelta(starts.dt.day_of_week, unit="D"),
               "month": starts.dt.to_period("M").dt.start_time}[grain]
     grouped = used.groupby(bucket).agg(campaigns=("campaign_id", "size"), incremental_margin=("incremental_margin",
                                                                                                "sum"),

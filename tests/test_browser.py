@@ -108,7 +108,7 @@ def test_every_page_in_a_real_browser(browser, duck_warehouse, tmp_path: Path) -
         # the KPI page is interactive and its state lands in the URL, ready to share
         page.goto(f"{base}/")
         wait_until_idle(page)
-        assert page.locator('[data-testid="stMetric"]').count() == 9
+        assert page.locator('[data-testid="stMetric"]').count() == 11
         page.get_by_text("Member tier", exact=True).last.click()
         wait_until_idle(page)
         assert "breakdown_by=Member+tier" in page.url
