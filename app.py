@@ -42,6 +42,7 @@ PAGES = {
         st.Page("pages/member_tags.py", title="Member tags", icon=":material/sell:", url_path="member_tags"),
         st.Page("pages/member_360.py", title="Member 360", icon=":material/person_search:", url_path="member_360"),
         st.Page("pages/heatmaps.py", title="Heatmaps", icon=":material/grid_on:", url_path="heatmaps"),
+        st.Page("pages/programme.py", title="Programme", icon=":material/workspace_premium:", url_path="programme"),
     ],
     "Marketing": [
         st.Page("pages/funnels.py", title="Funnels", icon=":material/filter_alt:", url_path="funnels"),
@@ -51,6 +52,8 @@ PAGES = {
                 url_path="campaign_targeting"),
         st.Page("pages/experiments.py", title="Experiment read-out", icon=":material/science:",
                 url_path="experiments"),
+        st.Page("pages/campaign_results.py", title="Campaign results", icon=":material/leaderboard:",
+                url_path="campaign_results"),
     ],
     "Data": [
         st.Page("pages/warehouse.py", title="Warehouse", icon=":material/database:", url_path="warehouse"),

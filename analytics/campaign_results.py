@@ -220,6 +220,24 @@ def realised_roi(results: pd.DataFrame) -> float:
     return _roi(float(used["incremental_margin"].sum()), float(used["cost"].sum()))
 
 
+@dataclass(frozen=True)
+class ResultsSummary:
+    """The campaigns of a results table in a few figures (sums over those with both arms)."""
+
+    campaigns: int
+    with_control: int
+    incremental_conversions: float
+    incremental_revenue: float
+    cost: float
+    roi: float
+
+
+def summarise_results(results: pd.DataFrame) -> ResultsSummary:
+    used = results[results["lift"].notna()]
+    return ResultsSummary(len(results), len(used), float(used["incremental_conversions"].sum()),
+                          float(used["incremental_revenue"].sum()), float(used["cost"].sum()), realised_roi(results))
+
+
 # ---- comparisons ---------------------------------------------------------------------------------------------------
 
 def pooled_effects(results: pd.DataFrame, by: str) -> pd.DataFrame:

@@ -251,6 +251,17 @@ def flow_matrix(flows: pd.DataFrame) -> pd.DataFrame:
             .reindex(index=rows, columns=columns).fillna(0).astype("int64"))
 
 
+def flow_summary(flows: pd.DataFrame) -> dict[str, int]:
+    """Members who ``joined``, moved ``up``, moved ``down`` or ``stayed`` (an unknown tier counts as stayed)."""
+    rank = {t: i for i, t in enumerate(TIERS)}
+    a, b = flows["from_tier"].map(rank), flows["to_tier"].map(rank)
+    joined = flows["from_tier"] == JOINED
+    up, down = ~joined & (b > a), ~joined & (b < a)
+    n = flows["members"]
+    return {"joined": int(n[joined].sum()), "up": int(n[up].sum()), "down": int(n[down].sum()),
+            "stayed": int(n[~joined & ~up & ~down].sum())}
+
+
 # ---- time to reach a tier ------------------------------------------------------------------------------------------
 
 def time_to_tier(bind: Bind, filters: Filters) -> pd.DataFrame:
