@@ -69,7 +69,10 @@ if table_tab.open:
                                          ("treatment_retention", "Ordered again, treatment", "retention"),
                                          ("control_retention", "Ordered again, control", "retention"))}
         columns = {
-            "campaign_id": "Campaign", "name": "Name", "type": "Type", "channel": "Channel",
+            "campaign_id": st.column_config.TextColumn("Campaign", pinned=True),
+            "read_out": st.column_config.LinkColumn("Read-out", display_text="Open read-out",
+                                                    help="The campaign's Experiment read-out."),
+            "name": "Name", "type": "Type", "channel": "Channel",
             "start_at": st.column_config.DateColumn("Start", format="YYYY-MM-DD"),
             "sent": st.column_config.NumberColumn("Sent", format="localized", help=RESULT_HELP["sent"]),
             "open_rate": percent["open_rate"], "click_rate": percent["click_rate"],
@@ -87,10 +90,9 @@ if table_tab.open:
                                                          help=RESULT_HELP["coupon_cost"]),
             "roi": percent["roi"], "roi_low": percent["roi_low"], "roi_high": percent["roi_high"],
             "p_value": st.column_config.NumberColumn("p-value", format="%.3f"),
-            "read_out": st.column_config.LinkColumn("Read-out", display_text="Open read-out",
-                                                    help="The campaign's Experiment read-out."),
         }
-        st.dataframe(shown, hide_index=True, column_config=columns, column_order=list(columns), key="results_table")
+        st.dataframe(shown, hide_index=True, column_config=columns, column_order=list(columns), key="results_table",
+                     placeholder="—")
         st.caption("Click a column header to sort. Rows without figures had an empty arm (no control group). "
                    + RESULT_HELP["conversion"])
         st.download_button("Download the table (CSV)", results.drop(columns=["treatment_revenue_sq",

@@ -47,6 +47,11 @@ def _layout(figure: go.Figure, title: str, height: int = 380) -> go.Figure:
     return figure
 
 
+def _translucent(colour: str, alpha: float = 0.35) -> str:
+    red, green, blue = (int(colour[i:i + 2], 16) for i in (1, 3, 5))
+    return f"rgba({red},{green},{blue},{alpha})"
+
+
 def _default_grain(days: int) -> str:
     return "day" if days <= 92 else "week" if days <= 400 else "month"
 
@@ -75,8 +80,9 @@ def _tiers_over_time(ctx: PageContext) -> None:
     for column, (tier, n) in zip(cards, last.items(), strict=False):
         column.metric(f"{label(tier)} members", count(n), border=True, help=TIER_HELP["tier_at"],
                       delta=f"{int(n - first.get(tier, 0)):+,} since the first {grain}", delta_color="off")
-    figure = px.area(counts, x="period_start", y="members", color="tier", color_discrete_map=TIER_COLOURS,
-                     category_orders={"tier": list(TIER_ORDER)},
+    figure = px.area(counts.assign(tier=counts["tier"].map(label)), x="period_start", y="members", color="tier",
+                     color_discrete_map={label(k): v for k, v in TIER_COLOURS.items()},
+                     category_orders={"tier": [label(t) for t in TIER_ORDER]},
                      labels={"period_start": GRAIN_LABELS[grain], "members": "Members", "tier": "Tier"})
     figure.update_traces(hovertemplate="%{x|%d %b %Y}: %{y:,} members<extra>%{fullData.name}</extra>")
     st.plotly_chart(_layout(figure, f"Members per tier at the end of each {grain}"), key="programme_tier_area")
@@ -113,6 +119,7 @@ def _tier_flows(ctx: PageContext) -> None:
                   "color": [TIER_COLOURS.get(t, "#999") for t in (*left_nodes, *right_nodes)]},
             link={"source": flows["from_tier"].map(left_nodes.index),
                   "target": flows["to_tier"].map(right_nodes.index) + len(left_nodes), "value": flows["members"],
+                  "color": [_translucent(TIER_COLOURS.get(t, "#999999")) for t in flows["from_tier"]],
                   "hovertemplate": "%{source.label} → %{target.label}: %{value:,} members<extra></extra>"}))
         st.plotly_chart(_layout(sankey, title, 460), key="programme_flow_sankey")
     else:
@@ -235,8 +242,9 @@ def whatif_tab(ctx: PageContext) -> None:
     cards[0].metric("Would move up", count(result.moved("up")), border=True, help=WHATIF_HELP["whatif"])
     cards[1].metric("Would move down", count(result.moved("down")), border=True, help=WHATIF_HELP["whatif"])
     cards[2].metric("Benefits cost, today's tiers", money(result.cost_today), border=True, help=WHATIF_HELP["cost"])
+    change = result.cost_change
     cards[3].metric("Benefits cost, edited rule", money(result.cost_whatif), border=True, help=WHATIF_HELP["cost"],
-                    delta=f"{'+' if result.cost_change >= 0 else '-'}{money(abs(result.cost_change))}",
+                    delta=f"{'+' if change > 0 else '-'}{money(abs(change))}" if round(change, 2) else None,
                     delta_color="inverse")
     left, right = st.columns(2)
     long = result.tiers.melt(id_vars="tier", value_vars=["today", "whatif"], var_name="rule", value_name="members")
@@ -323,7 +331,7 @@ def _points_expiring(ctx: PageContext, per_unit: int) -> None:
     table = cached_expiring(ctx.engine, filters, per_unit)
     cards = st.columns(len(table))
     for column, row in zip(cards, table.itertuples(), strict=True):
-        column.metric(f"Members with points expiring within {row.days} days", count(row.members), border=True,
+        column.metric(f"Within {row.days} days (members)", count(row.members), border=True,
                       delta=f"{points(row.points)} points = {money(row.value)}", delta_color="off",
                       delta_arrow="off", help=POINTS_HELP["expiring"])
     st.caption(f"Points expire on {table['expires_on'].iloc[0]:%d %b %Y}; counted from {filters.end:%d %b %Y}, the "
