@@ -121,14 +121,14 @@ def campaign_totals(bind: Bind, filters: Filters, campaign_type: str | None = No
                                                 <= RETENTION_DAYS)))
              .group_by(rows.c.campaign_id, rows.c.member_id).subquery("ordered_again"))
     r = rows.c
-    revenue = cast(func.coalesce(r.net_amount, 0), Double)
+    revenue = func.coalesce(r.net_amount, 0)  # summed as exact decimals, then made floats: the same every run
     columns = []
     for arm in ("treatment", "control"):
         in_arm = r.arm == arm
         columns += [count_if(in_arm).label(f"{arm}_members"),
                     count_if(and_(in_arm, r.converted_order_id.is_not(None))).label(f"{arm}_conversions"),
-                    func.coalesce(sum_if(in_arm, revenue), 0.0).label(f"{arm}_revenue"),
-                    func.coalesce(sum_if(in_arm, revenue * revenue), 0.0).label(f"{arm}_revenue_sq"),
+                    cast(func.coalesce(sum_if(in_arm, revenue), 0), Double).label(f"{arm}_revenue"),
+                    cast(func.coalesce(sum_if(in_arm, revenue * revenue), 0), Double).label(f"{arm}_revenue_sq"),
                     count_if(and_(in_arm, again.c.member_id.is_not(None))).label(f"{arm}_retained")]
     columns += [count_if(r.sent_at.is_not(None)).label("sent"), count_if(r.opened_at.is_not(None)).label("opened"),
                 count_if(r.clicked_at.is_not(None)).label("clicked"),

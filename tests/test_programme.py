@@ -407,3 +407,33 @@ def test_new_members_first_90_days_by_channel(warehouse, case: str) -> None:
                                                                      abs=1e-9)
         assert got.loc[channel, "full_window"] == int((rows["registered_at"] + pd.Timedelta(days=90) <= newest).sum())
     assert list(got["value_per_member"]) == sorted(got["value_per_member"], reverse=True)
+
+
+# ---- the command line ----------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("args, message", [
+    (["programme", "whatif", "--thresholds", "5000,1000,20000"], "increase"),
+    (["programme", "whatif", "--thresholds", "1000,5000"], "Give 3 thresholds"),
+    (["programme", "whatif", "--benefit-rates", "1,2"], "needs 4 values"),
+    (["programme", "whatif", "--months", "40"], "1 to 36 months"),
+    (["programme", "points", "--points-per-unit", "0"], "Points per currency unit"),
+    (["campaigns", "--margin", "2"], "margin"),
+])
+def test_cli_refuses_bad_programme_arguments(duck_warehouse, capsys, args, message: str) -> None:
+    from analytics.cli import main
+
+    assert main([*args, "--url", duck_warehouse.url]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_cli_whatif_is_the_analysis(duck_warehouse, capsys) -> None:
+    from analytics.cli import main
+
+    assert main(["programme", "whatif", "--thresholds", "1500,6000,25000", "--format", "json",
+                 "--url", duck_warehouse.url]) == 0
+    import json
+
+    printed = json.loads(capsys.readouterr().out)
+    result = programme_whatif.whatif_tiers(duck_warehouse.engine, data_span(duck_warehouse.engine).last_day,
+                                           programme_whatif.TierRule((1_500, 6_000, 25_000)))
+    assert [row["whatif"] for row in printed] == list(result.tiers["whatif"])
