@@ -15,7 +15,8 @@ measured in the same run. Nothing here is a test: speed is measured, not asserte
 * ``rules``: association rules on Groceries (support 0.001) and the Online Retail invoices (0.005)
   against pyfim, C. Borgelt's C FP-growth, on the same baskets and thresholds in the same run.
 * ``funnels`` and ``heatmaps``: see :mod:`benchmarks.funnels_heatmaps`; ``rfm`` and ``clusters``: see
-  :mod:`benchmarks.segments`; ``targeting``: see :mod:`benchmarks.targeting` (all on the benchmark warehouse).
+  :mod:`benchmarks.segments`; ``targeting``: see :mod:`benchmarks.targeting`; ``programme``: see
+  :mod:`benchmarks.programme` (all on the benchmark warehouse).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from pathlib import Path
 from sqlalchemy import func, select
 
 from benchmarks.funnels_heatmaps import funnel_scenario, heatmaps_scenario
+from benchmarks.programme import programme_scenario
 from benchmarks.segments import clusters_scenario, rfm_scenario
 from benchmarks.targeting import targeting_scenario
 
@@ -296,7 +298,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__.split("\n")[0])
     parser.add_argument("--scenario", default="all",
                         choices=("all", "generator", "kpis", "import", "rules", "funnels", "heatmaps", "rfm",
-                                 "clusters", "targeting"))
+                                 "clusters", "targeting", "programme"))
     parser.add_argument("--members", type=int, default=1_000_000, help="benchmark warehouse size")
     parser.add_argument("--repeat", type=int, default=3, help="runs per generator figure (KPI queries run 3x more)")
     parser.add_argument("--warehouse", type=Path,
@@ -307,7 +309,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"MemberLens benchmarks on {os.cpu_count()} cores, Python {sys.version.split()[0]}")
     if args.scenario in ("all", "generator"):
         generator_scenario(args.members, args.repeat, warehouse)
-    uses_warehouse = ("all", "kpis", "funnels", "heatmaps", "rfm", "clusters", "targeting")
+    uses_warehouse = ("all", "kpis", "funnels", "heatmaps", "rfm", "clusters", "targeting", "programme")
     if args.scenario in uses_warehouse and not warehouse.exists():
         print(f"\nbuilding {warehouse.name} for the warehouse scenarios ...")
         build_once(args.members, 42, warehouse)
@@ -327,6 +329,8 @@ def main(argv: list[str] | None = None) -> int:
         clusters_scenario(warehouse, args.repeat)
     if args.scenario in ("all", "targeting"):
         targeting_scenario(warehouse, args.repeat * 3)
+    if args.scenario in ("all", "programme"):
+        programme_scenario(warehouse, args.repeat * 3)
     return 0
 
 
