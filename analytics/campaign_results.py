@@ -35,7 +35,7 @@ import numbers
 from dataclasses import dataclass
 
 import pandas as pd
-from sqlalchemy import Double, and_, cast, extract, func, select
+from sqlalchemy import Double, and_, cast, extract, func, literal, select
 
 from analytics import experiments, forecast
 from analytics.errors import InputError
@@ -91,10 +91,11 @@ def _check(campaign_type: str | None, channel: str | None, margin: float, messag
         raise InputError(f"The cost per message must be from 0 to {MAX_MESSAGE_COST:,.0f}, not {message_cost!r}.")
 
 
-def campaign_totals(bind: Bind, filters: Filters, campaign_type: str | None = None,
-                    channel: str | None = None) -> pd.DataFrame:
+def campaign_totals(bind: Bind, filters: Filters, campaign_type: str | None = None, channel: str | None = None,
+                    *, retention: bool = True) -> pd.DataFrame:
     """Per campaign of the range (oldest first): its attributes, both arms' members, conversions, revenue and its
-    sum of squares, retained converters, sends, opens, clicks and coupons redeemed. One SQL statement."""
+    sum of squares, retained converters (0 without ``retention``: the KPI, which does not show them, skips that
+    join), sends, opens, clicks and coupons redeemed. One SQL statement."""
     _check(campaign_type, channel, DEFAULT_MARGIN, 0.0)
     c, cm = campaigns.c, campaign_members.c
     scope = [c.start_at >= filters.start_ts, c.start_at < filters.end_ts]
@@ -129,16 +130,18 @@ def campaign_totals(bind: Bind, filters: Filters, campaign_type: str | None = No
                     count_if(and_(in_arm, r.converted_order_id.is_not(None))).label(f"{arm}_conversions"),
                     cast(func.coalesce(sum_if(in_arm, revenue), 0), Double).label(f"{arm}_revenue"),
                     cast(func.coalesce(sum_if(in_arm, revenue * revenue), 0), Double).label(f"{arm}_revenue_sq"),
-                    count_if(and_(in_arm, again.c.member_id.is_not(None))).label(f"{arm}_retained")]
+                    (count_if(and_(in_arm, again.c.member_id.is_not(None))) if retention else literal(0))
+                    .label(f"{arm}_retained")]
     columns += [count_if(r.sent_at.is_not(None)).label("sent"), count_if(r.opened_at.is_not(None)).label("opened"),
                 count_if(r.clicked_at.is_not(None)).label("clicked"),
                 count_if(and_(r.arm == "treatment", r.order_campaign == c.campaign_id)).label("coupons_redeemed")]
+    source = campaigns.outerjoin(rows, r.campaign_id == c.campaign_id)
+    if retention:
+        source = source.outerjoin(again, and_(again.c.campaign_id == r.campaign_id, again.c.member_id == r.member_id))
     query = (select(c.campaign_id, c.name, c.type, c.channel, c.start_at, c.end_at,
                     cast(func.coalesce(c.holdout_pct, 0), Double).label("holdout_pct"),
                     cast(func.coalesce(c.coupon_value, 0), Double).label("coupon_value"), *columns)
-             .select_from(campaigns.outerjoin(rows, r.campaign_id == c.campaign_id)
-                          .outerjoin(again, and_(again.c.campaign_id == r.campaign_id,
-                                                 again.c.member_id == r.member_id)))
+             .select_from(source)
              .where(*scope)
              .group_by(c.campaign_id, c.name, c.type, c.channel, c.start_at, c.end_at, c.holdout_pct, c.coupon_value)
              .order_by(c.start_at, c.campaign_id))
@@ -344,7 +347,7 @@ def roi_of_periods(bind: Bind, filters: Filters) -> tuple[float | None, float | 
     """Realised ROI of the campaigns that started in the range and in the previous period of equal length
     (default margin, no message cost), from one aggregation; None where no campaign spent anything."""
     both = Filters(filters.previous().start, filters.end)
-    results = results_from_totals(campaign_totals(bind, both))
+    results = results_from_totals(campaign_totals(bind, both, retention=False))
     current = results["start_at"] >= pd.Timestamp(filters.start_ts)
 
     def value(rows: pd.DataFrame) -> float | None:

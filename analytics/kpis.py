@@ -408,7 +408,7 @@ def kpi_trend(bind: Bind, filters: Filters, kpi: str, grain: Grain = "day") -> p
             scale = 1 if kpi == "points_liability" else POINTS_PER_CURRENCY_UNIT
             values = {k: v / scale for k, v in conn.execute(_liability_trend(filters, grain)).all()}
         elif kpi == "campaign_roi":
-            trend = roi_trend(results_from_totals(campaign_totals(conn, filters)), filters, grain)
+            trend = roi_trend(results_from_totals(campaign_totals(conn, filters, retention=False)), filters, grain)
             values = dict(zip(trend["period_start"], trend["roi"], strict=True))
         elif kpi == "new_members":
             m = members.c
