@@ -160,3 +160,29 @@ def test_pages_say_so_when_the_range_is_empty_of_campaigns(duck_warehouse, monke
     _run(at.sidebar.date_input(key="dates").set_value((span.first_day, span.first_day + timedelta(days=2))))
     if page.endswith("campaign_results.py"):
         assert any("No campaign started" in i.value for i in at.info)
+
+
+def test_expiring_points_go_to_campaign_targeting(duck_warehouse, monkeypatch) -> None:
+    """"Use in Campaign targeting" under the expiring points opens the targeting page with those members as a
+    condition: its matching count is the starter conditions AND the expiring members, computed independently."""
+    from analytics import targeting
+
+    at = open_page(duck_warehouse.url, "pages/programme.py", monkeypatch)
+    at.session_state["programme_tab"] = "Points"
+    _run(at)
+    _run(at.segmented_control(key="programme_points_view").set_value("expiring"))
+    _run(at.number_input(key="points_expiring_min").set_value(500))
+    _run(at.button(key="points_expiring_members_target").click())
+    assert [t.value for t in at.title] == ["Campaign targeting"]
+    filters = default_filters(duck_warehouse)
+    audience = programme_points.ExpiringPointsAudience(filters, 90, 500)
+    assert any(audience.describe() in m.value for m in at.markdown)
+    starter = targeting.parse_spec({"version": 1, "kind": "audience", "start": str(filters.start),
+                                    "end": str(filters.end), "frequency_cap_days": 7, "holdout": 0.1,
+                                    "campaign_key": "campaign", "rules": {"match": "all", "conditions": [
+                                        {"field": "tier", "op": "in", "value": ["gold", "diamond"]},
+                                        {"field": "days_since_last_order", "op": "between", "value": [0, 90]},
+                                        {"field": "segment", "op": "in", "value": audience.to_json()}]}})
+    expected = targeting.preview(duck_warehouse.engine, starter)
+    assert expected.matching > 0
+    assert {m.label: m.value for m in at.metric}["Matching"] == f"{expected.matching:,}"
