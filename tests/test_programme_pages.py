@@ -39,7 +39,7 @@ def test_programme_tiers_views(warehouse, monkeypatch) -> None:
     cards = _cards(at)
     for tier, n in last.items():
         assert _close(cards[f"{tier.capitalize()} members"].value, n), tier
-    assert len(at.get("plotly_chart")) == 1
+    assert len(at.get("plotly_chart")) == 2 and len(at.dataframe) == 1  # members per tier, sales per tier
 
     _run(at.segmented_control(key="programme_tier_view").set_value("flows"))
     moved = programme_tiers.flow_summary(programme_tiers.tier_flows(warehouse.engine,
@@ -51,7 +51,7 @@ def test_programme_tiers_views(warehouse, monkeypatch) -> None:
     _run(at.segmented_control(key="programme_flow_view").set_value("matrix"))
 
     _run(at.segmented_control(key="programme_tier_view").set_value("value"))
-    assert len(at.get("plotly_chart")) == 3 and len(at.dataframe) == 2
+    assert len(at.get("plotly_chart")) == 2 and len(at.dataframe) == 1
 
     _run(at.segmented_control(key="programme_tier_view").set_value("gap"))
     summary = programme_tiers.gap_summary(programme_tiers.upgrade_gap(warehouse.engine, filters))

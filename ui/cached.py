@@ -298,9 +298,13 @@ def cached_time_to_tier(engine: Engine, filters: Filters) -> pd.DataFrame:
 
 
 @cached("Comparing the tiers…", max_entries=32)
-def cached_tier_performance(engine: Engine, filters: Filters) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Retention and spend by tier held at the start, and sales by tier held when ordering."""
-    return programme_tiers.tier_performance(engine, filters), programme_tiers.sales_by_tier(engine, filters)
+def cached_tier_performance(engine: Engine, filters: Filters) -> pd.DataFrame:
+    return programme_tiers.tier_performance(engine, filters)
+
+
+@cached("Adding up sales per tier…", max_entries=32)
+def cached_sales_by_tier(engine: Engine, filters: Filters) -> pd.DataFrame:
+    return programme_tiers.sales_by_tier(engine, filters)
 
 
 @cached("Measuring the way to the next tier…", max_entries=32)

@@ -23,6 +23,7 @@ from ui.cached import (
     cached_expiring,
     cached_member_value,
     cached_points,
+    cached_sales_by_tier,
     cached_tier_counts,
     cached_tier_flows,
     cached_tier_performance,
@@ -58,7 +59,8 @@ def _default_grain(days: int) -> str:
 
 # ---- tiers ---------------------------------------------------------------------------------------------------------
 
-TIER_VIEWS = {"over_time": "Members per tier", "flows": "Upgrades and downgrades", "value": "Retention and spend",
+TIER_VIEWS = {"over_time": "Members and sales per tier", "flows": "Upgrades and downgrades",
+              "value": "Retention and spend",
               "gap": "Next threshold"}
 
 
@@ -87,6 +89,25 @@ def _tiers_over_time(ctx: PageContext) -> None:
     figure.update_traces(hovertemplate="%{x|%d %b %Y}: %{y:,} members<extra>%{fullData.name}</extra>")
     st.plotly_chart(_layout(figure, f"Members per tier at the end of each {grain}"), key="programme_tier_area")
     st.caption(TIER_HELP["over_time"] + " " + TIER_HELP["tier_at"])
+    _sales_per_tier(ctx)
+
+
+def _sales_per_tier(ctx: PageContext) -> None:
+    sales = cached_sales_by_tier(ctx.engine, ctx.filters)
+    st.subheader("Sales per tier", help=TIER_HELP["sales"])
+    shown = sales.assign(tier=sales["tier"].map(label))
+    chart = px.bar(shown, x="net_sales", y="tier", orientation="h", text="sales_share", color="tier",
+                   color_discrete_map={label(k): v for k, v in TIER_COLOURS.items()},
+                   labels={"net_sales": f"Net sales ({CURRENCY})", "tier": "Tier when ordering"})
+    chart.update_traces(texttemplate="%{text:.1%}", showlegend=False,
+                        hovertemplate="%{y}: " + CURRENCY_SYMBOL + "%{x:,.0f}<extra></extra>")
+    st.plotly_chart(_layout(chart, "Net sales by the tier held when ordering", 320), key="programme_sales_bars")
+    st.dataframe(shown, hide_index=True, column_config={
+        "tier": "Tier when ordering", "orders": st.column_config.NumberColumn("Orders", format="localized"),
+        "buyers": st.column_config.NumberColumn("Buyers", format="localized"),
+        "net_sales": st.column_config.NumberColumn(f"Net sales ({CURRENCY_SYMBOL})", format="compact"),
+        "sales_share": st.column_config.NumberColumn("Share", format="percent"),
+        "aov": st.column_config.NumberColumn("AOV", format="%.2f")})
 
 
 def _tier_flows(ctx: PageContext) -> None:
@@ -142,7 +163,7 @@ def _tier_flows(ctx: PageContext) -> None:
 
 
 def _tier_value(ctx: PageContext) -> None:
-    held, sales = cached_tier_performance(ctx.engine, ctx.filters)
+    held = cached_tier_performance(ctx.engine, ctx.filters)
     left, right = st.columns(2)
     bars = px.bar(held.assign(tier=held["tier"].map(label)), x="tier", y="spend_per_member", color="tier",
                   color_discrete_map={label(k): v for k, v in TIER_COLOURS.items()}, text="spend_per_member",
@@ -168,20 +189,6 @@ def _tier_value(ctx: PageContext) -> None:
         "retained": st.column_config.NumberColumn("…and again in this one", format="localized"),
         "retention": st.column_config.NumberColumn("Retention", format="percent", help=TIER_HELP["retention"])})
     st.caption(TIER_HELP["retention"])
-    st.subheader("Sales per tier", help=TIER_HELP["sales"])
-    shown = sales.assign(tier=sales["tier"].map(label))
-    chart = px.bar(shown, x="net_sales", y="tier", orientation="h", text="sales_share", color="tier",
-                   color_discrete_map={label(k): v for k, v in TIER_COLOURS.items()},
-                   labels={"net_sales": f"Net sales ({CURRENCY})", "tier": "Tier when ordering"})
-    chart.update_traces(texttemplate="%{text:.1%}", showlegend=False,
-                        hovertemplate="%{y}: " + CURRENCY_SYMBOL + "%{x:,.0f}<extra></extra>")
-    st.plotly_chart(_layout(chart, "Net sales by the tier held when ordering", 320), key="programme_sales_bars")
-    st.dataframe(shown, hide_index=True, column_config={
-        "tier": "Tier when ordering", "orders": st.column_config.NumberColumn("Orders", format="localized"),
-        "buyers": st.column_config.NumberColumn("Buyers", format="localized"),
-        "net_sales": st.column_config.NumberColumn(f"Net sales ({CURRENCY_SYMBOL})", format="compact"),
-        "sales_share": st.column_config.NumberColumn("Share", format="percent"),
-        "aov": st.column_config.NumberColumn("AOV", format="%.2f")})
 
 
 def _tier_gap(ctx: PageContext) -> None:
