@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from typing import Any, ClassVar
 
@@ -226,6 +226,7 @@ class ExpiringPointsAudience(Audience):
     min_points: int = 1
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "window", replace(self.window, channels=()))  # the ledger has no sales channel
         check_horizon(self.days)
         if isinstance(self.min_points, bool) or not isinstance(self.min_points, int) or not (
                 1 <= self.min_points <= 1_000_000_000):
