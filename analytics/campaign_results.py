@@ -113,14 +113,6 @@ def campaign_totals(bind: Bind, filters: Filters, campaign_type: str | None = No
             .select_from(campaign_members.outerjoin(converted, and_(converted.c.order_id == cm.converted_order_id,
                                                                     converted.c.ordered_at >= filters.start_ts)))
             .where(cm.campaign_id.in_(select(c.campaign_id).where(*scope))).cte("campaign_rows"))
-    later = orders.alias("later")
-    again = (select(rows.c.campaign_id, rows.c.member_id)
-             .select_from(rows.join(later, and_(later.c.member_id == rows.c.member_id, later.c.status == "completed",
-                                                later.c.ordered_at >= filters.start_ts,
-                                                later.c.ordered_at > rows.c.converted_at,
-                                                days_between(later.c.ordered_at, rows.c.converted_at)
-                                                <= RETENTION_DAYS)))
-             .group_by(rows.c.campaign_id, rows.c.member_id).subquery("ordered_again"))
     r = rows.c
     revenue = func.coalesce(r.net_amount, 0)  # summed as exact decimals, then made floats: the same every run
     columns = []
@@ -129,22 +121,39 @@ def campaign_totals(bind: Bind, filters: Filters, campaign_type: str | None = No
         columns += [count_if(in_arm).label(f"{arm}_members"),
                     count_if(and_(in_arm, r.converted_order_id.is_not(None))).label(f"{arm}_conversions"),
                     cast(func.coalesce(sum_if(in_arm, revenue), 0), Double).label(f"{arm}_revenue"),
-                    cast(func.coalesce(sum_if(in_arm, revenue * revenue), 0), Double).label(f"{arm}_revenue_sq"),
-                    (count_if(and_(in_arm, again.c.member_id.is_not(None))) if retention else literal(0))
-                    .label(f"{arm}_retained")]
+                    cast(func.coalesce(sum_if(in_arm, revenue * revenue), 0), Double).label(f"{arm}_revenue_sq")]
     columns += [count_if(r.sent_at.is_not(None)).label("sent"), count_if(r.opened_at.is_not(None)).label("opened"),
                 count_if(r.clicked_at.is_not(None)).label("clicked"),
                 count_if(and_(r.arm == "treatment", r.order_campaign == c.campaign_id)).label("coupons_redeemed")]
-    source = campaigns.outerjoin(rows, r.campaign_id == c.campaign_id)
+    totals = (select(c.campaign_id, c.name, c.type, c.channel, c.start_at, c.end_at,
+                     cast(func.coalesce(c.holdout_pct, 0), Double).label("holdout_pct"),
+                     cast(func.coalesce(c.coupon_value, 0), Double).label("coupon_value"), *columns)
+              .select_from(campaigns.outerjoin(rows, r.campaign_id == c.campaign_id))
+              .where(*scope)
+              .group_by(c.campaign_id, c.name, c.type, c.channel, c.start_at, c.end_at, c.holdout_pct, c.coupon_value)
+              .subquery("campaign_totals"))
+    t = totals.c
     if retention:
-        source = source.outerjoin(again, and_(again.c.campaign_id == r.campaign_id, again.c.member_id == r.member_id))
-    query = (select(c.campaign_id, c.name, c.type, c.channel, c.start_at, c.end_at,
-                    cast(func.coalesce(c.holdout_pct, 0), Double).label("holdout_pct"),
-                    cast(func.coalesce(c.coupon_value, 0), Double).label("coupon_value"), *columns)
-             .select_from(source)
-             .where(*scope)
-             .group_by(c.campaign_id, c.name, c.type, c.channel, c.start_at, c.end_at, c.holdout_pct, c.coupon_value)
-             .order_by(c.start_at, c.campaign_id))
+        # converters who ordered again, counted per campaign and arm apart and joined to the few total rows
+        later = orders.alias("later")
+        again = (select(r.campaign_id, r.member_id, r.arm)
+                 .select_from(rows.join(later, and_(later.c.member_id == r.member_id, later.c.status == "completed",
+                                                    later.c.ordered_at >= filters.start_ts,
+                                                    later.c.ordered_at > r.converted_at,
+                                                    days_between(later.c.ordered_at, r.converted_at)
+                                                    <= RETENTION_DAYS)))
+                 .where(r.converted_at.is_not(None))
+                 .group_by(r.campaign_id, r.member_id, r.arm).subquery("ordered_again"))
+        kept = (select(again.c.campaign_id, *(count_if(again.c.arm == arm).label(f"{arm}_retained")
+                                              for arm in ("treatment", "control")))
+                .group_by(again.c.campaign_id).subquery("retained"))
+        retained = [func.coalesce(kept.c[f"{arm}_retained"], 0).label(f"{arm}_retained")
+                    for arm in ("treatment", "control")]
+        source = totals.outerjoin(kept, kept.c.campaign_id == t.campaign_id)
+    else:
+        retained = [literal(0).label(f"{arm}_retained") for arm in ("treatment", "control")]
+        source = totals
+    query = select(totals, *retained).select_from(source).order_by(t.start_at, t.campaign_id)
     frame = read_frame(bind, query, hash_joins=True)
     frame = frame.astype({**dict.fromkeys(_COUNTS, "int64"), **dict.fromkeys(_AMOUNTS, "float64")})
     for column in ("start_at", "end_at"):
