@@ -224,6 +224,17 @@ def tier_counts_over_time(bind: Bind, filters: Filters, grain: Grain = "month") 
     return long.astype({"members": "int64"})
 
 
+def tier_count_change(counts: pd.DataFrame) -> pd.DataFrame:
+    """From :func:`tier_counts_over_time`: ``tier, first, last, change`` (members at the end of the first and the
+    last period), tiers in order."""
+    if counts.empty:
+        return pd.DataFrame(columns=["tier", "first", "last", "change"])
+    ends = counts.pivot_table(index="tier", columns="period_start", values="members", aggfunc="sum")
+    out = pd.DataFrame({"first": ends.iloc[:, 0], "last": ends.iloc[:, -1]}).astype("int64").reset_index()
+    out["change"] = out["last"] - out["first"]
+    return _ordered(out, "tier")
+
+
 # ---- flows ---------------------------------------------------------------------------------------------------------
 
 def tier_flows(bind: Bind, before: date, after: date) -> pd.DataFrame:

@@ -57,6 +57,10 @@ def test_members_per_tier_over_time(warehouse, grain: str) -> None:
         expected = ref.tier_counts(warehouse.frame, moment)
         shown = got[got["period_start"] == start].set_index("tier")["members"]
         assert {t: int(n) for t, n in shown.items() if n} == expected, (start, moment)
+    change = programme_tiers.tier_count_change(got).set_index("tier")
+    last = ref.tier_counts(warehouse.frame, ref.end_of(filters.end))
+    assert {t: int(n) for t, n in change["last"].items() if n} == last
+    assert (change["change"] == change["last"] - change["first"]).all()
 
 
 def test_tier_counts_on_the_last_day_are_the_members_tiers(warehouse) -> None:

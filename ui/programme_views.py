@@ -14,7 +14,16 @@ from analytics.errors import InputError
 from analytics.member_value import MEASURES, VALUE_HELP
 from analytics.programme import CURRENCY, CURRENCY_SYMBOL, POINTS_PER_CURRENCY_UNIT, TIER_THRESHOLDS
 from analytics.programme_points import EXPIRY_HORIZONS, POINTS_HELP, ExpiringPointsAudience, summarise_points
-from analytics.programme_tiers import JOINED, QUALIFIES, TIER_HELP, TIER_ORDER, flow_matrix, flow_summary, gap_summary
+from analytics.programme_tiers import (
+    JOINED,
+    QUALIFIES,
+    TIER_HELP,
+    TIER_ORDER,
+    flow_matrix,
+    flow_summary,
+    gap_summary,
+    tier_count_change,
+)
 from analytics.programme_whatif import MEASURES as SPEND_MEASURES
 from analytics.programme_whatif import WHATIF_HELP, TierMoveAudience, TierRule, move_matrix
 from analytics.storage.contract import TIERS
@@ -76,12 +85,11 @@ def _tiers_over_time(ctx: PageContext) -> None:
     grain = st.segmented_control("Granularity", list(GRAIN_LABELS), default=default, key="programme_tier_grain",
                                  format_func=str.capitalize) or default
     counts = cached_tier_counts(ctx.engine, filters, grain)
-    last = counts[counts["period_start"] == counts["period_start"].max()].set_index("tier")["members"]
-    first = counts[counts["period_start"] == counts["period_start"].min()].set_index("tier")["members"]
-    cards = st.columns(max(len(last), 1))
-    for column, (tier, n) in zip(cards, last.items(), strict=False):
-        column.metric(f"{label(tier)} members", count(n), border=True, help=TIER_HELP["tier_at"],
-                      delta=f"{int(n - first.get(tier, 0)):+,} since the first {grain}", delta_color="off")
+    change = tier_count_change(counts)
+    cards = st.columns(max(len(change), 1))
+    for column, row in zip(cards, change.itertuples(), strict=False):
+        column.metric(f"{label(row.tier)} members", count(row.last), border=True, help=TIER_HELP["tier_at"],
+                      delta=f"{row.change:+,} since the first {grain}", delta_color="off")
     figure = px.area(counts.assign(tier=counts["tier"].map(label)), x="period_start", y="members", color="tier",
                      color_discrete_map={label(k): v for k, v in TIER_COLOURS.items()},
                      category_orders={"tier": [label(t) for t in TIER_ORDER]},
