@@ -33,7 +33,8 @@ SPEC_VERSION = 1
 #: The modules whose import registers the audience kinds (each defines its kind next to its analysis).
 KIND_MODULES: tuple[str, ...] = ("analytics.rfm", "analytics.cluster_audiences", "analytics.tags", "analytics.funnels",
                                  "analytics.rule_views", "analytics.heatmaps", "analytics.targeting",
-                                 "analytics.prediction_audiences")
+                                 "analytics.prediction_audiences",
+                                 "analytics.programme_points", "analytics.programme_whatif")
 #: Keys every definition may carry besides its kind's own.
 ENVELOPE_KEYS = frozenset({"version", "kind", "source"})
 #: The largest audience definition accepted as JSON text (a campaign audience with its nested definitions).

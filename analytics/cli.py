@@ -382,4 +382,8 @@ def _experiment(ctx: Context) -> pd.DataFrame:
 
 # Subcommands defined in their own modules register themselves (@subcommand) on import.
 import analytics.cli_access  # noqa: E402, F401
-from analytics import cli_models, cli_recommend  # noqa: E402, F401
+from analytics import (  # noqa: E402, F401
+    cli_models,
+    cli_programme,
+    cli_recommend,
+)

@@ -186,12 +186,19 @@ def read_out(bind: Bind, campaign_id: str, scope: Scope = OPEN_SCOPE) -> ReadOut
     if t.members == 0 or ctl.members == 0:
         raise ExperimentError(f"Campaign {campaign_id} has {t.members:,} treatment and {ctl.members:,} control "
                               "members: a read-out needs both arms.")
-    holdout = float(row.holdout_pct or 0) / 100
+    return read_out_of(str(row.campaign_id), str(row.name or ""), str(row.type or ""), str(row.channel or ""),
+                       float(row.holdout_pct or 0) / 100, t, ctl)
+
+
+def read_out_of(campaign_id: str, name: str, campaign_type: str, channel: str, holdout: float, t: Arm,
+                ctl: Arm) -> ReadOut:
+    """The read-out's statistics from the arms' totals (both arms non-empty): what :func:`read_out` shows for one
+    campaign, and Campaign results for every campaign of a range from one aggregation."""
     lift, lift_ci, rate_p = two_proportion_test(t, ctl)
     diff, diff_ci, revenue_p = welch_test(t, ctl)
     relative = t.rate / ctl.rate - 1 if ctl.rate > 0 else math.nan
-    return ReadOut(str(row.campaign_id), str(row.name or ""), str(row.type or ""), str(row.channel or ""), holdout,
-                   t, ctl, lift, lift_ci, relative, rate_p, diff, diff_ci, revenue_p, srm_p_value(t, ctl, holdout))
+    return ReadOut(campaign_id, name, campaign_type, channel, holdout, t, ctl, lift, lift_ci, relative, rate_p, diff,
+                   diff_ci, revenue_p, srm_p_value(t, ctl, holdout))
 
 
 def read_out_table(result: ReadOut) -> pd.DataFrame:

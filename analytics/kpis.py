@@ -39,6 +39,7 @@ from sqlalchemy import (
     select,
 )
 
+from analytics.campaign_results import DEFAULT_MARGIN, campaign_totals, results_from_totals, roi_of_periods, roi_trend
 from analytics.errors import InputError
 from analytics.filters import Filters, completed_order_conditions, member_conditions, member_table_conditions
 from analytics.programme import POINTS_PER_CURRENCY_UNIT
@@ -92,6 +93,19 @@ KPIS: tuple[KpiDefinition, ...] = (
                   "Points outstanding at the end of the period: everything earned or granted minus what "
                   f"was redeemed or expired, from the points ledger ({POINTS_PER_CURRENCY_UNIT} points = 1 "
                   "unit of currency). Not affected by the channel filter.",
+                  uses_channel_filter=False),
+    KpiDefinition("points_liability_value", "Points liability (money)", "currency",
+                  f"Points liability at the end of the period in money, at {POINTS_PER_CURRENCY_UNIT} points per "
+                  "unit of currency: what the outstanding points would cost if all were redeemed. Not affected by "
+                  "the channel filter.",
+                  uses_channel_filter=False),
+    KpiDefinition("campaign_roi", "Campaign ROI (realised)", "ratio",
+                  "Realised return of the campaigns that started in the period, treatment against holdout control: "
+                  f"(incremental revenue × {DEFAULT_MARGIN:.0%} margin − coupon cost) ÷ coupon cost, where "
+                  "incremental revenue = treatment members × (revenue per treated member − revenue per control "
+                  "member) and coupon cost = coupon value × coupons redeemed (see Campaign results). Message costs "
+                  "are not in the warehouse and not counted; empty when no coupon was redeemed. Not affected by the "
+                  "channel or tier filters (a campaign's channel is its message channel).",
                   uses_channel_filter=False),
 )
 KPI_BY_KEY: dict[str, KpiDefinition] = {k.key: k for k in KPIS}
@@ -314,6 +328,9 @@ def _summary(conn: Connection, filters: Filters, order_row: Mapping[str, Any]) -
     sessions = _session_conversion(filters, period_of, filters.previous().start_ts, filters.end_ts)
     for period, _n, rate in conn.execute(sessions):
         row[f"session_conversion_{period}"] = rate
+    for period in ("cur", "prev"):
+        row[f"points_liability_value_{period}"] = row[f"points_liability_{period}"] / POINTS_PER_CURRENCY_UNIT
+    row["campaign_roi_cur"], row["campaign_roi_prev"] = roi_of_periods(conn, filters)
     return KpiSummary(filters, tuple(
         KpiValue(d, _value(row, f"{d.key}_cur", d), _value(row, f"{d.key}_prev", d)) for d in KPIS
     ))
@@ -384,8 +401,12 @@ def kpi_trend(bind: Bind, filters: Filters, kpi: str, grain: Grain = "day") -> p
         raise InputError(f"Unknown grain {grain!r}; choose day, week or month.")
     lo, hi = filters.start_ts, filters.end_ts
     with connection(bind) as conn:
-        if kpi == "points_liability":
-            values = dict(conn.execute(_liability_trend(filters, grain)).all())
+        if kpi in ("points_liability", "points_liability_value"):
+            scale = 1 if kpi == "points_liability" else POINTS_PER_CURRENCY_UNIT
+            values = {k: v / scale for k, v in conn.execute(_liability_trend(filters, grain)).all()}
+        elif kpi == "campaign_roi":
+            trend = roi_trend(results_from_totals(campaign_totals(conn, filters, retention=False)), filters, grain)
+            values = dict(zip(trend["period_start"], trend["roi"], strict=True))
         elif kpi == "new_members":
             m = members.c
             conditions = [m.registered_at >= lo, m.registered_at < hi]
@@ -400,7 +421,7 @@ def kpi_trend(bind: Bind, filters: Filters, kpi: str, grain: Grain = "day") -> p
     grid = _all_buckets(filters, grain)
     series = pd.Series({pd.Timestamp(k).normalize(): (float("nan") if v is None else float(v))
                         for k, v in values.items()}, dtype="float64").sort_index()
-    if kpi == "points_liability":
+    if kpi in ("points_liability", "points_liability_value"):
         # the balance in force in a bucket without ledger rows is that of the latest bucket before it
         aligned = series.reindex(series.index.union(grid)).ffill().reindex(grid).fillna(0.0)
     else:

@@ -50,7 +50,7 @@ Everything is SQL in the warehouse; member ids and categories are always bound p
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
@@ -269,13 +269,26 @@ def _birthday_month(filters: Filters) -> Select:
                                      *_member_scope(filters, m.member_id))
 
 
-def _points_expiring(filters: Filters) -> Select:
+def expiring_points(end: date, min_points: int = 1, scope: Sequence[ColumnElement[bool]] = ()) -> Select:
+    """``member_id, points``: the points each member holds that expire on 31 December of ``end``'s year, as of the
+    end of ``end`` (the ``points_expiring`` rule in the module docstring: first in, first out), for members with at
+    least ``min_points`` of them; ``scope`` adds conditions on ``points_ledger`` (e.g. a tier filter)."""
     lg = points_ledger.c
-    year_start = datetime.combine(date(filters.end.year, 1, 1), time())
+    year_start = datetime.combine(date(end.year, 1, 1), time())
     earned_before = func.sum(case(((lg.delta > 0) & (lg.occurred_at < year_start), lg.delta), else_=0))
     debited = func.sum(case((lg.delta < 0, -lg.delta), else_=0))
-    return (select(lg.member_id).where(lg.occurred_at < filters.end_ts, *_member_scope(filters, lg.member_id))
-            .group_by(lg.member_id).having(earned_before - debited >= POINTS_EXPIRING_MIN_POINTS))
+    end_ts = datetime.combine(end + timedelta(days=1), time())
+    # only the rows that count (credits before this year, debits): half the ledger, the same sums
+    counted = ((lg.delta > 0) & (lg.occurred_at < year_start)) | (lg.delta < 0)
+    return (select(lg.member_id, (earned_before - debited).label("points"))
+            .where(lg.occurred_at < end_ts, counted, *scope)
+            .group_by(lg.member_id).having(earned_before - debited >= min_points))
+
+
+def _points_expiring(filters: Filters) -> Select:
+    due = expiring_points(filters.end, POINTS_EXPIRING_MIN_POINTS,
+                          _member_scope(filters, points_ledger.c.member_id)).subquery("points_due")
+    return select(due.c.member_id)
 
 
 def _tier_upgrade_near(filters: Filters) -> Select:

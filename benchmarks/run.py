@@ -15,7 +15,8 @@ measured in the same run. Nothing here is a test: speed is measured, not asserte
 * ``rules``: association rules on Groceries (support 0.001) and the Online Retail invoices (0.005)
   against pyfim, C. Borgelt's C FP-growth, on the same baskets and thresholds in the same run.
 * ``funnels`` and ``heatmaps``: see :mod:`benchmarks.funnels_heatmaps`; ``rfm`` and ``clusters``: see
-  :mod:`benchmarks.segments`; ``targeting``: see :mod:`benchmarks.targeting` (all on the benchmark warehouse);
+  :mod:`benchmarks.segments`; ``targeting``: see :mod:`benchmarks.targeting`; ``programme``: see
+  :mod:`benchmarks.programme` (all on the benchmark warehouse);
   ``recommend``: see :mod:`benchmarks.recommend` (the 50,000-member demo, Online Retail and the benchmark warehouse).
 """
 
@@ -35,6 +36,7 @@ from sqlalchemy import func, select
 
 from benchmarks.funnels_heatmaps import funnel_scenario, heatmaps_scenario
 from benchmarks.predictions import predictions_scenario
+from benchmarks.programme import programme_scenario
 from benchmarks.segments import clusters_scenario, rfm_scenario
 from benchmarks.targeting import targeting_scenario
 
@@ -298,7 +300,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__.split("\n")[0])
     parser.add_argument("--scenario", default="all",
                         choices=("all", "generator", "kpis", "import", "rules", "funnels", "heatmaps", "rfm",
-                                 "clusters", "targeting", "predictions", "recommend"))
+                                 "clusters", "targeting", "predictions", "recommend",
+                                 "programme"))
     parser.add_argument("--members", type=int, default=1_000_000, help="benchmark warehouse size")
     parser.add_argument("--repeat", type=int, default=3, help="runs per generator figure (KPI queries run 3x more)")
     parser.add_argument("--warehouse", type=Path,
@@ -309,7 +312,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"MemberLens benchmarks on {os.cpu_count()} cores, Python {sys.version.split()[0]}")
     if args.scenario in ("all", "generator"):
         generator_scenario(args.members, args.repeat, warehouse)
-    uses_warehouse = ("all", "kpis", "funnels", "heatmaps", "rfm", "clusters", "targeting", "predictions")
+    uses_warehouse = ("all", "kpis", "funnels", "heatmaps", "rfm", "clusters", "targeting", "predictions", "programme")
     if args.scenario in uses_warehouse and not warehouse.exists():
         print(f"\nbuilding {warehouse.name} for the warehouse scenarios ...")
         build_once(args.members, 42, warehouse)
@@ -335,6 +338,8 @@ def main(argv: list[str] | None = None) -> int:
         from benchmarks.recommend import main as recommend_benchmark
 
         recommend_benchmark([] if warehouse.exists() else ["--skip-large"])
+    if args.scenario in ("all", "programme"):
+        programme_scenario(warehouse, args.repeat * 3)
     return 0
 
 

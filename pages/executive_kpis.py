@@ -61,10 +61,10 @@ if summary.is_empty:
     )
     st.stop()
 
-neutral = {"points_liability"}  # more outstanding points is neither good nor bad news
+neutral = {"points_liability", "points_liability_value"}  # more outstanding points is neither good nor bad news
 with cards_slot:
-    for row in (KPIS[:5], KPIS[5:]):
-        for column, definition in zip(st.columns(5), row, strict=False):
+    for row in (KPIS[:6], KPIS[6:]):
+        for column, definition in zip(st.columns(6), row, strict=False):
             value = summary[definition.key]
             note = "" if definition.uses_channel_filter or not filters.channels else " (channel filter not applied)"
             column.metric(

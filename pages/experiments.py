@@ -9,7 +9,7 @@ from analytics.errors import InputError
 from analytics.experiments import METRIC_HELP, ExperimentError, sample_size_per_arm
 from ui.cached import cached_campaign_list, cached_read_out
 from ui.context import page_inputs
-from ui.format import format_value
+from ui.format import format_value, plain_text
 from ui.recommendations import outcome_view
 
 ctx = page_inputs("experiments")
@@ -21,6 +21,14 @@ if listed.empty:
     st.stop()
 labels = {row.campaign_id: f"{row.campaign_id} · {row.name} ({row.type}, {row.channel}, {row.start_at:%d %b %Y}, "
           f"{row.members:,} members)" for row in listed.itertuples()}
+# A link such as /experiments?campaign=CMP0001 (from Campaign results) opens that campaign, once per link.
+linked = st.query_params.get("campaign")
+if linked and linked not in labels:
+    st.warning(f"The link names a campaign that is not here: {plain_text(linked[:40])}.",
+               icon=":material/link_off:")
+elif linked and linked != st.session_state.get("_experiment_linked"):
+    st.session_state["_experiment_linked"] = linked
+    st.session_state["experiment_campaign"] = linked
 campaign = st.selectbox("Campaign", list(labels), format_func=labels.get, key="experiment_campaign")
 try:
     result = cached_read_out(ctx.engine, campaign, ctx.filters.scope)

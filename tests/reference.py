@@ -8,12 +8,14 @@ mistake in the SQL of :mod:`analytics.kpis` shows up as a disagreement.
 from __future__ import annotations
 
 import math
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import pandas as pd
 
 from analytics.filters import Filters
+from analytics.programme import POINTS_PER_CURRENCY_UNIT
 from analytics.rfm import DEFAULT_GRID
+from tests.reference_programme import realised_roi
 
 
 def _members_in_tiers(members: pd.DataFrame, tiers: tuple[str, ...]) -> set[str]:
@@ -62,6 +64,8 @@ def period_kpis(frame, f: Filters, lo: datetime, hi: datetime) -> dict[str, floa
         "member_sales_share": member_net / net if net else None,
         "session_conversion": converted / sessions if sessions else None,
         "points_liability": float(lg["delta"].sum()),
+        "points_liability_value": float(lg["delta"].sum()) / POINTS_PER_CURRENCY_UNIT,
+        "campaign_roi": realised_roi(frame, lo.date(), (hi - timedelta(days=1)).date()),
     }
 
 

@@ -25,6 +25,7 @@ EXPECTED_PAGES = {
     "kpis": {E, M, MM, A, AD},
     "rfm_segments": {E, MM, A, AD}, "clusters": {E, MM, A, AD}, "member_tags": {E, MM, A, AD},
     "member_360": {MM, A, AD}, "predictions": {E, M, MM, A, AD}, "heatmaps": {E, M, MM, A, AD},
+    "programme": {E, MM, A, AD}, "campaign_results": {E, M, A, AD},
     "funnels": {E, M, A, AD}, "basket_rules": {E, M, A, AD}, "campaign_targeting": {M, A, AD},
     "recommendations": {M, MM, A, AD},
     "experiments": {E, M, A, AD},

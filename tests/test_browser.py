@@ -29,10 +29,18 @@ PAGES = [("warehouse", "Warehouse", "warehouse"), ("", "Executive KPIs", "execut
          ("clusters", "Member clusters", "clusters"), ("member_tags", "Member tags", "member_tags"),
          ("member_360?member=M00000007", "Member 360", "member_360"),
          ("campaign_targeting", "Campaign targeting", "campaign_targeting"),
-         ("experiments", "Experiment read-out", "experiments"),
+         ("experiments", "Experiment read-out", "experiments"), ("programme", "Programme", "programme"),
+         ("campaign_results", "Campaign results", "campaign_results"),
+         ("experiments?campaign=CMP0030", "Experiment read-out", "experiments_linked"),
          ("recommendations?member=M00000007", "Recommendations", "recommendations"),
          ("privacy_requests", "Privacy requests", "privacy_requests"), ("audit_log", "Audit log", "audit_log"),
          ("admin_users", "Users and roles", "admin_users")]
+#: Tabs (and views inside them) of the programme pages: each is clicked and photographed.
+TABS = {"programme": [("Tiers", None), ("Tiers", "Upgrades and downgrades"), ("Tiers", "Retention and spend"),
+                      ("Tiers", "Next threshold"), ("Threshold what-if", None), ("Points", None),
+                      ("Points", "About to expire"), ("Member value", None)],
+        "campaign_results": [("Campaigns", None), ("By type and channel", None), ("ROI over time", None),
+                             ("Retention", None), ("Send frequency", None)]}
 
 pytestmark = pytest.mark.browser
 if not Path(CHROMIUM).exists():
@@ -124,7 +132,7 @@ def test_every_page_in_a_real_browser(browser, duck_warehouse, tmp_path: Path) -
         # the KPI page is interactive and its state lands in the URL, ready to share
         page.goto(f"{base}/")
         wait_until_idle(page)
-        assert page.locator('[data-testid="stMetric"]').count() == 9
+        assert page.locator('[data-testid="stMetric"]').count() == 11
         page.get_by_text("Member tier", exact=True).last.click()
         wait_until_idle(page)
         assert "breakdown_by=Member+tier" in page.url
@@ -264,6 +272,34 @@ def test_signed_in_users_in_a_real_browser(browser, duck_warehouse, tmp_path: Pa
             else:
                 assert "Audit log" in navigation and "Executive KPIs" not in navigation
             context.close()
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
+
+
+def test_every_tab_of_the_programme_pages(browser, duck_warehouse, tmp_path: Path) -> None:
+    """Programme and Campaign results: each tab (and view) clicked in Chromium, no exception box, a screenshot
+    each; and a campaign's read-out link opens that campaign."""
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    process, base = start_app({"MEMBERLENS_WAREHOUSE_URL": duck_warehouse.url}, tmp_path / "streamlit.log")
+    try:
+        page = browser.new_page(viewport={"width": 1400, "height": 1800})
+        for path, tabs in TABS.items():
+            page.goto(f"{base}/{path}")
+            wait_until_idle(page)
+            for tab, view in tabs:
+                page.get_by_role("tab", name=tab).click()
+                wait_until_idle(page)
+                if view is not None:
+                    page.get_by_text(view, exact=True).first.click()
+                    wait_until_idle(page)
+                assert page.locator('[data-testid="stException"]').count() == 0, (path, tab, view)
+                assert page.locator(".js-plotly-plot, [data-testid='stDataFrame']").count() > 0, (path, tab, view)
+                name = "_".join(w.lower().replace("-", "_") for w in (tab, view or "") if w).replace(" ", "_")
+                page.screenshot(path=str(ARTIFACTS / f"{path}_{name}.png"), full_page=True)
+        page.goto(f"{base}/experiments?campaign=CMP0030")
+        wait_until_idle(page)
+        assert "CMP0030 · " in page.content()  # the selectbox shows that campaign
     finally:
         process.terminate()
         process.wait(timeout=20)

@@ -30,6 +30,8 @@ def test_every_kind_round_trips_through_json(duck_warehouse: Warehouse, trained_
     from analytics.funnels import FunnelSpec, FunnelStep, dropoff_audience
     from analytics.heatmaps import cell_audience
     from analytics.prediction_audiences import PinnedModel, PredictionAudience
+    from analytics.programme_points import ExpiringPointsAudience
+    from analytics.programme_whatif import TierMoveAudience, TierRule
     from analytics.rule_views import rule_audience
 
     filters = default_filters(duck_warehouse)
@@ -42,7 +44,9 @@ def test_every_kind_round_trips_through_json(duck_warehouse: Warehouse, trained_
             PredictionAudience("churn_risk", 0.6, None, filters.end, PinnedModel("churn", 1, trained_models["churn"]),
                                (PinnedModel("clv", 2, trained_models["clv"]),)),
             targeting.parse_spec({"version": 1, "kind": "audience", "start": str(filters.start),
-                                  "end": str(filters.end), "holdout": 0.1, "campaign_key": "k"})]
+                                  "end": str(filters.end), "holdout": 0.1, "campaign_key": "k"}),
+            ExpiringPointsAudience(filters, 90, 100), TierMoveAudience(filters.end, TierRule((2_000, 8_000, 30_000)),
+                                                                      "down")]
     assert {a.kind for a in made} == set(audiences.kinds())  # every kind has a page that makes it
     for audience in made:
         again = loads(audiences.dumps(audience))

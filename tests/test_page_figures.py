@@ -57,6 +57,9 @@ def test_kpi_cards_read_back_as_the_kpis(warehouse: Warehouse, monkeypatch) -> N
         cards = {m.label.replace(" (channel filter not applied)", ""): m for m in at.metric}
         for definition in kpis.KPIS:
             value = summary[definition.key]
+            if value.current is None:  # e.g. no campaign started in a single day: no ROI, shown as missing
+                assert cards[definition.label].value == "—", definition.key
+                continue
             shown = read_figure(cards[definition.label].value)
             assert shown.close_to(value.current), (definition.key, filters, cards[definition.label].value,
                                                    value.current)

@@ -24,6 +24,7 @@ from sqlalchemy.exc import DBAPIError
 
 from analytics import (
     audience_report,
+    campaign_results,
     clustering,
     experiments,
     forecast,
@@ -31,6 +32,10 @@ from analytics import (
     heatmaps,
     kpis,
     member360,
+    member_value,
+    programme_points,
+    programme_tiers,
+    programme_whatif,
     quality,
     rfm,
     rule_views,
@@ -393,6 +398,34 @@ def test_audience_report_and_forecast(spark_warehouse: Warehouse, duck_twin: War
     types = both(spark_warehouse, duck_twin, forecast.forecast_types)
     first = types.iloc[0]
     both(spark_warehouse, duck_twin, lambda e: forecast.campaign_history(e, first["type"], first["channel"]))
+
+
+def test_programme(spark_warehouse: Warehouse, duck_twin: Warehouse, year: Filters, quarter: Filters) -> None:
+    """Tiers (counts, flows, time to tier, retention and spend, next threshold, sales when held), the what-if and its
+    audience, points (flows, by tier, expiring and its audience), members against guests."""
+    for grain in ("week", "month"):
+        both(spark_warehouse, duck_twin, lambda e, g=grain: programme_tiers.tier_counts_over_time(e, year, g))
+    both(spark_warehouse, duck_twin, lambda e: programme_tiers.tier_flows(e, year.start, year.end))
+    both(spark_warehouse, duck_twin, lambda e: programme_tiers.time_to_tier(e, year))
+    both(spark_warehouse, duck_twin, lambda e: programme_tiers.tier_performance(e, quarter))
+    both(spark_warehouse, duck_twin, lambda e: programme_tiers.upgrade_gap(e, quarter))
+    both(spark_warehouse, duck_twin, lambda e: programme_tiers.sales_by_tier(e, quarter))
+    rule = programme_whatif.TierRule((2_000, 8_000, 30_000), months=6, measure="net")
+    both(spark_warehouse, duck_twin, lambda e: programme_whatif.whatif_tiers(e, quarter.end, rule, {"gold": 0.02}))
+    both(spark_warehouse, duck_twin, lambda e: member_frame(
+        e, programme_whatif.TierMoveAudience(quarter.end, rule, "down").member_ids()), ordered=False)
+    both(spark_warehouse, duck_twin, lambda e: programme_points.points_flows(e, year, "month"))
+    both(spark_warehouse, duck_twin, lambda e: programme_points.points_by_tier(e, quarter))
+    both(spark_warehouse, duck_twin, lambda e: programme_points.expiring_summary(e, quarter))
+    both(spark_warehouse, duck_twin, lambda e: member_frame(
+        e, programme_points.ExpiringPointsAudience(quarter, 90, 100).member_ids()), ordered=False)
+    both(spark_warehouse, duck_twin, lambda e: member_value.member_vs_guest(e, year))
+    both(spark_warehouse, duck_twin, lambda e: member_value.new_member_value(e, year))
+
+
+def test_campaign_results(spark_warehouse: Warehouse, duck_twin: Warehouse, year: Filters) -> None:
+    both(spark_warehouse, duck_twin, lambda e: campaign_results.campaign_results(e, year, margin=0.4))
+    both(spark_warehouse, duck_twin, lambda e: campaign_results.send_frequency(e, year, 2))
 
 
 def test_experiments(spark_warehouse: Warehouse, duck_twin: Warehouse) -> None:

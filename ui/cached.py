@@ -18,6 +18,7 @@ from sqlalchemy import Engine
 
 from analytics import (
     audience_report,
+    campaign_results,
     clustering,
     experiments,
     forecast,
@@ -25,7 +26,11 @@ from analytics import (
     heatmaps,
     kpis,
     member360,
+    member_value,
     predictions,
+    programme_points,
+    programme_tiers,
+    programme_whatif,
     rfm,
     rule_views,
     rules,
@@ -317,3 +322,69 @@ def cached_clv_distribution(engine: Engine, models: predictions.Models, as_of: d
     from analytics.prediction_reports import clv_distribution
 
     return clv_distribution(engine, models, as_of)
+# --- the membership programme and campaign results --------------------------------------------------------------------
+
+@cached("Counting members per tier…", max_entries=32)
+def cached_tier_counts(engine: Engine, filters: Filters, grain: str) -> pd.DataFrame:
+    return programme_tiers.tier_counts_over_time(engine, filters, grain)  # type: ignore[arg-type]
+
+
+@cached("Following members between the two days…", max_entries=32)
+def cached_tier_flows(engine: Engine, before: date, after: date) -> pd.DataFrame:
+    return programme_tiers.tier_flows(engine, before, after)
+
+
+@cached(max_entries=32)
+def cached_time_to_tier(engine: Engine, filters: Filters) -> pd.DataFrame:
+    return programme_tiers.time_to_tier(engine, filters)
+
+
+@cached("Comparing the tiers…", max_entries=32)
+def cached_tier_performance(engine: Engine, filters: Filters) -> pd.DataFrame:
+    return programme_tiers.tier_performance(engine, filters)
+
+
+@cached("Adding up sales per tier…", max_entries=32)
+def cached_sales_by_tier(engine: Engine, filters: Filters) -> pd.DataFrame:
+    return programme_tiers.sales_by_tier(engine, filters)
+
+
+@cached("Measuring the way to the next tier…", max_entries=32)
+def cached_upgrade_gap(engine: Engine, filters: Filters) -> pd.DataFrame:
+    return programme_tiers.upgrade_gap(engine, filters)
+
+
+@cached("Evaluating the tiers under the edited rule…", max_entries=32)
+def cached_whatif(engine: Engine, day: date, rule: programme_whatif.TierRule,
+                  rates: tuple[tuple[str, float], ...]) -> programme_whatif.WhatIf:
+    return programme_whatif.whatif_tiers(engine, day, rule, dict(rates))
+
+
+@cached("Reading the points ledger…", max_entries=32)
+def cached_points(engine: Engine, filters: Filters, grain: str, points_per_unit: int) -> tuple[pd.DataFrame,
+                                                                                                pd.DataFrame]:
+    """Points per period, and by tier held when written."""
+    return (programme_points.points_flows(engine, filters, grain, points_per_unit),  # type: ignore[arg-type]
+            programme_points.points_by_tier(engine, filters))
+
+
+@cached("Finding the points about to expire…", max_entries=32)
+def cached_expiring(engine: Engine, filters: Filters, points_per_unit: int) -> pd.DataFrame:
+    return programme_points.expiring_summary(engine, filters, points_per_unit)
+
+
+@cached("Comparing members with guests…", max_entries=32)
+def cached_member_value(engine: Engine, filters: Filters) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Members against guests, and new members' first 90 days by acquisition channel."""
+    return member_value.member_vs_guest(engine, filters), member_value.new_member_value(engine, filters)
+
+
+@cached("Reading out every campaign…", max_entries=32)
+def cached_campaign_results(engine: Engine, filters: Filters, campaign_type: str | None, channel: str | None,
+                            margin: float, message_cost: float) -> pd.DataFrame:
+    return campaign_results.campaign_results(engine, filters, campaign_type, channel, margin, message_cost)
+
+
+@cached("Counting messages per member…", max_entries=32)
+def cached_send_frequency(engine: Engine, filters: Filters, cap: int) -> campaign_results.SendFrequency:
+    return campaign_results.send_frequency(engine, filters, cap)

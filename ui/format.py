@@ -146,6 +146,15 @@ def change_pp(value: float | None, decimals: int = 1, locale: str | None = None)
     return f"{number if number.startswith('-') else '+' + number} pp"
 
 
+def times(value: float | None, decimals: int = 1, locale: str | None = None) -> str:
+    """A ratio of two amounts as a multiple: ``3.9×``."""
+    if _missing(value):
+        return MISSING
+    number = format_decimal(round(value, decimals), f"#,##0.{'0' * decimals}" if decimals else "#,##0",
+                            locale=_locale(locale))
+    return f"{_no_negative_zero(number)}×"
+
+
 def format_value(value: float | None, unit: str, locale: str | None = None) -> str:
     """A KPI's value by its unit: ``currency``, ``ratio``, ``points`` or ``count``."""
     if unit == "currency":
