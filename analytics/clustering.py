@@ -517,8 +517,8 @@ def suggest_k(table: pd.DataFrame) -> KSuggestion:
         alone = [name for name, v in (("the elbow", at_elbow), ("silhouette", best_sil), ("Davies–Bouldin", best_dbi))
                  if v is not None and v != k]
         return KSuggestion(k, at_elbow, best_sil, best_dbi, False,
-                           f"Try k = {k}: {points}; two of the three agree on {k} ({', '.join(alone)} points "
-                           "elsewhere).")
+                           f"{points[0].upper()}{points[1:]}: two of the three agree on {k} ({', '.join(alone)} "
+                           "points elsewhere).")
     ranks = pd.DataFrame({"k": ks, "elbow": [abs(k - at_elbow) for k in ks]})
     ranks["elbow"] = ranks["elbow"].rank(method="min")
     ranks["silhouette"] = table["silhouette"].rank(ascending=False, method="min").to_numpy()
@@ -527,5 +527,5 @@ def suggest_k(table: pd.DataFrame) -> KSuggestion:
     chosen = ranks.sort_values(["mean", "k"]).iloc[0]
     k = int(chosen["k"])
     return KSuggestion(k, at_elbow, best_sil, best_dbi, False,
-                       f"Try k = {k}: {points}, so the charts disagree; k = {k} ranks best on the three together "
-                       f"(mean rank {chosen['mean']:.1f} of {len(ks)}).")
+                       f"{points[0].upper()}{points[1:]}: the charts disagree, and k = {k} ranks best on the three "
+                       f"together (mean rank {chosen['mean']:.1f} of {len(ks)}).")

@@ -94,10 +94,10 @@ if scored == 0:
 
 lapsed = cached_lapsed_summary(ctx.engine, filters)
 by_segment = summary.set_index("segment")
-cards = st.columns(5)
+cards = [*st.columns(3), *st.columns(2)]  # two rows: the groups' names are long, and they are the point
 cards[0].metric("Members scored", count(scored), border=True, help="Members with a completed order in the range.")
 cards[1].metric("Their net sales", format_value(float(summary["sales"].sum()), "currency"), border=True)
-for column, (name, parts) in zip(cards[2:4], COMBINED.items(), strict=True):
+for column, (name, parts) in zip(cards[3:5], COMBINED.items(), strict=True):
     group = by_segment.loc[list(parts)]
     column.metric(name, count(int(group["members"].sum())), border=True,
                   delta=f"{share(group['member_share'].sum())} of members · {share(group['sales_share'].sum())} of "
@@ -105,11 +105,12 @@ for column, (name, parts) in zip(cards[2:4], COMBINED.items(), strict=True):
                   help=f"The {' and '.join(parts)} segments together: "
                        + "; ".join(f"{p} {count(int(by_segment.loc[p, 'members']))}" for p in parts)
                        + ". " + " ".join(f"**{p}**: {SEGMENT_HELP[p]}" for p in parts))
-cards[4].metric(LAPSED, count(lapsed.members), border=True,
+cards[2].metric(LAPSED, count(lapsed.members), border=True,
                 delta=(f"last order {lapsed.avg_days_since_last_order:.0f} days ago on average"
                        if lapsed.avg_days_since_last_order is not None else None), delta_color="off", delta_arrow="off",
                 help=f"{LAPSED_HELP} Not scored, so in none of the segments; they spent "
-                     f"{format_value(lapsed.sales_before, 'currency')} before the range.")
+                     f"{format_value(lapsed.sales_before, 'currency')} before the range. Over a 90-day range they are "
+                     "the members tagged Dormant 90 days.")
 
 left, right = st.columns([3, 2])
 with left:
@@ -122,8 +123,9 @@ with left:
     treemap.update_traces(texttemplate="<b>%{label}</b><br>%{customdata[0]:,} members<br>%{customdata[2]:.1%} of sales",
                           hovertemplate="<b>%{label}</b><br>%{customdata[0]:,} members (%{customdata[1]:.1%})<br>"
                                         "%{customdata[2]:.1%} of net sales<br>AOV %{customdata[3]:,.0f}<br>"
-                                        "last order %{customdata[4]:.0f} days ago on average<extra></extra>",
-                          insidetextfont={"color": [text_on(SEGMENT_COLOURS[s]) for s in shown["segment"]]})
+                                        "last order %{customdata[4]:.0f} days ago on average<extra></extra>")
+    treemap.update_traces(insidetextfont={"color": [text_on(SEGMENT_COLOURS[str(label)])  # in the trace's order
+                                                    for label in treemap.data[0].labels]})
     treemap.update_layout(height=420, margin={"l": 0, "r": 0, "t": 10, "b": 0})
     st.plotly_chart(treemap, key="rfm_treemap")
     st.caption(f"Each segment keeps its colour on every chart. Not in the treemap: the {count(lapsed.members)} "
