@@ -46,6 +46,7 @@ from analytics.cluster_features import (
     AGE_BANDS,
     ALGORITHMS,
     CATEGORY_PREFIX,
+    CHANNEL_PREFIX,
     CLIP,
     FEATURE_GROUPS,
     GMM_FIT_SAMPLE,
@@ -58,6 +59,7 @@ from analytics.cluster_features import (
     ClusterSettings,
     Feature,
     MemberFeatures,
+    features_for,
     member_features,
 )
 from analytics.errors import InputError
@@ -279,17 +281,21 @@ def cluster_features(data: MemberFeatures, settings: ClusterSettings) -> Cluster
     return ClusterResult(model, frame[ordered], portraits, zscores, data.features)
 
 
-#: Traits a name may mention: feature label -> (word when well above the population, word when well below).
-_TRAITS: dict[str, tuple[str | None, str | None]] = {
-    "Days since last order": ("lapsing", "recently active"),
-    "Discount share": ("deal-seeking", None),
-    "Points redeem rate": ("points-redeeming", None),
-    "Night orders share": ("night-owl", None),
-    "Lines per order": ("big-basket", "single-item"),
-    "Age": ("older", "young"),
-    "Tenure (days)": ("long-standing", "newly joined"),
-    "Sessions": ("highly engaged", None),
+#: Words for a fixed feature well above / below the clustered members (value and frequency have their own words).
+_TRAITS: dict[str, tuple[str, str]] = {
+    "recency_days": ("lapsing", "recently active"),
+    "tenure_days": ("long-standing", "newly joined"),
+    "aov": ("big-ticket", "small-ticket"),
+    "lines_per_order": ("big-basket", "single-item"),
+    "discount_share": ("deal-seeking", "full-price"),
+    "points_redeem_rate": ("points-redeeming", "points-hoarding"),
+    "night_share": ("night-owl", "daytime"),
+    "sessions": ("highly engaged", "rarely browsing"),
+    "events": ("heavy browsing", "light browsing"),
+    "age": ("older", "young"),
 }
+#: Features the value and frequency words already describe.
+_NAMED_APART = ("monetary", "frequency")
 #: The name of a cluster no member is closest to (possible with a Gaussian mixture or few distinct members).
 EMPTY = "(empty)"
 #: The share of spend outside the top categories.
@@ -299,23 +305,56 @@ NAME_Z = 0.5
 FAVOURITE_SHARE, FAVOURITE_LIFT = 0.15, 1.2
 
 
+def trait_word(feature: Feature, z: float) -> str | None:
+    """How a name says that a cluster sits ``z`` standard deviations from the clustered members on ``feature``:
+    "night-owl", "live-stream heavy", "rarely app", "Beauty heavy"; None within :data:`NAME_Z`."""
+    if abs(z) < NAME_Z:
+        return None
+    if feature.name in _TRAITS:
+        return _TRAITS[feature.name][0 if z > 0 else 1]
+    if feature.name.startswith(CHANNEL_PREFIX):
+        channel = feature.name.removeprefix(CHANNEL_PREFIX).replace("_", "-")
+        return f"{channel} heavy" if z > 0 else f"rarely {channel}"
+    if feature.name.startswith(CATEGORY_PREFIX):
+        category = feature.name.removeprefix(CATEGORY_PREFIX)
+        return f"{category} heavy" if z > 0 else f"little {category}"
+    return None
+
+
+def distinctive_trait(z: Mapping[str, float], features: Sequence[Feature]) -> tuple[Feature, float] | None:
+    """The cluster's most distinctive trait: the feature (value and frequency aside, which the name states anyway)
+    with the largest |z|, if it reaches :data:`NAME_Z` and can be put in words; ties by feature order."""
+    named = [(abs(z.get(f.label, 0.0)), -i, f) for i, f in enumerate(features)
+             if f.name not in _NAMED_APART and trait_word(f, z.get(f.label, 0.0))]
+    if not named:
+        return None
+    _, _, feature = max(named, key=lambda t: t[:2])
+    return feature, float(z.get(feature.label, 0.0))
+
+
 def cluster_name(z: Mapping[str, float], category_share: Mapping[str, float],
-                 category_lift: Mapping[str, float]) -> str:
-    """A plain-language name from a cluster's z-scores, its category shares of spend and their lifts (share
-    in the cluster / share overall): value word, frequency word, the most distinctive other trait and the
-    favourite category (the highest lift, at least :data:`FAVOURITE_LIFT`, among categories with at least
-    :data:`FAVOURITE_SHARE` of the cluster's spend).
-    E.g. "High-value frequent · Electronics", "Low-value occasional, lapsing · mixed categories"."""
+                 category_lift: Mapping[str, float], features: Sequence[Feature] = ()) -> str:
+    """A plain-language name from a cluster's z-scores (by feature label), its category shares of spend and their
+    lifts (share in the cluster / share overall): value word, frequency word, the most distinctive trait (the
+    largest |z| among the other ``features``, :func:`distinctive_trait`) and the favourite category (the highest
+    lift, at least :data:`FAVOURITE_LIFT`, among categories with at least :data:`FAVOURITE_SHARE` of the cluster's
+    spend). E.g. "High-value frequent, highly engaged · Electronics", "Mid-value regular, live-stream heavy ·
+    Apparel", "Low-value occasional, lapsing · mixed categories"."""
     monetary, frequency = z.get("Net sales", 0.0), z.get("Orders", 0.0)
     value = "High-value" if monetary >= NAME_Z else "Low-value" if monetary <= -NAME_Z else "Mid-value"
     often = "frequent" if frequency >= NAME_Z else "occasional" if frequency <= -NAME_Z else "regular"
-    traits = sorted(((abs(z.get(label, 0.0)), word) for label, (up, down) in _TRAITS.items()
-                     for word in [up if z.get(label, 0.0) >= NAME_Z else down if z.get(label, 0.0) <= -NAME_Z
-                                  else None] if word), reverse=True)
-    name = f"{value} {often}" + (f", {traits[0][1]}" if traits else "")
+    trait = distinctive_trait(z, features or features_for(list(category_share), []))
     best = max(((lift, c) for c, lift in category_lift.items() if category_share.get(c, 0.0) >= FAVOURITE_SHARE),
                default=None)
-    return f"{name} · {best[1] if best and best[0] >= FAVOURITE_LIFT else 'mixed categories'}"
+    favourite = best[1] if best and best[0] >= FAVOURITE_LIFT else None
+    words = None
+    if trait is not None:
+        feature, score = trait
+        words = trait_word(feature, score)
+        if feature.name.startswith(CATEGORY_PREFIX) and score > 0:  # the category is named after the dot
+            favourite, words = feature.label, None
+    name = f"{value} {often}" + (f", {words}" if words else "")
+    return f"{name} · {favourite or 'mixed categories'}"
 
 
 def _portraits(frame: pd.DataFrame, data: MemberFeatures, zscores: pd.DataFrame, k: int) -> pd.DataFrame:
@@ -335,7 +374,7 @@ def _portraits(frame: pd.DataFrame, data: MemberFeatures, zscores: pd.DataFrame,
         lift = {c: float(mix[CATEGORY_PREFIX + c] / overall[CATEGORY_PREFIX + c])
                 for c in data.categories if overall[CATEGORY_PREFIX + c] > 0}
         shares = {c: float(mix[CATEGORY_PREFIX + c]) for c in data.categories}
-        name = cluster_name(zscores.loc[j].to_dict(), shares, lift) if in_cluster.any() else EMPTY
+        name = cluster_name(zscores.loc[j].to_dict(), shares, lift, data.features) if in_cluster.any() else EMPTY
         names.append(name)
         top = mix.sort_values(ascending=False).head(3)
         rows.append({
@@ -421,3 +460,72 @@ def k_selection(data: MemberFeatures, settings: ClusterSettings, ks: Sequence[in
     return pd.DataFrame(rows, columns=["k", "inertia", "silhouette", "davies_bouldin"])
 
 
+
+
+@dataclass(frozen=True)
+class KSuggestion:
+    """The k to try, from the k-selection table, and why: ``elbow`` (where inertia stops falling steeply),
+    ``silhouette`` (its highest) and ``davies_bouldin`` (its lowest) are what each chart points at."""
+
+    k: int
+    elbow: int
+    silhouette: int | None
+    davies_bouldin: int | None
+    agree: bool
+    reason: str
+
+
+def elbow(ks: Sequence[int], inertia: Sequence[float]) -> int:
+    """The elbow of an inertia curve: the k farthest below the straight line from the first point to the last,
+    both axes scaled to 0..1 (the "kneedle" rule); the first k when the curve is a straight line or shorter than 3."""
+    x, y = np.asarray(ks, dtype="float64"), np.asarray(inertia, dtype="float64")
+    if len(x) < 3 or not np.isfinite(y).all() or y.max() == y.min():
+        return int(x[0])
+    xs, ys = (x - x[0]) / (x[-1] - x[0]), (y - y.min()) / (y.max() - y.min())
+    line = ys[0] + (ys[-1] - ys[0]) * xs  # the chord from the first point to the last
+    gap = line - ys  # how far the curve sags below it
+    return int(x[int(np.argmax(gap))]) if gap.max() > 1e-12 else int(x[0])
+
+
+def suggest_k(table: pd.DataFrame) -> KSuggestion:
+    """A k to try from :func:`k_selection`'s table, with the reason in words.
+
+    Each chart points at one k: the elbow of inertia (:func:`elbow`), the highest silhouette, the lowest
+    Davies–Bouldin index. When two or three agree, that k. When all three differ, the k with the best mean rank over
+    the three (the elbow's rank by distance from the elbow; silhouette highest first; Davies–Bouldin lowest first),
+    ties to the smaller k (fewer clusters are easier to act on)."""
+    if table.empty:
+        raise InputError("There are too few members to compare values of k.")
+    ks = table["k"].astype(int).tolist()
+    at_elbow = elbow(ks, table["inertia"].tolist())
+    sil = table.dropna(subset=["silhouette"])
+    dbi = table.dropna(subset=["davies_bouldin"])
+    best_sil = int(sil.loc[sil["silhouette"].idxmax(), "k"]) if len(sil) else None
+    best_dbi = int(dbi.loc[dbi["davies_bouldin"].idxmin(), "k"]) if len(dbi) else None
+    points = f"the elbow of inertia is at k = {at_elbow}"
+    if best_sil is not None:
+        points += f", silhouette is highest at k = {best_sil}"
+    if best_dbi is not None:
+        points += f" and Davies–Bouldin lowest at k = {best_dbi}"
+    votes = [k for k in (at_elbow, best_sil, best_dbi) if k is not None]
+    counted = {k: votes.count(k) for k in votes}
+    top = max(counted.values())
+    if top == len(votes):
+        return KSuggestion(at_elbow, at_elbow, best_sil, best_dbi, True, f"All three charts agree on k = {at_elbow}.")
+    if top >= 2:
+        k = min(k for k, n in counted.items() if n == top)
+        alone = [name for name, v in (("the elbow", at_elbow), ("silhouette", best_sil), ("Davies–Bouldin", best_dbi))
+                 if v is not None and v != k]
+        return KSuggestion(k, at_elbow, best_sil, best_dbi, False,
+                           f"{points[0].upper()}{points[1:]}: two of the three agree on {k} ({', '.join(alone)} "
+                           "points elsewhere).")
+    ranks = pd.DataFrame({"k": ks, "elbow": [abs(k - at_elbow) for k in ks]})
+    ranks["elbow"] = ranks["elbow"].rank(method="min")
+    ranks["silhouette"] = table["silhouette"].rank(ascending=False, method="min").to_numpy()
+    ranks["davies_bouldin"] = table["davies_bouldin"].rank(ascending=True, method="min").to_numpy()
+    ranks["mean"] = ranks[["elbow", "silhouette", "davies_bouldin"]].mean(axis=1, skipna=True)
+    chosen = ranks.sort_values(["mean", "k"]).iloc[0]
+    k = int(chosen["k"])
+    return KSuggestion(k, at_elbow, best_sil, best_dbi, False,
+                       f"{points[0].upper()}{points[1:]}: the charts disagree, and k = {k} ranks best on the three "
+                       f"together (mean rank {chosen['mean']:.1f} of {len(ks)}).")

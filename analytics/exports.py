@@ -24,8 +24,8 @@ import pandas as pd
 
 from analytics.access import EXPORT_IDS, EXPORT_MEMBERS, Principal, allowed, require
 from analytics.audiences import Audience
-from analytics.filters import OPEN_SCOPE, Scope
-from analytics.member_rows import member_rows
+from analytics.filters import OPEN_SCOPE, Filters, Scope
+from analytics.member_rows import audience_rows
 from analytics.privacy import pseudonymise, safe_csv
 from analytics.storage.db import Bind
 
@@ -61,11 +61,13 @@ class MemberExport:
                 "masked": True, "member_ids": "pseudonymous" if self.pseudonymous else "real"}
 
 
-def member_export(bind: Bind, audience: Audience, principal: Principal, scope: Scope = OPEN_SCOPE) -> MemberExport:
-    """Every member of ``audience`` that ``scope`` allows, masked, with the columns the audience adds (a campaign's
-    arm), ids pseudonymised unless ``principal`` may export ids; AccessDenied unless they may export members."""
+def member_export(bind: Bind, audience: Audience, principal: Principal, scope: Scope = OPEN_SCOPE,
+                  window: Filters | None = None) -> MemberExport:
+    """Every member of ``audience`` that ``scope`` allows, masked, valued over ``window`` (default: the audience's
+    own) and in the same order as a page's preview, with the columns the audience adds (a campaign's arm), ids
+    pseudonymised unless ``principal`` may export ids; AccessDenied unless they may export members."""
     require(principal, EXPORT_MEMBERS)
-    rows = member_rows(bind, audience.member_ids(), scope=scope)
+    rows = audience_rows(bind, audience, window, scope=scope)
     extra = audience.annotations(bind)
     if extra is not None:
         rows = rows.merge(extra, on="member_id", how="left")

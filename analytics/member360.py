@@ -7,51 +7,113 @@ masked unless asked otherwise.
 
 from __future__ import annotations
 
+import re
 from datetime import date
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import (
-    func,
-    select,
-)
+from sqlalchemy import case, func, select
 
 from analytics.filters import OPEN_SCOPE, Filters, Scope, scope_conditions
-from analytics.member_rows import member_rows
-from analytics.privacy import MASKED_MEMBER_COLUMNS, MASKS, age_band
-from analytics.rfm import member_rfm
+from analytics.member_rows import MEMBER_COLUMNS, listed_member_ids, member_rows, segment_rows
+from analytics.privacy import MASKED_MEMBER_COLUMNS, MASKS, age_band, mask_members
+from analytics.rfm import lapsed_members, member_rfm
 from analytics.storage.contract import members, order_items, orders, points_ledger, products, tier_changes
 from analytics.storage.db import Bind, connection, read_frame
 
 # ---- member 360 ---------------------------------------------------------------------------------------------------
 
 LIKE_ESCAPE = "\\"
+#: The most characters of search text read (an id is far shorter).
+MAX_SEARCH_TEXT = 100
+#: How a member matched the search text, best first (the ``match`` column of :func:`find_members`).
+MATCHES: tuple[str, ...] = ("id", "number", "prefix", "contains")
+#: The most candidates read for a typed number (the number's own id comes first among them).
+NUMBER_CANDIDATES = 20
+#: The most members :func:`find_members` returns.
+MAX_FOUND = 200
+_TEXT_AND_NUMBER = re.compile(r"^([^0-9]*?)\s*0*([0-9]+)$")
+
+
+def _like_literal(text: str) -> str:
+    """``text`` for a LIKE pattern, matched literally (``%``, ``_`` and the escape character itself escaped)."""
+    return text.replace(LIKE_ESCAPE, LIKE_ESCAPE * 2).replace("%", LIKE_ESCAPE + "%").replace("_", LIKE_ESCAPE + "_")
 
 
 def _like_prefix(text: str) -> str:
-    """A LIKE pattern matching values that start with ``text`` literally (``%``, ``_`` and the escape
-    character itself escaped)."""
-    escaped = text.replace(LIKE_ESCAPE, LIKE_ESCAPE * 2).replace("%", LIKE_ESCAPE + "%").replace("_", LIKE_ESCAPE + "_")
-    return escaped + "%"
+    """A LIKE pattern matching values that start with ``text`` literally."""
+    return _like_literal(text) + "%"
 
 
-#: Longest search text (a member id is far shorter).
-MAX_SEARCH_CHARS = 200
+def _number_of(member_id: str) -> tuple[str, int] | None:
+    """An id's text part (lower case) and trailing number: ``M00000028`` -> ``("m", 28)``; None without digits at
+    the end."""
+    found = _TEXT_AND_NUMBER.match(member_id.strip())
+    return (found[1].strip().lower(), int(found[2])) if found else None
 
 
-def find_members(bind: Bind, text: str, limit: int = 20, scope: Scope = OPEN_SCOPE) -> pd.DataFrame:
-    """Members whose id equals or starts with ``text`` (surrounding spaces ignored; matched literally, as a
-    bound parameter), ordered by id, at most ``limit``: the masked rows of :func:`member_rows`, of the members
-    ``scope`` allows. Empty text, text with a NUL character or longer than :data:`MAX_SEARCH_CHARS` finds nobody."""
-    needle = (text or "").strip()
-    m = members.c
-    # no id holds a NUL character, and PostgreSQL refuses one in text
-    if needle and "\x00" not in needle and len(needle) <= MAX_SEARCH_CHARS:
-        ids = select(m.member_id).where((m.member_id == needle) | m.member_id.like(_like_prefix(needle),
-                                                                                   escape=LIKE_ESCAPE))
+def find_members(bind: Bind, text: str, limit: int = 20, window: Filters | None = None,
+                 scope: Scope = OPEN_SCOPE) -> pd.DataFrame:
+    """Members whose id matches ``text``, forgivingly, best matches first, at most ``limit`` (at most
+    :data:`MAX_FOUND`): their masked rows (:func:`~analytics.member_rows.member_rows`, valued over ``window``; with
+    no window, the members' own columns only) and ``match``, one of :data:`MATCHES`:
+
+    * ``id``: the id itself, in any case (``m00000028``);
+    * ``number``: the same trailing number, leading zeros and case aside, after the text typed before the number
+      if any (``28``, ``M28`` and ``m 0028`` find ``M00000028``);
+    * ``prefix``: ids that start with the text, in any case; ``contains``: ids that contain it.
+
+    Each member once, under its best match; ties in order of id. The text is a bound parameter matched literally
+    (``%`` and ``_`` are plain characters); surrounding spaces are ignored; empty text, or text with a NUL character,
+    finds nobody, and members ``scope`` does not allow are never found. Two bounded statements: the number's
+    candidates (ids ending in its digits, those with the fewest characters besides zeros first: the zero-padded id
+    of the number itself comes first), and the text's matches."""
+    needle = (text or "").strip()[:MAX_SEARCH_TEXT].lower()
+    limit = max(0, min(int(limit), MAX_FOUND))
+    if not needle or "\x00" in needle or not limit:  # no id holds a NUL character; PostgreSQL refuses one in text
+        return _found(bind, [], [], window, scope)
+    low = func.lower(members.c.member_id)
+    best: dict[str, int] = {}
+    number = _number_of(needle)
+    if number is not None:
+        head, value = number
+        candidates = (select(members.c.member_id)
+                      .where(low.like(_like_prefix(head) + "%" + str(value), escape=LIKE_ESCAPE),
+                             *scope_conditions(scope))
+                      .order_by(func.length(func.replace(low, "0", "")), members.c.member_id).limit(NUMBER_CANDIDATES))
+        for member_id in read_frame(bind, candidates)["member_id"]:
+            own = _number_of(str(member_id))
+            if own is not None and own[1] == value and own[0].startswith(head):
+                best[str(member_id)] = MATCHES.index("number")
+    rank = case((low == needle, 0), (low.like(_like_prefix(needle), escape=LIKE_ESCAPE), 2), else_=3)
+    query = (select(members.c.member_id, rank.label("rank"))
+             .where(low.like("%" + _like_literal(needle) + "%", escape=LIKE_ESCAPE), *scope_conditions(scope))
+             .order_by(rank, members.c.member_id).limit(limit))
+    found = read_frame(bind, query)
+    for member_id, rank_value in zip(found["member_id"], found["rank"], strict=True):
+        best[str(member_id)] = min(best.get(str(member_id), 9), int(rank_value))
+    chosen = sorted(best, key=lambda i: (best[i], i))[:limit]
+    return _found(bind, chosen, [MATCHES[best[i]] for i in chosen], window, scope)
+
+
+def _found(bind: Bind, ids: list[str], matches: list[str], window: Filters | None, scope: Scope) -> pd.DataFrame:
+    """The rows of these members in this order, with how each matched."""
+    listed = listed_member_ids(ids)
+    if window is None:
+        rows = read_frame(bind, select(*(members.c[c] for c in MEMBER_COLUMNS)).where(members.c.member_id.in_(ids),
+                                                                                      *scope_conditions(scope)))
+        rows = mask_members(rows) if len(rows) else pd.DataFrame(columns=list(MEMBER_COLUMNS))
     else:
-        ids = select(m.member_id).where(m.member_id.is_(None))  # a primary key is never NULL: no rows
-    return member_rows(bind, ids, limit=limit, scope=scope)
+        rows = member_rows(bind, listed, window, scope=scope)
+    rank = {member_id: i for i, member_id in enumerate(ids)}
+    rows = rows.assign(match=rows["member_id"].map(dict(zip(ids, matches, strict=True))))
+    return rows.sort_values("member_id", key=lambda s: s.map(rank)).reset_index(drop=True)
+
+
+def top_members(bind: Bind, window: Filters, limit: int = 10, scope: Scope = OPEN_SCOPE) -> pd.DataFrame:
+    """The members with the largest net sales in ``window`` (ties by id), at most ``limit`` (up to
+    :data:`MAX_FOUND`): masked rows of :func:`~analytics.member_rows.segment_rows`, to start Member 360 from."""
+    return segment_rows(bind, window, None, max(0, min(int(limit), MAX_FOUND)), scope=scope)
 
 
 def _age(birth_date: date | None, as_of: date | None) -> int | None:
@@ -152,3 +214,11 @@ def member_summary(bind: Bind, filters: Filters, member_id: str) -> dict[str, An
     for column in ("recency_days", "frequency", "r_score", "f_score", "m_score", "fm_score"):
         summary[column] = int(row[column])
     return summary
+
+
+def is_lapsed(bind: Bind, filters: Filters, member_id: str) -> bool:
+    """Whether the member is lapsed in the window (:data:`~analytics.rfm.LAPSED`: a completed order before it, none
+    in it, through its filters)."""
+    lapsed = lapsed_members(filters)
+    with connection(bind) as conn:
+        return conn.execute(select(lapsed.c.member_id).where(lapsed.c.member_id == member_id)).first() is not None

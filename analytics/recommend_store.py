@@ -37,7 +37,7 @@ from analytics.audiences import Audience
 from analytics.errors import InputError
 from analytics.exports import MemberExport
 from analytics.filters import OPEN_SCOPE, Scope
-from analytics.member_rows import member_rows
+from analytics.member_rows import audience_rows
 from analytics.privacy import pseudonymise
 from analytics.recommend_data import RecommendData, load_data
 from analytics.recommend_lists import PATHS, REASON_KINDS, SOURCES, UNKNOWN_CATEGORY, ListMaker, ListSettings
@@ -301,7 +301,7 @@ def export_frame(engine: Bind, audience: Audience, export: RecommendationExport,
     """The masked member rows of ``audience`` that ``scope`` allows (with the audience's own columns, e.g. the arm)
     and each member's stored top ``n``: one row per (member, rank), members ordered by id; and the facts an audit
     row records."""
-    members = member_rows(engine, audience.member_ids(), scope=scope)
+    members = audience_rows(engine, audience, scope=scope)
     extra = audience.annotations(engine)
     if extra is not None:
         members = members.merge(extra, on="member_id", how="left")

@@ -12,6 +12,12 @@ Definitions (one place; the page shows them as help):
   fewer orders, less money. ``fm_score`` = the mean of the F and M scores rounded half up.
 * **Segments** come from a grid of R score x FM score (:data:`DEFAULT_GRID`, editable): e.g. R 5 and
   FM 4-5 are *Champions*, R 1 and FM 1-2 are *Lost*.
+* **Lapsed** (:data:`LAPSED`) are the members RFM cannot score: a completed order before the range (any time, through
+  the same channel and tier filters) and none in it. They are their own group, never one of the eleven segments, so
+  "At Risk" always means the scored segment of that name.
+* **Migration**: each member's segment in the previous period of equal length against this one; a member scored in
+  only one of them is :data:`NO_PURCHASE` in the other. A cell (say Champions -> no purchase) is an audience too
+  (:class:`RfmMigrationAudience`).
 
 Everything is SQL in the warehouse (window functions ``RANK`` and ``COUNT`` over the members); only
 per-segment aggregates, or one row per member when asked for, leave it.
@@ -24,12 +30,12 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import pandas as pd
-from sqlalchemy import Date, Integer, Select, Subquery, case, cast, func, literal, select
+from sqlalchemy import Date, Integer, Select, Subquery, case, cast, func, literal, select, union_all
 
 from analytics import audiences
 from analytics.audiences import Audience, audience_kind
 from analytics.errors import InputError
-from analytics.filters import Filters, completed_order_conditions
+from analytics.filters import Filters, completed_order_conditions, members_in_tiers
 from analytics.storage.contract import orders
 from analytics.storage.db import Bind, read_frame
 
@@ -59,6 +65,11 @@ _GRID_ROWS = {
     2: ("Hibernating", "Hibernating", "At Risk", "At Risk", "Can't Lose Them"),
     1: ("Lost", "Lost", "At Risk", "At Risk", "Can't Lose Them"),
 }
+#: Members with a completed order before the range and none in it (through the same filters): not scored.
+LAPSED = "Lapsed"
+LAPSED_HELP = "Bought before this range, but not in it: no completed order in the range."
+#: Every group a member of the shop can be in for a range: the scored segments, then the lapsed.
+GROUPS: tuple[str, ...] = (*SEGMENTS, LAPSED)
 DEFAULT_GRID: dict[tuple[int, int], str] = {
     (r, fm): segment for r, row in _GRID_ROWS.items() for fm, segment in enumerate(row, start=1)
 }
@@ -136,6 +147,22 @@ def segment_summary(bind: Bind, filters: Filters, grid: Mapping[tuple[int, int],
     return frame[["segment", "members", "member_share", "sales", "sales_share", "orders", "aov", "avg_recency_days"]]
 
 
+#: Groups of segments the RFM page sums on a card, named by their parts (one name, one set of members).
+COMBINED: dict[str, tuple[str, ...]] = {"Champions + Loyal": ("Champions", "Loyal"),
+                                        "At Risk + Can't Lose Them": ("At Risk", "Can't Lose Them")}
+
+
+def with_lapsed(summary: pd.DataFrame, lapsed: LapsedSummary) -> pd.DataFrame:
+    """The segment summary with the lapsed as a last row (:data:`LAPSED`): their members, no sales or orders in the
+    range, and the days since their last order (before the range) on average; shares of the scored members do not
+    apply to them (missing)."""
+    row = pd.DataFrame([{"segment": LAPSED, "members": lapsed.members, "member_share": float("nan"), "sales": 0.0,
+                         "sales_share": 0.0, "orders": 0, "aov": float("nan"),
+                         "avg_recency_days": lapsed.avg_days_since_last_order
+                         if lapsed.avg_days_since_last_order is not None else float("nan")}])
+    return pd.concat([summary, row[summary.columns]], ignore_index=True)
+
+
 def score_grid(bind: Bind, filters: Filters, across: str = "f_score") -> pd.DataFrame:
     """Members per R score x F score (or ``m_score``, ``fm_score``): ``r_score``, ``score``, ``members``."""
     if across not in ("f_score", "m_score", "fm_score"):
@@ -153,14 +180,59 @@ def score_grid(bind: Bind, filters: Filters, across: str = "f_score") -> pd.Data
 NO_PURCHASE = "(no purchase)"
 
 
+def _before_conditions(filters: Filters) -> list[Any]:
+    """Completed member orders placed before the range, through its channel and tier filters."""
+    o = orders.c
+    conditions = [o.member_id.is_not(None), o.status == "completed", o.ordered_at < filters.start_ts]
+    if filters.channels:
+        conditions.append(o.channel.in_(filters.channels))
+    if filters.tiers:
+        conditions.append(o.member_id.in_(members_in_tiers(filters.tiers)))
+    return conditions
+
+
+def lapsed_members(filters: Filters) -> Subquery:
+    """The lapsed (:data:`LAPSED`): ``member_id``, ``last_at`` (their last completed order, before the range) and
+    ``sales_before`` (net sales of their completed orders before the range), one row each."""
+    o = orders.c
+    before = (select(o.member_id.label("member_id"), func.max(o.ordered_at).label("last_at"),
+                     func.sum(o.net_amount).label("sales_before"))
+              .where(*_before_conditions(filters)).group_by(o.member_id).subquery("before_range"))
+    in_range = (select(o.member_id.label("member_id"))
+                .where(o.member_id.is_not(None), *completed_order_conditions(filters, filters.start_ts, filters.end_ts))
+                .group_by(o.member_id).subquery("in_range"))
+    return (select(before.c.member_id, before.c.last_at, before.c.sales_before)
+            .select_from(before.outerjoin(in_range, in_range.c.member_id == before.c.member_id))
+            .where(in_range.c.member_id.is_(None)).subquery("lapsed"))
+
+
+@dataclass(frozen=True)
+class LapsedSummary:
+    """The lapsed of a range (:data:`LAPSED`): how many, how long since their last order on average (days to the
+    range's last day), and what they spent before the range."""
+
+    members: int
+    avg_days_since_last_order: float | None
+    sales_before: float
+
+
+def lapsed_summary(bind: Bind, filters: Filters) -> LapsedSummary:
+    """How many members lapsed (see :func:`lapsed_members`), in one statement."""
+    lapsed = lapsed_members(filters)
+    days = literal(filters.end, Date) - cast(lapsed.c.last_at, Date)
+    frame = read_frame(bind, select(func.count().label("members"), func.avg(days).label("days"),
+                                    func.sum(lapsed.c.sales_before).label("sales")))
+    row = frame.iloc[0]
+    members = int(row["members"] or 0)
+    return LapsedSummary(members, float(row["days"]) if members else None,
+                         float(row["sales"]) if members and row["sales"] is not None else 0.0)
+
+
 def segment_migration(bind: Bind, before: Filters, after: Filters,
                       grid: Mapping[tuple[int, int], str] | None = None) -> pd.DataFrame:
     """Members per (segment ``before``, segment ``after``): who moved where between two windows.
     A member scored in only one window is ``(no purchase)`` in the other."""
-    first, second = member_rfm(before, grid).alias("first"), member_rfm(after, grid).alias("second")
-    joined = first.join(second, first.c.member_id == second.c.member_id, full=True)
-    pairs = select(func.coalesce(first.c.segment, NO_PURCHASE).label("before"),
-                   func.coalesce(second.c.segment, NO_PURCHASE).label("after")).select_from(joined).subquery("pairs")
+    pairs = migration_pairs(before, after, grid)
     query = select(pairs.c.before, pairs.c.after, func.count().label("members")).group_by(pairs.c.before,
                                                                                           pairs.c.after)
     frame = read_frame(bind, query)
@@ -169,9 +241,29 @@ def segment_migration(bind: Bind, before: Filters, after: Filters,
 
 def segment_member_ids(filters: Filters, segments: tuple[str, ...],
                        grid: Mapping[tuple[int, int], str] | None = None) -> Select:
-    """The members of these RFM segments in the window (for member lists and audiences)."""
-    rfm = member_rfm(filters, grid)
-    return select(rfm.c.member_id).where(rfm.c.segment.in_(segments))
+    """The members of these RFM segments in the window (for member lists and audiences); :data:`LAPSED` among
+    ``segments`` adds the lapsed."""
+    scored = [s for s in segments if s != LAPSED]
+    parts: list[Select] = []
+    if scored:
+        rfm = member_rfm(filters, grid)
+        parts.append(select(rfm.c.member_id).where(rfm.c.segment.in_(scored)))
+    if LAPSED in segments:
+        parts.append(select(lapsed_members(filters).c.member_id))
+    if len(parts) == 1:
+        return parts[0]
+    both = union_all(*parts).subquery("groups")
+    return select(both.c.member_id)
+
+
+def migration_pairs(before: Filters, after: Filters, grid: Mapping[tuple[int, int], str] | None = None) -> Subquery:
+    """One row per member scored in either window: ``member_id``, ``before``, ``after`` (their segment in each,
+    :data:`NO_PURCHASE` where not scored)."""
+    first, second = member_rfm(before, grid).alias("first"), member_rfm(after, grid).alias("second")
+    joined = first.join(second, first.c.member_id == second.c.member_id, full=True)
+    return select(func.coalesce(first.c.member_id, second.c.member_id).label("member_id"),
+                  func.coalesce(first.c.segment, NO_PURCHASE).label("before"),
+                  func.coalesce(second.c.segment, NO_PURCHASE).label("after")).select_from(joined).subquery("pairs")
 
 
 Grid = tuple[tuple[int, int, str], ...]
@@ -197,9 +289,9 @@ class RfmSegmentAudience(Audience):
     grid: Grid = ()
 
     def __post_init__(self) -> None:
-        unknown = [s for s in self.segments if s not in SEGMENTS]
+        unknown = [s for s in self.segments if s not in GROUPS]
         if unknown or not self.segments:
-            raise InputError(f"Unknown segment {unknown[0]!r}; choose from {', '.join(SEGMENTS)}." if unknown
+            raise InputError(f"Unknown segment {unknown[0]!r}; choose from {', '.join(GROUPS)}." if unknown
                              else "Choose at least one segment.")
         object.__setattr__(self, "grid", grid_cells({(r, fm): name for r, fm, name in self.grid} or None))
 
@@ -219,14 +311,79 @@ class RfmSegmentAudience(Audience):
 
     @classmethod
     def from_body(cls, data: Mapping[str, Any], depth: int) -> RfmSegmentAudience:
-        grid = data["grid"]
-        if not isinstance(grid, list) or len(grid) > 25 or not all(isinstance(c, list) and len(c) == 3 for c in grid):
-            raise InputError('"grid" is a list of 25 [R score, FM score, segment] cells.')
-        return cls(audiences.window(data), audiences.texts(data, "segments", limit=len(SEGMENTS)),
-                   tuple((int(r), int(fm), str(name)) for r, fm, name in grid))
+        return cls(audiences.window(data), audiences.texts(data, "segments", limit=len(GROUPS)),
+                   _grid_from_json(data["grid"]))
+
+
+def _grid_from_json(grid: Any) -> Grid:
+    if not isinstance(grid, list) or len(grid) > 25 or not all(isinstance(c, list) and len(c) == 3 for c in grid):
+        raise InputError('"grid" is a list of 25 [R score, FM score, segment] cells.')
+    return tuple((int(r), int(fm), str(name)) for r, fm, name in grid)
 
 
 def segment_audience(filters: Filters, segments: tuple[str, ...],
                      grid: Mapping[tuple[int, int], str] | None = None) -> RfmSegmentAudience:
     """The targeting audience of the members of these RFM segments in the window."""
     return RfmSegmentAudience(filters, tuple(segments), grid_cells(grid))
+
+
+#: Where a member can be in a migration: a segment, or no completed order in that period.
+MIGRATION_STATES: tuple[str, ...] = (*SEGMENTS, NO_PURCHASE)
+
+
+@audience_kind
+@dataclass(frozen=True)
+class RfmMigrationAudience(Audience):
+    """The members who moved from some segments in the previous period of equal length to some segments in this
+    window (a cell of the migration matrix or a flow of the Sankey); :data:`NO_PURCHASE` stands for no completed
+    order in that period (Champions -> no purchase: last period's Champions who bought nothing in this one)."""
+
+    kind: ClassVar[str] = "rfm_migration"
+    label: ClassVar[str] = "RFM migration"
+    keys: ClassVar[frozenset[str]] = frozenset({"from_segments", "to_segments", "start", "end", "channels", "tiers",
+                                                "grid"})
+
+    window: Filters
+    from_segments: tuple[str, ...]
+    to_segments: tuple[str, ...]
+    grid: Grid = ()
+
+    def __post_init__(self) -> None:
+        for side in (self.from_segments, self.to_segments):
+            unknown = [s for s in side if s not in MIGRATION_STATES]
+            if unknown or not side:
+                raise InputError(f"Unknown segment {unknown[0]!r}; choose from {', '.join(MIGRATION_STATES)}."
+                                 if unknown else "Choose at least one segment on each side of the migration.")
+        if set(self.from_segments) == set(self.to_segments) == {NO_PURCHASE}:
+            raise InputError("Nobody moves from no purchase to no purchase: members without an order in either "
+                             "period are not part of the migration (see the lapsed group instead).")
+        object.__setattr__(self, "grid", grid_cells({(r, fm): name for r, fm, name in self.grid} or None))
+
+    @property
+    def previous(self) -> Filters:
+        """The earlier period: of equal length, ending the day before the window starts."""
+        return self.window.previous()
+
+    def member_ids(self) -> Select:
+        pairs = migration_pairs(self.previous, self.window, {(r, fm): name for r, fm, name in self.grid})
+        return select(pairs.c.member_id).where(pairs.c.before.in_(self.from_segments),
+                                               pairs.c.after.in_(self.to_segments))
+
+    def describe(self) -> str:
+        return f"RFM migration {', '.join(self.from_segments)} → {', '.join(self.to_segments)}"
+
+    def body(self) -> dict[str, Any]:
+        return {"from_segments": list(self.from_segments), "to_segments": list(self.to_segments),
+                **audiences.window_body(self.window), "grid": [[r, fm, name] for r, fm, name in self.grid]}
+
+    @classmethod
+    def from_body(cls, data: Mapping[str, Any], depth: int) -> RfmMigrationAudience:
+        limit = len(MIGRATION_STATES)
+        return cls(audiences.window(data), audiences.texts(data, "from_segments", limit=limit),
+                   audiences.texts(data, "to_segments", limit=limit), _grid_from_json(data["grid"]))
+
+
+def migration_audience(filters: Filters, from_segment: str, to_segment: str,
+                       grid: Mapping[tuple[int, int], str] | None = None) -> RfmMigrationAudience:
+    """The members of one migration cell: ``from_segment`` in the previous period, ``to_segment`` in ``filters``."""
+    return RfmMigrationAudience(filters, (from_segment,), (to_segment,), grid_cells(grid))

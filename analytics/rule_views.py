@@ -21,13 +21,22 @@ from analytics.rules import ITEM_SEPARATOR, LEVELS, Baskets, lines_at_level, rul
 from analytics.storage.contract import orders, products
 from analytics.storage.db import Bind, connection
 
+TOGETHER_COLUMNS = ["item", "baskets", "support", "confidence", "lift", "below_chance"]
 
-def bought_together(baskets: Baskets, item: str, top: int = 10) -> pd.DataFrame:
-    """Items most often in the same basket as ``item``, with the rule item -> other's metrics."""
+
+def bought_together(baskets: Baskets, item: str, top: int = 10, *, include_below_chance: bool = False) -> pd.DataFrame:
+    """Items most often in the same basket as ``item`` (ties: higher lift, then name), with the rule item -> other's
+    metrics, at most ``top``.
+
+    ``below_chance`` flags a lift under 1: the two are bought together *less* often than if they were bought
+    independently, which is no reason to bundle them. Those are left out unless ``include_below_chance``;
+    ``attrs["below_chance"]`` counts the items with a lift under 1 (shown or not)."""
+    empty = pd.DataFrame(columns=TOGETHER_COLUMNS)
+    empty.attrs["below_chance"] = 0
     try:
         code = baskets.labels.index(item)
     except ValueError:
-        return pd.DataFrame(columns=["item", "baskets", "support", "confidence", "lift"])
+        return empty
     basket_of = np.repeat(np.arange(baskets.count), np.diff(baskets.indptr))
     holding = np.unique(basket_of[baskets.items == code])
     with_item = np.isin(basket_of, holding)
@@ -35,14 +44,20 @@ def bought_together(baskets: Baskets, item: str, top: int = 10) -> pd.DataFrame:
     together[code] = 0
     others = np.flatnonzero(together)
     if not len(others):
-        return pd.DataFrame(columns=["item", "baskets", "support", "confidence", "lift"])
+        return empty
     counts = baskets.item_counts()
     metrics = rule_metrics(together[others].astype(float), np.full(len(others), float(len(holding))),
                            counts[others].astype(float), baskets.count)
     frame = pd.DataFrame({"item": np.asarray(baskets.labels, dtype=object)[others], "baskets": together[others],
                           "support": metrics["support"], "confidence": metrics["confidence"], "lift": metrics["lift"]})
+    frame["below_chance"] = frame["lift"] < 1.0
+    below = int(frame["below_chance"].sum())
+    if not include_below_chance:
+        frame = frame[~frame["below_chance"]]
     ranked = frame.sort_values(["baskets", "lift", "item"], ascending=[False, False, True])
-    return ranked.head(top).reset_index(drop=True)
+    ranked = ranked.head(top).reset_index(drop=True)
+    ranked.attrs["below_chance"] = below
+    return ranked
 
 
 def compare_rules(first: pd.DataFrame, second: pd.DataFrame) -> pd.DataFrame:

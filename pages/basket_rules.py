@@ -23,7 +23,7 @@ from analytics.rules import (
 from ui.app_state import default_author
 from ui.cached import RULES_TIME_LIMIT, cached_baskets, cached_item_names, cached_rules
 from ui.context import page_inputs
-from ui.format import ACCENT, label
+from ui.format import ACCENT, count, label
 from ui.member_sets import member_set
 
 PLURAL = {"product": "Products", "subcategory": "Subcategories", "category": "Categories"}
@@ -152,9 +152,17 @@ popular = baskets.most_common(2_000)
 lookup_names = cached_item_names(ctx.engine, level, tuple(sorted(popular)))
 item = st.selectbox(f"{label(level)}", popular, format_func=lambda i: lookup_names.get(i, i), key="rules_lookup",
                     help="The 2,000 items in the most baskets, most bought first.")
-together = bought_together(baskets, item)
+show_all = st.toggle("Also show items bought with it less often than chance (lift below 1)",
+                     key="rules_lookup_below_chance",
+                     help="A lift below 1 means baskets holding this item hold the other less often than baskets do "
+                          "on average: no reason to bundle or recommend them together.")
+together = bought_together(baskets, item, include_below_chance=show_all)
 together_names = cached_item_names(ctx.engine, level, tuple(together["item"]))
-st.dataframe(together.assign(item=together["item"].map(lambda i: together_names.get(i, i))), hide_index=True,
+shown_together = together.assign(item=together["item"].map(lambda i: together_names.get(i, i)),
+                                 reading=together["below_chance"].map({True: "⚠ less often than chance",
+                                                                       False: "more often than chance"}))
+st.dataframe(shown_together, hide_index=True,
+             column_order=["item", "baskets", "support", "confidence", "lift", "reading"],
              column_config={
                  "item": st.column_config.TextColumn("Bought with it"),
                  "baskets": st.column_config.NumberColumn("Baskets with both", format="localized"),
@@ -162,7 +170,16 @@ st.dataframe(together.assign(item=together["item"].map(lambda i: together_names.
                  "confidence": st.column_config.NumberColumn("Confidence", format="percent",
                                                              help=METRICS["confidence"]),
                  "lift": st.column_config.NumberColumn("Lift", format="%.2f", help=METRICS["lift"]),
+                 "reading": st.column_config.TextColumn("Together", help="Lift of 1 or more: bought together more "
+                                                        "often than chance; below 1: less often (flagged)."),
              })
+hidden = together.attrs.get("below_chance", 0)
+if show_all:
+    st.caption("The items in most baskets with it; a lift below 1 is flagged.")
+else:
+    st.caption("The items in most baskets with it and a lift of at least 1"
+               + (f"; {count(hidden)} more are bought with it less often than chance (hidden: see the switch above)."
+                  if hidden else "."))
 
 st.subheader("Compare two segments")
 dimension = st.segmented_control("Segments by", ["tier", "channel"], default="tier", format_func=label,

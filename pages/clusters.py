@@ -15,7 +15,7 @@ from analytics.storage.contract import TIERS
 from ui.app_state import default_author
 from ui.cached import CLUSTER_SETTINGS_KEY, cached_cluster_mix, cached_clusters, cached_k_selection, cached_projection
 from ui.context import page_inputs
-from ui.format import format_value
+from ui.format import ACCENT, format_value
 from ui.member_sets import member_set
 
 MIX_LABELS = {"tier": "Tier", "region": "Region", "gender": "Gender", "age_band": "Age band",
@@ -104,8 +104,10 @@ with portrait_tab:
         "cluster": st.column_config.NumberColumn("Cluster", help="1 = highest average net sales per member."),
         "name": st.column_config.TextColumn("Portrait", width="large",
                                             help="Value and frequency against all clustered members, the most "
-                                                 "distinctive other trait, and the favourite category (the "
-                                                 "highest lift among categories with 15%+ of the cluster's spend)."),
+                                                 "distinctive other trait (the feature furthest from the average, "
+                                                 "in standard deviations: e.g. live-stream heavy), and the "
+                                                 "favourite category (the highest lift among categories with 15%+ "
+                                                 "of the cluster's spend)."),
         "members": st.column_config.NumberColumn("Members", format="localized",
                                                  help="Members closest to this cluster's centre."),
         "member_share": st.column_config.NumberColumn("Share of members", format="percent",
@@ -160,6 +162,18 @@ with k_tab:
     if st.toggle("Compare k = 2 … 10", key="cluster_k_compare",
                  help="Takes a few seconds on a large warehouse; once on, it follows the settings above."):
         table = cached_k_selection(ctx.engine, filters, replace(settings, k=2), settings)
+        try:
+            suggestion = clustering.suggest_k(table)
+        except InputError as problem:
+            st.info(str(problem), icon=":material/search_off:")
+            st.stop()
+        with st.container(border=True, key="cluster_k_suggestion"):
+            note, button = st.columns([5, 1], vertical_alignment="center")
+            note.markdown(f"**Suggested: k = {suggestion.k}.** {suggestion.reason}"
+                          + (" That is the k shown above." if suggestion.k == settings.k else ""))
+            button.button(f"Use k = {suggestion.k}", key="cluster_k_use", disabled=suggestion.k == settings.k,
+                          on_click=lambda k=suggestion.k: st.session_state.update(cluster_k=k),
+                          help="Sets the number of clusters above.")
         charts = st.columns(3)
         for column, (measure, title, hint) in zip(charts, [
                 ("inertia", "Inertia", "mean squared distance to the nearest centre: lower is tighter"),
@@ -167,9 +181,12 @@ with k_tab:
                 ("davies_bouldin", "Davies–Bouldin", "lower means more distinct clusters")], strict=True):
             line = px.line(table, x="k", y=measure, markers=True, title=title, labels={measure: "", "k": "k"})
             line.add_vline(x=settings.k, line_dash="dot", line_color="grey")
+            if suggestion.k != settings.k:
+                line.add_vline(x=suggestion.k, line_dash="dash", line_color=ACCENT)
             line.update_layout(height=300, margin={"l": 0, "r": 0, "t": 40, "b": 0})
             column.plotly_chart(line, key=f"cluster_k_{measure}")
-            column.caption(hint)
+            column.caption(hint + ("" if suggestion.k == settings.k else
+                                   f". Dotted: k = {settings.k} (shown); dashed: k = {suggestion.k} (suggested)"))
 
 with map_tab:
     flat = cached_projection(ctx.engine, filters, settings)

@@ -11,17 +11,28 @@ import plotly.express as px
 import streamlit as st
 
 from analytics.access import MEMBER_360, UNMASK, allowed
+from analytics.clustering import ALGORITHMS, ClusterSettings
 from analytics.errors import InputError
-from analytics.member360 import MAX_SEARCH_CHARS, member_profile
-from analytics.rfm import SEGMENT_HELP
+from analytics.member360 import MAX_SEARCH_TEXT, member_profile
+from analytics.rfm import LAPSED, LAPSED_HELP, SEGMENT_HELP
 from ui.app_state import record
-from ui.cached import CLUSTER_SETTINGS_KEY, cached_clusters, cached_find_members, cached_member_360
+from ui.cached import (
+    CLUSTER_SETTINGS_KEY,
+    cached_clusters,
+    cached_find_members,
+    cached_member_360,
+    cached_top_members,
+)
 from ui.context import link_to_page, page_inputs
 from ui.format import format_value, plain_text
 from ui.members import member_table
 
 SEARCH_LIMIT = 20
 MIN_REASON_CHARS = 10
+SUGGESTED = 10
+FOUND_BY = {"id": "The id", "number": "Its number", "prefix": "Start of the id", "ends": "End of the number",
+            "contains": "Part of the id"}
+FOUND_COLUMN = {"match": st.column_config.TextColumn("Found by", help="How the id matches what you typed.")}
 
 
 def unmask(principal, member: str, reason: str) -> None:
@@ -30,6 +41,7 @@ def unmask(principal, member: str, reason: str) -> None:
     record(principal, "unmask", {"page": "member_360", "member": member, "reason": reason, "rows": 1})
     st.session_state["_m360_unmasked"] = member
 
+
 ctx = page_inputs("member_360")
 filters = ctx.filters
 if not allowed(ctx.principal, MEMBER_360):
@@ -37,28 +49,43 @@ if not allowed(ctx.principal, MEMBER_360):
     st.stop()
 
 st.title("Member 360")
-text = st.text_input("Member id", value=st.query_params.get("member", "")[:MAX_SEARCH_CHARS], key="m360_search",
-                     placeholder="e.g. M00000007, or the start of an id", max_chars=MAX_SEARCH_CHARS,
-                     help="Finds members whose id is, or starts with, what you type.").strip()
+text = st.text_input("Member id", value=st.query_params.get("member", "")[:MAX_SEARCH_TEXT], key="m360_search",
+                     placeholder="e.g. M00000028, m28 or just 28", max_chars=MAX_SEARCH_TEXT,
+                     help="Finds members by id in any case, by its number alone (28 finds M00000028), or by part "
+                          "of the id.").strip()
 if not text:
-    st.caption("Type a member id to see the member's profile, value, segment, cluster, tags and history. "
-               "Names, phones and emails are masked.")
+    st.caption("Type a member id (or its number) to see the member's profile, value, segment, cluster, tags and "
+               "history. Names, phones and emails are masked.")
+    top = cached_top_members(ctx.engine, filters, SUGGESTED, ctx.listing_scope)
+    if top.empty:
+        st.info(f"No member completed an order from {filters.start:%d %b %Y} to {filters.end:%d %b %Y}.",
+                icon=":material/person_search:")
+    else:
+        st.subheader("Top members of the range", help="By net sales of completed orders in the date range.")
+        st.caption(f"The {len(top)} members with the largest net sales from {filters.start:%d %b %Y} to "
+                   f"{filters.end:%d %b %Y}: open one by its id.")
+        member_table(top, window=filters)
     st.stop()
-found = cached_find_members(ctx.engine, text, SEARCH_LIMIT + 1, ctx.lookup_scope)  # one more: "more than 20"
+found = cached_find_members(ctx.engine, text, SEARCH_LIMIT + 1, filters, ctx.lookup_scope)  # one more: "more than 20"
 if found.empty:
-    st.info(f"No member id is or starts with “{plain_text(text[:60])}”.", icon=":material/person_search:")
+    st.info(f"No member id is, starts with or contains “{plain_text(text[:60])}”.", icon=":material/person_search:")
     st.stop()
+more = len(found) > SEARCH_LIMIT
+found = found.head(SEARCH_LIMIT)
+best = found[found["match"].isin(["id", "number"])]
 ids = found["member_id"].tolist()
-if text in ids:
-    member_id = text
-elif len(ids) == 1:
-    member_id = ids[0]
+listed = found.assign(match=found["match"].map(FOUND_BY))
+if len(best) == 1 or len(found) == 1:  # the member typed: open them, and say who else matches
+    member_id = (best if len(best) == 1 else found)["member_id"].iloc[0]
+    if len(found) > 1:
+        with st.expander(f"{'More than ' if more else ''}{len(found) - 1} other member"
+                         f"{'s' if len(found) != 2 else ''} match “{plain_text(text[:60])}”",
+                         icon=":material/group:"):
+            member_table(listed[listed["member_id"] != member_id], FOUND_COLUMN, filters)
 else:
-    more = len(ids) > SEARCH_LIMIT
-    ids = ids[:SEARCH_LIMIT]
-    st.caption(f"More than {SEARCH_LIMIT} members match; the first {SEARCH_LIMIT} by id are listed, type more of "
-               "the id to narrow them down." if more else f"{len(ids)} members match: pick one.")
-    member_table(found.head(SEARCH_LIMIT))
+    st.caption(f"More than {SEARCH_LIMIT} members match; the best {SEARCH_LIMIT} are listed, type more of the id to "
+               "narrow them down." if more else f"{len(ids)} members match: pick one.")
+    member_table(listed, FOUND_COLUMN, filters)
     member_id = st.selectbox("Member", ids, key="m360_pick")
 st.query_params["member"] = member_id
 
@@ -112,8 +139,10 @@ if filters.tiers and profile["tier"] not in filters.tiers:
             "tags are not computed for them; clear the filter to see them.", icon=":material/filter_alt_off:")
 cards = st.columns(4)
 if rfm_row is None:
-    cards[0].metric("RFM segment", "Not scored", border=True,
-                    help=f"No completed order from {filters.start:%d %b %Y} to {filters.end:%d %b %Y}.")
+    cards[0].metric("RFM segment", LAPSED if view["lapsed"] else "Not scored", border=True,
+                    help=(LAPSED_HELP + " " if view["lapsed"] else "")
+                    + f"No completed order from {filters.start:%d %b %Y} to {filters.end:%d %b %Y}, so RFM does not "
+                      "score the member.")
     cards[1].metric("Net sales in the range", format_value(0.0, "currency"), border=True,
                     delta="no order in the range", delta_color="off", delta_arrow="off")
 else:
@@ -126,32 +155,9 @@ else:
                     delta_color="off", delta_arrow="off",
                     help="Completed orders in the date range; 'last … d': the last one, this many days before "
                          "the range's last day.")
-# the cluster under the settings of the Member clusters page, once it has clustered in this session (clustering
-# every member only to fill this card would take seconds on a large warehouse)
-settings = st.session_state.get(CLUSTER_SETTINGS_KEY)
-cluster_text, badges = "–", []
-cluster_help = "Open Member clusters first: the member's cluster is shown under the settings chosen there."
-if settings is not None:
-    try:
-        # the clusters page's filters (its scope leaves out members who objected to profiling): the same result
-        result = cached_clusters(ctx.engine, replace(filters, scope=ctx.listing_scope), settings)
-        match = result.members.loc[result.members["member_id"] == member_id, ["cluster", "cluster_name"]]
-        if match.empty:
-            cluster_help = f"Not clustered: fewer than {settings.min_orders} completed order(s) in the range."
-        else:
-            cluster_text = f"{match.iloc[0]['cluster']} of {settings.k}"
-            badges.append(f":blue-badge[:material/bubble_chart: {match.iloc[0]['cluster_name']}]")
-            cluster_help = (f"{match.iloc[0]['cluster_name']}: cluster {match.iloc[0]['cluster']} of {settings.k}, "
-                            "with the settings chosen on the Member clusters page.")
-    except InputError as problem:
-        cluster_help = str(problem)
-cards[2].metric("Cluster", cluster_text, border=True, help=cluster_help)
+cluster_slot = cards[2].empty()  # filled last: clustering may take a few seconds on a large warehouse
 cards[3].metric("Tags", len(tags), border=True, help="Rule-based tags as of the range's last day.")
-badges += [f":violet-badge[:material/sell: {label}]" for label in tags["label"]]
-if badges:
-    st.markdown(" ".join(badges),
-                help="\n\n".join(f"**{label}**: {rule}" for label, rule in zip(tags["label"], tags["rule"],
-                                                                                 strict=True)))
+badges_slot = st.empty()
 
 orders_tab, points_tab, tier_tab = st.tabs(["Orders", "Points", "Tier history"])
 with orders_tab:
@@ -199,3 +205,32 @@ with tier_tab:
         st.dataframe(tiers, hide_index=True, column_config={
             "changed_at": st.column_config.DatetimeColumn("Changed", format="YYYY-MM-DD"), "from_tier": "From",
             "to_tier": "To"})
+
+# the member's cluster under the settings chosen on Member clusters, or the default ones: computed on demand (cached
+# for every page), after the rest of the page is drawn
+custom = st.session_state.get(CLUSTER_SETTINGS_KEY)
+settings = custom if custom is not None else ClusterSettings()
+chosen_where = "with the settings chosen on the Member clusters page" if custom is not None else (
+    f"with the default settings ({settings.k} clusters, {ALGORITHMS[settings.algorithm]}, every feature)")
+cluster_text, badges = "–", []
+try:
+    # the clusters page's filters (its scope leaves out members who objected to profiling): the same result
+    result = cached_clusters(ctx.engine, replace(filters, scope=ctx.listing_scope), settings)
+except InputError as problem:
+    cluster_help = str(problem)
+else:
+    match = result.members.loc[result.members["member_id"] == member_id, ["cluster", "cluster_name"]]
+    if match.empty:
+        cluster_help = (f"Not clustered: fewer than {settings.min_orders} completed order(s) in the range "
+                        f"({chosen_where}).")
+    else:
+        cluster_text = f"{match.iloc[0]['cluster']} of {settings.k}"
+        badges.append(f":blue-badge[:material/bubble_chart: {match.iloc[0]['cluster_name']}]")
+        cluster_help = f"{match.iloc[0]['cluster_name']}: cluster {match.iloc[0]['cluster']} of {settings.k}, " \
+                       f"{chosen_where}."
+cluster_slot.metric("Cluster", cluster_text, border=True, help=cluster_help)
+badges += [f":violet-badge[:material/sell: {label}]" for label in tags["label"]]
+if badges:
+    badges_slot.markdown(" ".join(badges),
+                         help="\n\n".join(f"**{label}**: {rule}" for label, rule in zip(tags["label"], tags["rule"],
+                                                                                          strict=True)))

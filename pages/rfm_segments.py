@@ -8,15 +8,56 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from analytics.errors import InputError
-from analytics.rfm import DEFAULT_GRID, NO_PURCHASE, SEGMENT_HELP, SEGMENTS, check_grid, segment_audience
+from analytics.rfm import (
+    COMBINED,
+    DEFAULT_GRID,
+    LAPSED,
+    LAPSED_HELP,
+    NO_PURCHASE,
+    SEGMENT_HELP,
+    SEGMENTS,
+    check_grid,
+    migration_audience,
+    segment_audience,
+    with_lapsed,
+)
 from ui.app_state import default_author
-from ui.cached import cached_score_grid, cached_segment_migration, cached_segment_summary
+from ui.cached import cached_lapsed_summary, cached_score_grid, cached_segment_migration, cached_segment_summary
 from ui.context import page_inputs
-from ui.format import format_value
+from ui.format import ACCENT, count, format_value, share
 from ui.member_sets import member_set
+from ui.segment_colours import SEGMENT_COLOURS, text_on, translucent
 
 SCALE = "RdPu"
 GRID_KEY = "rfm_grid_cells"
+CLICK_KEY = "_rfm_move_clicked"
+
+
+def migration_matrix(moved: pd.DataFrame, order: list[str]) -> tuple[str, str] | None:
+    """The transition matrix; returns the (before, after) of the cell clicked. Streamlit receives no selection from
+    a click on a heatmap trace (streamlit#8760), so an invisible marker on every cell takes the click (as on the
+    Heatmaps page) and carries the cell's segments."""
+    matrix = moved.pivot(index="before", columns="after", values="members").reindex(index=order, columns=order)
+    figure = px.imshow(matrix.fillna(0), color_continuous_scale=SCALE, text_auto=",d", aspect="auto",
+                       labels={"x": "Now", "y": "Before", "color": "Members"})
+    figure.update_traces(hoverinfo="skip", hovertemplate=None)
+    cells = [(b, a) for b in order for a in order]
+    sizes = moved.set_index(["before", "after"])["members"]
+    figure.add_trace(go.Scatter(
+        x=[a for _, a in cells], y=[b for b, _ in cells], mode="markers", showlegend=False, hoverinfo="text",
+        hovertext=[f"{b} → {a}<br>{count(int(sizes.get((b, a), 0)))} members<br>click for the list" for b, a in cells],
+        customdata=[[b, a] for b, a in cells],
+        marker={"size": 18, "symbol": "square-open", "color": ACCENT, "opacity": 0, "line": {"width": 2}},
+        selected={"marker": {"opacity": 1}}, unselected={"marker": {"opacity": 0}}))
+    figure.update_layout(height=560, margin={"l": 0, "r": 0, "t": 10, "b": 0}, hoverdistance=-1)
+    event = st.plotly_chart(figure, key="rfm_matrix", on_select="rerun", selection_mode="points")
+    points = [p for p in (event or {}).get("selection", {}).get("points", []) if p.get("customdata")]
+    if not points:
+        return None
+    before, after = points[0]["customdata"]
+    return (before, after) if before in order and after in order else None
+
+
 ctx = page_inputs("rfm_segments")
 filters = ctx.filters
 
@@ -49,36 +90,48 @@ grid_key = tuple((r, fm, s) for (r, fm), s in sorted(grid.items()))
 summary = cached_segment_summary(ctx.engine, filters, grid_key)
 scored = int(summary["members"].sum())
 if scored == 0:
-    st.info("No member completed an order in this date range with these filters.", icon=":material/search_off:")
+    st.info("No member completed an order in this date range with these filters: widen the range or clear the "
+            "channel and tier filters.", icon=":material/search_off:")
     st.stop()
 
-cards = st.columns(4)
-cards[0].metric("Members scored", f"{scored:,}", border=True, help="Members with a completed order in the range.")
+lapsed = cached_lapsed_summary(ctx.engine, filters)
+by_segment = summary.set_index("segment")
+cards = [*st.columns(3), *st.columns(2)]  # two rows: the groups' names are long, and they are the point
+cards[0].metric("Members scored", count(scored), border=True, help="Members with a completed order in the range.")
 cards[1].metric("Their net sales", format_value(float(summary["sales"].sum()), "currency"), border=True)
-best = summary.set_index("segment").loc[["Champions", "Loyal"]]
-cards[2].metric("Champions + Loyal", f"{best['member_share'].sum():.1%}", border=True,
-                delta=f"{best['sales_share'].sum():.1%} of sales", delta_color="off", delta_arrow="off",
-                help="Share of the scored members in the two best segments, and their share of the net sales. "
-                     + SEGMENT_HELP["Champions"])
-risk = summary.set_index("segment").loc[["At Risk", "Can't Lose Them"]]
-cards[3].metric("At risk", f"{int(risk['members'].sum()):,}", border=True,
-                delta=f"{risk['sales_share'].sum():.1%} of sales", delta_color="off", delta_arrow="off",
-                help=f"At Risk and Can't Lose Them: {risk['sales_share'].sum():.1%} of the net sales. "
-                     + SEGMENT_HELP["Can't Lose Them"])
+for column, (name, parts) in zip(cards[3:5], COMBINED.items(), strict=True):
+    group = by_segment.loc[list(parts)]
+    column.metric(name, count(int(group["members"].sum())), border=True,
+                  delta=f"{share(group['member_share'].sum())} of members · {share(group['sales_share'].sum())} of "
+                        "sales", delta_color="off", delta_arrow="off",
+                  help=f"The {' and '.join(parts)} segments together: "
+                       + "; ".join(f"{p} {count(int(by_segment.loc[p, 'members']))}" for p in parts)
+                       + ". " + " ".join(f"**{p}**: {SEGMENT_HELP[p]}" for p in parts))
+cards[2].metric(LAPSED, count(lapsed.members), border=True,
+                delta=(f"last order {lapsed.avg_days_since_last_order:.0f} days ago on average"
+                       if lapsed.avg_days_since_last_order is not None else None), delta_color="off", delta_arrow="off",
+                help=f"{LAPSED_HELP} Not scored, so in none of the segments; they spent "
+                     f"{format_value(lapsed.sales_before, 'currency')} before the range. Over a 90-day range they are "
+                     "the members tagged Dormant 90 days.")
 
 left, right = st.columns([3, 2])
 with left:
     size_by = st.segmented_control("Size by", ["members", "sales"], default="members", key="rfm_size_by",
                                    required=True, format_func={"members": "Members", "sales": "Net sales"}.get)
     shown = summary[summary["members"] > 0]
-    treemap = px.treemap(shown, path=["segment"], values=size_by, color="sales_share", color_continuous_scale=SCALE,
+    treemap = px.treemap(shown, path=["segment"], values=size_by, color="segment",
+                         color_discrete_map=SEGMENT_COLOURS,
                          custom_data=["members", "member_share", "sales_share", "aov", "avg_recency_days"])
     treemap.update_traces(texttemplate="<b>%{label}</b><br>%{customdata[0]:,} members<br>%{customdata[2]:.1%} of sales",
                           hovertemplate="<b>%{label}</b><br>%{customdata[0]:,} members (%{customdata[1]:.1%})<br>"
                                         "%{customdata[2]:.1%} of net sales<br>AOV %{customdata[3]:,.0f}<br>"
                                         "last order %{customdata[4]:.0f} days ago on average<extra></extra>")
-    treemap.update_layout(height=420, margin={"l": 0, "r": 0, "t": 10, "b": 0}, coloraxis_colorbar_title="Sales share")
+    treemap.update_traces(insidetextfont={"color": [text_on(SEGMENT_COLOURS[str(label)])  # in the trace's order
+                                                    for label in treemap.data[0].labels]})
+    treemap.update_layout(height=420, margin={"l": 0, "r": 0, "t": 10, "b": 0})
     st.plotly_chart(treemap, key="rfm_treemap")
+    st.caption(f"Each segment keeps its colour on every chart. Not in the treemap: the {count(lapsed.members)} "
+               "lapsed members (no order in the range, so not scored).")
 with right:
     across = st.segmented_control("R score against", ["f_score", "m_score", "fm_score"], default="f_score",
                                   key="rfm_grid_across", required=True,
@@ -93,16 +146,20 @@ with right:
     heat.update_yaxes(dtick=1)
     st.plotly_chart(heat, key="rfm_score_grid")
 
-st.dataframe(summary.assign(meaning=summary["segment"].map(SEGMENT_HELP)), hide_index=True, column_config={
+table = with_lapsed(summary, lapsed)
+st.dataframe(table.assign(meaning=table["segment"].map({**SEGMENT_HELP, LAPSED: LAPSED_HELP})), hide_index=True,
+             column_config={
     "segment": "Segment",
     "members": st.column_config.NumberColumn("Members", format="localized"),
-    "member_share": st.column_config.NumberColumn("Share of members", format="percent"),
+    "member_share": st.column_config.NumberColumn("Share of members", format="percent",
+                                                  help="Of the members scored (the lapsed are not scored)."),
     "sales": st.column_config.NumberColumn("Net sales", format="localized"),
     "sales_share": st.column_config.NumberColumn("Share of sales", format="percent"),
     "orders": st.column_config.NumberColumn("Orders", format="localized"),
     "aov": st.column_config.NumberColumn("AOV", format="%.0f", help="Net sales / orders."),
     "avg_recency_days": st.column_config.NumberColumn("Days since last order", format="%.0f",
-                                                      help="Average over the segment's members."),
+                                                      help="Average over the segment's members, to the range's last "
+                                                           "day (the lapsed: their last order before the range)."),
     "meaning": st.column_config.TextColumn("Who they are", width="large"),
 })
 
@@ -111,29 +168,49 @@ with migration_tab:
     before = filters.previous()
     moved = cached_segment_migration(ctx.engine, before, filters, grid_key)
     st.caption(f"Segments in the previous period of equal length ({before.start:%d %b %Y} – {before.end:%d %b %Y}) "
-               f"against this one. {NO_PURCHASE}: no completed order in that period.")
+               f"against this one. {NO_PURCHASE}: no completed order in that period. Click a cell of the transition "
+               "matrix, or pick a move below, to see who made it.")
     order = [*SEGMENTS, NO_PURCHASE]
     view = st.segmented_control("Show as", ["sankey", "matrix"], default="sankey", key="rfm_migration_view",
                                 required=True, format_func={"sankey": "Flows", "matrix": "Transition matrix"}.get)
+    clicked = None
     if view == "sankey":
         names = [f"{s} (before)" for s in order] + [f"{s} (now)" for s in order]
         flows = moved[moved["members"] > 0]
         sankey = go.Figure(go.Sankey(
-            node={"label": names, "pad": 12, "thickness": 14},
+            node={"label": names, "pad": 12, "thickness": 14, "color": [SEGMENT_COLOURS[s] for s in order] * 2},
             link={"source": flows["before"].map(order.index), "target": flows["after"].map(order.index) + len(order),
-                  "value": flows["members"],
+                  "value": flows["members"], "color": [translucent(SEGMENT_COLOURS[s], 0.35) for s in flows["before"]],
                   "hovertemplate": "%{source.label} → %{target.label}<br>%{value:,} members<extra></extra>"}))
         sankey.update_layout(height=620, margin={"l": 0, "r": 0, "t": 10, "b": 10})
         st.plotly_chart(sankey, key="rfm_sankey")
     else:
-        matrix = moved.pivot(index="before", columns="after", values="members").reindex(index=order, columns=order)
-        figure = px.imshow(matrix.fillna(0), color_continuous_scale=SCALE, text_auto=",d", aspect="auto",
-                           labels={"x": "Now", "y": "Before", "color": "Members"})
-        figure.update_layout(height=560, margin={"l": 0, "r": 0, "t": 10, "b": 0})
-        st.plotly_chart(figure, key="rfm_matrix")
+        clicked = migration_matrix(moved, order)
+    moves = moved[moved["members"] > 0]
+    pairs = list(zip(moves["before"], moves["after"], strict=True))
+    if pairs:
+        if clicked is not None and clicked in pairs and clicked != st.session_state.get(CLICK_KEY):
+            st.session_state[CLICK_KEY] = clicked  # a new click picks its move below
+            st.session_state["rfm_move"] = clicked
+        default = (("Champions", NO_PURCHASE) if ("Champions", NO_PURCHASE) in pairs
+                   else max(pairs, key=lambda p: int(moved.set_index(["before", "after"]).loc[p, "members"])))
+        if st.session_state.get("rfm_move") not in pairs:
+            st.session_state["rfm_move"] = default
+        sizes = moved.set_index(["before", "after"])["members"]
+        move = st.selectbox("Members who moved", pairs, key="rfm_move",
+                            format_func=lambda p: f"{p[0]} → {p[1]} ({count(int(sizes.loc[p]))})",
+                            help="Their segment in the previous period → in this one.")
+        member_set(ctx.engine, migration_audience(filters, move[0], move[1], grid), key="rfm_move_members",
+                   who=f"moved from {move[0]} to {move[1]}", actor=default_author(), page="rfm_segments")
 
 with members_tab:
-    segment = st.selectbox("Segment", [s for s in SEGMENTS if s in set(shown["segment"])], key="rfm_members_segment",
-                           help="Its members in this date range, names, phones and emails masked.")
-    member_set(ctx.engine, segment_audience(filters, (segment,), grid), key="rfm_members",
-               who=f"in {segment}: {SEGMENT_HELP[segment].lower()}", actor=default_author(), page="rfm_segments")
+    present = [s for s in SEGMENTS if s in set(shown["segment"])]
+    choices = [*present, *(name for name, parts in COMBINED.items() if set(parts) & set(present))]
+    choices += [LAPSED] if lapsed.members else []
+    segment = st.selectbox("Segment", choices, key="rfm_members_segment",
+                           help="Its members in this date range, names, phones and emails masked; the groups on the "
+                                "cards are listed too.")
+    parts = COMBINED.get(segment, (segment,))
+    meaning = LAPSED_HELP if segment == LAPSED else " ".join(SEGMENT_HELP[p] for p in parts)
+    member_set(ctx.engine, segment_audience(filters, parts, grid), key="rfm_members",
+               who=f"in {segment}: {meaning[0].lower() + meaning[1:]}", actor=default_author(), page="rfm_segments")

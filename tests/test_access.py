@@ -228,12 +228,12 @@ def test_guarded_functions_refuse_every_role_the_matrix_refuses(duck_warehouse: 
 @pytest.mark.parametrize("role", [M, MM, A, AD])
 def test_exports_show_real_ids_only_to_roles_that_may_see_them(duck_warehouse: Warehouse, role: str) -> None:
     from analytics.exports import member_export
-    from analytics.member_rows import member_rows
+    from analytics.member_rows import audience_rows
     from analytics.tags import tag_audience
 
     audience = tag_audience(default_filters(duck_warehouse), "night_owl")
     first, second = (member_export(duck_warehouse.engine, audience, user(role)) for _ in range(2))
-    plain = member_rows(duck_warehouse.engine, audience.member_ids())
+    plain = audience_rows(duck_warehouse.engine, audience)
     assert len(first.frame) == len(plain) > 0
     if role in EXPECTED_ACTIONS["export_ids"]:
         assert not first.pseudonymous and first.frame["member_id"].tolist() == plain["member_id"].tolist()

@@ -59,7 +59,8 @@ def test_every_page_runs_without_an_exception(app_on, warehouse, page: str) -> N
     elif page == "pages/heatmaps.py":
         assert len(at.get("plotly_chart")) == 4
     elif page == "pages/rfm_segments.py":
-        assert [m.label for m in at.metric] == ["Members scored", "Their net sales", "Champions + Loyal", "At risk"]
+        assert [m.label for m in at.metric] == ["Members scored", "Their net sales", "Lapsed", "Champions + Loyal",
+                                              "At Risk + Can't Lose Them"]
     elif page == "pages/funnels.py":
         assert [m.label for m in at.metric][:4] == ["Entered (members)", "Converted", "Overall conversion",
                                                 "Median time to convert"]

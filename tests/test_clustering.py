@@ -22,9 +22,11 @@ from analytics.clustering import (
     cluster_members,
     cluster_mix,
     cluster_name,
+    elbow,
     fit_model,
     k_selection,
     projection,
+    suggest_k,
 )
 from analytics.filters import Filters
 from analytics.storage.db import read_frame
@@ -315,6 +317,68 @@ def test_names_read_as_plain_language() -> None:
     assert cluster_name({}, {}, {}) == "Mid-value regular · mixed categories"
 
 
+def test_a_name_carries_the_most_distinctive_trait() -> None:
+    """A cluster with live-stream share at z = 2.4 is "live-stream heavy", whatever else it is a little of (issue 23:
+    such a cluster was named "Mid-value regular · Apparel")."""
+    from analytics.cluster_features import features_for
+
+    features = features_for(["Apparel", "Beauty"], ["app", "live_stream"])
+    z = {"Net sales": 0.1, "Orders": -0.2, "live_stream orders": 2.4, "Sessions": 0.9, "app orders": -1.1}
+    assert cluster_name(z, {"Apparel": 0.5}, {"Apparel": 1.3}, features) == \
+        "Mid-value regular, live-stream heavy · Apparel"
+    assert cluster_name({**z, "app orders": -2.5}, {"Apparel": 0.5}, {"Apparel": 1.3}, features) == \
+        "Mid-value regular, rarely app · Apparel"
+    # a category that stands out most is the category named after the dot
+    assert cluster_name({"Beauty": 1.9, "Sessions": 0.8}, {"Beauty": 0.3, "Apparel": 0.4},
+                        {"Beauty": 1.1, "Apparel": 1.5}, features) == "Mid-value regular · Beauty"
+    # value and frequency have their own words: never the trait, however large
+    assert cluster_name({"Net sales": 3.0, "Orders": 2.0, "Discount share": 0.6}, {}, {}, features) == \
+        "High-value frequent, deal-seeking · mixed categories"
+
+
+def test_portrait_names_carry_each_clusters_largest_z(duck_warehouse: Warehouse) -> None:
+    """On the demo: each cluster's name says, in words, its feature with the largest |z| (value and frequency
+    aside), found here from the z-score table."""
+    from analytics.clustering import trait_word
+
+    result = cluster_members(duck_warehouse.engine, year_to(duck_warehouse), ClusterSettings(k=5))
+    labels = {f.label: f for f in result.all_features}
+    said = 0
+    for cluster, row in result.zscores.iterrows():
+        others = row.drop(["Net sales", "Orders"])
+        label = others.abs().idxmax()
+        name = result.portraits.set_index("cluster").loc[cluster, "name"]
+        word = trait_word(labels[label], float(others[label]))
+        if word is None:
+            continue
+        said += 1
+        assert (word in name) or (labels[label].name.startswith("category: ") and f"· {label}" in name), (name, label)
+    assert said >= 3
+
+
+def test_suggest_k_says_which_k_and_why() -> None:
+    base = {"k": list(range(2, 11)), "inertia": [10, 7, 5, 4.5, 4.2, 4.0, 3.9, 3.8, 3.7]}
+    agree = pd.DataFrame({**base, "silhouette": [.2, .25, .3, .2, .19, .18, .17, .16, .15],
+                          "davies_bouldin": [1.5, 1.4, 1.2, 1.3, 1.35, 1.4, 1.45, 1.5, 1.6]})
+    both = suggest_k(agree)
+    assert (both.k, both.elbow, both.silhouette, both.davies_bouldin, both.agree) == (4, 4, 4, 4, True)
+    two = suggest_k(agree.assign(silhouette=[.3, .25, .28, .2, .19, .18, .17, .16, .15]))
+    assert (two.k, two.silhouette, two.agree) == (4, 2, False)
+    assert "two of the three agree on 4" in two.reason and "silhouette points elsewhere" in two.reason
+    apart = suggest_k(agree.assign(silhouette=[.3, .25, .28, .2, .19, .18, .17, .16, .15],
+                                   davies_bouldin=[1.5, 1.4, 1.3, 1.3, 1.1, 1.4, 1.45, 1.5, 1.6]))
+    # mean ranks: k=4: elbow 1, silhouette 2, DB 2.5 -> 1.83; k=2: elbow 3, silhouette 1, DB 7... k=4 is best
+    ranks = pd.DataFrame({"k": range(2, 11)})
+    ranks["mean"] = (ranks["k"].sub(4).abs().rank(method="min")
+                     + pd.Series([.3, .25, .28, .2, .19, .18, .17, .16, .15]).rank(ascending=False, method="min")
+                     + pd.Series([1.5, 1.4, 1.3, 1.3, 1.1, 1.4, 1.45, 1.5, 1.6]).rank(method="min")) / 3
+    assert apart.k == int(ranks.sort_values(["mean", "k"]).iloc[0]["k"]) and not apart.agree
+    assert "disagree" in apart.reason and f"k = {apart.k}" in apart.reason
+    assert elbow([2, 3, 4], [3, 2, 1]) == 2  # a straight line has no elbow: the first k
+    with pytest.raises(ValueError, match="too few members"):
+        suggest_k(pd.DataFrame(columns=["k", "inertia", "silhouette", "davies_bouldin"]))
+
+
 def test_command_line_prints_members_and_profiles(duck_warehouse: Warehouse) -> None:
     filters = year_to(duck_warehouse)
     base = [sys.executable, "-m", "analytics", "clusters", "--url", duck_warehouse.url, "--start",
@@ -353,6 +417,13 @@ def test_clusters_page_shows_portraits_and_masked_members(warehouse: Warehouse, 
     assert not at.exception, [e.value for e in at.exception]
     charts = [c.proto.id for c in at.get("plotly_chart")]
     assert sum(i.endswith(("_inertia", "_silhouette", "_davies_bouldin")) for i in charts) == 3
+    features = member_features(warehouse.engine, default_filters(warehouse), 1)
+    suggestion = suggest_k(k_selection(features, ClusterSettings(k=2)))
+    assert any(m.value.startswith(f"**Suggested: k = {suggestion.k}.** {suggestion.reason}") for m in at.markdown)
+    if suggestion.k != 3:  # the button sets the slider to the suggested k
+        at.button(key="cluster_k_use").click().run()
+        assert not at.exception and at.slider(key="cluster_k").value == suggestion.k
+        at.slider(key="cluster_k").set_value(3).run()
     at.selectbox(key="cluster_members_pick").set_value(2)
     at.run()
     assert not at.exception

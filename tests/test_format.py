@@ -76,10 +76,43 @@ def test_shares_and_changes_read_back(locale: str, value: float) -> None:
     assert share.close_to(value)
     change = fmt.change_pct(value, locale=locale)
     assert read_figure(change).close_to(value)
-    assert change[0] in "+-"
+    assert change[0] in "+-" or (fmt.reads_as_zero(change) and change[0] == "0"), change  # no sign on no change
     points = fmt.change_pp(value, locale=locale)
-    assert points.endswith(" pp") and points[0] in "+-"
+    assert points.endswith(" pp") and (points[0] in "+-" or (fmt.reads_as_zero(points) and points[0] == "0"))
     assert read_figure(points).close_to(value)
+
+
+@pytest.mark.parametrize(("value", "pp", "pct"), [(0.0, "0.0 pp", "0.0%"), (0.0004, "0.0 pp", "0.0%"),
+                                                  (-0.0004, "0.0 pp", "0.0%"), (0.0006, "+0.1 pp", "+0.1%"),
+                                                  (-0.012, "-1.2 pp", "-1.2%")])
+def test_a_change_that_rounds_to_nothing_has_no_sign(value: float, pp: str, pct: str) -> None:
+    assert (fmt.change_pp(value, locale="en"), fmt.change_pct(value, locale="en")) == (pp, pct)
+
+
+@pytest.mark.parametrize(("shown", "significant", "good", "expected"), [
+    ("0.0 pp", None, "up", ("off", "off")),          # the defect: +0.0 pp drew a green up-arrow
+    ("0.0%", True, "up", ("off", "off")),
+    ("+1.2 pp", False, "up", ("off", "off")),        # known not to be significant: neutral
+    ("-3.4%", False, "down", ("off", "off")),
+    ("+1.2 pp", True, "up", ("normal", "auto")),
+    ("+1.2 pp", None, "up", ("normal", "auto")),
+    ("-1.2%", None, "down", ("inverse", "auto")),    # less is better (costs)
+    ("+5.0%", None, None, ("off", "auto")),           # neither good nor bad (points liability)
+])
+def test_delta_style(shown: str, significant: bool | None, good: str | None, expected: tuple[str, str]) -> None:
+    style = fmt.delta_style(shown, significant=significant, good=good)
+    assert (style["delta_color"], style["delta_arrow"]) == expected
+    assert fmt.delta_style(None) == {}
+
+
+def test_a_kpi_without_change_is_drawn_neutral() -> None:
+    from analytics.kpis import KPIS, KpiValue
+
+    ratio = next(d for d in KPIS if d.is_ratio)
+    flat = KpiValue(ratio, 0.501, 0.50098)
+    assert fmt.kpi_delta(flat) == {"delta": "0.0 pp", "delta_color": "off", "delta_arrow": "off"}
+    rising = KpiValue(ratio, 0.52, 0.50)
+    assert fmt.kpi_delta(rising) == {"delta": "+2.0 pp", "delta_color": "normal", "delta_arrow": "auto"}
 
 
 @pytest.mark.parametrize(("value", "unit", "locale", "expected"), [

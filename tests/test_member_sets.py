@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+from datetime import timedelta
 
 import pandas as pd
 import pytest
@@ -13,8 +14,8 @@ from analytics import audiences, targeting
 from analytics.access import Principal
 from analytics.audiences import loads, parse_audience
 from analytics.errors import SpecError
-from analytics.member_rows import member_count
-from analytics.rfm import segment_audience
+from analytics.member_rows import MEMBER_ROW_COLUMNS, member_count
+from analytics.rfm import LAPSED, NO_PURCHASE, migration_audience, segment_audience
 from analytics.storage.appstate import audit_events, open_state
 from analytics.storage.db import read_frame
 from analytics.tags import tag_audience
@@ -37,7 +38,8 @@ def test_every_kind_round_trips_through_json(duck_warehouse: Warehouse, trained_
     filters = default_filters(duck_warehouse)
     model = cluster_members(duck_warehouse.engine, filters, ClusterSettings(k=3)).model
     funnel = FunnelSpec((FunnelStep("product_view"), FunnelStep("purchase")), 86_400, "ordered", "member")
-    made = [segment_audience(filters, ("Champions",)), tag_audience(filters, "night_owl"),
+    made = [segment_audience(filters, ("Champions",)), segment_audience(filters, ("At Risk", LAPSED)),
+            migration_audience(filters, "Champions", NO_PURCHASE), tag_audience(filters, "night_owl"),
             cluster_audience(filters, model, [1]), dropoff_audience(funnel, filters, 1),
             rule_audience("Beauty", "Pets", "category", filters.start, filters.end),
             cell_audience(filters, "rhythm", 2, 20, {"measure": "orders"}),
@@ -105,7 +107,7 @@ def test_use_in_campaign_targeting_adds_the_segment_as_a_condition(duck_warehous
 def test_exports_are_masked_and_audited(duck_warehouse: Warehouse, tmp_path, monkeypatch) -> None:
     """The one export path: every member of the audience, personal data masked, and an audit row with the page,
     the audience and the row count written before the file is made."""
-    from ui.member_sets import export_members
+    from ui.member_sets import cached_member_rows, export_members
 
     state_url = f"sqlite:///{tmp_path}/state.sqlite"
     monkeypatch.setenv("MEMBERLENS_STATE_URL", state_url)
@@ -114,6 +116,11 @@ def test_exports_are_masked_and_audited(duck_warehouse: Warehouse, tmp_path, mon
     data = export_members(duck_warehouse.engine, audience, ANA, "member_tags")
     frame = pd.read_csv(io.BytesIO(data), dtype=str)
     assert len(frame) == member_count(duck_warehouse.engine, audience.member_ids()) > 0
+    # the preview's columns, in its order (by value): the preview is the start of the export
+    assert list(frame.columns) == list(MEMBER_ROW_COLUMNS)
+    preview = cached_member_rows(duck_warehouse.engine, audience, 100)
+    assert frame["member_id"].head(100).tolist() == preview["member_id"].tolist()
+    assert frame["net_sales"].astype(float).is_monotonic_decreasing
     raw = duck_warehouse.frame("members").set_index("member_id").loc[frame["member_id"]]
     assert not frame["phone"].dropna().isin(raw["phone"]).any() and not frame["name"].dropna().isin(raw["name"]).any()
     events = audit_events(open_state(state_url))
@@ -135,3 +142,25 @@ def test_a_campaign_export_carries_each_members_arm(duck_warehouse: Warehouse, t
     expected = targeting.targeted_members(duck_warehouse.engine, audience)
     assert frame[["member_id", "arm"]].sort_values("member_id").to_numpy().tolist() == \
         expected.sort_values("member_id").to_numpy().tolist()
+
+
+def test_an_audiences_own_columns_come_first_and_ids_link_to_member_360(duck_warehouse: Warehouse,
+                                                                          monkeypatch) -> None:
+    """Campaign targeting's list: the arm (the audience's own column) right after the member link, then the value
+    columns; every id links to its Member 360 page on the range and tiers the list was valued over."""
+    at = open_page(duck_warehouse.url, "pages/campaign_targeting.py", monkeypatch)
+    table = next(df for df in at.dataframe if "phone" in df.value.columns)
+    order = list(table.proto.column_order)
+    assert order[:3] == ["profile", "arm", "net_sales"] and "member_id" not in order
+    filters = default_filters(duck_warehouse)
+    assert (table.value["profile"] == f"member_360?dates={filters.start}&dates={filters.end}&member="
+            + table.value["member_id"]).all()
+    # on the RFM page, with a narrower range and a tier: the links open Member 360 on that view
+    at = open_page(duck_warehouse.url, "pages/rfm_segments.py", monkeypatch)
+    start = filters.start + timedelta(days=30)
+    at.sidebar.multiselect(key="tier").set_value(["gold"])
+    at.sidebar.date_input(key="dates").set_value((start, filters.end)).run()
+    assert not at.exception, [e.value for e in at.exception]
+    table = next(df for df in at.dataframe if "phone" in df.value.columns)
+    assert len(table.value) and (table.value["profile"] == f"member_360?dates={start}&dates={filters.end}&tier=Gold"
+                                 "&member=" + table.value["member_id"]).all()

@@ -81,11 +81,18 @@ def test_rfm_cards_read_back_as_the_segment_summary(duck_warehouse: Warehouse, m
     for filters in (Filters(span.last_day - timedelta(days=1), span.last_day), Filters(span.first_day, span.last_day)):
         _set_dates(at, filters.start, filters.end)
         summary = rfm.segment_summary(duck_warehouse.engine, filters).set_index("segment")
-        cards = {m.label: m.value for m in at.metric}
+        metrics = {m.label: m for m in at.metric}
+        cards = {label: m.value for label, m in metrics.items()}
         assert read_figure(cards["Members scored"]).close_to(summary["members"].sum())
         assert read_figure(cards["Their net sales"]).close_to(summary["sales"].sum())
-        best = summary.loc[["Champions", "Loyal"], "member_share"].sum()
-        assert read_figure(cards["Champions + Loyal"]).close_to(best)
+        for group, parts in rfm.COMBINED.items():
+            assert read_figure(cards[group]).close_to(summary.loc[list(parts), "members"].sum()), group
+            members_part, sales_part = metrics[group].delta.split(" · ")
+            assert read_figure(members_part.removesuffix(" of members")).close_to(
+                summary.loc[list(parts), "member_share"].sum())
+            assert read_figure(sales_part.removesuffix(" of sales")).close_to(
+                summary.loc[list(parts), "sales_share"].sum())
+        assert read_figure(cards[rfm.LAPSED]).close_to(rfm.lapsed_summary(duck_warehouse.engine, filters).members)
         seen.add(_band(summary["sales"].sum()))
     assert {"tens of thousands", "millions"} <= seen, seen
 

@@ -188,11 +188,26 @@ def test_no_baskets_is_a_clear_refusal() -> None:
 # --- views and actions ------------------------------------------------------------------------------
 
 def test_bought_together_counts_co_occurrences() -> None:
-    table = bought_together(Baskets.from_lists(TINY), "bread").set_index("item")
+    table = bought_together(Baskets.from_lists(TINY), "bread", include_below_chance=True).set_index("item")
     assert table.loc["milk", "baskets"] == 3 and table.loc["butter", "baskets"] == 2
     assert table.loc["milk", "confidence"] == pytest.approx(3 / 4)
     assert table.loc["eggs", "lift"] == pytest.approx((1 / 5) / (4 / 5 * 1 / 5))
     assert bought_together(Baskets.from_lists(TINY), "caviar").empty
+
+
+def test_bought_together_leaves_out_pairs_below_chance_unless_asked() -> None:
+    """Bread and milk share 3 of 5 baskets, but each is in 4: together less often than chance (lift 0.6 / 0.64 =
+    0.94). Such a pair is flagged, and by default left out (issue 23: lifts of 0.43-0.65 listed as "bought
+    together")."""
+    baskets = Baskets.from_lists(TINY)
+    everything = bought_together(baskets, "bread", include_below_chance=True).set_index("item")
+    assert everything.loc["milk", "lift"] == pytest.approx(0.6 / 0.64)
+    assert everything["below_chance"].to_dict() == (everything["lift"] < 1).to_dict()
+    assert everything.loc["milk", "below_chance"] and not everything.loc["butter", "below_chance"]
+    shown = bought_together(baskets, "bread")
+    assert (shown["lift"] >= 1).all() and "milk" not in set(shown["item"]) and len(shown)
+    assert shown.attrs["below_chance"] == int((everything["lift"] < 1).sum()) == 1
+    assert list(shown.columns) == list(everything.reset_index().columns)
 
 
 def test_segments_compare_by_lift_and_the_network_links_items() -> None:

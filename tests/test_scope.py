@@ -194,7 +194,7 @@ def test_targeting_member_lists_and_member_360(warehouse: Warehouse, scope) -> N
     sizes = targeting.preview(warehouse.engine, scoped_audience)
     assert sizes.targeted == len(got) and sizes.control == int((got["arm"] == "control").sum())
     # any list of any audience, counted and listed through the scope: the unscoped list within the scope
-    listed = member_rows(warehouse.engine, open_audience.member_ids(), scope=s)
+    listed = member_rows(warehouse.engine, open_audience.member_ids(), filters, scope=s)
     assert set(listed["member_id"]) == everyone & view.ids
     assert member_count(warehouse.engine, open_audience.member_ids(), s) == len(everyone & view.ids)
     # campaign reports count the members in scope only
@@ -277,7 +277,7 @@ def test_suppressed_members_never_come_back_on_any_member_path(duck_warehouse: W
     filters = window(warehouse, 120)
     audience = _random_audiences(warehouse, filters, data.draw)
     everyone = ids_of(warehouse, audience.member_ids())
-    listed = set(member_rows(warehouse.engine, audience.member_ids(), scope=s)["member_id"])
+    listed = set(member_rows(warehouse.engine, audience.member_ids(), filters, scope=s)["member_id"])
     assert listed == everyone - set(suppressed)
     assert member_count(warehouse.engine, audience.member_ids(), s) == len(listed)
     exported = member_export(warehouse.engine, audience, Principal("a@example.com", role="analyst"), s)

@@ -46,7 +46,7 @@ from analytics import (
 from analytics.cluster_audiences import assignment_select
 from analytics.errors import WarehouseError
 from analytics.filters import Filters
-from analytics.member_rows import member_count, member_rows
+from analytics.member_rows import audience_rows, member_count, member_rows
 from analytics.storage.contract import WAREHOUSE_TABLES, members
 from analytics.storage.warehouse import check_schema, data_span, open_warehouse, table_overview
 from tests.conftest import Warehouse
@@ -439,10 +439,24 @@ def test_quality(spark_warehouse: Warehouse, duck_twin: Warehouse) -> None:
     both(spark_warehouse, duck_twin, lambda e: quality.quality_report(e, today))
 
 
-def test_member_rows(spark_warehouse: Warehouse, duck_twin: Warehouse, year: Filters) -> None:
+def test_member_rows(spark_warehouse: Warehouse, duck_twin: Warehouse, year: Filters, quarter: Filters) -> None:
+    """Member lists with their value columns (issue 23): the general path, an RFM segment scored once, the lapsed,
+    a migration cell, previews, and the lapsed summary; sorted by value, so compared in order."""
     ids = rfm.segment_member_ids(year, ("Champions", "Loyal"))
-    both(spark_warehouse, duck_twin, lambda e: member_rows(e, ids), ordered=False)
+    both(spark_warehouse, duck_twin, lambda e: member_rows(e, ids, year))
     both(spark_warehouse, duck_twin, lambda e: member_count(e, ids))
+    tagged = tags.tag_member_ids(quarter, "dormant_90")
+    both(spark_warehouse, duck_twin, lambda e: member_rows(e, tagged, quarter, 25))
+    for segments in (("At Risk", "Can't Lose Them"), (rfm.LAPSED,)):
+        audience = rfm.segment_audience(quarter, segments)
+        both(spark_warehouse, duck_twin, lambda e, a=audience: audience_rows(e, a))
+        both(spark_warehouse, duck_twin, lambda e, a=audience: audience_rows(e, a, limit=10))
+    moved = rfm.migration_audience(quarter, "Loyal", rfm.NO_PURCHASE)
+    both(spark_warehouse, duck_twin, lambda e: audience_rows(e, moved))
+    both(spark_warehouse, duck_twin, lambda e: rfm.lapsed_summary(e, quarter))
+    both(spark_warehouse, duck_twin, lambda e: member360.top_members(e, quarter, 10))
+    for text in ("28", "m28", "M0000001", "%"):
+        both(spark_warehouse, duck_twin, lambda e, t=text: member360.find_members(e, t, 20, quarter))
 
 
 def test_recommend_purchases(spark_warehouse: Warehouse, duck_twin: Warehouse) -> None:

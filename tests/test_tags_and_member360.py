@@ -24,8 +24,9 @@ from analytics.member360 import (
     order_timeline,
     points_history,
     tier_history,
+    top_members,
 )
-from analytics.member_rows import MEMBER_ROW_COLUMNS
+from analytics.member_rows import MEMBER_COLUMNS, MEMBER_ROW_COLUMNS, member_rows
 from analytics.privacy import mask_email, mask_name, mask_phone
 from analytics.programme import TIER_THRESHOLDS
 from analytics.rfm import member_rfm
@@ -42,6 +43,7 @@ from analytics.tags import (
     tag_member_ids,
 )
 from tests.conftest import Warehouse
+from tests.reference_members import pandas_member_values
 
 SIMPLE_TAGS = [t.key for t in TAGS if not t.is_family]
 
@@ -337,36 +339,89 @@ HOSTILE = ["' OR 1=1 --", "%", "_", "; DROP TABLE members", "M%", "M_000", "M000
            "M00000010' --", "张", "M0000000１", "🙂", "M0000001\x00", "  M0000001  ", "", "   ", "m0000001"]
 
 
-@pytest.mark.parametrize("text", [*HOSTILE, "M00000010", "M0000012", "M"])
-def test_find_members_matches_literally_and_changes_nothing(warehouse: Warehouse, text: str) -> None:
+def pandas_find(ids: list[str], text: str, limit: int = 20) -> list[tuple[str, str]]:
+    """The forgiving search written from its definition with plain Python: each id under its best match (the id
+    in any case; its trailing number after the typed text; the start of the id; part of it), best first, then by
+    id."""
+    import re
+
+    needle = text.strip()[:100].lower()
+    if not needle or "\x00" in needle:
+        return []
+    shape = re.compile(r"^([^0-9]*?)\s*0*([0-9]+)$")
+    typed = shape.match(needle)
+    found = {}
+    for member_id in ids:
+        low = member_id.lower()
+        own = shape.match(low)
+        if low == needle:
+            found[member_id] = 0
+        elif typed and own and int(own[2]) == int(typed[2]) and own[1].strip().startswith(typed[1].strip()):
+            found[member_id] = 1
+        elif low.startswith(needle):
+            found[member_id] = 2
+        elif needle in low:
+            found[member_id] = 3
+    kinds = ("id", "number", "prefix", "contains")
+    return [(i, kinds[found[i]]) for i in sorted(found, key=lambda i: (found[i], i))][:limit]
+
+
+@pytest.mark.parametrize("text", [*HOSTILE, "M00000010", "M0000012", "M", "28", "m28", "M 0028", "0028", "m00000028",
+                                  "M000000", "12"])
+def test_find_members_is_forgiving_literal_and_changes_nothing(warehouse: Warehouse, text: str) -> None:
+    """Case-insensitive, the number alone ("28" finds M00000028), the start or any part of an id, best matches
+    first; the text is matched literally (``%``, ``_``, quotes are plain characters) and nothing is written."""
     before = table_counts(warehouse)
     got = find_members(warehouse.engine, text)
     assert table_counts(warehouse) == before
-    m = members_frame(warehouse)
-    needle = text.strip()
-    ids = sorted(m.loc[m["member_id"].str.startswith(needle), "member_id"]) if needle else []
-    assert got["member_id"].tolist() == ids[:20], text
-    assert list(got.columns) == list(MEMBER_ROW_COLUMNS)
+    expected = pandas_find(sorted(members_frame(warehouse)["member_id"]), text)
+    assert list(zip(got["member_id"], got["match"], strict=True)) == expected, text
+    assert list(got.columns) == [*MEMBER_COLUMNS, "match"]
 
 
-def test_find_members_limit_and_masking(warehouse: Warehouse) -> None:
+def test_the_number_alone_finds_the_member(duck_warehouse: Warehouse) -> None:
+    for text in ("28", "m28", "M 28", "0028", "m00000028", "  M00000028 "):
+        got = find_members(duck_warehouse.engine, text)
+        assert got["member_id"].iloc[0] == "M00000028" and got["match"].iloc[0] in ("id", "number"), text
+        assert (got["match"].isin(["id", "number"])).sum() == 1, text  # one member is meant: the page opens it
+    several = find_members(duck_warehouse.engine, "28")
+    assert len(several) > 5 and set(several["match"].iloc[1:]) == {"contains"}  # the others are listed
+
+
+def test_find_members_limit_masking_and_value(warehouse: Warehouse) -> None:
     got = find_members(warehouse.engine, "M000001", limit=7)
-    assert got["member_id"].tolist() == [f"M000001{n:02d}" for n in range(7)]
+    assert got["member_id"].tolist() == ["M00000001", *(f"M000001{n:02d}" for n in range(6))]  # the number 1 first
     raw = members_frame(warehouse).set_index("member_id").loc[got["member_id"]]
     assert got["name"].tolist() == [mask_name(v) for v in raw["name"]]
     assert got["phone"].tolist() == [mask_phone(v) for v in raw["phone"]]
     assert got["email"].tolist() == [mask_email(v) for v in raw["email"]]
     for column in ("name", "phone", "email"):  # nothing personal shown as it is
         assert not set(got[column].dropna()) & set(raw[column].dropna()), column
+    filters = Filters(*data_span(warehouse.engine).last_days(365))
+    valued = find_members(warehouse.engine, "M000001", limit=7, window=filters)
+    assert valued["member_id"].tolist() == got["member_id"].tolist()
+    assert list(valued.columns) == [*MEMBER_ROW_COLUMNS, "match"]
+    rows = member_rows(warehouse.engine, select(members.c.member_id).where(members.c.member_id.in_(
+        got["member_id"].tolist())), filters).set_index("member_id")
+    assert valued.set_index("member_id")["net_sales"].to_dict() == rows["net_sales"].to_dict()
 
 
-@given(text=st.text(alphabet="M0123_%\\' ;-张", max_size=10))
+@given(text=st.text(alphabet="Mm0123_%\\' ;-张", max_size=10))
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-def test_find_members_is_a_literal_prefix_search(duck_warehouse: Warehouse, text: str) -> None:
-    m = members_frame(duck_warehouse)
-    needle = text.strip()
-    expected = sorted(m.loc[m["member_id"].str.startswith(needle), "member_id"])[:20] if needle else []
-    assert find_members(duck_warehouse.engine, text)["member_id"].tolist() == expected
+def test_find_members_follows_its_definition(duck_warehouse: Warehouse, text: str) -> None:
+    expected = pandas_find(sorted(members_frame(duck_warehouse)["member_id"]), text)
+    got = find_members(duck_warehouse.engine, text)
+    assert list(zip(got["member_id"], got["match"], strict=True)) == expected
+
+
+def test_top_members_are_the_biggest_buyers_of_the_range(warehouse: Warehouse) -> None:
+    filters = Filters(*data_span(warehouse.engine).last_days(90))
+    top = top_members(warehouse.engine, filters, 10)
+    expected = pandas_member_values(warehouse.frame("orders"), warehouse.frame("members"),
+                                    set(warehouse.frame("members")["member_id"]), filters).head(10)
+    assert top["member_id"].tolist() == expected["member_id"].tolist()
+    assert top["net_sales"].round(2).tolist() == expected["net_sales"].tolist()
+    assert top["segment"].tolist() == expected["segment"].tolist()
 
 
 def test_member_profile_is_masked_unless_asked(warehouse: Warehouse) -> None:
@@ -491,24 +546,36 @@ def test_tags_page_shows_coverage_and_masked_members(warehouse: Warehouse, monke
 
 
 def test_member_360_page_finds_a_member_and_shows_their_history(warehouse: Warehouse, monkeypatch) -> None:
-    """Search by id prefix, pick a member: masked contact details, RFM segment, cluster and every order."""
+    """The start page suggests the range's top members (linked); a number alone opens its member; a prefix lists
+    several to pick from; masked contact details, RFM segment, the cluster (computed on the spot with the default
+    settings, or those chosen on Member clusters) and every order."""
+    from analytics.clustering import ClusterSettings, cluster_members
     from tests.conftest import default_filters, open_page
+    from ui.cached import CLUSTER_SETTINGS_KEY
 
     at = open_page(warehouse.url, "pages/member_360.py", monkeypatch)
-    assert not at.metric  # nothing until an id is typed
     filters = default_filters(warehouse)
+    assert not at.metric  # no member yet: the top members of the range instead of an empty box
+    suggested = next(df.value for df in at.dataframe if "profile" in df.value.columns)
+    assert suggested["member_id"].tolist() == top_members(warehouse.engine, filters, 10)["member_id"].tolist()
+    assert (suggested["profile"].str.rsplit("member=", n=1).str[1] == suggested["member_id"]).all()
     rfm_rows = read_frame(warehouse.engine, select(member_rfm(filters)))
     member_id = str(rfm_rows["member_id"].min())
-    at.text_input(key="m360_search").input(member_id[:-1]).run()  # a prefix: several match, pick one
-    assert not at.exception, [e.value for e in at.exception]
-    at.selectbox(key="m360_pick").set_value(member_id).run()
+    number = str(int(member_id[1:]))
+    at.text_input(key="m360_search").input(number).run()  # the number alone opens the member
     assert not at.exception, [e.value for e in at.exception]
     cards = {m.label: m.value for m in at.metric}
     assert cards["RFM segment"] == rfm_rows.set_index("member_id").loc[member_id, "segment"]
-    assert cards["Cluster"] == "–"  # until Member clusters has clustered in this session
-    from analytics.clustering import ClusterSettings, cluster_members
-    from ui.cached import CLUSTER_SETTINGS_KEY
-
+    assert at.query_params["member"] == [member_id] or at.query_params["member"] == member_id
+    default = cluster_members(warehouse.engine, filters, ClusterSettings()).members.set_index("member_id")
+    assert cards["Cluster"] == f"{default.loc[member_id, 'cluster']} of {ClusterSettings().k}"
+    at.text_input(key="m360_search").input(member_id[:-1] + "_").run()  # nothing: "_" is a plain character
+    assert any("No member id" in i.value for i in at.info)
+    prefix = member_id[:-2]
+    at.text_input(key="m360_search").input(prefix.lower()).run()  # the start of ids, any case: pick one
+    assert not at.exception, [e.value for e in at.exception]
+    at.selectbox(key="m360_pick").set_value(member_id).run()
+    assert not at.exception, [e.value for e in at.exception]
     settings = ClusterSettings(k=4)
     at.session_state[CLUSTER_SETTINGS_KEY] = settings
     at.run()

@@ -189,6 +189,11 @@ def cached_score_grid(engine: Engine, filters: Filters, across: str) -> pd.DataF
     return rfm.score_grid(engine, filters, across)
 
 
+@cached("Counting the lapsed…", max_entries=32)
+def cached_lapsed_summary(engine: Engine, filters: Filters) -> rfm.LapsedSummary:
+    return rfm.lapsed_summary(engine, filters)
+
+
 @cached("Following members between the two periods…", max_entries=32)
 def cached_segment_migration(engine: Engine, before: Filters, after: Filters, grid: Grid) -> pd.DataFrame:
     return rfm.segment_migration(engine, before, after, _cells(grid))
@@ -236,8 +241,14 @@ def cached_tag_coverage(engine: Engine, filters: Filters) -> pd.DataFrame:
 
 
 @cached(max_entries=64)
-def cached_find_members(engine: Engine, text: str, limit: int, scope: Scope = OPEN_SCOPE) -> pd.DataFrame:
-    return member360.find_members(engine, text, limit, scope)
+def cached_find_members(engine: Engine, text: str, limit: int, window: Filters | None = None,
+                        scope: Scope = OPEN_SCOPE) -> pd.DataFrame:
+    return member360.find_members(engine, text, limit, window, scope)
+
+
+@cached("Finding the members who bought the most…", max_entries=16)
+def cached_top_members(engine: Engine, window: Filters, limit: int, scope: Scope = OPEN_SCOPE) -> pd.DataFrame:
+    return member360.top_members(engine, window, limit, scope)
 
 
 @cached("Reading the member's history…", max_entries=32)
@@ -250,7 +261,9 @@ def cached_member_360(engine: Engine, filters: Filters, member_id: str, scope: S
     if profile is None:
         return None
     profiled = replace(filters, scope=scope if profiling is None else profiling)
-    return {"profile": profile, "rfm": member360.member_summary(engine, profiled, member_id),
+    summary = member360.member_summary(engine, profiled, member_id)
+    return {"profile": profile, "rfm": summary,
+            "lapsed": summary is None and member360.is_lapsed(engine, profiled, member_id),
             "tags": tags.member_tags(engine, profiled, member_id),
             "tiers": member360.tier_history(engine, member_id), "points": member360.points_history(engine, member_id),
             "orders": member360.order_timeline(engine, member_id, scope=scope)}

@@ -128,22 +128,49 @@ def share(value: float | None, decimals: int = 1, locale: str | None = None) -> 
     return _no_negative_zero(format_percent(value, pattern, locale=_locale(locale)))
 
 
+def _signed(number: str) -> str:
+    """A formatted change with its sign: ``+`` before a positive one; none before one that reads as zero."""
+    return number if number.startswith("-") or reads_as_zero(number) else f"+{number}"
+
+
+def reads_as_zero(text: str | None) -> bool:
+    """Whether a formatted figure shows no change at all (``0.0 pp``, ``0.0%``, ``0``: no digit but zeros)."""
+    return text is not None and re.search(r"[1-9]", text) is None
+
+
 def change_pct(value: float | None, decimals: int = 1, locale: str | None = None) -> str | None:
-    """A relative change, signed: ``+12.3%``, ``-4.0%``; None when there is none."""
+    """A relative change, signed: ``+12.3%``, ``-4.0%``, ``0.0%`` when it rounds to nothing; None when there is
+    none."""
     if _missing(value):
         return None
-    text = share(value, decimals, locale)
-    return text if text.startswith("-") else f"+{text}"
+    return _signed(share(value, decimals, locale))
 
 
 def change_pp(value: float | None, decimals: int = 1, locale: str | None = None) -> str | None:
-    """A change of a ratio in percentage points, signed: ``+1.2 pp``; None when there is none."""
+    """A change of a ratio in percentage points, signed: ``+1.2 pp``, ``0.0 pp`` when it rounds to nothing; None
+    when there is none."""
     if _missing(value):
         return None
     number = _no_negative_zero(format_decimal(round(value * 100, decimals),
                                               f"#,##0.{'0' * decimals}" if decimals else "#,##0",
                                               locale=_locale(locale)))
-    return f"{number if number.startswith('-') else '+' + number} pp"
+    return f"{_signed(number)} pp"
+
+
+def delta_style(shown: str | None, *, significant: bool | None = None, good: str | None = "up") -> dict[str, str]:
+    """How ``st.metric`` draws a change already formatted as ``shown``: keyword arguments ``delta_color`` and
+    ``delta_arrow``, to pass with ``delta=shown``.
+
+    Neutral (grey, no arrow) when the change reads as zero (``0.0 pp``: Streamlit would draw a green up-arrow for any
+    text that does not start with a minus) or is known not to be significant (``significant=False``). Otherwise the
+    arrow follows the sign and the colour says whether that is good news: ``good="up"`` (more is better: green up),
+    ``"down"`` (less is better: a fall is green) or None (neither: grey)."""
+    if shown is None:
+        return {}
+    if reads_as_zero(shown) or significant is False:
+        return {"delta_color": "off", "delta_arrow": "off"}
+    colour = {"up": "normal", "down": "inverse"}.get(good or "", "off")
+    return {"delta_color": colour, "delta_arrow": "auto"}
 
 
 def times(value: float | None, decimals: int = 1, locale: str | None = None) -> str:
@@ -169,6 +196,13 @@ def format_value(value: float | None, unit: str, locale: str | None = None) -> s
 def label(value: str) -> str:
     """A warehouse code as a reader would write it: ``mini_program`` -> ``Mini program``."""
     return value.replace("_", " ").capitalize()
+
+
+def kpi_delta(kpi: KpiValue, *, good: str | None = "up", significant: bool | None = None) -> dict[str, str | None]:
+    """``st.metric`` keyword arguments for a KPI's change: ``delta`` (:func:`format_change`) with its
+    :func:`delta_style` (a change of 0.0 pp, or one known not to be significant, is neutral)."""
+    shown = format_change(kpi)
+    return {"delta": shown, **delta_style(shown, significant=significant, good=good)}
 
 
 def format_change(kpi: KpiValue) -> str | None:

@@ -23,8 +23,8 @@ from analytics import audiences
 from analytics.access import EXPORT_IDS, EXPORT_MEMBERS, VIEW_MEMBERS, Principal, allowed, require
 from analytics.audiences import Audience
 from analytics.exports import bulk_export_rows, member_export
-from analytics.filters import OPEN_SCOPE, Scope
-from analytics.member_rows import member_count, member_rows
+from analytics.filters import OPEN_SCOPE, Filters, Scope
+from analytics.member_rows import audience_rows, member_count, value_window
 from ui.cached import cached
 from ui.members import member_table
 
@@ -46,10 +46,14 @@ def cached_member_count(engine: Engine, audience: Audience, scope: Scope = OPEN_
 
 
 @cached("Listing the members…", max_entries=32)
-def cached_member_rows(engine: Engine, audience: Audience, limit: int, scope: Scope = OPEN_SCOPE) -> pd.DataFrame:
-    """The first ``limit`` members by id (masked) that ``scope`` allows, with the columns the audience adds (a
-    campaign's arm)."""
-    rows = member_rows(engine, audience.member_ids(), limit, scope=scope)
+def cached_member_rows(engine: Engine, audience: Audience, limit: int, window: Filters | None = None,
+                       scope: Scope = OPEN_SCOPE) -> pd.DataFrame:
+    """The first ``limit`` members that ``scope`` allows by net sales in ``window`` (default: the audience's own),
+    masked, with their value and the columns the audience adds (a campaign's arm, a prediction's scores)."""
+    return _with_annotations(engine, audience, audience_rows(engine, audience, window, limit, scope=scope))
+
+
+def _with_annotations(engine: Engine, audience: Audience, rows: pd.DataFrame) -> pd.DataFrame:
     extra = audience.annotations(engine)
     return rows if extra is None else rows.merge(extra, on="member_id", how="left")
 
@@ -57,13 +61,15 @@ def cached_member_rows(engine: Engine, audience: Audience, limit: int, scope: Sc
 def _principal_and_scope(actor: object) -> tuple[Principal | None, Scope]:
     from ui.context import current_context
 
+
     context = current_context()
     principal = actor if isinstance(actor, Principal) else (context.principal if context else None)
     return principal, (context.listing_scope if context is not None else OPEN_SCOPE)
 
 
 def export_members(engine: Engine, audience: Audience, actor: Principal | object, page: str,
-                   scope: Scope | None = None, recommendations: RecommendationExport | None = None) -> bytes:
+                   scope: Scope | None = None, recommendations: RecommendationExport | None = None,
+                   window: Filters | None = None) -> bytes:
     """Every member of the audience the user may see as CSV (masked, formulas neutralised, ids pseudonymised unless
     the role may export ids), for a download button; built only when clicked.
 
@@ -71,7 +77,8 @@ def export_members(engine: Engine, audience: Audience, actor: Principal | object
     running page). Every export of member rows on every page goes through here, and each is written to the audit log
     first: an export that cannot be logged does not happen (the error is shown instead of a file). Past the day's
     bulk-export threshold an alert is written to the audit log too. ``recommendations``: each member's stored top N
-    instead, one row per member and rank (the campaign link is recorded too)."""
+    instead, one row per member and rank (the campaign link is recorded too). ``window``: the date range the members
+    are valued over (default: the audience's own), as in the preview."""
     from ui.app_state import record
 
     principal, page_scope = _principal_and_scope(actor)
@@ -82,7 +89,8 @@ def export_members(engine: Engine, audience: Audience, actor: Principal | object
                                         record, page_scope if scope is None else scope)
         _bulk_export_alert(principal, page)
         return export.csv()
-    export = member_export(engine, audience, require(principal, EXPORT_MEMBERS), page_scope if scope is None else scope)
+    export = member_export(engine, audience, require(principal, EXPORT_MEMBERS), page_scope if scope is None else scope,
+                           window)
     record(principal, "export_members", export.audit_detail(audience, page), rows=export.rows)
     _bulk_export_alert(principal, page)
     return export.csv()
@@ -146,15 +154,17 @@ def member_set(engine: Engine, audience: Audience, *, key: str, who: str, page: 
                count: int | None = None, targeting: bool = True,
                headline: str = "**{count} member{s}** {who}",
                csv_label: str = "Download all {count} member{s} (CSV, masked)",
-               column_config: dict | None = None) -> None:
-    """Draw a member set: its headline (``**N members** who``), the masked preview, and the CSV, JSON and
-    targeting buttons, as far as the signed-in user's role allows.
+               column_config: dict | None = None, window: Filters | None = None) -> None:
+    """Draw a member set: its headline (``**N members** who``), the masked preview (by value, each id a link to
+    Member 360), and the CSV, JSON and targeting buttons, as far as the signed-in user's role allows.
 
     ``count`` is the size when the page already knows it (a portrait's member count); otherwise it is counted (of
     the members the user may see). ``targeting``: offer "Use in Campaign targeting" (not on the targeting page
     itself). ``headline`` and ``csv_label`` may reword the page's text (``{count}`` is the formatted count, ``{s}``
     the plural ending); ``column_config`` says how the audience's own columns look (see ``ui.members.member_table``).
-    ``actor`` is ignored (kept for older callers): the signed-in user acts."""
+    ``window``: the date range the members are valued over (net sales, orders, segment; default: the audience's
+    own, ``analytics.member_rows.value_window``). ``actor`` is ignored (kept for older callers): the signed-in user
+    acts."""
     principal, scope = _principal_and_scope(None)
     total = cached_member_count(engine, audience, scope) if count is None or not scope.is_open else count
     st.markdown(headline.format(count=f"{total:,}", s="" if total == 1 else "s", who=who))
@@ -163,19 +173,21 @@ def member_set(engine: Engine, audience: Audience, *, key: str, who: str, page: 
     if not allowed(principal, VIEW_MEMBERS):
         st.caption(":material/visibility_off: Member-level rows are not shown to your role; the count is all.")
         return
-    rows = cached_member_rows(engine, audience, PREVIEW_ROWS, scope)
+    valued = value_window(audience) if window is None else window
+    rows = cached_member_rows(engine, audience, PREVIEW_ROWS, window, scope)
     _log_view(principal, audience, page, len(rows))
-    member_table(rows, column_config)
-    shown = f"The first {PREVIEW_ROWS:,} by member id; the download holds all {total:,}. " \
-        if total > PREVIEW_ROWS else ""
+    member_table(rows, column_config, valued)
+    order = f"by net sales from {valued.start:%d %b %Y} to {valued.end:%d %b %Y}, highest first"
+    shown = f"The first {PREVIEW_ROWS:,} {order}; the download holds all {total:,}. " if total > PREVIEW_ROWS \
+        else f"Sorted {order}. "
     ids = "" if allowed(principal, EXPORT_IDS) else " The download replaces member ids by a pseudonym."
-    st.caption(shown + "Names, phones and emails are masked." + ids)
+    st.caption(shown + "Names, phones and emails are masked; a member id opens the member's Member 360 page." + ids)
     name = slug(audience.describe())
     buttons = st.columns(3 if targeting else 2)
     plural = "" if total == 1 else "s"
     if allowed(principal, EXPORT_MEMBERS):
         buttons[0].download_button(csv_label.format(count=f"{total:,}", s=plural),
-                                   lambda: export_members(engine, audience, principal, page, scope),  # on click
+                                   lambda: export_members(engine, audience, principal, page, scope, window=window),
                                    file_name=f"memberlens_{name}.csv", mime="text/csv", icon=":material/download:",
                                    key=f"{key}_csv", on_click="ignore")
     buttons[1].download_button("Download the audience definition (JSON)", audiences.dumps(audience).encode(),

@@ -1,22 +1,78 @@
-"""How member rows (always masked) look wherever a page lists them."""
+"""How member rows (always masked) look wherever a page lists them: one column configuration, value first, and each
+member id a link to their Member 360 page."""
 
 from __future__ import annotations
+
+from urllib.parse import quote, urlencode
 
 import pandas as pd
 import streamlit as st
 
+from analytics.filters import Filters
+from analytics.member_rows import MEMBER_ROW_COLUMNS
+from analytics.programme import CURRENCY_SYMBOL
+from ui.context import CHANNEL_KEY, DATES_KEY, TIER_KEY
+from ui.format import MISSING, label
+
+#: The Member 360 page's URL path (``app.py``) and the query parameter it opens a member by.
+MEMBER_360_PATH = "member_360"
+MEMBER_PARAM = "member"
+#: The global filters' query parameters (``ui.context``), carried into the link so Member 360 opens on the same view.
+FILTER_PARAMS = (DATES_KEY, CHANNEL_KEY, TIER_KEY)
+#: The column holding each member's link (the id column itself stays as it is, for exports and tests).
+LINK_COLUMN = "profile"
+#: Whole cents: the amounts add up to the figures on the pages.
+MONEY_CELL = CURRENCY_SYMBOL + "%.2f"
+
 MEMBER_COLUMN_CONFIG = {
-    "member_id": "Member", "name": "Name", "phone": "Phone", "email": "Email", "tier": "Tier", "region": "Region",
-    "city": "City", "registered_at": st.column_config.DatetimeColumn("Registered", format="YYYY-MM-DD"),
+    LINK_COLUMN: st.column_config.LinkColumn("Member", display_text=rf"[?&]{MEMBER_PARAM}=([^&]+)$",
+                                             help="Opens the member's Member 360 page (in a new tab)."),
+    "net_sales": st.column_config.NumberColumn("Net sales", format=MONEY_CELL,
+                                               help="Completed orders in the date range, after discounts; the list "
+                                                    "is sorted by it, highest first."),
+    "orders": st.column_config.NumberColumn("Orders", format="localized", help="Completed orders in the date range."),
+    "last_order": st.column_config.DateColumn("Last order", format="YYYY-MM-DD",
+                                              help="The last completed order up to the range's last day (before "
+                                                   "the range for members without an order in it)."),
+    "tier": "Tier",
+    "segment": st.column_config.TextColumn("RFM segment",
+                                           help="The member's RFM segment in the date range; Lapsed: bought before "
+                                                "the range but not in it."),
+    "name": "Name", "phone": "Phone", "email": "Email", "region": "Region", "city": "City",
+    "registered_at": st.column_config.DatetimeColumn("Registered", format="YYYY-MM-DD"),
     "points_balance": st.column_config.NumberColumn("Points", format="localized"),
     "arm": st.column_config.TextColumn("Arm", help="Treatment: gets the message; control: held out to measure it."),
 }
 
 
-def member_table(preview: pd.DataFrame, column_config: dict | None = None) -> None:
-    """A masked preview of members (from ``analytics.member_rows``), at most ten rows tall; ``column_config`` adds
-    how the columns an audience annotates (scores, reasons) look."""
-    own = [c for c in preview.columns if c in (column_config or {})]  # an audience's own columns come first
-    order = ["member_id", *own, *(c for c in preview.columns if c not in own and c != "member_id")]
-    st.dataframe(preview, hide_index=True, height=min(38 + 35 * len(preview), 388), column_order=order,
+def member_link_prefix(window: Filters | None = None) -> str:
+    """The start of a member's Member 360 link (relative, so it works under any base path; append the member id),
+    opening on ``window``'s date range, channels and tiers as the sidebar's link parameters, so the figures there
+    are the ones the list shows; with no window, the view's own parameters."""
+    if window is None:
+        carried = [(key, value) for key in FILTER_PARAMS for value in st.query_params.get_all(key)]
+    else:
+        carried = [(DATES_KEY, window.start.isoformat()), (DATES_KEY, window.end.isoformat()),
+                   *((CHANNEL_KEY, label(c)) for c in window.channels), *((TIER_KEY, label(t)) for t in window.tiers)]
+    return f"{MEMBER_360_PATH}?{urlencode([*carried, (MEMBER_PARAM, '')])}"
+
+
+def with_links(rows: pd.DataFrame, window: Filters | None = None) -> pd.DataFrame:
+    """``rows`` with the :data:`LINK_COLUMN` of each member's Member 360 link (see :func:`member_link_prefix`)."""
+    prefix = member_link_prefix(window)
+    return rows.assign(**{LINK_COLUMN: [prefix + quote(str(i), safe="") for i in rows["member_id"]]})
+
+
+def member_table(preview: pd.DataFrame, column_config: dict | None = None, window: Filters | None = None) -> None:
+    """A masked preview of members (from ``analytics.member_rows``), at most ten rows tall: each id links to Member
+    360, an audience's own columns (scores, reasons, the arm: any beyond the member rows'; ``column_config`` says
+    how they look) come first, then the value columns and who they are. Missing segments read as a dash. ``window``:
+    the range the rows were valued over, which the links open Member 360 on."""
+    own = [c for c in preview.columns if c not in MEMBER_ROW_COLUMNS and c != LINK_COLUMN]
+    rest = [c for c in MEMBER_ROW_COLUMNS if c in preview.columns and c != "member_id"]
+    shown = with_links(preview, window)
+    if "segment" in shown.columns:
+        shown["segment"] = shown["segment"].fillna(MISSING)
+    st.dataframe(shown, hide_index=True, height=min(38 + 35 * len(preview), 388),
+                 column_order=[LINK_COLUMN, *own, *rest],
                  column_config={**MEMBER_COLUMN_CONFIG, **(column_config or {})})
