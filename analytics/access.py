@@ -82,7 +82,7 @@ PAGES: dict[str, PageRule] = {
     "member_360": PageRule(frozenset({MEMBERSHIP_MANAGER, ANALYST, ADMIN}), member_level=True),
     "predictions": PageRule(frozenset({EXECUTIVE, MARKETER, MEMBERSHIP_MANAGER, ANALYST, ADMIN}), profiling=True),
     "heatmaps": PageRule(frozenset({EXECUTIVE, MARKETER, MEMBERSHIP_MANAGER, ANALYST, ADMIN})),
-    "programme": PageRule(frozenset({EXECUTIVE, MEMBERSHIP_MANAGER, ANALYST, ADMIN})),
+    "programme": PageRule(frozenset({EXECUTIVE, MEMBERSHIP_MANAGER, ANALYST, ADMIN}), unrestricted_only=True),
     "funnels": PageRule(frozenset({EXECUTIVE, MARKETER, ANALYST, ADMIN})),
     "basket_rules": PageRule(frozenset({EXECUTIVE, MARKETER, ANALYST, ADMIN}), profiling=True),
     "recommendations": PageRule(frozenset({MARKETER, MEMBERSHIP_MANAGER, ANALYST, ADMIN}), member_level=True,

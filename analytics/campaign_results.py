@@ -32,14 +32,14 @@ from __future__ import annotations
 import calendar
 import math
 import numbers
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import pandas as pd
 from sqlalchemy import Double, and_, cast, extract, func, literal, select
 
 from analytics import experiments, forecast
 from analytics.errors import InputError
-from analytics.experiments import Arm
+from analytics.experiments import Arm, campaign_members_in_scope
 from analytics.filters import Filters
 from analytics.programme_tiers import days_between, periods
 from analytics.sqlparts import Grain, count_if, sum_if
@@ -107,12 +107,16 @@ def campaign_totals(bind: Bind, filters: Filters, campaign_type: str | None = No
     # use it). Orders are read from the range's start: every campaign here started in it, and an order placed
     # before its campaign started is not its conversion; the column store skips the older blocks.
     converted = orders.alias("converted")
+    in_channels = [converted.c.channel.in_(filters.scope.channels)] if filters.scope.channels else []  # the user's
     rows = (select(cm.campaign_id, cm.member_id, cm.arm, cm.sent_at, cm.opened_at, cm.clicked_at,
                    cm.converted_order_id, converted.c.ordered_at.label("converted_at"),
                    converted.c.net_amount, converted.c.campaign_id.label("order_campaign"))
             .select_from(campaign_members.outerjoin(converted, and_(converted.c.order_id == cm.converted_order_id,
-                                                                    converted.c.ordered_at >= filters.start_ts)))
-            .where(cm.campaign_id.in_(select(c.campaign_id).where(*scope))).cte("campaign_rows"))
+                                                                    converted.c.ordered_at >= filters.start_ts,
+                                                                    *in_channels)))
+            .where(cm.campaign_id.in_(select(c.campaign_id).where(*scope)),
+                   *campaign_members_in_scope(filters.scope))  # the members the user may see
+            .cte("campaign_rows"))
     r = rows.c
     revenue = func.coalesce(r.net_amount, 0)  # summed as exact decimals, then made floats: the same every run
     columns = []
@@ -338,7 +342,8 @@ def send_frequency(bind: Bind, filters: Filters, cap: int = DEFAULT_CAP) -> Send
     end_epoch = float(calendar.timegm(filters.end_ts.timetuple()))
     block = func.floor((end_epoch - cast(extract("epoch", cm.sent_at), Double)) / (FREQUENCY_DAYS * 86400.0))
     sends = (select(cm.member_id, block.label("block"))
-             .where(cm.sent_at >= filters.start_ts, cm.sent_at < filters.end_ts).subquery("sends"))
+             .where(cm.sent_at >= filters.start_ts, cm.sent_at < filters.end_ts,
+                    *campaign_members_in_scope(filters.scope)).subquery("sends"))
     per_block = (select(sends.c.member_id, func.count().label("n")).group_by(sends.c.member_id, sends.c.block)
                  .subquery("per_block"))
     per_member = (select(per_block.c.member_id, func.max(per_block.c.n).label("most"))
@@ -355,7 +360,7 @@ def send_frequency(bind: Bind, filters: Filters, cap: int = DEFAULT_CAP) -> Send
 def roi_of_periods(bind: Bind, filters: Filters) -> tuple[float | None, float | None]:
     """Realised ROI of the campaigns that started in the range and in the previous period of equal length
     (default margin, no message cost), from one aggregation; None where no campaign spent anything."""
-    both = Filters(filters.previous().start, filters.end)
+    both = replace(filters, start=filters.previous().start)
     results = results_from_totals(campaign_totals(bind, both, retention=False))
     current = results["start_at"] >= pd.Timestamp(filters.start_ts)
 

@@ -108,7 +108,7 @@ class ReadOut:
                 f"{self.lift_ci[1] * 100:+.2f} points, includes no change.")
 
 
-def _in_scope(scope: Scope) -> list:
+def campaign_members_in_scope(scope: Scope) -> list:
     """Campaign members the scope allows (the user's regions and channels, nobody left out)."""
     if scope.is_open:
         return []
@@ -119,7 +119,7 @@ def campaign_list(bind: Bind, scope: Scope = OPEN_SCOPE) -> pd.DataFrame:
     """Campaigns with members in the warehouse (of those ``scope`` allows), newest first: ``campaign_id, name, type,
     channel, start_at, members``."""
     c, cm = campaigns.c, campaign_members.c
-    sizes = (select(cm.campaign_id, func.count().label("members")).where(*_in_scope(scope))
+    sizes = (select(cm.campaign_id, func.count().label("members")).where(*campaign_members_in_scope(scope))
              .group_by(cm.campaign_id).subquery("sizes"))
     return read_frame(bind, select(c.campaign_id, c.name, c.type, c.channel, c.start_at, sizes.c.members)
                       .join_from(campaigns, sizes, sizes.c.campaign_id == c.campaign_id)
@@ -135,7 +135,7 @@ def arm_totals(bind: Bind, campaign_id: str, scope: Scope = OPEN_SCOPE) -> dict[
                     .label("conversions"), func.coalesce(func.sum(revenue), 0.0).label("revenue"),
                     func.coalesce(func.sum(revenue * revenue), 0.0).label("revenue_sq"))
              .select_from(campaign_members.outerjoin(orders, o.order_id == cm.converted_order_id))
-             .where(cm.campaign_id == campaign_id, *_in_scope(scope)).group_by(cm.arm))
+             .where(cm.campaign_id == campaign_id, *campaign_members_in_scope(scope)).group_by(cm.arm))
     frame = read_frame(bind, query)
     arms = {row.arm: Arm(int(row.members), int(row.conversions), float(row.revenue), float(row.revenue_sq))
             for row in frame.itertuples()}
