@@ -15,7 +15,7 @@ import streamlit as st
 
 from analytics.storage.warehouse import WarehouseError, explain_error
 from ui.cached import cached_data_span, cached_filter_options
-from ui.context import PageContext, set_page_context, sidebar_filters
+from ui.context import PageContext, finish_run, set_page_context, sidebar_filters
 from ui.member_sets import switch_if_asked
 from ui.warehouse import (
     SOURCE_LABELS,
@@ -108,6 +108,7 @@ def main() -> None:
     except Exception as exc:  # noqa: BLE001 - e.g. a table dropped while the app runs: explain, no traceback
         page_area.empty()
         show_page_failure(exc, config)
+    finish_run()
 
 
 main()

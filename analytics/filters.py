@@ -238,3 +238,21 @@ def parse_typed_range(text: str) -> tuple[date, date]:
         except ValueError:
             raise InputError(f"{piece} is not a date in the calendar.") from None
     return min(days), max(days)
+
+
+#: How many cohorts the retention heatmap shows by default (months or weeks, up to the last day with data).
+DEFAULT_COHORTS = 12
+
+
+def cohort_range(period: str, first_day: date, last_day: date, cohorts: int = DEFAULT_COHORTS) -> tuple[date, date]:
+    """The dates holding the last ``cohorts`` calendar months (or ISO weeks) of data, the newest one up to
+    ``last_day`` (so possibly partial), clipped to ``first_day``: the retention heatmap's default, whatever the
+    sidebar's range (90 days would hold three or four monthly cohorts)."""
+    if period == "month":
+        month = last_day.year * 12 + last_day.month - 1 - (cohorts - 1)
+        start = date(month // 12, month % 12 + 1, 1)
+    elif period == "week":
+        start = last_day - timedelta(days=last_day.weekday() + 7 * (cohorts - 1))
+    else:
+        raise InputError(f"Unknown cohort period {period!r}; choose month or week.")
+    return max(start, first_day), last_day

@@ -80,6 +80,12 @@ SESSION_CONVERSION_VS_FUNNEL = (
     "(by default a product view), those that went on through its steps (add to cart, checkout, purchase) in "
     "order within the conversion window. This KPI divides every session that bought by every session started, "
     "browsing-only sessions included, so it is lower.")
+#: The same difference, as the Funnels page says it.
+FUNNEL_VS_KPI_CONVERSION = (
+    "Not the Executive KPIs page's session conversion: that one divides every session with a purchase event by "
+    "every session started, browsing-only sessions included (so it is lower). Here the sessions counted are those "
+    "that did step 1 in the range, and converted means they went on through every step, in the funnel's order "
+    "mode, within the conversion window.")
 
 
 @dataclass(frozen=True)

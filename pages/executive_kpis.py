@@ -65,11 +65,14 @@ st.caption(
 )
 missing_days = comparison_coverage(filters, comparison, ctx.span.first_day)
 if missing_days:
-    st.warning(
-        f"The comparison period starts before the first day of data ({day(ctx.span.first_day)}): {missing_days} of "
-        f"its {compared.days} days have no data, so its figures are low and the changes overstated.",
-        icon=":material/history_toggle_off:",
-    )
+    if missing_days >= compared.days:
+        gap = (f"The comparison period ({day(compared.start)} – {day(compared.end)}) lies before the first day of "
+               f"data ({day(ctx.span.first_day)}): there is nothing to compare with.")
+    else:
+        gap = (f"The comparison period starts before the first day of data ({day(ctx.span.first_day)}): "
+               f"{missing_days} of its {compared.days} days have no data, so its figures are low and the changes "
+               "overstated.")
+    st.warning(gap, icon=":material/history_toggle_off:")
 
 summary = cached_kpi_summary(ctx.engine, filters, comparison)
 if summary.is_empty:
@@ -152,14 +155,14 @@ st.caption(" ".join(notes))
 
 # --- why: breakdown -------------------------------------------------------------------------------
 st.subheader("Why: break a KPI down")
-kpi_col, by_col = st.columns([2, 3])
+kpi_col, _ = st.columns([2, 3])
 breakdown_kpi = kpi_col.selectbox(
     "KPI to explain", [k.key for k in KPIS], format_func=lambda k: KPI_BY_KEY[k].label, key="breakdown_kpi",
     bind="query-params", help="Each row is this KPI computed with the card's own definition over that value's "
     "orders (or members, sessions, points), for both periods.",
 )
 usable = dimensions_for(breakdown_kpi)
-by = by_col.segmented_control(
+by = st.segmented_control(
     "Break down by", list(usable), default=usable[0], key="breakdown_by", bind="query-params",
     format_func=lambda d: DIMENSION_BY_KEY[d].label, required=True,
     help="Only the breakdowns that apply to this KPI are offered: the clickstream, registrations and points have "

@@ -93,6 +93,7 @@ _NOTICE_KEY = "_dates_notice"  # (shown range, message) of the last clamped link
 _TYPED_ERROR_KEY = "_typed_dates_error"
 _CUSTOM_KEY = "_custom_dates"  # the dates "Custom range" was picked for
 _RESYNC_KEY = "_dates_resync"
+_ARMED_KEY = "_dates_resync_armed"
 #: Streamlit's own quick picks in the date range calendar count back from today; the sidebar's periods count back
 #: from the data, so the calendar's are hidden (one set of periods, all anchored to the data).
 _HIDE_TODAY_PRESETS = "<style>[data-testid='stDateInputQuickSelect']{display:none !important}</style>"
@@ -171,17 +172,16 @@ def sidebar_filters(span: DataSpan, options: FilterOptions) -> Filters:
         st.session_state[DATES_KEY] = st.session_state.pop(_RESYNC_KEY)
     widget_default = (default_start, default_end)
     link_dates, bad_link_dates = _link_dates()
-    resync = False
     if DATES_KEY not in st.session_state and link_dates:  # a link opened: its dates reach outside the data?
         clamped = clamp_range(min(link_dates), max(link_dates), first, last)
         if clamped.moved:
-            # Streamlit drops a linked value outside min/max and falls back to the widget's default: make that
-            # default the narrowed range for this run, then write it back into the link
-            widget_default = (clamped.start, clamped.end)
-            st.session_state[_NOTICE_KEY] = (widget_default, _moved_message("The link asked for", clamped, first, last))
-            st.session_state[_RESYNC_KEY] = widget_default
-            resync = True
-    current = st.session_state.get(DATES_KEY, widget_default)
+            # Streamlit drops a linked value outside min/max (from the link too) and shows the widget's default:
+            # this run uses the narrowed range, and the run right after it sets the widget to it, which puts it
+            # back into the link (see finish_run)
+            narrowed = (clamped.start, clamped.end)
+            st.session_state[_NOTICE_KEY] = (narrowed, _moved_message("The link asked for", clamped, first, last))
+            st.session_state[_RESYNC_KEY] = narrowed
+    current = st.session_state.get(_RESYNC_KEY, st.session_state.get(DATES_KEY, widget_default))
     current = tuple(current) if isinstance(current, (tuple, list)) else (current,)
     with st.sidebar:
         st.html(_HIDE_TODAY_PRESETS)
@@ -222,6 +222,8 @@ def sidebar_filters(span: DataSpan, options: FilterOptions) -> Filters:
         if _TYPED_ERROR_KEY in st.session_state:
             st.error(st.session_state[_TYPED_ERROR_KEY], icon=":material/event_busy:")
         dates = [d for d in (picked if isinstance(picked, (tuple, list)) else (picked,)) if d is not None]
+        if _RESYNC_KEY in st.session_state:  # a narrowed link, until the next run sets the widget to it
+            dates = list(st.session_state[_RESYNC_KEY])
         notice = st.session_state.get(_NOTICE_KEY)
         if notice and tuple(notice[0]) == tuple(dates):
             st.warning(notice[1], icon=":material/date_range:")
@@ -244,8 +246,6 @@ def sidebar_filters(span: DataSpan, options: FilterOptions) -> Filters:
             placeholder="All tiers", help="Keeps members whose current tier is one of these; guest "
             "orders and anonymous sessions drop out.",
         )
-    if resync:
-        st.rerun()
     return Filters(start, end, tuple(channels), tuple(tiers))
 
 
@@ -254,6 +254,27 @@ def _span_text(period: str, first: date, last: date) -> str:
     if start.year == end.year:
         return f"{start.day} {start:%b} – {_day(end)}"
     return f"{_day(start)} – {_day(end)}"
+
+
+def finish_run() -> None:
+    """At the end of a run (``app.py``): when a link's dates were narrowed, run the app once more right after this
+    run, which sets the date widget to them; the browser then writes them into the link. (Streamlit drops from
+    the URL a linked value it refuses. The widget cannot be set in the run that binds it to the link, nor in a
+    run cut short by ``st.rerun``, whose widgets are not kept: so the rerun comes from a fragment timer, after
+    this run has finished.)"""
+    if _RESYNC_KEY in st.session_state:
+        st.session_state[_ARMED_KEY] = False
+        _rerun_after_this_run()
+
+
+@st.fragment(run_every=0.3)
+def _rerun_after_this_run() -> None:
+    """Called in the full run, it only arms itself; its first timed run (after the full run) reruns the app."""
+    if _RESYNC_KEY not in st.session_state:
+        return
+    if st.session_state.get(_ARMED_KEY):
+        st.rerun(scope="app")
+    st.session_state[_ARMED_KEY] = True
 
 
 def current_period_label() -> str | None:
