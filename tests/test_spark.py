@@ -525,4 +525,4 @@ def test_pages_on_spark(spark_warehouse: Warehouse, duck_twin: Warehouse, monkey
     assert shown["Orders"] not in ("0", "—")
     at = open_page(spark_warehouse.url, "pages/import_data.py", monkeypatch)
     assert any("read-only to MemberLens" in i.value for i in at.info)
-    assert not at.get("file_uploader") and not at.get("text_input")
+    assert not at.get("file_uploader") and not at.main.text_input  # (the sidebar has its typed dates)
