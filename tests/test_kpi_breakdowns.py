@@ -234,3 +234,26 @@ def test_breakdown_sql_is_portable_and_bound() -> None:
         assert "DROP TABLE" not in str(compiled)
         bound = list(compiled.params.values())
         assert filters.start_ts in bound and ["gold"] in bound and ["app"] in bound
+
+
+# --- command line ---------------------------------------------------------------------------------
+
+def test_command_line_breakdown_and_year_over_year(duck_warehouse) -> None:
+    import io
+
+    from tests.conftest import run
+
+    done = run("analytics", "kpis", "--url", duck_warehouse.url, "--start", "2026-07-01", "--end", "2026-09-30",
+               "--by", "tier", "--kpi", "repurchase_rate", "--compare", "year_ago")
+    assert done.returncode == 0, done.stderr
+    table = pd.read_csv(io.StringIO(done.stdout), keep_default_na=False, na_values=[""])
+    filters = Filters(date(2026, 7, 1), date(2026, 9, 30))
+    expected = kpis.kpi_breakdown(duck_warehouse.engine, filters, "tier", "repurchase_rate", "year_ago").rows
+    assert list(table["value"]) == list(expected["value"])
+    assert table["current"].to_numpy() == pytest.approx(expected["current"].to_numpy())
+    assert "Repurchase rate by member tier: total" in done.stderr
+    done = run("analytics", "kpis", "--url", duck_warehouse.url, "--compare", "year_ago", "--format", "json")
+    assert done.returncode == 0, done.stderr
+    assert '"previous_start"' in done.stdout
+    refused = run("analytics", "kpis", "--url", duck_warehouse.url, "--by", "channel", "--kpi", "points_liability")
+    assert refused.returncode == 2 and "cannot be broken down by sales channel" in refused.stderr
