@@ -19,7 +19,7 @@ from analytics.storage.privacy_store import suppression
 from analytics.storage.warehouse import WarehouseError, explain_error
 from ui.app_state import state_engine
 from ui.cached import cached_data_span, cached_filter_options
-from ui.context import PageContext, scoped, set_page_context, sidebar_filters
+from ui.context import PageContext, finish_run, scoped, set_page_context, sidebar_filters
 from ui.identity import (
     current_principal,
     network_problem,
@@ -174,6 +174,7 @@ def main() -> None:
     except Exception as exc:  # noqa: BLE001 - e.g. a table dropped while the app runs: explain, no traceback
         page_area.empty()
         show_page_failure(exc, config)
+    finish_run()
 
 
 main()

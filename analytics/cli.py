@@ -30,7 +30,7 @@ from analytics.commandline import (
     write,
 )
 from analytics.errors import UsageError
-from analytics.filters import OPEN_SCOPE, Filters, Scope
+from analytics.filters import COMPARISONS, OPEN_SCOPE, Filters, Scope
 from analytics.quality import DEFAULT_THRESHOLDS, QualityThresholds, quality_report
 from analytics.storage.appstate import log_event, open_state, resolve_state_url
 from analytics.storage.contract import TIERS
@@ -134,9 +134,28 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 # --- subcommands ----------------------------------------------------------------------------------
 
-@subcommand("kpis", "Every executive KPI for the period, with the previous period of equal length.")
+def _kpi_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--compare", choices=tuple(COMPARISONS), default="previous",
+                        help="compare with the previous period of equal length (default) or the same dates a year "
+                             "earlier (year_ago)")
+    parser.add_argument("--by", choices=kpis.BREAKDOWNS,
+                        help="break one KPI down instead: one row per channel, tier, region, category, "
+                             "new vs returning (customer_type) or campaign")
+    parser.add_argument("--kpi", choices=tuple(kpis.KPI_BY_KEY), default="net_sales",
+                        help="the KPI --by breaks down (default net_sales)")
+
+
+@subcommand("kpis", "Every executive KPI for the period, with the previous period of equal length (or, with "
+            "--compare year_ago, the same dates a year earlier); with --by, one KPI per value of a breakdown.",
+            _kpi_options)
 def _kpis(ctx: Context) -> pd.DataFrame:
-    summary = kpis.kpi_summary(ctx.engine, ctx.filters)
+    if ctx.args.by:
+        breakdown = kpis.kpi_breakdown(ctx.engine, ctx.filters, ctx.args.by, ctx.args.kpi, ctx.args.compare)
+        compared = ctx.filters.compared(ctx.args.compare)
+        print(f"{breakdown.kpi.label} by {breakdown.dimension.label.lower()}: total {breakdown.total.current} "
+              f"against {breakdown.total.previous} ({compared.start} – {compared.end})", file=sys.stderr)
+        return breakdown.rows
+    summary = kpis.kpi_summary(ctx.engine, ctx.filters, ctx.args.compare)
     if summary.is_empty:
         print(f"note: no orders, sessions or registrations between {ctx.start} and {ctx.end}", file=sys.stderr)
     return summary.to_frame()

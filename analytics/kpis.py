@@ -1,12 +1,24 @@
-"""Executive KPIs: one definition of each, computed in the warehouse.
+"""Executive KPIs: one definition of each, computed in the warehouse, for a period, per value of a
+breakdown and per day, week or month.
 
 Every KPI below is defined once, in :data:`KPIS`; the definition text is what the app shows as
-help and what README points to. All arithmetic runs as SQL (SQLAlchemy Core, portable between
-DuckDB and PostgreSQL); Python receives a handful of aggregate rows and only arranges them.
+help and what README points to. All aggregation runs as SQL (SQLAlchemy Core, portable between
+DuckDB, PostgreSQL and Spark SQL); Python receives a handful of aggregate rows and arranges them
+(pivots the two periods, takes differences and shares).
+
+**One period at a time, one definition.** Each family of KPIs (orders, registrations, sessions,
+points) has one statement builder that computes its KPIs for *one* period, grouped by a dimension
+value (the card is the same statement with one constant value for everything). The card, every
+breakdown row and every point of a per-period trend come from that builder, so a breakdown row
+whose value covers everything would equal the card, and a trend's bucket is the card computed over
+that bucket. The two periods compared are two such statements under ``UNION ALL``: each scans only
+its own range (faster than one scan of both with conditional sums, measured on 1M members), and any
+two periods can be compared (the previous period, or the same period a year earlier).
 
 Periods are whole days: ``start`` and ``end`` are inclusive dates, compared as
-``start 00:00 <= timestamp < (end + 1 day) 00:00`` in the shop's local time. The comparison period
-is the one of equal length that ends the day before ``start``.
+``start 00:00 <= timestamp < (end + 1 day) 00:00`` in the shop's local time. The comparison is the
+period of equal length that ends the day before ``start`` (``previous``) or the same dates one
+year earlier (``year_ago``).
 
 Filters: the channel filter keeps orders of the chosen sales channels; the tier filter keeps
 members whose *current* tier is one of those chosen (guests and anonymous visitors drop out). KPIs
@@ -16,42 +28,72 @@ filter and say so in their definition.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from datetime import datetime
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import date
 from typing import Any, Literal
 
+import numpy as np
 import pandas as pd
 from sqlalchemy import (
     BigInteger,
     ColumnElement,
     Connection,
     Double,
-    Result,
+    FromClause,
     Select,
-    Subquery,
     and_,
     case,
     cast,
+    extract,
     func,
-    literal,
-    null,
+    literal_column,
+    or_,
     select,
+    union_all,
 )
 
-from analytics.campaign_results import DEFAULT_MARGIN, campaign_totals, results_from_totals, roi_of_periods, roi_trend
+from analytics.campaign_results import DEFAULT_MARGIN, campaign_totals, realised_roi, results_from_totals, roi_trend
 from analytics.errors import InputError
-from analytics.filters import Filters, completed_order_conditions, member_conditions, member_table_conditions
+from analytics.filters import (
+    COMPARISONS,
+    Comparison,
+    Filters,
+    completed_order_conditions,
+    member_conditions,
+    member_table_conditions,
+)
 from analytics.programme import POINTS_PER_CURRENCY_UNIT
 from analytics.sqlparts import GRAINS, Grain, count_if, date_trunc, sum_if
-from analytics.storage.contract import events, members, orders, points_ledger
+from analytics.storage.contract import campaigns, events, members, order_items, orders, points_ledger, products
 from analytics.storage.db import Bind, connection
 
-Breakdown = Literal["channel", "tier"]
 Unit = Literal["currency", "count", "ratio", "points"]
-BREAKDOWNS: tuple[str, ...] = ("channel", "tier")
+Family = Literal["orders", "registrations", "sessions", "points", "campaigns"]
 GUEST_LABEL = "guest"
 UNKNOWN_LABEL = "unknown"
+#: Values of the campaign breakdown for orders without a campaign, and of any breakdown for the values folded
+#: together when there are more than :data:`MAX_BREAKDOWN_VALUES`.
+NO_CAMPAIGN = "no_campaign"
+OTHER_VALUES = "other"
+#: Values of the new-vs-returning breakdown.
+NEW, RETURNING, NOT_YET_BOUGHT = "new", "returning", "not_yet_bought"
+#: Most rows a breakdown shows; beyond it the smallest values are folded into :data:`OTHER_VALUES`.
+MAX_BREAKDOWN_VALUES = 12
+_TOTAL = "(all)"  # the dimension value of a card: one group holding everything
+
+#: How the executive session conversion differs from a funnel's conversion (shown in both places' help).
+SESSION_CONVERSION_VS_FUNNEL = (
+    "Not the Funnels page's session conversion: that one counts, among sessions that did the funnel's first step "
+    "(by default a product view), those that went on through its steps (add to cart, checkout, purchase) in "
+    "order within the conversion window. This KPI divides every session that bought by every session started, "
+    "browsing-only sessions included, so it is lower.")
+#: The same difference, as the Funnels page says it.
+FUNNEL_VS_KPI_CONVERSION = (
+    "Not the Executive KPIs page's session conversion: that one divides every session with a purchase event by "
+    "every session started, browsing-only sessions included (so it is lower). Here the sessions counted are those "
+    "that did step 1 in the range, and converted means they went on through every step, in the funnel's order "
+    "mode, within the conversion window.")
 
 
 @dataclass(frozen=True)
@@ -61,44 +103,80 @@ class KpiDefinition:
     unit: Unit
     definition: str
     uses_channel_filter: bool = True
+    family: Family = "orders"
+    #: The KPI whose volume weighs this one in a mix (orders for the average order value); itself for sums.
+    base: str = ""
+    #: How each point of the trend is computed (shown under the trend).
+    trend: str = ""
 
     @property
     def is_ratio(self) -> bool:
         return self.unit == "ratio"
 
+    @property
+    def additive(self) -> bool:
+        """True for sums and counts, whose values over disjoint parts add up (net sales, orders, new members,
+        points, and active members over disjoint sets of members); averages and ratios do not."""
+        return self.base == self.key
+
+    @property
+    def counts_members(self) -> bool:
+        """True when the KPI counts distinct members: it adds up only over values that split members."""
+        return self.key == "active_members"
+
+
+_PER_PERIOD = "Each point is the KPI computed over that {grain} alone, with the card's definition"
 
 KPIS: tuple[KpiDefinition, ...] = (
     KpiDefinition("net_sales", "Net sales (GMV)", "currency",
                   "Sum of the net amount (after discounts, coupons and points) of completed orders placed "
-                  "in the period, by members and guests. Cancelled and returned orders are excluded."),
-    KpiDefinition("orders", "Orders", "count", "Number of completed orders placed in the period."),
+                  "in the period, by members and guests. Cancelled and returned orders are excluded.",
+                  base="net_sales", trend=_PER_PERIOD + ". The points add up to the card."),
+    KpiDefinition("orders", "Orders", "count", "Number of completed orders placed in the period.",
+                  base="orders", trend=_PER_PERIOD + ". The points add up to the card."),
     KpiDefinition("aov", "Average order value", "currency",
-                  "Net sales ÷ orders: the average net amount of a completed order in the period."),
+                  "Net sales ÷ orders: the average net amount of a completed order in the period.", base="orders",
+                  trend=_PER_PERIOD + " (net sales ÷ orders of that {grain}); the dotted line is the card's value "
+                  "over the whole range."),
     KpiDefinition("active_members", "Active members", "count",
-                  "Members with at least one completed order in the period."),
+                  "Members with at least one completed order in the period.", base="active_members",
+                  trend=_PER_PERIOD + " (members who ordered in that {grain}): a member active in several {grain}s "
+                  "counts in each, so the points add up to more than the card."),
     KpiDefinition("new_members", "New members", "count",
                   "Members who registered in the period. Not affected by the channel filter.",
-                  uses_channel_filter=False),
+                  uses_channel_filter=False, family="registrations", base="new_members",
+                  trend=_PER_PERIOD + ". The points add up to the card."),
     KpiDefinition("repurchase_rate", "Repurchase rate", "ratio",
-                  "Share of active members who placed two or more completed orders in the period."),
+                  "Share of active members who placed two or more completed orders in the period.",
+                  base="active_members",
+                  trend="Each point is the card's measure over a trailing window as long as the selected range "
+                  "({days} days) ending on that {grain}'s last day (the range's last day for the last point), so "
+                  "the last point is the card. Repurchase within a single {grain} would be far lower: few members "
+                  "order twice in a few days."),
     KpiDefinition("member_sales_share", "Member sales share", "ratio",
-                  "Net sales from members' orders ÷ all net sales; the rest comes from guest orders."),
+                  "Net sales from members' orders ÷ all net sales; the rest comes from guest orders.",
+                  base="net_sales", trend=_PER_PERIOD + "; the dotted line is the card's value over the whole range."),
     KpiDefinition("session_conversion", "Session conversion", "ratio",
                   "Sessions with a purchase ÷ sessions started: distinct sessions with a purchase event in "
                   "the period ÷ session_start events in the period (anonymous sessions included unless a "
                   "tier is chosen). Not affected by the channel filter: the clickstream carries no sales "
-                  "channel.",
-                  uses_channel_filter=False),
+                  "channel. " + SESSION_CONVERSION_VS_FUNNEL,
+                  uses_channel_filter=False, family="sessions", base="sessions",
+                  trend=_PER_PERIOD + " (sessions of that {grain}); the dotted line is the card's value over the "
+                  "whole range."),
     KpiDefinition("points_liability", "Points liability", "points",
                   "Points outstanding at the end of the period: everything earned or granted minus what "
                   f"was redeemed or expired, from the points ledger ({POINTS_PER_CURRENCY_UNIT} points = 1 "
                   "unit of currency). Not affected by the channel filter.",
-                  uses_channel_filter=False),
+                  uses_channel_filter=False, family="points", base="points_liability",
+                  trend="Each point is the balance outstanding at the end of that {grain} (the range's last day "
+                  "for the last point)."),
     KpiDefinition("points_liability_value", "Points liability (money)", "currency",
                   f"Points liability at the end of the period in money, at {POINTS_PER_CURRENCY_UNIT} points per "
                   "unit of currency: what the outstanding points would cost if all were redeemed. Not affected by "
                   "the channel filter.",
-                  uses_channel_filter=False),
+                  uses_channel_filter=False, family="points", base="points_liability",
+                  trend="Each point is the balance outstanding at the end of that {grain}, in money."),
     KpiDefinition("campaign_roi", "Campaign ROI (realised)", "ratio",
                   "Realised return of the campaigns that started in the period, treatment against holdout control: "
                   f"(incremental revenue × {DEFAULT_MARGIN:.0%} margin − coupon cost) ÷ coupon cost, where "
@@ -106,10 +184,93 @@ KPIS: tuple[KpiDefinition, ...] = (
                   "member) and coupon cost = coupon value × coupons redeemed (see Campaign results). Message costs "
                   "are not in the warehouse and not counted; empty when no coupon was redeemed. Not affected by the "
                   "channel or tier filters (a campaign's channel is its message channel).",
-                  uses_channel_filter=False),
+                  uses_channel_filter=False, family="campaigns", base="campaign_roi",
+                  trend="Each point is the realised ROI of the campaigns that started in that {grain}."),
 )
 KPI_BY_KEY: dict[str, KpiDefinition] = {k.key: k for k in KPIS}
+_FAMILY_KPIS: dict[str, tuple[str, ...]] = {
+    "orders": ("net_sales", "orders", "aov", "active_members", "repurchase_rate", "member_sales_share"),
+    "registrations": ("new_members",),
+    "sessions": ("session_conversion", "sessions"),
+    "points": ("points_liability", "points_liability_value"),
+}
+_PER_MEMBER = {"active_members", "repurchase_rate"}  # order KPIs that need a pass per member
 
+
+# --- breakdown dimensions ---------------------------------------------------------------------
+
+_ALL_FAMILIES = frozenset({"orders", "registrations", "sessions", "points"})
+
+
+@dataclass(frozen=True)
+class Dimension:
+    """What a KPI can be broken down by. ``families`` are the KPI families it applies to (a clickstream event has
+    no sales channel); ``partitions`` is False when a row can count in several values (an order with items of
+    two categories); ``per_period`` when a member's value depends on the period (new in one, returning in the
+    next); ``coded`` when values are codes a page writes as labels (``mini_program``), not names."""
+
+    key: str
+    label: str
+    description: str
+    families: frozenset[str]
+    partitions: bool = True
+    per_period: bool = False
+    coded: bool = True
+    of_members: bool = False  # a member has one value (tier, region): distinct members add up across values
+
+    def applies_to(self, kpi: str) -> bool:
+        return KPI_BY_KEY[kpi].family in self.families
+
+    def adds_up(self, kpi: str) -> bool:
+        """Whether ``kpi``'s values over this breakdown's values add up to the total (so shares of the total
+        and contributions to its change make sense)."""
+        definition = KPI_BY_KEY[kpi]
+        return definition.additive and self.partitions and (self.of_members or not definition.counts_members)
+
+
+DIMENSIONS: tuple[Dimension, ...] = (
+    Dimension("channel", "Sales channel", "The sales channel of each order. Registrations, sessions and points "
+              "have no sales channel.", frozenset({"orders"})),
+    Dimension("tier", "Member tier", "The member's current tier; guest orders and anonymous sessions have no "
+              "member and appear as guest.", _ALL_FAMILIES, of_members=True),
+    Dimension("region", "Region", "The member's region; guest orders and anonymous sessions appear as guest.",
+              _ALL_FAMILIES, coded=False, of_members=True),
+    Dimension("category", "Category", "The product categories of each order's items: an order with items of "
+              "several categories counts once in each (with its whole amount), so the rows add up to more than "
+              "the total.", frozenset({"orders"}), partitions=False, coded=False),
+    Dimension("customer_type", "New vs returning", "New: the member's first completed order ever (in any "
+              "channel) falls in the period; returning: it was before the period; not yet bought: none by the "
+              "end of the period (sessions, registrations, points). Each period is classified on its own, so a "
+              "member new last period is returning now. Guests appear as guest.", _ALL_FAMILIES, per_period=True,
+              of_members=True),
+    Dimension("campaign", "Campaign", "The campaign each order is attributed to (orders.campaign_id), by name; "
+              "orders without one appear as no campaign. Registrations, sessions and points have no campaign.",
+              frozenset({"orders"}), coded=False),
+)
+DIMENSION_BY_KEY: dict[str, Dimension] = {d.key: d for d in DIMENSIONS}
+BREAKDOWNS: tuple[str, ...] = tuple(DIMENSION_BY_KEY)
+
+
+def dimensions_for(kpi: str) -> tuple[str, ...]:
+    """The breakdowns that apply to ``kpi``, in :data:`DIMENSIONS` order."""
+    _check_kpi(kpi)
+    return tuple(d.key for d in DIMENSIONS if d.applies_to(kpi))
+
+
+@dataclass(frozen=True)
+class _Grouping:
+    """How one statement groups its rows: by a breakdown (``keep`` folds other values), by a time bucket
+    (``grain``), or not at all (the card)."""
+
+    dimension: Dimension | None = None
+    keep: tuple[str, ...] | None = None
+    grain: Grain | None = None
+
+
+_CARD = _Grouping()
+
+
+# --- results ----------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
 class KpiValue:
@@ -126,7 +287,7 @@ class KpiValue:
 
     @property
     def change_pct(self) -> float | None:
-        """Relative change against the previous period; None when the previous value is zero."""
+        """Relative change against the comparison period; None when the comparison value is zero."""
         if self.change is None or not self.previous:
             return None
         return self.change / abs(self.previous)
@@ -136,9 +297,15 @@ class KpiValue:
 class KpiSummary:
     filters: Filters
     values: tuple[KpiValue, ...]
+    comparison: Comparison = "previous"
 
     def __getitem__(self, key: str) -> KpiValue:
         return next(v for v in self.values if v.definition.key == key)
+
+    @property
+    def compared(self) -> Filters:
+        """The period the values are compared with."""
+        return self.filters.compared(self.comparison)
 
     @property
     def is_empty(self) -> bool:
@@ -150,7 +317,7 @@ class KpiSummary:
         return self["session_conversion"].current is not None
 
     def to_frame(self) -> pd.DataFrame:
-        prev = self.filters.previous()
+        prev = self.compared
         return pd.DataFrame(
             [{
                 "kpi": v.definition.key, "label": v.definition.label, "unit": v.definition.unit,
@@ -161,134 +328,155 @@ class KpiSummary:
         )
 
 
+@dataclass(frozen=True)
+class KpiBreakdown:
+    """One KPI per value of a breakdown, for the period and the comparison period.
+
+    ``rows``: ``value`` (the code: a channel, tier, region, category, campaign id, ``new`` ...), ``name`` (a
+    campaign's name; else empty), ``current``, ``previous``, ``change`` (absolute; a ratio's in points ×0.01),
+    ``change_pct`` (relative), ``base_current`` and ``base_previous`` (the volume that weighs the value: the KPI
+    itself for sums, orders for the average order value, active members for repurchase, sessions for conversion,
+    net sales for the member share), ``share`` (of the total's base: a value's part of the whole) and
+    ``contribution`` (a value's change ÷ the total's comparison value, for sums over values that partition the
+    whole: they add up to the total's relative change). Largest ``base_current`` first, ``other`` last.
+    ``total`` is the same KPI computed over everything: the card.
+    """
+
+    kpi: KpiDefinition
+    dimension: Dimension
+    filters: Filters
+    comparison: Comparison
+    rows: pd.DataFrame
+    total: KpiValue
+    folded: int = 0  # values folded into ``other``
+    names: Mapping[str, str] = field(default_factory=dict)
+
+
 # --- SQL building blocks --------------------------------------------------------------------
-#
-# The page's cost is dominated by two scans: orders of both periods (grouped once per member, which
-# active members and repurchase need) and the clickstream. Each helper below reads its table once
-# for the current *and* the previous period, with conditional aggregates rather than one query per
-# period.
 
 
 def _ratio(numerator: ColumnElement, denominator: ColumnElement) -> ColumnElement:
     return cast(numerator, Double) / func.nullif(cast(denominator, Double), 0)
 
 
-def _order_kpis(filters: Filters, by_tier: bool) -> Select:
-    """Order KPIs of both periods in one pass: per member first, then (optionally) per tier.
+def _first_orders() -> FromClause:
+    """Each member's first completed order ever (any channel): what makes them new or returning."""
+    o = orders.c
+    return (select(o.member_id, func.min(o.ordered_at).label("first_at"))
+            .where(o.status == "completed", o.member_id.is_not(None))
+            .group_by(o.member_id).subquery("first_orders"))
 
-    Guests' orders form one group whose member_id is NULL. With ``by_tier`` the rows are per
-    member tier (guests as ``guest``, members without a known tier as ``unknown``) plus a grand-total
-    row whose ``is_total`` is 1 (ROLLUP), each with its share of net sales and its change against the
-    previous period; without it there is only the total row.
+
+def _order_categories(period: Filters) -> FromClause:
+    """The distinct (order, product category) pairs of the period's completed orders."""
+    o, i = orders.c, order_items.c
+    in_period = select(o.order_id).where(*completed_order_conditions(period, period.start_ts, period.end_ts))
+    return (select(i.order_id, func.coalesce(products.c.category, UNKNOWN_LABEL).label("category"))
+            .select_from(order_items.outerjoin(products, products.c.product_id == i.product_id))
+            .where(i.order_id.in_(in_period)).distinct().subquery("order_categories"))
+
+
+def _grouped_by(grouping: _Grouping, period: Filters, source: FromClause,
+                row: Mapping[str, ColumnElement]) -> tuple[FromClause, ColumnElement]:
+    """``source`` with the joins ``grouping`` needs, and each row's group: the dimension's value, the start of
+    its time bucket, or one constant for the card. ``row`` names the fact's columns (``member_id``, ``at`` and,
+    for orders, ``order_id``, ``channel``, ``campaign_id``)."""
+    if grouping.grain is not None:
+        return source, date_trunc(grouping.grain, row["at"])
+    dimension = grouping.dimension
+    if dimension is None:
+        return source, literal_column(f"'{_TOTAL}'")
+    member = row["member_id"]
+    key = dimension.key
+    if key == "channel":
+        value: ColumnElement = func.coalesce(row["channel"], UNKNOWN_LABEL)
+    elif key == "campaign":
+        value = func.coalesce(row["campaign_id"], NO_CAMPAIGN)
+    elif key in ("tier", "region"):
+        m = members.alias("dim_members")
+        source = source.outerjoin(m, m.c.member_id == member)
+        value = case((member.is_(None), GUEST_LABEL), else_=func.coalesce(m.c[key], UNKNOWN_LABEL))
+    elif key == "customer_type":
+        first = _first_orders()
+        source = source.outerjoin(first, first.c.member_id == member)
+        value = case((member.is_(None), GUEST_LABEL),
+                     (or_(first.c.first_at.is_(None), first.c.first_at >= period.end_ts), NOT_YET_BOUGHT),
+                     (first.c.first_at >= period.start_ts, NEW), else_=RETURNING)
+    else:  # category
+        lines = _order_categories(period)
+        source = source.outerjoin(lines, lines.c.order_id == row["order_id"])
+        value = func.coalesce(lines.c.category, UNKNOWN_LABEL)
+    if grouping.keep is not None:
+        value = case((value.in_(grouping.keep), value), else_=OTHER_VALUES)
+    return source, value
+
+
+def _order_values(period: Filters, grouping: _Grouping, per_member: bool = True) -> Select:
+    """Order KPIs of one period per group: ``dim``, ``net_sales``, ``orders``, ``aov``, ``active_members``,
+    ``repurchase_rate``, ``member_sales_share`` (the two member KPIs NULL without ``per_member``).
+
+    Guests' orders have no member: they count in sales and orders, never as members. With ``per_member``
+    the orders are first grouped per (group, member), which active members and repurchase need.
     """
     o = orders.c
-    prev = filters.previous()
-    cur_start = filters.start_ts
-    in_cur = o.ordered_at >= cur_start
-    per_member = (
-        select(
-            o.member_id,
-            count_if(in_cur).label("n_cur"),
-            count_if(~in_cur).label("n_prev"),
-            sum_if(in_cur, o.net_amount).label("net_cur"),
-            sum_if(~in_cur, o.net_amount).label("net_prev"),
-        )
-        .where(*completed_order_conditions(filters, prev.start_ts, filters.end_ts))
-        .group_by(o.member_id)
-        .subquery("per_member")
-    )
-    pm = per_member.c
-    is_member = pm.member_id.is_not(None)
-    columns = []
-    for period in ("cur", "prev"):
-        n, net = pm[f"n_{period}"], pm[f"net_{period}"]
-        total_n = func.sum(n)
-        active = count_if(and_(is_member, n > 0))
-        columns += [
-            cast(func.sum(net), Double).label(f"net_sales_{period}"),
-            cast(total_n, BigInteger).label(f"orders_{period}"),
-            _ratio(func.sum(net), total_n).label(f"aov_{period}"),
-            cast(active, BigInteger).label(f"active_members_{period}"),
-            _ratio(count_if(and_(is_member, n >= 2)), active).label(f"repurchase_rate_{period}"),
-            _ratio(sum_if(is_member, net), func.sum(net)).label(f"member_sales_share_{period}"),
-        ]
-    if not by_tier:
-        return select(null().label("dim"), literal(1).label("is_total"), *columns)
-    dim = case((pm.member_id.is_(None), GUEST_LABEL), else_=func.coalesce(members.c.tier, UNKNOWN_LABEL))
-    grouped = (
-        select(dim.label("dim"), func.grouping(dim).label("is_total"), *columns)
-        .select_from(per_member.outerjoin(members, members.c.member_id == pm.member_id))
-        .group_by(func.rollup(dim))
-        .subquery("by_tier")
-    )
-    total = func.max(case((grouped.c.is_total == 1, grouped.c.net_sales_cur))).over()
-    return _with_share_and_change(grouped, total)
-
-
-def _with_share_and_change(grouped: Subquery, total_sales: ColumnElement) -> Select:
-    """Add each row's share of the period's net sales and its change against the previous period,
-    largest first (ties by name, so the order is stable)."""
-    g = grouped.c
-    current = func.coalesce(g.net_sales_cur, 0)  # a row with only previous sales fell by 100%
+    source, dim = _grouped_by(grouping, period, orders, {"member_id": o.member_id, "at": o.ordered_at,
+                                                         "order_id": o.order_id, "channel": o.channel,
+                                                         "campaign_id": o.campaign_id})
+    facts = (select(dim.label("dim"), o.member_id, o.net_amount).select_from(source)
+             .where(*completed_order_conditions(period, period.start_ts, period.end_ts)).subquery("facts"))
+    f = facts.c
+    if per_member:
+        per = (select(f.dim, f.member_id, func.count().label("n"), func.sum(f.net_amount).label("net"))
+               .group_by(f.dim, f.member_id).subquery("per_member"))
+        p = per.c
+        is_member = p.member_id.is_not(None)
+        net, n, member_net = func.sum(p.net), func.sum(p.n), func.coalesce(sum_if(is_member, p.net), 0)
+        active, repeaters = count_if(is_member), count_if(and_(is_member, p.n >= 2))
+        dim_column, table = p.dim, per
+    else:
+        is_member = f.member_id.is_not(None)
+        net, n, member_net = func.sum(f.net_amount), func.count(), func.coalesce(sum_if(is_member, f.net_amount), 0)
+        active = repeaters = None
+        dim_column, table = f.dim, facts
     return select(
-        *g,
-        _ratio(current, total_sales).label("sales_share"),
-        _ratio(current - g.net_sales_prev, g.net_sales_prev).label("net_sales_change_pct"),
-    ).order_by(current.desc(), g.dim)
+        dim_column.label("dim"),
+        cast(net, Double).label("net_sales"),
+        cast(n, BigInteger).label("orders"),
+        _ratio(net, n).label("aov"),
+        (cast(active, BigInteger) if active is not None else cast(literal_column("NULL"), BigInteger)
+         ).label("active_members"),
+        (_ratio(repeaters, active) if active is not None else cast(literal_column("NULL"), Double)
+         ).label("repurchase_rate"),
+        _ratio(member_net, net).label("member_sales_share"),
+    ).select_from(table).group_by(dim_column)
 
 
-def _channel_kpis(filters: Filters) -> Select:
-    """Net sales, orders and AOV per sales channel, both periods (channel is an order attribute,
-    so no per-member pass is needed)."""
-    o = orders.c
-    in_cur = o.ordered_at >= filters.start_ts
-    columns = []
-    for period, cond in (("cur", in_cur), ("prev", ~in_cur)):
-        columns += [
-            cast(sum_if(cond, o.net_amount), Double).label(f"net_sales_{period}"),
-            cast(count_if(cond), BigInteger).label(f"orders_{period}"),
-            _ratio(sum_if(cond, o.net_amount), count_if(cond)).label(f"aov_{period}"),
-        ]
-    dim = func.coalesce(o.channel, UNKNOWN_LABEL)
-    grouped = (
-        select(dim.label("dim"), *columns)
-        .where(*completed_order_conditions(filters, filters.previous().start_ts, filters.end_ts))
-        .group_by(dim)
-        .subquery("by_channel")
-    )
-    return _with_share_and_change(grouped, func.sum(grouped.c.net_sales_cur).over())
-
-
-def _new_members(filters: Filters) -> Select:
+def _registration_values(period: Filters, grouping: _Grouping) -> Select:
+    """New members of one period per group: ``dim``, ``new_members``."""
     m = members.c
-    in_cur = m.registered_at >= filters.start_ts
-    conditions = [m.registered_at >= filters.previous().start_ts, m.registered_at < filters.end_ts]
-    conditions += member_table_conditions(filters)
-    return select(
-        cast(count_if(in_cur), BigInteger).label("new_members_cur"),
-        cast(count_if(~in_cur), BigInteger).label("new_members_prev"),
-    ).where(*conditions)
+    source, dim = _grouped_by(grouping, period, members, {"member_id": m.member_id, "at": m.registered_at})
+    conditions = [m.registered_at >= period.start_ts, m.registered_at < period.end_ts]
+    conditions += member_table_conditions(period)  # tiers, and the user's scope
+    facts = select(dim.label("dim")).select_from(source).where(*conditions).subquery("registrations")
+    return select(facts.c.dim, cast(func.count(), BigInteger).label("new_members")).group_by(facts.c.dim)
 
 
-def _event_counts(filters: Filters, event_type: str, lo: datetime, hi: datetime, dim: ColumnElement,
-                  distinct_sessions: bool) -> Select:
-    """Events of one type (or the distinct sessions having one) per ``dim`` value."""
-    e = events.c
-    conditions = [e.event_type == event_type, e.occurred_at >= lo, e.occurred_at < hi]
-    conditions += member_conditions(filters, e.member_id)
-    base = select(dim.label("dim"), e.session_id).where(*conditions).subquery("typed_events")
-    count = func.count(base.c.session_id.distinct()) if distinct_sessions else func.count()
-    return select(base.c.dim, cast(count, BigInteger).label("n")).group_by(base.c.dim)
-
-
-def _session_conversion(filters: Filters, dim_of: Callable[[ColumnElement], ColumnElement],
-                        lo: datetime, hi: datetime) -> Select:
+def _session_values(period: Filters, grouping: _Grouping) -> Select:
     """Sessions started (``session_start`` events) and the conversion rate (distinct sessions with a
-    ``purchase`` event ÷ sessions started), per ``dim_of(occurred_at)``: each side reads only its
-    own event type, which the events table's sort key keeps together."""
-    at = events.c.occurred_at
-    started = _event_counts(filters, "session_start", lo, hi, dim_of(at), distinct_sessions=False).subquery("started")
-    converted = _event_counts(filters, "purchase", lo, hi, dim_of(at), distinct_sessions=True).subquery("converted")
+    ``purchase`` event ÷ sessions started) of one period per group: ``dim``, ``sessions``,
+    ``session_conversion``. Each side reads only its own event type, which the events table's sort key
+    keeps together."""
+
+    def counted(event_type: str, distinct_sessions: bool, name: str) -> FromClause:
+        e = events.c
+        conditions = [e.event_type == event_type, e.occurred_at >= period.start_ts, e.occurred_at < period.end_ts]
+        conditions += member_conditions(period, e.member_id)
+        source, dim = _grouped_by(grouping, period, events, {"member_id": e.member_id, "at": e.occurred_at})
+        facts = select(dim.label("dim"), e.session_id).select_from(source).where(*conditions).subquery(f"{name}_e")
+        count = func.count(facts.c.session_id.distinct()) if distinct_sessions else func.count()
+        return select(facts.c.dim, cast(count, BigInteger).label("n")).group_by(facts.c.dim).subquery(name)
+
+    started, converted = counted("session_start", False, "started"), counted("purchase", True, "converted")
     return select(
         started.c.dim,
         started.c.n.label("sessions"),
@@ -296,110 +484,235 @@ def _session_conversion(filters: Filters, dim_of: Callable[[ColumnElement], Colu
     ).select_from(started.outerjoin(converted, converted.c.dim == started.c.dim))
 
 
-def _points_outstanding(filters: Filters) -> Select:
-    """Points outstanding at the end of the period and of the previous one."""
+def _points_values(period: Filters, grouping: _Grouping) -> Select:
+    """Points outstanding at the end of one period per group: ``dim``, ``points_liability``."""
     lg = points_ledger.c
-    conditions = [lg.occurred_at < filters.end_ts]
-    conditions += member_conditions(filters, lg.member_id)
+    conditions = [lg.occurred_at < period.end_ts]
+    conditions += member_conditions(period, lg.member_id)
+    source, dim = _grouped_by(grouping, period, points_ledger, {"member_id": lg.member_id, "at": lg.occurred_at})
+    facts = select(dim.label("dim"), lg.delta).select_from(source).where(*conditions).subquery("ledger")
+    return select(facts.c.dim, cast(func.coalesce(func.sum(facts.c.delta), 0), BigInteger).label("points_liability")
+                  ).group_by(facts.c.dim)
+
+
+def _points_both(current: Filters, compared: Filters, grouping: _Grouping) -> Select:
+    """Points outstanding at the end of both periods in one scan of the ledger (``points_cur``,
+    ``points_prev``), for groups that do not depend on the period."""
+    lg = points_ledger.c
+    conditions = [lg.occurred_at < max(current.end_ts, compared.end_ts)]
+    conditions += member_conditions(current, lg.member_id)
+    source, dim = _grouped_by(grouping, current, points_ledger, {"member_id": lg.member_id, "at": lg.occurred_at})
+    facts = (select(dim.label("dim"), lg.occurred_at, lg.delta).select_from(source).where(*conditions)
+             .subquery("ledger"))
+    f = facts.c
     return select(
-        cast(func.coalesce(func.sum(lg.delta), 0), BigInteger).label("points_liability_cur"),
-        cast(func.coalesce(sum_if(lg.occurred_at < filters.start_ts, lg.delta), 0),
-             BigInteger).label("points_liability_prev"),
-    ).where(*conditions)
+        f.dim,
+        cast(func.coalesce(sum_if(f.occurred_at < current.end_ts, f.delta), 0), BigInteger).label("points_cur"),
+        cast(func.coalesce(sum_if(f.occurred_at < compared.end_ts, f.delta), 0), BigInteger).label("points_prev"),
+    ).group_by(f.dim)
+
+
+_BUILDERS: dict[str, Callable[..., Select]] = {
+    "orders": _order_values, "registrations": _registration_values, "sessions": _session_values,
+    "points": _points_values,
+}
+
+
+def _both_periods(family: str, current: Filters, compared: Filters, grouping: _Grouping, **options: Any) -> Select:
+    """The family's statement for the period and the comparison period, ``UNION ALL``, with a ``period`` column
+    (``cur`` or ``prev``)."""
+    build = _BUILDERS[family]
+    parts = []
+    for tag, period in (("cur", current), ("prev", compared)):
+        statement = build(period, grouping, **options)
+        parts.append(statement.add_columns(literal_column(f"'{tag}'").label("period")))
+    return union_all(*parts)
+
+
+def _long_frame(conn: Connection, statement: Select) -> pd.DataFrame:
+    result = conn.execute(statement)
+    return pd.DataFrame(result.fetchall(), columns=list(result.keys()))
+
+
+def _family_frame(conn: Connection, family: str, current: Filters, compared: Filters, grouping: _Grouping,
+                  per_member: bool = True) -> pd.DataFrame:
+    """One row per (period, group) with the family's KPI columns, as numbers."""
+    if family == "points" and not (grouping.dimension is not None and grouping.dimension.per_period):
+        wide = _long_frame(conn, _points_both(current, compared, grouping))
+        frame = pd.concat([wide[["dim"]].assign(period=tag, points_liability=wide[f"points_{tag}"])
+                           for tag in ("cur", "prev")], ignore_index=True)
+    else:
+        options = {"per_member": per_member} if family == "orders" else {}
+        frame = _long_frame(conn, _both_periods(family, current, compared, grouping, **options))
+    columns = [c for c in frame.columns if c not in ("dim", "period")]
+    frame[columns] = frame[columns].apply(pd.to_numeric, errors="coerce").astype("float64")
+    if family == "points":
+        frame["points_liability_value"] = frame["points_liability"] / POINTS_PER_CURRENCY_UNIT
+    return frame
 
 
 # --- public API ------------------------------------------------------------------------------
 
-def kpi_summary(bind: Bind, filters: Filters) -> KpiSummary:
-    """Every executive KPI for the period and the previous period of equal length."""
+def _check_kpi(kpi: str) -> None:
+    if kpi not in KPI_BY_KEY:
+        raise InputError(f"Unknown KPI {kpi!r}; choose one of {', '.join(KPI_BY_KEY)}.")
+
+
+def _check_comparison(comparison: str) -> None:
+    if comparison not in COMPARISONS:
+        raise InputError(f"Unknown comparison {comparison!r}; choose {' or '.join(COMPARISONS)}.")
+
+
+def kpi_summary(bind: Bind, filters: Filters, comparison: Comparison = "previous") -> KpiSummary:
+    """Every executive KPI for the period and the comparison period (``previous``: of equal length, just before;
+    ``year_ago``: the same dates a year earlier)."""
+    _check_comparison(comparison)
+    compared = filters.compared(comparison)
+    values: dict[tuple[str, str], float | None] = {}
     with connection(bind) as conn:
-        return _summary(conn, filters, conn.execute(_order_kpis(filters, by_tier=False)).mappings().one())
-
-
-def _summary(conn: Connection, filters: Filters, order_row: Mapping[str, Any]) -> KpiSummary:
-    row: dict[str, Any] = dict(order_row)
-    row.update(conn.execute(_new_members(filters)).mappings().one())
-    row.update(conn.execute(_points_outstanding(filters)).mappings().one())
-    cur_start = filters.start_ts
-
-    def period_of(at: ColumnElement) -> ColumnElement:
-        return case((at >= cur_start, "cur"), else_="prev")
-
-    sessions = _session_conversion(filters, period_of, filters.previous().start_ts, filters.end_ts)
-    for period, _n, rate in conn.execute(sessions):
-        row[f"session_conversion_{period}"] = rate
-    for period in ("cur", "prev"):
-        row[f"points_liability_value_{period}"] = row[f"points_liability_{period}"] / POINTS_PER_CURRENCY_UNIT
-    row["campaign_roi_cur"], row["campaign_roi_prev"] = roi_of_periods(conn, filters)
+        for family in _FAMILY_KPIS:
+            frame = _family_frame(conn, family, filters, compared, _CARD)
+            for record in frame.to_dict("records"):
+                for kpi in _FAMILY_KPIS[family]:
+                    values[(kpi, record["period"])] = _number(record[kpi])
+        for tag, period in (("cur", filters), ("prev", compared)):
+            values[("campaign_roi", tag)] = _campaign_roi(conn, period)
     return KpiSummary(filters, tuple(
-        KpiValue(d, _value(row, f"{d.key}_cur", d), _value(row, f"{d.key}_prev", d)) for d in KPIS
-    ))
+        KpiValue(d, _value(values.get((d.key, "cur")), d), _value(values.get((d.key, "prev")), d)) for d in KPIS
+    ), comparison)
 
 
-def _value(row: Mapping[str, Any], column: str, definition: KpiDefinition) -> float | None:
+def _campaign_roi(conn: Connection, period: Filters) -> float | None:
+    """Realised ROI of the campaigns that started in ``period`` (default margin, no message cost)."""
+    roi = realised_roi(results_from_totals(campaign_totals(conn, period, retention=False)))
+    return None if np.isnan(roi) else float(roi)
+
+
+def _number(value: Any) -> float | None:
+    return None if value is None or (isinstance(value, float) and np.isnan(value)) else float(value)
+
+
+def _value(value: float | None, definition: KpiDefinition) -> float | None:
     """A KPI's value: sums and counts are zero over an empty period, ratios and averages empty."""
-    value = row.get(column)
     if value is None:
         return None if definition.unit == "ratio" or definition.key == "aov" else 0.0
-    return float(value)
+    return value
 
 
-def kpi_summary_and_tiers(bind: Bind, filters: Filters) -> tuple[KpiSummary, pd.DataFrame]:
-    """The summary and the tier breakdown from a single pass over orders (what the KPI page uses)."""
-    with connection(bind) as conn:
-        frame = _rows_frame(conn.execute(_order_kpis(filters, by_tier=True)))
-        total = frame[frame["is_total"] == 1].iloc[0].to_dict()
-        summary = _summary(conn, filters, total)
-    return summary, _breakdown_frame(frame[frame["is_total"] == 0], "tier")
-
-
-def kpi_breakdown(bind: Bind, filters: Filters, by: Breakdown) -> pd.DataFrame:
-    """Order KPIs per sales channel or member tier for the period, with the previous period's sales.
-
-    Columns: the dimension (``channel`` or ``tier``; guests appear as tier ``guest``), ``net_sales``,
-    ``orders``, ``aov``, ``sales_share`` (of the period's net sales), ``previous_net_sales`` and
-    ``net_sales_change_pct``; by tier also ``active_members`` and ``repurchase_rate`` (a member
-    has one tier, so buyers add up across tiers; across channels they would not).
+def kpi_breakdown(bind: Bind, filters: Filters, by: str, kpi: str = "net_sales",
+                  comparison: Comparison = "previous") -> KpiBreakdown:
+    """``kpi`` per value of the breakdown ``by`` (see :data:`DIMENSIONS`), for the period and the comparison
+    period, each value computed with the KPI's own definition over that value's orders, registrations,
+    sessions or points (see :class:`KpiBreakdown`). At most :data:`MAX_BREAKDOWN_VALUES` rows: beyond that the
+    values with the smallest base are folded into ``other``.
     """
-    if by not in BREAKDOWNS:
-        raise InputError(f"Unknown breakdown {by!r}; choose channel or tier.")
+    if by not in DIMENSION_BY_KEY:
+        raise InputError(f"Unknown breakdown {by!r}; choose one of {', '.join(BREAKDOWNS)}.")
+    _check_kpi(kpi)
+    _check_comparison(comparison)
+    definition, dimension = KPI_BY_KEY[kpi], DIMENSION_BY_KEY[by]
+    if not dimension.applies_to(kpi):
+        usable = ", ".join(DIMENSION_BY_KEY[d].label.lower() for d in dimensions_for(kpi))
+        raise InputError(f"{definition.label} cannot be broken down by {dimension.label.lower()}: "
+                         f"{dimension.description} Break it down by {usable}.")
+    compared = filters.compared(comparison)
+    family = definition.family
+    per_member = kpi in _PER_MEMBER or definition.base in _PER_MEMBER
     with connection(bind) as conn:
-        if by == "tier":
-            frame = _rows_frame(conn.execute(_order_kpis(filters, by_tier=True)))
-            frame = frame[frame["is_total"] == 0]
-        else:
-            frame = _rows_frame(conn.execute(_channel_kpis(filters)))
-    return _breakdown_frame(frame, by)
+        grouping = _Grouping(dimension)
+        frame = _family_frame(conn, family, filters, compared, grouping, per_member)
+        values = _pivot(frame, definition)
+        folded = 0
+        if len(values) > MAX_BREAKDOWN_VALUES:
+            keep = _values_to_keep(values)
+            folded = len(values) - len(keep)
+            frame = _family_frame(conn, family, filters, compared, _Grouping(dimension, keep), per_member)
+            values = _pivot(frame, definition)
+        totals = _pivot(_family_frame(conn, family, filters, compared, _CARD, per_member), definition)
+        names = _campaign_names(conn, [v for v in values["value"] if v not in (NO_CAMPAIGN, OTHER_VALUES)]) \
+            if by == "campaign" else {}
+    total = totals.iloc[0] if len(totals) else pd.Series({"current": np.nan, "previous": np.nan,
+                                                          "base_current": np.nan, "base_previous": np.nan})
+    # values with nothing to weigh in either period (guests have orders but no active members) are left out
+    rows = _with_changes(values, total, definition, dimension)
+    rows.insert(1, "name", [names.get(v, "") for v in rows["value"]])
+    total_value = KpiValue(definition, _value(_number(total["current"]), definition),
+                           _value(_number(total["previous"]), definition))
+    return KpiBreakdown(definition, dimension, filters, comparison, rows, total_value, folded, names)
 
 
-def _rows_frame(result: Result) -> pd.DataFrame:
-    return pd.DataFrame(result.fetchall(), columns=list(result.keys()))
-
-
-def _breakdown_frame(frame: pd.DataFrame, by: str) -> pd.DataFrame:
-    """The breakdown rows as the page and CLI name them (values as computed in SQL)."""
-    keep = ["net_sales", "orders", "aov"] + (["active_members", "repurchase_rate"] if by == "tier" else [])
-    out = frame.rename(columns={f"{k}_cur": k for k in keep} | {"net_sales_prev": "previous_net_sales",
-                                                                  "dim": by})
-    columns = [*keep, "sales_share", "previous_net_sales", "net_sales_change_pct"]
-    out = out[[by, *columns]].reset_index(drop=True)
-    out[columns] = out[columns].apply(pd.to_numeric, errors="coerce").astype("float64")
-    out[["net_sales", "orders"]] = out[["net_sales", "orders"]].fillna(0.0)
+def _pivot(frame: pd.DataFrame, definition: KpiDefinition) -> pd.DataFrame:
+    """The long (period, dim) frame as one row per value: current, previous, base_current, base_previous."""
+    columns = {"current": definition.key, "base": definition.base}
+    out = pd.DataFrame({"value": pd.Series(sorted(set(frame["dim"].astype(str))), dtype=object)})
+    for tag, suffix in (("cur", "current"), ("prev", "previous")):
+        part = frame[frame["period"] == tag].set_index(frame.loc[frame["period"] == tag, "dim"].astype(str))
+        for name, column in columns.items():
+            target = suffix if name == "current" else f"base_{suffix}"
+            out[target] = out["value"].map(part[column]).astype("float64")
     return out
 
 
-def kpi_trend(bind: Bind, filters: Filters, kpi: str, grain: Grain = "day") -> pd.DataFrame:
-    """One KPI per day, week or month of the period: columns ``period_start`` and ``value``.
+def _values_to_keep(values: pd.DataFrame) -> tuple[str, ...]:
+    """The values a folded breakdown keeps: guests, unknowns and no campaign always, then the largest by base
+    (current, then previous), up to one row short of the maximum (the last row is ``other``)."""
+    special = [v for v in values["value"] if v in (GUEST_LABEL, UNKNOWN_LABEL, NO_CAMPAIGN)]
+    ranked = values[~values["value"].isin(special)].sort_values(
+        ["base_current", "base_previous", "value"], ascending=[False, False, True], na_position="last")
+    room = max(MAX_BREAKDOWN_VALUES - 1 - len(special), 1)
+    return tuple(special) + tuple(ranked["value"].head(room))
 
-    Buckets are calendar days, ISO weeks (from Monday) or calendar months; the first and last may be
-    partial when the range starts or ends inside them. Every bucket is present: counts and sums are
-    zero where nothing happened, ratios and averages empty.
+
+def _with_changes(values: pd.DataFrame, total: pd.Series, definition: KpiDefinition,
+                  dimension: Dimension) -> pd.DataFrame:
+    """Changes, shares and contributions of each value, largest base first (``other`` last)."""
+    out = values.copy()
+    sums_or_counts = definition.unit != "ratio" and definition.key != "aov"
+    for column in ("current", "previous", "base_current", "base_previous"):
+        if sums_or_counts or column.startswith("base"):
+            out[column] = out[column].fillna(0.0)  # a value with nothing in one period: zero, not unknown
+    out["change"] = out["current"] - out["previous"]
+    previous = out["previous"].where(out["previous"] != 0)
+    out["change_pct"] = out["change"] / previous.abs()
+    base_total = float(total["base_current"]) if pd.notna(total["base_current"]) else np.nan
+    out["share"] = out["base_current"] / base_total if base_total else np.nan
+    total_previous = float(total["previous"]) if pd.notna(total["previous"]) else np.nan
+    if dimension.adds_up(definition.key) and total_previous:
+        out["contribution"] = out["change"] / abs(total_previous)
+    else:
+        out["contribution"] = np.nan
+    out = out[(out["base_current"] > 0) | (out["base_previous"] > 0)]  # e.g. guests have no active members
+    out["_other"] = out["value"] == OTHER_VALUES
+    out = out.sort_values(["_other", "base_current", "base_previous", "value"],
+                          ascending=[True, False, False, True], ignore_index=True).drop(columns="_other")
+    return out[["value", "current", "previous", "change", "change_pct", "base_current", "base_previous", "share",
+                "contribution"]]
+
+
+def _campaign_names(conn: Connection, ids: Sequence[str]) -> dict[str, str]:
+    if not ids:
+        return {}
+    c = campaigns.c
+    return {cid: name for cid, name in conn.execute(select(c.campaign_id, c.name).where(c.campaign_id.in_(list(ids))))
+            if name}
+
+
+# --- trends ----------------------------------------------------------------------------------
+
+def kpi_trend(bind: Bind, filters: Filters, kpi: str, grain: Grain = "day") -> pd.DataFrame:
+    """One KPI per day, week or month of the period: columns ``period_start``, ``value``, ``days`` (days of the
+    range inside the bucket) and ``partial`` (the bucket reaches outside the range, so its value covers only
+    part of it; sums look low there).
+
+    Buckets are calendar days, ISO weeks (from Monday) or calendar months. Every bucket is present: counts and
+    sums are zero where nothing happened, ratios and averages empty. How each point is computed is the KPI's
+    ``trend`` text: the card's definition over the bucket, except repurchase (a trailing window as long as the
+    range, see :func:`_trailing_repurchase`) and points liability (the balance at the bucket's end).
     """
-    if kpi not in KPI_BY_KEY:
-        raise InputError(f"Unknown KPI {kpi!r}; choose one of {', '.join(KPI_BY_KEY)}.")
+    _check_kpi(kpi)
     if grain not in GRAINS:
         raise InputError(f"Unknown grain {grain!r}; choose day, week or month.")
-    lo, hi = filters.start_ts, filters.end_ts
+    grid = _all_buckets(filters, grain)
     with connection(bind) as conn:
         if kpi in ("points_liability", "points_liability_value"):
             scale = 1 if kpi == "points_liability" else POINTS_PER_CURRENCY_UNIT
@@ -407,18 +720,14 @@ def kpi_trend(bind: Bind, filters: Filters, kpi: str, grain: Grain = "day") -> p
         elif kpi == "campaign_roi":
             trend = roi_trend(results_from_totals(campaign_totals(conn, filters, retention=False)), filters, grain)
             values = dict(zip(trend["period_start"], trend["roi"], strict=True))
-        elif kpi == "new_members":
-            m = members.c
-            conditions = [m.registered_at >= lo, m.registered_at < hi]
-            conditions += member_table_conditions(filters)
-            bucket = date_trunc(grain, m.registered_at)
-            values = dict(conn.execute(_grouped(select(bucket.label("dim")).where(*conditions), func.count())).all())
-        elif kpi == "session_conversion":
-            statement = _session_conversion(filters, lambda at: date_trunc(grain, at), lo, hi)
-            values = {bucket: rate for bucket, _n, rate in conn.execute(statement)}
+        elif kpi == "repurchase_rate":
+            values = _trailing_repurchase(conn, filters, grain, grid)
         else:
-            values = dict(conn.execute(_order_trend(filters, kpi, grain)).all())
-    grid = _all_buckets(filters, grain)
+            definition = KPI_BY_KEY[kpi]
+            options = {"per_member": kpi in _PER_MEMBER} if definition.family == "orders" else {}
+            statement = _BUILDERS[definition.family](filters, _Grouping(grain=grain), **options)
+            frame = _long_frame(conn, statement)
+            values = dict(zip(frame["dim"], frame[kpi], strict=True))
     series = pd.Series({pd.Timestamp(k).normalize(): (float("nan") if v is None else float(v))
                         for k, v in values.items()}, dtype="float64").sort_index()
     if kpi in ("points_liability", "points_liability_value"):
@@ -428,34 +737,96 @@ def kpi_trend(bind: Bind, filters: Filters, kpi: str, grain: Grain = "day") -> p
         aligned = series.reindex(grid)
         if KPI_BY_KEY[kpi].unit != "ratio" and kpi != "aov":
             aligned = aligned.fillna(0.0)
-    return pd.DataFrame({"period_start": grid, "value": aligned.to_numpy()})
+    days, full = _bucket_days(filters, grain, grid)
+    # a bucket the range covers only in part holds part of a sum and few orders of a ratio; a trailing window
+    # and a balance are whole at every point
+    whole = ("repurchase_rate", "points_liability", "points_liability_value")
+    partial = days < full if kpi not in whole else np.zeros(len(grid), dtype=bool)
+    return pd.DataFrame({"period_start": grid, "value": aligned.to_numpy(), "days": days, "partial": partial})
 
 
-def _grouped(base: Select, aggregate: ColumnElement) -> Select:
-    sub = base.subquery("bucketed")
-    return select(sub.c.dim, aggregate).group_by(sub.c.dim)
+def _bucket_days(filters: Filters, grain: Grain, grid: pd.DatetimeIndex) -> tuple[np.ndarray, np.ndarray]:
+    """Days of the range in each bucket, and days in the whole bucket."""
+    starts = grid
+    ends = _bucket_ends(grid, grain)  # exclusive
+    first, after = pd.Timestamp(filters.start), pd.Timestamp(filters.end) + pd.Timedelta(days=1)
+    inside = (np.minimum(ends, after) - np.maximum(starts, first)).days
+    return np.asarray(inside, dtype="int64"), np.asarray((ends - starts).days, dtype="int64")
 
 
-def _order_trend(filters: Filters, kpi: str, grain: Grain) -> Select:
-    """An order KPI per bucket; only active members and repurchase need the per-member pass."""
+def _bucket_ends(grid: pd.DatetimeIndex, grain: Grain) -> pd.DatetimeIndex:
+    if grain == "day":
+        return grid + pd.Timedelta(days=1)
+    if grain == "week":
+        return grid + pd.Timedelta(days=7)
+    return grid + pd.offsets.MonthBegin(1)
+
+
+def _epoch_day(column: ColumnElement, origin: date) -> ColumnElement:
+    """Whole days from ``origin`` to the day of ``column``: the difference of two epochs, the one date
+    arithmetic DuckDB, PostgreSQL and Spark agree on."""
+    seconds = cast(extract("epoch", column), Double) - float(pd.Timestamp(origin).timestamp())
+    return cast(func.floor(seconds / 86_400.0), BigInteger)
+
+
+def _trailing_repurchase(conn: Connection, filters: Filters, grain: Grain,
+                         grid: pd.DatetimeIndex) -> dict[pd.Timestamp, float | None]:
+    """The repurchase rate over a trailing window of the range's length (N days) ending on each bucket's last
+    day (the range's last day at most): the card's measure at every point, so the last point is the card.
+
+    A member has k or more orders in the window ending on day d exactly when, for some i, their i-th and
+    (i+k-1)-th orders (by time) fall in [d-N+1, d], i.e. d lies in [day(t[i+k-1]), day(t[i]) + N - 1]. These
+    intervals rise with i, so each is cut to start after the previous one ends and they never overlap; the
+    warehouse returns, per day, how many pieces start and end (+1 and -1), and a running sum at each bucket end
+    counts the members with one or more (active) and two or more (repeaters) orders. One sort of the members'
+    orders, no row per member and day.
+    """
+    n_days = filters.days
+    point_days = [min(d, pd.Timestamp(filters.end)) for d in _bucket_ends(grid, grain) - pd.Timedelta(days=1)]
+    origin = (point_days[0] - pd.Timedelta(days=n_days - 1)).date()
+    window = replace(filters, start=origin)
     o = orders.c
-    bucket = date_trunc(grain, o.ordered_at).label("dim")
-    base = select(bucket, o.member_id, o.net_amount).where(
-        *completed_order_conditions(filters, filters.start_ts, filters.end_ts)).subquery("bucketed")
-    b = base.c
-    if kpi in ("active_members", "repurchase_rate"):
-        per_member = (select(b.dim, b.member_id, func.count().label("n")).where(b.member_id.is_not(None))
-                      .group_by(b.dim, b.member_id).subquery("per_member"))
-        p = per_member.c
-        value = func.count() if kpi == "active_members" else _ratio(count_if(p.n >= 2), func.count())
-        return select(p.dim, value).group_by(p.dim)
-    value = {
-        "net_sales": cast(func.sum(b.net_amount), Double),
-        "orders": func.count(),
-        "aov": _ratio(func.sum(b.net_amount), func.count()),
-        "member_sales_share": _ratio(sum_if(b.member_id.is_not(None), b.net_amount), func.sum(b.net_amount)),
-    }[kpi]
-    return select(b.dim, value).group_by(b.dim)
+    facts = (select(o.member_id, _epoch_day(o.ordered_at, origin).label("t"), o.ordered_at, o.order_id)
+             .where(*completed_order_conditions(window, window.start_ts, window.end_ts), o.member_id.is_not(None))
+             .subquery("member_orders"))
+    f = facts.c
+    order = (f.ordered_at, f.order_id)
+    sequenced = select(
+        f.t,
+        func.lag(f.t).over(partition_by=f.member_id, order_by=order).label("t_prev"),
+        func.lead(f.t).over(partition_by=f.member_id, order_by=order).label("t_next"),
+    ).subquery("sequenced")
+    s = sequenced.c
+    ends = s.t + (n_days - 1)
+    # k = 1: [t_i, t_i + N - 1] cut to start after t_(i-1) + N - 1
+    active_start = case((s.t_prev.is_(None), s.t), (s.t_prev + n_days > s.t, s.t_prev + n_days), else_=s.t)
+    # k = 2: [t_(i+1), t_i + N - 1] cut to start after t_(i-1) + N - 1
+    repeat_start = case((s.t_prev.is_(None), s.t_next), (s.t_prev + n_days > s.t_next, s.t_prev + n_days),
+                        else_=s.t_next)
+    pieces = select(active_start.label("a_start"), ends.label("a_end"), repeat_start.label("r_start"),
+                    ends.label("r_end")).select_from(sequenced).subquery("pieces")
+    p = pieces.c
+    deltas = union_all(
+        select(p.a_start.label("day"), literal_column("1").label("active"), literal_column("0").label("repeat"))
+        .where(p.a_start <= p.a_end),
+        select((p.a_end + 1).label("day"), literal_column("-1"), literal_column("0")).where(p.a_start <= p.a_end),
+        select(p.r_start.label("day"), literal_column("0"), literal_column("1"))
+        .where(p.r_start.is_not(None), p.r_start <= p.r_end),
+        select((p.r_end + 1).label("day"), literal_column("0"), literal_column("-1"))
+        .where(p.r_start.is_not(None), p.r_start <= p.r_end),
+    ).subquery("deltas")
+    d = deltas.c
+    per_day = select(d.day, func.sum(d.active).label("active"), func.sum(d.repeat).label("repeat")).group_by(d.day)
+    changes = _long_frame(conn, per_day)
+    changes = changes.astype({"day": "int64", "active": "int64", "repeat": "int64"}).sort_values("day")
+    running = changes.set_index("day")[["active", "repeat"]].cumsum()
+    values: dict[pd.Timestamp, float | None] = {}
+    for bucket, point in zip(grid, point_days, strict=True):
+        index = (point - pd.Timestamp(origin)).days
+        at = running[running.index <= index]
+        active, repeat = (int(at["active"].iloc[-1]), int(at["repeat"].iloc[-1])) if len(at) else (0, 0)
+        values[bucket] = repeat / active if active else None
+    return values
 
 
 def _liability_trend(filters: Filters, grain: Grain) -> Select:
@@ -481,3 +852,17 @@ def _all_buckets(filters: Filters, grain: Grain) -> pd.DatetimeIndex:
     if grain == "month":
         return pd.date_range(start.replace(day=1), pd.Timestamp(filters.end), freq="MS")
     return pd.date_range(start, pd.Timestamp(filters.end), freq="D")
+
+
+def trend_note(kpi: str, grain: Grain, filters: Filters) -> str:
+    """How each point of ``kpi``'s trend is computed, in words (the KPI's ``trend`` text for this grain)."""
+    _check_kpi(kpi)
+    return KPI_BY_KEY[kpi].trend.format(grain=grain, days=filters.days)
+
+
+def comparison_coverage(filters: Filters, comparison: Comparison, first_day: date) -> int:
+    """Days of the comparison period that fall before ``first_day`` (the first day with data): zero when the
+    comparison is fully covered by data."""
+    compared = filters.compared(comparison)
+    return max(0, min((first_day - compared.start).days, compared.days))
+

@@ -19,6 +19,7 @@ from analytics.funnels import (
     dropoff_audience,
     format_seconds,
 )
+from analytics.kpis import FUNNEL_VS_KPI_CONVERSION
 from analytics.storage.contract import EVENT_TYPES
 from ui.app_state import default_author
 from ui.cached import cached_funnel_report, cached_funnel_trend, cached_step_filter_options
@@ -96,7 +97,8 @@ if entered == 0:
 cards = st.columns(4)
 cards[0].metric(f"Entered ({noun})", f"{entered:,}", border=True, help="Units with a step-1 event in the range.")
 cards[1].metric("Converted", f"{converted:,}", border=True, help="Units whose best attempt reached the last step.")
-cards[2].metric("Overall conversion", f"{converted / entered:.1%}", border=True, help=METRIC_HELP["overall_conversion"])
+cards[2].metric("Overall conversion", f"{converted / entered:.1%}", border=True,
+                help=f"{METRIC_HELP['overall_conversion']}\n\n{FUNNEL_VS_KPI_CONVERSION}")
 cards[3].metric("Median time to convert", format_seconds(report.median_seconds_to_last), border=True,
                 help=METRIC_HELP["median_seconds_to_last"])
 

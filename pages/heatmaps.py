@@ -10,6 +10,7 @@ import plotly.express as px
 import plotly.graph_objects as go
 import streamlit as st
 
+from analytics.filters import DEFAULT_COHORTS, Filters, cohort_range
 from analytics.heatmaps import AFFINITY_GROUPS, RHYTHM_MEASURES, cell_audience
 from analytics.privacy import safe_csv
 from analytics.programme import CURRENCY
@@ -85,7 +86,7 @@ def draw(frame: pd.DataFrame, x: str, y: str, value: str, labels: dict, text_for
 
 
 def show_members(heatmap: str, row: Key, column: Key, options: dict[str, str], figures: str | None,
-                 who: str) -> None:
+                 who: str, scope: Filters = filters) -> None:
     """Under a chart: the clicked cell's figures and the members behind it (masked preview, CSV, definition,
     Campaign targeting)."""
     with st.container(border=True, key=f"hm_{heatmap}_cell"):
@@ -93,7 +94,7 @@ def show_members(heatmap: str, row: Key, column: Key, options: dict[str, str], f
             st.markdown("**Nothing in this cell** for these filters.")
             return
         st.markdown(f"**{figures}**")
-        member_set(ctx.engine, cell_audience(filters, heatmap, row, column, options), key=f"hm_{heatmap}_members",
+        member_set(ctx.engine, cell_audience(scope, heatmap, row, column, options), key=f"hm_{heatmap}_members",
                    who=f"behind this cell: {who}.", actor=default_author(), page="heatmaps",
                    headline="**{count}** member{s} {who}", csv_label="Download the {count} member{s} (CSV)")
 
@@ -116,7 +117,19 @@ with retention_tab:
     show = controls[3].segmented_control("Show", ["share", "active"], default="share",
                                          format_func={"share": "Share", "active": "Count"}.get, key="hm_show",
                                          required=True)
-    table = cached_retention(ctx.engine, filters, cohort, period, activity, 12)
+    window = st.radio(
+        "Cohorts", ["recent", "sidebar"], key="hm_cohort_range", horizontal=True,
+        format_func={"recent": f"Last {DEFAULT_COHORTS} {period}s of data",
+                     "sidebar": f"Sidebar range ({filters.start:%d %b %Y} – {filters.end:%d %b %Y})"}.get,
+        help=f"By default the {DEFAULT_COHORTS} most recent {period}ly cohorts, up to the last day with data, "
+             "whatever the sidebar's dates (its default 90 days would hold three or four monthly cohorts). The "
+             "sidebar's channel and tier filters apply either way.")
+    retention_filters = (Filters(*cohort_range(period, ctx.span.first_day, ctx.span.last_day), filters.channels,
+                                 filters.tiers) if window == "recent" else filters)
+    if window == "recent":
+        st.caption(f"Cohorts of {retention_filters.start:%d %b %Y} – {retention_filters.end:%d %b %Y}: the last "
+                   f"{DEFAULT_COHORTS} {period}s of data, not the sidebar's dates.")
+    table = cached_retention(ctx.engine, retention_filters, cohort, period, activity, 12)
     if table.empty:
         st.info("No cohort starts in this date range for these filters.")
     else:
@@ -147,7 +160,7 @@ with retention_tab:
             show_members("retention", clicked[0], clicked[1],
                          {"cohort": cohort, "period": period, "activity": activity}, figures,
                          f"cohort members who {'bought' if activity == 'purchase' else 'bought or browsed'} "
-                         f"in that {period}")
+                         f"in that {period}", retention_filters)
 
 with rhythm_tab:
     measure = st.segmented_control("Measure", RHYTHM_MEASURES, default="orders", key="hm_measure", required=True,

@@ -9,7 +9,7 @@ from datetime import timedelta
 import pandas as pd
 import pytest
 
-from analytics.filters import Filters
+from analytics.filters import Filters, cohort_range
 from analytics.heatmaps import (
     HEATMAPS,
     activity_rhythm,
@@ -302,7 +302,10 @@ def test_clicking_a_cell_shows_its_figures_and_masked_members(warehouse: Warehou
     sends it) shows the cell's figures, the number of its members, a masked preview and a download."""
     at = open_page(warehouse.url, "pages/heatmaps.py", monkeypatch)
     filters = default_filters(warehouse)
-    table = cohort_retention(warehouse.engine, filters, max_periods=12)
+    span = data_span(warehouse.engine)
+    recent = Filters(*cohort_range("month", span.first_day, span.last_day))  # the retention tab's default
+    table = cohort_retention(warehouse.engine, recent, max_periods=12)
+    assert table["cohort"].nunique() == 12  # not the three or four of the sidebar's 90 days
     retention = table[(table["period"] == 1) & (table["active"] > 0)].iloc[0]
     affinity = category_affinity(warehouse.engine, filters, "tier").iloc[0]
     hot = browsing_hotspots(warehouse.engine, filters, "hour").sort_values("events").iloc[-1]
@@ -325,7 +328,8 @@ def test_clicking_a_cell_shows_its_figures_and_masked_members(warehouse: Warehou
            "(100 = average); " in " ".join(text)
     assert f"**{hot['page']} · {int(hot['column']):02d}:00–{int(hot['column']):02d}:59: {hot['events']:,} events**" \
         in text
-    counts = {heatmap: member_count(warehouse.engine, cell_members(filters, heatmap, row, column, **options))
+    counts = {heatmap: member_count(warehouse.engine, cell_members(recent if heatmap == "retention" else filters,
+                                                                   heatmap, row, column, **options))
               for heatmap, (row, column, options) in cells.items()}
     assert all(counts.values())
     for heatmap in HEATMAPS:
@@ -344,7 +348,7 @@ def test_clicking_a_cell_shows_its_figures_and_masked_members(warehouse: Warehou
 def test_a_click_on_an_empty_cell_says_so(duck_warehouse: Warehouse, monkeypatch) -> None:
     at = open_page(duck_warehouse.url, "pages/heatmaps.py", monkeypatch)
     span = data_span(duck_warehouse.engine)
-    table = cohort_retention(duck_warehouse.engine, Filters(span.last_day - timedelta(days=89), span.last_day))
+    table = cohort_retention(duck_warehouse.engine, Filters(*cohort_range("month", span.first_day, span.last_day)))
     last = table["cohort"].max()
     assert table.loc[table["cohort"] == last, "period"].max() < 3  # the newest cohort has no month 3 yet
     at.session_state["hm_retention_chart"] = clicked(last.date().isoformat(), 3)
@@ -354,3 +358,27 @@ def test_a_click_on_an_empty_cell_says_so(duck_warehouse: Warehouse, monkeypatch
     text = [m.value for m in at.markdown]
     assert "**Nothing in this cell** for these filters." in text
     assert not at.dataframe and not any("behind this cell" in t for t in text)
+
+
+def test_retention_defaults_to_the_last_twelve_months_and_says_so(duck_warehouse: Warehouse, monkeypatch) -> None:
+    """Whatever the sidebar's 90 days, the cohort heatmap opens on the last 12 monthly cohorts (12 weekly ones by
+    week), says which dates, and follows the sidebar's range when asked."""
+    at = open_page(duck_warehouse.url, "pages/heatmaps.py", monkeypatch)
+    span = data_span(duck_warehouse.engine)
+    recent = Filters(*cohort_range("month", span.first_day, span.last_day))
+    assert recent.start.day == 1 and (recent.end.year - recent.start.year) * 12 + recent.end.month \
+        - recent.start.month == 11
+    captions = [c.value for c in at.caption]
+    assert f"Cohorts of {recent.start:%d %b %Y} – {recent.end:%d %b %Y}: the last 12 months of data, not the " \
+           "sidebar's dates." in captions
+    chart = next(c for c in at.get("plotly_chart") if "hm_retention_chart" in str(c.proto.id))
+    assert f"{recent.start:%Y-%m}" in chart.proto.spec and f"{recent.end:%Y-%m}" in chart.proto.spec
+    at.segmented_control(key="hm_period").set_value("week").run()
+    weeks = Filters(*cohort_range("week", span.first_day, span.last_day))
+    assert weeks.start.weekday() == 0 and (weeks.end - weeks.start).days // 7 == 11
+    assert any(c.value.startswith(f"Cohorts of {weeks.start:%d %b %Y}") for c in at.caption)
+    at.radio(key="hm_cohort_range").set_value("sidebar").run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert not any(c.value.startswith("Cohorts of ") for c in at.caption)
+    table = cohort_retention(duck_warehouse.engine, default_filters(duck_warehouse), period="month")
+    assert table["cohort"].nunique() <= 4  # what the sidebar's default range gives: the defect

@@ -51,8 +51,8 @@ def test_duckdb_and_postgresql_agree(duck_warehouse, pg_warehouse) -> None:
         pg = kpis.kpi_summary(pg_warehouse.engine, filters).to_frame()
         pd.testing.assert_frame_equal(duck, pg, rtol=1e-9)
         for by in kpis.BREAKDOWNS:
-            pd.testing.assert_frame_equal(kpis.kpi_breakdown(duck_warehouse.engine, filters, by),
-                                          kpis.kpi_breakdown(pg_warehouse.engine, filters, by), rtol=1e-9)
+            pd.testing.assert_frame_equal(kpis.kpi_breakdown(duck_warehouse.engine, filters, by).rows,
+                                          kpis.kpi_breakdown(pg_warehouse.engine, filters, by).rows, rtol=1e-9)
         for grain in kpis.GRAINS:
             pd.testing.assert_frame_equal(kpis.kpi_trend(duck_warehouse.engine, filters, "active_members", grain),
                                           kpis.kpi_trend(pg_warehouse.engine, filters, "active_members", grain))
@@ -125,38 +125,43 @@ def test_ratio_trends_match_the_summary_over_one_bucket(warehouse) -> None:
         assert trend["value"].iloc[0] == pytest.approx(summary[kpi].current), kpi
 
 
-@pytest.mark.parametrize("by", kpis.BREAKDOWNS)
+@pytest.mark.parametrize("by", ["channel", "tier"])
 def test_breakdown_adds_up_to_the_summary(warehouse, by: str) -> None:
     span = data_span(warehouse.engine)
     filters = Filters(*span.last_days(120))
     summary = kpis.kpi_summary(warehouse.engine, filters)
-    table = kpis.kpi_breakdown(warehouse.engine, filters, by)
-    assert table["net_sales"].sum() == pytest.approx(summary["net_sales"].current)
-    assert table["orders"].sum() == summary["orders"].current
-    assert table["previous_net_sales"].sum() == pytest.approx(summary["net_sales"].previous)
-    assert table["sales_share"].sum() == pytest.approx(1.0)
-    assert list(table["net_sales"]) == sorted(table["net_sales"], reverse=True)
+    sales = kpis.kpi_breakdown(warehouse.engine, filters, by, "net_sales").rows
+    assert sales["current"].sum() == pytest.approx(summary["net_sales"].current)
+    assert sales["previous"].sum() == pytest.approx(summary["net_sales"].previous)
+    assert sales["share"].sum() == pytest.approx(1.0)
+    assert list(sales["current"]) == sorted(sales["current"], reverse=True)
+    orders = kpis.kpi_breakdown(warehouse.engine, filters, by, "orders").rows
+    assert orders["current"].sum() == summary["orders"].current
+    active = kpis.kpi_breakdown(warehouse.engine, filters, by, "active_members").rows
     if by == "tier":  # a member has one tier, so buyers add up across tiers
-        assert table["active_members"].sum() == summary["active_members"].current
-        assert "guest" in set(table["tier"])
-    else:
-        orders = warehouse.frame("orders")
-        assert set(table["channel"]) <= set(orders["channel"])
+        assert active["current"].sum() == summary["active_members"].current
+        assert "guest" in set(sales["value"])
+    else:  # across channels they do not: a member buying in two channels counts in both
+        assert active["current"].sum() >= summary["active_members"].current
+        assert set(sales["value"]) <= set(warehouse.frame("orders")["channel"])
 
 
 def test_tier_breakdown_matches_pandas(warehouse) -> None:
     filters = Filters(date(2026, 5, 1), date(2026, 7, 31))
-    table = kpis.kpi_breakdown(warehouse.engine, filters, "tier").set_index("tier")
+    rows = {kpi: kpis.kpi_breakdown(warehouse.engine, filters, "tier", kpi).rows.set_index("value")
+            for kpi in ("net_sales", "active_members", "repurchase_rate")}
     orders, members = warehouse.frame("orders"), warehouse.frame("members")
     o = orders[(orders["status"] == "completed") & (orders["ordered_at"] >= filters.start_ts)
                & (orders["ordered_at"] < filters.end_ts)].merge(members[["member_id", "tier"]], how="left")
     o["tier"] = o["tier"].fillna("guest")
-    for tier, rows in o.groupby("tier"):
-        per_member = rows.dropna(subset=["member_id"]).groupby("member_id").size()
-        assert table.loc[tier, "net_sales"] == pytest.approx(rows["net_amount"].sum())
-        assert table.loc[tier, "active_members"] == len(per_member)
-        if len(per_member):
-            assert table.loc[tier, "repurchase_rate"] == pytest.approx((per_member >= 2).mean())
+    for tier, group in o.groupby("tier"):
+        per_member = group.dropna(subset=["member_id"]).groupby("member_id").size()
+        assert rows["net_sales"].loc[tier, "current"] == pytest.approx(group["net_amount"].sum())
+        if tier == "guest":  # guests have orders but no members to count
+            assert tier not in rows["active_members"].index and tier not in rows["repurchase_rate"].index
+            continue
+        assert rows["active_members"].loc[tier, "current"] == len(per_member)
+        assert rows["repurchase_rate"].loc[tier, "current"] == pytest.approx((per_member >= 2).mean())
 
 
 def test_empty_range_is_empty_not_an_error(warehouse) -> None:
@@ -167,10 +172,9 @@ def test_empty_range_is_empty_not_an_error(warehouse) -> None:
     assert summary["net_sales"].current == 0 and summary["orders"].current == 0
     assert summary["aov"].current is None and summary["repurchase_rate"].current is None
     assert summary["points_liability"].current > 0  # points stay outstanding after trading stops
-    assert kpis.kpi_breakdown(warehouse.engine, filters, "channel").empty
-    assert kpis.kpi_breakdown(warehouse.engine, filters, "tier").empty
-    summary_too, tiers = kpis.kpi_summary_and_tiers(warehouse.engine, filters)
-    assert summary_too.is_empty and tiers.empty
+    for by in kpis.BREAKDOWNS:
+        assert kpis.kpi_breakdown(warehouse.engine, filters, by).rows.empty, by
+    assert kpis.kpi_breakdown(warehouse.engine, filters, "tier", "points_liability").rows["current"].sum() > 0
     trend = kpis.kpi_trend(warehouse.engine, filters, "net_sales", "week")
     assert (trend["value"] == 0).all() and len(trend) >= 4
 
@@ -182,7 +186,7 @@ def test_unknown_kpi_grain_and_breakdown_are_refused(duck_warehouse) -> None:
     with pytest.raises(ValueError, match="Unknown grain"):
         kpis.kpi_trend(duck_warehouse.engine, filters, "orders", "hour")
     with pytest.raises(ValueError, match="Unknown breakdown"):
-        kpis.kpi_breakdown(duck_warehouse.engine, filters, "region")
+        kpis.kpi_breakdown(duck_warehouse.engine, filters, "weather")
     with pytest.raises(ValueError, match="before the start"):
         Filters(date(2026, 2, 1), date(2026, 1, 1))
 
@@ -194,13 +198,6 @@ def test_every_kpi_has_a_definition_for_the_help_text() -> None:
         assert definition.uses_channel_filter == ("channel" not in definition.definition), definition.key
 
 
-def test_summary_with_tiers_is_the_summary_plus_the_tier_breakdown(warehouse) -> None:
-    filters = Filters(date(2026, 2, 1), date(2026, 4, 30), ("app",))
-    summary, tiers = kpis.kpi_summary_and_tiers(warehouse.engine, filters)
-    pd.testing.assert_frame_equal(summary.to_frame(), kpis.kpi_summary(warehouse.engine, filters).to_frame())
-    pd.testing.assert_frame_equal(tiers, kpis.kpi_breakdown(warehouse.engine, filters, "tier"))
-
-
 def test_sql_avoids_dialect_specific_syntax() -> None:
     """No FILTER clause (Snowflake and BigQuery lack it), and BigQuery gets its own date truncation."""
     from sqlalchemy.dialects import postgresql
@@ -210,9 +207,14 @@ def test_sql_avoids_dialect_specific_syntax() -> None:
     from analytics.storage.contract import orders
 
     filters = Filters(date(2026, 1, 1), date(2026, 1, 31), ("app",), ("gold",))
-    statements = [kpis._order_kpis(filters, by_tier=True), kpis._channel_kpis(filters), kpis._new_members(filters),
-                  kpis._points_outstanding(filters), kpis._order_trend(filters, "repurchase_rate", "week")]
-    for statement, reads_orders in zip(statements, (True, True, False, False, True), strict=True):
+    tiers = kpis._Grouping(kpis.DIMENSION_BY_KEY["tier"])
+    statements = [kpis._both_periods("orders", filters, filters.previous(), tiers),
+                  kpis._both_periods("orders", filters, filters.year_ago(), kpis._CARD, per_member=False),
+                  kpis._both_periods("registrations", filters, filters.previous(), tiers),
+                  kpis._points_both(filters, filters.previous(), kpis._CARD),
+                  kpis._order_values(filters, kpis._Grouping(grain="week")),
+                  kpis._both_periods("sessions", filters, filters.previous(), kpis._CARD)]
+    for statement, reads_orders in zip(statements, (True, True, False, False, True, False), strict=True):
         compiled = statement.compile(dialect=postgresql.dialect())
         assert "FILTER (" not in str(compiled).upper()
         bound = list(compiled.params.values())  # dates, channels and tiers travel as bound parameters
@@ -235,7 +237,7 @@ def test_a_channel_that_stopped_selling_shows_minus_100_percent(warehouse) -> No
     days = set(orders["ordered_at"].dt.date)
     quiet = next(d for d in sorted(days) if d + timedelta(days=1) not in days)
     filters = Filters(quiet + timedelta(days=1), quiet + timedelta(days=1))
-    table = kpis.kpi_breakdown(warehouse.engine, filters, "channel").set_index("channel")
-    assert table.loc["live_stream", "net_sales"] == 0
-    assert table.loc["live_stream", "net_sales_change_pct"] == -1.0
+    table = kpis.kpi_breakdown(warehouse.engine, filters, "channel").rows.set_index("value")
+    assert table.loc["live_stream", "current"] == 0
+    assert table.loc["live_stream", "change_pct"] == -1.0
     assert table.index[-1] == "live_stream"  # smallest last

@@ -218,16 +218,30 @@ def test_a_missing_database_and_a_dead_server_are_explained(spark_warehouse: War
 
 
 def test_kpis(spark_warehouse: Warehouse, duck_twin: Warehouse, quarter: Filters) -> None:
-    both(spark_warehouse, duck_twin, lambda e: kpis.kpi_summary(e, quarter))
-    both(spark_warehouse, duck_twin, lambda e: kpis.kpi_summary_and_tiers(e, quarter))
-    for by in ("channel", "tier"):
-        both(spark_warehouse, duck_twin, lambda e, by=by: kpis.kpi_breakdown(e, quarter, by))
+    for comparison in ("previous", "year_ago"):
+        both(spark_warehouse, duck_twin, lambda e, c=comparison: kpis.kpi_summary(e, quarter, c))
+
+
+@pytest.mark.parametrize("by", kpis.BREAKDOWNS)
+def test_kpi_breakdowns(spark_warehouse: Warehouse, duck_twin: Warehouse, year: Filters, by: str) -> None:
+    """Every breakdown of a sum, a ratio of sums and a ratio over members (and of sessions, registrations and
+    points where it applies), against the same period last year; campaigns folded into "other" too."""
+    for kpi in ("net_sales", "aov", "repurchase_rate", "session_conversion", "new_members", "points_liability"):
+        if by in kpis.dimensions_for(kpi):
+            both(spark_warehouse, duck_twin, lambda e, k=kpi: kpis.kpi_breakdown(e, year, by, k, "year_ago"))
+
+
+def test_kpi_breakdown_folding(spark_warehouse: Warehouse, duck_twin: Warehouse, year: Filters,
+                               monkeypatch) -> None:
+    monkeypatch.setattr(kpis, "MAX_BREAKDOWN_VALUES", 3)
+    result = both(spark_warehouse, duck_twin, lambda e: kpis.kpi_breakdown(e, year, "region", "orders"))
+    assert result.folded and result.rows["value"].iloc[-1] == "other"
 
 
 @pytest.mark.parametrize("kpi", [k.key for k in kpis.KPIS])
 def test_kpi_trend(spark_warehouse: Warehouse, duck_twin: Warehouse, quarter: Filters, kpi: str) -> None:
     """Every KPI by week; the grains (one date_trunc construct for all) on net sales and points."""
-    grains = ("day", "week", "month") if kpi in ("net_sales", "points_liability") else ("week",)
+    grains = ("day", "week", "month") if kpi in ("net_sales", "points_liability", "repurchase_rate") else ("week",)
     for grain in grains:
         both(spark_warehouse, duck_twin, lambda e, g=grain: kpis.kpi_trend(e, quarter, kpi, g))
 
@@ -602,4 +616,4 @@ def test_pages_on_spark(spark_warehouse: Warehouse, duck_twin: Warehouse, monkey
     assert shown["Orders"] not in ("0", "—")
     at = open_page(spark_warehouse.url, "pages/import_data.py", monkeypatch)
     assert any("read-only to MemberLens" in i.value for i in at.info)
-    assert not at.get("file_uploader") and not at.get("text_input")
+    assert not at.get("file_uploader") and not at.main.text_input  # (the sidebar has its typed dates)

@@ -84,13 +84,8 @@ def cached_regions(engine: Engine) -> tuple[str, ...]:
 
 
 @cached("Computing KPIs…")
-def cached_kpi_summary(engine: Engine, filters: Filters) -> kpis.KpiSummary:
-    return kpis.kpi_summary(engine, filters)
-
-
-@cached("Computing KPIs and the tier breakdown…")
-def cached_summary_and_tiers(engine: Engine, filters: Filters) -> tuple[kpis.KpiSummary, pd.DataFrame]:
-    return kpis.kpi_summary_and_tiers(engine, filters)
+def cached_kpi_summary(engine: Engine, filters: Filters, comparison: str = "previous") -> kpis.KpiSummary:
+    return kpis.kpi_summary(engine, filters, comparison)  # type: ignore[arg-type]
 
 
 @cached("Computing the trend…")
@@ -99,8 +94,9 @@ def cached_kpi_trend(engine: Engine, filters: Filters, kpi: str, grain: str) -> 
 
 
 @cached("Computing the breakdown…")
-def cached_kpi_breakdown(engine: Engine, filters: Filters, by: str) -> pd.DataFrame:
-    return kpis.kpi_breakdown(engine, filters, by)  # type: ignore[arg-type]
+def cached_kpi_breakdown(engine: Engine, filters: Filters, by: str, kpi: str = "net_sales",
+                         comparison: str = "previous") -> kpis.KpiBreakdown:
+    return kpis.kpi_breakdown(engine, filters, by, kpi, comparison)  # type: ignore[arg-type]
 
 
 @cached("Checking the warehouse…")

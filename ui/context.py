@@ -2,7 +2,8 @@
 
 The global filters live in the sidebar (so they are the same on every page), are kept in
 ``st.session_state`` by their widget keys and are mirrored in the URL's query parameters
-(``bind="query-params"``), so a view can be shared as a link.
+(``bind="query-params"``), so a view can be shared as a link. The period presets count back from the
+warehouse's last day with data (:func:`analytics.filters.period_range`), never from today.
 """
 
 from __future__ import annotations
@@ -17,7 +18,21 @@ import streamlit as st
 from sqlalchemy import Engine
 
 from analytics.access import AccessDenied, Principal, page_rule, require_page
-from analytics.filters import DEFAULT_RANGE_DAYS, FilterOptions, Filters, Scope
+from analytics.errors import InputError
+from analytics.filters import (
+    DEFAULT_PERIOD,
+    DEFAULT_RANGE_DAYS,
+    MAX_TYPED_RANGE,
+    PERIODS,
+    ClampedRange,
+    FilterOptions,
+    Filters,
+    Scope,
+    clamp_range,
+    parse_typed_range,
+    period_of,
+    period_range,
+)
 from analytics.storage.databases import DatabaseConfig
 from analytics.storage.privacy_store import Suppression
 from analytics.storage.warehouse import DataSpan
@@ -179,38 +194,148 @@ def _valid_dates(span: DataSpan) -> Collection[str]:
     return _DaysIn(span)
 
 
+PERIOD_KEY = "period"
+TYPED_KEY = "typed_dates"
+_NOTICE_KEY = "_dates_notice"  # (shown range, message) of the last clamped link or typed range
+_TYPED_ERROR_KEY = "_typed_dates_error"
+_CUSTOM_KEY = "_custom_dates"  # the dates "Custom range" was picked for
+_RESYNC_KEY = "_dates_resync"
+_ARMED_KEY = "_dates_resync_armed"
+#: Streamlit's own quick picks in the date range calendar count back from today; the sidebar's periods count back
+#: from the data, so the calendar's are hidden (one set of periods, all anchored to the data).
+_HIDE_TODAY_PRESETS = "<style>[data-testid='stDateInputQuickSelect']{display:none !important}</style>"
+
+
+def _day(value: date) -> str:
+    return f"{value.day} {value:%b %Y}"
+
+
+def _link_dates() -> tuple[list[date], list[str]]:
+    """The ``dates`` values of the page's link: those that are dates, and those that are not."""
+    parsed, bad = [], []
+    for text in st.query_params.get_all(DATES_KEY):
+        try:
+            parsed.append(date.fromisoformat(text))
+        except ValueError:
+            bad.append(text)
+    return parsed, bad
+
+
+def _apply_period(first: date, last: date) -> None:
+    """A period was picked: set the dates to it (a callback, before the run draws the date widget)."""
+    period = st.session_state.get(PERIOD_KEY)
+    if period and period != "custom":
+        st.session_state[DATES_KEY] = period_range(period, first, last)
+        st.session_state.pop(_CUSTOM_KEY, None)
+    elif period == "custom":
+        dates = st.session_state.get(DATES_KEY)
+        st.session_state[_CUSTOM_KEY] = tuple(dates) if isinstance(dates, (tuple, list)) else None
+
+
+def _apply_typed(first: date, last: date) -> None:
+    """Typed dates were entered (Enter or leaving the box): apply them, moved inside the data if need be."""
+    text = str(st.session_state.get(TYPED_KEY) or "").strip()
+    st.session_state.pop(_TYPED_ERROR_KEY, None)
+    if not text:
+        return
+    try:
+        start, end = parse_typed_range(text)
+    except InputError as exc:
+        st.session_state[_TYPED_ERROR_KEY] = str(exc)
+        return
+    clamped = clamp_range(start, end, first, last)
+    st.session_state[DATES_KEY] = (clamped.start, clamped.end)
+    st.session_state[TYPED_KEY] = ""
+    if clamped.moved:
+        message = _moved_message("You typed", clamped, first, last)
+        st.session_state[_NOTICE_KEY] = ((clamped.start, clamped.end), message)
+
+
+def _moved_message(who: str, clamped: ClampedRange, first: date, last: date) -> str:
+    asked = clamped.requested
+    return (f"{who} {_day(asked[0])} – {_day(asked[1])}, but the warehouse has data from {_day(first)} to "
+            f"{_day(last)}, so the range was narrowed to {_day(clamped.start)} – {_day(clamped.end)}.")
+
+
 def sidebar_filters(span: DataSpan, options: FilterOptions) -> Filters:
-    """Draw the global filters in the sidebar and return them as a Filters value."""
-    default_start, default_end = span.last_days(DEFAULT_RANGE_DAYS)
+    """Draw the global filters in the sidebar and return them as a Filters value.
+
+    The period (last 90 days, last quarter, year to date ...) counts back from the last day with data, like the
+    default range; picking one sets the dates, and the period shown is always the one the dates match (``Custom
+    range`` otherwise), so a link carries only the dates. Dates can be picked in the calendar or typed in the box
+    below it, which applies on Enter (Streamlit's date field applies typed dates only when its calendar closes).
+    A link or typed range reaching outside the data is narrowed to it, and the sidebar says so.
+    """
+    first, last = span.first_day, span.last_day
+    default_start, default_end = period_range(DEFAULT_PERIOD, first, last)
     picked_before = st.session_state.get(DATES_KEY)
     outside = isinstance(picked_before, (tuple, list)) and any(
-        d is not None and not span.first_day <= d <= span.last_day for d in picked_before)
+        d is not None and not first <= d <= last for d in picked_before)
     if st.session_state.pop(RESET_KEY, False) or outside:  # new data: start again from the defaults
         st.session_state[DATES_KEY] = (default_start, default_end)
         st.session_state[CHANNEL_KEY] = []
         st.session_state[TIER_KEY] = []
+    if _RESYNC_KEY in st.session_state:  # put the narrowed dates of a link back into the link
+        st.session_state[DATES_KEY] = st.session_state.pop(_RESYNC_KEY)
+    widget_default = (default_start, default_end)
+    link_dates, bad_link_dates = _link_dates()
+    if DATES_KEY not in st.session_state and link_dates:  # a link opened: its dates reach outside the data?
+        clamped = clamp_range(min(link_dates), max(link_dates), first, last)
+        if clamped.moved:
+            # Streamlit drops a linked value outside min/max (from the link too) and shows the widget's default:
+            # this run uses the narrowed range, and the run right after it sets the widget to it, which puts it
+            # back into the link (see finish_run)
+            narrowed = (clamped.start, clamped.end)
+            st.session_state[_NOTICE_KEY] = (narrowed, _moved_message("The link asked for", clamped, first, last))
+            st.session_state[_RESYNC_KEY] = narrowed
+    current = st.session_state.get(_RESYNC_KEY, st.session_state.get(DATES_KEY, widget_default))
+    current = tuple(current) if isinstance(current, (tuple, list)) else (current,)
     with st.sidebar:
+        st.html(_HIDE_TODAY_PRESETS)
         st.subheader("Filters")
         warn_about_ignored_link_values({
-            DATES_KEY: _valid_dates(span),
             CHANNEL_KEY: {label(c) for c in options.channels},
             TIER_KEY: {label(t) for t in options.tiers},
         })
-        # Defaults only for widgets without state: Streamlit warns when both are given.
-        given = {"value": (default_start, default_end)} if DATES_KEY not in st.session_state else {}
+        if bad_link_dates:
+            st.warning(f"Part of the link was not understood and is ignored: "
+                       f"{', '.join(f'{DATES_KEY}={v}' for v in bad_link_dates)}.", icon=":material/link_off:")
+        shown = [d for d in current if d is not None]
+        custom = st.session_state.get(_CUSTOM_KEY) == tuple(current)
+        st.session_state[PERIOD_KEY] = ("custom" if custom or len(shown) != 2 else
+                                        period_of(shown[0], shown[1], first, last, st.session_state.get(PERIOD_KEY)))
+        st.selectbox(
+            "Period", list(PERIODS), key=PERIOD_KEY, on_change=_apply_period, args=(first, last),
+            format_func=lambda p: PERIODS[p] if p == "custom" else f"{PERIODS[p]} · {_span_text(p, first, last)}",
+            help=f"Periods count back from {_day(last)}, the newest order in the warehouse (not from today), "
+                 "like the default range. \"This\" month, quarter or year runs up to that day; \"last\" month or "
+                 "quarter is the whole one before it.",
+        )
         picked = st.date_input(
             "Date range",
-            **given,
-            min_value=span.first_day,
-            max_value=span.last_day,
+            value=widget_default,
+            min_value=first,
+            max_value=last,
             key=DATES_KEY,
             bind="query-params",
             format="YYYY-MM-DD",
-            help=f"Days are inclusive. The default is the last {DEFAULT_RANGE_DAYS} days of data "
-                 f"(up to {span.last_day:%d %b %Y}, the newest order in the warehouse). "
-                 "Changes are compared with the previous period of the same length.",
+            help=f"Days are inclusive, from {_day(first)} to {_day(last)} (the data). The default is the last "
+                 f"{DEFAULT_RANGE_DAYS} days of data. Dates typed here apply when the calendar closes (Esc or a "
+                 "click outside); the box below applies them on Enter.",
         )
+        st.text_input("Type dates", key=TYPED_KEY, on_change=_apply_typed, args=(first, last),
+                      max_chars=MAX_TYPED_RANGE, placeholder="2026-07-01 to 2026-09-30",
+                      help="One date, or two (year-month-day) with 'to' between them. Enter applies them.")
+        if _TYPED_ERROR_KEY in st.session_state:
+            st.error(st.session_state[_TYPED_ERROR_KEY], icon=":material/event_busy:")
         dates = [d for d in (picked if isinstance(picked, (tuple, list)) else (picked,)) if d is not None]
+        if _RESYNC_KEY in st.session_state:  # a narrowed link, until the next run sets the widget to it
+            dates = list(st.session_state[_RESYNC_KEY])
+        notice = st.session_state.get(_NOTICE_KEY)
+        if notice and tuple(notice[0]) == tuple(dates):
+            st.warning(notice[1], icon=":material/date_range:")
+        elif notice:
+            st.session_state.pop(_NOTICE_KEY, None)
         if not dates:
             start, end = default_start, default_end
         elif len(dates) == 1:
@@ -229,6 +354,40 @@ def sidebar_filters(span: DataSpan, options: FilterOptions) -> Filters:
             "orders and anonymous sessions drop out.",
         )
     return Filters(start, end, tuple(channels), tuple(tiers))
+
+
+def _span_text(period: str, first: date, last: date) -> str:
+    start, end = period_range(period, first, last)
+    if start.year == end.year:
+        return f"{start.day} {start:%b} – {_day(end)}"
+    return f"{_day(start)} – {_day(end)}"
+
+
+def finish_run() -> None:
+    """At the end of a run (``app.py``): when a link's dates were narrowed, run the app once more right after this
+    run, which sets the date widget to them; the browser then writes them into the link. (Streamlit drops from
+    the URL a linked value it refuses. The widget cannot be set in the run that binds it to the link, nor in a
+    run cut short by ``st.rerun``, whose widgets are not kept: so the rerun comes from a fragment timer, after
+    this run has finished.)"""
+    if _RESYNC_KEY in st.session_state:
+        st.session_state[_ARMED_KEY] = False
+        _rerun_after_this_run()
+
+
+@st.fragment(run_every=0.3)
+def _rerun_after_this_run() -> None:
+    """Called in the full run, it only arms itself; its first timed run (after the full run) reruns the app."""
+    if _RESYNC_KEY not in st.session_state:
+        return
+    if st.session_state.get(_ARMED_KEY):
+        st.rerun(scope="app")
+    st.session_state[_ARMED_KEY] = True
+
+
+def current_period_label() -> str | None:
+    """The sidebar's period as a reader names it (``Last quarter``), or None for a custom range."""
+    period = st.session_state.get(PERIOD_KEY)
+    return PERIODS[period] if period in PERIODS and period != "custom" else None
 
 
 def reset_filters() -> None:
