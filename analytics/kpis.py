@@ -613,6 +613,9 @@ def kpi_breakdown(bind: Bind, filters: Filters, by: str, kpi: str = "net_sales",
     definition, dimension = KPI_BY_KEY[kpi], DIMENSION_BY_KEY[by]
     if not dimension.applies_to(kpi):
         usable = ", ".join(DIMENSION_BY_KEY[d].label.lower() for d in dimensions_for(kpi))
+        if not usable:
+            raise InputError(f"{definition.label} has no breakdown: it is one figure over the campaigns of the "
+                             "period (see Campaign results for each campaign).")
         raise InputError(f"{definition.label} cannot be broken down by {dimension.label.lower()}: "
                          f"{dimension.description} Break it down by {usable}.")
     compared = filters.compared(comparison)

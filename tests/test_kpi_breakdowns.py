@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from analytics import kpis
+from analytics.errors import InputError
 from analytics.filters import Filters
 from analytics.storage.warehouse import data_span
 from tests.reference import period_kpis
@@ -92,7 +93,13 @@ def test_a_channel_row_is_the_card_filtered_to_that_channel(warehouse, kpi: str)
         assert close(rows.loc[channel, "previous"], card.previous), (kpi, channel)
 
 
-@pytest.mark.parametrize("kpi", [k.key for k in kpis.KPIS])
+def test_campaign_roi_has_no_breakdown(duck_warehouse) -> None:
+    assert kpis.dimensions_for("campaign_roi") == ()
+    with pytest.raises(InputError, match="Campaign ROI \\(realised\\) has no breakdown"):
+        kpis.kpi_breakdown(duck_warehouse.engine, Filters(date(2026, 7, 1), date(2026, 9, 30)), "tier", "campaign_roi")
+
+
+@pytest.mark.parametrize("kpi", [k.key for k in kpis.KPIS if "tier" in kpis.dimensions_for(k.key)])
 def test_a_tier_row_is_the_card_filtered_to_that_tier(duck_warehouse, kpi: str) -> None:
     span = data_span(duck_warehouse.engine)
     filters = Filters(span.last_day - timedelta(days=59), span.last_day)
