@@ -48,7 +48,9 @@ from typing import Any, ClassVar
 
 import pandas as pd
 from sqlalchemy import (
+    BigInteger,
     ColumnElement,
+    DateTime,
     Double,
     Select,
     Subquery,
@@ -105,6 +107,12 @@ __all__ = [
 # The best attempt of every unit, as a subquery
 # ---------------------------------------------------------------------------------------------
 
+#: Running match counts travel two to a BIGINT: the low 31 bits count one step definition, the rest
+#: counts the next one in units of _FIELD (see _numbered). Exact while a unit has fewer than 2^31
+#: matching events of one definition in the range.
+_FIELD = 2 ** 31
+
+
 def _epoch(column: ColumnElement[Any]) -> ColumnElement[float]:
     return cast(extract("epoch", column), Double)
 
@@ -129,9 +137,10 @@ def _step_condition(step: FunnelStep, category: ColumnElement[Any] | None) -> Co
     return and_(*conditions)
 
 
-def _matching_events(spec: FunnelSpec, filters: Filters, defs: list[FunnelStep], only_matching: bool) -> Select:
-    """Events in scope with ``unit``, ``ts``, ``ep`` (epoch seconds), entry attributes and one 0/1
-    flag ``m<d>`` per step definition; only those matching some step unless ``only_matching`` is off."""
+def _scope(spec: FunnelSpec, filters: Filters, defs: list[FunnelStep], *, step_events_only: bool) -> Subquery:
+    """The events in scope, narrow: ``unit``, ``event_id``, ``ts``, ``st`` (1 for a step-1 event inside
+    the range: a start) and one 0/1 flag ``m<d>`` per step definition; only the events matching some
+    step unless ``step_events_only`` is off (strict mode needs every event)."""
     e, p = events.c, products.c
     needs_category = any(d.category is not None for d in defs)
     category = p.category if needs_category else None
@@ -141,102 +150,195 @@ def _matching_events(spec: FunnelSpec, filters: Filters, defs: list[FunnelStep],
     if filters.tiers:
         conditions.append(e.member_id.in_(members_in_tiers(filters.tiers)))
     matches = [_step_condition(d, category) for d in defs]
-    if only_matching:
+    if step_events_only:
         conditions.append(or_(*matches))
     source = events.outerjoin(products, p.product_id == e.product_id) if needs_category else events
+    starts = and_(matches[0], e.occurred_at < filters.end_ts)  # scope starts with the range
     return (select(unit.label("unit"), e.event_id.label("event_id"), e.occurred_at.label("ts"),
-                   _epoch(e.occurred_at).label("ep"), e.member_id.label("member_id"),
-                   *(e[d].label(d) for d in EVENT_DIMENSIONS),
+                   case((starts, 1), else_=0).label("st"),
                    *(case((m, 1), else_=0).label(f"m{i}") for i, m in enumerate(matches)))
-            .select_from(source).where(*conditions))
+            .select_from(source).where(*conditions).subquery("scope"))
 
 
-def _entry_columns(row: Any) -> list[ColumnElement[Any]]:
-    return [row.c.unit, row.c.member_id, row.c.event_id.label("entry_id"), row.c.ts.label("entry_at"),
-            row.c.ep.label("ep1"),
-            *(row.c[d] for d in EVENT_DIMENSIONS)]
+def _unit_order(row: Any) -> dict[str, Any]:
+    """A unit's events in time order, then ``event_id``: the only sort of the step events."""
+    return {"partition_by": row.c.unit, "order_by": (row.c.ts, row.c.event_id)}
 
 
-def _in_range(row: Any, filters: Filters) -> list[ColumnElement[bool]]:
-    return [row.c.ts >= filters.start_ts, row.c.ts < filters.end_ts]
+def _numbered(spec: FunnelSpec, filters: Filters, details: bool) -> tuple[Any, list[int]]:
+    """Ordered and any-order modes: the step events in one window pass, as a CTE with ``unit``,
+    ``ts``, ``pos`` (the event's place in its unit), ``st``, the flags ``m<d>``, running match
+    counts ``c<d>`` (how many matches of definition d up to and including this event, times the
+    definition's scale, 1 or _FIELD: see :data:`_FIELD`), ``follow`` (a start worth following) and
+    ``first`` (a start that may be the unit's earliest); with ``details``, ``start_id`` (a start's
+    event_id). Returns the CTE and each definition's scale.
 
-
-def _ordered_attempts(spec: FunnelSpec, filters: Filters) -> Select:
-    """Attempts in ordered or any-order mode: one row per followed start with ``ep2..epN``.
-
-    One window pass numbers each unit's matches of every step definition (``c<d>``: how many
-    matches so far), so "the next match of step k after this row" is the match numbered one more,
-    reached by an equi-join on (unit, number) without any per-row search.
+    "The j-th match of definition d after event r" is then the match with ``c<d>`` = ``c<d>(r)`` +
+    j x scale, found by an equi-join on (unit, count) instead of a search.
     """
     defs, step_def = _definitions(spec)
+    base = _scope(spec, filters, defs, step_events_only=True)
+    order = _unit_order(base)
+    scales, sums = [], []
+    for i in range(0, len(defs), 2):
+        packed = base.c[f"m{i}"]
+        scales.append(1)
+        if i + 1 < len(defs):
+            packed = packed + base.c[f"m{i + 1}"] * literal_column(str(_FIELD))
+            scales.append(_FIELD)
+        sums.append(cast(func.sum(packed).over(**order, rows=(None, 0)), BigInteger).label(f"p{i // 2}"))
+    # A start directly followed by another start that matches none of the later steps' definitions (in
+    # ordered mode: not step 2's) takes the same path, later and tighter: it cannot be the best attempt
+    # unless nobody gets past step 1, when the earliest start is (see ``first``).
+    later = step_def[1:2] if spec.mode == "ordered" else sorted(set(step_def[1:]))
+    follows = or_(*(base.c[f"m{d}"] == 1 for d in later))
+    windowed = select(
+        base.c.unit, base.c.ts, base.c.st, *(base.c[f"m{i}"] for i in range(len(defs))),
+        func.row_number().over(**order).label("pos"), *sums,
+        func.lag(base.c.ts).over(**order).label("prev_at"),
+        func.lead(base.c.st).over(**order).label("next_start"),
+        func.lead(case((follows, 1), else_=0)).over(**order).label("next_follows"),
+        *([case((base.c.st == 1, base.c.event_id)).label("start_id")] if details else []),
+    ).subquery("windowed")
+    w = windowed.c
+    counts = []
+    for i in range(len(defs)):
+        packed = w[f"p{i // 2}"]
+        low = packed % literal_column(str(_FIELD)) if scales[i] == 1 and i + 1 < len(defs) else packed
+        counts.append((low if scales[i] == 1 else packed - packed % literal_column(str(_FIELD))).label(f"c{i}"))
+    follow = or_(w.next_start.is_(None), w.next_start == 0, w.next_follows == 1)
+    # The earliest start, and any start at that same moment (ties go to the later event): the best
+    # attempt when no attempt gets past step 1.
+    first = or_(counts[step_def[0]] == scales[step_def[0]], w.prev_at == w.ts)
+    numbered = select(
+        w.unit, w.ts, w.st, w.pos, *(w[f"m{i}"] for i in range(len(defs))), *counts,
+        case((and_(w.st == 1, follow), 1), else_=0).label("follow"),
+        case((and_(w.st == 1, first), 1), else_=0).label("first"),
+        *([w.start_id] if details else []),
+    ).cte("numbered")
+    return numbered, scales
+
+
+def _candidate(unit: Any, reached: int | ColumnElement[int], start: Any, times: list[Any], n: int,
+               finish: Any, *extra: ColumnElement[Any]) -> list[ColumnElement[Any]]:
+    """The columns every candidate attempt has: ``unit``, ``reached``, ``s`` (the start's place),
+    ``t1..tN`` (completion time of each step, missing beyond ``reached``) and ``finish``."""
+    times = times + [null()] * (n - len(times))
+    return [unit.label("unit"), (literal(reached) if isinstance(reached, int) else reached).label("reached"),
+            start.label("s"), *(cast(t, DateTime).label(f"t{k}") for k, t in enumerate(times, start=1)),
+            finish.label("finish"), *extra]
+
+
+def _first_starts(numbered: Any, n: int) -> Select:
+    c = numbered.c
+    return select(*_candidate(c.unit, 1, c.pos, [c.ts], n, c.ts)).where(c.first == 1)
+
+
+def _ordered_candidates(spec: FunnelSpec, filters: Filters, details: bool) -> tuple[list[Select], Any]:
+    """Ordered mode, level by level. Each followed start's path takes, at step k, the first match of
+    step k's definition after its step k-1; every path that waits for the same match takes the same
+    steps from there on, and the latest start among them is the best of them (same completion, later
+    start, so inside the window whenever any of them is). So per step k: group the paths at step
+    k-1 by the match they wait for (their running count of step k's definition), keep the latest
+    start (paths never cross, so its times are the group's maxima too) and join the match. One
+    aggregation and one equi-join per step, on (unit, count)."""
+    _, step_def = _definitions(spec)
     n = len(spec.steps)
-    base = _matching_events(spec, filters, defs, only_matching=True).subquery("matching")
-    order = {"partition_by": base.c.unit, "order_by": (base.c.ts, base.c.event_id)}
-    is_start = and_(base.c[f"m{step_def[0]}"] == 1, *_in_range(base, filters))
-    counted = [func.sum(base.c[f"m{d}"]).over(**order, rows=(None, 0)).label(f"c{d}") for d in sorted(set(step_def))]
-    if spec.mode == "ordered":
-        # A start directly followed by another start that is not a step-2 match takes the same path
-        # later and tighter, so it cannot be the best attempt, unless no attempt gets past step 1:
-        # then the best is the unit's earliest start (the last of those at that same moment, as the
-        # ranking breaks ties by the later event). Only the other starts are followed.
-        start_flag = case((is_start, 1), else_=0)
-        counted += [func.lead(start_flag).over(**order).label("next_start"),
-                    func.lead(base.c[f"m{step_def[1]}"]).over(**order).label("next_second"),
-                    func.lead(base.c.ts).over(**order).label("next_at"),
-                    # the same ordered window as the rest (a running minimum): one pass, not two
-                    func.min(case((is_start, base.c.ts))).over(**order, rows=(None, 0)).label("first_start_at")]
-    linked = select(base, *counted).cte("linked")
-    start = linked.alias("start")
-    starts = [start.c[f"m{step_def[0]}"] == 1, *_in_range(start, filters)]
-    if spec.mode == "ordered":
-        earliest = and_(start.c.ts == start.c.first_start_at,
-                        or_(start.c.next_at.is_(None), start.c.next_at > start.c.ts))
-        starts.append(or_(start.c.next_start.is_(None), start.c.next_start == 0, start.c.next_second == 1, earliest))
-    columns = _entry_columns(start)
+    numbered, scales = _numbered(spec, filters, details)
+    c = numbered.c
+    window = timedelta(seconds=spec.window_seconds)
+    level: Any = select(c.unit, c.pos.label("s"), c.ts.label("t1"), c[f"c{step_def[1]}"].label("j")).where(
+        c.follow == 1).cte("level1")
+    candidates = [_first_starts(numbered, n)]
+    for k in range(2, n + 1):
+        d = step_def[k - 1]
+        times = [f"t{i}" for i in range(1, k)]
+        waiting = (select(level.c.unit, level.c.j, func.max(level.c.s).label("s"),
+                          *(func.max(level.c[t]).label(t) for t in times))
+                   .group_by(level.c.unit, level.c.j).subquery(f"waiting{k}"))
+        match = numbered.alias(f"match{k}")
+        columns = [match.c.unit, waiting.c.s, *(waiting.c[t] for t in times), match.c.ts.label(f"t{k}")]
+        if k < n:
+            columns.append(match.c[f"c{step_def[k]}"].label("j"))
+        level = (select(*columns)
+                 .select_from(match.join(waiting, and_(match.c.unit == waiting.c.unit,
+                                                       match.c[f"c{d}"] == waiting.c.j + scales[d])))
+                 .where(match.c[f"m{d}"] == 1).cte(f"level{k}"))
+        reached = level.c[f"t{k}"]
+        candidates.append(select(*_candidate(level.c.unit, k, level.c.s, [level.c[t] for t in [*times, f"t{k}"]],
+                                             n, reached)).where(reached <= level.c.t1 + window))
+    return candidates, numbered
+
+
+def _any_order_candidates(spec: FunnelSpec, filters: Filters, details: bool) -> tuple[list[Select], Any]:
+    """Any-order mode: from each followed start, the j-th next match of each later step's definition
+    (j = how often that definition appears among steps 2..k) by an equi-join on (unit, count)."""
+    _, step_def = _definitions(spec)
+    n = len(spec.steps)
+    numbered, scales = _numbered(spec, filters, details)
+    start = numbered.alias("start")
     source: Any = start
-
-    def next_match(after: Any, d: int, j: int, name: str) -> Any:
-        """Join the ``j``-th match of definition ``d`` after row ``after``."""
-        nonlocal source
-        hop = linked.alias(name)
-        source = source.outerjoin(hop, and_(hop.c.unit == after.c.unit, hop.c[f"m{d}"] == 1,
-                                            hop.c[f"c{d}"] == after.c[f"c{d}"] + j))
-        return hop
-
-    if spec.mode == "ordered":
-        previous = start
-        for k in range(1, n):
-            previous = next_match(previous, step_def[k], 1, f"step{k + 1}")
-            columns.append(previous.c.ep.label(f"ep{k + 1}"))
-    else:
-        found = []
-        for k in range(1, n):
-            d = step_def[k]
-            found.append(next_match(start, d, step_def[1:k + 1].count(d), f"step{k + 1}").c.ep)
-        for k in range(1, n):
-            # Completed when the last of steps 2..k is; missing when any of them is.
-            done = found[0] if k == 1 else func.greatest(*found[:k])
-            missing = or_(*(f.is_(None) for f in found[:k]))
-            columns.append(case((missing, null()), else_=done).label(f"ep{k + 1}"))
-    return select(*columns).select_from(source).where(*starts)
+    found = []
+    for k in range(2, n + 1):
+        d = step_def[k - 1]
+        j = step_def[1:k].count(d)
+        hop = numbered.alias(f"step{k}")
+        source = source.outerjoin(hop, and_(hop.c.unit == start.c.unit, hop.c[f"m{d}"] == 1,
+                                            hop.c[f"c{d}"] == start.c[f"c{d}"] + j * scales[d]))
+        found.append(hop.c.ts)
+    done = [start.c.ts]
+    for k in range(2, n + 1):
+        # Completed when the last of steps 2..k is; missing when any of them is.
+        latest = found[0] if k == 2 else func.greatest(*found[:k - 1])
+        done.append(case((or_(*(f.is_(None) for f in found[:k - 1])), null()), else_=latest))
+    attempts = select(start.c.unit, start.c.pos, *(t.label(f"t{k}") for k, t in enumerate(done, start=1))).select_from(
+        source).where(start.c.follow == 1).subquery("attempts")
+    return [_first_starts(numbered, n), _scored(attempts, spec)], numbered
 
 
-def _strict_attempts(spec: FunnelSpec, filters: Filters) -> Select:
-    """Attempts in strict mode: the steps are the unit's consecutive events from the start."""
+def _scored(attempts: Any, spec: FunnelSpec) -> Select:
+    """Candidates from attempts with completion times ``t1..tN`` (steps reached form a prefix, as
+    completion times never decrease along an attempt)."""
+    n = len(spec.steps)
+    a = attempts.c
+    limit = a.t1 + timedelta(seconds=spec.window_seconds)
+    reached: ColumnElement[int] = literal(1)
+    for k in range(2, n + 1):
+        reached = reached + case((and_(a[f"t{k}"].is_not(None), a[f"t{k}"] <= limit), 1), else_=0)
+    scored = select(attempts, reached.label("reached")).subquery("scored")
+    s = scored.c
+    finish = case(*((s.reached == k, s[f"t{k}"]) for k in range(2, n + 1)), else_=s.t1)
+    times = [case((s.reached >= k, s[f"t{k}"]), else_=null()) for k in range(2, n + 1)]
+    extra = [s.start_id] if "start_id" in s else []
+    return select(*_candidate(s.unit, s.reached, s.pos, [s.t1, *times], n, finish, *extra)).where(
+        or_(s.reached > 1, *([s.first == 1] if "first" in s else [])))
+
+
+def _strict_candidates(spec: FunnelSpec, filters: Filters, details: bool) -> tuple[list[Select], None]:
+    """Strict mode: the steps are the unit's consecutive events from the start, read with ``LEAD``
+    over every event of the unit in one window pass."""
     defs, step_def = _definitions(spec)
-    base = _matching_events(spec, filters, defs, only_matching=False).subquery("tracked")
-    order = {"partition_by": base.c.unit, "order_by": (base.c.ts, base.c.event_id)}
+    n = len(spec.steps)
+    base = _scope(spec, filters, defs, step_events_only=False)
+    order = _unit_order(base)
     ahead = []
-    for k in range(1, len(spec.steps)):
-        offset = literal_column(str(k))
-        ahead += [func.lead(base.c[f"m{step_def[k]}"], offset).over(**order).label(f"lm{k + 1}"),
-                  func.lead(base.c.ep, offset).over(**order).label(f"lep{k + 1}")]
-    looked = select(base, *ahead).subquery("looked")
-    columns = _entry_columns(looked)
-    for k in range(2, len(spec.steps) + 1):
-        chained = and_(*(looked.c[f"lm{j}"] == 1 for j in range(2, k + 1)))
-        columns.append(case((chained, looked.c[f"lep{k}"]), else_=null()).label(f"ep{k}"))
-    return select(*columns).where(looked.c[f"m{step_def[0]}"] == 1, *_in_range(looked, filters))
+    for k in range(2, n + 1):
+        offset = literal_column(str(k - 1))
+        ahead += [func.lead(base.c[f"m{step_def[k - 1]}"], offset).over(**order).label(f"lm{k}"),
+                  func.lead(base.c.ts, offset).over(**order).label(f"lt{k}")]
+    looked = select(
+        base.c.unit, base.c.ts, base.c.st, func.row_number().over(**order).label("pos"),
+        cast(func.sum(base.c.st).over(**order, rows=(None, 0)), BigInteger).label("starts"),
+        func.lag(base.c.ts).over(**order).label("prev_at"), *ahead,
+        *([base.c.event_id.label("start_id")] if details else []),
+    ).subquery("looked")
+    w = looked.c
+    times = [w.ts] + [case((and_(*(w[f"lm{j}"] == 1 for j in range(2, k + 1))), w[f"lt{k}"]), else_=null())
+                      for k in range(2, n + 1)]
+    first = case((or_(w.starts == 1, w.prev_at == w.ts), 1), else_=0)
+    attempts = select(w.unit, w.pos, *(t.label(f"t{k}") for k, t in enumerate(times, start=1)), first.label("first"),
+                      *([w.start_id] if details else [])).where(w.st == 1).subquery("attempts")
+    return [_scored(attempts, spec)], attempts
 
 
 def best_attempts(spec: FunnelSpec, filters: Filters, breakdown: str | None = None) -> Subquery:
@@ -245,33 +347,51 @@ def best_attempts(spec: FunnelSpec, filters: Filters, breakdown: str | None = No
     ``reached`` (1..N), ``sec2..secN`` (seconds from completing step k-1 to step k; missing when
     not reached), ``sec_total`` (from step 1 to the last step, for units that reached it) and, with
     a breakdown, ``dim``."""
+    return _best(spec, filters, breakdown, details=True)
+
+
+def _best(spec: FunnelSpec, filters: Filters, breakdown: str | None, *, details: bool = False,
+          member_ids: bool = False) -> Subquery:
+    """:func:`best_attempts`. Without ``details`` the entry event is looked up only when the result
+    needs it (an event breakdown; the member of a session for a member breakdown or ``member_ids``),
+    and ``entry_id`` is left out; ``member_id`` is missing for sessions unless looked up."""
     if breakdown is not None and breakdown not in DIMENSIONS:
         raise InputError(f"Unknown breakdown {breakdown!r}; choose from {', '.join(DIMENSIONS)}.")
     n = len(spec.steps)
-    attempts = (_strict_attempts if spec.mode == "strict" else _ordered_attempts)(spec, filters).subquery("attempts")
-    a = attempts.c
-    limit = a.ep1 + spec.window_seconds
-    within = [and_(a[f"ep{k}"].is_not(None), a[f"ep{k}"] <= limit) for k in range(2, n + 1)]
-    # Completion times never decrease along an attempt, so the reached steps form a prefix.
-    reached = literal(1)
-    for ok in within:
-        reached = reached + case((ok, 1), else_=0)
-    scored = select(attempts, reached.label("reached")).subquery("scored")
-    s = scored.c
-    finish = case(*((s.reached == k, s[f"ep{k}"]) for k in range(2, n + 1)), else_=s.ep1)
-    rank = func.row_number().over(partition_by=s.unit, order_by=(s.reached.desc(), finish, s.ep1.desc(),
-                                                                          s.entry_id.desc()))
-    ranked = select(scored, rank.label("attempt_rank")).subquery("ranked")
+    entry = (details or breakdown in EVENT_DIMENSIONS
+             or (spec.unit == "session" and (member_ids or breakdown is not None)))
+    build = {"ordered": _ordered_candidates, "any": _any_order_candidates, "strict": _strict_candidates}[spec.mode]
+    candidates, starts = build(spec, filters, entry)
+    union = candidates[0].union_all(*candidates[1:]).subquery("candidates") if len(candidates) > 1 else \
+        candidates[0].subquery("candidates")
+    u = union.c
+    rank = func.row_number().over(partition_by=u.unit, order_by=(u.reached.desc(), u.finish, u.s.desc()))
+    ranked = select(union, rank.label("attempt_rank")).subquery("ranked")
     r = ranked.c
-    seconds = [case((r.reached >= k, r[f"ep{k}"] - r[f"ep{k - 1}"]), else_=null()).label(f"sec{k}")
-               for k in range(2, n + 1)]
-    to_last = case((r.reached == n, r[f"ep{n}"] - r.ep1), else_=null()).label("sec_total")
-    columns = [r.unit, r.member_id, r.entry_id, r.entry_at, r.reached, *seconds, to_last]
+    eps = [_epoch(r[f"t{k}"]) for k in range(1, n + 1)]
+    seconds = [case((r.reached >= k, eps[k - 1] - eps[k - 2]), else_=null()).label(f"sec{k}") for k in range(2, n + 1)]
+    to_last = case((r.reached == n, eps[n - 1] - eps[0]), else_=null()).label("sec_total")
+    columns: list[ColumnElement[Any]] = [r.unit, r.t1.label("entry_at"), r.reached, *seconds, to_last]
     source: Any = ranked
+    member_id: ColumnElement[Any] = r.unit if spec.unit == "member" else null()
+    if entry:
+        # The entry event: the start's own row (strict) or the numbered row at its place.
+        if spec.mode == "strict":
+            entry_id = r.start_id
+        else:
+            entry_row = starts.alias("entry")
+            source = source.join(entry_row, and_(entry_row.c.unit == r.unit, entry_row.c.pos == r.s,
+                                                 entry_row.c.st == 1))
+            entry_id = entry_row.c.start_id
+        looked_up = events.alias("entry_event")
+        source = source.join(looked_up, looked_up.c.event_id == entry_id)
+        member_id = looked_up.c.member_id
+        columns.append(entry_id.label("entry_id"))
+    columns.insert(1, member_id.label("member_id"))
     if breakdown in EVENT_DIMENSIONS:
-        columns.append(r[breakdown].label("dim"))
+        columns.append(looked_up.c[breakdown].label("dim"))
     elif breakdown is not None:
-        source = ranked.outerjoin(members, members.c.member_id == r.member_id)
+        source = source.outerjoin(members, members.c.member_id == member_id)
         columns.append(members.c[breakdown].label("dim"))
     return select(*columns).select_from(source).where(r.attempt_rank == 1).subquery("best")
 
@@ -309,7 +429,7 @@ class FunnelReport:
 def funnel_report(bind: Bind, spec: FunnelSpec, filters: Filters, breakdown: str | None = None) -> FunnelReport:
     """Counts, conversions and time to convert per step, overall and per ``breakdown`` value."""
     n = len(spec.steps)
-    best = best_attempts(spec, filters, breakdown)
+    best = _best(spec, filters, breakdown)
     b = best.c
     columns: list[ColumnElement[Any]] = []
     for k in range(1, n + 1):
@@ -378,7 +498,7 @@ def funnel_trend(bind: Bind, spec: FunnelSpec, filters: Filters, grain: Grain = 
     """
     if grain not in ("day", "week"):
         raise InputError("grain must be day or week")
-    best = best_attempts(spec, filters)
+    best = _best(spec, filters, None)
     b = best.c
     period = date_trunc(grain, b.entry_at).label("period")
     inner = select(period, b.reached).subquery("entries")
@@ -401,7 +521,7 @@ def dropoff_member_ids(spec: FunnelSpec, filters: Filters, step: int) -> Select:
     """The distinct members whose best attempt reached ``step`` but not ``step + 1`` (1 <= step < N)."""
     if not 1 <= step < len(spec.steps):
         raise InputError(f"Drop-off is after a step from 1 to {len(spec.steps) - 1}, not {step}.")
-    best = best_attempts(spec, filters)
+    best = _best(spec, filters, None, member_ids=True)
     return select(best.c.member_id).where(best.c.reached == step, best.c.member_id.is_not(None)).distinct()
 
 
