@@ -65,6 +65,8 @@ from sqlalchemy import (
     or_,
     select,
 )
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.functions import GenericFunction
 
 from analytics import audiences
 from analytics.audiences import Audience, audience_kind
@@ -113,6 +115,52 @@ __all__ = [
 _FIELD = 2 ** 31
 
 
+class _UnitKey(GenericFunction[int]):
+    """A 64-bit hash of a unit id; ``salt`` 1 gives a second, independent hash (see :func:`_unit_key`)."""
+
+    type = BigInteger()
+    name = "memberlens_unit_key"
+    identifier = "memberlens_unit_key"
+    inherit_cache = True
+
+
+def _unit_key(unit: ColumnElement[Any], salt: int) -> ColumnElement[int]:
+    """The fast path's fixed-width key for a unit id: sorting and joining on it instead of text ids
+    is what makes the window pass cheap. Two units can share it (about 1 in 10^7 at 2.7M sessions),
+    so the fast path also carries the salt-1 hash and sends a unit whose key is shared to the
+    exact path (see :func:`_best`)."""
+    return _UnitKey(unit, literal_column(str(salt)))
+
+
+def _key_parts(element: _UnitKey, compiler: Any, **kw: Any) -> tuple[str, int]:
+    unit, salt = list(element.clauses)
+    return compiler.process(unit, **kw), int(salt.name)
+
+
+@compiles(_UnitKey)
+def _unit_key_default(element: _UnitKey, compiler: Any, **kw: Any) -> str:
+    raise InputError(f"Funnels need a 64-bit hash function, which MemberLens knows on DuckDB, PostgreSQL and "
+                     f"Spark SQL, not on {compiler.dialect.name}.")
+
+
+@compiles(_UnitKey, "duckdb")
+def _unit_key_duckdb(element: _UnitKey, compiler: Any, **kw: Any) -> str:
+    unit, salt = _key_parts(element, compiler, **kw)
+    return f"hash({unit})" if salt == 0 else f"hash(concat('#', {unit}))"
+
+
+@compiles(_UnitKey, "postgresql")
+def _unit_key_postgresql(element: _UnitKey, compiler: Any, **kw: Any) -> str:
+    unit, salt = _key_parts(element, compiler, **kw)
+    return f"hashtextextended({unit}, {salt})"
+
+
+@compiles(_UnitKey, "sparksql")
+def _unit_key_spark(element: _UnitKey, compiler: Any, **kw: Any) -> str:
+    unit, salt = _key_parts(element, compiler, **kw)
+    return f"xxhash64({unit})" if salt == 0 else f"xxhash64(concat('#', {unit}))"
+
+
 def _epoch(column: ColumnElement[Any]) -> ColumnElement[float]:
     return cast(extract("epoch", column), Double)
 
@@ -137,48 +185,73 @@ def _step_condition(step: FunnelStep, category: ColumnElement[Any] | None) -> Co
     return and_(*conditions)
 
 
-def _scope(spec: FunnelSpec, filters: Filters, defs: list[FunnelStep], *, step_events_only: bool) -> Subquery:
-    """The events in scope, narrow: ``unit``, ``event_id``, ``ts``, ``st`` (1 for a step-1 event inside
-    the range: a start) and one 0/1 flag ``m<d>`` per step definition; only the events matching some
-    step unless ``step_events_only`` is off (strict mode needs every event)."""
+def _unit_column(spec: FunnelSpec) -> ColumnElement[Any]:
+    return events.c.member_id if spec.unit == "member" else events.c.session_id
+
+
+def _scope_conditions(spec: FunnelSpec, filters: Filters, defs: list[FunnelStep]) -> tuple[Any, list[Any], list[Any]]:
+    """The events a funnel reads (FROM clause, conditions) and each definition's match condition."""
     e, p = events.c, products.c
     needs_category = any(d.category is not None for d in defs)
-    category = p.category if needs_category else None
-    unit = e.member_id if spec.unit == "member" else e.session_id
-    conditions = [unit.is_not(None), e.occurred_at >= filters.start_ts,
+    conditions = [_unit_column(spec).is_not(None), e.occurred_at >= filters.start_ts,
                   e.occurred_at < filters.end_ts + timedelta(seconds=spec.window_seconds)]
     if filters.tiers:
         conditions.append(e.member_id.in_(members_in_tiers(filters.tiers)))
-    matches = [_step_condition(d, category) for d in defs]
+    matches = [_step_condition(d, p.category if needs_category else None) for d in defs]
+    source = events.outerjoin(products, p.product_id == e.product_id) if needs_category else events
+    return source, conditions, matches
+
+
+def _scope(spec: FunnelSpec, filters: Filters, defs: list[FunnelStep], *, step_events_only: bool, fast: bool,
+           only: Any = None) -> Subquery:
+    """The events in scope, narrow: ``unit``, ``ts``, ``st`` (1 for a step-1 event inside the range: a
+    start) and one 0/1 flag ``m<d>`` per step definition; only the events matching some step unless
+    ``step_events_only`` is off (strict mode needs every event). ``fast``: ``unit`` is the unit's key
+    and ``check`` its second hash; otherwise ``unit`` is the id and ``event_id`` comes along, and
+    ``only`` (a subquery of keys) keeps those units."""
+    e = events.c
+    source, conditions, matches = _scope_conditions(spec, filters, defs)
+    unit = _unit_column(spec)
     if step_events_only:
         conditions.append(or_(*matches))
-    source = events.outerjoin(products, p.product_id == e.product_id) if needs_category else events
+    if only is not None:
+        conditions.append(_unit_key(unit, 0).in_(select(only.c.unit)))
+    keys = ([_unit_key(unit, 0).label("unit"), _unit_key(unit, 1).label("check")] if fast
+            else [unit.label("unit"), e.event_id.label("event_id")])
     starts = and_(matches[0], e.occurred_at < filters.end_ts)  # scope starts with the range
-    return (select(unit.label("unit"), e.event_id.label("event_id"), e.occurred_at.label("ts"),
-                   case((starts, 1), else_=0).label("st"),
+    return (select(*keys, e.occurred_at.label("ts"), case((starts, 1), else_=0).label("st"),
                    *(case((m, 1), else_=0).label(f"m{i}") for i, m in enumerate(matches)))
             .select_from(source).where(*conditions).subquery("scope"))
 
 
-def _unit_order(row: Any) -> dict[str, Any]:
-    """A unit's events in time order, then ``event_id``: the only sort of the step events."""
-    return {"partition_by": row.c.unit, "order_by": (row.c.ts, row.c.event_id)}
+def _unit_order(row: Any, fast: bool) -> dict[str, Any]:
+    """A unit's events in time order, then ``event_id``. The fast path orders by time alone: its
+    units have no two events at the same moment (those units take the exact path)."""
+    return {"partition_by": row.c.unit, "order_by": (row.c.ts,) if fast else (row.c.ts, row.c.event_id)}
 
 
-def _numbered(spec: FunnelSpec, filters: Filters, details: bool) -> tuple[Any, list[int]]:
+def _odd(base: Any, order: dict[str, Any]) -> ColumnElement[int]:
+    """Fast path: 1 on an event that shares its moment with a neighbour (their order would need
+    ``event_id``) or that follows an event of another unit with the same key."""
+    return case((or_(func.lag(base.c.ts).over(**order) == base.c.ts, func.lead(base.c.ts).over(**order) == base.c.ts,
+                     func.lag(base.c.check).over(**order) != base.c.check), 1), else_=0).label("odd")
+
+
+def _numbered(spec: FunnelSpec, filters: Filters, entry: bool, fast: bool, only: Any) -> tuple[Any, list[int]]:
     """Ordered and any-order modes: the step events in one window pass, as a CTE with ``unit``,
     ``ts``, ``pos`` (the event's place in its unit), ``st``, the flags ``m<d>``, running match
     counts ``c<d>`` (how many matches of definition d up to and including this event, times the
     definition's scale, 1 or _FIELD: see :data:`_FIELD`), ``follow`` (a start worth following) and
-    ``first`` (a start that may be the unit's earliest); with ``details``, ``start_id`` (a start's
-    event_id). Returns the CTE and each definition's scale.
+    ``first`` (a start that may be the unit's earliest); on the fast path ``odd`` (see :func:`_odd`),
+    on the exact path with ``entry`` ``start_id`` (a start's event_id). Returns the CTE and each
+    definition's scale.
 
     "The j-th match of definition d after event r" is then the match with ``c<d>`` = ``c<d>(r)`` +
     j x scale, found by an equi-join on (unit, count) instead of a search.
     """
     defs, step_def = _definitions(spec)
-    base = _scope(spec, filters, defs, step_events_only=True)
-    order = _unit_order(base)
+    base = _scope(spec, filters, defs, step_events_only=True, fast=fast, only=only)
+    order = _unit_order(base, fast)
     scales, sums = [], []
     for i in range(0, len(defs), 2):
         packed = base.c[f"m{i}"]
@@ -198,7 +271,8 @@ def _numbered(spec: FunnelSpec, filters: Filters, details: bool) -> tuple[Any, l
         func.lag(base.c.ts).over(**order).label("prev_at"),
         func.lead(base.c.st).over(**order).label("next_start"),
         func.lead(case((follows, 1), else_=0)).over(**order).label("next_follows"),
-        *([case((base.c.st == 1, base.c.event_id)).label("start_id")] if details else []),
+        *([_odd(base, order)] if fast else []),
+        *([case((base.c.st == 1, base.c.event_id)).label("start_id")] if entry and not fast else []),
     ).subquery("windowed")
     w = windowed.c
     counts = []
@@ -214,8 +288,8 @@ def _numbered(spec: FunnelSpec, filters: Filters, details: bool) -> tuple[Any, l
         w.unit, w.ts, w.st, w.pos, *(w[f"m{i}"] for i in range(len(defs))), *counts,
         case((and_(w.st == 1, follow), 1), else_=0).label("follow"),
         case((and_(w.st == 1, first), 1), else_=0).label("first"),
-        *([w.start_id] if details else []),
-    ).cte("numbered")
+        *([w.odd] if fast else []), *([w.start_id] if entry and not fast else []),
+    ).cte("numbered_fast" if fast else "numbered")
     return numbered, scales
 
 
@@ -234,7 +308,8 @@ def _first_starts(numbered: Any, n: int) -> Select:
     return select(*_candidate(c.unit, 1, c.pos, [c.ts], n, c.ts)).where(c.first == 1)
 
 
-def _ordered_candidates(spec: FunnelSpec, filters: Filters, details: bool) -> tuple[list[Select], Any]:
+def _ordered_candidates(spec: FunnelSpec, filters: Filters, entry: bool, fast: bool,
+                        only: Any) -> tuple[list[Select], Any]:
     """Ordered mode, level by level. Each followed start's path takes, at step k, the first match of
     step k's definition after its step k-1; every path that waits for the same match takes the same
     steps from there on, and the latest start among them is the best of them (same completion, later
@@ -244,45 +319,48 @@ def _ordered_candidates(spec: FunnelSpec, filters: Filters, details: bool) -> tu
     aggregation and one equi-join per step, on (unit, count)."""
     _, step_def = _definitions(spec)
     n = len(spec.steps)
-    numbered, scales = _numbered(spec, filters, details)
+    numbered, scales = _numbered(spec, filters, entry, fast, only)
     c = numbered.c
     window = timedelta(seconds=spec.window_seconds)
+    tag = "_fast" if fast else ""
     level: Any = select(c.unit, c.pos.label("s"), c.ts.label("t1"), c[f"c{step_def[1]}"].label("j")).where(
-        c.follow == 1).cte("level1")
+        c.follow == 1).cte(f"level1{tag}")
     candidates = [_first_starts(numbered, n)]
     for k in range(2, n + 1):
         d = step_def[k - 1]
         times = [f"t{i}" for i in range(1, k)]
         waiting = (select(level.c.unit, level.c.j, func.max(level.c.s).label("s"),
                           *(func.max(level.c[t]).label(t) for t in times))
-                   .group_by(level.c.unit, level.c.j).subquery(f"waiting{k}"))
-        match = numbered.alias(f"match{k}")
+                   .group_by(level.c.unit, level.c.j).subquery(f"waiting{k}{tag}"))
+        match = numbered.alias(f"match{k}{tag}")
         columns = [match.c.unit, waiting.c.s, *(waiting.c[t] for t in times), match.c.ts.label(f"t{k}")]
         if k < n:
             columns.append(match.c[f"c{step_def[k]}"].label("j"))
         level = (select(*columns)
                  .select_from(match.join(waiting, and_(match.c.unit == waiting.c.unit,
                                                        match.c[f"c{d}"] == waiting.c.j + scales[d])))
-                 .where(match.c[f"m{d}"] == 1).cte(f"level{k}"))
+                 .where(match.c[f"m{d}"] == 1).cte(f"level{k}{tag}"))
         reached = level.c[f"t{k}"]
         candidates.append(select(*_candidate(level.c.unit, k, level.c.s, [level.c[t] for t in [*times, f"t{k}"]],
                                              n, reached)).where(reached <= level.c.t1 + window))
     return candidates, numbered
 
 
-def _any_order_candidates(spec: FunnelSpec, filters: Filters, details: bool) -> tuple[list[Select], Any]:
+def _any_order_candidates(spec: FunnelSpec, filters: Filters, entry: bool, fast: bool,
+                          only: Any) -> tuple[list[Select], Any]:
     """Any-order mode: from each followed start, the j-th next match of each later step's definition
     (j = how often that definition appears among steps 2..k) by an equi-join on (unit, count)."""
     _, step_def = _definitions(spec)
     n = len(spec.steps)
-    numbered, scales = _numbered(spec, filters, details)
-    start = numbered.alias("start")
+    numbered, scales = _numbered(spec, filters, entry, fast, only)
+    tag = "_fast" if fast else ""
+    start = numbered.alias(f"start{tag}")
     source: Any = start
     found = []
     for k in range(2, n + 1):
         d = step_def[k - 1]
         j = step_def[1:k].count(d)
-        hop = numbered.alias(f"step{k}")
+        hop = numbered.alias(f"step{k}{tag}")
         source = source.outerjoin(hop, and_(hop.c.unit == start.c.unit, hop.c[f"m{d}"] == 1,
                                             hop.c[f"c{d}"] == start.c[f"c{d}"] + j * scales[d]))
         found.append(hop.c.ts)
@@ -291,9 +369,12 @@ def _any_order_candidates(spec: FunnelSpec, filters: Filters, details: bool) -> 
         # Completed when the last of steps 2..k is; missing when any of them is.
         latest = found[0] if k == 2 else func.greatest(*found[:k - 1])
         done.append(case((or_(*(f.is_(None) for f in found[:k - 1])), null()), else_=latest))
-    attempts = select(start.c.unit, start.c.pos, *(t.label(f"t{k}") for k, t in enumerate(done, start=1))).select_from(
-        source).where(start.c.follow == 1).subquery("attempts")
-    return [_first_starts(numbered, n), _scored(attempts, spec)], numbered
+    # The earliest starts come along whether followed or not: one list of candidates, no union
+    # (Spark 4.0 fails to plan a union of these two under the ranking).
+    attempts = select(start.c.unit, start.c.pos, *(t.label(f"t{k}") for k, t in enumerate(done, start=1)),
+                      start.c.first).select_from(source).where(or_(start.c.follow == 1, start.c.first == 1)).subquery(
+        f"attempts{tag}")
+    return [_scored(attempts, spec)], numbered
 
 
 def _scored(attempts: Any, spec: FunnelSpec) -> Select:
@@ -305,7 +386,7 @@ def _scored(attempts: Any, spec: FunnelSpec) -> Select:
     reached: ColumnElement[int] = literal(1)
     for k in range(2, n + 1):
         reached = reached + case((and_(a[f"t{k}"].is_not(None), a[f"t{k}"] <= limit), 1), else_=0)
-    scored = select(attempts, reached.label("reached")).subquery("scored")
+    scored = select(attempts, reached.label("reached")).subquery(f"{attempts.name}_scored")
     s = scored.c
     finish = case(*((s.reached == k, s[f"t{k}"]) for k in range(2, n + 1)), else_=s.t1)
     times = [case((s.reached >= k, s[f"t{k}"]), else_=null()) for k in range(2, n + 1)]
@@ -314,31 +395,37 @@ def _scored(attempts: Any, spec: FunnelSpec) -> Select:
         or_(s.reached > 1, *([s.first == 1] if "first" in s else [])))
 
 
-def _strict_candidates(spec: FunnelSpec, filters: Filters, details: bool) -> tuple[list[Select], None]:
+def _strict_candidates(spec: FunnelSpec, filters: Filters, entry: bool, fast: bool,
+                       only: Any) -> tuple[list[Select], Any]:
     """Strict mode: the steps are the unit's consecutive events from the start, read with ``LEAD``
     over every event of the unit in one window pass."""
     defs, step_def = _definitions(spec)
     n = len(spec.steps)
-    base = _scope(spec, filters, defs, step_events_only=False)
-    order = _unit_order(base)
+    base = _scope(spec, filters, defs, step_events_only=False, fast=fast, only=only)
+    order = _unit_order(base, fast)
     ahead = []
     for k in range(2, n + 1):
         offset = literal_column(str(k - 1))
         ahead += [func.lead(base.c[f"m{step_def[k - 1]}"], offset).over(**order).label(f"lm{k}"),
                   func.lead(base.c.ts, offset).over(**order).label(f"lt{k}")]
+    tag = "_fast" if fast else ""
     looked = select(
         base.c.unit, base.c.ts, base.c.st, func.row_number().over(**order).label("pos"),
         cast(func.sum(base.c.st).over(**order, rows=(None, 0)), BigInteger).label("starts"),
         func.lag(base.c.ts).over(**order).label("prev_at"), *ahead,
-        *([base.c.event_id.label("start_id")] if details else []),
-    ).subquery("looked")
+        *([_odd(base, order)] if fast else []),
+        *([base.c.event_id.label("start_id")] if entry and not fast else []),
+    ).cte(f"looked{tag}")
     w = looked.c
     times = [w.ts] + [case((and_(*(w[f"lm{j}"] == 1 for j in range(2, k + 1))), w[f"lt{k}"]), else_=null())
                       for k in range(2, n + 1)]
     first = case((or_(w.starts == 1, w.prev_at == w.ts), 1), else_=0)
     attempts = select(w.unit, w.pos, *(t.label(f"t{k}") for k, t in enumerate(times, start=1)), first.label("first"),
-                      *([w.start_id] if details else [])).where(w.st == 1).subquery("attempts")
-    return [_scored(attempts, spec)], attempts
+                      *([w.start_id] if entry and not fast else [])).where(w.st == 1).subquery(f"attempts{tag}")
+    return [_scored(attempts, spec)], looked
+
+
+_BUILDERS = {"ordered": _ordered_candidates, "any": _any_order_candidates, "strict": _strict_candidates}
 
 
 def best_attempts(spec: FunnelSpec, filters: Filters, breakdown: str | None = None) -> Subquery:
@@ -352,48 +439,95 @@ def best_attempts(spec: FunnelSpec, filters: Filters, breakdown: str | None = No
 
 def _best(spec: FunnelSpec, filters: Filters, breakdown: str | None, *, details: bool = False,
           member_ids: bool = False) -> Subquery:
-    """:func:`best_attempts`. Without ``details`` the entry event is looked up only when the result
-    needs it (an event breakdown; the member of a session for a member breakdown or ``member_ids``),
-    and ``entry_id`` is left out; ``member_id`` is missing for sessions unless looked up."""
+    """:func:`best_attempts`, in two paths of the same SQL. The fast path keys units by a 64-bit hash
+    and orders their events by time alone, so its one sort carries no text; a unit with two events
+    at the same moment (whose order needs ``event_id``) or whose key another unit shares is flagged
+    there and taken by the exact path instead, keyed by its id and ordered by (time, ``event_id``),
+    over just those units' events. Both paths are the same builders; their best attempts are
+    appended.
+
+    Without ``details`` the entry event is looked up only when the result needs it (a breakdown, or
+    ``member_ids``); ``unit`` and ``entry_id`` are left out and ``member_id`` is included only when
+    looked up."""
     if breakdown is not None and breakdown not in DIMENSIONS:
         raise InputError(f"Unknown breakdown {breakdown!r}; choose from {', '.join(DIMENSIONS)}.")
+    entry = details or member_ids or breakdown is not None
+    build = _BUILDERS[spec.mode]
+    candidates, rows = build(spec, filters, entry, True, None)
+    odd_units = select(rows.c.unit).where(rows.c.odd == 1).distinct().cte("odd_units")
+    fast = _branch(spec, filters, candidates, rows, breakdown, details=details, entry=entry, fast=True,
+                   exclude=odd_units)
+    candidates, rows = build(spec, filters, entry, False, odd_units)
+    exact = _branch(spec, filters, candidates, rows, breakdown, details=details, entry=entry, fast=False)
+    return _append(fast, exact)
+
+
+def _append(fast: Select, exact: Select) -> Subquery:
+    """The two paths' best attempts as one subquery (without the fast path's ``key``)."""
+    first = fast.subquery("best_fast")
+    second = exact.subquery("best_exact")
+    names = [c.key for c in first.c if c.key != "key"]
+    return select(*(first.c[n] for n in names)).union_all(select(*(second.c[n] for n in names))).subquery("best")
+
+
+def _branch(spec: FunnelSpec, filters: Filters, candidates: list[Select], rows: Any, breakdown: str | None, *,
+            details: bool, entry: bool, fast: bool, exclude: Any = None) -> Select:
+    """One path's best attempt per unit: rank the candidates (furthest step, then completed first,
+    then started latest), then the output columns, the entry event looked up when needed. Units in
+    ``exclude`` are left out.
+
+    Spark 4.0's optimizer (RemoveRedundantAliases) breaks the plan of a ranking straight over this
+    union when the ranked rows are joined or filtered afterwards; a filter between the two (the
+    exclusion, or ``reached >= 1``, which always holds) avoids it."""
     n = len(spec.steps)
-    entry = (details or breakdown in EVENT_DIMENSIONS
-             or (spec.unit == "session" and (member_ids or breakdown is not None)))
-    build = {"ordered": _ordered_candidates, "any": _any_order_candidates, "strict": _strict_candidates}[spec.mode]
-    candidates, starts = build(spec, filters, entry)
-    union = candidates[0].union_all(*candidates[1:]).subquery("candidates") if len(candidates) > 1 else \
-        candidates[0].subquery("candidates")
+    tag = "_fast" if fast else ""
+    union = (candidates[0].union_all(*candidates[1:]) if len(candidates) > 1 else candidates[0]).subquery(
+        f"all_candidates{tag}")
+    kept = union.c.reached >= 1 if exclude is None else ~union.c.unit.in_(select(exclude.c.unit))
+    union = select(union).where(kept).subquery(f"candidates{tag}")
     u = union.c
     rank = func.row_number().over(partition_by=u.unit, order_by=(u.reached.desc(), u.finish, u.s.desc()))
-    ranked = select(union, rank.label("attempt_rank")).subquery("ranked")
+    ranked = select(union, rank.label("attempt_rank")).subquery(f"ranked{tag}")
     r = ranked.c
     eps = [_epoch(r[f"t{k}"]) for k in range(1, n + 1)]
     seconds = [case((r.reached >= k, eps[k - 1] - eps[k - 2]), else_=null()).label(f"sec{k}") for k in range(2, n + 1)]
     to_last = case((r.reached == n, eps[n - 1] - eps[0]), else_=null()).label("sec_total")
-    columns: list[ColumnElement[Any]] = [r.unit, r.t1.label("entry_at"), r.reached, *seconds, to_last]
+    columns: list[ColumnElement[Any]] = [r.unit.label("key"), r.t1.label("entry_at"), r.reached, *seconds, to_last]
     source: Any = ranked
-    member_id: ColumnElement[Any] = r.unit if spec.unit == "member" else null()
-    if entry:
-        # The entry event: the start's own row (strict) or the numbered row at its place.
+    looked_up: Any = None
+    if entry and fast:
+        # Fast units have one event per moment, so (key, time) finds the entry among the step-1 events.
+        defs, _ = _definitions(spec)
+        scope, conditions, matches = _scope_conditions(spec, filters, defs)
+        e = events.c
+        started = (select(_unit_key(_unit_column(spec), 0).label("key"), e.occurred_at.label("ts"),
+                          e.event_id, e.member_id, _unit_column(spec).label("unit"),
+                          *(e[d] for d in EVENT_DIMENSIONS))
+                   .select_from(scope).where(*conditions, matches[0], e.occurred_at < filters.end_ts)
+                   .subquery("entry_event_fast"))
+        source = source.join(started, and_(started.c.key == r.unit, started.c.ts == r.t1))
+        looked_up, entry_id, unit = started, started.c.event_id, started.c.unit
+    elif entry:
         if spec.mode == "strict":
             entry_id = r.start_id
         else:
-            entry_row = starts.alias("entry")
+            entry_row = rows.alias("entry")
             source = source.join(entry_row, and_(entry_row.c.unit == r.unit, entry_row.c.pos == r.s,
                                                  entry_row.c.st == 1))
             entry_id = entry_row.c.start_id
         looked_up = events.alias("entry_event")
         source = source.join(looked_up, looked_up.c.event_id == entry_id)
-        member_id = looked_up.c.member_id
-        columns.append(entry_id.label("entry_id"))
-    columns.insert(1, member_id.label("member_id"))
+        unit = r.unit
+    if details:
+        columns[1:1] = [unit.label("unit"), entry_id.label("entry_id")]
+    if entry:
+        columns.insert(1, looked_up.c.member_id.label("member_id"))
     if breakdown in EVENT_DIMENSIONS:
         columns.append(looked_up.c[breakdown].label("dim"))
     elif breakdown is not None:
-        source = source.outerjoin(members, members.c.member_id == member_id)
+        source = source.outerjoin(members, members.c.member_id == looked_up.c.member_id)
         columns.append(members.c[breakdown].label("dim"))
-    return select(*columns).select_from(source).where(r.attempt_rank == 1).subquery("best")
+    return select(*columns).select_from(source).where(r.attempt_rank == 1)
 
 
 # ---------------------------------------------------------------------------------------------
