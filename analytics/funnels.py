@@ -109,10 +109,10 @@ __all__ = [
 # The best attempt of every unit, as a subquery
 # ---------------------------------------------------------------------------------------------
 
-#: Running match counts travel two to a BIGINT: the low 31 bits count one step definition, the rest
-#: counts the next one in units of _FIELD (see _numbered). Exact while a unit has fewer than 2^31
-#: matching events of one definition in the range.
-_FIELD = 2 ** 31
+#: Running match counts are packed into BIGINT sums, several definitions to a sum, each in a field of
+#: this many bits: the exact path's fields hold any count below 2^31; the fast path packs four to a
+#: sum and sends a unit with 2^15 or more step events in the range to the exact path (see _numbered).
+_BITS = {True: 15, False: 31}
 
 
 class _UnitKey(GenericFunction[int]):
@@ -230,18 +230,21 @@ def _unit_order(row: Any, fast: bool) -> dict[str, Any]:
     return {"partition_by": row.c.unit, "order_by": (row.c.ts,) if fast else (row.c.ts, row.c.event_id)}
 
 
-def _odd(base: Any, order: dict[str, Any]) -> ColumnElement[int]:
-    """Fast path: 1 on an event that shares its moment with a neighbour (their order would need
-    ``event_id``) or that follows an event of another unit with the same key."""
-    return case((or_(func.lag(base.c.ts).over(**order) == base.c.ts, func.lead(base.c.ts).over(**order) == base.c.ts,
-                     func.lag(base.c.check).over(**order) != base.c.check), 1), else_=0).label("odd")
+def _odd(base: Any, order: dict[str, Any], position: ColumnElement[int] | None = None) -> ColumnElement[int]:
+    """Fast path: 1 on an event at the same moment as the one before it (their order would need
+    ``event_id``), after an event of another unit with the same key, or beyond the 2^15 - 1 events
+    that the fast path's packed counts hold (see :data:`_BITS`)."""
+    odd = [func.lag(base.c.ts).over(**order) == base.c.ts, func.lag(base.c.check).over(**order) != base.c.check]
+    if position is not None:
+        odd.append(position >= 2 ** _BITS[True])
+    return case((or_(*odd), 1), else_=0).label("odd")
 
 
 def _numbered(spec: FunnelSpec, filters: Filters, entry: bool, fast: bool, only: Any) -> tuple[Any, list[int]]:
     """Ordered and any-order modes: the step events in one window pass, as a CTE with ``unit``,
     ``ts``, ``pos`` (the event's place in its unit), ``st``, the flags ``m<d>``, running match
     counts ``c<d>`` (how many matches of definition d up to and including this event, times the
-    definition's scale, 1 or _FIELD: see :data:`_FIELD`), ``follow`` (a start worth following) and
+    definition's scale, a power of two: see :data:`_BITS`), ``follow`` (a start worth following) and
     ``first`` (a start that may be the unit's earliest); on the fast path ``odd`` (see :func:`_odd`),
     on the exact path with ``entry`` ``start_id`` (a start's event_id). Returns the CTE and each
     definition's scale.
@@ -252,14 +255,17 @@ def _numbered(spec: FunnelSpec, filters: Filters, entry: bool, fast: bool, only:
     defs, step_def = _definitions(spec)
     base = _scope(spec, filters, defs, step_events_only=True, fast=fast, only=only)
     order = _unit_order(base, fast)
-    scales, sums = [], []
-    for i in range(0, len(defs), 2):
-        packed = base.c[f"m{i}"]
-        scales.append(1)
-        if i + 1 < len(defs):
-            packed = packed + base.c[f"m{i + 1}"] * literal_column(str(_FIELD))
-            scales.append(_FIELD)
-        sums.append(cast(func.sum(packed).over(**order, rows=(None, 0)), BigInteger).label(f"p{i // 2}"))
+    bits = _BITS[fast]
+    per_sum = 63 // bits
+    scales = [2 ** (bits * (i % per_sum)) for i in range(len(defs))]
+    sums = []
+    for first_def in range(0, len(defs), per_sum):
+        fields = [base.c[f"m{i}"] * literal_column(str(scales[i])) if scales[i] > 1 else base.c[f"m{i}"]
+                  for i in range(first_def, min(first_def + per_sum, len(defs)))]
+        packed = fields[0]
+        for field in fields[1:]:
+            packed = packed + field
+        sums.append(cast(func.sum(packed).over(**order, rows=(None, 0)), BigInteger).label(f"p{first_def // per_sum}"))
     # A start directly followed by another start that matches none of the later steps' definitions (in
     # ordered mode: not step 2's) takes the same path, later and tighter: it cannot be the best attempt
     # unless nobody gets past step 1, when the earliest start is (see ``first``).
@@ -271,15 +277,17 @@ def _numbered(spec: FunnelSpec, filters: Filters, entry: bool, fast: bool, only:
         func.lag(base.c.ts).over(**order).label("prev_at"),
         func.lead(base.c.st).over(**order).label("next_start"),
         func.lead(case((follows, 1), else_=0)).over(**order).label("next_follows"),
-        *([_odd(base, order)] if fast else []),
+        *([_odd(base, order, func.row_number().over(**order))] if fast else []),
         *([case((base.c.st == 1, base.c.event_id)).label("start_id")] if entry and not fast else []),
     ).subquery("windowed")
     w = windowed.c
     counts = []
     for i in range(len(defs)):
-        packed = w[f"p{i // 2}"]
-        low = packed % literal_column(str(_FIELD)) if scales[i] == 1 and i + 1 < len(defs) else packed
-        counts.append((low if scales[i] == 1 else packed - packed % literal_column(str(_FIELD))).label(f"c{i}"))
+        # Field i of its sum, still times its scale: what lies below the next field minus what lies below it.
+        packed = w[f"p{i // per_sum}"]
+        upper = packed if i % per_sum == per_sum - 1 or i == len(defs) - 1 else \
+            packed % literal_column(str(scales[i] * 2 ** bits))
+        counts.append((upper if scales[i] == 1 else upper - packed % literal_column(str(scales[i]))).label(f"c{i}"))
     follow = or_(w.next_start.is_(None), w.next_start == 0, w.next_follows == 1)
     # The earliest start, and any start at that same moment (ties go to the later event): the best
     # attempt when no attempt gets past step 1.
@@ -398,7 +406,10 @@ def _scored(attempts: Any, spec: FunnelSpec) -> Select:
 def _strict_candidates(spec: FunnelSpec, filters: Filters, entry: bool, fast: bool,
                        only: Any) -> tuple[list[Select], Any]:
     """Strict mode: the steps are the unit's consecutive events from the start, read with ``LEAD``
-    over every event of the unit in one window pass."""
+    over every event of the unit in one window pass. The earliest start (the best attempt when none
+    gets past step 1): on the fast path, where no two events of a unit share a moment, the unit's
+    first start by an aggregation; on the exact path, by a running count of starts (ties go to the
+    later event)."""
     defs, step_def = _definitions(spec)
     n = len(spec.steps)
     base = _scope(spec, filters, defs, step_events_only=False, fast=fast, only=only)
@@ -409,19 +420,26 @@ def _strict_candidates(spec: FunnelSpec, filters: Filters, entry: bool, fast: bo
         ahead += [func.lead(base.c[f"m{step_def[k - 1]}"], offset).over(**order).label(f"lm{k}"),
                   func.lead(base.c.ts, offset).over(**order).label(f"lt{k}")]
     tag = "_fast" if fast else ""
-    looked = select(
-        base.c.unit, base.c.ts, base.c.st, func.row_number().over(**order).label("pos"),
+    earliest = [_odd(base, order)] if fast else [
         cast(func.sum(base.c.st).over(**order, rows=(None, 0)), BigInteger).label("starts"),
-        func.lag(base.c.ts).over(**order).label("prev_at"), *ahead,
-        *([_odd(base, order)] if fast else []),
+        func.lag(base.c.ts).over(**order).label("prev_at")]
+    looked = select(
+        base.c.unit, base.c.ts, base.c.st, func.row_number().over(**order).label("pos"), *ahead, *earliest,
         *([base.c.event_id.label("start_id")] if entry and not fast else []),
     ).cte(f"looked{tag}")
     w = looked.c
     times = [w.ts] + [case((and_(*(w[f"lm{j}"] == 1 for j in range(2, k + 1))), w[f"lt{k}"]), else_=null())
                       for k in range(2, n + 1)]
+    columns = [w.unit, w.pos, *(t.label(f"t{k}") for k, t in enumerate(times, start=1))]
+    if fast:
+        attempts = select(*columns).where(w.st == 1).subquery(f"attempts{tag}")
+        first = (select(w.unit, func.min(w.pos).label("pos"), func.min(w.ts).label("ts"))
+                 .where(w.st == 1).group_by(w.unit).subquery("first_starts_fast"))
+        return [select(*_candidate(first.c.unit, 1, first.c.pos, [first.c.ts], n, first.c.ts)),
+                _scored(attempts, spec)], looked
     first = case((or_(w.starts == 1, w.prev_at == w.ts), 1), else_=0)
-    attempts = select(w.unit, w.pos, *(t.label(f"t{k}") for k, t in enumerate(times, start=1)), first.label("first"),
-                      *([w.start_id] if entry and not fast else [])).where(w.st == 1).subquery(f"attempts{tag}")
+    attempts = select(*columns, first.label("first"), *([w.start_id] if entry else [])).where(
+        w.st == 1).subquery(f"attempts{tag}")
     return [_scored(attempts, spec)], looked
 
 
