@@ -230,34 +230,68 @@ def _unit_order(row: Any, fast: bool) -> dict[str, Any]:
     return {"partition_by": row.c.unit, "order_by": (row.c.ts,) if fast else (row.c.ts, row.c.event_id)}
 
 
-def _odd(base: Any, order: dict[str, Any], position: ColumnElement[int] | None = None) -> ColumnElement[int]:
+def _odd(base: Any, order: dict[str, Any]) -> ColumnElement[int]:
     """Fast path: 1 on an event at the same moment as the one before it (their order would need
-    ``event_id``), after an event of another unit with the same key, or beyond the 2^15 - 1 events
-    that the fast path's packed counts hold (see :data:`_BITS`)."""
-    odd = [func.lag(base.c.ts).over(**order) == base.c.ts, func.lag(base.c.check).over(**order) != base.c.check]
-    if position is not None:
-        odd.append(position >= 2 ** _BITS[True])
-    return case((or_(*odd), 1), else_=0).label("odd")
+    ``event_id``) or after an event of another unit with the same key. (A unit with more step events
+    than the packed counts hold is flagged too: see :func:`_numbered`.)"""
+    return case((or_(func.lag(base.c.ts).over(**order) == base.c.ts,
+                     func.lag(base.c.check).over(**order) != base.c.check), 1), else_=0).label("odd")
 
 
-def _numbered(spec: FunnelSpec, filters: Filters, entry: bool, fast: bool, only: Any) -> tuple[Any, list[int]]:
-    """Ordered and any-order modes: the step events in one window pass, as a CTE with ``unit``,
-    ``ts``, ``pos`` (the event's place in its unit), ``st``, the flags ``m<d>``, running match
-    counts ``c<d>`` (how many matches of definition d up to and including this event, times the
-    definition's scale, a power of two: see :data:`_BITS`), ``follow`` (a start worth following) and
-    ``first`` (a start that may be the unit's earliest); on the fast path ``odd`` (see :func:`_odd`),
-    on the exact path with ``entry`` ``start_id`` (a start's event_id). Returns the CTE and each
-    definition's scale.
+@dataclass(frozen=True)
+class _Sequence:
+    """The numbered step events (a CTE) and how to read them: ``unit``, ``ts``, ``pos`` (exact path:
+    the event's place in its unit), packed running counts ``p<i>`` and ``code``, one bit per flag
+    (``m<d>``: matches definition d; ``st``: a start; ``follow``: a start worth following; ``first``: a
+    start that may be the unit's earliest; ``odd``: see :func:`_odd`); with ``entry`` on the exact path,
+    ``start_id`` (a start's event_id). Narrow on purpose: DuckDB materialises every column of it."""
 
-    "The j-th match of definition d after event r" is then the match with ``c<d>`` = ``c<d>(r)`` +
-    j x scale, found by an equi-join on (unit, count) instead of a search.
+    rows: Any
+    fast: bool
+    defs: int
+    scales: tuple[int, ...]
+    bits: int
+
+    def flag(self, row: Any, name: str) -> ColumnElement[bool]:
+        return _flag(row, name, self.defs)
+
+    def count(self, row: Any, d: int) -> ColumnElement[int]:
+        """Matches of definition d up to and including the event, times the definition's scale: field
+        d of its packed sum, what lies below the next field minus what lies below it."""
+        per_sum = 63 // self.bits
+        packed, scale = row.c[f"p{d // per_sum}"], self.scales[d]
+        upper = packed if d % per_sum == per_sum - 1 or d == self.defs - 1 else \
+            packed % literal_column(str(scale * 2 ** self.bits))
+        return upper if scale == 1 else upper - packed % literal_column(str(scale))
+
+    def start(self, row: Any) -> ColumnElement[Any]:
+        """What tells a unit's starts apart and orders them: the place (exact path) or the time (fast
+        path, where no two events of a unit share a moment)."""
+        return row.c.ts if self.fast else row.c.pos
+
+
+def _flag(row: Any, name: str, defs: int) -> ColumnElement[bool]:
+    """Flag ``name`` of a row of numbered events (see :class:`_Sequence`), a bit test without bit operators."""
+    bit = 2 ** _flag_bit(name, defs)
+    return row.c.code % literal_column(str(2 * bit)) >= literal_column(str(bit))
+
+
+def _flag_bit(name: str, defs: int) -> int:
+    return int(name[1:]) if name.startswith("m") else defs + ("st", "follow", "first", "odd").index(name)
+
+
+def _numbered(spec: FunnelSpec, filters: Filters, entry: bool, fast: bool, only: Any) -> _Sequence:
+    """Ordered and any-order modes: the step events in one window pass (see :class:`_Sequence`).
+
+    "The j-th match of definition d after event r" is then the match whose count of d is r's + j x
+    scale, found by an equi-join on (unit, count) instead of a search.
     """
     defs, step_def = _definitions(spec)
     base = _scope(spec, filters, defs, step_events_only=True, fast=fast, only=only)
     order = _unit_order(base, fast)
     bits = _BITS[fast]
     per_sum = 63 // bits
-    scales = [2 ** (bits * (i % per_sum)) for i in range(len(defs))]
+    scales = tuple(2 ** (bits * (i % per_sum)) for i in range(len(defs)))
     sums = []
     for first_def in range(0, len(defs), per_sum):
         fields = [base.c[f"m{i}"] * literal_column(str(scales[i])) if scales[i] > 1 else base.c[f"m{i}"]
@@ -272,33 +306,33 @@ def _numbered(spec: FunnelSpec, filters: Filters, entry: bool, fast: bool, only:
     later = step_def[1:2] if spec.mode == "ordered" else sorted(set(step_def[1:]))
     follows = or_(*(base.c[f"m{d}"] == 1 for d in later))
     windowed = select(
-        base.c.unit, base.c.ts, base.c.st, *(base.c[f"m{i}"] for i in range(len(defs))),
-        func.row_number().over(**order).label("pos"), *sums,
-        func.lag(base.c.ts).over(**order).label("prev_at"),
-        func.lead(base.c.st).over(**order).label("next_start"),
-        func.lead(case((follows, 1), else_=0)).over(**order).label("next_follows"),
-        *([_odd(base, order, func.row_number().over(**order))] if fast else []),
+        base.c.unit, base.c.ts, base.c.st, *(base.c[f"m{i}"] for i in range(len(defs))), *sums,
+        func.lead(base.c.st + case((follows, 2), else_=0)).over(**order).label("next"),
+        *([_odd(base, order)] if fast else [func.row_number().over(**order).label("pos"),
+                                            func.lag(base.c.ts).over(**order).label("prev_at")]),
         *([case((base.c.st == 1, base.c.event_id)).label("start_id")] if entry and not fast else []),
     ).subquery("windowed")
     w = windowed.c
-    counts = []
-    for i in range(len(defs)):
-        # Field i of its sum, still times its scale: what lies below the next field minus what lies below it.
-        packed = w[f"p{i // per_sum}"]
-        upper = packed if i % per_sum == per_sum - 1 or i == len(defs) - 1 else \
-            packed % literal_column(str(scales[i] * 2 ** bits))
-        counts.append((upper if scales[i] == 1 else upper - packed % literal_column(str(scales[i]))).label(f"c{i}"))
-    follow = or_(w.next_start.is_(None), w.next_start == 0, w.next_follows == 1)
-    # The earliest start, and any start at that same moment (ties go to the later event): the best
-    # attempt when no attempt gets past step 1.
-    first = or_(counts[step_def[0]] == scales[step_def[0]], w.prev_at == w.ts)
-    numbered = select(
-        w.unit, w.ts, w.st, w.pos, *(w[f"m{i}"] for i in range(len(defs))), *counts,
-        case((and_(w.st == 1, follow), 1), else_=0).label("follow"),
-        case((and_(w.st == 1, first), 1), else_=0).label("first"),
-        *([w.odd] if fast else []), *([w.start_id] if entry and not fast else []),
+    sequence = _Sequence(windowed, fast, len(defs), scales, bits)
+    follow = or_(w.next.is_(None), w.next % 2 == 0, w.next >= 2)
+    # The earliest start (the best attempt when none gets past step 1), and on the exact path any start
+    # at that same moment (ties go to the later event).
+    first = sequence.count(windowed, step_def[0]) == scales[step_def[0]]
+    flags = {**{f"m{i}": w[f"m{i}"] == 1 for i in range(len(defs))}, "st": w.st == 1,
+             "follow": and_(w.st == 1, follow),
+             "first": and_(w.st == 1, first if fast else or_(first, w.prev_at == w.ts))}
+    if fast:
+        # A count about to overflow its field: the unit takes the exact path.
+        full = [sequence.count(windowed, i) >= (2 ** bits - 1) * scales[i] for i in range(len(defs))]
+        flags["odd"] = or_(w.odd == 1, *full)
+    code = literal(0)
+    for name, condition in flags.items():
+        code = code + case((condition, 2 ** _flag_bit(name, len(defs))), else_=0)
+    rows = select(
+        w.unit, w.ts, *(w[f"p{i}"] for i in range(len(sums))), code.label("code"),
+        *([] if fast else [w.pos]), *([w.start_id] if entry and not fast else []),
     ).cte("numbered_fast" if fast else "numbered")
-    return numbered, scales
+    return _Sequence(rows, fast, len(defs), scales, bits)
 
 
 def _candidate(unit: Any, reached: int | ColumnElement[int], start: Any, times: list[Any], n: int,
@@ -311,9 +345,9 @@ def _candidate(unit: Any, reached: int | ColumnElement[int], start: Any, times: 
             finish.label("finish"), *extra]
 
 
-def _first_starts(numbered: Any, n: int) -> Select:
-    c = numbered.c
-    return select(*_candidate(c.unit, 1, c.pos, [c.ts], n, c.ts)).where(c.first == 1)
+def _first_starts(seq: _Sequence, n: int) -> Select:
+    row = seq.rows
+    return select(*_candidate(row.c.unit, 1, seq.start(row), [row.c.ts], n, row.c.ts)).where(seq.flag(row, "first"))
 
 
 def _ordered_candidates(spec: FunnelSpec, filters: Filters, entry: bool, fast: bool,
@@ -327,31 +361,31 @@ def _ordered_candidates(spec: FunnelSpec, filters: Filters, entry: bool, fast: b
     aggregation and one equi-join per step, on (unit, count)."""
     _, step_def = _definitions(spec)
     n = len(spec.steps)
-    numbered, scales = _numbered(spec, filters, entry, fast, only)
-    c = numbered.c
+    seq = _numbered(spec, filters, entry, fast, only)
+    row = seq.rows
     window = timedelta(seconds=spec.window_seconds)
     tag = "_fast" if fast else ""
-    level: Any = select(c.unit, c.pos.label("s"), c.ts.label("t1"), c[f"c{step_def[1]}"].label("j")).where(
-        c.follow == 1).cte(f"level1{tag}")
-    candidates = [_first_starts(numbered, n)]
+    level: Any = select(row.c.unit, seq.start(row).label("s"), row.c.ts.label("t1"),
+                        seq.count(row, step_def[1]).label("j")).where(seq.flag(row, "follow")).cte(f"level1{tag}")
+    candidates = [_first_starts(seq, n)]
     for k in range(2, n + 1):
         d = step_def[k - 1]
         times = [f"t{i}" for i in range(1, k)]
         waiting = (select(level.c.unit, level.c.j, func.max(level.c.s).label("s"),
                           *(func.max(level.c[t]).label(t) for t in times))
                    .group_by(level.c.unit, level.c.j).subquery(f"waiting{k}{tag}"))
-        match = numbered.alias(f"match{k}{tag}")
+        match = row.alias(f"match{k}{tag}")
         columns = [match.c.unit, waiting.c.s, *(waiting.c[t] for t in times), match.c.ts.label(f"t{k}")]
         if k < n:
-            columns.append(match.c[f"c{step_def[k]}"].label("j"))
+            columns.append(seq.count(match, step_def[k]).label("j"))
         level = (select(*columns)
                  .select_from(match.join(waiting, and_(match.c.unit == waiting.c.unit,
-                                                       match.c[f"c{d}"] == waiting.c.j + scales[d])))
-                 .where(match.c[f"m{d}"] == 1).cte(f"level{k}{tag}"))
+                                                       seq.count(match, d) == waiting.c.j + seq.scales[d])))
+                 .where(seq.flag(match, f"m{d}")).cte(f"level{k}{tag}"))
         reached = level.c[f"t{k}"]
         candidates.append(select(*_candidate(level.c.unit, k, level.c.s, [level.c[t] for t in [*times, f"t{k}"]],
                                              n, reached)).where(reached <= level.c.t1 + window))
-    return candidates, numbered
+    return candidates, row
 
 
 def _any_order_candidates(spec: FunnelSpec, filters: Filters, entry: bool, fast: bool,
@@ -360,17 +394,17 @@ def _any_order_candidates(spec: FunnelSpec, filters: Filters, entry: bool, fast:
     (j = how often that definition appears among steps 2..k) by an equi-join on (unit, count)."""
     _, step_def = _definitions(spec)
     n = len(spec.steps)
-    numbered, scales = _numbered(spec, filters, entry, fast, only)
+    seq = _numbered(spec, filters, entry, fast, only)
     tag = "_fast" if fast else ""
-    start = numbered.alias(f"start{tag}")
+    start = seq.rows.alias(f"start{tag}")
     source: Any = start
     found = []
     for k in range(2, n + 1):
         d = step_def[k - 1]
         j = step_def[1:k].count(d)
-        hop = numbered.alias(f"step{k}{tag}")
-        source = source.outerjoin(hop, and_(hop.c.unit == start.c.unit, hop.c[f"m{d}"] == 1,
-                                            hop.c[f"c{d}"] == start.c[f"c{d}"] + j * scales[d]))
+        hop = seq.rows.alias(f"step{k}{tag}")
+        source = source.outerjoin(hop, and_(hop.c.unit == start.c.unit, seq.flag(hop, f"m{d}"),
+                                            seq.count(hop, d) == seq.count(start, d) + j * seq.scales[d]))
         found.append(hop.c.ts)
     done = [start.c.ts]
     for k in range(2, n + 1):
@@ -379,10 +413,11 @@ def _any_order_candidates(spec: FunnelSpec, filters: Filters, entry: bool, fast:
         done.append(case((or_(*(f.is_(None) for f in found[:k - 1])), null()), else_=latest))
     # The earliest starts come along whether followed or not: one list of candidates, no union
     # (Spark 4.0 fails to plan a union of these two under the ranking).
-    attempts = select(start.c.unit, start.c.pos, *(t.label(f"t{k}") for k, t in enumerate(done, start=1)),
-                      start.c.first).select_from(source).where(or_(start.c.follow == 1, start.c.first == 1)).subquery(
-        f"attempts{tag}")
-    return [_scored(attempts, spec)], numbered
+    first = seq.flag(start, "first")
+    times = [t.label(f"t{k}") for k, t in enumerate(done, start=1)]
+    attempts = select(start.c.unit, seq.start(start).label("pos"), *times, case((first, 1), else_=0).label("first")
+                      ).select_from(source).where(or_(seq.flag(start, "follow"), first)).subquery(f"attempts{tag}")
+    return [_scored(attempts, spec)], seq.rows
 
 
 def _scored(attempts: Any, spec: FunnelSpec) -> Select:
@@ -424,18 +459,21 @@ def _strict_candidates(spec: FunnelSpec, filters: Filters, entry: bool, fast: bo
         cast(func.sum(base.c.st).over(**order, rows=(None, 0)), BigInteger).label("starts"),
         func.lag(base.c.ts).over(**order).label("prev_at")]
     looked = select(
-        base.c.unit, base.c.ts, base.c.st, func.row_number().over(**order).label("pos"), *ahead, *earliest,
+        base.c.unit, base.c.ts, base.c.st, *ahead, *earliest,
+        *([] if fast else [func.row_number().over(**order).label("pos")]),
         *([base.c.event_id.label("start_id")] if entry and not fast else []),
     ).cte(f"looked{tag}")
     w = looked.c
     times = [w.ts] + [case((and_(*(w[f"lm{j}"] == 1 for j in range(2, k + 1))), w[f"lt{k}"]), else_=null())
                       for k in range(2, n + 1)]
-    columns = [w.unit, w.pos, *(t.label(f"t{k}") for k, t in enumerate(times, start=1))]
+    # A start's place: its time on the fast path (no two events of a unit share a moment there).
+    columns = [w.unit, (w.ts if fast else w.pos).label("pos"),
+               *(t.label(f"t{k}") for k, t in enumerate(times, start=1))]
     if fast:
         attempts = select(*columns).where(w.st == 1).subquery(f"attempts{tag}")
-        first = (select(w.unit, func.min(w.pos).label("pos"), func.min(w.ts).label("ts"))
-                 .where(w.st == 1).group_by(w.unit).subquery("first_starts_fast"))
-        return [select(*_candidate(first.c.unit, 1, first.c.pos, [first.c.ts], n, first.c.ts)),
+        first = (select(w.unit, func.min(w.ts).label("ts")).where(w.st == 1).group_by(w.unit)
+                 .subquery("first_starts_fast"))
+        return [select(*_candidate(first.c.unit, 1, first.c.ts, [first.c.ts], n, first.c.ts)),
                 _scored(attempts, spec)], looked
     first = case((or_(w.starts == 1, w.prev_at == w.ts), 1), else_=0)
     attempts = select(*columns, first.label("first"), *([w.start_id] if entry else [])).where(
@@ -472,7 +510,8 @@ def _best(spec: FunnelSpec, filters: Filters, breakdown: str | None, *, details:
     entry = details or member_ids or breakdown is not None
     build = _BUILDERS[spec.mode]
     candidates, rows = build(spec, filters, entry, True, None)
-    odd_units = select(rows.c.unit).where(rows.c.odd == 1).distinct().cte("odd_units")
+    odd = rows.c.odd == 1 if spec.mode == "strict" else _flag(rows, "odd", len(_definitions(spec)[0]))
+    odd_units = select(rows.c.unit).where(odd).distinct().cte("odd_units")
     fast = _branch(spec, filters, candidates, rows, breakdown, details=details, entry=entry, fast=True,
                    exclude=odd_units)
     candidates, rows = build(spec, filters, entry, False, odd_units)
@@ -531,7 +570,7 @@ def _branch(spec: FunnelSpec, filters: Filters, candidates: list[Select], rows: 
         else:
             entry_row = rows.alias("entry")
             source = source.join(entry_row, and_(entry_row.c.unit == r.unit, entry_row.c.pos == r.s,
-                                                 entry_row.c.st == 1))
+                                                 _flag(entry_row, "st", len(_definitions(spec)[0]))))
             entry_id = entry_row.c.start_id
         looked_up = events.alias("entry_event")
         source = source.join(looked_up, looked_up.c.event_id == entry_id)

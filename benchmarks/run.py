@@ -14,7 +14,9 @@ measured in the same run. Nothing here is a test: speed is measured, not asserte
   ``read_csv`` of the same file in the same run, and the command line's wall time and peak memory.
 * ``rules``: association rules on Groceries (support 0.001) and the Online Retail invoices (0.005)
   against pyfim, C. Borgelt's C FP-growth, on the same baskets and thresholds in the same run.
-* ``funnels`` and ``heatmaps``: see :mod:`benchmarks.funnels_heatmaps`; ``rfm`` and ``clusters``: see
+* ``funnels``: see :mod:`benchmarks.funnels` (ClickHouse's ``windowFunnel`` through chdb, installed by the
+  scenario from ``benchmarks/requirements.txt``); ``heatmaps``: see :mod:`benchmarks.funnels_heatmaps`;
+  ``rfm`` and ``clusters``: see
   :mod:`benchmarks.segments`; ``targeting``: see :mod:`benchmarks.targeting` (all on the benchmark warehouse).
 """
 
@@ -32,7 +34,8 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 
-from benchmarks.funnels_heatmaps import funnel_scenario, heatmaps_scenario
+from benchmarks.funnels import funnel_scenario
+from benchmarks.funnels_heatmaps import heatmaps_scenario
 from benchmarks.segments import clusters_scenario, rfm_scenario
 from benchmarks.targeting import targeting_scenario
 

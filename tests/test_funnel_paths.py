@@ -127,8 +127,8 @@ def test_the_flags_pick_the_units_with_same_moment_events(tmp_path: Any) -> None
     db.load(log)
     spec = FunnelSpec((FunnelStep("product_view"), FunnelStep("add_to_cart")), 3_600)
     filters = Filters(DAY, DAY)
-    numbered, _ = funnels._numbered(spec, filters, False, True, None)
-    odd = read_frame(engine, select(numbered.c.unit).where(numbered.c.odd == 1).distinct())["unit"].tolist()
+    seq = funnels._numbered(spec, filters, False, True, None)
+    odd = read_frame(engine, select(seq.rows.c.unit).where(seq.flag(seq.rows, "odd")).distinct())["unit"].tolist()
     keys = read_frame(engine, select(funnels._unit_key(literal("A"), 0).label("a"),
                                      funnels._unit_key(literal("B"), 0).label("b"))).iloc[0]
     assert odd == [keys["a"]] and keys["a"] != keys["b"]
