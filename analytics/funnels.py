@@ -48,7 +48,9 @@ from typing import Any, ClassVar
 
 import pandas as pd
 from sqlalchemy import (
+    BigInteger,
     ColumnElement,
+    DateTime,
     Double,
     Select,
     Subquery,
@@ -63,6 +65,8 @@ from sqlalchemy import (
     or_,
     select,
 )
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.functions import GenericFunction
 
 from analytics import audiences
 from analytics.audiences import Audience, audience_kind
@@ -105,6 +109,58 @@ __all__ = [
 # The best attempt of every unit, as a subquery
 # ---------------------------------------------------------------------------------------------
 
+#: Running match counts are packed into BIGINT sums, several definitions to a sum, each in a field of
+#: this many bits: the exact path's fields hold any count below 2^31; the fast path packs four to a
+#: sum and sends a unit with 2^15 or more step events in the range to the exact path (see _numbered).
+_BITS = {True: 15, False: 31}
+
+
+class _UnitKey(GenericFunction[int]):
+    """A 64-bit hash of a unit id; ``salt`` 1 gives a second, independent hash (see :func:`_unit_key`)."""
+
+    type = BigInteger()
+    name = "memberlens_unit_key"
+    identifier = "memberlens_unit_key"
+    inherit_cache = True
+
+
+def _unit_key(unit: ColumnElement[Any], salt: int) -> ColumnElement[int]:
+    """The fast path's fixed-width key for a unit id: sorting and joining on it instead of text ids
+    is what makes the window pass cheap. Two units can share it (about 1 in 10^7 at 2.7M sessions),
+    so the fast path also carries the salt-1 hash and sends a unit whose key is shared to the
+    exact path (see :func:`_best`)."""
+    return _UnitKey(unit, literal_column(str(salt)))
+
+
+def _key_parts(element: _UnitKey, compiler: Any, **kw: Any) -> tuple[str, int]:
+    unit, salt = list(element.clauses)
+    return compiler.process(unit, **kw), int(salt.name)
+
+
+@compiles(_UnitKey)
+def _unit_key_default(element: _UnitKey, compiler: Any, **kw: Any) -> str:
+    raise InputError(f"Funnels need a 64-bit hash function, which MemberLens knows on DuckDB, PostgreSQL and "
+                     f"Spark SQL, not on {compiler.dialect.name}.")
+
+
+@compiles(_UnitKey, "duckdb")
+def _unit_key_duckdb(element: _UnitKey, compiler: Any, **kw: Any) -> str:
+    unit, salt = _key_parts(element, compiler, **kw)
+    return f"hash({unit})" if salt == 0 else f"hash(concat('#', {unit}))"
+
+
+@compiles(_UnitKey, "postgresql")
+def _unit_key_postgresql(element: _UnitKey, compiler: Any, **kw: Any) -> str:
+    unit, salt = _key_parts(element, compiler, **kw)
+    return f"hashtextextended({unit}, {salt})"
+
+
+@compiles(_UnitKey, "sparksql")
+def _unit_key_spark(element: _UnitKey, compiler: Any, **kw: Any) -> str:
+    unit, salt = _key_parts(element, compiler, **kw)
+    return f"xxhash64({unit})" if salt == 0 else f"xxhash64(concat('#', {unit}))"
+
+
 def _epoch(column: ColumnElement[Any]) -> ColumnElement[float]:
     return cast(extract("epoch", column), Double)
 
@@ -129,113 +185,302 @@ def _step_condition(step: FunnelStep, category: ColumnElement[Any] | None) -> Co
     return and_(*conditions)
 
 
-def _matching_events(spec: FunnelSpec, filters: Filters, defs: list[FunnelStep], only_matching: bool) -> Select:
-    """Events in scope with ``unit``, ``ts``, ``ep`` (epoch seconds), entry attributes and one 0/1
-    flag ``m<d>`` per step definition; only those matching some step unless ``only_matching`` is off."""
+def _unit_column(spec: FunnelSpec) -> ColumnElement[Any]:
+    return events.c.member_id if spec.unit == "member" else events.c.session_id
+
+
+def _scope_conditions(spec: FunnelSpec, filters: Filters, defs: list[FunnelStep]) -> tuple[Any, list[Any], list[Any]]:
+    """The events a funnel reads (FROM clause, conditions) and each definition's match condition."""
     e, p = events.c, products.c
     needs_category = any(d.category is not None for d in defs)
-    category = p.category if needs_category else None
-    unit = e.member_id if spec.unit == "member" else e.session_id
-    conditions = [unit.is_not(None), e.occurred_at >= filters.start_ts,
+    conditions = [_unit_column(spec).is_not(None), e.occurred_at >= filters.start_ts,
                   e.occurred_at < filters.end_ts + timedelta(seconds=spec.window_seconds)]
-    conditions += member_conditions(filters, e.member_id)
-    matches = [_step_condition(d, category) for d in defs]
-    if only_matching:
-        conditions.append(or_(*matches))
+    conditions += member_conditions(filters, e.member_id)  # tiers, and the user's scope
+    matches = [_step_condition(d, p.category if needs_category else None) for d in defs]
     source = events.outerjoin(products, p.product_id == e.product_id) if needs_category else events
-    return (select(unit.label("unit"), e.event_id.label("event_id"), e.occurred_at.label("ts"),
-                   _epoch(e.occurred_at).label("ep"), e.member_id.label("member_id"),
-                   *(e[d].label(d) for d in EVENT_DIMENSIONS),
+    return source, conditions, matches
+
+
+def _scope(spec: FunnelSpec, filters: Filters, defs: list[FunnelStep], *, step_events_only: bool, fast: bool,
+           only: Any = None) -> Subquery:
+    """The events in scope, narrow: ``unit``, ``ts``, ``st`` (1 for a step-1 event inside the range: a
+    start) and one 0/1 flag ``m<d>`` per step definition; only the events matching some step unless
+    ``step_events_only`` is off (strict mode needs every event). ``fast``: ``unit`` is the unit's key
+    and ``check`` its second hash; otherwise ``unit`` is the id and ``event_id`` comes along, and
+    ``only`` (a subquery of keys) keeps those units."""
+    e = events.c
+    source, conditions, matches = _scope_conditions(spec, filters, defs)
+    unit = _unit_column(spec)
+    if step_events_only:
+        conditions.append(or_(*matches))
+    if only is not None:
+        conditions.append(_unit_key(unit, 0).in_(select(only.c.unit)))
+    keys = ([_unit_key(unit, 0).label("unit"), _unit_key(unit, 1).label("check")] if fast
+            else [unit.label("unit"), e.event_id.label("event_id")])
+    starts = and_(matches[0], e.occurred_at < filters.end_ts)  # scope starts with the range
+    return (select(*keys, e.occurred_at.label("ts"), case((starts, 1), else_=0).label("st"),
                    *(case((m, 1), else_=0).label(f"m{i}") for i, m in enumerate(matches)))
-            .select_from(source).where(*conditions))
+            .select_from(source).where(*conditions).subquery("scope"))
 
 
-def _entry_columns(row: Any) -> list[ColumnElement[Any]]:
-    return [row.c.unit, row.c.member_id, row.c.event_id.label("entry_id"), row.c.ts.label("entry_at"),
-            row.c.ep.label("ep1"),
-            *(row.c[d] for d in EVENT_DIMENSIONS)]
+def _unit_order(row: Any, fast: bool) -> dict[str, Any]:
+    """A unit's events in time order, then ``event_id``. The fast path orders by time alone: its
+    units have no two events at the same moment (those units take the exact path)."""
+    return {"partition_by": row.c.unit, "order_by": (row.c.ts,) if fast else (row.c.ts, row.c.event_id)}
 
 
-def _in_range(row: Any, filters: Filters) -> list[ColumnElement[bool]]:
-    return [row.c.ts >= filters.start_ts, row.c.ts < filters.end_ts]
+def _odd(base: Any, order: dict[str, Any]) -> ColumnElement[int]:
+    """Fast path: 1 on an event at the same moment as the one before it (their order would need
+    ``event_id``) or after an event of another unit with the same key. (A unit with more step events
+    than the packed counts hold is flagged too: see :func:`_numbered`.)"""
+    return case((or_(func.lag(base.c.ts).over(**order) == base.c.ts,
+                     func.lag(base.c.check).over(**order) != base.c.check), 1), else_=0).label("odd")
 
 
-def _ordered_attempts(spec: FunnelSpec, filters: Filters) -> Select:
-    """Attempts in ordered or any-order mode: one row per followed start with ``ep2..epN``.
+@dataclass(frozen=True)
+class _Sequence:
+    """The numbered step events (a CTE) and how to read them: ``unit``, ``ts``, ``pos`` (exact path:
+    the event's place in its unit), packed running counts ``p<i>`` and ``code``, one bit per flag
+    (``m<d>``: matches definition d; ``st``: a start; ``follow``: a start worth following; ``first``: a
+    start that may be the unit's earliest; ``odd``: see :func:`_odd`); with ``entry`` on the exact path,
+    ``start_id`` (a start's event_id). Narrow on purpose: DuckDB materialises every column of it."""
 
-    One window pass numbers each unit's matches of every step definition (``c<d>``: how many
-    matches so far), so "the next match of step k after this row" is the match numbered one more,
-    reached by an equi-join on (unit, number) without any per-row search.
+    rows: Any
+    fast: bool
+    defs: int
+    scales: tuple[int, ...]
+    bits: int
+
+    def flag(self, row: Any, name: str) -> ColumnElement[bool]:
+        return _flag(row, name, self.defs)
+
+    def count(self, row: Any, d: int) -> ColumnElement[int]:
+        """Matches of definition d up to and including the event, times the definition's scale: field
+        d of its packed sum, what lies below the next field minus what lies below it."""
+        per_sum = 63 // self.bits
+        packed, scale = row.c[f"p{d // per_sum}"], self.scales[d]
+        upper = packed if d % per_sum == per_sum - 1 or d == self.defs - 1 else \
+            packed % literal_column(str(scale * 2 ** self.bits))
+        return upper if scale == 1 else upper - packed % literal_column(str(scale))
+
+    def start(self, row: Any) -> ColumnElement[Any]:
+        """What tells a unit's starts apart and orders them: the place (exact path) or the time (fast
+        path, where no two events of a unit share a moment)."""
+        return row.c.ts if self.fast else row.c.pos
+
+
+def _flag(row: Any, name: str, defs: int) -> ColumnElement[bool]:
+    """Flag ``name`` of a row of numbered events (see :class:`_Sequence`), a bit test without bit operators."""
+    bit = 2 ** _flag_bit(name, defs)
+    return row.c.code % literal_column(str(2 * bit)) >= literal_column(str(bit))
+
+
+def _flag_bit(name: str, defs: int) -> int:
+    return int(name[1:]) if name.startswith("m") else defs + ("st", "follow", "first", "odd").index(name)
+
+
+def _numbered(spec: FunnelSpec, filters: Filters, entry: bool, fast: bool, only: Any) -> _Sequence:
+    """Ordered and any-order modes: the step events in one window pass (see :class:`_Sequence`).
+
+    "The j-th match of definition d after event r" is then the match whose count of d is r's + j x
+    scale, found by an equi-join on (unit, count) instead of a search.
     """
     defs, step_def = _definitions(spec)
+    base = _scope(spec, filters, defs, step_events_only=True, fast=fast, only=only)
+    order = _unit_order(base, fast)
+    bits = _BITS[fast]
+    per_sum = 63 // bits
+    scales = tuple(2 ** (bits * (i % per_sum)) for i in range(len(defs)))
+    sums = []
+    for first_def in range(0, len(defs), per_sum):
+        fields = [base.c[f"m{i}"] * literal_column(str(scales[i])) if scales[i] > 1 else base.c[f"m{i}"]
+                  for i in range(first_def, min(first_def + per_sum, len(defs)))]
+        packed = fields[0]
+        for field in fields[1:]:
+            packed = packed + field
+        sums.append(cast(func.sum(packed).over(**order, rows=(None, 0)), BigInteger).label(f"p{first_def // per_sum}"))
+    # A start directly followed by another start that matches none of the later steps' definitions (in
+    # ordered mode: not step 2's) takes the same path, later and tighter: it cannot be the best attempt
+    # unless nobody gets past step 1, when the earliest start is (see ``first``).
+    later = step_def[1:2] if spec.mode == "ordered" else sorted(set(step_def[1:]))
+    follows = or_(*(base.c[f"m{d}"] == 1 for d in later))
+    windowed = select(
+        base.c.unit, base.c.ts, base.c.st, *(base.c[f"m{i}"] for i in range(len(defs))), *sums,
+        func.lead(base.c.st + case((follows, 2), else_=0)).over(**order).label("next"),
+        *([_odd(base, order)] if fast else [func.row_number().over(**order).label("pos"),
+                                            func.lag(base.c.ts).over(**order).label("prev_at")]),
+        *([case((base.c.st == 1, base.c.event_id)).label("start_id")] if entry and not fast else []),
+    ).subquery("windowed")
+    w = windowed.c
+    sequence = _Sequence(windowed, fast, len(defs), scales, bits)
+    follow = or_(w.next.is_(None), w.next % 2 == 0, w.next >= 2)
+    # The earliest start (the best attempt when none gets past step 1), and on the exact path any start
+    # at that same moment (ties go to the later event).
+    first = sequence.count(windowed, step_def[0]) == scales[step_def[0]]
+    flags = {**{f"m{i}": w[f"m{i}"] == 1 for i in range(len(defs))}, "st": w.st == 1,
+             "follow": and_(w.st == 1, follow),
+             "first": and_(w.st == 1, first if fast else or_(first, w.prev_at == w.ts))}
+    if fast:
+        # A count about to overflow its field: the unit takes the exact path.
+        full = [sequence.count(windowed, i) >= (2 ** bits - 1) * scales[i] for i in range(len(defs))]
+        flags["odd"] = or_(w.odd == 1, *full)
+    code = literal(0)
+    for name, condition in flags.items():
+        code = code + case((condition, 2 ** _flag_bit(name, len(defs))), else_=0)
+    rows = select(
+        w.unit, w.ts, *(w[f"p{i}"] for i in range(len(sums))), code.label("code"),
+        *([] if fast else [w.pos]), *([w.start_id] if entry and not fast else []),
+    ).cte("numbered_fast" if fast else "numbered")
+    return _Sequence(rows, fast, len(defs), scales, bits)
+
+
+def _candidate(unit: Any, reached: int | ColumnElement[int], start: Any, times: list[Any], n: int,
+               finish: Any, *extra: ColumnElement[Any]) -> list[ColumnElement[Any]]:
+    """The columns every candidate attempt has: ``unit``, ``reached``, ``s`` (the start's place),
+    ``t1..tN`` (completion time of each step, missing beyond ``reached``) and ``finish``."""
+    times = times + [null()] * (n - len(times))
+    return [unit.label("unit"), (literal(reached) if isinstance(reached, int) else reached).label("reached"),
+            start.label("s"), *(cast(t, DateTime).label(f"t{k}") for k, t in enumerate(times, start=1)),
+            finish.label("finish"), *extra]
+
+
+def _first_starts(seq: _Sequence, n: int) -> Select:
+    row = seq.rows
+    return select(*_candidate(row.c.unit, 1, seq.start(row), [row.c.ts], n, row.c.ts)).where(seq.flag(row, "first"))
+
+
+def _ordered_candidates(spec: FunnelSpec, filters: Filters, entry: bool, fast: bool,
+                        only: Any) -> tuple[list[Select], Any]:
+    """Ordered mode, level by level. Each followed start's path takes, at step k, the first match of
+    step k's definition after its step k-1; every path that waits for the same match takes the same
+    steps from there on, and the latest start among them is the best of them (same completion, later
+    start, so inside the window whenever any of them is). So per step k: group the paths at step
+    k-1 by the match they wait for (their running count of step k's definition), keep the latest
+    start (paths never cross, so its times are the group's maxima too) and join the match. One
+    aggregation and one equi-join per step, on (unit, count)."""
+    _, step_def = _definitions(spec)
     n = len(spec.steps)
-    base = _matching_events(spec, filters, defs, only_matching=True).subquery("matching")
-    order = {"partition_by": base.c.unit, "order_by": (base.c.ts, base.c.event_id)}
-    is_start = and_(base.c[f"m{step_def[0]}"] == 1, *_in_range(base, filters))
-    counted = [func.sum(base.c[f"m{d}"]).over(**order, rows=(None, 0)).label(f"c{d}") for d in sorted(set(step_def))]
-    if spec.mode == "ordered":
-        # A start directly followed by another start that is not a step-2 match takes the same path
-        # later and tighter, so it cannot be the best attempt, unless no attempt gets past step 1:
-        # then the best is the unit's earliest start (the last of those at that same moment, as the
-        # ranking breaks ties by the later event). Only the other starts are followed.
-        start_flag = case((is_start, 1), else_=0)
-        counted += [func.lead(start_flag).over(**order).label("next_start"),
-                    func.lead(base.c[f"m{step_def[1]}"]).over(**order).label("next_second"),
-                    func.lead(base.c.ts).over(**order).label("next_at"),
-                    # the same ordered window as the rest (a running minimum): one pass, not two
-                    func.min(case((is_start, base.c.ts))).over(**order, rows=(None, 0)).label("first_start_at")]
-    linked = select(base, *counted).cte("linked")
-    start = linked.alias("start")
-    starts = [start.c[f"m{step_def[0]}"] == 1, *_in_range(start, filters)]
-    if spec.mode == "ordered":
-        earliest = and_(start.c.ts == start.c.first_start_at,
-                        or_(start.c.next_at.is_(None), start.c.next_at > start.c.ts))
-        starts.append(or_(start.c.next_start.is_(None), start.c.next_start == 0, start.c.next_second == 1, earliest))
-    columns = _entry_columns(start)
+    seq = _numbered(spec, filters, entry, fast, only)
+    row = seq.rows
+    window = timedelta(seconds=spec.window_seconds)
+    tag = "_fast" if fast else ""
+    level: Any = select(row.c.unit, seq.start(row).label("s"), row.c.ts.label("t1"),
+                        seq.count(row, step_def[1]).label("j")).where(seq.flag(row, "follow")).cte(f"level1{tag}")
+    candidates = [_first_starts(seq, n)]
+    for k in range(2, n + 1):
+        d = step_def[k - 1]
+        times = [f"t{i}" for i in range(1, k)]
+        waiting = (select(level.c.unit, level.c.j, func.max(level.c.s).label("s"),
+                          *(func.max(level.c[t]).label(t) for t in times))
+                   .group_by(level.c.unit, level.c.j).subquery(f"waiting{k}{tag}"))
+        match = row.alias(f"match{k}{tag}")
+        columns = [match.c.unit, waiting.c.s, *(waiting.c[t] for t in times), match.c.ts.label(f"t{k}")]
+        if k < n:
+            columns.append(seq.count(match, step_def[k]).label("j"))
+        level = (select(*columns)
+                 .select_from(match.join(waiting, and_(match.c.unit == waiting.c.unit,
+                                                       seq.count(match, d) == waiting.c.j + seq.scales[d])))
+                 .where(seq.flag(match, f"m{d}")).cte(f"level{k}{tag}"))
+        reached = level.c[f"t{k}"]
+        candidates.append(select(*_candidate(level.c.unit, k, level.c.s, [level.c[t] for t in [*times, f"t{k}"]],
+                                             n, reached)).where(reached <= level.c.t1 + window))
+    return candidates, row
+
+
+def _any_order_candidates(spec: FunnelSpec, filters: Filters, entry: bool, fast: bool,
+                          only: Any) -> tuple[list[Select], Any]:
+    """Any-order mode: from each followed start, the j-th next match of each later step's definition
+    (j = how often that definition appears among steps 2..k) by an equi-join on (unit, count)."""
+    _, step_def = _definitions(spec)
+    n = len(spec.steps)
+    seq = _numbered(spec, filters, entry, fast, only)
+    tag = "_fast" if fast else ""
+    start = seq.rows.alias(f"start{tag}")
     source: Any = start
-
-    def next_match(after: Any, d: int, j: int, name: str) -> Any:
-        """Join the ``j``-th match of definition ``d`` after row ``after``."""
-        nonlocal source
-        hop = linked.alias(name)
-        source = source.outerjoin(hop, and_(hop.c.unit == after.c.unit, hop.c[f"m{d}"] == 1,
-                                            hop.c[f"c{d}"] == after.c[f"c{d}"] + j))
-        return hop
-
-    if spec.mode == "ordered":
-        previous = start
-        for k in range(1, n):
-            previous = next_match(previous, step_def[k], 1, f"step{k + 1}")
-            columns.append(previous.c.ep.label(f"ep{k + 1}"))
-    else:
-        found = []
-        for k in range(1, n):
-            d = step_def[k]
-            found.append(next_match(start, d, step_def[1:k + 1].count(d), f"step{k + 1}").c.ep)
-        for k in range(1, n):
-            # Completed when the last of steps 2..k is; missing when any of them is.
-            done = found[0] if k == 1 else func.greatest(*found[:k])
-            missing = or_(*(f.is_(None) for f in found[:k]))
-            columns.append(case((missing, null()), else_=done).label(f"ep{k + 1}"))
-    return select(*columns).select_from(source).where(*starts)
+    found = []
+    for k in range(2, n + 1):
+        d = step_def[k - 1]
+        j = step_def[1:k].count(d)
+        hop = seq.rows.alias(f"step{k}{tag}")
+        source = source.outerjoin(hop, and_(hop.c.unit == start.c.unit, seq.flag(hop, f"m{d}"),
+                                            seq.count(hop, d) == seq.count(start, d) + j * seq.scales[d]))
+        found.append(hop.c.ts)
+    done = [start.c.ts]
+    for k in range(2, n + 1):
+        # Completed when the last of steps 2..k is; missing when any of them is.
+        latest = found[0] if k == 2 else func.greatest(*found[:k - 1])
+        done.append(case((or_(*(f.is_(None) for f in found[:k - 1])), null()), else_=latest))
+    # The earliest starts come along whether followed or not: one list of candidates, no union
+    # (Spark 4.0 fails to plan a union of these two under the ranking).
+    first = seq.flag(start, "first")
+    times = [t.label(f"t{k}") for k, t in enumerate(done, start=1)]
+    attempts = select(start.c.unit, seq.start(start).label("pos"), *times, case((first, 1), else_=0).label("first")
+                      ).select_from(source).where(or_(seq.flag(start, "follow"), first)).subquery(f"attempts{tag}")
+    return [_scored(attempts, spec)], seq.rows
 
 
-def _strict_attempts(spec: FunnelSpec, filters: Filters) -> Select:
-    """Attempts in strict mode: the steps are the unit's consecutive events from the start."""
+def _scored(attempts: Any, spec: FunnelSpec) -> Select:
+    """Candidates from attempts with completion times ``t1..tN`` (steps reached form a prefix, as
+    completion times never decrease along an attempt)."""
+    n = len(spec.steps)
+    a = attempts.c
+    limit = a.t1 + timedelta(seconds=spec.window_seconds)
+    reached: ColumnElement[int] = literal(1)
+    for k in range(2, n + 1):
+        reached = reached + case((and_(a[f"t{k}"].is_not(None), a[f"t{k}"] <= limit), 1), else_=0)
+    scored = select(attempts, reached.label("reached")).subquery(f"{attempts.name}_scored")
+    s = scored.c
+    finish = case(*((s.reached == k, s[f"t{k}"]) for k in range(2, n + 1)), else_=s.t1)
+    times = [case((s.reached >= k, s[f"t{k}"]), else_=null()) for k in range(2, n + 1)]
+    extra = [s.start_id] if "start_id" in s else []
+    return select(*_candidate(s.unit, s.reached, s.pos, [s.t1, *times], n, finish, *extra)).where(
+        or_(s.reached > 1, *([s.first == 1] if "first" in s else [])))
+
+
+def _strict_candidates(spec: FunnelSpec, filters: Filters, entry: bool, fast: bool,
+                       only: Any) -> tuple[list[Select], Any]:
+    """Strict mode: the steps are the unit's consecutive events from the start, read with ``LEAD``
+    over every event of the unit in one window pass. The earliest start (the best attempt when none
+    gets past step 1): on the fast path, where no two events of a unit share a moment, the unit's
+    first start by an aggregation; on the exact path, by a running count of starts (ties go to the
+    later event)."""
     defs, step_def = _definitions(spec)
-    base = _matching_events(spec, filters, defs, only_matching=False).subquery("tracked")
-    order = {"partition_by": base.c.unit, "order_by": (base.c.ts, base.c.event_id)}
+    n = len(spec.steps)
+    base = _scope(spec, filters, defs, step_events_only=False, fast=fast, only=only)
+    order = _unit_order(base, fast)
     ahead = []
-    for k in range(1, len(spec.steps)):
-        offset = literal_column(str(k))
-        ahead += [func.lead(base.c[f"m{step_def[k]}"], offset).over(**order).label(f"lm{k + 1}"),
-                  func.lead(base.c.ep, offset).over(**order).label(f"lep{k + 1}")]
-    looked = select(base, *ahead).subquery("looked")
-    columns = _entry_columns(looked)
-    for k in range(2, len(spec.steps) + 1):
-        chained = and_(*(looked.c[f"lm{j}"] == 1 for j in range(2, k + 1)))
-        columns.append(case((chained, looked.c[f"lep{k}"]), else_=null()).label(f"ep{k}"))
-    return select(*columns).where(looked.c[f"m{step_def[0]}"] == 1, *_in_range(looked, filters))
+    for k in range(2, n + 1):
+        offset = literal_column(str(k - 1))
+        ahead += [func.lead(base.c[f"m{step_def[k - 1]}"], offset).over(**order).label(f"lm{k}"),
+                  func.lead(base.c.ts, offset).over(**order).label(f"lt{k}")]
+    tag = "_fast" if fast else ""
+    earliest = [_odd(base, order)] if fast else [
+        cast(func.sum(base.c.st).over(**order, rows=(None, 0)), BigInteger).label("starts"),
+        func.lag(base.c.ts).over(**order).label("prev_at")]
+    looked = select(
+        base.c.unit, base.c.ts, base.c.st, *ahead, *earliest,
+        *([] if fast else [func.row_number().over(**order).label("pos")]),
+        *([base.c.event_id.label("start_id")] if entry and not fast else []),
+    ).cte(f"looked{tag}")
+    w = looked.c
+    times = [w.ts] + [case((and_(*(w[f"lm{j}"] == 1 for j in range(2, k + 1))), w[f"lt{k}"]), else_=null())
+                      for k in range(2, n + 1)]
+    # A start's place: its time on the fast path (no two events of a unit share a moment there).
+    columns = [w.unit, (w.ts if fast else w.pos).label("pos"),
+               *(t.label(f"t{k}") for k, t in enumerate(times, start=1))]
+    if fast:
+        attempts = select(*columns).where(w.st == 1).subquery(f"attempts{tag}")
+        first = (select(w.unit, func.min(w.ts).label("ts")).where(w.st == 1).group_by(w.unit)
+                 .subquery("first_starts_fast"))
+        return [select(*_candidate(first.c.unit, 1, first.c.ts, [first.c.ts], n, first.c.ts)),
+                _scored(attempts, spec)], looked
+    first = case((or_(w.starts == 1, w.prev_at == w.ts), 1), else_=0)
+    attempts = select(*columns, first.label("first"), *([w.start_id] if entry else [])).where(
+        w.st == 1).subquery(f"attempts{tag}")
+    return [_scored(attempts, spec)], looked
+
+
+_BUILDERS = {"ordered": _ordered_candidates, "any": _any_order_candidates, "strict": _strict_candidates}
 
 
 def best_attempts(spec: FunnelSpec, filters: Filters, breakdown: str | None = None) -> Subquery:
@@ -244,35 +489,101 @@ def best_attempts(spec: FunnelSpec, filters: Filters, breakdown: str | None = No
     ``reached`` (1..N), ``sec2..secN`` (seconds from completing step k-1 to step k; missing when
     not reached), ``sec_total`` (from step 1 to the last step, for units that reached it) and, with
     a breakdown, ``dim``."""
+    return _best(spec, filters, breakdown, details=True)
+
+
+def _best(spec: FunnelSpec, filters: Filters, breakdown: str | None, *, details: bool = False,
+          member_ids: bool = False) -> Subquery:
+    """:func:`best_attempts`, in two paths of the same SQL. The fast path keys units by a 64-bit hash
+    and orders their events by time alone, so its one sort carries no text; a unit with two events
+    at the same moment (whose order needs ``event_id``) or whose key another unit shares is flagged
+    there and taken by the exact path instead, keyed by its id and ordered by (time, ``event_id``),
+    over just those units' events. Both paths are the same builders; their best attempts are
+    appended.
+
+    Without ``details`` the entry event is looked up only when the result needs it (a breakdown, or
+    ``member_ids``); ``unit`` and ``entry_id`` are left out and ``member_id`` is included only when
+    looked up."""
     if breakdown is not None and breakdown not in DIMENSIONS:
         raise InputError(f"Unknown breakdown {breakdown!r}; choose from {', '.join(DIMENSIONS)}.")
+    entry = details or member_ids or breakdown is not None
+    build = _BUILDERS[spec.mode]
+    candidates, rows = build(spec, filters, entry, True, None)
+    odd = rows.c.odd == 1 if spec.mode == "strict" else _flag(rows, "odd", len(_definitions(spec)[0]))
+    odd_units = select(rows.c.unit).where(odd).distinct().cte("odd_units")
+    fast = _branch(spec, filters, candidates, rows, breakdown, details=details, entry=entry, fast=True,
+                   exclude=odd_units)
+    candidates, rows = build(spec, filters, entry, False, odd_units)
+    exact = _branch(spec, filters, candidates, rows, breakdown, details=details, entry=entry, fast=False)
+    return _append(fast, exact)
+
+
+def _append(fast: Select, exact: Select) -> Subquery:
+    """The two paths' best attempts as one subquery (without the fast path's ``key``)."""
+    first = fast.subquery("best_fast")
+    second = exact.subquery("best_exact")
+    names = [c.key for c in first.c if c.key != "key"]
+    return select(*(first.c[n] for n in names)).union_all(select(*(second.c[n] for n in names))).subquery("best")
+
+
+def _branch(spec: FunnelSpec, filters: Filters, candidates: list[Select], rows: Any, breakdown: str | None, *,
+            details: bool, entry: bool, fast: bool, exclude: Any = None) -> Select:
+    """One path's best attempt per unit: rank the candidates (furthest step, then completed first,
+    then started latest), then the output columns, the entry event looked up when needed. Units in
+    ``exclude`` are left out.
+
+    Spark 4.0's optimizer (RemoveRedundantAliases) breaks the plan of a ranking straight over this
+    union when the ranked rows are joined or filtered afterwards; a filter between the two (the
+    exclusion, or ``reached >= 1``, which always holds) avoids it."""
     n = len(spec.steps)
-    attempts = (_strict_attempts if spec.mode == "strict" else _ordered_attempts)(spec, filters).subquery("attempts")
-    a = attempts.c
-    limit = a.ep1 + spec.window_seconds
-    within = [and_(a[f"ep{k}"].is_not(None), a[f"ep{k}"] <= limit) for k in range(2, n + 1)]
-    # Completion times never decrease along an attempt, so the reached steps form a prefix.
-    reached = literal(1)
-    for ok in within:
-        reached = reached + case((ok, 1), else_=0)
-    scored = select(attempts, reached.label("reached")).subquery("scored")
-    s = scored.c
-    finish = case(*((s.reached == k, s[f"ep{k}"]) for k in range(2, n + 1)), else_=s.ep1)
-    rank = func.row_number().over(partition_by=s.unit, order_by=(s.reached.desc(), finish, s.ep1.desc(),
-                                                                          s.entry_id.desc()))
-    ranked = select(scored, rank.label("attempt_rank")).subquery("ranked")
+    tag = "_fast" if fast else ""
+    union = (candidates[0].union_all(*candidates[1:]) if len(candidates) > 1 else candidates[0]).subquery(
+        f"all_candidates{tag}")
+    kept = union.c.reached >= 1 if exclude is None else ~union.c.unit.in_(select(exclude.c.unit))
+    union = select(union).where(kept).subquery(f"candidates{tag}")
+    u = union.c
+    rank = func.row_number().over(partition_by=u.unit, order_by=(u.reached.desc(), u.finish, u.s.desc()))
+    ranked = select(union, rank.label("attempt_rank")).subquery(f"ranked{tag}")
     r = ranked.c
-    seconds = [case((r.reached >= k, r[f"ep{k}"] - r[f"ep{k - 1}"]), else_=null()).label(f"sec{k}")
-               for k in range(2, n + 1)]
-    to_last = case((r.reached == n, r[f"ep{n}"] - r.ep1), else_=null()).label("sec_total")
-    columns = [r.unit, r.member_id, r.entry_id, r.entry_at, r.reached, *seconds, to_last]
+    eps = [_epoch(r[f"t{k}"]) for k in range(1, n + 1)]
+    seconds = [case((r.reached >= k, eps[k - 1] - eps[k - 2]), else_=null()).label(f"sec{k}") for k in range(2, n + 1)]
+    to_last = case((r.reached == n, eps[n - 1] - eps[0]), else_=null()).label("sec_total")
+    columns: list[ColumnElement[Any]] = [r.unit.label("key"), r.t1.label("entry_at"), r.reached, *seconds, to_last]
     source: Any = ranked
+    looked_up: Any = None
+    if entry and fast:
+        # Fast units have one event per moment, so (key, time) finds the entry among the step-1 events.
+        defs, _ = _definitions(spec)
+        scope, conditions, matches = _scope_conditions(spec, filters, defs)
+        e = events.c
+        started = (select(_unit_key(_unit_column(spec), 0).label("key"), e.occurred_at.label("ts"),
+                          e.event_id, e.member_id, _unit_column(spec).label("unit"),
+                          *(e[d] for d in EVENT_DIMENSIONS))
+                   .select_from(scope).where(*conditions, matches[0], e.occurred_at < filters.end_ts)
+                   .subquery("entry_event_fast"))
+        source = source.join(started, and_(started.c.key == r.unit, started.c.ts == r.t1))
+        looked_up, entry_id, unit = started, started.c.event_id, started.c.unit
+    elif entry:
+        if spec.mode == "strict":
+            entry_id = r.start_id
+        else:
+            entry_row = rows.alias("entry")
+            source = source.join(entry_row, and_(entry_row.c.unit == r.unit, entry_row.c.pos == r.s,
+                                                 _flag(entry_row, "st", len(_definitions(spec)[0]))))
+            entry_id = entry_row.c.start_id
+        looked_up = events.alias("entry_event")
+        source = source.join(looked_up, looked_up.c.event_id == entry_id)
+        unit = r.unit
+    if details:
+        columns[1:1] = [unit.label("unit"), entry_id.label("entry_id")]
+    if entry:
+        columns.insert(1, looked_up.c.member_id.label("member_id"))
     if breakdown in EVENT_DIMENSIONS:
-        columns.append(r[breakdown].label("dim"))
+        columns.append(looked_up.c[breakdown].label("dim"))
     elif breakdown is not None:
-        source = ranked.outerjoin(members, members.c.member_id == r.member_id)
+        source = source.outerjoin(members, members.c.member_id == looked_up.c.member_id)
         columns.append(members.c[breakdown].label("dim"))
-    return select(*columns).select_from(source).where(r.attempt_rank == 1).subquery("best")
+    return select(*columns).select_from(source).where(r.attempt_rank == 1)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -308,7 +619,7 @@ class FunnelReport:
 def funnel_report(bind: Bind, spec: FunnelSpec, filters: Filters, breakdown: str | None = None) -> FunnelReport:
     """Counts, conversions and time to convert per step, overall and per ``breakdown`` value."""
     n = len(spec.steps)
-    best = best_attempts(spec, filters, breakdown)
+    best = _best(spec, filters, breakdown)
     b = best.c
     columns: list[ColumnElement[Any]] = []
     for k in range(1, n + 1):
@@ -377,7 +688,7 @@ def funnel_trend(bind: Bind, spec: FunnelSpec, filters: Filters, grain: Grain = 
     """
     if grain not in ("day", "week"):
         raise InputError("grain must be day or week")
-    best = best_attempts(spec, filters)
+    best = _best(spec, filters, None)
     b = best.c
     period = date_trunc(grain, b.entry_at).label("period")
     inner = select(period, b.reached).subquery("entries")
@@ -400,7 +711,7 @@ def dropoff_member_ids(spec: FunnelSpec, filters: Filters, step: int) -> Select:
     """The distinct members whose best attempt reached ``step`` but not ``step + 1`` (1 <= step < N)."""
     if not 1 <= step < len(spec.steps):
         raise InputError(f"Drop-off is after a step from 1 to {len(spec.steps) - 1}, not {step}.")
-    best = best_attempts(spec, filters)
+    best = _best(spec, filters, None, member_ids=True)
     return select(best.c.member_id).where(best.c.reached == step, best.c.member_id.is_not(None)).distinct()
 
 

@@ -16,9 +16,10 @@ measured in the same run. Nothing here is a test: speed is measured, not asserte
   ``read_csv`` of the same file in the same run, and the command line's wall time and peak memory.
 * ``rules``: association rules on Groceries (support 0.001) and the Online Retail invoices (0.005)
   against pyfim, C. Borgelt's C FP-growth, on the same baskets and thresholds in the same run.
-* ``funnels`` and ``heatmaps``: see :mod:`benchmarks.funnels_heatmaps`; ``rfm`` and ``clusters``: see
-  :mod:`benchmarks.segments`; ``targeting``: see :mod:`benchmarks.targeting`; ``programme``: see
-  :mod:`benchmarks.programme` (all on the benchmark warehouse);
+* ``funnels``: see :mod:`benchmarks.funnels` (ClickHouse's ``windowFunnel`` through chdb, installed by the
+  scenario from ``benchmarks/requirements.txt``); ``heatmaps``: see :mod:`benchmarks.funnels_heatmaps`;
+  ``rfm`` and ``clusters``: see :mod:`benchmarks.segments`; ``targeting``: see :mod:`benchmarks.targeting`;
+  ``programme``: see :mod:`benchmarks.programme` (all on the benchmark warehouse);
   ``recommend``: see :mod:`benchmarks.recommend` (the 50,000-member demo, Online Retail and the benchmark warehouse).
 """
 
@@ -36,7 +37,8 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 
-from benchmarks.funnels_heatmaps import funnel_scenario, heatmaps_scenario
+from benchmarks.funnels import funnel_scenario
+from benchmarks.funnels_heatmaps import heatmaps_scenario
 from benchmarks.predictions import predictions_scenario
 from benchmarks.programme import programme_scenario
 from benchmarks.segments import clusters_scenario, rfm_scenario
