@@ -59,14 +59,14 @@ def scoped_ids(member_ids: Select, scope: Scope = OPEN_SCOPE) -> Select:
 def value_window(audience: Audience) -> Filters:
     """The date range (and filters) an audience's members are valued over by default: its own window (RFM segments,
     clusters, tags, heatmap cells, funnel drop-offs, campaign audiences), a basket rule's purchase period, or the
-    :data:`~analytics.filters.DEFAULT_RANGE_DAYS` days ending on a prediction's scoring day."""
+    :data:`~analytics.filters.DEFAULT_RANGE_DAYS` days ending on a prediction's scoring day or a tier what-if's day."""
     window = getattr(audience, "window", None)
     if isinstance(window, Filters):
         return window
     start, end = getattr(audience, "start", None), getattr(audience, "end", None)
     if start is not None and end is not None:
         return Filters(start, end)
-    as_of = getattr(audience, "as_of", None)
+    as_of = getattr(audience, "as_of", None) or getattr(audience, "day", None)  # a scoring day, a what-if's day
     if as_of is not None:
         return Filters(as_of - timedelta(days=DEFAULT_RANGE_DAYS - 1), as_of)
     raise TypeError(f"{type(audience).__name__} has no date range to value its members over: pass one")
