@@ -29,6 +29,7 @@ from ui.identity import (
     show_sign_in,
     sidebar_identity,
 )
+from ui.look import apply_look
 from ui.member_sets import switch_if_asked
 from ui.warehouse import (
     SOURCE_LABELS,
@@ -115,6 +116,7 @@ def gate() -> Principal | None:
 
 
 def main() -> None:
+    apply_look()
     principal = gate()
     if principal is None:
         return
