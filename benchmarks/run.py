@@ -20,7 +20,8 @@ measured in the same run. Nothing here is a test: speed is measured, not asserte
   scenario from ``benchmarks/requirements.txt``); ``heatmaps``: see :mod:`benchmarks.funnels_heatmaps`;
   ``rfm`` and ``clusters``: see :mod:`benchmarks.segments`; ``targeting``: see :mod:`benchmarks.targeting`;
   ``programme``: see :mod:`benchmarks.programme` (all on the benchmark warehouse);
-  ``recommend``: see :mod:`benchmarks.recommend` (the 50,000-member demo, Online Retail and the benchmark warehouse).
+  ``recommend``: see :mod:`benchmarks.recommend` (the 50,000-member demo, Online Retail and the benchmark warehouse);
+  ``pages``: see :mod:`benchmarks.pages` (every page in Chromium, cold and warm, on the 50,000-member demo).
 """
 
 from __future__ import annotations
@@ -317,7 +318,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scenario", default="all",
                         choices=("all", "generator", "kpis", "import", "rules", "funnels", "heatmaps", "rfm",
                                  "clusters", "targeting", "predictions", "recommend",
-                                 "programme"))
+                                 "programme", "pages"))
     parser.add_argument("--members", type=int, default=1_000_000, help="benchmark warehouse size")
     parser.add_argument("--repeat", type=int, default=3, help="runs per generator figure (KPI queries run 3x more)")
     parser.add_argument("--warehouse", type=Path,
@@ -354,6 +355,10 @@ def main(argv: list[str] | None = None) -> int:
         from benchmarks.recommend import main as recommend_benchmark
 
         recommend_benchmark([] if warehouse.exists() else ["--skip-large"])
+    if args.scenario == "pages":  # a browser session on the 50,000-member demo (not part of "all")
+        from benchmarks.pages import pages_scenario
+
+        pages_scenario()
     if args.scenario in ("all", "programme"):
         programme_scenario(warehouse, args.repeat * 3)
     return 0
