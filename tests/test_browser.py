@@ -105,6 +105,7 @@ def wait_until_idle(page) -> None:
 
 
 def test_every_page_in_a_real_browser(browser, duck_warehouse, tmp_path: Path) -> None:
+    from analytics.kpis import KPIS
     from analytics.recommend_store import train_version
     from analytics.storage.appstate import open_state
 
@@ -123,6 +124,8 @@ def test_every_page_in_a_real_browser(browser, duck_warehouse, tmp_path: Path) -
             page.get_by_role("button", name="Refresh data").wait_for(timeout=30_000)  # app.py's sidebar
             page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
         # the recommendations' evaluation tab: the algorithms side by side, measured out of time
+        page.goto(f"{base}/recommendations?member=M00000007")
+        wait_until_idle(page)
         page.get_by_role("tab", name="Evaluation").click()
         page.get_by_text("Best of those evaluated", exact=False).or_(page.get_by_text("In use (v1)")).first.wait_for(
             timeout=120_000)
@@ -132,7 +135,7 @@ def test_every_page_in_a_real_browser(browser, duck_warehouse, tmp_path: Path) -
         # the KPI page is interactive and its state lands in the URL, ready to share
         page.goto(f"{base}/")
         wait_until_idle(page)
-        assert page.locator('[data-testid="stMetric"]').count() == 11
+        assert page.locator('[data-testid="stMetric"]').count() == len(KPIS)
         page.get_by_text("Member tier", exact=True).last.click()
         wait_until_idle(page)
         assert "breakdown_by=Member+tier" in page.url

@@ -117,8 +117,10 @@ def cached_import_history(engine: Engine) -> pd.DataFrame:
     return import_history(engine)
 
 
-@cached("Reading the baskets…", max_entries=8)
+@st.cache_resource(ttl=TTL_SECONDS, show_spinner="Reading the baskets…", max_entries=8, hash_funcs=HASH_FUNCS)
 def cached_baskets(engine: Engine, filters: Filters, level: str) -> rules.Baskets:
+    """The baskets of a period, shared and never copied (``st.cache_resource``): they are only read, and a copy
+    per run (``st.cache_data`` unpickles its result on every hit) cost a second on every visit of Basket rules."""
     return rules.load_baskets(engine, filters, level)
 
 

@@ -50,11 +50,12 @@ def warehouse_engine(url: str) -> Engine:
 def forget_warehouse() -> None:
     """Drop cached results and connections, so the next run re-reads the warehouse: after a reload
     or a demo rebuild (which replaces the DuckDB file), or after fixing a problem."""
-    from ui.cached import cached_clusters  # the one shared (cache_resource) analysis result
+    from ui.cached import cached_baskets, cached_clusters  # the shared (cache_resource) analysis results
     from ui.models import forget_models
 
     st.cache_data.clear()
     cached_clusters.clear()
+    cached_baskets.clear()
     forget_models()
     warehouse_engine.clear()
 
