@@ -7,6 +7,7 @@ reloaded. Member lists, counts and exports of any audience go through :mod:`ui.m
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import date
@@ -39,6 +40,7 @@ from analytics import (
 )
 from analytics.audiences import Audience, kinds
 from analytics.filters import OPEN_SCOPE, FilterOptions, Filters, Scope, filter_options, member_regions
+from analytics.i18n import LANGUAGES, language, translated
 from analytics.quality import DEFAULT_THRESHOLDS, QualityReport, QualityThresholds, quality_report
 from analytics.storage.warehouse import DataSpan, SchemaReport, check_schema, data_span, table_overview
 
@@ -64,8 +66,37 @@ HASH_FUNCS: dict[Any, Callable[[Any], Any]] = {Engine: _engine_key, predictions.
 
 
 def cached(spinner: str | bool = False, max_entries: int | None = None) -> Callable:
-    """``st.cache_data`` with MemberLens's time to live and hash functions."""
-    return st.cache_data(ttl=TTL_SECONDS, show_spinner=spinner, max_entries=max_entries, hash_funcs=HASH_FUNCS)
+    """``st.cache_data`` with MemberLens's time to live and hash functions, kept apart per language: a result may
+    hold translated texts (labels, sentences), so the run's language is part of its key, and the spinner is
+    shown in that language (the catalog collects ``cached("...")`` texts)."""
+    return _per_language(st.cache_data, spinner, max_entries)
+
+
+def shared(spinner: str | bool = False, max_entries: int | None = None) -> Callable:
+    """Like :func:`cached` with ``st.cache_resource``: for large results pages only read, shared by every run
+    instead of copied on each hit."""
+    return _per_language(st.cache_resource, spinner, max_entries)
+
+
+def _per_language(cache: Callable, spinner: str | bool, max_entries: int | None) -> Callable:
+    def decorate(function: Callable) -> Callable:
+        @functools.wraps(function)  # the cache's key follows the function's name and source, not the wrapper's
+        def in_language(*args: Any, memberlens_language: str, **kwargs: Any) -> Any:
+            return function(*args, **kwargs)
+
+        variants = {lang: cache(ttl=TTL_SECONDS, max_entries=max_entries, hash_funcs=HASH_FUNCS,
+                                        show_spinner=translated(lang, spinner) if isinstance(spinner, str) else spinner)
+                    (in_language) for lang in LANGUAGES}
+
+        @functools.wraps(function)
+        def call(*args: Any, **kwargs: Any) -> Any:
+            lang = language()
+            return variants[lang](*args, memberlens_language=lang, **kwargs)
+
+        call.clear = lambda: [variant.clear() for variant in variants.values()]  # type: ignore[attr-defined]
+        return call
+
+    return decorate
 
 
 @cached()
@@ -117,7 +148,7 @@ def cached_import_history(engine: Engine) -> pd.DataFrame:
     return import_history(engine)
 
 
-@st.cache_resource(ttl=TTL_SECONDS, show_spinner="Reading the baskets…", max_entries=8, hash_funcs=HASH_FUNCS)
+@shared("Reading the baskets…", max_entries=8)
 def cached_baskets(engine: Engine, filters: Filters, level: str) -> rules.Baskets:
     """The baskets of a period, shared and never copied (``st.cache_resource``): they are only read, and a copy
     per run (``st.cache_data`` unpickles its result on every hit) cost a second on every visit of Basket rules."""
@@ -203,8 +234,7 @@ def cached_segment_migration(engine: Engine, before: Filters, after: Filters, gr
 CLUSTER_SETTINGS_KEY = "cluster_settings"
 
 
-@st.cache_resource(ttl=TTL_SECONDS, show_spinner="Clustering members: features in the warehouse, then the model…",
-                   max_entries=2, hash_funcs=HASH_FUNCS)
+@shared("Clustering members: features in the warehouse, then the model…", max_entries=2)
 def cached_clusters(engine: Engine, filters: Filters, settings: clustering.ClusterSettings) -> clustering.ClusterResult:
     """Shared, not copied (``cache_resource``): a result holds one row per member, too big to copy on every
     rerun. Pages only read it. Two entries: the current settings and the previous ones."""

@@ -25,15 +25,16 @@ from functools import lru_cache
 from babel import Locale
 from babel.numbers import format_compact_decimal, format_decimal, format_percent
 
+from analytics.i18n import LANGUAGE, code_label
 from analytics.kpis import KpiValue
 from analytics.programme import CURRENCY_SYMBOL
 
 #: The theme's primary colour (.streamlit/config.toml), used for single-series charts.
 ACCENT = "#C2185B"
 
-#: The locale figures are written in, for the script run at hand (each Streamlit session runs in its own
-#: thread, so one session's choice never leaks into another's). Babel's names: ``en``, ``zh_CN``.
-LOCALE: ContextVar[str] = ContextVar("memberlens_locale", default="en")
+#: The locale figures are written in, for the script run at hand: the run's language (each Streamlit session runs
+#: in its own thread, so one session's choice never leaks into another's). Babel's names: ``en``, ``zh_CN``.
+LOCALE: ContextVar[str] = LANGUAGE
 
 #: Shown for a missing figure (no value, not zero).
 MISSING = "—"
@@ -194,8 +195,9 @@ def format_value(value: float | None, unit: str, locale: str | None = None) -> s
 
 
 def label(value: str) -> str:
-    """A warehouse code as a reader would write it: ``mini_program`` -> ``Mini program``."""
-    return value.replace("_", " ").capitalize()
+    """A warehouse code as a reader would write it, in the session's language: ``mini_program`` -> ``Mini program``
+    (``小程序``)."""
+    return code_label(value)
 
 
 def kpi_delta(kpi: KpiValue, *, good: str | None = "up", significant: bool | None = None) -> dict[str, str | None]:

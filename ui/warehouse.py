@@ -15,6 +15,7 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from analytics.errors import MemberLensError, report_bug
+from analytics.i18n import N_, _
 from analytics.storage.databases import DatabaseConfig
 from analytics.storage.warehouse import (
     WarehouseError,
@@ -31,9 +32,9 @@ _build_lock = threading.Lock()
 DEMO_MEMBERS_ENV = "MEMBERLENS_DEMO_MEMBERS"
 
 SOURCE_LABELS = {
-    "environment": "from MEMBERLENS_WAREHOUSE_URL",
-    "secrets": "from .streamlit/secrets.toml",
-    "default": "embedded warehouse",
+    "environment": N_("from MEMBERLENS_WAREHOUSE_URL"),
+    "secrets": N_("from .streamlit/secrets.toml"),
+    "default": N_("embedded warehouse"),
 }
 
 
@@ -141,7 +142,7 @@ def show_warehouse_problem(error: WarehouseError, config: DatabaseConfig | None)
     if error.fix:
         st.markdown(f"**How to fix it:** {error.fix}")
     if config is not None:
-        st.markdown(f"Warehouse URL ({SOURCE_LABELS[config.source]}): `{config.display_url}`")
+        st.markdown(f"Warehouse URL ({_(SOURCE_LABELS[config.source])}): `{config.display_url}`")
     st.markdown(
         "MemberLens reads the warehouse URL from the `MEMBERLENS_WAREHOUSE_URL` environment variable, "
         "then from `[connections.warehouse] url = \"...\"` in `.streamlit/secrets.toml`, and otherwise "
