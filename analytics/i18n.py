@@ -215,9 +215,9 @@ def untranslated(lang: str = "zh_CN", prefix: str = "") -> dict[str, list[str]]:
     missing = {}
     for text, places in marked_texts().items():
         message = catalog.get(text)
-        if message is None or not message.string or message.fuzzy:
-            if any(place.startswith(prefix) for place in places):
-                missing[text] = places
+        lacking = message is None or not message.string or message.fuzzy
+        if lacking and any(place.startswith(prefix) for place in places):
+            missing[text] = places
     return missing
 
 

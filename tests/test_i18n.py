@@ -108,7 +108,7 @@ def english_texts() -> set[str]:
     return {m.id for m in read_catalog("zh_CN") if m.id and m.string and m.string != m.id}
 
 
-def visible_texts(at) -> list[str]:  # noqa: ANN001 - an AppTest
+def visible_texts(at) -> list[str]:
     """What a reader sees on the page under AppTest: headings, texts, captions, labels and help, metrics, table
     headers and the charts' titles, axes, legends and hover texts."""
     import json
@@ -136,7 +136,7 @@ def visible_texts(at) -> list[str]:  # noqa: ANN001 - an AppTest
     return [t for t in texts if t]
 
 
-def _strings(node, keys: tuple[str, ...]) -> list[str]:  # noqa: ANN001 - JSON
+def _strings(node, keys: tuple[str, ...]) -> list[str]:
     found = []
     if isinstance(node, dict):
         for key, value in node.items():
