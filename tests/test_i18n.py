@@ -3,9 +3,9 @@ browser, figures and dates follow the language, and pages already translated sho
 
 The catalog check reads what the sources mark (``analytics.i18n.marked_texts``, Babel's extractor) and insists
 each text has a translation that is not fuzzy and keeps its placeholders (an English plural ending aside). The
-page check renders a page under AppTest in zh-CN and looks for English the catalog knows: a visible text that is, or contains a run of words
-from, one of the catalog's English texts, is a text that was not translated (data values such as product names
-are not in the catalog, so they are left alone).
+page check renders a page under AppTest in zh-CN and looks for English the catalog knows: a visible text that
+is, or contains a run of words from, one of the catalog's English texts, is a text that was not translated (data
+values such as product names are not in the catalog, so they are left alone).
 """
 
 from __future__ import annotations
