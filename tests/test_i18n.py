@@ -211,3 +211,17 @@ def test_language_comes_from_the_url_and_stays_with_the_session(duck_warehouse, 
     assert at.session_state["memberlens_language"] == "zh_CN" and at.query_params["lang"] == "zh-CN"
     at.segmented_control(key="language_selector").set_value("en").run()
     assert at.query_params["lang"] == "en" and "Refresh data" in [b.label for b in at.button]
+
+
+def test_member_files_carry_headers_in_the_readers_language() -> None:
+    """A Chinese reader's member file has Chinese headers; an English one keeps the contract's column names, which
+    scripts read."""
+    import pandas as pd
+
+    from analytics.exports import MemberExport, reader_headers
+
+    export = MemberExport(pd.DataFrame({"member_id": ["P1"], "net_sales": [12.5], "tier": ["gold"]}), True)
+    with using("zh_CN"):
+        assert export.csv(reader_headers()).decode("utf-8").splitlines()[0] == "会员 ID,净销售额,等级"
+    with using("en"):
+        assert export.csv(reader_headers()).decode("utf-8").splitlines()[0] == "member_id,net_sales,tier"

@@ -22,7 +22,7 @@ from sqlalchemy import Engine
 from analytics import audiences
 from analytics.access import EXPORT_IDS, EXPORT_MEMBERS, VIEW_MEMBERS, Principal, allowed, require
 from analytics.audiences import Audience
-from analytics.exports import bulk_export_rows, member_export
+from analytics.exports import bulk_export_rows, member_export, reader_headers
 from analytics.filters import OPEN_SCOPE, Filters, Scope
 from analytics.i18n import N_, _, format_day
 from analytics.member_rows import audience_rows, member_count, value_window
@@ -95,7 +95,7 @@ def export_members(engine: Engine, audience: Audience, actor: Principal | object
                            window)
     record(principal, "export_members", export.audit_detail(audience, page), rows=export.rows)
     _bulk_export_alert(principal, page)
-    return export.csv()
+    return export.csv(reader_headers())
 
 
 def _bulk_export_alert(principal: Principal, page: str) -> None:
