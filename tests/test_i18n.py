@@ -155,10 +155,11 @@ LATIN_RUN = re.compile(r"[A-Za-z][A-Za-z'’\-/]*(?:[ ,.:]+[A-Za-z][A-Za-z'’\-
 
 def english_left(texts: list[str], english: set[str]) -> list[str]:
     """The runs of Latin words on a Chinese page that are UI texts of the catalog: a whole English text, or a
-    run of two or more words found inside one (the allow-listed abbreviations and names aside)."""
+    run of two or more words found inside one (the allow-listed abbreviations and names, and code such as a
+    command in backticks, aside)."""
     left = []
     for text in texts:
-        for run in LATIN_RUN.findall(re.sub(r"<[^>]+>|%\{[^}]*\}|:material/\w+:", " ", text)):
+        for run in LATIN_RUN.findall(re.sub(r"<[^>]+>|%\{[^}]*\}|:material/\w+:|`[^`]*`", " ", text)):
             words = [w for w in re.split(r"[ ,.:]+", run) if w and w not in ALLOWED]
             if not words:
                 continue

@@ -25,7 +25,7 @@ from functools import lru_cache
 from babel import Locale
 from babel.numbers import format_compact_decimal, format_decimal, format_percent
 
-from analytics.i18n import LANGUAGE, code_label
+from analytics.i18n import LANGUAGE, _, code_label
 from analytics.kpis import KpiValue
 from analytics.programme import CURRENCY_SYMBOL
 
@@ -218,7 +218,7 @@ def format_change(kpi: KpiValue) -> str | None:
     if kpi.definition.is_ratio:
         return change_pp(kpi.change)
     if kpi.change_pct is None:
-        return None if kpi.change is None or kpi.change == 0 else "new"
+        return None if kpi.change is None or kpi.change == 0 else _("new")
     return change_pct(kpi.change_pct)
 
 
