@@ -25,6 +25,7 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.functions import FunctionElement
 
 from analytics.errors import InputError
+from analytics.i18n import N_
 from analytics.storage.contract import TIERS, members, orders
 from analytics.storage.db import Bind, connection
 
@@ -85,7 +86,8 @@ def check_year(day: date, what: str = "The date") -> date:
 
 Comparison = Literal["previous", "year_ago"]
 #: What a period is compared with: the period of equal length just before it, or the same dates a year earlier.
-COMPARISONS: dict[str, str] = {"previous": "Previous period", "year_ago": "Same period last year"}
+#: (Marked for the catalog: shown as ``_(COMPARISONS[key])``.)
+COMPARISONS: dict[str, str] = {"previous": N_("Previous period"), "year_ago": N_("Same period last year")}
 
 
 @dataclass(frozen=True)
