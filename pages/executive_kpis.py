@@ -11,7 +11,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from analytics.filters import COMPARISONS
-from analytics.i18n import N_, _, format_day, language
+from analytics.i18n import LANGUAGES, N_, _, format_day, language, using
 from analytics.kpis import (
     DIMENSION_BY_KEY,
     GRAIN_NAMES,
@@ -64,11 +64,24 @@ kpi_labels = {k.key: _(k.label) for k in KPIS}
 grain_titles = {g: _(GRAIN_TITLES[g]) for g in GRAINS}
 comparison_labels = {c: _(text) for c, text in COMPARISONS.items()}
 dimension_labels = {d: _(dimension.label) for d, dimension in DIMENSION_BY_KEY.items()}
-# bound widgets write the label the reader sees into the link, so a link holds the labels of its language
+
+
+def in_every_language(texts) -> set[str]:
+    """The texts (English, as marked) in every language offered: a bound widget writes the label the reader sees
+    into the link, so a link made in either language is understood."""
+    texts, found = list(texts), set()
+    for lang in LANGUAGES:
+        with using(lang):
+            found |= {_(text) for text in texts}
+    return found
+
+
 warn_about_ignored_link_values({
-    "trend_kpi": set(kpi_labels.values()), "trend_grain": set(grain_titles.values()),
-    "compare": set(comparison_labels.values()), "breakdown_kpi": set(kpi_labels.values()),
-    "breakdown_by": set(dimension_labels.values()),
+    "trend_kpi": in_every_language(k.label for k in KPIS),
+    "trend_grain": in_every_language(GRAIN_TITLES.values()),
+    "compare": in_every_language(COMPARISONS.values()),
+    "breakdown_kpi": in_every_language([k.label for k in KPIS]),
+    "breakdown_by": in_every_language(d.label for d in DIMENSION_BY_KEY.values()),
 })
 comparison = st.segmented_control(
     _("Compare with"), list(COMPARISONS), default="previous", key="compare", bind="query-params",
@@ -88,7 +101,7 @@ range_text = _("{start} – {end} ({days} days), compared with {comparison}: {co
     start=day(filters.start), end=day(filters.end), days=filters.days, comparison=_(COMPARISON_TEXT[comparison]),
     compared_start=day(compared.start), compared_end=day(compared.end))
 st.caption(
-    (_("{period}: {range}").format(period=_(period_label), range=range_text) if period_label else range_text)
+    (_("{period}: {range}").format(period=period_label, range=range_text) if period_label else range_text)
     + (f" · {' · '.join(scope)}" if scope else "") + " · " + _("amounts in {currency}").format(currency=CURRENCY)
 )
 missing_days = comparison_coverage(filters, comparison, ctx.span.first_day)
