@@ -86,7 +86,8 @@ def check_year(day: date, what: str = "The date") -> date:
 
 Comparison = Literal["previous", "year_ago"]
 #: What a period is compared with: the period of equal length just before it, or the same dates a year earlier.
-COMPARISONS: dict[str, str] = {"previous": "Previous period", "year_ago": "Same period last year"}
+#: (Marked for the catalog: shown as ``_(COMPARISONS[key])``.)
+COMPARISONS: dict[str, str] = {"previous": N_("Previous period"), "year_ago": N_("Same period last year")}
 
 
 @dataclass(frozen=True)
