@@ -116,6 +116,11 @@ def count(value: float | None, locale: str | None = None) -> str:
     return _whole(value, COUNT_COMPACT_FROM, locale)
 
 
+def exact_count(value: float | None, locale: str | None = None) -> str:
+    """A count written in full, never compact, for sizes a reader acts on (an audience of ``1,234,567``)."""
+    return _whole(value, math.inf, locale)
+
+
 def points(value: float | None, locale: str | None = None) -> str:
     """A number of loyalty points: ``9,876``, ``12.3K``."""
     return _whole(value, POINTS_COMPACT_FROM, locale)
