@@ -24,6 +24,8 @@ from ui import format as fmt
 TRANSLATED_PAGES: list[str] = [
     "pages/executive_kpis.py",  # kpis
     "pages/heatmaps.py",  # kpis
+    "pages/campaign_targeting.py",  # targeting
+    "pages/programme.py",  # targeting
 ]
 #: Words that read the same in Chinese UIs (abbreviations, names of methods and products).
 ALLOWED = {"RFM", "KPI", "KPIs", "AOV", "GMV", "CLV", "ROI", "SKU", "App", "iOS", "SMS", "ID", "k-means", "MemberLens",
