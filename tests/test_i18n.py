@@ -133,8 +133,13 @@ def visible_texts(at) -> list[str]:
             proto = el.proto
             texts += [getattr(proto, "label", ""), getattr(proto, "help", "")]
             texts += [str(o) for o in getattr(proto, "options", [])]
-    for el in at.dataframe:
-        texts += [str(c) for c in el.value.columns]
+    for el in at.dataframe:  # the headers shown: a column's configured label, else its name
+        config = json.loads(el.proto.columns or "{}")
+        order = list(el.proto.column_order) or [str(c) for c in el.value.columns]
+        for column in order:
+            setting = config.get(f"col:name:{column}", config.get(column, {}))
+            if setting is not None and not setting.get("hidden"):
+                texts.append(str(setting.get("label") or column))
     for el in at.get("plotly_chart"):
         figure = json.loads(el.proto.spec)
         layout = figure.get("layout", {})
