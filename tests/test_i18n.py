@@ -24,6 +24,7 @@ from ui import format as fmt
 TRANSLATED_PAGES: list[str] = [
     "pages/warehouse.py",  # data
     "pages/data_quality.py",  # data
+    "pages/import_data.py",  # data
 ]
 #: Words that read the same in Chinese UIs (abbreviations, names of methods and products).
 ALLOWED = {"RFM", "KPI", "KPIs", "AOV", "GMV", "CLV", "ROI", "SKU", "App", "iOS", "SMS", "ID", "k-means", "MemberLens",
