@@ -26,6 +26,9 @@ TRANSLATED_PAGES: list[str] = [
     "pages/heatmaps.py",  # kpis
     "pages/campaign_targeting.py",  # targeting
     "pages/programme.py",  # targeting
+    "pages/warehouse.py",  # data
+    "pages/data_quality.py",  # data
+    "pages/import_data.py",  # data
 ]
 #: Words that read the same in Chinese UIs (abbreviations, names of methods and products).
 ALLOWED = {"RFM", "KPI", "KPIs", "AOV", "GMV", "CLV", "ROI", "SKU", "App", "iOS", "SMS", "ID", "k-means", "MemberLens",
