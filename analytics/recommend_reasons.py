@@ -59,7 +59,11 @@ def segment_phrase(words: str) -> str:
                 _("{tier} members who joined through {channel}") if channel else _("{tier} members"))
     phrase = template.format(tier=code_label(tier) if tier else "", region=region,
                              channel=code_label(channel.replace(" ", "_")) if channel else "")
-    return " ".join(phrase.split()).replace("会员会员", "会员")  # 普通会员 (basic) is already "members"
+    phrase = " ".join(phrase.split()).replace("会员会员", "会员")  # 普通会员 (basic) is already "members"
+    return _CJK_LATIN.sub(" ", phrase)  # a space between Chinese and Latin words (a region or channel as stored)
+
+
+_CJK_LATIN = re.compile(r"(?<=[\u4e00-\u9fff])(?=[A-Za-z0-9])|(?<=[A-Za-z0-9])(?=[\u4e00-\u9fff])")
 
 
 EXPLAIN_COLUMNS = ["member_id", "rank", "product_id", "product", "category", "score", "source", "kind",
