@@ -29,6 +29,8 @@ TRANSLATED_PAGES: list[str] = [
     "pages/warehouse.py",  # data
     "pages/data_quality.py",  # data
     "pages/import_data.py",  # data
+    "pages/predictions.py",  # models
+    "pages/recommendations.py",  # models
 ]
 #: Words that read the same in Chinese UIs (abbreviations, names of methods and products).
 ALLOWED = {"RFM", "KPI", "KPIs", "AOV", "GMV", "CLV", "ROI", "SKU", "App", "iOS", "SMS", "ID", "k-means", "MemberLens",
@@ -163,16 +165,19 @@ def _strings(node, keys: tuple[str, ...]) -> list[str]:
     return found
 
 
+#: Not prose: HTML tags, Plotly placeholders, icons, code in backticks, identifiers (``members.member_id``,
+#: ``churn_risk``).
+CODE = re.compile(r"<[^>]+>|%\{[^}]*\}|:material/\w+:|`[^`]*`|\b\w+(?:[._]\w+)+\b")
 LATIN_RUN = re.compile(r"[A-Za-z][A-Za-z'’\-/]*(?:[ ,.:]+[A-Za-z][A-Za-z'’\-/]*)*")
 
 
 def english_left(texts: list[str], english: set[str]) -> list[str]:
     """The runs of Latin words on a Chinese page that are UI texts of the catalog: a whole English text, or a
-    run of two or more words found inside one (the allow-listed abbreviations and names, and code such as a
-    command in backticks, aside)."""
+    run of two or more words found inside one (the allow-listed abbreviations and names, and code: commands in
+    backticks, identifiers such as ``members.member_id``, aside)."""
     left = []
     for text in texts:
-        for run in LATIN_RUN.findall(re.sub(r"<[^>]+>|%\{[^}]*\}|:material/\w+:|`[^`]*`", " ", text)):
+        for run in LATIN_RUN.findall(re.sub(CODE, " ", text)):
             words = [w for w in re.split(r"[ ,.:]+", run) if w and w not in ALLOWED]
             if not words:
                 continue
