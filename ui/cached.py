@@ -40,7 +40,7 @@ from analytics import (
 )
 from analytics.audiences import Audience, kinds
 from analytics.filters import OPEN_SCOPE, FilterOptions, Filters, Scope, filter_options, member_regions
-from analytics.i18n import LANGUAGES, language, translated
+from analytics.i18n import LANGUAGES, _, language, translated
 from analytics.quality import DEFAULT_THRESHOLDS, QualityReport, QualityThresholds, quality_report
 from analytics.storage.warehouse import DataSpan, SchemaReport, check_schema, data_span, table_overview
 
@@ -72,10 +72,29 @@ def cached(spinner: str | bool = False, max_entries: int | None = None) -> Calla
     return _per_language(st.cache_data, spinner, max_entries)
 
 
-def shared(spinner: str | bool = False, max_entries: int | None = None) -> Callable:
+def shared(spinner: str | bool = False, max_entries: int | None = None, by_language: bool = True) -> Callable:
     """Like :func:`cached` with ``st.cache_resource``: for large results pages only read, shared by every run
-    instead of copied on each hit."""
-    return _per_language(st.cache_resource, spinner, max_entries)
+    instead of copied on each hit. ``by_language=False`` for results that hold no text (purchases, baskets, a
+    model): one copy for every language, the spinner still in the reader's (``st.spinner`` shows only after half
+    a second, so never on a hit)."""
+    if by_language:
+        return _per_language(st.cache_resource, spinner, max_entries)
+
+    def decorate(function: Callable) -> Callable:
+        kept = st.cache_resource(ttl=TTL_SECONDS, max_entries=max_entries, hash_funcs=HASH_FUNCS,
+                                 show_spinner=False)(function)
+
+        @functools.wraps(function)
+        def call(*args: Any, **kwargs: Any) -> Any:
+            if not isinstance(spinner, str):
+                return kept(*args, **kwargs)
+            with st.spinner(_(spinner)):
+                return kept(*args, **kwargs)
+
+        call.clear = kept.clear  # type: ignore[attr-defined]
+        return call
+
+    return decorate
 
 
 def _per_language(cache: Callable, spinner: str | bool, max_entries: int | None) -> Callable:
@@ -148,7 +167,7 @@ def cached_import_history(engine: Engine) -> pd.DataFrame:
     return import_history(engine)
 
 
-@shared("Reading the baskets…", max_entries=8)
+@shared("Reading the baskets…", max_entries=8, by_language=False)
 def cached_baskets(engine: Engine, filters: Filters, level: str) -> rules.Baskets:
     """The baskets of a period, shared and never copied (``st.cache_resource``): they are only read, and a copy
     per run (``st.cache_data`` unpickles its result on every hit) cost a second on every visit of Basket rules."""

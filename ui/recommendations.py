@@ -66,7 +66,7 @@ def _version_key(stored: StoredRecommender) -> tuple[int, str, str]:
     return stored.version, str(stored.folder), stored.files["model.npz"]["sha256"]
 
 
-@shared("Reading every member's purchases from the warehouse…", max_entries=1)
+@shared("Reading every member's purchases from the warehouse…", max_entries=1, by_language=False)
 def cached_purchases(engine: Engine) -> tuple[RecommendData, pd.Index]:
     """Every member's purchases (CSR, codes only) and the id index: shared by every session, read once per ten
     minutes."""
@@ -74,7 +74,7 @@ def cached_purchases(engine: Engine) -> tuple[RecommendData, pd.Index]:
     return data, member_index(data)
 
 
-@shared("Loading the recommender…", max_entries=2)
+@shared("Loading the recommender…", max_entries=2, by_language=False)
 def _cached_model(key: tuple[int, str, str]) -> Recommender:
     state = app_state()
     assert state is not None
@@ -88,7 +88,7 @@ def cached_model(stored: StoredRecommender) -> Recommender:
     return _cached_model(_version_key(stored))
 
 
-@shared("Preparing the lists…", max_entries=4)
+@shared("Preparing the lists…", max_entries=4, by_language=False)
 def _cached_maker(engine: Engine, key: tuple[int, str, str], settings: ListSettings) -> ListMaker:
     data, _ = cached_purchases(engine)
     return ListMaker(_cached_model(key), data, settings)
@@ -100,7 +100,7 @@ def cached_maker(engine: Engine, stored: StoredRecommender, settings: ListSettin
     return _cached_maker(engine, _version_key(stored), settings)
 
 
-@shared("Reading the stored lists…", max_entries=2)
+@shared("Reading the stored lists…", max_entries=2, by_language=False)
 def _cached_lists(key: tuple[int, str, str]) -> StoredLists:
     state = app_state()
     assert state is not None
