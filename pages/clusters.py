@@ -49,14 +49,15 @@ with st.container(border=True):
                     help=_("How many groups. The 'Choosing k' tab compares k = 2 to 10."))
     algorithm = middle.segmented_control(
         _("Algorithm"), list(ALGORITHMS), default="kmeans", key="cluster_algorithm", required=True,
-        format_func=lambda a: _(ALGORITHMS[a]),
+        format_func={a: _(name) for a, name in ALGORITHMS.items()}.__getitem__,
         help=_("k-means: compact groups of similar size, the usual choice. Gaussian mixture: groups may differ in "
                "spread per feature (one variance per feature and cluster)."))
     min_orders = right.number_input(
         _("Members with at least … orders"), 1, 50, 1, key="cluster_min_orders",
         help=_("One-order members show little behaviour; clustering repeat buyers (2 or 3+) gives sharper groups."))
     groups = st.pills(_("Features"), list(FEATURE_GROUPS), default=list(FEATURE_GROUPS), selection_mode="multi",
-                      format_func=lambda g: FEATURE_GROUPS[g].shown_label(), key="cluster_groups",
+                      format_func={g: group.shown_label() for g, group in FEATURE_GROUPS.items()}.__getitem__,
+                      key="cluster_groups",
                       help=_("Which behaviours the clusters are built on.") + " "
                            + " ".join(f"**{g.shown_label()}**: {g.shown_help()}" for g in FEATURE_GROUPS.values()))
     with st.expander(_("How features are prepared"), icon=":material/functions:"):

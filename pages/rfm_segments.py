@@ -80,7 +80,8 @@ with st.expander(_("Segment grid (R score × FM score)"), icon=":material/grid_v
     table = pd.DataFrame({f"FM {fm}": [saved[(r, fm)] for r in range(5, 0, -1)] for fm in range(1, 6)},
                          index=[f"R {r}" for r in range(5, 0, -1)])
     edited = st.data_editor(table, key="rfm_grid_editor", column_config={
-        c: st.column_config.SelectboxColumn(c, options=list(SEGMENTS), required=True, format_func=segment_label)
+        c: st.column_config.SelectboxColumn(c, options=list(SEGMENTS), required=True,
+                                            format_func={s: segment_label(s) for s in SEGMENTS}.__getitem__)
         for c in table.columns})
     st.caption(_("FM score = the mean of the F and M scores, rounded half up. Change a cell to rename where a group "
                  "of members falls; every figure on the page follows."))
@@ -218,9 +219,10 @@ with migration_tab:
         if st.session_state.get("rfm_move") not in pairs:
             st.session_state["rfm_move"] = default
         sizes = moved.set_index(["before", "after"])["members"]
-        move = st.selectbox(_("Members who moved"), pairs, key="rfm_move",
-                            format_func=lambda p: f"{segment_label(p[0])} → {segment_label(p[1])} "
-                                                  f"({count(int(sizes.loc[p]))})",
+        # options' texts made now, in this run's language (a format_func may be called outside the run)
+        move_texts = {p: f"{segment_label(p[0])} → {segment_label(p[1])} ({count(int(sizes.loc[p]))})"
+                      for p in pairs}
+        move = st.selectbox(_("Members who moved"), pairs, key="rfm_move", format_func=move_texts.__getitem__,
                             help=_("Their segment in the previous period → in this one."))
         member_set(ctx.engine, migration_audience(filters, move[0], move[1], grid), key="rfm_move_members",
                    who=_("moved from {before} to {after}").format(before=segment_label(move[0]),
@@ -231,7 +233,8 @@ with members_tab:
     present = [s for s in SEGMENTS if s in set(shown["segment"])]
     choices = [*present, *(name for name, parts in COMBINED.items() if set(parts) & set(present))]
     choices += [LAPSED] if lapsed.members else []
-    segment = st.selectbox(_("Segment"), choices, key="rfm_members_segment", format_func=segment_label,
+    segment_texts = {c: segment_label(c) for c in choices}  # made in this run's language
+    segment = st.selectbox(_("Segment"), choices, key="rfm_members_segment", format_func=segment_texts.__getitem__,
                            help=_("Its members in this date range, names, phones and emails masked; the groups on "
                                   "the cards are listed too."))
     parts = COMBINED.get(segment, (segment,))
