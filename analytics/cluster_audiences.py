@@ -16,6 +16,7 @@ from analytics.cluster_features import CLIP, LOG, PLAIN, SQRT, feature_select, f
 from analytics.clustering import ClusterModel
 from analytics.errors import InputError
 from analytics.filters import Filters
+from analytics.i18n import _
 
 
 def _sql_transform(column: Any, transform: str) -> Any:
@@ -70,7 +71,7 @@ class ClusterAudience(Audience):
         k = len(self.model.centres_)
         if not self.clusters or any(isinstance(c, bool) or not isinstance(c, int) or not 1 <= c <= k
                                     for c in self.clusters):
-            raise InputError(f"Choose clusters between 1 and {k}.")
+            raise InputError(_("Choose clusters between 1 and {k}.").format(k=k))
 
     def member_ids(self) -> Select:
         assigned = assignment_select(self.model, self.window).subquery("assigned")
@@ -87,7 +88,7 @@ class ClusterAudience(Audience):
     def from_body(cls, data: Mapping[str, Any], depth: int) -> ClusterAudience:
         clusters = data["clusters"]
         if not isinstance(clusters, list) or len(clusters) > 20:
-            raise InputError('"clusters" is a list of cluster numbers.')
+            raise InputError(_('"clusters" is a list of cluster numbers.'))
         return cls(audiences.window(data), ClusterModel.from_dict(data["model"]), tuple(clusters))
 
 
@@ -101,8 +102,8 @@ def _check_model(model: ClusterModel) -> None:
     known = {f.name for f in features_for(model.categories_, model.channels_)}
     unknown = [f.name for f in model.features_ if f.name not in known or f.transform not in (LOG, SQRT, PLAIN)]
     if unknown:
-        raise InputError(f"unknown feature or transform {unknown[0]!r}")
+        raise InputError(_("unknown feature or transform {name}").format(name=repr(unknown[0])))
     d, k = len(model.features_), model.settings.k
     if not (len(model.means_) == len(model.stds_) == d and len(model.centres_) == len(model.weights_) == len(
             model.offsets_) == k and all(len(v) == d for v in (*model.centres_, *model.weights_))):
-        raise InputError(f"the model needs {k} centres, weights and offsets of {d} numbers each")
+        raise InputError(_("the model needs {k} centres, weights and offsets of {d} numbers each").format(k=k, d=d))

@@ -15,11 +15,13 @@ from sqlalchemy import Date, Double, Select, case, cast, func, literal, select
 
 from analytics.errors import InputError
 from analytics.filters import Filters, completed_order_conditions
+from analytics.i18n import DEFAULT_LANGUAGE, N_, _, code_label, language
 from analytics.sqlparts import NIGHT_TEXT, at_night, count_if
 from analytics.storage.contract import events, members, order_items, orders, products
 from analytics.storage.db import Bind, read_frame, read_frame_columnar
 
-ALGORITHMS: dict[str, str] = {"kmeans": "k-means", "gmm": "Gaussian mixture"}
+#: Algorithms by key, with their names (translated where shown: ``_(ALGORITHMS[key])``).
+ALGORITHMS: dict[str, str] = {"kmeans": "k-means", "gmm": N_("Gaussian mixture")}
 #: Above this many members k-means starts from mini-batch k-means on a seeded sample of MINIBATCH_SAMPLE
 #: members, then refines the centres with full passes over all of them.
 MINIBATCH_ABOVE = MINIBATCH_SAMPLE = 100_000
@@ -42,39 +44,49 @@ LOG, SQRT, PLAIN = "log", "sqrt", "plain"
 
 @dataclass(frozen=True)
 class FeatureGroup:
+    """A group of features the user switches on or off: ``label`` and ``help`` are marked for the catalog and read
+    in the reader's language through :meth:`shown_label` and :meth:`shown_help`."""
+
     label: str
     help: str
 
+    def shown_label(self) -> str:
+        return _(self.label)
+
+    def shown_help(self) -> str:
+        return _(self.help).format(night=NIGHT_TEXT, categories=MAX_CATEGORIES)
+
 
 FEATURE_GROUPS: dict[str, FeatureGroup] = {
-    "value": FeatureGroup("Recency, frequency, monetary", "Days since the last order, orders and net sales in the "
-                          "window (as RFM)."),
-    "tenure": FeatureGroup("Tenure", "Days from registration to the range's last day."),
-    "basket": FeatureGroup("Basket", "AOV (net sales / orders) and order lines per order."),
-    "promotions": FeatureGroup("Discounts and points", "Discount share (discounts / gross value) and points "
-                               "redeem rate (points redeemed / points earned)."),
-    "timing": FeatureGroup("Time of day", f"Share of orders placed at night, {NIGHT_TEXT}."),
-    "engagement": FeatureGroup("Engagement", "Sessions and tracked events in the window."),
-    "categories": FeatureGroup("Category mix", f"Share of the member's line amount in each of the window's top "
-                               f"{MAX_CATEGORIES} categories."),
-    "channels": FeatureGroup("Sales channels", "Share of the member's orders in each sales channel."),
-    "demographics": FeatureGroup("Age", "Age in years on the range's last day."),
+    "value": FeatureGroup(N_("Recency, frequency, monetary"), N_("Days since the last order, orders and net sales "
+                          "in the window (as RFM).")),
+    "tenure": FeatureGroup(N_("Tenure"), N_("Days from registration to the range's last day.")),
+    "basket": FeatureGroup(N_("Basket"), N_("AOV (net sales / orders) and order lines per order.")),
+    "promotions": FeatureGroup(N_("Discounts and points"), N_("Discount share (discounts / gross value) and points "
+                               "redeem rate (points redeemed / points earned).")),
+    "timing": FeatureGroup(N_("Time of day"), N_("Share of orders placed at night, {night}.")),
+    "engagement": FeatureGroup(N_("Engagement"), N_("Sessions and tracked events in the window.")),
+    "categories": FeatureGroup(N_("Category mix"), N_("Share of the member's line amount in each of the window's "
+                               "top {categories} categories.")),
+    "channels": FeatureGroup(N_("Sales channels"), N_("Share of the member's orders in each sales channel.")),
+    "demographics": FeatureGroup(N_("Age"), N_("Age in years on the range's last day.")),
 }
 
-#: Fixed features: name -> (group, transform, label).
+#: Fixed features: name -> (group, transform, label). The labels stay English in models and z-score tables (they
+#: are keys there); :func:`feature_label` shows them in the reader's language.
 _FIXED: dict[str, tuple[str, str, str]] = {
-    "recency_days": ("value", LOG, "Days since last order"),
-    "frequency": ("value", LOG, "Orders"),
-    "monetary": ("value", LOG, "Net sales"),
-    "tenure_days": ("tenure", LOG, "Tenure (days)"),
+    "recency_days": ("value", LOG, N_("Days since last order")),
+    "frequency": ("value", LOG, N_("Orders")),
+    "monetary": ("value", LOG, N_("Net sales")),
+    "tenure_days": ("tenure", LOG, N_("Tenure (days)")),
     "aov": ("basket", LOG, "AOV"),
-    "lines_per_order": ("basket", LOG, "Lines per order"),
-    "discount_share": ("promotions", PLAIN, "Discount share"),
-    "points_redeem_rate": ("promotions", PLAIN, "Points redeem rate"),
-    "night_share": ("timing", PLAIN, "Night orders share"),
-    "sessions": ("engagement", LOG, "Sessions"),
-    "events": ("engagement", LOG, "Events"),
-    "age": ("demographics", PLAIN, "Age"),
+    "lines_per_order": ("basket", LOG, N_("Lines per order")),
+    "discount_share": ("promotions", PLAIN, N_("Discount share")),
+    "points_redeem_rate": ("promotions", PLAIN, N_("Points redeem rate")),
+    "night_share": ("timing", PLAIN, N_("Night orders share")),
+    "sessions": ("engagement", LOG, N_("Sessions")),
+    "events": ("engagement", LOG, N_("Events")),
+    "age": ("demographics", PLAIN, N_("Age")),
 }
 CATEGORY_PREFIX, CHANNEL_PREFIX = "category: ", "channel: "
 
@@ -85,6 +97,18 @@ class Feature:
     group: str
     transform: str
     label: str
+
+
+def feature_label(feature: Feature) -> str:
+    """A feature's name as the reader reads it: a fixed feature's label translated, a category as stored (data), a
+    sales channel's orders with the channel's label (``live_stream orders`` in English, as models store it)."""
+    if feature.name.startswith(CATEGORY_PREFIX):
+        return feature.label
+    if feature.name.startswith(CHANNEL_PREFIX):
+        if language() == DEFAULT_LANGUAGE:
+            return feature.label
+        return _("{channel} orders").format(channel=code_label(feature.name.removeprefix(CHANNEL_PREFIX)))
+    return _(feature.label)
 
 
 def features_for(categories: Sequence[str], channels: Sequence[str]) -> list[Feature]:
@@ -106,16 +130,18 @@ class ClusterSettings:
 
     def __post_init__(self) -> None:
         if not 2 <= self.k <= 20:
-            raise InputError(f"The number of clusters must be between 2 and 20, not {self.k}.")
+            raise InputError(_("The number of clusters must be between 2 and 20, not {k}.").format(k=self.k))
         if self.algorithm not in ALGORITHMS:
-            raise InputError(f"Unknown algorithm {self.algorithm!r}; choose {' or '.join(ALGORITHMS)}.")
+            raise InputError(_("Unknown algorithm {name}; choose {choices}.").format(
+                name=repr(self.algorithm), choices=_(" or ").join(ALGORITHMS)))
         unknown = [g for g in self.groups if g not in FEATURE_GROUPS]
         if unknown:
-            raise InputError(f"Unknown feature group {unknown[0]!r}; choose from {', '.join(FEATURE_GROUPS)}.")
+            raise InputError(_("Unknown feature group {name}; choose from {choices}.").format(
+                name=repr(unknown[0]), choices=", ".join(FEATURE_GROUPS)))
         if not self.groups:
-            raise InputError("Choose at least one feature group.")
+            raise InputError(_("Choose at least one feature group."))
         if self.min_orders < 1:
-            raise InputError("The minimum number of orders must be at least 1.")
+            raise InputError(_("The minimum number of orders must be at least 1."))
         object.__setattr__(self, "groups", tuple(g for g in FEATURE_GROUPS if g in self.groups))
 
 

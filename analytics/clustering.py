@@ -64,6 +64,7 @@ from analytics.cluster_features import (
 )
 from analytics.errors import InputError
 from analytics.filters import Filters
+from analytics.i18n import DEFAULT_LANGUAGE, N_, _, code_label, language, using
 from analytics.storage.db import Bind
 
 __all__ = ["AGE_BANDS", "ALGORITHMS", "FEATURE_GROUPS", "ClusterModel", "ClusterResult", "ClusterSettings",
@@ -197,11 +198,12 @@ def _fit(data: MemberFeatures, settings: ClusterSettings) -> tuple[ClusterModel,
     """:func:`fit_model`, also returning the standardised matrix of ``data.frame`` and each member's
     cluster number (what ``model.standardise`` and ``model.assign`` would give, computed once)."""
     if len(data.frame) < settings.k:
-        raise InputError(f"Only {len(data.frame):,} members match, fewer than the {settings.k} clusters asked for: "
-                         "widen the date range, lower the minimum orders or ask for fewer clusters.")
+        raise InputError(_("Only {members} members match, fewer than the {k} clusters asked for: widen the date range, "
+                           "lower the minimum orders or ask for fewer clusters.").format(
+            members=f"{len(data.frame):,}", k=settings.k))
     used = [f for f in data.features if f.group in settings.groups]
     if not used:
-        raise InputError("The chosen feature groups have no features in this window.")
+        raise InputError(_("The chosen feature groups have no features in this window."))
     means, stds = _fit_scaling(data.frame, used)
     scaling = ClusterModel(settings, tuple(used), tuple(means), tuple(stds), (), (), (), tuple(data.categories),
                            tuple(data.channels))
@@ -273,8 +275,8 @@ def cluster_features(data: MemberFeatures, settings: ClusterSettings) -> Cluster
     z = pd.DataFrame(described, columns=[f.label for f in data.features])
     zscores = z.groupby(frame["cluster"].to_numpy()).mean().reindex(range(1, settings.k + 1)).fillna(0.0)
     zscores.index.name = "cluster"
-    portraits = _portraits(frame, data, zscores, settings.k)
-    model = replace(model, names_=tuple(portraits["name"]))
+    portraits, english_names = _portraits(frame, data, zscores, settings.k)
+    model = replace(model, names_=english_names)  # part of audience definitions: one wording, not per reader
     frame["cluster_name"] = frame["cluster"].map(dict(zip(portraits["cluster"], portraits["name"], strict=True)))
     ordered = ["member_id", "cluster", "cluster_name", *(c for c in frame.columns
                                                         if c not in ("member_id", "cluster", "cluster_name"))]
@@ -283,23 +285,23 @@ def cluster_features(data: MemberFeatures, settings: ClusterSettings) -> Cluster
 
 #: Words for a fixed feature well above / below the clustered members (value and frequency have their own words).
 _TRAITS: dict[str, tuple[str, str]] = {
-    "recency_days": ("lapsing", "recently active"),
-    "tenure_days": ("long-standing", "newly joined"),
-    "aov": ("big-ticket", "small-ticket"),
-    "lines_per_order": ("big-basket", "single-item"),
-    "discount_share": ("deal-seeking", "full-price"),
-    "points_redeem_rate": ("points-redeeming", "points-hoarding"),
-    "night_share": ("night-owl", "daytime"),
-    "sessions": ("highly engaged", "rarely browsing"),
-    "events": ("heavy browsing", "light browsing"),
-    "age": ("older", "young"),
+    "recency_days": (N_("lapsing"), N_("recently active")),
+    "tenure_days": (N_("long-standing"), N_("newly joined")),
+    "aov": (N_("big-ticket"), N_("small-ticket")),
+    "lines_per_order": (N_("big-basket"), N_("single-item")),
+    "discount_share": (N_("deal-seeking"), N_("full-price")),
+    "points_redeem_rate": (N_("points-redeeming"), N_("points-hoarding")),
+    "night_share": (N_("night-owl"), N_("daytime")),
+    "sessions": (N_("highly engaged"), N_("rarely browsing")),
+    "events": (N_("heavy browsing"), N_("light browsing")),
+    "age": (N_("older"), N_("young")),
 }
 #: Features the value and frequency words already describe.
 _NAMED_APART = ("monetary", "frequency")
 #: The name of a cluster no member is closest to (possible with a Gaussian mixture or few distinct members).
-EMPTY = "(empty)"
+EMPTY = N_("(empty)")
 #: The share of spend outside the top categories.
-OTHER = "other categories"
+OTHER = N_("other categories")
 #: A z-score beyond this counts as "well above / below" the population.
 NAME_Z = 0.5
 FAVOURITE_SHARE, FAVOURITE_LIFT = 0.15, 1.2
@@ -311,13 +313,14 @@ def trait_word(feature: Feature, z: float) -> str | None:
     if abs(z) < NAME_Z:
         return None
     if feature.name in _TRAITS:
-        return _TRAITS[feature.name][0 if z > 0 else 1]
+        return _(_TRAITS[feature.name][0 if z > 0 else 1])
     if feature.name.startswith(CHANNEL_PREFIX):
-        channel = feature.name.removeprefix(CHANNEL_PREFIX).replace("_", "-")
-        return f"{channel} heavy" if z > 0 else f"rarely {channel}"
+        code = feature.name.removeprefix(CHANNEL_PREFIX)
+        channel = code.replace("_", "-") if language() == DEFAULT_LANGUAGE else code_label(code)
+        return (_("{channel} heavy") if z > 0 else _("rarely {channel}")).format(channel=channel)
     if feature.name.startswith(CATEGORY_PREFIX):
         category = feature.name.removeprefix(CATEGORY_PREFIX)
-        return f"{category} heavy" if z > 0 else f"little {category}"
+        return (_("{category} heavy") if z > 0 else _("little {category}")).format(category=category)
     return None
 
 
@@ -341,8 +344,8 @@ def cluster_name(z: Mapping[str, float], category_share: Mapping[str, float],
     spend). E.g. "High-value frequent, highly engaged · Electronics", "Mid-value regular, live-stream heavy ·
     Apparel", "Low-value occasional, lapsing · mixed categories"."""
     monetary, frequency = z.get("Net sales", 0.0), z.get("Orders", 0.0)
-    value = "High-value" if monetary >= NAME_Z else "Low-value" if monetary <= -NAME_Z else "Mid-value"
-    often = "frequent" if frequency >= NAME_Z else "occasional" if frequency <= -NAME_Z else "regular"
+    value = _("High-value") if monetary >= NAME_Z else _("Low-value") if monetary <= -NAME_Z else _("Mid-value")
+    often = _("frequent") if frequency >= NAME_Z else _("occasional") if frequency <= -NAME_Z else _("regular")
     trait = distinctive_trait(z, features or features_for(list(category_share), []))
     best = max(((lift, c) for c, lift in category_lift.items() if category_share.get(c, 0.0) >= FAVOURITE_SHARE),
                default=None)
@@ -353,11 +356,16 @@ def cluster_name(z: Mapping[str, float], category_share: Mapping[str, float],
         words = trait_word(feature, score)
         if feature.name.startswith(CATEGORY_PREFIX) and score > 0:  # the category is named after the dot
             favourite, words = feature.label, None
-    name = f"{value} {often}" + (f", {words}" if words else "")
-    return f"{name} · {favourite or 'mixed categories'}"
+    name = _("{value} {often}").format(value=value, often=often)
+    if words:
+        name = _("{name}, {trait}").format(name=name, trait=words)
+    return _("{name} · {favourite}").format(name=name, favourite=favourite or _("mixed categories"))
 
 
-def _portraits(frame: pd.DataFrame, data: MemberFeatures, zscores: pd.DataFrame, k: int) -> pd.DataFrame:
+def _portraits(frame: pd.DataFrame, data: MemberFeatures, zscores: pd.DataFrame,
+               k: int) -> tuple[pd.DataFrame, tuple[str, ...]]:
+    """The portrait table (names in the reader's language), and the clusters' names in English (kept in the
+    model, which audience definitions carry)."""
     total_sales = float(frame["monetary"].sum()) or 1.0
     cat_cols = [CATEGORY_PREFIX + c for c in data.categories]
     # spend per category = its share of the member's line amount x that amount; the rest is "other"
@@ -365,7 +373,7 @@ def _portraits(frame: pd.DataFrame, data: MemberFeatures, zscores: pd.DataFrame,
     spend = frame[cat_cols].mul(amount, axis=0)
     spend[OTHER] = np.maximum(amount - spend.sum(axis=1).to_numpy(), 0.0)
     overall = spend.sum() / (amount.sum() or 1.0)
-    rows, names = [], []
+    rows, names, english = [], [], []
     figures = frame[["monetary", "frequency", "recency_days"]]  # the rows of a cluster: only what is summarised
     for j in range(1, k + 1):
         in_cluster = (frame["cluster"] == j).to_numpy()
@@ -374,7 +382,13 @@ def _portraits(frame: pd.DataFrame, data: MemberFeatures, zscores: pd.DataFrame,
         lift = {c: float(mix[CATEGORY_PREFIX + c] / overall[CATEGORY_PREFIX + c])
                 for c in data.categories if overall[CATEGORY_PREFIX + c] > 0}
         shares = {c: float(mix[CATEGORY_PREFIX + c]) for c in data.categories}
-        name = cluster_name(zscores.loc[j].to_dict(), shares, lift, data.features) if in_cluster.any() else EMPTY
+        if in_cluster.any():
+            name = cluster_name(zscores.loc[j].to_dict(), shares, lift, data.features)
+            with using(DEFAULT_LANGUAGE):
+                english.append(cluster_name(zscores.loc[j].to_dict(), shares, lift, data.features))
+        else:
+            name = EMPTY
+            english.append(EMPTY)
         names.append(name)
         top = mix.sort_values(ascending=False).head(3)
         rows.append({
@@ -384,14 +398,19 @@ def _portraits(frame: pd.DataFrame, data: MemberFeatures, zscores: pd.DataFrame,
             "avg_orders": float(part["frequency"].mean()) if len(part) else np.nan,
             "aov": float(part["monetary"].sum() / part["frequency"].sum()) if len(part) else np.nan,
             "avg_recency_days": float(part["recency_days"].mean()) if len(part) else np.nan,
-            "top_categories": ", ".join(f"{c.removeprefix(CATEGORY_PREFIX)} {s:.0%}" for c, s in top.items() if s > 0),
+            "top_categories": ", ".join(f"{_(OTHER) if c == OTHER else c.removeprefix(CATEGORY_PREFIX)} {s:.0%}"
+                                        for c, s in top.items() if s > 0),
         })
     # the same name twice gets the cluster number, so names identify clusters (empty ones always have it)
-    counts = pd.Series(names).value_counts()
-    for row, name in zip(rows, names, strict=True):
-        row["name"] = f"{name} ({row['cluster']})" if counts[name] > 1 or name == EMPTY else name
+    counts, english_counts = pd.Series(names).value_counts(), pd.Series(english).value_counts()
+    for row, name, in_english in zip(rows, names, english, strict=True):
+        shown = _(EMPTY) if name == EMPTY else name
+        row["name"] = f"{shown} ({row['cluster']})" if counts[name] > 1 or name == EMPTY else shown
+        row["english"] = (f"{in_english} ({row['cluster']})" if english_counts[in_english] > 1 or name == EMPTY
+                          else in_english)
     table = pd.DataFrame(rows)
-    return table[["cluster", "name", *[c for c in table.columns if c not in ("cluster", "name")]]]
+    english_names = tuple(table.pop("english"))
+    return table[["cluster", "name", *[c for c in table.columns if c not in ("cluster", "name")]]], english_names
 
 
 def cluster_mix(result: ClusterResult, attribute: str) -> pd.DataFrame:
@@ -399,7 +418,8 @@ def cluster_mix(result: ClusterResult, attribute: str) -> pd.DataFrame:
     within each cluster and among all clustered members (cluster 0): ``cluster``, ``value``,
     ``members``, ``share``."""
     if attribute not in MIX_ATTRIBUTES:
-        raise InputError(f"Unknown attribute {attribute!r}; choose from {', '.join(MIX_ATTRIBUTES)}.")
+        raise InputError(_("Unknown attribute {name}; choose from {choices}.").format(
+            name=repr(attribute), choices=", ".join(MIX_ATTRIBUTES)))
     frame = result.members[["cluster", attribute]].fillna({attribute: "unknown"})
     per_cluster = frame.groupby(["cluster", attribute]).size()
     overall = pd.concat({0: per_cluster.groupby(level=1).sum()}, names=["cluster"])
@@ -495,30 +515,32 @@ def suggest_k(table: pd.DataFrame) -> KSuggestion:
     the three (the elbow's rank by distance from the elbow; silhouette highest first; Davies–Bouldin lowest first),
     ties to the smaller k (fewer clusters are easier to act on)."""
     if table.empty:
-        raise InputError("There are too few members to compare values of k.")
+        raise InputError(_("There are too few members to compare values of k."))
     ks = table["k"].astype(int).tolist()
     at_elbow = elbow(ks, table["inertia"].tolist())
     sil = table.dropna(subset=["silhouette"])
     dbi = table.dropna(subset=["davies_bouldin"])
     best_sil = int(sil.loc[sil["silhouette"].idxmax(), "k"]) if len(sil) else None
     best_dbi = int(dbi.loc[dbi["davies_bouldin"].idxmin(), "k"]) if len(dbi) else None
-    points = f"the elbow of inertia is at k = {at_elbow}"
+    points = _("the elbow of inertia is at k = {k}").format(k=at_elbow)
     if best_sil is not None:
-        points += f", silhouette is highest at k = {best_sil}"
+        points += _(", silhouette is highest at k = {k}").format(k=best_sil)
     if best_dbi is not None:
-        points += f" and Davies–Bouldin lowest at k = {best_dbi}"
+        points += _(" and Davies–Bouldin lowest at k = {k}").format(k=best_dbi)
+    points = f"{points[0].upper()}{points[1:]}"
     votes = [k for k in (at_elbow, best_sil, best_dbi) if k is not None]
     counted = {k: votes.count(k) for k in votes}
     top = max(counted.values())
     if top == len(votes):
-        return KSuggestion(at_elbow, at_elbow, best_sil, best_dbi, True, f"All three charts agree on k = {at_elbow}.")
+        return KSuggestion(at_elbow, at_elbow, best_sil, best_dbi, True,
+                           _("All three charts agree on k = {k}.").format(k=at_elbow))
     if top >= 2:
         k = min(k for k, n in counted.items() if n == top)
-        alone = [name for name, v in (("the elbow", at_elbow), ("silhouette", best_sil), ("Davies–Bouldin", best_dbi))
-                 if v is not None and v != k]
+        alone = [name for name, v in ((_("the elbow"), at_elbow), (_("silhouette"), best_sil),
+                                      ("Davies–Bouldin", best_dbi)) if v is not None and v != k]
         return KSuggestion(k, at_elbow, best_sil, best_dbi, False,
-                           f"{points[0].upper()}{points[1:]}: two of the three agree on {k} ({', '.join(alone)} "
-                           "points elsewhere).")
+                           _("{points}: two of the three agree on {k} ({others} points elsewhere).").format(
+                               points=points, k=k, others=", ".join(alone)))
     ranks = pd.DataFrame({"k": ks, "elbow": [abs(k - at_elbow) for k in ks]})
     ranks["elbow"] = ranks["elbow"].rank(method="min")
     ranks["silhouette"] = table["silhouette"].rank(ascending=False, method="min").to_numpy()
@@ -527,5 +549,5 @@ def suggest_k(table: pd.DataFrame) -> KSuggestion:
     chosen = ranks.sort_values(["mean", "k"]).iloc[0]
     k = int(chosen["k"])
     return KSuggestion(k, at_elbow, best_sil, best_dbi, False,
-                       f"{points[0].upper()}{points[1:]}: the charts disagree, and k = {k} ranks best on the three "
-                       f"together (mean rank {chosen['mean']:.1f} of {len(ks)}).")
+                       _("{points}: the charts disagree, and k = {k} ranks best on the three together (mean rank "
+                         "{rank} of {n}).").format(points=points, k=k, rank=f"{chosen['mean']:.1f}", n=len(ks)))

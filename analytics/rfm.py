@@ -36,26 +36,27 @@ from analytics import audiences
 from analytics.audiences import Audience, audience_kind
 from analytics.errors import InputError
 from analytics.filters import Filters, completed_order_conditions, members_in_tiers
+from analytics.i18n import N_, _
 from analytics.storage.contract import orders
 from analytics.storage.db import Bind, read_frame
 
 #: The named segments, best first.
 SEGMENTS: tuple[str, ...] = (
-    "Champions", "Loyal", "Potential Loyalist", "New", "Promising", "Need Attention", "About to Sleep",
-    "At Risk", "Can't Lose Them", "Hibernating", "Lost",
+    N_("Champions"), N_("Loyal"), N_("Potential Loyalist"), N_("New"), N_("Promising"), N_("Need Attention"),
+    N_("About to Sleep"), N_("At Risk"), N_("Can't Lose Them"), N_("Hibernating"), N_("Lost"),
 )
 SEGMENT_HELP: dict[str, str] = {
-    "Champions": "Bought very recently, often and for a lot.",
-    "Loyal": "Buy often and for a lot; not all of them very recently.",
-    "Potential Loyalist": "Recent, with some repeat buying: could become loyal.",
-    "New": "Bought very recently, but only once or for little.",
-    "Promising": "Recent, still few and small orders.",
-    "Need Attention": "Middling on every count.",
-    "About to Sleep": "Getting quiet, and were never large buyers.",
-    "At Risk": "Used to buy often and for a lot, but not for a long time.",
-    "Can't Lose Them": "Among the best buyers ever, and gone quiet.",
-    "Hibernating": "Long since the last, small orders.",
-    "Lost": "Lowest recency and value.",
+    "Champions": N_("Bought very recently, often and for a lot."),
+    "Loyal": N_("Buy often and for a lot; not all of them very recently."),
+    "Potential Loyalist": N_("Recent, with some repeat buying: could become loyal."),
+    "New": N_("Bought very recently, but only once or for little."),
+    "Promising": N_("Recent, still few and small orders."),
+    "Need Attention": N_("Middling on every count."),
+    "About to Sleep": N_("Getting quiet, and were never large buyers."),
+    "At Risk": N_("Used to buy often and for a lot, but not for a long time."),
+    "Can't Lose Them": N_("Among the best buyers ever, and gone quiet."),
+    "Hibernating": N_("Long since the last, small orders."),
+    "Lost": N_("Lowest recency and value."),
 }
 #: Segment of each (R score, FM score): rows R 5..1, columns FM 1..5.
 _GRID_ROWS = {
@@ -66,8 +67,8 @@ _GRID_ROWS = {
     1: ("Lost", "Lost", "At Risk", "At Risk", "Can't Lose Them"),
 }
 #: Members with a completed order before the range and none in it (through the same filters): not scored.
-LAPSED = "Lapsed"
-LAPSED_HELP = "Bought before this range, but not in it: no completed order in the range."
+LAPSED = N_("Lapsed")
+LAPSED_HELP = N_("Bought before this range, but not in it: no completed order in the range.")
 #: Every group a member of the shop can be in for a range: the scored segments, then the lapsed.
 GROUPS: tuple[str, ...] = (*SEGMENTS, LAPSED)
 DEFAULT_GRID: dict[tuple[int, int], str] = {
@@ -82,11 +83,12 @@ def check_grid(grid: Mapping[tuple[int, int], str]) -> dict[tuple[int, int], str
     cells = {(int(r), int(fm)): str(s) for (r, fm), s in grid.items()}
     missing = sorted(set(DEFAULT_GRID) - set(cells))
     if missing:
-        raise InputError(f"The segment grid has no segment for R, FM = {missing[0]}; every one of the 25 cells needs "
-                         "one.")
+        raise InputError(_("The segment grid has no segment for R, FM = {cell}; every one of the 25 cells needs "
+                           "one.").format(cell=missing[0]))
     unknown = sorted({s for s in cells.values() if s not in SEGMENTS})
     if unknown:
-        raise InputError(f"Unknown segment {unknown[0]!r}; choose from {', '.join(SEGMENTS)}.")
+        raise InputError(_("Unknown segment {name}; choose from {names}.").format(
+            name=repr(unknown[0]), names=", ".join(segment_label(s) for s in SEGMENTS)))
     return cells
 
 
@@ -148,8 +150,19 @@ def segment_summary(bind: Bind, filters: Filters, grid: Mapping[tuple[int, int],
 
 
 #: Groups of segments the RFM page sums on a card, named by their parts (one name, one set of members).
-COMBINED: dict[str, tuple[str, ...]] = {"Champions + Loyal": ("Champions", "Loyal"),
-                                        "At Risk + Can't Lose Them": ("At Risk", "Can't Lose Them")}
+COMBINED: dict[str, tuple[str, ...]] = {N_("Champions + Loyal"): ("Champions", "Loyal"),
+                                        N_("At Risk + Can't Lose Them"): ("At Risk", "Can't Lose Them")}
+
+
+def segment_label(name: str) -> str:
+    """A segment's or group's name as the reader reads it (:data:`SEGMENTS`, :data:`LAPSED`, :data:`NO_PURCHASE`,
+    the :data:`COMBINED` groups): the names themselves stay English, as identifiers in grids, audiences and data."""
+    return _(name)
+
+
+def segment_meaning(name: str) -> str:
+    """What a segment (or the lapsed) means, in the reader's language."""
+    return _(LAPSED_HELP if name == LAPSED else SEGMENT_HELP[name])
 
 
 def with_lapsed(summary: pd.DataFrame, lapsed: LapsedSummary) -> pd.DataFrame:
@@ -166,7 +179,7 @@ def with_lapsed(summary: pd.DataFrame, lapsed: LapsedSummary) -> pd.DataFrame:
 def score_grid(bind: Bind, filters: Filters, across: str = "f_score") -> pd.DataFrame:
     """Members per R score x F score (or ``m_score``, ``fm_score``): ``r_score``, ``score``, ``members``."""
     if across not in ("f_score", "m_score", "fm_score"):
-        raise InputError("across must be f_score, m_score or fm_score")
+        raise InputError(_("across must be f_score, m_score or fm_score"))
     rfm = member_rfm(filters)
     r = rfm.c
     frame = read_frame(bind, select(r.r_score, r[across].label("score"), func.count().label("members"))
@@ -177,7 +190,7 @@ def score_grid(bind: Bind, filters: Filters, across: str = "f_score") -> pd.Data
     return frame
 
 
-NO_PURCHASE = "(no purchase)"
+NO_PURCHASE = N_("(no purchase)")
 
 
 def _before_conditions(filters: Filters) -> list[Any]:
@@ -281,7 +294,7 @@ class RfmSegmentAudience(Audience):
     """The members of some RFM segments in a window, under a segment grid."""
 
     kind: ClassVar[str] = "rfm_segment"
-    label: ClassVar[str] = "RFM segment"
+    label: ClassVar[str] = N_("RFM segment")
     keys: ClassVar[frozenset[str]] = frozenset({"segments", "start", "end", "channels", "tiers", "grid"})
 
     window: Filters
@@ -291,8 +304,9 @@ class RfmSegmentAudience(Audience):
     def __post_init__(self) -> None:
         unknown = [s for s in self.segments if s not in GROUPS]
         if unknown or not self.segments:
-            raise InputError(f"Unknown segment {unknown[0]!r}; choose from {', '.join(GROUPS)}." if unknown
-                             else "Choose at least one segment.")
+            raise InputError(_("Unknown segment {name}; choose from {names}.").format(
+                name=repr(unknown[0]), names=", ".join(segment_label(s) for s in GROUPS)) if unknown
+                else _("Choose at least one segment."))
         object.__setattr__(self, "grid", grid_cells({(r, fm): name for r, fm, name in self.grid} or None))
 
     @property
@@ -317,7 +331,7 @@ class RfmSegmentAudience(Audience):
 
 def _grid_from_json(grid: Any) -> Grid:
     if not isinstance(grid, list) or len(grid) > 25 or not all(isinstance(c, list) and len(c) == 3 for c in grid):
-        raise InputError('"grid" is a list of 25 [R score, FM score, segment] cells.')
+        raise InputError(_('"grid" is a list of 25 [R score, FM score, segment] cells.'))
     return tuple((int(r), int(fm), str(name)) for r, fm, name in grid)
 
 
@@ -339,7 +353,7 @@ class RfmMigrationAudience(Audience):
     order in that period (Champions -> no purchase: last period's Champions who bought nothing in this one)."""
 
     kind: ClassVar[str] = "rfm_migration"
-    label: ClassVar[str] = "RFM migration"
+    label: ClassVar[str] = N_("RFM migration")
     keys: ClassVar[frozenset[str]] = frozenset({"from_segments", "to_segments", "start", "end", "channels", "tiers",
                                                 "grid"})
 
@@ -352,11 +366,12 @@ class RfmMigrationAudience(Audience):
         for side in (self.from_segments, self.to_segments):
             unknown = [s for s in side if s not in MIGRATION_STATES]
             if unknown or not side:
-                raise InputError(f"Unknown segment {unknown[0]!r}; choose from {', '.join(MIGRATION_STATES)}."
-                                 if unknown else "Choose at least one segment on each side of the migration.")
+                raise InputError(_("Unknown segment {name}; choose from {names}.").format(
+                    name=repr(unknown[0]), names=", ".join(segment_label(s) for s in MIGRATION_STATES)) if unknown
+                    else _("Choose at least one segment on each side of the migration."))
         if set(self.from_segments) == set(self.to_segments) == {NO_PURCHASE}:
-            raise InputError("Nobody moves from no purchase to no purchase: members without an order in either "
-                             "period are not part of the migration (see the lapsed group instead).")
+            raise InputError(_("Nobody moves from no purchase to no purchase: members without an order in either "
+                               "period are not part of the migration (see the lapsed group instead)."))
         object.__setattr__(self, "grid", grid_cells({(r, fm): name for r, fm, name in self.grid} or None))
 
     @property

@@ -76,6 +76,7 @@ from analytics import audiences
 from analytics.audiences import Audience, audience_kind
 from analytics.errors import InputError
 from analytics.filters import Filters, completed_order_conditions, member_conditions, order_conditions
+from analytics.i18n import N_, _, using
 from analytics.programme import POINTS_PER_CURRENCY_UNIT, TIER_THRESHOLDS, next_evaluation_months
 from analytics.rfm import member_rfm
 from analytics.sqlparts import NIGHT_TEXT, at_night, count_if
@@ -129,31 +130,42 @@ class Tag:
         return self.key.endswith(":")
 
 
-#: Every tag, in display order; category lover is one entry for its whole family.
+#: Every tag, in display order; category lover is one entry for its whole family. Labels and rules are marked for
+#: the catalog here and read through :func:`resolve_tag`, which translates them and fills in the numbers
+#: (:data:`RULE_VALUES`).
 TAGS: tuple[Tag, ...] = (
-    Tag("high_value", "High value", f"RFM monetary score {HIGH_VALUE_M_SCORE} in the date range: among the "
-        "top fifth by net sales on completed orders (channel and tier filters apply)."),
-    Tag("new_member", "New member", f"Registered in the {NEW_MEMBER_DAYS} days ending on the last day of the "
-        "date range."),
-    Tag("dormant_90", "Dormant 90 days", f"Has bought (a completed order, any time up to the last day of the "
-        f"range) but not in the {DORMANT_DAYS} days ending on that day. The channel and tier filters decide which "
-        "orders count; the range's start does not."),
-    Tag("discount_seeker", "Discount seeker", f"At least {DISCOUNT_SEEKER_MIN_ORDERS} completed orders in the date "
-        f"range, with discounts adding up to at least {DISCOUNT_SEEKER_MIN_PERCENT}% of their gross value."),
-    Tag("night_owl", "Night owl", f"At least {NIGHT_OWL_MIN_ORDERS} completed orders in the date range, at least "
-        f"{NIGHT_OWL_MIN_PERCENT}% of them placed at night, {NIGHT_TEXT}."),
-    Tag(CATEGORY_LOVER, "Category lover", f"At least {CATEGORY_LOVER_MIN_ORDERS} completed orders in the date "
-        f"range and at least {CATEGORY_LOVER_MIN_PERCENT}% of their line amount in this one category."),
-    Tag("birthday_month", "Birthday this month", "Born in the calendar month of the last day of the date range."),
-    Tag("points_expiring", "Points about to expire", f"At least {POINTS_EXPIRING_MIN_POINTS} points "
-        f"({POINTS_EXPIRING_MIN_POINTS // POINTS_PER_CURRENCY_UNIT} currency units) expire on 31 December of the "
-        "range's last year: points earned up to the end of the previous year minus all points redeemed or expired "
-        "up to the last day of the range (points are spent oldest first)."),
-    Tag("tier_upgrade_near", "Tier upgrade near", "Gross spend on completed orders (all channels) so far in the "
-        "twelve calendar months the next monthly tier evaluation counts (those ending with the month of the range's "
-        f"last day) is at least {TIER_UPGRADE_NEAR_PERCENT}% of the next tier's threshold but still below it. Never "
-        "for the top tier."),
+    Tag("high_value", N_("High value"), N_("RFM monetary score {m_score} in the date range: among the top fifth by "
+        "net sales on completed orders (channel and tier filters apply).")),
+    Tag("new_member", N_("New member"), N_("Registered in the {new_member_days} days ending on the last day of the "
+        "date range.")),
+    Tag("dormant_90", N_("Dormant 90 days"), N_("Has bought (a completed order, any time up to the last day of the "
+        "range) but not in the {dormant_days} days ending on that day. The channel and tier filters decide which "
+        "orders count; the range's start does not.")),
+    Tag("discount_seeker", N_("Discount seeker"), N_("At least {discount_orders} completed orders in the date range, "
+        "with discounts adding up to at least {discount_percent}% of their gross value.")),
+    Tag("night_owl", N_("Night owl"), N_("At least {night_orders} completed orders in the date range, at least "
+        "{night_percent}% of them placed at night, {night}.")),
+    Tag(CATEGORY_LOVER, N_("Category lover"), N_("At least {lover_orders} completed orders in the date range and at "
+        "least {lover_percent}% of their line amount in this one category.")),
+    Tag("birthday_month", N_("Birthday this month"), N_("Born in the calendar month of the last day of the date "
+        "range.")),
+    Tag("points_expiring", N_("Points about to expire"), N_("At least {points} points ({currency_units} currency "
+        "units) expire on 31 December of the range's last year: points earned up to the end of the previous year "
+        "minus all points redeemed or expired up to the last day of the range (points are spent oldest first).")),
+    Tag("tier_upgrade_near", N_("Tier upgrade near"), N_("Gross spend on completed orders (all channels) so far in "
+        "the twelve calendar months the next monthly tier evaluation counts (those ending with the month of the "
+        "range's last day) is at least {upgrade_percent}% of the next tier's threshold but still below it. Never "
+        "for the top tier.")),
 )
+#: The numbers the rules' texts quote (the thresholds above).
+RULE_VALUES: dict[str, object] = {
+    "m_score": HIGH_VALUE_M_SCORE, "new_member_days": NEW_MEMBER_DAYS, "dormant_days": DORMANT_DAYS,
+    "discount_orders": DISCOUNT_SEEKER_MIN_ORDERS, "discount_percent": DISCOUNT_SEEKER_MIN_PERCENT,
+    "night_orders": NIGHT_OWL_MIN_ORDERS, "night_percent": NIGHT_OWL_MIN_PERCENT, "night": NIGHT_TEXT,
+    "lover_orders": CATEGORY_LOVER_MIN_ORDERS, "lover_percent": CATEGORY_LOVER_MIN_PERCENT,
+    "points": POINTS_EXPIRING_MIN_POINTS, "currency_units": POINTS_EXPIRING_MIN_POINTS // POINTS_PER_CURRENCY_UNIT,
+    "upgrade_percent": TIER_UPGRADE_NEAR_PERCENT,
+}
 _BY_KEY: dict[str, Tag] = {t.key: t for t in TAGS}
 _FAMILY = _BY_KEY[CATEGORY_LOVER]
 _SIMPLE_KEYS: tuple[str, ...] = tuple(t.key for t in TAGS if not t.is_family)
@@ -165,21 +177,29 @@ TAG_COLUMNS = ["tag", "label", "rule"]
 
 
 def resolve_tag(key: str) -> Tag:
-    """The tag with this key; ``category_lover:<category>`` gives that category's tag.
+    """The tag with this key, its label and rule in the reader's language; ``category_lover:<category>`` gives that
+    category's tag.
 
     Raises ValueError naming the valid keys for anything else.
     """
     if not isinstance(key, str):
-        raise InputError(f"A tag key is text, not {type(key).__name__}.")
+        raise InputError(_("A tag key is text, not {type}.").format(type=type(key).__name__))
     if key in _BY_KEY and not _BY_KEY[key].is_family:
-        return _BY_KEY[key]
+        return _shown(_BY_KEY[key])
     if key.startswith(CATEGORY_LOVER):
         category = key[len(CATEGORY_LOVER):]
         if not category:
-            raise InputError(f"The tag key {key!r} names no category; write {CATEGORY_LOVER}<category>, "
-                             f"e.g. {CATEGORY_LOVER}Beauty.")
-        return Tag(key, f"{_FAMILY.label}: {category}", _FAMILY.rule)
-    raise InputError(f"Unknown tag {key!r}; choose one of {', '.join(_SIMPLE_KEYS)} or {CATEGORY_LOVER}<category>.")
+            raise InputError(_("The tag key {key} names no category; write {prefix}<category>, e.g. "
+                               "{prefix}Beauty.").format(key=repr(key), prefix=CATEGORY_LOVER))
+        family = _shown(_FAMILY)
+        return Tag(key, _("Category lover: {category}").format(category=category), family.rule)
+    raise InputError(_("Unknown tag {key}; choose one of {keys} or {prefix}<category>.").format(
+        key=repr(key), keys=", ".join(_SIMPLE_KEYS), prefix=CATEGORY_LOVER))
+
+
+def _shown(tag: Tag) -> Tag:
+    """``tag`` with its label and rule translated and its numbers filled in."""
+    return Tag(tag.key, _(tag.label), _(tag.rule).format(**RULE_VALUES))
 
 
 # ---- the rules as SQL ---------------------------------------------------------------------------------------------
@@ -432,7 +452,8 @@ class TagAudience(Audience):
         return tag_member_ids(self.window, self.tag)
 
     def describe(self) -> str:
-        return f"Tag {resolve_tag(self.tag).label}"
+        with using("en"):  # part of the definition's JSON (and so of its fingerprint): one wording, not per reader
+            return f"Tag {resolve_tag(self.tag).label}"
 
     def body(self) -> dict[str, Any]:
         return {"tag": self.tag, **audiences.window_body(self.window)}

@@ -31,6 +31,10 @@ TRANSLATED_PAGES: list[str] = [
     "pages/import_data.py",  # data
     "pages/predictions.py",  # models
     "pages/recommendations.py",  # models
+    "pages/rfm_segments.py",  # segments
+    "pages/member_tags.py",  # segments
+    "pages/clusters.py",  # segments
+    "pages/member_360.py",  # segments
 ]
 #: Words that read the same in Chinese UIs (abbreviations, names of methods and products).
 ALLOWED = {"RFM", "KPI", "KPIs", "AOV", "GMV", "CLV", "ROI", "SKU", "App", "iOS", "SMS", "ID", "k-means", "MemberLens",
