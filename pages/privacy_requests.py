@@ -77,7 +77,8 @@ reference = st.text_input(_("The member's reference (optional)"), key="privacy_r
                           help=_("How the request reached you (a ticket number): kept with the request.")).strip()
 
 access_tab, correction_tab, erasure_tab, objection_tab, list_tab, retention_tab = st.tabs(
-    [_("Access (copy)"), _("Correction"), _("Erasure"), _("Objection to profiling"), _("Requests"), _("Retention")])
+    [_("Access (copy)"), _("Correction"), _("Erasure"), _("Objection to profiling"), _("Requests"),
+     _("Retention periods")])
 
 with access_tab:
     st.write(_("Everything MemberLens holds about the member: their rows in {tables}, and MemberLens's own records "
