@@ -36,24 +36,41 @@ from dataclasses import dataclass, field
 
 from analytics.errors import MemberLensError
 from analytics.filters import Scope
+from analytics.i18n import N_, _
 
 EXECUTIVE, MARKETER, MEMBERSHIP_MANAGER = "executive", "marketer", "membership_manager"
 ANALYST, PRIVACY_OFFICER, ADMIN = "analyst", "privacy_officer", "admin"
 ROLES: tuple[str, ...] = (EXECUTIVE, MARKETER, MEMBERSHIP_MANAGER, ANALYST, PRIVACY_OFFICER, ADMIN)
 ROLE_LABELS: dict[str, str] = {
-    EXECUTIVE: "Executive", MARKETER: "Marketer", MEMBERSHIP_MANAGER: "Membership manager", ANALYST: "Analyst",
-    PRIVACY_OFFICER: "Privacy officer", ADMIN: "Admin",
+    EXECUTIVE: N_("Executive"), MARKETER: N_("Marketer"), MEMBERSHIP_MANAGER: N_("Membership manager"),
+    ANALYST: N_("Analyst"), PRIVACY_OFFICER: N_("Privacy officer"), ADMIN: N_("Admin"),
 }
 ROLE_HELP: dict[str, str] = {
-    EXECUTIVE: "KPIs and aggregates; no member-level rows.",
-    MARKETER: "Funnels, basket rules, campaign targeting, experiments; masked member lists, pseudonymous ids in "
-              "exports.",
-    MEMBERSHIP_MANAGER: "Segments, clusters, tags, heatmaps, Member 360; masked member lists; may unmask one member "
-                        "with a reason.",
-    ANALYST: "Every analysis, imports, the warehouse and data quality; member ids in exports.",
-    PRIVACY_OFFICER: "Privacy requests (access, correction, erasure, objection), the audit log and retention.",
-    ADMIN: "Everything: users and roles, replacing all data, clearing caches.",
+    EXECUTIVE: N_("KPIs and aggregates; no member-level rows."),
+    MARKETER: N_("Funnels, basket rules, campaign targeting, experiments; masked member lists, pseudonymous ids in "
+                 "exports."),
+    MEMBERSHIP_MANAGER: N_("Segments, clusters, tags, heatmaps, Member 360; masked member lists; may unmask one "
+                           "member with a reason."),
+    ANALYST: N_("Every analysis, imports, the warehouse and data quality; member ids in exports."),
+    PRIVACY_OFFICER: N_("Privacy requests (access, correction, erasure, objection), the audit log and retention."),
+    ADMIN: N_("Everything: users and roles, replacing all data, clearing caches."),
 }
+
+def role_label(role: str | None) -> str:
+    """A role as the reader names it, in the run's language (``None`` or an unknown role: "no role")."""
+    known = ROLE_LABELS.get(role or "")
+    return _(known) if known else _("no role")
+
+
+def role_help(role: str) -> str:
+    """What a role may do, in the run's language."""
+    return _(ROLE_HELP[role])
+
+
+def action_text(action: str) -> str:
+    """What an action lets the user do, in the run's language (``ACTIONS``)."""
+    return _(ACTIONS[action])
+
 
 _BUSINESS = frozenset({EXECUTIVE, MARKETER, MEMBERSHIP_MANAGER, ANALYST, ADMIN})
 
@@ -107,21 +124,21 @@ TRAIN_MODELS = "train_models"
 
 #: Every action a role may be allowed, with what it lets the user do (the refusal names it).
 ACTIONS: dict[str, str] = {
-    VIEW_MEMBERS: "see member-level rows (masked)",
-    EXPORT_MEMBERS: "download member lists (masked)",
-    EXPORT_IDS: "download member lists with real member ids (others get a pseudonym per export)",
-    MEMBER_360: "look up one member in Member 360",
-    UNMASK: "unmask a member's name, phone and email (with a reason, written to the audit log)",
-    SAVE_AUDIENCE: "save campaign audiences",
-    IMPORT: "import files into the warehouse",
-    REPLACE_DATA: "replace all MemberLens data in the warehouse",
-    MANAGE_USERS: "manage users and roles",
-    PRIVACY_REQUESTS: "handle members' privacy requests (access, correction, objection)",
-    ERASE_MEMBER: "erase a member's data",
-    VIEW_AUDIT: "read the audit log",
-    PURGE: "purge data past its retention period",
-    CLEAR_CACHES: "clear every cached result for all users",
-    TRAIN_MODELS: "train prediction models and recommenders (each stored as a new version)",
+    VIEW_MEMBERS: N_("see member-level rows (masked)"),
+    EXPORT_MEMBERS: N_("download member lists (masked)"),
+    EXPORT_IDS: N_("download member lists with real member ids (others get a pseudonym per export)"),
+    MEMBER_360: N_("look up one member in Member 360"),
+    UNMASK: N_("unmask a member's name, phone and email (with a reason, written to the audit log)"),
+    SAVE_AUDIENCE: N_("save campaign audiences"),
+    IMPORT: N_("import files into the warehouse"),
+    REPLACE_DATA: N_("replace all MemberLens data in the warehouse"),
+    MANAGE_USERS: N_("manage users and roles"),
+    PRIVACY_REQUESTS: N_("handle members' privacy requests (access, correction, objection)"),
+    ERASE_MEMBER: N_("erase a member's data"),
+    VIEW_AUDIT: N_("read the audit log"),
+    PURGE: N_("purge data past its retention period"),
+    CLEAR_CACHES: N_("clear every cached result for all users"),
+    TRAIN_MODELS: N_("train prediction models and recommenders (each stored as a new version)"),
 }
 
 #: The matrix: which roles may carry out each action.
@@ -245,14 +262,17 @@ def pages_for(principal: Principal | None, pages: Sequence[str]) -> list[str]:
 
 def _refusal(principal: Principal | None, what: str) -> str:
     if principal is None:
-        return f"Sign in first: nobody may {what} without signing in."
+        return _("Sign in first: nobody may {what} without signing in.").format(what=what)
     if principal.role is None:
-        return f"{principal.identity} has no role yet, so may not {what}."
-    restricted = ", restricted to some regions or channels," if principal.restricted else ""
-    return f"Your role ({ROLE_LABELS[principal.role]}{restricted}) does not allow you to {what}."
+        return _("{identity} has no role yet, so may not {what}.").format(identity=principal.identity, what=what)
+    if principal.restricted:
+        return _("Your role ({role}, restricted to some regions or channels,) does not allow you to {what}.").format(
+            role=role_label(principal.role), what=what)
+    return _("Your role ({role}) does not allow you to {what}.").format(role=role_label(principal.role), what=what)
 
 
-_ASK = "Ask an admin for a role that allows it (Admin → Users and roles, or `python -m analytics admin grant`)."
+_ASK = N_("Ask an admin for a role that allows it (Admin → Users and roles, or {command}).")
+_ASK_COMMAND = "`python -m analytics admin grant`"
 
 
 def require(principal: Principal | None, action: str) -> Principal:
@@ -260,7 +280,7 @@ def require(principal: Principal | None, action: str) -> Principal:
     if action not in ALLOWED:
         raise AccessDenied(f"Unknown action {action!r}.", f"Actions are {', '.join(ALLOWED)}.")
     if not allowed(principal, action):
-        raise AccessDenied(_refusal(principal, ACTIONS[action]), _ASK)
+        raise AccessDenied(_refusal(principal, action_text(action)), _(_ASK).format(command=_ASK_COMMAND))
     assert principal is not None
     return principal
 
@@ -268,7 +288,8 @@ def require(principal: Principal | None, action: str) -> Principal:
 def require_page(principal: Principal | None, page: str) -> Principal:
     """``principal`` when it may open ``page``; otherwise :class:`AccessDenied`."""
     if not may_open(principal, page):
-        raise AccessDenied(_refusal(principal, f"open this page ({page})"), _ASK)
+        raise AccessDenied(_refusal(principal, _("open this page ({page})").format(page=page)),
+                           _(_ASK).format(command=_ASK_COMMAND))
     assert principal is not None
     return principal
 

@@ -15,10 +15,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from analytics.access import ROLE_HELP, ROLES, cli_principal, matrix
+from analytics.access import ROLES, cli_principal, matrix, role_help
 from analytics.cli import Context, subcommand
 from analytics.commandline import iso_date
 from analytics.errors import UsageError
+from analytics.i18n import N_, _
 from analytics.privacy_rights import (
     access_package,
     correct_member,
@@ -46,18 +47,18 @@ def _state():
 # --- admin ----------------------------------------------------------------------------------------------------
 
 def _admin_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("action", choices=ADMIN_ACTIONS, help="users: list them; grant IDENTITY ROLE; revoke "
-                        "IDENTITY; roles: what each role may do")
-    parser.add_argument("identity", nargs="?", help="the user's sign-in identity (their email address)")
-    parser.add_argument("role", nargs="?", choices=ROLES, help="with grant: " + "; ".join(
-        f"{r}: {h}" for r, h in ROLE_HELP.items()))
-    parser.add_argument("--region", action="append", default=[], help="with grant: only members of this region "
-                        "(repeat for several); --channel likewise restricts the sales channels")
-    parser.add_argument("--name", help="with grant: the user's name, for display")
+    parser.add_argument("action", choices=ADMIN_ACTIONS, help=_("users: list them; grant IDENTITY ROLE; revoke "
+                        "IDENTITY; roles: what each role may do"))
+    parser.add_argument("identity", nargs="?", help=_("the user's sign-in identity (their email address)"))
+    parser.add_argument("role", nargs="?", choices=ROLES, help=_("with grant: {roles}").format(roles="; ".join(
+        f"{r}: {role_help(r)}" for r in ROLES)))
+    parser.add_argument("--region", action="append", default=[], help=_("with grant: only members of this region "
+                        "(repeat for several); --channel likewise restricts the sales channels"))
+    parser.add_argument("--name", help=_("with grant: the user's name, for display"))
 
 
-@subcommand("admin", "Users and roles: list users, grant a role (optionally restricted to regions and sales "
-            "channels), revoke it, or print the role matrix. Changes are written to the audit log.",
+@subcommand("admin", N_("Users and roles: list users, grant a role (optionally restricted to regions and sales "
+            "channels), revoke it, or print the role matrix. Changes are written to the audit log."),
             _admin_options, warehouse=False)
 def _admin(ctx: Context) -> pd.DataFrame:
     args = ctx.args
@@ -68,10 +69,11 @@ def _admin(ctx: Context) -> pd.DataFrame:
         if args.action == "users":
             return list_users(state)
         if not args.identity:
-            raise UsageError(f"admin {args.action} needs the user's identity (their sign-in email)")
+            raise UsageError(_("admin {action} needs the user's identity (their sign-in email)").format(
+                action=args.action))
         if args.action == "grant":
             if not args.role:
-                raise UsageError(f"admin grant needs a role: {', '.join(ROLES)}")
+                raise UsageError(_("admin grant needs a role: {roles}").format(roles=", ".join(ROLES)))
             grant(state, cli_principal(), args.identity, args.role, name=args.name, regions=args.region,
                   channels=args.channel)
         else:
@@ -85,24 +87,24 @@ def _admin(ctx: Context) -> pd.DataFrame:
 # --- privacy --------------------------------------------------------------------------------------------------
 
 def _privacy_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("action", choices=PRIVACY_ACTIONS, help="access MEMBER --out FILE; erase MEMBER --yes; "
+    parser.add_argument("action", choices=PRIVACY_ACTIONS, help=_("access MEMBER --out FILE; erase MEMBER --yes; "
                         "correct MEMBER --set COLUMN=VALUE; object MEMBER; withdraw MEMBER; requests; pending (the "
-                        "file for an external warehouse's owner); retention (what is past its period); purge --yes")
-    parser.add_argument("member", nargs="?", help="the member id")
-    parser.add_argument("--out", help="with access: write the package here (.zip: JSON and CSV; else JSON)")
+                        "file for an external warehouse's owner); retention (what is past its period); purge --yes"))
+    parser.add_argument("member", nargs="?", help=_("the member id"))
+    parser.add_argument("--out", help=_("with access: write the package here (.zip: JSON and CSV; else JSON)"))
     parser.add_argument("--set", action="append", default=[], metavar="COLUMN=VALUE",
-                        help="with correct: the corrected value (repeat for several)")
-    parser.add_argument("--reference", default="", help="the member's reference for the request (a ticket number)")
-    parser.add_argument("--today", type=iso_date, help="with retention and purge: the day periods count back from "
-                        "(default today)")
-    parser.add_argument("--owner-file", help="with purge on an external warehouse: write the inactive members its "
-                        "owner must anonymise here (CSV)")
-    parser.add_argument("--yes", action="store_true", help="confirm erase and purge (they delete data)")
+                        help=_("with correct: the corrected value (repeat for several)"))
+    parser.add_argument("--reference", default="", help=_("the member's reference for the request (a ticket number)"))
+    parser.add_argument("--today", type=iso_date, help=_("with retention and purge: the day periods count back from "
+                        "(default today)"))
+    parser.add_argument("--owner-file", help=_("with purge on an external warehouse: write the inactive members its "
+                        "owner must anonymise here (CSV)"))
+    parser.add_argument("--yes", action="store_true", help=_("confirm erase and purge (they delete data)"))
 
 
-@subcommand("privacy", "Members' privacy requests (access, erasure, correction, objection to profiling) and "
+@subcommand("privacy", N_("Members' privacy requests (access, erasure, correction, objection to profiling) and "
             "retention. Requests are recorded and audited; erasure and objection are honoured at once by every "
-            "analysis. Dates, channels and tiers are ignored.", _privacy_options)
+            "analysis. Dates, channels and tiers are ignored."), _privacy_options)
 def _privacy(ctx: Context) -> pd.DataFrame:
     args = ctx.args
     url = args.url or resolve_warehouse_config().url
@@ -118,7 +120,7 @@ def _privacy(ctx: Context) -> pd.DataFrame:
             return retention_report(ctx.engine, state, retention_policy(), today)
         if args.action == "purge":
             if not args.yes:
-                raise UsageError("privacy purge deletes data past its retention period: add --yes to confirm")
+                raise UsageError(_("privacy purge deletes data past its retention period: add --yes to confirm"))
             ctx.engine.dispose()  # DuckDB allows one writer: release the read-only connection first
             done = purge(url, ctx.engine, state, by, retention_policy(), today)
             if args.owner_file:
@@ -127,24 +129,25 @@ def _privacy(ctx: Context) -> pd.DataFrame:
                                   "members_for_owner": len(done.members_for_owner), "audit_rows": done.audit_rows,
                                   "saved_audiences": done.saved_audiences, "uploads": done.uploads}])
         if not args.member:
-            raise UsageError(f"privacy {args.action} needs the member id")
+            raise UsageError(_("privacy {action} needs the member id").format(action=args.action))
         if args.action == "access":
             if not args.out:
-                raise UsageError("privacy access needs --out FILE (.zip or .json): the package holds personal data")
+                raise UsageError(_("privacy access needs --out FILE (.zip or .json): the package holds personal data"))
             package = access_package(ctx.engine, state, by, args.member)
             Path(args.out).write_bytes(package.to_zip() if args.out.endswith(".zip") else package.to_json())
-            print(f"note: {package.rows:,} rows about {package.member_id} written to {args.out}", file=sys.stderr)
+            print(_("note: {rows:,} rows about {member} written to {path}").format(
+                rows=package.rows, member=package.member_id, path=args.out), file=sys.stderr)
             return pd.DataFrame([{"table": name, "rows": len(frame)}
                                  for name, frame in {**package.warehouse, **package.app_state}.items()])
         if args.action == "erase":
             if not args.yes:
-                raise UsageError("privacy erase deletes the member's data: add --yes to confirm")
+                raise UsageError(_("privacy erase deletes the member's data: add --yes to confirm"))
             ctx.engine.dispose()
             result = erase_member(url, state, by, args.member, args.reference)
         elif args.action == "correct":
             pairs = [item.split("=", 1) for item in args.set]
             if not pairs or any(len(p) != 2 for p in pairs):
-                raise UsageError("privacy correct needs --set COLUMN=VALUE (e.g. --set phone=13800000000)")
+                raise UsageError(_("privacy correct needs --set COLUMN=VALUE (e.g. --set phone=13800000000)"))
             ctx.engine.dispose()
             result = correct_member(url, state, by, args.member, dict(pairs), args.reference)
         elif args.action == "object":

@@ -24,6 +24,7 @@ import pandas as pd
 from analytics import campaign_results, member_value, programme_points, programme_tiers, programme_whatif
 from analytics.cli import Context, subcommand
 from analytics.errors import UsageError
+from analytics.i18n import N_, _
 from analytics.programme import EVALUATION_MONTHS, POINTS_PER_CURRENCY_UNIT
 from analytics.sqlparts import GRAINS
 from analytics.storage.contract import CAMPAIGN_CHANNELS, CAMPAIGN_TYPES, TIERS
@@ -39,18 +40,18 @@ CAMPAIGN_COLUMNS = [
 
 
 def _programme_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("view", choices=VIEWS, help="tiers, points, whatif or value")
-    parser.add_argument("--thresholds", help="whatif: spend needed for " + ", ".join(TIERS[1:]) + ", comma-separated "
-                        "(default: the programme's)")
+    parser.add_argument("view", choices=VIEWS, help=_("tiers, points, whatif or value"))
+    parser.add_argument("--thresholds", help=_("whatif: spend needed for {tiers}, comma-separated (default: the "
+                                               "programme's)").format(tiers=", ".join(TIERS[1:])))
     parser.add_argument("--months", type=int, default=EVALUATION_MONTHS,
-                        help="whatif: calendar months of spend an evaluation counts (default %(default)s)")
+                        help=_("whatif: calendar months of spend an evaluation counts (default %(default)s)"))
     parser.add_argument("--measure", choices=tuple(programme_whatif.MEASURES), default="gross",
-                        help="whatif: spend measure (default gross)")
-    parser.add_argument("--benefit-rates", help="whatif: benefit rate of each tier in percent of spend, "
-                        + ",".join(TIERS) + ", e.g. 0,1,2,3 (default none)")
-    parser.add_argument("--grain", choices=GRAINS, default="month", help="points: period (default month)")
+                        help=_("whatif: spend measure (default gross)"))
+    parser.add_argument("--benefit-rates", help=_("whatif: benefit rate of each tier in percent of spend, {tiers}, "
+                                                  "e.g. 0,1,2,3 (default none)").format(tiers=",".join(TIERS)))
+    parser.add_argument("--grain", choices=GRAINS, default="month", help=_("points: period (default month)"))
     parser.add_argument("--points-per-unit", type=int, default=POINTS_PER_CURRENCY_UNIT,
-                        help="points: points per unit of currency (default %(default)s)")
+                        help=_("points: points per unit of currency (default %(default)s)"))
 
 
 def _rates(text: str | None) -> dict[str, float]:
@@ -60,9 +61,11 @@ def _rates(text: str | None) -> dict[str, float]:
     try:
         values = [float(p) / 100 for p in parts]
     except ValueError:
-        raise UsageError(f"--benefit-rates takes percentages separated by commas, e.g. 0,1,2,3; got {text!r}") from None
+        raise UsageError(_("--benefit-rates takes percentages separated by commas, e.g. 0,1,2,3; got {text}").format(
+            text=repr(text))) from None
     if len(values) != len(TIERS):
-        raise UsageError(f"--benefit-rates needs {len(TIERS)} values ({', '.join(TIERS)}), got {len(values)}")
+        raise UsageError(_("--benefit-rates needs {n} values ({tiers}), got {got}").format(
+            n=len(TIERS), tiers=", ".join(TIERS), got=len(values)))
     return dict(zip(TIERS, values, strict=True))
 
 
@@ -87,10 +90,10 @@ def tier_table(ctx: Context) -> pd.DataFrame:
     return table.reset_index(drop=True)
 
 
-@subcommand("programme", "The membership programme in the period: tiers (one row per tier), points (per period), "
+@subcommand("programme", N_("The membership programme in the period: tiers (one row per tier), points (per period), "
             "whatif (members per tier on the period's last day under edited thresholds, against today's; benefits "
             "cost with --benefit-rates) or value (members against guests). The tier filter applies to points and "
-            "value only.", _programme_options)
+            "value only."), _programme_options)
 def _programme(ctx: Context) -> pd.DataFrame:
     args = ctx.args
     if args.view == "tiers":
@@ -98,42 +101,47 @@ def _programme(ctx: Context) -> pd.DataFrame:
     if args.view == "points":
         flows = programme_points.points_flows(ctx.engine, ctx.filters, args.grain, args.points_per_unit)
         summary = programme_points.summarise_points(flows, args.points_per_unit)
-        print(f"note: redemption rate {summary.redemption_rate:.1%}, breakage rate {summary.breakage_rate:.1%}, "
-              f"liability {summary.liability:,} points = {summary.liability_value:,.2f} on {ctx.end}", file=sys.stderr)
+        print(_("note: redemption rate {redemption:.1%}, breakage rate {breakage:.1%}, liability {points:,} points = "
+                "{value:,.2f} on {day}").format(redemption=summary.redemption_rate, breakage=summary.breakage_rate,
+                                                points=summary.liability, value=summary.liability_value,
+                                                day=ctx.end), file=sys.stderr)
         return flows
     if args.view == "value":
         comparison = member_value.member_vs_guest(ctx.engine, ctx.filters)
-        print(f"note: members spend {member_value.value_ratio(comparison):.2f} times as much per buyer as guests "
-              "(each guest order counts as one guest buyer)", file=sys.stderr)
+        print(_("note: members spend {ratio:.2f} times as much per buyer as guests (each guest order counts as one "
+                "guest buyer)").format(ratio=member_value.value_ratio(comparison)), file=sys.stderr)
         return comparison
     thresholds = (programme_whatif.parse_thresholds(args.thresholds) if args.thresholds
                   else programme_whatif.TierRule.today().thresholds)
     rule = programme_whatif.TierRule(thresholds, args.months, args.measure)
     result = programme_whatif.whatif_tiers(ctx.engine, ctx.end, rule, _rates(args.benefit_rates))
-    print(f"note: on {ctx.end} (evaluation of {result.evaluated}) {result.moved('up'):,} of {result.members:,} members "
-          f"would move up and {result.moved('down'):,} down; benefits cost {result.cost_today:,.2f} today, "
-          f"{result.cost_whatif:,.2f} with {rule.describe()}", file=sys.stderr)
+    print(_("note: on {day} (evaluation of {evaluated}) {up:,} of {members:,} members would move up and {down:,} "
+            "down; benefits cost {today:,.2f} today, {whatif:,.2f} with {rule}").format(
+        day=ctx.end, evaluated=result.evaluated, up=result.moved("up"), members=result.members,
+        down=result.moved("down"), today=result.cost_today, whatif=result.cost_whatif, rule=rule.describe()),
+          file=sys.stderr)
     return result.tiers
 
 
 def _campaign_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--type", dest="campaign_type", choices=CAMPAIGN_TYPES, help="only campaigns of this type")
-    parser.add_argument("--send-channel", choices=CAMPAIGN_CHANNELS, help="only campaigns on this message channel")
+    parser.add_argument("--type", dest="campaign_type", choices=CAMPAIGN_TYPES, help=_("only campaigns of this type"))
+    parser.add_argument("--send-channel", choices=CAMPAIGN_CHANNELS, help=_("only campaigns on this message channel"))
     parser.add_argument("--margin", type=float, default=campaign_results.DEFAULT_MARGIN,
-                        help="margin on incremental revenue, 0-1 (default %(default)s)")
-    parser.add_argument("--message-cost", type=float, default=0.0, help="cost per message sent (default 0)")
+                        help=_("margin on incremental revenue, 0-1 (default %(default)s)"))
+    parser.add_argument("--message-cost", type=float, default=0.0, help=_("cost per message sent (default 0)"))
 
 
-@subcommand("campaigns", "Every campaign that started in the period, treatment against its holdout control: sent, "
+@subcommand("campaigns", N_("Every campaign that started in the period, treatment against its holdout control: sent, "
             "open and click-through rates, conversion per arm, lift with its 95% interval and p-value, incremental "
             "conversions and revenue with 95% intervals, coupon and message cost, realised ROI, retention of "
-            "converters; the link to its read-out. The sales-channel and tier filters do not apply.",
+            "converters; the link to its read-out. The sales-channel and tier filters do not apply."),
             _campaign_options)
 def _campaigns(ctx: Context) -> pd.DataFrame:
     args = ctx.args
     results = campaign_results.campaign_results(ctx.engine, ctx.filters, args.campaign_type, args.send_channel,
                                                 args.margin, args.message_cost)
     roi = campaign_results.realised_roi(results)
-    print(f"note: {len(results):,} campaigns started between {ctx.start} and {ctx.end}; realised ROI over them "
-          + ("not defined (nothing spent)" if math.isnan(roi) else f"{roi:.1%}"), file=sys.stderr)
+    print(_("note: {n:,} campaigns started between {start} and {end}; realised ROI over them {roi}").format(
+        n=len(results), start=ctx.start, end=ctx.end,
+        roi=_("not defined (nothing spent)") if math.isnan(roi) else f"{roi:.1%}"), file=sys.stderr)
     return results[CAMPAIGN_COLUMNS]

@@ -21,6 +21,7 @@ from analytics.cli import Context, subcommand
 from analytics.cli_models import _author
 from analytics.commandline import iso_date
 from analytics.errors import SpecError, UsageError
+from analytics.i18n import N_, _
 from analytics.recommend_eval import MAX_HORIZON_DAYS, MAX_K, evaluate
 from analytics.recommend_lists import MAX_N, ListSettings
 from analytics.recommend_outcome import outcome_table, recommendation_outcome
@@ -45,35 +46,38 @@ def _categories(text: str) -> tuple[str, ...]:
 
 
 def _options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("action", choices=ACTIONS, help="train and store a version; evaluate algorithms out of time; "
-                        "one member's list; export an audience's lists; list versions; a campaign's outcome")
+    parser.add_argument("action", choices=ACTIONS, help=_("train and store a version; evaluate algorithms out of time; "
+                        "one member's list; export an audience's lists; list versions; a campaign's outcome"))
     parser.add_argument("--algorithm", default=None,
-                        help=f"train: one of {', '.join(ALGORITHMS)} (default {DEFAULT_ALGORITHM}); evaluate: a "
-                             "comma-separated list (default all)")
-    parser.add_argument("--as-of", type=iso_date, help="train: the history's last day (default: the last order "
-                        "day); evaluate: the test window's last day")
-    parser.add_argument("--n", type=int, help=f"train: items stored per member (default 10, at most {MAX_N}); for "
-                        "and export: items per member (default: all the version stores)")
+                        help=_("train: one of {algorithms} (default {default}); evaluate: a comma-separated list "
+                               "(default all)").format(algorithms=", ".join(ALGORITHMS), default=DEFAULT_ALGORITHM))
+    parser.add_argument("--as-of", type=iso_date, help=_("train: the history's last day (default: the last order "
+                        "day); evaluate: the test window's last day"))
+    parser.add_argument("--n", type=int, help=_("train: items stored per member (default 10, at most {most}); for "
+                                                "and export: items per member (default: all the version "
+                                                "stores)").format(most=MAX_N))
     parser.add_argument("--keep-bought", action="store_true",
-                        help="train: recommend products members already bought (default: only consumables again)")
+                        help=_("train: recommend products members already bought (default: only consumables again)"))
     parser.add_argument("--rebuy-categories", type=_categories,
-                        help="train: categories recommended again though bought (comma-separated; default the "
-                             "consumables: groceries, beauty, pets ...; an empty string for none)")
+                        help=_("train: categories recommended again though bought (comma-separated; default the "
+                             "consumables: groceries, beauty, pets ...; an empty string for none)"))
     parser.add_argument("--exclude-categories", type=_categories, default=(),
-                        help="train: categories never recommended (comma-separated)")
-    parser.add_argument("--max-per-category", type=int, help="train: at most this many items of one category")
+                        help=_("train: categories never recommended (comma-separated)"))
+    parser.add_argument("--max-per-category", type=int, help=_("train: at most this many items of one category"))
     parser.add_argument("--evaluate", action="store_true",
-                        help="train: also evaluate every algorithm out of time and keep the figures with the version")
-    parser.add_argument("--k", type=int, default=10, help=f"evaluate: list length measured (default 10, at most "
-                        f"{MAX_K})")
+                        help=_("train: also evaluate every algorithm out of time and keep the figures with the "
+                               "version"))
+    parser.add_argument("--k", type=int, default=10, help=_("evaluate: list length measured (default 10, at most "
+                                                            "{most})").format(most=MAX_K))
     parser.add_argument("--horizon", type=int, default=30,
-                        help=f"evaluate: test window in days (default 30, at most {MAX_HORIZON_DAYS})")
-    parser.add_argument("--member", help="for: the member id")
-    parser.add_argument("--spec", type=Path, help="export: a campaign audience definition (JSON, as Campaign "
-                        "targeting downloads it)")
-    parser.add_argument("--campaign", help="export: the campaign id to record the version for (default: the "
-                        "audience's campaign key); outcome: the campaign id")
-    parser.add_argument("--version", type=int, help="for, export: the stored version (default the latest)")
+                        help=_("evaluate: test window in days (default 30, at most {most})").format(
+                            most=MAX_HORIZON_DAYS))
+    parser.add_argument("--member", help=_("for: the member id"))
+    parser.add_argument("--spec", type=Path, help=_("export: a campaign audience definition (JSON, as Campaign "
+                        "targeting downloads it)"))
+    parser.add_argument("--campaign", help=_("export: the campaign id to record the version for (default: the "
+                        "audience's campaign key); outcome: the campaign id"))
+    parser.add_argument("--version", type=int, help=_("for, export: the stored version (default the latest)"))
 
 
 def _list_settings(args: argparse.Namespace) -> ListSettings:
@@ -86,42 +90,45 @@ def _evaluation(ctx: Context, algorithms: tuple[str, ...], settings: ListSetting
     args = ctx.args
     unknown = [a for a in algorithms if a not in ALGORITHMS]
     if unknown:
-        raise UsageError(f"unknown algorithm {', '.join(unknown)}; choose from {', '.join(ALGORITHMS)}")
+        raise UsageError(_("unknown algorithm {unknown}; choose from {algorithms}").format(
+            unknown=", ".join(unknown), algorithms=", ".join(ALGORITHMS)))
     return evaluate(ctx.engine, args.as_of, args.horizon, args.k, algorithms, settings)
 
 
 def _read_spec(path: Path) -> targeting.CampaignAudience:
     try:
         if path.stat().st_size > MAX_SPEC_BYTES:
-            raise UsageError(f"{path} is larger than {MAX_SPEC_BYTES:,} bytes")
+            raise UsageError(_("{path} is larger than {most:,} bytes").format(path=path, most=MAX_SPEC_BYTES))
         data = json.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:
-        raise UsageError(f"cannot read {path}: {exc.strerror or exc}") from exc
+        raise UsageError(_("cannot read {path}: {reason}").format(path=path, reason=exc.strerror or exc)) from exc
     except ValueError as exc:
-        raise SpecError(f"{path} is not valid JSON: {exc}") from exc
+        raise SpecError(_("{path} is not valid JSON: {reason}").format(path=path, reason=exc)) from exc
     return targeting.parse_spec(data)
 
 
-@subcommand("recommend", "Product recommendations: train (fit an algorithm on the purchases up to --as-of, make "
+@subcommand("recommend", N_("Product recommendations: train (fit an algorithm on the purchases up to --as-of, make "
             "every member's top N and store them as a new version: a cron job), evaluate (algorithms side by side on "
             "an out-of-time split against the popularity baselines), for (one member's stored list with reasons), "
             "export (the stored top N of every member of a campaign audience, masked and audited; records the "
             "version for the campaign), list (stored versions), outcome (a campaign's 'recommended item bought', "
-            "treatment against control). Dates, channels and tiers are ignored.", _options)
+            "treatment against control). Dates, channels and tiers are ignored."), _options)
 def _recommend(ctx: Context) -> pd.DataFrame:
     args = ctx.args
     if args.action == "evaluate":
         chosen = tuple(args.algorithm.split(",")) if args.algorithm else tuple(ALGORITHMS)
         result = _evaluation(ctx, chosen)
-        print(f"note: history to {result.history_end}, test window to {result.test_end}; "
-              f"{result.members_with_purchases:,} of {result.members:,} members bought in it", file=sys.stderr)
-        print(f"verdict: {result.sentence}", file=sys.stderr)
+        print(_("note: history to {history}, test window to {test}; {buyers:,} of {members:,} members bought in "
+                "it").format(history=result.history_end, test=result.test_end,
+                             buyers=result.members_with_purchases, members=result.members), file=sys.stderr)
+        print(_("verdict: {verdict}").format(verdict=result.sentence), file=sys.stderr)
         return result.table
     state = open_state(resolve_state_url())
     if args.action == "train":
         algorithm = args.algorithm or DEFAULT_ALGORITHM
         if algorithm not in ALGORITHMS:
-            raise UsageError(f"unknown algorithm {algorithm}; choose one of {', '.join(ALGORITHMS)}")
+            raise UsageError(_("unknown algorithm {unknown}; choose one of {algorithms}").format(
+                unknown=algorithm, algorithms=", ".join(ALGORITHMS)))
         settings = _list_settings(args)
         evaluation = None
         if args.evaluate:
@@ -129,10 +136,10 @@ def _recommend(ctx: Context) -> pd.DataFrame:
             evaluation = {"k": result.k, "history_end": result.history_end.isoformat(),
                           "test_end": result.test_end.isoformat(), "sentence": result.sentence,
                           "table": json.loads(result.table.to_json(orient="records"))}
-            print(f"verdict: {result.sentence}", file=sys.stderr)
+            print(_("verdict: {verdict}").format(verdict=result.sentence), file=sys.stderr)
         stored = train_version(ctx.engine, state, _author(), algorithm, args.as_of, settings, evaluation)
-        print(f"note: stored recommender {stored.label} ({stored.algorithm}, history to {stored.as_of}) in "
-              f"{stored.folder}", file=sys.stderr)
+        print(_("note: stored recommender {label} ({algorithm}, history to {day}) in {folder}").format(
+            label=stored.label, algorithm=stored.algorithm, day=stored.as_of, folder=stored.folder), file=sys.stderr)
         facts = stored.summary
         return pd.DataFrame([{"version": stored.version, "algorithm": stored.algorithm, "as_of": stored.as_of,
                               "list_length": stored.list_length, "members": facts["members"],
@@ -144,37 +151,42 @@ def _recommend(ctx: Context) -> pd.DataFrame:
         return list_recommenders(state)
     if args.action == "outcome":
         if not args.campaign:
-            raise UsageError("outcome needs --campaign ID")
+            raise UsageError(_("outcome needs --campaign ID"))
         link = campaign_link(state, args.campaign)
         if link is None:
-            raise UsageError(f"no recommendations were recorded for campaign {args.campaign}: export them with "
-                             "`recommend export --spec AUDIENCE.json` and that campaign key first")
+            raise UsageError(_("no recommendations were recorded for campaign {campaign}: export them with {command} "
+                               "and that campaign key first").format(
+                campaign=args.campaign, command="`recommend export --spec AUDIENCE.json`"))
         result = recommendation_outcome(ctx.engine, link, StoredLists(load_recommender(state, link.version)))
-        print(f"verdict: {result.verdict}", file=sys.stderr)
+        print(_("verdict: {verdict}").format(verdict=result.verdict), file=sys.stderr)
         return outcome_table(result)
     stored = load_recommender(state, args.version)
     if args.action == "for":
         if not args.member:
-            raise UsageError("for needs --member ID")
+            raise UsageError(_("for needs --member ID"))
         lists = StoredLists(stored, verify=False)
         rows = lists.rows([args.member.strip()], args.n)
         if rows.empty:
-            raise UsageError(f"member {args.member} has no list in {stored.label} (trained on data up to "
-                             f"{stored.as_of}): check the id, or train a new version to include newer members")
-        print(f"note: {stored.label} ({stored.algorithm}), history to {stored.as_of}", file=sys.stderr)
+            raise UsageError(_("member {member} has no list in {label} (trained on data up to {day}): check the id, "
+                               "or train a new version to include newer members").format(
+                member=args.member, label=stored.label, day=stored.as_of))
+        print(_("note: {label} ({algorithm}), history to {day}").format(label=stored.label, algorithm=stored.algorithm,
+                                                                       day=stored.as_of), file=sys.stderr)
         return rows[LIST_COLUMNS]
     if args.spec is None:
-        raise UsageError("export needs --spec AUDIENCE.json")
+        raise UsageError(_("export needs --spec AUDIENCE.json"))
     audience = _read_spec(args.spec)
     campaign = args.campaign if args.campaign is not None else audience.campaign_key
     export, link = linked_export(state, stored, args.n or stored.list_length, campaign.strip() or None)
     if link is not None and (link.version, link.list_length) != (stored.version, args.n or stored.list_length):
-        print(f"note: campaign {link.campaign_id} was exported with the top {link.list_length} of "
-              f"v{link.version}; exporting those again", file=sys.stderr)
+        print(_("note: campaign {campaign} was exported with the top {n} of v{version}; exporting those again").format(
+            campaign=link.campaign_id, n=link.list_length, version=link.version), file=sys.stderr)
     rows = export_recommendations(ctx.engine, audience, export, cli_principal(), "cli",
                                   lambda who, action, detail, rows: log_event(state, who.identity, action, detail,
                                                                               rows=rows), ctx.scope).frame
-    print(f"note: {rows['member_id'].nunique():,} members x up to {export.n} items from {export.stored.label}"
-          + (f", recorded for campaign {export.campaign_id}" if export.campaign_id else ""), file=sys.stderr)
+    print((_("note: {members:,} members x up to {n} items from {label}, recorded for campaign {campaign}")
+           if export.campaign_id else _("note: {members:,} members x up to {n} items from {label}")).format(
+        members=rows["member_id"].nunique(), n=export.n, label=export.stored.label, campaign=export.campaign_id),
+          file=sys.stderr)
     return rows
 

@@ -26,6 +26,7 @@ from sqlalchemy import Engine
 
 from analytics.errors import ImportRefused, InputError, MemberLensError, UsageError, WarehouseError, report_bug
 from analytics.filters import DEFAULT_RANGE_DAYS, filter_options
+from analytics.i18n import _
 from analytics.storage.databases import data_dir
 from analytics.storage.warehouse import data_span
 
@@ -40,7 +41,8 @@ def iso_date(text: str) -> date:
     try:
         return date.fromisoformat(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a date in the form YYYY-MM-DD") from None
+        raise argparse.ArgumentTypeError(_("{text} is not a date in the form YYYY-MM-DD").format(
+            text=repr(text))) from None
 
 
 def choices_list(allowed: Sequence[str] | None) -> Callable[[str], list[str]]:
@@ -50,7 +52,8 @@ def choices_list(allowed: Sequence[str] | None) -> Callable[[str], list[str]]:
             unknown = [v for v in values if v not in allowed]
             if unknown:
                 raise argparse.ArgumentTypeError(
-                    f"unknown value {', '.join(unknown)}; choose from {', '.join(allowed)}")
+                    _("unknown value {unknown}; choose from {allowed}").format(unknown=", ".join(unknown),
+                                                                              allowed=", ".join(allowed)))
         return values
 
     return parse
@@ -70,17 +73,17 @@ def resolve_dates(
     if end is None:
         span = data_span(engine)
         if span is None:
-            raise WarehouseError("The warehouse holds no orders, so there is no default date range.",
-                                 "Load data first, or pass --start and --end.")
+            raise WarehouseError(_("The warehouse holds no orders, so there is no default date range."),
+                                 _("Load data first, or pass --start and --end."))
         end = span.last_day if start is None or start <= span.last_day else start
         if start is None:
             start = span.last_days(days)[0]
     if start is None:
         start = end - timedelta(days=days - 1)
     if end < start:
-        raise UsageError(f"--end {end} is before --start {start}")
+        raise UsageError(_("--end {end} is before --start {start}").format(end=end, start=start))
     if start < EARLIEST or end > LATEST:
-        raise UsageError(f"dates must lie between {EARLIEST} and {LATEST}")
+        raise UsageError(_("dates must lie between {earliest} and {latest}").format(earliest=EARLIEST, latest=LATEST))
     return start, end
 
 
@@ -89,7 +92,8 @@ def check_channels(engine: Engine, channels: Sequence[str]) -> None:
     known = filter_options(engine).channels
     unknown = [c for c in channels if c not in known]
     if unknown:
-        raise UsageError(f"unknown sales channel {', '.join(unknown)}; the warehouse has {', '.join(known)}")
+        raise UsageError(_("unknown sales channel {unknown}; the warehouse has {known}").format(
+            unknown=", ".join(unknown), known=", ".join(known)))
 
 
 def write(frame: pd.DataFrame, fmt: str, out=None) -> None:
@@ -134,9 +138,9 @@ def _log_to_file() -> Path | None:
 
 
 def _print_problem(exc: MemberLensError) -> None:
-    print(f"error: {exc.problem}", file=sys.stderr)
+    print(_("error: {problem}").format(problem=exc.problem), file=sys.stderr)
     if exc.fix:
-        print(f"  fix: {exc.fix}", file=sys.stderr)
+        print(_("  fix: {fix}").format(fix=exc.fix), file=sys.stderr)
 
 
 def run_reporting_errors(body: Callable[[], int]) -> int:
@@ -158,7 +162,7 @@ def run_reporting_errors(body: Callable[[], int]) -> int:
         _print_problem(exc)
         return EXIT_WAREHOUSE
     except KeyboardInterrupt:
-        print("interrupted; nothing was written", file=sys.stderr)
+        print(_("interrupted; nothing was written"), file=sys.stderr)
         return 130
     except Exception as exc:
         from analytics.storage.warehouse import stopped_query
@@ -171,7 +175,9 @@ def run_reporting_errors(body: Callable[[], int]) -> int:
             raise
         where = _log_to_file()
         error_id = report_bug(exc, "command line")
-        print(f"error: an unexpected failure ({type(exc).__name__}, error id {error_id}). This is a bug in "
-              f"MemberLens; " + (f"the details are in {where}" if where else f"set {DEBUG_ENV}=1 to see them")
-              + ".", file=sys.stderr)
+        print((_("error: an unexpected failure ({kind}, error id {error_id}). This is a bug in MemberLens; the details "
+                 "are in {where}.") if where else
+               _("error: an unexpected failure ({kind}, error id {error_id}). This is a bug in MemberLens; set "
+                 "{variable}=1 to see them.")).format(kind=type(exc).__name__, error_id=error_id, where=where,
+                                                      variable=DEBUG_ENV), file=sys.stderr)
         return EXIT_WAREHOUSE

@@ -42,6 +42,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from analytics.access import ERASE_MEMBER, PRIVACY_REQUESTS, PURGE, Principal, require
 from analytics.errors import InputError
 from analytics.filters import check_year
+from analytics.i18n import N_, _
 from analytics.storage import contract
 from analytics.storage.appstate import (
     MIN_AUDIT_RETENTION_DAYS,
@@ -75,6 +76,13 @@ from analytics.storage.warehouse import create_warehouse_engine, duckdb_path, ex
 #: Columns of ``members`` a correction may change, and how their values are read.
 CORRECTABLE: tuple[str, ...] = ("name", "phone", "email", "gender", "birth_date", "city", "region",
                                 "consent_email", "consent_sms", "consent_push")
+#: How each correctable column is named on screen (translated where shown, with ``_``).
+CORRECTABLE_LABELS: dict[str, str] = {
+    "name": N_("Name"), "phone": N_("Phone"), "email": N_("Email address"), "gender": N_("Gender"),
+    "birth_date": N_("Birth date"), "city": N_("City"), "region": N_("Region"),
+    "consent_email": N_("Consent to email"), "consent_sms": N_("Consent to SMS"),
+    "consent_push": N_("Consent to push notifications"),
+}
 #: Personal data anonymised when a member has been inactive past the retention period.
 PERSONAL_COLUMNS: tuple[str, ...] = ("name", "phone", "email", "birth_date")
 MAX_TEXT = 200
@@ -94,8 +102,8 @@ def member_tables() -> list[tuple[Table, str, str | None]]:
             if table.name in found:
                 continue
             refs = contract.references(table)
-            direct = [column for column, (parent, _) in refs if parent == "members"]
-            linked = [(column, parent) for column, (parent, _) in refs if parent in found and parent != "members"]
+            direct = [column for column, (parent, _key) in refs if parent == "members"]
+            linked = [(column, parent) for column, (parent, _key) in refs if parent in found and parent != "members"]
             if direct:
                 found[table.name] = (table, direct[0], None)
                 changed = True
@@ -110,7 +118,7 @@ def _rows_of(table: Table, column: str, via: str | None, member_id: str) -> Any:
     if via is None:
         return table.c[column] == member_id
     parent = contract.TABLE_BY_NAME[via]
-    parent_table, parent_column, _ = next(t for t in member_tables() if t[0].name == via)
+    parent_table, parent_column, _via = next(t for t in member_tables() if t[0].name == via)
     key = dict(contract.references(table))[column][1]
     return table.c[column].in_(select(parent.c[key]).where(parent_table.c[parent_column] == member_id))
 
@@ -141,8 +149,9 @@ class AccessPackage:
             return json.loads(frame.to_json(orient="records", date_format="iso", default_handler=str))
 
         return {"member_id": self.member_id, "generated_at": self.generated_at.isoformat() + "Z",
-                "about": "Everything MemberLens holds about this member: the shop's warehouse tables and MemberLens's "
-                         "own records (privacy requests, suppression list, audit events naming the member).",
+                "about": _("Everything MemberLens holds about this member: the shop's warehouse tables and "
+                           "MemberLens's own records (privacy requests, suppression list, audit events naming the "
+                           "member)."),
                 "warehouse": {name: records(frame) for name, frame in self.warehouse.items()},
                 "memberlens": {name: records(frame) for name, frame in self.app_state.items()}}
 
@@ -250,7 +259,8 @@ def erase_member(url: str, state: Engine, by: Principal, member_id: str, referen
 
 def _correction_value(column: str, value: object) -> object:
     if column not in CORRECTABLE:
-        raise PrivacyError(f"{column!r} cannot be corrected here; correctable: {', '.join(CORRECTABLE)}.")
+        raise PrivacyError(_("{column} cannot be corrected here; correctable: {columns}.").format(
+            column=repr(column), columns=", ".join(CORRECTABLE)))
     if value is None or (isinstance(value, str) and not value.strip()):
         return None
     kind = contract.members.c[column].type
@@ -259,20 +269,21 @@ def _correction_value(column: str, value: object) -> object:
             return value
         text = str(value).strip().lower()
         if text not in ("true", "false", "yes", "no", "1", "0"):
-            raise PrivacyError(f"{column} is yes or no, not {value!r}.")
+            raise PrivacyError(_("{column} is yes or no, not {value}.").format(column=column, value=repr(value)))
         return text in ("true", "yes", "1")
     if isinstance(kind, Date):
         try:
             day = value if isinstance(value, date) else date.fromisoformat(str(value).strip())
         except ValueError:
-            raise PrivacyError(f"{column} is a date YYYY-MM-DD, not {value!r}.") from None
+            raise PrivacyError(_("{column} is a date YYYY-MM-DD, not {value}.").format(
+                column=column, value=repr(value))) from None
         try:
             return check_year(day, column)
         except InputError as problem:
             raise PrivacyError(str(problem)) from None
     text = str(value).strip()
     if len(text) > MAX_TEXT or "\x00" in text:
-        raise PrivacyError(f"{column} has at most {MAX_TEXT} characters.")
+        raise PrivacyError(_("{column} has at most {n} characters.").format(column=column, n=MAX_TEXT))
     return text
 
 
@@ -283,7 +294,7 @@ def correct_member(url: str, state: Engine, by: Principal, member_id: str, chang
     require(by, PRIVACY_REQUESTS)
     clean = check_member_id(member_id)
     if not changes:
-        raise PrivacyError("Name at least one value to correct.")
+        raise PrivacyError(_("Name at least one value to correct."))
     values = {column: _correction_value(column, value) for column, value in changes.items()}
     shown = {k: (v.isoformat() if isinstance(v, date) else v) for k, v in values.items()}
     detail = {"changes": shown, **({"reference": reference[:MAX_TEXT]} if reference else {})}
@@ -362,10 +373,11 @@ class RetentionPolicy:
         for item in fields(self):
             value = getattr(self, item.name)
             if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 36_500:
-                raise InputError(f"Retention {item.name} must be a whole number of days from 1 to 36,500.")
+                raise InputError(_("Retention {name} must be a whole number of days from 1 to 36,500.").format(
+                    name=item.name))
         if self.audit_days < MIN_AUDIT_RETENTION_DAYS:
-            raise InputError(f"Audit rows are kept at least {MIN_AUDIT_RETENTION_DAYS} days; audit_days is "
-                             f"{self.audit_days}.")
+            raise InputError(_("Audit rows are kept at least {minimum} days; audit_days is {days}.").format(
+                minimum=MIN_AUDIT_RETENTION_DAYS, days=self.audit_days))
 
 
 def retention_policy(environ: Mapping[str, str] | None = None, paths: Sequence[Path] | None = None) -> RetentionPolicy:
@@ -383,7 +395,8 @@ def retention_policy(environ: Mapping[str, str] | None = None, paths: Sequence[P
         text = env.get(RETENTION_ENV + item.name.upper(), "").strip()
         if text:
             if not text.isdigit():
-                raise InputError(f"{RETENTION_ENV + item.name.upper()}={text!r} is not a number of days.")
+                raise InputError(_("{variable}={value} is not a number of days.").format(
+                    variable=RETENTION_ENV + item.name.upper(), value=repr(text)))
             values[item.name] = int(text)
     return RetentionPolicy(**values)
 
@@ -432,15 +445,16 @@ def retention_report(bind: Bind, state: Engine, policy: RetentionPolicy, today: 
     oldest_file = (datetime.fromtimestamp(min(p.stat().st_mtime for p in files), UTC).replace(tzinfo=None)
                    if files else None)
     return pd.DataFrame([
-        {"item": "inactive members' personal data", "period_days": policy.inactive_member_days,
+        {"item": N_("inactive members' personal data"), "period_days": policy.inactive_member_days,
          "past_period": int(inactive[0]), "oldest": inactive[1],
-         "purge": "name, phone, email and birth date set empty (embedded warehouse); listed for the owner otherwise"},
-        {"item": "audit log rows", "period_days": policy.audit_days, "past_period": int(audit[0]), "oldest": audit[1],
-         "purge": "deleted"},
-        {"item": "saved audience versions", "period_days": policy.saved_audience_days, "past_period": int(saved[0]),
-         "oldest": saved[1], "purge": "deleted"},
-        {"item": "uploaded files", "period_days": policy.upload_days, "past_period": len(files),
-         "oldest": oldest_file, "purge": "deleted"},
+         "purge": N_("name, phone, email and birth date set empty (embedded warehouse); listed for the owner "
+                     "otherwise")},
+        {"item": N_("audit log rows"), "period_days": policy.audit_days, "past_period": int(audit[0]),
+         "oldest": audit[1], "purge": N_("deleted")},
+        {"item": N_("saved audience versions"), "period_days": policy.saved_audience_days,
+         "past_period": int(saved[0]), "oldest": saved[1], "purge": N_("deleted")},
+        {"item": N_("uploaded files"), "period_days": policy.upload_days, "past_period": len(files),
+         "oldest": oldest_file, "purge": N_("deleted")},
     ])
 
 

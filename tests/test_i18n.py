@@ -35,6 +35,9 @@ TRANSLATED_PAGES: list[str] = [
     "pages/member_tags.py",  # segments
     "pages/clusters.py",  # segments
     "pages/member_360.py",  # segments
+    "pages/privacy_requests.py",  # shell
+    "pages/audit_log.py",  # shell
+    "pages/admin_users.py",  # shell
 ]
 #: Words that read the same in Chinese UIs (abbreviations, names of methods and products).
 ALLOWED = {"RFM", "KPI", "KPIs", "AOV", "GMV", "CLV", "ROI", "SKU", "App", "iOS", "SMS", "ID", "k-means", "MemberLens",

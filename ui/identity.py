@@ -29,10 +29,15 @@ OPEN_ENV = "MEMBERLENS_OPEN_WITHOUT_SIGN_IN"
 OPEN_VALUE = "anyone-on-the-network-is-admin"
 LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost"})
 
-HOW_TO_SIGN_IN = """\
-Configure sign-in in `.streamlit/secrets.toml` with any OpenID Connect provider (Google, Microsoft Entra,
-Okta, Auth0, Keycloak ...):
+#: How to configure sign-in (the example and the commands are code, kept apart from the text that is translated).
+HOW_TO_SIGN_IN = N_("""\
+Configure sign-in in {secrets} with any {protocol} provider ({providers}):
 
+{example}
+
+and {install} (README, {section}). Or serve on this machine only:
+{command} (the shipped {config} does so).""")
+SIGN_IN_EXAMPLE = """\
 ```toml
 [auth]
 redirect_uri = "https://memberlens.example.com/oauth2callback"
@@ -43,10 +48,18 @@ server_metadata_url = "https://accounts.google.com/.well-known/openid-configurat
 
 [memberlens]
 admins = ["you@example.com"]   # made admin at their first sign-in; they give everyone else a role
-```
+```"""
 
-and `pip install Authlib` (README, "Sign-in and roles"). Or serve on this machine only:
-`streamlit run app.py --server.address 127.0.0.1` (the shipped `.streamlit/config.toml` does so)."""
+
+def how_to_sign_in() -> str:
+    """How to configure sign-in (markdown), in the run's language."""
+    return _(HOW_TO_SIGN_IN).format(secrets="`.streamlit/secrets.toml`", example=SIGN_IN_EXAMPLE,
+                                    protocol="OpenID Connect",
+                                    providers="Google, Microsoft Entra, Okta, Auth0, Keycloak ...",
+                                    section='"Sign-in and roles"',
+                                    install="`pip install Authlib`",
+                                    command="`streamlit run app.py --server.address 127.0.0.1`",
+                                    config="`.streamlit/config.toml`")
 
 
 def _secrets() -> Mapping:
@@ -97,9 +110,10 @@ def network_problem() -> str | None:
     address = listening_address()
     if is_loopback(address):
         return None
-    where = f"address {address}" if address else "every network interface (server.address is not set)"
-    return (f"MemberLens is listening on {where}, but sign-in is not configured: anyone who can reach this server "
-            "would see every member's data.")
+    where = (_("address {address}").format(address=address) if address else
+             _("every network interface (server.address is not set)"))
+    return _("MemberLens is listening on {where}, but sign-in is not configured: anyone who can reach this server "
+             "would see every member's data.").format(where=where)
 
 
 def current_principal(state) -> Principal | None:
@@ -119,33 +133,33 @@ def current_principal(state) -> Principal | None:
 
 def show_network_refusal(problem: str) -> None:
     """The only page served when the network is open and sign-in is not configured."""
-    st.title("MemberLens will not serve this network without sign-in")
+    st.title(_("MemberLens will not serve this network without sign-in"))
     st.error(problem, icon=":material/lock_open:")
-    st.markdown(HOW_TO_SIGN_IN)
-    st.caption(f"To serve a trusted network without sign-in anyway (everyone is admin, every page says so), set "
-               f"`{OPEN_ENV}={OPEN_VALUE}`.")
+    st.markdown(how_to_sign_in())
+    st.caption(_("To serve a trusted network without sign-in anyway (everyone is admin, every page says so), set "
+                 "{setting}.").format(setting=f"`{OPEN_ENV}={OPEN_VALUE}`"))
 
 
 def show_sign_in() -> None:
     """The page everyone sees before signing in."""
     st.title("MemberLens")
-    st.write("Sign in to see your shop's members and campaigns.")
+    st.write(_("Sign in to see your shop's members and campaigns."))
     names = providers()
     if not names:
-        st.button("Sign in", icon=":material/login:", type="primary", on_click=st.login, key="sign_in")
+        st.button(_("Sign in"), icon=":material/login:", type="primary", on_click=st.login, key="sign_in")
     for name in names:
-        st.button(f"Sign in with {name.title()}", icon=":material/login:", type="primary", on_click=st.login,
-                  args=(name,), key=f"sign_in_{name}")
+        st.button(_("Sign in with {provider}").format(provider=name.title()), icon=":material/login:",
+                  type="primary", on_click=st.login, args=(name,), key=f"sign_in_{name}")
 
 
 def show_no_role(principal: Principal) -> None:
     """What a signed-in user without a role sees."""
     st.title("MemberLens")
-    st.warning(f"You are signed in as **{principal.identity}**, but you have no role in MemberLens yet.",
-               icon=":material/person_off:")
-    st.write("Ask an admin to give you one (Admin → Users and roles, or `python -m analytics admin grant "
-             f"{principal.identity} ROLE`).")
-    st.button("Sign out", icon=":material/logout:", on_click=st.logout, key="sign_out_no_role")
+    st.warning(_("You are signed in as **{identity}**, but you have no role in MemberLens yet.").format(
+        identity=principal.identity), icon=":material/person_off:")
+    st.write(_("Ask an admin to give you one (Admin → Users and roles, or {command}).").format(
+        command=f"`python -m analytics admin grant {principal.identity} ROLE`"))
+    st.button(_("Sign out"), icon=":material/logout:", on_click=st.logout, key="sign_out_no_role")
 
 
 def sidebar_identity(principal: Principal) -> None:
