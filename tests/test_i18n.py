@@ -21,7 +21,9 @@ from analytics.i18n import _, code_label, format_day, language_of, read_catalog,
 from ui import format as fmt
 
 #: Pages whose every text is translated: rendered in zh-CN and scanned for English (grows page by page).
-TRANSLATED_PAGES: list[str] = []
+TRANSLATED_PAGES: list[str] = [
+    "pages/funnels.py",  # marketing
+]
 #: Words that read the same in Chinese UIs (abbreviations, names of methods and products).
 ALLOWED = {"RFM", "KPI", "KPIs", "AOV", "GMV", "CLV", "ROI", "SKU", "App", "iOS", "SMS", "ID", "k-means", "MemberLens",
            "DuckDB", "PostgreSQL", "Spark", "SQL", "CSV", "JSON", "URL", "PIPL", "AUC", "ROC", "PR", "F1", "BG/NBD",
