@@ -23,6 +23,7 @@ from ui import format as fmt
 #: Pages whose every text is translated: rendered in zh-CN and scanned for English (grows page by page).
 TRANSLATED_PAGES: list[str] = [
     "pages/funnels.py",  # marketing
+    "pages/basket_rules.py",  # marketing
 ]
 #: Words that read the same in Chinese UIs (abbreviations, names of methods and products).
 ALLOWED = {"RFM", "KPI", "KPIs", "AOV", "GMV", "CLV", "ROI", "SKU", "App", "iOS", "SMS", "ID", "k-means", "MemberLens",
