@@ -24,6 +24,7 @@ from ui import format as fmt
 TRANSLATED_PAGES: list[str] = [
     "pages/funnels.py",  # marketing
     "pages/basket_rules.py",  # marketing
+    "pages/experiments.py",  # marketing
 ]
 #: Words that read the same in Chinese UIs (abbreviations, names of methods and products).
 ALLOWED = {"RFM", "KPI", "KPIs", "AOV", "GMV", "CLV", "ROI", "SKU", "App", "iOS", "SMS", "ID", "k-means", "MemberLens",
