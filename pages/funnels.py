@@ -33,14 +33,16 @@ from ui.member_sets import member_set
 
 DEFAULT_STEPS = ("product_view", "add_to_cart", "checkout", "purchase")
 WINDOW_UNITS = {"minutes": 60, "hours": 3_600, "days": 86_400}
-WINDOW_UNIT_LABELS = {"minutes": N_("minutes"), "hours": N_("hours"), "days": N_("days")}
+WINDOW_UNIT_LABELS = {"minutes": N_("Minutes"), "hours": N_("Hours"), "days": N_("Days")}
+#: The window as the caption writes it (``7 days``).
+WINDOW_LENGTHS = {"minutes": N_("{n} minutes"), "hours": N_("{n} hours"), "days": N_("{n} days")}
 MODE_HELP = {
     "ordered": N_("Each step after the previous one; other events may come between."),
     "strict": N_("Each step is the very next event after the previous one, nothing between."),
     "any": N_("Step 1 first, then the other steps in any order."),
 }
-#: The unit counted, after a number or in a sentence ("1,234 members").
-NOUNS = {"member": N_("members"), "session": N_("sessions")}
+#: The units counted, in a sentence ("the members whose best attempt ...").
+NOUNS = {"member": N_("the members"), "session": N_("the sessions")}
 GRAINS = {"day": N_("Day"), "week": N_("Week")}
 ctx = page_inputs("funnels")
 filters = ctx.filters
@@ -128,7 +130,8 @@ chart_col, table_col = st.columns([2, 3])
 with chart_col:
     figure = go.Figure(go.Funnel(y=total["label"], x=total["units"], marker={"color": ACCENT},
                                  texttemplate="%{value:,}<br>" + of_first,
-                                 hovertemplate="%{y}<br>%{x:,} " + noun + "<br>" + of_first + "<br>"
+                                 hovertemplate="%{y}<br>" + (_("%{x:,} members") if unit == "member" else
+                                                             _("%{x:,} sessions")) + "<br>" + of_first + "<br>"
                                                + _("%{percentPrevious:.1%} of the previous step")
                                                + "<extra></extra>"))
     figure.update_layout(height=90 + 60 * len(total), margin={"l": 10, "r": 10, "t": 10, "b": 10})
@@ -148,8 +151,8 @@ with table_col:
         "median": st.column_config.TextColumn(_("Median"), help=_(METRIC_HELP["median_seconds_to_convert"])),
         "p90": st.column_config.TextColumn(_("P90"), help=_(METRIC_HELP["p90_seconds_to_convert"])),
     })
-    st.caption(_("Window {value} {unit} from step 1 · {mode} · {help}").format(
-        value=window_value, unit=_(WINDOW_UNIT_LABELS[window_unit]), mode=_(MODE_LABELS[mode]),
+    st.caption(_("Window {window} from step 1 · {mode} · {help}").format(
+        window=_(WINDOW_LENGTHS[window_unit]).format(n=window_value), mode=_(MODE_LABELS[mode]),
         help=_(MODE_HELP[mode])))
 
 breakdown_tab, time_tab, trend_tab, act_tab = st.tabs(
@@ -166,8 +169,9 @@ with breakdown_tab:
         bars = px.bar(by, x="label", y="overall_conversion", color="value", barmode="group",
                       custom_data=["units"], labels={"label": "", "overall_conversion": _("From step 1"),
                                                      "value": dim_header})
-        bars.update_traces(hovertemplate="%{x}<br>" + _("%{y:.1%} of step 1") + "<br>%{customdata[0]:,} " + noun
-                           + "<extra></extra>")
+        bars.update_traces(hovertemplate="%{x}<br>" + _("%{y:.1%} of step 1") + "<br>"
+                           + (_("%{customdata[0]:,} members") if unit == "member" else
+                              _("%{customdata[0]:,} sessions")) + "<extra></extra>")
         bars.update_layout(yaxis_tickformat=".0%", height=380, margin={"l": 10, "r": 10, "t": 10, "b": 10})
         st.plotly_chart(bars, key="funnel_breakdown_chart")
         overall = _("Overall conversion")
@@ -206,23 +210,24 @@ with trend_tab:
     entered_name = _("Entered (members)") if unit == "member" else _("Entered (sessions)")
     line = go.Figure()
     line.add_bar(x=trend["period"], y=trend["entered"], name=entered_name, marker_color="#E0B4C8",
-                 yaxis="y2", hovertemplate="%{x|%d %b %Y}<br>" + _("%{y:,} entered") + "<extra></extra>")
+                 yaxis="y2", customdata=trend["period"].map(format_day),
+                 hovertemplate="%{customdata}<br>" + _("%{y:,} entered") + "<extra></extra>")
     for complete, name, style in ((True, _("Overall conversion"), "solid"), (False, _("Window still open"), "dot")):
         part = trend[trend["complete"] == complete]
         if complete is False and not part.empty:  # join the dotted tail to the solid line
             part = pd.concat([trend[trend["complete"]].tail(1), part])
         line.add_scatter(x=part["period"], y=part["conversion"], name=name, mode="lines+markers",
-                         line={"color": ACCENT, "dash": style},
-                         hovertemplate="%{x|%d %b %Y}<br>" + _("%{y:.1%} converted") + "<extra></extra>")
+                         line={"color": ACCENT, "dash": style}, customdata=part["period"].map(format_day),
+                         hovertemplate="%{customdata}<br>" + _("%{y:.1%} converted") + "<extra></extra>")
     line.update_layout(height=360, margin={"l": 10, "r": 10, "t": 10, "b": 10}, yaxis={"tickformat": ".0%",
                        "title": _("Overall conversion"), "rangemode": "tozero"},
                        yaxis2={"overlaying": "y", "side": "right", "title": _("Entered"), "showgrid": False},
                        legend={"orientation": "h", "y": -0.15})
     st.plotly_chart(line, key="funnel_trend_chart")
-    cohort = (_("Each day's cohort is the {units} whose best attempt started that day; conversion is the share of "
+    cohort = (_("Each day's cohort is {units} whose best attempt started that day; conversion is the share of "
                 "them that reached the last step within the window. Dotted: cohorts whose window has not closed "
                 "in the data yet, so their conversion may still rise.") if grain == "day" else
-              _("Each week's cohort is the {units} whose best attempt started that week; conversion is the share of "
+              _("Each week's cohort is {units} whose best attempt started that week; conversion is the share of "
                 "them that reached the last step within the window. Dotted: cohorts whose window has not closed "
                 "in the data yet, so their conversion may still rise."))
     st.caption(cohort.format(units=noun))
@@ -233,7 +238,7 @@ with act_tab:
                                                                                      next=spec.step_labels[k]))
     dropped = int(total["dropped"].iloc[after])
     member_set(ctx.engine, dropoff_audience(spec, filters, after), key="funnel_dropoff",
-               who=(_("behind the {count} {units} that stopped there.") if unit == "member" else
-                    _("behind the {count} {units} that stopped there (anonymous sessions have no member)."))
-               .format(count=f"{dropped:,}", units=noun),
+               who=(_("behind the {count} members that stopped there.") if unit == "member" else
+                    _("behind the {count} sessions that stopped there (anonymous sessions have no member)."))
+               .format(count=f"{dropped:,}"),
                actor=default_author(), page="funnels")

@@ -25,6 +25,7 @@ TRANSLATED_PAGES: list[str] = [
     "pages/funnels.py",  # marketing
     "pages/basket_rules.py",  # marketing
     "pages/experiments.py",  # marketing
+    "pages/campaign_results.py",  # marketing
 ]
 #: Words that read the same in Chinese UIs (abbreviations, names of methods and products).
 ALLOWED = {"RFM", "KPI", "KPIs", "AOV", "GMV", "CLV", "ROI", "SKU", "App", "iOS", "SMS", "ID", "k-means", "MemberLens",
