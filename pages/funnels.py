@@ -22,7 +22,7 @@ from analytics.funnels import (
     dropoff_audience,
     format_seconds,
 )
-from analytics.i18n import N_, _, format_day
+from analytics.i18n import DEFAULT_LANGUAGE, N_, _, format_day, language
 from analytics.kpis import FUNNEL_VS_KPI_CONVERSION
 from analytics.storage.contract import EVENT_TYPES
 from ui.app_state import default_author
@@ -44,12 +44,27 @@ MODE_HELP = {
 #: The units counted, in a sentence ("the members whose best attempt ...").
 NOUNS = {"member": N_("the members"), "session": N_("the sessions")}
 GRAINS = {"day": N_("Day"), "week": N_("Week")}
+#: Breakdown dimensions whose values are warehouse codes (tiers, genders, channels, devices, sources) or yes/no.
+CODED_DIMENSIONS = {"tier", "gender", "acquisition_channel", "device", "source"}
+YES_NO = {True: N_("Yes"), False: N_("No")}
 ctx = page_inputs("funnels")
 filters = ctx.filters
 
 
 def dimension_label(name: str) -> str:
     return _(DIMENSION_LABELS[name]) if name in DIMENSION_LABELS else label(name)
+
+
+def dimension_value(name: str, value: object) -> str:
+    """A breakdown value as shown: as stored in English (the command line's values); in other languages, codes by
+    their labels and yes/no in words. Names (regions, cities, pages) are data, shown as stored."""
+    if pd.isna(value):
+        return _("(unknown)")
+    if language() == DEFAULT_LANGUAGE:
+        return str(value)
+    if isinstance(value, bool) or name.startswith("consent_"):
+        return _(YES_NO[bool(value)])
+    return label(str(value)) if name in CODED_DIMENSIONS else str(value)
 
 
 st.title(_("Funnels"))
@@ -163,9 +178,8 @@ with breakdown_tab:
         st.info(_("Choose a dimension in **Break down by** to compare the funnel across its values."),
                 icon=":material/call_split:")
     else:
-        unknown = _("(unknown)")
         dim_header = dimension_label(breakdown)
-        by = report.by_dimension.assign(value=lambda f: f["dim"].map(lambda v: unknown if pd.isna(v) else str(v)))
+        by = report.by_dimension.assign(value=lambda f: f["dim"].map(lambda v: dimension_value(breakdown, v)))
         bars = px.bar(by, x="label", y="overall_conversion", color="value", barmode="group",
                       custom_data=["units"], labels={"label": "", "overall_conversion": _("From step 1"),
                                                      "value": dim_header})
