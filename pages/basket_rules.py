@@ -8,7 +8,7 @@ import plotly.express as px
 import plotly.graph_objects as go
 import streamlit as st
 
-from analytics.i18n import N_, _, format_day
+from analytics.i18n import DEFAULT_LANGUAGE, N_, _, format_day, language, using
 from analytics.privacy import safe_csv
 from analytics.rule_views import bought_together, compare_rules, rule_audience, rule_network
 from analytics.rules import (
@@ -30,6 +30,12 @@ from ui.format import ACCENT, count, label
 from ui.member_sets import member_set
 
 SEGMENTS_BY = {"tier": N_("Tier"), "channel": N_("Channel")}
+#: The download's column headers in other languages than English (English keeps the command line's names).
+CSV_HEADERS = {"antecedents": N_("If a basket holds (A)"), "consequents": N_("it also holds (B)"),
+               "support": N_("Support"), "confidence": N_("Confidence"), "lift": N_("Lift"),
+               "leverage": N_("Leverage"), "conviction": N_("Conviction"), "zhangs_metric": N_("Zhang"),
+               "baskets": N_("Baskets"), "antecedent_support": N_("Support of A"),
+               "consequent_support": N_("Support of B"), "reading": N_("In plain words")}
 SHOWN_RULES = 500
 NETWORK_RULES = 30
 ctx = page_inputs("basket_rules")
@@ -124,7 +130,19 @@ more = (_(" The first {shown} of {total} rules; the download has all.").format(s
                                                                               total=f"{len(rules):,}")
         if len(rules) > SHOWN_RULES else "")
 st.caption(_("Sorted by lift; click a column to sort by it.") + more)
-st.download_button(_("Download all rules (CSV)"), lambda: safe_csv(with_readings(rules)),  # on click
+
+
+def rules_csv(lang: str = language()) -> bytes:
+    """Every rule with its reading, headed in the reader's language (made when the button is clicked, perhaps
+    outside this run: the language is the run's, taken when the page drew the button)."""
+    with using(lang):
+        table = with_readings(rules)
+        if lang != DEFAULT_LANGUAGE:
+            table = table.rename(columns={c: _(h) for c, h in CSV_HEADERS.items()})
+        return safe_csv(table)
+
+
+st.download_button(_("Download all rules (CSV)"), rules_csv,  # on click
                    file_name=f"memberlens_rules_{level}_{filters.start}_{filters.end}.csv", mime="text/csv",
                    icon=":material/download:", key="rules_download")
 

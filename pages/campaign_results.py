@@ -16,7 +16,7 @@ from analytics.campaign_results import (
     roi_trend,
     summarise_results,
 )
-from analytics.i18n import N_, _, format_day
+from analytics.i18n import DEFAULT_LANGUAGE, N_, _, format_day, language
 from analytics.programme import CURRENCY, CURRENCY_SYMBOL
 from analytics.storage.contract import CAMPAIGN_CHANNELS, CAMPAIGN_TYPES
 from ui.cached import cached_campaign_results, cached_send_frequency
@@ -24,6 +24,28 @@ from ui.context import page_inputs
 from ui.format import change_pp, count, label, money, share
 
 POOL_BY = {"type": N_("Campaign type"), "channel": N_("Message channel")}
+#: The download's column headers in other languages than English (English keeps the command line's names).
+CSV_HEADERS = {
+    "campaign_id": N_("Campaign"), "name": N_("Campaign name"), "type": N_("Type"), "channel": N_("Channel"),
+    "start_at": N_("Start"), "end_at": N_("End"), "holdout_pct": N_("Planned holdout (%)"),
+    "treatment_members": N_("Treated members"), "control_members": N_("Control members"), "sent": N_("Sent"),
+    "opened": N_("Opened"), "clicked": N_("Clicked"), "open_rate": N_("Open rate"), "click_rate": N_("CTR"),
+    "treatment_conversions": N_("Converted, treatment"), "control_conversions": N_("Converted, control"),
+    "treatment_rate": N_("Conversion, treatment"), "control_rate": N_("Conversion, control"),
+    "lift": N_("Lift (pp)"), "lift_low": N_("Lift, 95% low"), "lift_high": N_("Lift, 95% high"),
+    "p_value": N_("p-value"), "srm_p_value": N_("Sample-ratio p-value"),
+    "incremental_conversions": N_("Incremental conversions"), "incremental_low": N_("Incremental conversions, 95% low"),
+    "incremental_high": N_("Incremental conversions, 95% high"), "treatment_revenue": N_("Revenue, treatment"),
+    "control_revenue": N_("Revenue, control"), "incremental_revenue": N_("Incremental revenue"),
+    "revenue_low": N_("Incremental revenue, 95% low"), "revenue_high": N_("Incremental revenue, 95% high"),
+    "coupon_value": N_("Coupon value"), "coupons_redeemed": N_("Coupons redeemed"), "coupon_cost": N_("Coupon cost"),
+    "message_cost": N_("Message cost"), "cost": N_("Cost"), "incremental_margin": N_("Incremental margin"),
+    "roi": N_("ROI"), "roi_low": N_("ROI, 95% low"), "roi_high": N_("ROI, 95% high"),
+    "treatment_retained": N_("Ordered again, treatment (members)"),
+    "control_retained": N_("Ordered again, control (members)"),
+    "treatment_retention": N_("Ordered again, treatment"), "control_retention": N_("Ordered again, control"),
+    "read_out": N_("Read-out"),
+}
 ctx = page_inputs("campaign_results")
 filters = ctx.filters
 
@@ -102,9 +124,11 @@ if table_tab.open:
                      placeholder="—")
         st.caption(_("Click a column header to sort. Rows without figures had an empty arm (no control group). ")
                    + result_help("conversion"))
-        st.download_button(_("Download the table (CSV)"), results.drop(columns=["treatment_revenue_sq",
-                                                                              "control_revenue_sq"]).to_csv(
-                               index=False),
+        table = results.drop(columns=["treatment_revenue_sq", "control_revenue_sq"])
+        if language() != DEFAULT_LANGUAGE:
+            table = table.assign(type=table["type"].map(label), channel=table["channel"].map(label)).rename(
+                columns={c: _(h) for c, h in CSV_HEADERS.items()})
+        st.download_button(_("Download the table (CSV)"), table.to_csv(index=False),
                            file_name=f"memberlens_campaign_results_{filters.start}_{filters.end}.csv",
                            mime="text/csv", icon=":material/download:", key="results_csv")
 if compare_tab.open:
