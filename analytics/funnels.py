@@ -96,7 +96,7 @@ from analytics.funnel_spec import (
     parse_window,
     step_filter_options,
 )
-from analytics.i18n import _
+from analytics.i18n import N_, _
 from analytics.sqlparts import Grain, date_trunc
 from analytics.storage.contract import events, members, products
 from analytics.storage.db import Bind, connection, read_frame
@@ -727,7 +727,7 @@ class FunnelDropoffAudience(Audience):
     """The members whose best attempt at a funnel reached step ``reached_step`` but not the next one."""
 
     kind: ClassVar[str] = "funnel_dropoff"
-    label: ClassVar[str] = "funnel drop-off"
+    label: ClassVar[str] = N_("funnel drop-off")  # translated where shown
     keys: ClassVar[frozenset[str]] = frozenset({"funnel", "reached_step", "start", "end", "tiers"})
 
     funnel: FunnelSpec

@@ -17,7 +17,7 @@ from analytics import audiences
 from analytics.audiences import Audience, audience_kind
 from analytics.errors import InputError
 from analytics.filters import OPEN_SCOPE, Filters, Scope, completed_order_conditions
-from analytics.i18n import _
+from analytics.i18n import N_, _
 from analytics.rules import ITEM_SEPARATOR, LEVELS, Baskets, lines_at_level, rule_metrics
 from analytics.storage.contract import orders, products
 from analytics.storage.db import Bind, connection
@@ -107,7 +107,7 @@ class BoughtNotBoughtAudience(Audience):
     and never any item of B (completed orders, any time). Items are bound (expanding) parameters."""
 
     kind: ClassVar[str] = "bought_not_bought"
-    label: ClassVar[str] = "'bought A, never bought B'"
+    label: ClassVar[str] = N_("'bought A, never bought B'")  # translated where shown
     keys: ClassVar[frozenset[str]] = frozenset({"level", "bought_all", "never_bought", "bought_between"})
 
     level: str
