@@ -42,6 +42,7 @@ from analytics import experiments, rfm
 from analytics.clustering import AGE_BANDS  # the bands the cluster portraits use
 from analytics.errors import InputError
 from analytics.filters import OPEN_SCOPE, Scope, scope_conditions
+from analytics.i18n import CODE_LABELS, DEFAULT_LANGUAGE, N_, _, code_label, language
 from analytics.sqlparts import count_if, sum_if
 from analytics.storage.contract import campaign_members, members, order_items, orders, products
 from analytics.storage.db import Bind, connection, read_frame
@@ -60,12 +61,12 @@ MAX_OVERLAP = 8
 BALANCE_THRESHOLD = 0.1
 #: Family-wise significance for "the arms differ beyond chance" (Bonferroni over the attributes).
 BALANCE_ALPHA = 0.05
-UNKNOWN = "(unknown)"
-PROFILE_DIMENSIONS: dict[str, str] = {"tier": "Tier", "segment": "RFM segment", "region": "Region",
-                                      "gender": "Gender", "age_band": "Age band",
-                                      "acquisition_channel": "Acquisition channel"}
-BALANCE_HELP = ("Standardised mean difference between treatment and control: (mean_t - mean_c) / sqrt((var_t + "
-                "var_c) / 2); |SMD| < 0.1 is balanced.")
+UNKNOWN = N_("(unknown)")
+PROFILE_DIMENSIONS: dict[str, str] = {"tier": N_("Tier"), "segment": N_("RFM segment"), "region": N_("Region"),
+                                      "gender": N_("Gender"), "age_band": N_("Age band"),
+                                      "acquisition_channel": N_("Acquisition channel")}
+BALANCE_HELP = N_("Standardised mean difference between treatment and control: (mean_t - mean_c) / sqrt((var_t + "
+                  "var_c) / 2); |SMD| < 0.1 is balanced.")
 
 
 def overlap_matrix(bind: Bind, audiences: Mapping[str, CampaignAudience], scope: Scope = OPEN_SCOPE) -> pd.DataFrame:
@@ -75,7 +76,7 @@ def overlap_matrix(bind: Bind, audiences: Mapping[str, CampaignAudience], scope:
     those few counts."""
     names = list(audiences)
     if not 1 <= len(names) <= MAX_OVERLAP:
-        raise InputError(f"Compare from 1 to {MAX_OVERLAP} audiences at a time.")
+        raise InputError(_("Compare from 1 to {most} audiences at a time.").format(most=MAX_OVERLAP))
     m = members.c
     bits = [case((m.member_id.in_(audiences[name].member_ids()), 1 << i), else_=0) for i, name in
              enumerate(names)]
@@ -201,11 +202,22 @@ def _ratio(numerator: Any, denominator: Any) -> float:
 
 
 #: Attributes compared between the arms: numbers (mean and variance) and categories (a share per level).
-BALANCE_NUMBERS: dict[str, str] = {"age": "Age", "points_balance": "Points balance", "orders": "Orders in the window",
-                                   "net_sales": "Net sales in the window", "days_member": "Days since registration",
-                                   **{f"reach_{c}": f"Reachable by {c}" for c in CHANNELS}}
-BALANCE_CATEGORIES: dict[str, str] = {"tier": "Tier", "gender": "Gender", "region": "Region",
-                                      "acquisition_channel": "Acquisition channel"}
+REACH_LABELS: dict[str, str] = {"email": N_("Reachable by email"), "sms": N_("Reachable by sms"),
+                                "push": N_("Reachable by push")}
+BALANCE_NUMBERS: dict[str, str] = {"age": N_("Age"), "points_balance": N_("Points balance"),
+                                   "orders": N_("Orders in the window"), "net_sales": N_("Net sales in the window"),
+                                   "days_member": N_("Days since registration"),
+                                   **{f"reach_{c}": REACH_LABELS[c] for c in CHANNELS}}
+BALANCE_CATEGORIES: dict[str, str] = {"tier": N_("Tier"), "gender": N_("Gender"), "region": N_("Region"),
+                                      "acquisition_channel": N_("Acquisition channel")}
+
+
+def level_label(level: str) -> str:
+    """A category level as a reader sees it: a warehouse code in the reader's language (as stored in English, where
+    the code itself is shown), other values as stored."""
+    if level == UNKNOWN:
+        return _(UNKNOWN)
+    return code_label(level) if language() != DEFAULT_LANGUAGE and level in CODE_LABELS else level
 
 
 def balance_check(bind: Bind, audience: CampaignAudience) -> pd.DataFrame:
@@ -247,7 +259,7 @@ def balance_check(bind: Bind, audience: CampaignAudience) -> pd.DataFrame:
     for key, label in BALANCE_NUMBERS.items():
         mt, mc = _number(t[f"{key}__mean"], math.nan), _number(c[f"{key}__mean"], math.nan)
         vt, vc = _number(t[f"{key}__var"], 0.0), _number(c[f"{key}__var"], 0.0)
-        rows.append({"attribute": key, "label": label, "treatment": mt, "control": mc, "smd": _smd(mt, mc, vt, vc),
+        rows.append({"attribute": key, "label": _(label), "treatment": mt, "control": mc, "smd": _smd(mt, mc, vt, vc),
                      "p_value": _p_value(mt - mc, vt / max(int(t[f"{key}__n"]), 1) + vc / max(int(c[f"{key}__n"]), 1))})
     n_t, n_c = int(t["members"]), int(c["members"])
     counts["n"] = counts["n"].astype("int64")
@@ -257,7 +269,9 @@ def balance_check(bind: Bind, audience: CampaignAudience) -> pd.DataFrame:
         for level in table.sort_index().index:
             pt = float(table.loc[level].get("treatment", 0)) / n_t
             pc = float(table.loc[level].get("control", 0)) / n_c
-            rows.append({"attribute": key, "label": f"{label}: {level}", "treatment": pt, "control": pc,
+            rows.append({"attribute": key, "label": _("{attribute}: {level}").format(attribute=_(label),
+                                                                                     level=level_label(level)),
+                         "treatment": pt, "control": pc,
                          "smd": _smd(pt, pc, pt * (1 - pt), pc * (1 - pc)),
                          "p_value": _p_value(pt - pc, pt * (1 - pt) / n_t + pc * (1 - pc) / n_c)})
     frame = pd.DataFrame(rows)
@@ -377,32 +391,38 @@ def balance_verdict(table: pd.DataFrame, control: int, treatment: int | None = N
         plan = plan or PowerPlan()
         needed = control_needed(treatment, plan)
         if needed is None or control < needed:
-            goal = (f"a difference of {figures.points(plan.difference)} in conversion (from "
-                    f"{figures.share(plan.baseline)} without the message; {plan.power:.0%} power, "
-                    f"{plan.alpha:.0%} significance)")
+            goal = _("a difference of {difference} in conversion (from {baseline} without the message; {power} "
+                     "power, {alpha} significance)").format(difference=figures.points(plan.difference),
+                                                            baseline=figures.share(plan.baseline),
+                                                            power=f"{plan.power:.0%}", alpha=f"{plan.alpha:.0%}")
             chance = ("" if table.empty
-                      else " Differences between the arms below are what so few members give by chance.")
+                      else _(" Differences between the arms below are what so few members give by chance."))
             if needed is None:
-                message = (f"Audience too small to measure: with {figures.count(treatment)} treated members no "
-                           f"control group can detect {goal}; about {figures.count(plan.per_arm())} in each arm "
-                           f"would.{chance} Widen the audience, or expect to measure only a larger difference.")
+                message = _("Audience too small to measure: with {treated} treated members no control group can "
+                            "detect {goal}; about {per_arm} in each arm would.{chance} Widen the audience, or expect "
+                            "to measure only a larger difference.").format(
+                    treated=figures.count(treatment), goal=goal, per_arm=figures.count(plan.per_arm()), chance=chance)
             else:
-                message = (f"Control too small: {figures.count(control)} members; about {figures.count(needed)} "
-                           f"needed to detect {goal}.{chance} Raise the control share or widen the audience.")
+                message = _("Control too small: {control} members; about {needed} needed to detect {goal}.{chance} "
+                            "Raise the control share or widen the audience.").format(
+                    control=figures.count(control), needed=figures.count(needed), goal=goal, chance=chance)
             return BalanceVerdict("small", message, needed)
     if table.empty:
-        return BalanceVerdict("ok", "No comparison: an arm is empty.")
+        return BalanceVerdict("ok", _("No comparison: an arm is empty."))
     broken = table[table["p_value"] < BALANCE_ALPHA / len(table)]
     off = table[~table["balanced"]]
     if not broken.empty:
-        return BalanceVerdict("broken", f"Treatment and control differ beyond chance on {', '.join(broken['label'])} "
-                              f"(p < {BALANCE_ALPHA} / {len(table)} attributes): check how the arms were assigned.")
+        return BalanceVerdict("broken", _("Treatment and control differ beyond chance on {attributes} (p < {alpha} / "
+                                          "{count} attributes): check how the arms were assigned.").format(
+            attributes=", ".join(broken["label"]), alpha=BALANCE_ALPHA, count=len(table)))
     if not off.empty:
-        return BalanceVerdict("chance", f"{len(off)} of {len(table)} attributes have |SMD| >= {BALANCE_THRESHOLD} "
-                              f"({', '.join(off['label'].head(4))}), but no difference is beyond chance for "
-                              f"{figures.count(control)} control members; a larger control group narrows them.")
-    return BalanceVerdict("ok", f"Treatment and control are balanced on all {len(table)} attributes "
-                          f"(|SMD| < {BALANCE_THRESHOLD}, none differs beyond chance).")
+        return BalanceVerdict("chance", _("{off} of {count} attributes have |SMD| >= {threshold} ({attributes}), but "
+                                          "no difference is beyond chance for {control} control members; a larger "
+                                          "control group narrows them.").format(
+            off=len(off), count=len(table), threshold=BALANCE_THRESHOLD, attributes=", ".join(off["label"].head(4)),
+            control=figures.count(control)))
+    return BalanceVerdict("ok", _("Treatment and control are balanced on all {count} attributes (|SMD| < {threshold}, "
+                                  "none differs beyond chance).").format(count=len(table), threshold=BALANCE_THRESHOLD))
 
 
 def _smd(mean_t: float, mean_c: float, var_t: float, var_c: float) -> float:

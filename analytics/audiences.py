@@ -28,6 +28,7 @@ from sqlalchemy import Select
 
 from analytics.errors import SpecError
 from analytics.filters import Filters, Scope
+from analytics.i18n import _, using
 
 SPEC_VERSION = 1
 #: The modules whose import registers the audience kinds (each defines its kind next to its analysis).
@@ -72,8 +73,12 @@ class Audience:
         raise NotImplementedError
 
     def to_json(self) -> dict[str, Any]:
-        """The definition as JSON-ready data: ``{"version": 1, "kind": ..., ..., "source": ...}``."""
-        return {"version": SPEC_VERSION, "kind": self.kind, **self.body(), "source": self.describe()}
+        """The definition as JSON-ready data: ``{"version": 1, "kind": ..., ..., "source": ...}``. The source is
+        described in English whatever the reader's language: a definition (and its fingerprint) is the same for
+        everyone."""
+        with using("en"):
+            source = self.describe()
+        return {"version": SPEC_VERSION, "kind": self.kind, **self.body(), "source": source}
 
     def fingerprint(self) -> str:
         """A stable digest of the definition: what caches key on. A user's scope (row-level restriction, members
@@ -111,7 +116,7 @@ def kinds() -> dict[str, type[Audience]]:
 
 def noun(kind: type[Audience]) -> str:
     """How messages name a kind's audiences: "cluster audience", "tag audience"; a campaign's is "audience"."""
-    return f"{kind.label} audience" if kind.label else "audience"
+    return _("{kind} audience").format(kind=_(kind.label)) if kind.label else _("audience")
 
 
 def parse_audience(data: Any, *, depth: int = 0, allowed: Sequence[str] | None = None) -> Audience:
@@ -120,44 +125,51 @@ def parse_audience(data: Any, *, depth: int = 0, allowed: Sequence[str] | None =
     ``allowed`` restricts the kinds (e.g. a "segment" condition takes any kind but a campaign audience)."""
     known = kinds()
     if not isinstance(data, Mapping):
-        raise SpecError("An audience definition is a JSON object with \"version\" and \"kind\".")
+        raise SpecError(_("An audience definition is a JSON object with \"version\" and \"kind\"."))
     kind = data.get("kind")
     choices = [k for k in known if allowed is None or k in allowed]
     if kind not in choices:
         if len(choices) == 1:
-            raise SpecError(f'Not a version-{SPEC_VERSION} {noun(known[choices[0]])}: it has "kind": {kind!r}.')
-        raise SpecError(f"Unknown audience kind {kind!r}; expected one of {', '.join(choices)}.")
+            raise SpecError(_('Not a version-{version} {noun}: it has "kind": {kind}.').format(
+                version=SPEC_VERSION, noun=noun(known[choices[0]]), kind=repr(kind)))
+        raise SpecError(_("Unknown audience kind {kind}; expected one of {kinds}.").format(kind=repr(kind),
+                                                                                          kinds=", ".join(choices)))
     cls = known[kind]
     if data.get("version") != SPEC_VERSION or isinstance(data.get("version"), bool):
-        raise SpecError(f'Not a version-{SPEC_VERSION} {noun(cls)}: it needs "version": {SPEC_VERSION}.')
+        raise SpecError(_('Not a version-{version} {noun}: it needs "version": {version}.').format(
+            version=SPEC_VERSION, noun=noun(cls)))
     unknown = sorted(set(data) - cls.keys - ENVELOPE_KEYS, key=str)
     if unknown:
-        raise SpecError(f"Not a valid {noun(cls)}: it has keys it does not know: {', '.join(map(str, unknown))}.")
+        raise SpecError(_("Not a valid {noun}: it has keys it does not know: {keys}.").format(
+            noun=noun(cls), keys=", ".join(map(str, unknown))))
     source = data.get("source")
     if source is not None and not isinstance(source, str):
-        raise SpecError('"source" is a description in text.')
+        raise SpecError(_('"source" is a description in text.'))
     try:
         return cls.from_body(data, depth)
     except (KeyError, TypeError, ValueError, AttributeError, IndexError) as problem:  # SpecError is a ValueError
-        detail = f"{problem.args[0]!r} is missing" if isinstance(problem, KeyError) else str(problem)
-        raise SpecError(f"Not a valid {noun(cls)}: {detail}".rstrip(".") + ".") from None
+        detail = (_("{key} is missing").format(key=repr(problem.args[0])) if isinstance(problem, KeyError)
+                  else str(problem))
+        raise SpecError(_("Not a valid {noun}: {problem}").format(noun=noun(cls), problem=detail).rstrip(".。")
+                        + _(".")) from None
 
 
 def loads(text: str | bytes, *, allowed: Sequence[str] | None = None) -> Audience:
     """An audience from JSON text (a file upload, a saved row): bounded in size, NaN and Infinity refused."""
     if len(text) > MAX_JSON_BYTES:
-        raise SpecError(f"The audience definition is {len(text):,} bytes; at most {MAX_JSON_BYTES:,} are accepted.")
+        raise SpecError(_("The audience definition is {size} bytes; at most {most} are accepted.").format(
+            size=f"{len(text):,}", most=f"{MAX_JSON_BYTES:,}"))
     try:
         data = json.loads(text, parse_constant=refuse_constant)
     except (UnicodeDecodeError, json.JSONDecodeError) as problem:
-        raise SpecError(f"The audience definition is not valid JSON: {problem}.") from None
+        raise SpecError(_("The audience definition is not valid JSON: {problem}.").format(problem=problem)) from None
     except RecursionError:
-        raise SpecError("The audience definition nests too deeply.") from None
+        raise SpecError(_("The audience definition nests too deeply.")) from None
     return parse_audience(data, allowed=allowed)
 
 
 def refuse_constant(name: str) -> float:
-    raise SpecError(f"The audience definition holds {name}, which is not a number.")
+    raise SpecError(_("The audience definition holds {name}, which is not a number.").format(name=name))
 
 
 def dumps(audience: Audience) -> str:
@@ -170,7 +182,7 @@ def dumps(audience: Audience) -> str:
 def text(data: Mapping[str, Any], key: str, limit: int = 500) -> str:
     value = data[key]
     if not isinstance(value, str) or len(value) > limit:
-        raise SpecError(f'"{key}" must be text of at most {limit} characters.')
+        raise SpecError(_('"{key}" must be text of at most {limit} characters.').format(key=key, limit=limit))
     return value
 
 
@@ -178,14 +190,17 @@ def texts(data: Mapping[str, Any], key: str, *, limit: int = 10_000, empty: bool
     value = data[key]
     if (not isinstance(value, list | tuple) or (not value and not empty) or len(value) > limit
             or not all(isinstance(v, str) for v in value)):
-        raise SpecError(f'"{key}" must be a {"" if empty else "non-empty "}list of at most {limit:,} texts.')
+        message = (_('"{key}" must be a list of at most {limit} texts.') if empty
+                   else _('"{key}" must be a non-empty list of at most {limit} texts.'))
+        raise SpecError(message.format(key=key, limit=f"{limit:,}"))
     return tuple(value)
 
 
 def whole(data: Mapping[str, Any], key: str, low: int, high: int) -> int:
     value = data[key]
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise SpecError(f'"{key}" must be a whole number from {low:,} to {high:,}.')
+        raise SpecError(_('"{key}" must be a whole number from {low} to {high}.').format(key=key, low=f"{low:,}",
+                                                                                         high=f"{high:,}"))
     return value
 
 
@@ -197,25 +212,26 @@ def number(value: Any, what: str) -> float | int:
     """A JSON number (not a boolean, not NaN or infinite, at most :data:`MAX_NUMBER` in size), kept as given (int
     stays int)."""
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise SpecError(f"{what} must be a number.")
+        raise SpecError(_("{what} must be a number.").format(what=what))
     try:
         finite = math.isfinite(value) and abs(value) <= MAX_NUMBER
     except OverflowError:  # an integer too large for a float
         finite = False
     if not finite:
-        raise SpecError(f"{what} must be a number of at most {MAX_NUMBER:.0e} in size.")
+        raise SpecError(_("{what} must be a number of at most {most} in size.").format(what=what,
+                                                                                      most=f"{MAX_NUMBER:.0e}"))
     return value
 
 
 def day(value: Any, what: str) -> date:
     if not isinstance(value, str):
-        raise SpecError(f"{what} must be a date YYYY-MM-DD.")
+        raise SpecError(_("{what} must be a date YYYY-MM-DD.").format(what=what))
     try:
         parsed = date.fromisoformat(value)
     except ValueError:
-        raise SpecError(f"{what}: {value!r} is not a date YYYY-MM-DD.") from None
+        raise SpecError(_("{what}: {value} is not a date YYYY-MM-DD.").format(what=what, value=repr(value))) from None
     if not 1900 <= parsed.year <= 2999:
-        raise SpecError(f"{what}: {value} is outside the years 1900 to 2999.")
+        raise SpecError(_("{what}: {value} is outside the years 1900 to 2999.").format(what=what, value=value))
     return parsed
 
 
@@ -224,10 +240,11 @@ def window(data: Mapping[str, Any], *, channels: bool = True) -> Filters:
     ``channels``, ``tiers``."""
     for key in ("start", "end"):
         if key not in data:
-            raise SpecError(f'The audience needs a window: "{key}" is missing (YYYY-MM-DD).')
+            raise SpecError(_('The audience needs a window: "{key}" is missing (YYYY-MM-DD).').format(key=key))
     start, end = day(data["start"], '"start"'), day(data["end"], '"end"')
     if end < start:
-        raise SpecError(f"The audience window ends ({end}) before it starts ({start}).")
+        raise SpecError(_("The audience window ends ({end}) before it starts ({start}).").format(end=end,
+                                                                                                start=start))
     chosen = texts(data, "channels", limit=100, empty=True) if channels and "channels" in data else ()
     tiers = texts(data, "tiers", limit=100, empty=True) if "tiers" in data else ()
     return Filters(start, end, chosen, tiers)

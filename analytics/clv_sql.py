@@ -59,6 +59,7 @@ from analytics.clv import (
     TransactionParams,
     check_unit,
 )
+from analytics.i18n import _
 from analytics.sqlparts import sum_if
 from analytics.storage.contract import orders
 from analytics.storage.db import Bind, read_frame, read_frame_columnar
@@ -225,14 +226,17 @@ def check_history(summary: pd.DataFrame, unit: str = "week") -> None:
     repeaters = int((summary["frequency"] > 0).sum()) if members else 0
     problems = []
     if members < MIN_MEMBERS:
-        problems.append(f"{members:,} members have a purchase (at least {MIN_MEMBERS:,} are needed)")
+        problems.append(_("{members} members have a purchase (at least {needed} are needed)")
+                        .format(members=f"{members:,}", needed=f"{MIN_MEMBERS:,}"))
     if round(history_days) < MIN_HISTORY_DAYS:
-        problems.append(f"the history spans {round(history_days):,} days (at least {MIN_HISTORY_DAYS} are needed)")
+        problems.append(_("the history spans {days} days (at least {needed} are needed)")
+                        .format(days=f"{round(history_days):,}", needed=MIN_HISTORY_DAYS))
     if repeaters < MIN_REPEAT_BUYERS:
-        problems.append(f"{repeaters:,} members bought again (at least {MIN_REPEAT_BUYERS} are needed)")
+        problems.append(_("{members} members bought again (at least {needed} are needed)")
+                        .format(members=f"{repeaters:,}", needed=MIN_REPEAT_BUYERS))
     if problems:
-        raise ClvHistoryError("Too little history for lifetime value: " + "; ".join(problems)
-                              + ". Choose a later calibration end or an earlier start.")
+        raise ClvHistoryError(_("Too little history for lifetime value: {problems}. Choose a later calibration end or "
+                                "an earlier start.").format(problems=_("; ").join(problems)))
 
 
 # --------------------------------------------------------------------------------------------------------------

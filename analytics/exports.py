@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import pandas as pd
@@ -25,6 +26,7 @@ import pandas as pd
 from analytics.access import EXPORT_IDS, EXPORT_MEMBERS, Principal, allowed, require
 from analytics.audiences import Audience
 from analytics.filters import OPEN_SCOPE, Filters, Scope
+from analytics.i18n import DEFAULT_LANGUAGE, N_, _, language
 from analytics.member_rows import audience_rows
 from analytics.privacy import pseudonymise, safe_csv
 from analytics.storage.db import Bind
@@ -51,14 +53,30 @@ class MemberExport:
     def rows(self) -> int:
         return len(self.frame)
 
-    def csv(self) -> bytes:
-        """The file: CSV with formulas neutralised."""
-        return safe_csv(self.frame)
+    def csv(self, headers: Mapping[str, str] | None = None) -> bytes:
+        """The file: CSV with formulas neutralised; ``headers`` renames columns for the reader (the Chinese file's
+        headers, :func:`reader_headers`); without it, the columns keep their names in the contract."""
+        return safe_csv(self.frame.rename(columns=dict(headers)) if headers else self.frame)
 
     def audit_detail(self, audience: Audience, page: str) -> dict[str, object]:
         """What the audit row records about this export."""
         return {"page": page, "audience": audience.kind, "source": audience.describe(), "rows": self.rows,
                 "masked": True, "member_ids": "pseudonymous" if self.pseudonymous else "real"}
+
+
+#: The member rows' columns as a reader names them, for files made in a language other than English.
+EXPORT_HEADERS: dict[str, str] = {
+    "member_id": N_("Member id"), "net_sales": N_("Net sales"), "orders": N_("Orders"),
+    "last_order": N_("Last order"), "tier": N_("Tier"), "segment": N_("RFM segment"), "name": N_("Name"),
+    "phone": N_("Phone"), "email": N_("Email"), "region": N_("Region"), "city": N_("City"),
+    "registered_at": N_("Registered"), "points_balance": N_("Points"), "arm": N_("Arm"),
+}
+
+
+def reader_headers() -> dict[str, str]:
+    """Column headers in the run's language: none in English (the file keeps the contract's column names, which
+    scripts read), translated ones otherwise."""
+    return {} if language() == DEFAULT_LANGUAGE else {column: _(text) for column, text in EXPORT_HEADERS.items()}
 
 
 def member_export(bind: Bind, audience: Audience, principal: Principal, scope: Scope = OPEN_SCOPE,

@@ -25,6 +25,7 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.functions import FunctionElement
 
 from analytics.errors import InputError
+from analytics.i18n import N_, _
 from analytics.storage.contract import TIERS, members, orders
 from analytics.storage.db import Bind, connection
 
@@ -85,7 +86,8 @@ def check_year(day: date, what: str = "The date") -> date:
 
 Comparison = Literal["previous", "year_ago"]
 #: What a period is compared with: the period of equal length just before it, or the same dates a year earlier.
-COMPARISONS: dict[str, str] = {"previous": "Previous period", "year_ago": "Same period last year"}
+#: (Marked for the catalog: shown as ``_(COMPARISONS[key])``.)
+COMPARISONS: dict[str, str] = {"previous": N_("Previous period"), "year_ago": N_("Same period last year")}
 
 
 @dataclass(frozen=True)
@@ -279,17 +281,17 @@ def _year_earlier(day: date) -> date:
 #: the month, quarter or year of that last day up to it; "last month" and "last quarter" are the whole
 #: calendar month or quarter before it.
 PERIODS: dict[str, str] = {
-    "last_7_days": "Last 7 days",
-    "last_30_days": "Last 30 days",
-    "last_90_days": "Last 90 days",
-    "this_month": "This month",
-    "last_month": "Last month",
-    "this_quarter": "This quarter",
-    "last_quarter": "Last quarter",
-    "year_to_date": "Year to date",
-    "last_12_months": "Last 12 months",
-    "all_data": "All data",
-    "custom": "Custom range",
+    "last_7_days": N_("Last 7 days"),
+    "last_30_days": N_("Last 30 days"),
+    "last_90_days": N_("Last 90 days"),
+    "this_month": N_("This month"),
+    "last_month": N_("Last month"),
+    "this_quarter": N_("This quarter"),
+    "last_quarter": N_("Last quarter"),
+    "year_to_date": N_("Year to date"),
+    "last_12_months": N_("Last 12 months"),
+    "all_data": N_("All data"),
+    "custom": N_("Custom range"),
 }
 DEFAULT_PERIOD = "last_90_days"
 
@@ -359,29 +361,29 @@ def clamp_range(start: date, end: date, first_day: date, last_day: date) -> Clam
 #: Longest text accepted as a typed date range (two ISO dates and a separator fit in 40 characters).
 MAX_TYPED_RANGE = 40
 _TYPED_DATE = re.compile(r"\d{4}-\d{1,2}-\d{1,2}")
-_TYPED_RANGE = re.compile(r"^\s*(\d{4}-\d{1,2}-\d{1,2})\s*(?:(?:to|until|–|—|\.\.|,|/)\s*|\s+-\s+|\s+)?"
+_TYPED_RANGE = re.compile(r"^\s*(\d{4}-\d{1,2}-\d{1,2})\s*(?:(?:to|until|至|到|–|—|\.\.|,|，|/)\s*|\s+-\s+|\s+)?"
                           r"(\d{4}-\d{1,2}-\d{1,2})?\s*$", re.IGNORECASE)
 
 
 def parse_typed_range(text: str) -> tuple[date, date]:
-    """A date range as typed: one ISO date (a single day) or two (``2026-07-01 to 2026-09-30``; also ``–``,
+    """A date range as typed: one ISO date (a single day) or two (``2026-07-01 to 2026-09-30``; also ``至``, ``–``,
     ``..``, ``,`` or a space between them). Dates in either order; raises :class:`InputError` saying what is
     wrong otherwise."""
     if len(text) > MAX_TYPED_RANGE:
-        raise InputError(f"That is {len(text)} characters; a date range is at most {MAX_TYPED_RANGE}, "
-                         "like 2026-07-01 to 2026-09-30.")
+        raise InputError(_("That is {n} characters; a date range is at most {limit}, like 2026-07-01 to "
+                           "2026-09-30.").format(n=len(text), limit=MAX_TYPED_RANGE))
     match = _TYPED_RANGE.match(text)
     if match is None:
         found = _TYPED_DATE.findall(text)
-        hint = "" if found else " Write dates as year-month-day."
-        raise InputError(f"{text.strip()!r} is not a date range.{hint} Type one date (2026-07-01) or two, "
-                         "like 2026-07-01 to 2026-09-30.")
+        hint = "" if found else " " + _("Write dates as year-month-day.")
+        raise InputError(_("{text} is not a date range.{hint} Type one date (2026-07-01) or two, like 2026-07-01 "
+                           "to 2026-09-30.").format(text=repr(text.strip()), hint=hint))
     days = []
     for piece in filter(None, match.groups()):
         try:
             days.append(date.fromisoformat("-".join(f"{int(n):02d}" for n in piece.split("-"))))
         except ValueError:
-            raise InputError(f"{piece} is not a date in the calendar.") from None
+            raise InputError(_("{day} is not a date in the calendar.").format(day=piece)) from None
     return min(days), max(days)
 
 

@@ -47,6 +47,7 @@ from scipy import stats
 from sqlalchemy import Double, cast, func, select
 
 from analytics.errors import InputError
+from analytics.i18n import N_, _, code_label, language
 from analytics.sqlparts import count_if, sum_if
 from analytics.storage.contract import campaign_members, campaigns, orders
 from analytics.storage.db import Bind, read_frame
@@ -166,7 +167,7 @@ def campaign_effects(history: pd.DataFrame) -> pd.DataFrame:
     (see the module docstring)."""
     missing = [column for column in HISTORY_COLUMNS if column not in history.columns]
     if missing:
-        raise ForecastError(f"The campaign history lacks the columns {', '.join(missing)}.")
+        raise ForecastError(_("The campaign history lacks the columns {columns}.").format(columns=", ".join(missing)))
     used = history[(history["treatment_members"] > 0) & (history["control_members"] > 0)].copy()
     n_t, x_t = used["treatment_members"].astype(float), used["treatment_conversions"].astype(float)
     n_c, x_c = used["control_members"].astype(float), used["control_conversions"].astype(float)
@@ -183,9 +184,9 @@ def random_effects(effects: Sequence[float], variances: Sequence[float], alpha: 
     estimate, its standard error, its normal (1 - ``alpha``) interval and tau², the between-study variance."""
     d, v = [float(x) for x in effects], [float(x) for x in variances]
     if not d or len(d) != len(v):
-        raise ForecastError("Random-effects pooling needs one variance per effect, and at least one effect.")
+        raise ForecastError(_("Random-effects pooling needs one variance per effect, and at least one effect."))
     if not all(x > 0 and math.isfinite(x) for x in v) or not all(math.isfinite(x) for x in d):
-        raise ForecastError("Random-effects pooling needs finite effects and positive, finite variances.")
+        raise ForecastError(_("Random-effects pooling needs finite effects and positive, finite variances."))
     w = [1 / x for x in v]
     sum_w = sum(w)
     fixed = sum(wi * di for wi, di in zip(w, d, strict=True)) / sum_w
@@ -202,33 +203,48 @@ def random_effects(effects: Sequence[float], variances: Sequence[float], alpha: 
 def _validate(treatment_size: int, coupon_value: float, message_cost: float, margin: float,
               redemption_share: float) -> None:
     if isinstance(treatment_size, bool) or not isinstance(treatment_size, numbers.Integral) or treatment_size < 0:
-        raise ForecastError(f"The number of members to send to must be a whole number of 0 or more, "
-                            f"not {treatment_size!r}.")
-    for label, value in (("coupon value", coupon_value), ("cost per message", message_cost)):
+        raise ForecastError(_("The number of members to send to must be a whole number of 0 or more, not {value}.")
+                            .format(value=repr(treatment_size)))
+    for complaint, value in ((N_("The coupon value must be 0 or more, not {value}."), coupon_value),
+                             (N_("The cost per message must be 0 or more, not {value}."), message_cost)):
         if not (isinstance(value, numbers.Real) and math.isfinite(value) and value >= 0):
-            raise ForecastError(f"The {label} must be 0 or more, not {value!r}.")
-    for label, value in (("margin", margin), ("redemption share", redemption_share)):
+            raise ForecastError(_(complaint).format(value=repr(value)))
+    for complaint, value in ((N_("The margin must be a share between 0 and 1, not {value}."), margin),
+                             (N_("The redemption share must be a share between 0 and 1, not {value}."),
+                              redemption_share)):
         if not (isinstance(value, numbers.Real) and 0 <= value <= 1):
-            raise ForecastError(f"The {label} must be a share between 0 and 1, not {value!r}.")
+            raise ForecastError(_(complaint).format(value=repr(value)))
 
 
 def _kind(campaign_type: str | None, channel: str | None, count: int) -> str:
-    """``past email coupon campaigns`` (singular for one)."""
-    words = [w for w in (channel, (campaign_type or "").replace("_", " ")) if w]
-    return " ".join(["past", *words, "campaign" if count == 1 else "campaigns"])
+    """``past email coupon campaigns`` (singular for one), in the run's language (in English the codes are written
+    as they are; in other languages as their labels)."""
+    if language() == "en":
+        words = " ".join(w for w in (channel, (campaign_type or "").replace("_", " ")) if w)
+    else:
+        words = "".join(code_label(w) for w in (channel, campaign_type) if w)
+    if not words:
+        return _("past campaign") if count == 1 else _("past campaigns")
+    return (_("past {what} campaign") if count == 1 else _("past {what} campaigns")).format(what=words)
 
 
 def _shortfall(used: int, control: int, campaign_type: str | None, channel: str | None) -> str | None:
     """What is missing for a forecast, as one sentence; None when the history suffices."""
     kind = _kind(campaign_type, channel, used)
     if used == 0:
-        return f"No {kind} with a control group (0 found, {MIN_CAMPAIGNS} needed): no forecast."
-    few_members = f"only {control:,} control members ({MIN_CONTROL_MEMBERS:,} needed)"
+        return _("No {kind} with a control group (0 found, {needed} needed): no forecast.").format(
+            kind=kind, needed=MIN_CAMPAIGNS)
+    few_members = _("only {control} control members ({needed} needed)").format(
+        control=f"{control:,}", needed=f"{MIN_CONTROL_MEMBERS:,}")
     if used < MIN_CAMPAIGNS:
-        also = f", with {few_members}" if control < MIN_CONTROL_MEMBERS else ""
-        return f"Only {used} {kind} with a control group ({MIN_CAMPAIGNS} needed){also}: no forecast."
+        if control < MIN_CONTROL_MEMBERS:
+            return _("Only {used} {kind} with a control group ({needed} needed), with {few_members}: no forecast."
+                     ).format(used=used, kind=kind, needed=MIN_CAMPAIGNS, few_members=few_members)
+        return _("Only {used} {kind} with a control group ({needed} needed): no forecast.").format(
+            used=used, kind=kind, needed=MIN_CAMPAIGNS)
     if control < MIN_CONTROL_MEMBERS:
-        return f"The {used} {kind} with a control group had {few_members}: no forecast."
+        return _("The {used} {kind} with a control group had {few_members}: no forecast.").format(
+            used=used, kind=kind, few_members=few_members)
     return None
 
 
@@ -270,13 +286,18 @@ def forecast(history: pd.DataFrame, treatment_size: int, coupon_value: float, me
     roi = _roi(incremental * value, cost)
     roi_ci = (_roi(incremental_ci[0] * value, cost), _roi(incremental_ci[1] * value, cost))
     kind = _kind(campaign_type, channel, len(used))
-    message = (f"From {len(used)} {kind} ({n_t:,} treated and {n_c:,} control members): sending to "
-               f"{treatment_size:,} members should bring about {incremental:,.0f} extra conversions (95% interval "
-               f"{incremental_ci[0]:,.0f} to {incremental_ci[1]:,.0f}) among about {expected:,.0f} expected "
-               "conversions")
+    figures = {"used": len(used), "kind": kind, "treated": f"{n_t:,}", "control": f"{n_c:,}",
+               "size": f"{treatment_size:,}", "incremental": f"{incremental:,.0f}", "low": f"{incremental_ci[0]:,.0f}",
+               "high": f"{incremental_ci[1]:,.0f}", "expected": f"{expected:,.0f}"}
     if math.isfinite(roi):
-        message += f", for an expected ROI of {roi:.0%} ({roi_ci[0]:.0%} to {roi_ci[1]:.0%})"
-    message += "."
+        message = _("From {used} {kind} ({treated} treated and {control} control members): sending to {size} members "
+                    "should bring about {incremental} extra conversions (95% interval {low} to {high}) among about "
+                    "{expected} expected conversions, for an expected ROI of {roi} ({roi_low} to {roi_high})."
+                    ).format(**figures, roi=f"{roi:.0%}", roi_low=f"{roi_ci[0]:.0%}", roi_high=f"{roi_ci[1]:.0%}")
+    else:
+        message = _("From {used} {kind} ({treated} treated and {control} control members): sending to {size} members "
+                    "should bring about {incremental} extra conversions (95% interval {low} to {high}) among about "
+                    "{expected} expected conversions.").format(**figures)
     return Forecast(**summary, response_rate=response, control_rate=control, simple_uplift=response - control,
                     uplift=pooled.estimate, uplift_se=pooled.se, uplift_ci=pooled.ci, tau2=pooled.tau2,
                     expected_conversions=expected, incremental_conversions=incremental, incremental_ci=incremental_ci,

@@ -60,6 +60,7 @@ from analytics import audiences
 from analytics.audiences import Audience, audience_kind
 from analytics.errors import InputError
 from analytics.filters import Filters, completed_order_conditions, member_conditions
+from analytics.i18n import N_, _
 from analytics.storage.contract import events, members, order_items, orders, products
 from analytics.storage.db import Bind, read_frame
 
@@ -74,12 +75,27 @@ ACTIVITIES: tuple[str, ...] = ("purchase", "any")
 BROWSING_ACROSS: tuple[str, ...] = ("hour", "event_type")
 #: The heatmaps a cell can be drilled into, by the name :func:`cell_members` takes.
 HEATMAPS: tuple[str, ...] = ("retention", "rhythm", "affinity", "browsing")
+#: How the options above read, marked for the catalog (shown as ``_(OPTION_LABELS[code])``): cohorts, periods,
+#: measures, groups and what browsing is counted across.
+OPTION_LABELS: dict[str, str] = {
+    "first_purchase": N_("First purchase"), "registration": N_("Registration"),
+    "month": N_("Month"), "week": N_("Week"),
+    "orders": N_("Orders"), "net_sales": N_("Net sales"), "events": N_("Events"),
+    "tier": N_("Tier"), "region": N_("Region"),
+    "hour": N_("Hour"), "event_type": N_("Event type"),
+}
+
+
+def option_label(code: str) -> str:
+    """A heatmap option in the run's language: ``first_purchase`` -> ``First purchase``."""
+    known = OPTION_LABELS.get(code)
+    return _(known) if known else code.replace("_", " ").capitalize()
 
 
 def _check_retention_options(cohort: str, period: str, activity: str) -> None:
     if cohort not in COHORTS or period not in PERIODS or activity not in ACTIVITIES:
-        raise InputError("cohort must be first_purchase or registration, period month or week, activity "
-                         "purchase or any")
+        raise InputError(_("cohort must be first_purchase or registration, period month or week, activity "
+                           "purchase or any"))
 
 
 #: Bits per activity mask: a BIGINT holds 63 non-negative flags.
@@ -137,7 +153,9 @@ def _cohort_members(filters: Filters, cohort: CohortBy, periods: _Periods, activ
     o, e, m = orders.c, events.c, members.c
     words = last // MASK_BITS + 1
     if words > MAX_MASKS:
-        raise InputError(f"Too many {periods.period}s to follow ({last + 1}); choose a shorter date range or months.")
+        too_many = {"month": N_("Too many months to follow ({count}); choose a shorter date range or months."),
+                    "week": N_("Too many weeks to follow ({count}); choose a shorter date range or months.")}
+        raise InputError(_(too_many[periods.period]).format(count=last + 1))
     counted = case((o.channel.in_(filters.channels), 1), else_=0) if filters.channels else literal(1)
     # a user restricted to some sales channels sees only their orders (first purchases included)
     allowed = [o.channel.in_(filters.scope.channels)] if filters.scope.channels else []
@@ -220,7 +238,7 @@ def retention_cell_members(
     after it, exactly the members :func:`cohort_retention` counts as ``active`` there."""
     _check_retention_options(cohort, period, activity)
     if int(period_number) < 0:
-        raise InputError("period_number must be 0 or more")
+        raise InputError(_("period_number must be 0 or more"))
     periods = _Periods(filters, period)
     number = periods.number_of(pd.Timestamp(_as_timestamp(cohort_start)))
     target = number + int(period_number)
@@ -235,7 +253,7 @@ def _rhythm_cells(filters: Filters, measure: str) -> Subquery:
     ``v`` (1 per order or event, or the order's net amount) for every completed order (or event) in
     the range that passes the filters: the rows the rhythm heatmap sums."""
     if measure not in RHYTHM_MEASURES:
-        raise InputError(f"measure must be one of {', '.join(RHYTHM_MEASURES)}")
+        raise InputError(_("measure must be one of {choices}").format(choices=", ".join(RHYTHM_MEASURES)))
     if measure == "events":
         e = events.c
         conditions = [e.occurred_at >= filters.start_ts, e.occurred_at < filters.end_ts]
@@ -272,7 +290,7 @@ def rhythm_cell_members(filters: Filters, weekday: int, hour: int, measure: str 
     id, so they are not listed.
     """
     if int(weekday) not in range(7) or int(hour) not in range(24):
-        raise InputError("weekday must be 0-6 and hour 0-23")
+        raise InputError(_("weekday must be 0-6 and hour 0-23"))
     cells = _rhythm_cells(filters, measure)
     return (select(cells.c.member_id).where(cells.c.member_id.is_not(None), cells.c.weekday == int(weekday),
                                             cells.c.hour == int(hour)).distinct())
@@ -283,7 +301,7 @@ def _affinity_lines(filters: Filters, by: str) -> Subquery:
     ``amount`` (the line amount) for every line of members' completed orders in the range that pass
     the filters: the lines the affinity heatmap sums (guest orders have no group and are left out)."""
     if by not in AFFINITY_GROUPS:
-        raise InputError(f"by must be one of {', '.join(AFFINITY_GROUPS)}")
+        raise InputError(_("by must be one of {choices}").format(choices=", ".join(AFFINITY_GROUPS)))
     o, i, p, m = orders.c, order_items.c, products.c, members.c
     group = func.coalesce(m[by], literal("unknown")).label("grp")
     return (select(o.member_id.label("member_id"), group,
@@ -322,7 +340,7 @@ def _browsing_rows(filters: Filters, across: str) -> Subquery:
     """``member_id`` (null for anonymous visitors), ``page`` (``unknown`` when missing) and ``col`` (the
     hour, or the event type) of every clickstream event in the range that passes the tier filter."""
     if across not in BROWSING_ACROSS:
-        raise InputError("across must be hour or event_type")
+        raise InputError(_("across must be hour or event_type"))
     e = events.c
     conditions = [e.occurred_at >= filters.start_ts, e.occurred_at < filters.end_ts]
     conditions += member_conditions(filters, e.member_id)
@@ -349,7 +367,7 @@ def browsing_cell_members(filters: Filters, page: str, column: str | int, across
     rows = _browsing_rows(filters, across)
     if across == "hour":
         if int(column) not in range(24):
-            raise InputError("hour must be 0-23")
+            raise InputError(_("hour must be 0-23"))
         column = int(column)
     return select(rows.c.member_id).where(rows.c.member_id.is_not(None), rows.c.page == page,
                                           rows.c.col == column).distinct()
@@ -374,7 +392,7 @@ def cell_members(filters: Filters, heatmap: str, row: object, column: object, **
         return affinity_cell_members(filters, str(row), str(column), **options)
     if heatmap == "browsing":
         return browsing_cell_members(filters, str(row), column, **options)  # type: ignore[arg-type]
-    raise InputError(f"heatmap must be one of {', '.join(HEATMAPS)}")
+    raise InputError(_("heatmap must be one of {choices}").format(choices=", ".join(HEATMAPS)))
 
 
 @audience_kind
@@ -396,7 +414,7 @@ class HeatmapCellAudience(Audience):
 
     def __post_init__(self) -> None:
         if self.heatmap not in HEATMAPS:
-            raise InputError(f"heatmap must be one of {', '.join(HEATMAPS)}")
+            raise InputError(_("heatmap must be one of {choices}").format(choices=", ".join(HEATMAPS)))
         object.__setattr__(self, "options", tuple(sorted((str(k), str(v)) for k, v in self.options)))
         self.member_ids()  # refuse unknown cells and options now, not when the audience is used
 
@@ -416,7 +434,7 @@ class HeatmapCellAudience(Audience):
         options = data.get("options", {})
         if not isinstance(options, Mapping) or len(options) > 5 or not all(
                 isinstance(v, str) for v in options.values()):
-            raise InputError('"options" maps option names to texts.')
+            raise InputError(_('"options" maps option names to texts.'))
         return cls(audiences.window(data), audiences.text(data, "heatmap", 20), audiences.text(data, "row", 200),
                    audiences.text(data, "column", 200), tuple(options.items()))
 

@@ -140,13 +140,14 @@ def N_(message: str) -> str:
 
 
 def format_day(day: date, length: str = "long") -> str:
-    """A date in the run's language: ``15 Nov 2026`` / ``2026年11月15日`` (``long``), or ``2026-11-15`` (``iso``)."""
+    """A date in the run's language: ``15 Nov 2026`` / ``2026年11月15日`` (``long``), without the year where the
+    year is said next to it (``short_same_year``: ``15 Nov`` / ``11月15日``), or ``2026-11-15`` (``iso``)."""
     if length == "iso":
         return day.isoformat()
     lang = LANGUAGE.get()
     if lang == DEFAULT_LANGUAGE:
-        return day.strftime("%-d %b %Y")
-    return format_date(day, format="long", locale=lang)
+        return day.strftime("%-d %b" if length == "short_same_year" else "%-d %b %Y")
+    return format_date(day, format="M月d日" if length == "short_same_year" else "long", locale=lang)
 
 
 #: Codes the warehouse contract defines (channels, tiers, event types, statuses, campaign types, devices, traffic

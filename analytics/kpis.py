@@ -63,6 +63,7 @@ from analytics.filters import (
     member_conditions,
     member_table_conditions,
 )
+from analytics.i18n import N_, _
 from analytics.programme import POINTS_PER_CURRENCY_UNIT
 from analytics.sqlparts import GRAINS, Grain, count_if, date_trunc, sum_if
 from analytics.storage.contract import campaigns, events, members, order_items, orders, points_ledger, products
@@ -78,36 +79,57 @@ NO_CAMPAIGN = "no_campaign"
 OTHER_VALUES = "other"
 #: Values of the new-vs-returning breakdown.
 NEW, RETURNING, NOT_YET_BOUGHT = "new", "returning", "not_yet_bought"
+#: How the values a breakdown makes up itself read (the others are warehouse codes or names), marked for the
+#: catalog: show with :func:`value_label`.
+VALUE_LABELS: dict[str, str] = {GUEST_LABEL: N_("Guest"), UNKNOWN_LABEL: N_("Unknown"), NO_CAMPAIGN: N_("No campaign"),
+                                NEW: N_("New"), RETURNING: N_("Returning"), NOT_YET_BOUGHT: N_("Not yet bought")}
 #: Most rows a breakdown shows; beyond it the smallest values are folded into :data:`OTHER_VALUES`.
 MAX_BREAKDOWN_VALUES = 12
 _TOTAL = "(all)"  # the dimension value of a card: one group holding everything
 
-#: How the executive session conversion differs from a funnel's conversion (shown in both places' help).
-SESSION_CONVERSION_VS_FUNNEL = (
+#: How the executive session conversion differs from a funnel's conversion (shown in both places' help; marked for
+#: the catalog, translated where shown with ``_()``).
+SESSION_CONVERSION_VS_FUNNEL = N_(
     "Not the Funnels page's session conversion: that one counts, among sessions that did the funnel's first step "
     "(by default a product view), those that went on through its steps (add to cart, checkout, purchase) in "
     "order within the conversion window. This KPI divides every session that bought by every session started, "
     "browsing-only sessions included, so it is lower.")
 #: The same difference, as the Funnels page says it.
-FUNNEL_VS_KPI_CONVERSION = (
+FUNNEL_VS_KPI_CONVERSION = N_(
     "Not the Executive KPIs page's session conversion: that one divides every session with a purchase event by "
     "every session started, browsing-only sessions included (so it is lower). Here the sessions counted are those "
     "that did step 1 in the range, and converted means they went on through every step, in the funnel's order "
     "mode, within the conversion window.")
 
 
+def _definition_values() -> dict[str, str]:
+    """The figures and sentences a KPI's definition text refers to, in the run's language."""
+    return {"points": f"{POINTS_PER_CURRENCY_UNIT}", "margin": f"{DEFAULT_MARGIN:.0%}",
+            "vs_funnel": _(SESSION_CONVERSION_VS_FUNNEL)}
+
+
 @dataclass(frozen=True)
 class KpiDefinition:
+    """One KPI. ``label`` and ``trend`` are English texts marked for the catalog (``N_``): show them with
+    ``_(definition.label)`` and :func:`trend_note`. ``about`` is the definition's text as marked, with
+    placeholders for figures defined elsewhere (``{points}``, ``{margin}``); :attr:`definition` is that text in the
+    run's language with its figures, as the app and the command line show it."""
+
     key: str
     label: str
     unit: Unit
-    definition: str
+    about: str
     uses_channel_filter: bool = True
     family: Family = "orders"
     #: The KPI whose volume weighs this one in a mix (orders for the average order value); itself for sums.
     base: str = ""
     #: How each point of the trend is computed (shown under the trend).
     trend: str = ""
+
+    @property
+    def definition(self) -> str:
+        """What the KPI is, in words, in the run's language."""
+        return _(self.about).format(**_definition_values())
 
     @property
     def is_ratio(self) -> bool:
@@ -125,67 +147,76 @@ class KpiDefinition:
         return self.key == "active_members"
 
 
-_PER_PERIOD = "Each point is the KPI computed over that {grain} alone, with the card's definition"
+#: The words for a trend's buckets (``{grain}`` in the trend texts), and the same capitalised (axis, control).
+GRAIN_NAMES: dict[str, str] = {"day": N_("day"), "week": N_("week"), "month": N_("month")}
+GRAIN_TITLES: dict[str, str] = {"day": N_("Day"), "week": N_("Week"), "month": N_("Month")}
 
 KPIS: tuple[KpiDefinition, ...] = (
-    KpiDefinition("net_sales", "Net sales (GMV)", "currency",
-                  "Sum of the net amount (after discounts, coupons and points) of completed orders placed "
-                  "in the period, by members and guests. Cancelled and returned orders are excluded.",
-                  base="net_sales", trend=_PER_PERIOD + ". The points add up to the card."),
-    KpiDefinition("orders", "Orders", "count", "Number of completed orders placed in the period.",
-                  base="orders", trend=_PER_PERIOD + ". The points add up to the card."),
-    KpiDefinition("aov", "Average order value", "currency",
-                  "Net sales ÷ orders: the average net amount of a completed order in the period.", base="orders",
-                  trend=_PER_PERIOD + " (net sales ÷ orders of that {grain}); the dotted line is the card's value "
-                  "over the whole range."),
-    KpiDefinition("active_members", "Active members", "count",
-                  "Members with at least one completed order in the period.", base="active_members",
-                  trend=_PER_PERIOD + " (members who ordered in that {grain}): a member active in several {grain}s "
-                  "counts in each, so the points add up to more than the card."),
-    KpiDefinition("new_members", "New members", "count",
-                  "Members who registered in the period. Not affected by the channel filter.",
+    KpiDefinition("net_sales", N_("Net sales (GMV)"), "currency",
+                  N_("Sum of the net amount (after discounts, coupons and points) of completed orders placed "
+                     "in the period, by members and guests. Cancelled and returned orders are excluded."),
+                  base="net_sales", trend=N_("Each point is the KPI computed over that {grain} alone, with the card's "
+                                             "definition. The points add up to the card.")),
+    KpiDefinition("orders", N_("Orders"), "count", N_("Number of completed orders placed in the period."),
+                  base="orders", trend=N_("Each point is the KPI computed over that {grain} alone, with the card's "
+                                          "definition. The points add up to the card.")),
+    KpiDefinition("aov", N_("Average order value"), "currency",
+                  N_("Net sales ÷ orders: the average net amount of a completed order in the period."), base="orders",
+                  trend=N_("Each point is the KPI computed over that {grain} alone, with the card's definition (net "
+                           "sales ÷ orders of that {grain}); the dotted line is the card's value over the whole "
+                           "range.")),
+    KpiDefinition("active_members", N_("Active members"), "count",
+                  N_("Members with at least one completed order in the period."), base="active_members",
+                  trend=N_("Each point is the KPI computed over that {grain} alone, with the card's definition "
+                           "(members who ordered in that {grain}): a member active in several {grain}s counts in "
+                           "each, so the points add up to more than the card.")),
+    KpiDefinition("new_members", N_("New members"), "count",
+                  N_("Members who registered in the period. Not affected by the channel filter."),
                   uses_channel_filter=False, family="registrations", base="new_members",
-                  trend=_PER_PERIOD + ". The points add up to the card."),
-    KpiDefinition("repurchase_rate", "Repurchase rate", "ratio",
-                  "Share of active members who placed two or more completed orders in the period.",
+                  trend=N_("Each point is the KPI computed over that {grain} alone, with the card's definition. The "
+                           "points add up to the card.")),
+    KpiDefinition("repurchase_rate", N_("Repurchase rate"), "ratio",
+                  N_("Share of active members who placed two or more completed orders in the period."),
                   base="active_members",
-                  trend="Each point is the card's measure over a trailing window as long as the selected range "
-                  "({days} days) ending on that {grain}'s last day (the range's last day for the last point), so "
-                  "the last point is the card. Repurchase within a single {grain} would be far lower: few members "
-                  "order twice in a few days."),
-    KpiDefinition("member_sales_share", "Member sales share", "ratio",
-                  "Net sales from members' orders ÷ all net sales; the rest comes from guest orders.",
-                  base="net_sales", trend=_PER_PERIOD + "; the dotted line is the card's value over the whole range."),
-    KpiDefinition("session_conversion", "Session conversion", "ratio",
-                  "Sessions with a purchase ÷ sessions started: distinct sessions with a purchase event in "
-                  "the period ÷ session_start events in the period (anonymous sessions included unless a "
-                  "tier is chosen). Not affected by the channel filter: the clickstream carries no sales "
-                  "channel. " + SESSION_CONVERSION_VS_FUNNEL,
+                  trend=N_("Each point is the card's measure over a trailing window as long as the selected range "
+                           "({days} days) ending on that {grain}'s last day (the range's last day for the last "
+                           "point), so the last point is the card. Repurchase within a single {grain} would be far "
+                           "lower: few members order twice in a few days.")),
+    KpiDefinition("member_sales_share", N_("Member sales share"), "ratio",
+                  N_("Net sales from members' orders ÷ all net sales; the rest comes from guest orders."),
+                  base="net_sales",
+                  trend=N_("Each point is the KPI computed over that {grain} alone, with the card's definition; the "
+                           "dotted line is the card's value over the whole range.")),
+    KpiDefinition("session_conversion", N_("Session conversion"), "ratio",
+                  N_("Sessions with a purchase ÷ sessions started: distinct sessions with a purchase event in "
+                     "the period ÷ session_start events in the period (anonymous sessions included unless a "
+                     "tier is chosen). Not affected by the channel filter: the clickstream carries no sales "
+                     "channel. {vs_funnel}"),
                   uses_channel_filter=False, family="sessions", base="sessions",
-                  trend=_PER_PERIOD + " (sessions of that {grain}); the dotted line is the card's value over the "
-                  "whole range."),
-    KpiDefinition("points_liability", "Points liability", "points",
-                  "Points outstanding at the end of the period: everything earned or granted minus what "
-                  f"was redeemed or expired, from the points ledger ({POINTS_PER_CURRENCY_UNIT} points = 1 "
-                  "unit of currency). Not affected by the channel filter.",
+                  trend=N_("Each point is the KPI computed over that {grain} alone, with the card's definition "
+                           "(sessions of that {grain}); the dotted line is the card's value over the whole range.")),
+    KpiDefinition("points_liability", N_("Points liability"), "points",
+                  N_("Points outstanding at the end of the period: everything earned or granted minus what "
+                     "was redeemed or expired, from the points ledger ({points} points = 1 "
+                     "unit of currency). Not affected by the channel filter."),
                   uses_channel_filter=False, family="points", base="points_liability",
-                  trend="Each point is the balance outstanding at the end of that {grain} (the range's last day "
-                  "for the last point)."),
-    KpiDefinition("points_liability_value", "Points liability (money)", "currency",
-                  f"Points liability at the end of the period in money, at {POINTS_PER_CURRENCY_UNIT} points per "
-                  "unit of currency: what the outstanding points would cost if all were redeemed. Not affected by "
-                  "the channel filter.",
+                  trend=N_("Each point is the balance outstanding at the end of that {grain} (the range's last day "
+                           "for the last point).")),
+    KpiDefinition("points_liability_value", N_("Points liability (money)"), "currency",
+                  N_("Points liability at the end of the period in money, at {points} points per "
+                     "unit of currency: what the outstanding points would cost if all were redeemed. Not affected by "
+                     "the channel filter."),
                   uses_channel_filter=False, family="points", base="points_liability",
-                  trend="Each point is the balance outstanding at the end of that {grain}, in money."),
-    KpiDefinition("campaign_roi", "Campaign ROI (realised)", "ratio",
-                  "Realised return of the campaigns that started in the period, treatment against holdout control: "
-                  f"(incremental revenue × {DEFAULT_MARGIN:.0%} margin − coupon cost) ÷ coupon cost, where "
-                  "incremental revenue = treatment members × (revenue per treated member − revenue per control "
-                  "member) and coupon cost = coupon value × coupons redeemed (see Campaign results). Message costs "
-                  "are not in the warehouse and not counted; empty when no coupon was redeemed. Not affected by the "
-                  "channel or tier filters (a campaign's channel is its message channel).",
+                  trend=N_("Each point is the balance outstanding at the end of that {grain}, in money.")),
+    KpiDefinition("campaign_roi", N_("Campaign ROI (realised)"), "ratio",
+                  N_("Realised return of the campaigns that started in the period, treatment against holdout "
+                     "control: (incremental revenue × {margin} margin − coupon cost) ÷ coupon cost, where "
+                     "incremental revenue = treatment members × (revenue per treated member − revenue per control "
+                     "member) and coupon cost = coupon value × coupons redeemed (see Campaign results). Message costs "
+                     "are not in the warehouse and not counted; empty when no coupon was redeemed. Not affected by "
+                     "the channel or tier filters (a campaign's channel is its message channel)."),
                   uses_channel_filter=False, family="campaigns", base="campaign_roi",
-                  trend="Each point is the realised ROI of the campaigns that started in that {grain}."),
+                  trend=N_("Each point is the realised ROI of the campaigns that started in that {grain}.")),
 )
 KPI_BY_KEY: dict[str, KpiDefinition] = {k.key: k for k in KPIS}
 _FAMILY_KPIS: dict[str, tuple[str, ...]] = {
@@ -210,8 +241,8 @@ class Dimension:
     next); ``coded`` when values are codes a page writes as labels (``mini_program``), not names."""
 
     key: str
-    label: str
-    description: str
+    label: str  # marked for the catalog: shown as _(dimension.label)
+    description: str  # marked for the catalog: shown as _(dimension.description)
     families: frozenset[str]
     partitions: bool = True
     per_period: bool = False
@@ -229,26 +260,35 @@ class Dimension:
 
 
 DIMENSIONS: tuple[Dimension, ...] = (
-    Dimension("channel", "Sales channel", "The sales channel of each order. Registrations, sessions and points "
-              "have no sales channel.", frozenset({"orders"})),
-    Dimension("tier", "Member tier", "The member's current tier; guest orders and anonymous sessions have no "
-              "member and appear as guest.", _ALL_FAMILIES, of_members=True),
-    Dimension("region", "Region", "The member's region; guest orders and anonymous sessions appear as guest.",
+    Dimension("channel", N_("Sales channel"), N_("The sales channel of each order. Registrations, sessions and "
+                                                 "points have no sales channel."), frozenset({"orders"})),
+    Dimension("tier", N_("Member tier"), N_("The member's current tier; guest orders and anonymous sessions have no "
+                                            "member and appear as guest."), _ALL_FAMILIES, of_members=True),
+    Dimension("region", N_("Region"), N_("The member's region; guest orders and anonymous sessions appear as guest."),
               _ALL_FAMILIES, coded=False, of_members=True),
-    Dimension("category", "Category", "The product categories of each order's items: an order with items of "
-              "several categories counts once in each (with its whole amount), so the rows add up to more than "
-              "the total.", frozenset({"orders"}), partitions=False, coded=False),
-    Dimension("customer_type", "New vs returning", "New: the member's first completed order ever (in any "
-              "channel) falls in the period; returning: it was before the period; not yet bought: none by the "
-              "end of the period (sessions, registrations, points). Each period is classified on its own, so a "
-              "member new last period is returning now. Guests appear as guest.", _ALL_FAMILIES, per_period=True,
-              of_members=True),
-    Dimension("campaign", "Campaign", "The campaign each order is attributed to (orders.campaign_id), by name; "
-              "orders without one appear as no campaign. Registrations, sessions and points have no campaign.",
+    Dimension("category", N_("Category"), N_("The product categories of each order's items: an order with items of "
+                                             "several categories counts once in each (with its whole amount), so the "
+                                             "rows add up to more than the total."),
+              frozenset({"orders"}), partitions=False, coded=False),
+    Dimension("customer_type", N_("New vs returning"), N_(
+        "New: the member's first completed order ever (in any channel) falls in the period; returning: it was before "
+        "the period; not yet bought: none by the end of the period (sessions, registrations, points). Each period is "
+        "classified on its own, so a member new last period is returning now. Guests appear as guest."),
+              _ALL_FAMILIES, per_period=True, of_members=True),
+    Dimension("campaign", N_("Campaign"), N_("The campaign each order is attributed to (orders.campaign_id), by name; "
+                                             "orders without one appear as no campaign. Registrations, sessions and "
+                                             "points have no campaign."),
               frozenset({"orders"}), coded=False),
 )
 DIMENSION_BY_KEY: dict[str, Dimension] = {d.key: d for d in DIMENSIONS}
 BREAKDOWNS: tuple[str, ...] = tuple(DIMENSION_BY_KEY)
+
+
+def value_label(value: str) -> str | None:
+    """A value the breakdowns make up themselves (guest, unknown, no campaign, new, returning, not yet bought) in
+    the run's language; None for any other value."""
+    known = VALUE_LABELS.get(value)
+    return _(known) if known else None
 
 
 def dimensions_for(kpi: str) -> tuple[str, ...]:
@@ -555,12 +595,14 @@ def _family_frame(conn: Connection, family: str, current: Filters, compared: Fil
 
 def _check_kpi(kpi: str) -> None:
     if kpi not in KPI_BY_KEY:
-        raise InputError(f"Unknown KPI {kpi!r}; choose one of {', '.join(KPI_BY_KEY)}.")
+        raise InputError(_("Unknown KPI {kpi}; choose one of {choices}.").format(kpi=repr(kpi),
+                                                                                 choices=", ".join(KPI_BY_KEY)))
 
 
 def _check_comparison(comparison: str) -> None:
     if comparison not in COMPARISONS:
-        raise InputError(f"Unknown comparison {comparison!r}; choose {' or '.join(COMPARISONS)}.")
+        raise InputError(_("Unknown comparison {comparison}; choose previous or year_ago.").format(
+            comparison=repr(comparison)))
 
 
 def kpi_summary(bind: Bind, filters: Filters, comparison: Comparison = "previous") -> KpiSummary:
@@ -607,17 +649,19 @@ def kpi_breakdown(bind: Bind, filters: Filters, by: str, kpi: str = "net_sales",
     values with the smallest base are folded into ``other``.
     """
     if by not in DIMENSION_BY_KEY:
-        raise InputError(f"Unknown breakdown {by!r}; choose one of {', '.join(BREAKDOWNS)}.")
+        raise InputError(_("Unknown breakdown {by}; choose one of {choices}.").format(by=repr(by),
+                                                                                      choices=", ".join(BREAKDOWNS)))
     _check_kpi(kpi)
     _check_comparison(comparison)
     definition, dimension = KPI_BY_KEY[kpi], DIMENSION_BY_KEY[by]
     if not dimension.applies_to(kpi):
-        usable = ", ".join(DIMENSION_BY_KEY[d].label.lower() for d in dimensions_for(kpi))
+        usable = ", ".join(_(DIMENSION_BY_KEY[d].label).lower() for d in dimensions_for(kpi))
         if not usable:
-            raise InputError(f"{definition.label} has no breakdown: it is one figure over the campaigns of the "
-                             "period (see Campaign results for each campaign).")
-        raise InputError(f"{definition.label} cannot be broken down by {dimension.label.lower()}: "
-                         f"{dimension.description} Break it down by {usable}.")
+            raise InputError(_("{kpi} has no breakdown: it is one figure over the campaigns of the period (see "
+                               "Campaign results for each campaign).").format(kpi=_(definition.label)))
+        raise InputError(_("{kpi} cannot be broken down by {dimension}: {description} Break it down by {usable}.")
+                         .format(kpi=_(definition.label), dimension=_(dimension.label).lower(),
+                                 description=_(dimension.description), usable=usable))
     compared = filters.compared(comparison)
     family = definition.family
     per_member = kpi in _PER_MEMBER or definition.base in _PER_MEMBER
@@ -714,7 +758,7 @@ def kpi_trend(bind: Bind, filters: Filters, kpi: str, grain: Grain = "day") -> p
     """
     _check_kpi(kpi)
     if grain not in GRAINS:
-        raise InputError(f"Unknown grain {grain!r}; choose day, week or month.")
+        raise InputError(_("Unknown grain {grain}; choose day, week or month.").format(grain=repr(grain)))
     grid = _all_buckets(filters, grain)
     with connection(bind) as conn:
         if kpi in ("points_liability", "points_liability_value"):
@@ -860,7 +904,7 @@ def _all_buckets(filters: Filters, grain: Grain) -> pd.DatetimeIndex:
 def trend_note(kpi: str, grain: Grain, filters: Filters) -> str:
     """How each point of ``kpi``'s trend is computed, in words (the KPI's ``trend`` text for this grain)."""
     _check_kpi(kpi)
-    return KPI_BY_KEY[kpi].trend.format(grain=grain, days=filters.days)
+    return _(KPI_BY_KEY[kpi].trend).format(grain=_(GRAIN_NAMES[grain]), days=filters.days)
 
 
 def comparison_coverage(filters: Filters, comparison: Comparison, first_day: date) -> int:

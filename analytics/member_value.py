@@ -24,6 +24,7 @@ import pandas as pd
 from sqlalchemy import Double, and_, cast, func, or_, select
 
 from analytics.filters import Filters, members_in_tiers
+from analytics.i18n import N_, _
 from analytics.programme_tiers import UNKNOWN, days_between
 from analytics.sqlparts import count_if, sum_if
 from analytics.storage.contract import members, orders
@@ -33,19 +34,24 @@ FIRST_DAYS = 90
 MEASURES: tuple[str, ...] = ("buyers", "orders", "net_sales", "spend_per_buyer", "orders_per_buyer", "aov",
                              "repurchase_rate")
 VALUE_HELP: dict[str, str] = {
-    "buyers": "Members with a completed order in the range; for guests, guest orders (a guest cannot be recognised "
-              "from one order to the next, so each guest order is one guest buyer).",
-    "orders": "Completed orders placed in the range (channel filter applied).",
-    "net_sales": "Net amount of those orders.",
-    "spend_per_buyer": "Net sales / buyers.",
-    "orders_per_buyer": "Orders / buyers (1 for guests by construction).",
-    "aov": "Net sales / orders.",
-    "repurchase_rate": "Buyers with two or more orders / buyers (0 for guests by construction).",
-    "ratio": "Members' figure / guests' figure.",
-    "first_90_days": f"Members who registered in the range: net sales of their completed orders in the {FIRST_DAYS} "
-                     "days from registration / members (orders after the range count too). 'With all 90 days': "
-                     f"members who joined at least {FIRST_DAYS} days before the newest order in the warehouse.",
+    "buyers": N_("Members with a completed order in the range; for guests, guest orders (a guest cannot be "
+                 "recognised from one order to the next, so each guest order is one guest buyer)."),
+    "orders": N_("Completed orders placed in the range (channel filter applied)."),
+    "net_sales": N_("Net amount of those orders."),
+    "spend_per_buyer": N_("Net sales / buyers."),
+    "orders_per_buyer": N_("Orders / buyers (1 for guests by construction)."),
+    "aov": N_("Net sales / orders."),
+    "repurchase_rate": N_("Buyers with two or more orders / buyers (0 for guests by construction)."),
+    "ratio": N_("Members' figure / guests' figure."),
+    "first_90_days": N_("Members who registered in the range: net sales of their completed orders in the {days} "
+                        "days from registration / members (orders after the range count too). 'With all 90 days': "
+                        "members who joined at least {days} days before the newest order in the warehouse."),
 }
+
+
+def value_help(key: str) -> str:
+    """A definition of :data:`VALUE_HELP` in the reader's language, its figures filled in."""
+    return _(VALUE_HELP[key]).format(days=FIRST_DAYS)
 
 
 def _order_conditions(filters: Filters) -> list:

@@ -25,6 +25,7 @@ from sqlalchemy import ColumnElement, Select, and_, select
 from analytics import audiences
 from analytics.audiences import Audience, audience_kind
 from analytics.errors import SpecError
+from analytics.i18n import N_, _
 from analytics.storage.contract import members
 from analytics.targeting_fields import FIELDS, CompileContext, RangeField
 
@@ -110,8 +111,9 @@ class PredictionField(RangeField):
         low, high = super().from_text(op, text)
         kind = SCORES[self.key]
         if not models or models.get(kind) is None:
-            raise SpecError(f"{self.label}: there is no {kind} model yet; train one on the Predictions page or with "
-                            f"`python -m analytics models train --model {kind}`.")
+            raise SpecError(_("{field}: there is no {kind} model yet; train one on the Predictions page or with "
+                              "{command}.").format(field=_(self.label), kind=kind,
+                                                   command=f"`python -m analytics models train --model {kind}`"))
         return ScoreRange(low, high, models[kind])
 
     def text(self, value: ScoreRange) -> str:
@@ -122,15 +124,16 @@ class PredictionField(RangeField):
 
 
 for _field in (
-    PredictionField("churn_risk", "Churn risk", "The probability of no completed order in the next 90 days (the "
-                    "churn model), as of the window's last day; 0 to 1."),
-    PredictionField("purchase_propensity", "Purchase propensity", "The probability of a completed order in the next "
-                    "30 days (the propensity model), as of the window's last day; 0 to 1."),
-    PredictionField("predicted_clv", "Predicted CLV", "Predicted 12-month value (expected orders x expected spend), "
-                    "as of the window's last day."),
-    PredictionField("p_alive", "Probability active", "The probability that the member is still an active customer "
-                    "(BG/NBD); 0 to 1."),
-    PredictionField("expected_orders", "Expected orders", "Expected purchase days in the next 12 months (BG/NBD)."),
+    PredictionField("churn_risk", N_("Churn risk"), N_("The probability of no completed order in the next 90 days "
+                    "(the churn model), as of the window's last day; 0 to 1.")),
+    PredictionField("purchase_propensity", N_("Purchase propensity"), N_("The probability of a completed order in "
+                    "the next 30 days (the propensity model), as of the window's last day; 0 to 1.")),
+    PredictionField("predicted_clv", N_("Predicted CLV"), N_("Predicted 12-month value (expected orders x expected "
+                    "spend), as of the window's last day.")),
+    PredictionField("p_alive", N_("Probability active"), N_("The probability that the member is still an active "
+                    "customer (BG/NBD); 0 to 1.")),
+    PredictionField("expected_orders", N_("Expected orders"), N_("Expected purchase days in the next 12 months "
+                    "(BG/NBD).")),
 ):
     FIELDS[_field.key] = _field
 
@@ -176,7 +179,8 @@ class PredictionAudience(Audience):
     def describe(self) -> str:
         low = "" if self.low is None else f"{self.low:g}"
         high = "" if self.high is None else f"{self.high:g}"
-        return f"{FIELDS[self.score].label} {low}–{high} on {self.as_of} ({self.model.label})"
+        return _("{score} {low}–{high} on {day} ({model})").format(score=_(FIELDS[self.score].label), low=low,
+                                                                     high=high, day=self.as_of, model=self.model.label)
 
     def body(self) -> dict[str, Any]:
         body = {"score": self.score, "low": self.low, "high": self.high, "as_of": self.as_of.isoformat(),

@@ -15,6 +15,8 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import average_precision_score, roc_auc_score
 
+from analytics.i18n import N_
+
 #: Bins of the calibration curve and of the expected calibration error.
 CALIBRATION_BINS = 10
 
@@ -27,19 +29,23 @@ class Measure:
 
 
 MEASURES: dict[str, Measure] = {
-    "roc_auc": Measure("ROC AUC", "The chance that a random positive member scores higher than a random negative "
-                       "one (0.5 = guessing, 1 = perfect ranking)."),
-    "pr_auc": Measure("PR AUC", "Average precision: the precision over all recall levels when members are taken "
-                      "from the highest score down; the base rate is what guessing gets."),
-    "brier": Measure("Brier score", "Mean squared difference between the score and what happened (0 or 1): lower "
-                     "is better; it rewards both ranking and calibration.", higher_is_better=False),
-    "ece": Measure("Calibration error (ECE)", "Expected calibration error: members grouped in 10 bins of score; the "
-                   "size-weighted mean gap between the bin's average score and its actual rate. 0.05 means scores "
-                   "are off by 5 points on average.", higher_is_better=False),
-    "precision": Measure("Precision", "Of the members predicted positive at the threshold, the share who were."),
-    "recall": Measure("Recall", "Of the members who were positive, the share predicted positive at the threshold."),
-    "f1": Measure("F1", "The harmonic mean of precision and recall at the threshold."),
-    "accuracy": Measure("Accuracy", "The share of members predicted right at the threshold."),
+    "roc_auc": Measure(N_("ROC AUC"), N_("The chance that a random positive member scores higher than a random "
+                                         "negative one (0.5 = guessing, 1 = perfect ranking).")),
+    "pr_auc": Measure(N_("PR AUC"), N_("Average precision: the precision over all recall levels when members are "
+                                       "taken from the highest score down; the base rate is what guessing gets.")),
+    "brier": Measure(N_("Brier score"), N_("Mean squared difference between the score and what happened (0 or 1): "
+                                           "lower is better; it rewards both ranking and calibration."),
+                     higher_is_better=False),
+    "ece": Measure(N_("Calibration error (ECE)"), N_("Expected calibration error: members grouped in 10 bins of "
+                                                     "score; the size-weighted mean gap between the bin's average "
+                                                     "score and its actual rate. 0.05 means scores are off by 5 "
+                                                     "points on average."), higher_is_better=False),
+    "precision": Measure(N_("Precision"), N_("Of the members predicted positive at the threshold, the share who "
+                                             "were.")),
+    "recall": Measure(N_("Recall"), N_("Of the members who were positive, the share predicted positive at the "
+                                       "threshold.")),
+    "f1": Measure(N_("F1"), N_("The harmonic mean of precision and recall at the threshold.")),
+    "accuracy": Measure(N_("Accuracy"), N_("The share of members predicted right at the threshold.")),
 }
 
 

@@ -25,6 +25,7 @@ import pandas as pd
 from sqlalchemy import Double, Integer, Select, and_, case, cast, func, literal, select
 
 from analytics.errors import InputError
+from analytics.i18n import N_
 from analytics.sqlparts import count_if, sum_if
 from analytics.storage.contract import TIERS, events, members, orders, points_ledger, tier_changes
 from analytics.storage.db import Bind, read_frame_columnar
@@ -46,27 +47,30 @@ class FeatureDef:
 
 
 FEATURES: tuple[FeatureDef, ...] = (
-    FeatureDef("recency_days", "Days since the last order", "Days from the last completed order to the cutoff."),
-    FeatureDef("tenure_days", "Days as a member", "Days from registration to the cutoff."),
-    FeatureDef("orders_all", "Orders, all time", "Completed orders up to the cutoff."),
-    FeatureDef("orders_365", "Orders, last 365 days", "Completed orders in the 365 days ending on the cutoff."),
-    FeatureDef("orders_90", "Orders, last 90 days", "Completed orders in the 90 days ending on the cutoff."),
-    FeatureDef("orders_30", "Orders, last 30 days", "Completed orders in the 30 days ending on the cutoff."),
-    FeatureDef("net_365", "Net sales, last 365 days", "Net sales of completed orders in the 365 days ending on the "
-               "cutoff."),
-    FeatureDef("aov_all", "Average order value", "Net sales / completed orders, all time."),
-    FeatureDef("gap_days", "Usual days between orders", "Days from the first to the last order / (orders - 1); "
-               f"{SINGLE_ORDER_GAP_DAYS:.0f} for a member with one order."),
-    FeatureDef("overdue", "Overdue ratio", "Days since the last order / usual days between orders: above 1, the "
-               "next order is later than usual."),
-    FeatureDef("discount_share", "Discount share", "Discounts / gross value of completed orders, last 365 days "
-               "(0 without orders)."),
-    FeatureDef("app_share", "App share", "Share of the last 365 days' completed orders placed in the app."),
-    FeatureDef("tier_rank", "Tier", "Tier on the cutoff (from the tier history): 0 basic, 1 silver, 2 gold, "
-               "3 diamond."),
-    FeatureDef("points_balance", "Points balance", "Points held at the end of the cutoff (the ledger's sum)."),
-    FeatureDef("sessions_90", "Sessions, last 90 days", "App and web sessions started in the 90 days ending on the "
-               "cutoff (engagement)."),
+    FeatureDef("recency_days", N_("Days since the last order"),
+               N_("Days from the last completed order to the cutoff.")),
+    FeatureDef("tenure_days", N_("Days as a member"), N_("Days from registration to the cutoff.")),
+    FeatureDef("orders_all", N_("Orders, all time"), N_("Completed orders up to the cutoff.")),
+    FeatureDef("orders_365", N_("Orders, last 365 days"),
+               N_("Completed orders in the 365 days ending on the cutoff.")),
+    FeatureDef("orders_90", N_("Orders, last 90 days"), N_("Completed orders in the 90 days ending on the cutoff.")),
+    FeatureDef("orders_30", N_("Orders, last 30 days"), N_("Completed orders in the 30 days ending on the cutoff.")),
+    FeatureDef("net_365", N_("Net sales, last 365 days"),
+               N_("Net sales of completed orders in the 365 days ending on the cutoff.")),
+    FeatureDef("aov_all", N_("Average order value"), N_("Net sales / completed orders, all time.")),
+    FeatureDef("gap_days", N_("Usual days between orders"),  # 365: SINGLE_ORDER_GAP_DAYS
+               N_("Days from the first to the last order / (orders - 1); 365 for a member with one order.")),
+    FeatureDef("overdue", N_("Overdue ratio"), N_("Days since the last order / usual days between orders: above 1, "
+                                                  "the next order is later than usual.")),
+    FeatureDef("discount_share", N_("Discount share"),
+               N_("Discounts / gross value of completed orders, last 365 days (0 without orders).")),
+    FeatureDef("app_share", N_("App share"), N_("Share of the last 365 days' completed orders placed in the app.")),
+    FeatureDef("tier_rank", N_("Tier"),
+               N_("Tier on the cutoff (from the tier history): 0 basic, 1 silver, 2 gold, 3 diamond.")),
+    FeatureDef("points_balance", N_("Points balance"),
+               N_("Points held at the end of the cutoff (the ledger's sum).")),
+    FeatureDef("sessions_90", N_("Sessions, last 90 days"),
+               N_("App and web sessions started in the 90 days ending on the cutoff (engagement).")),
 )
 FEATURE_NAMES: tuple[str, ...] = tuple(f.name for f in FEATURES)
 FEATURE_BY_NAME: dict[str, FeatureDef] = {f.name: f for f in FEATURES}

@@ -32,9 +32,10 @@ from sklearn.linear_model import LogisticRegression
 from sqlalchemy import ColumnElement, Double, case, func, literal
 
 from analytics.errors import InputError
+from analytics.i18n import N_
 
-ALGORITHMS: dict[str, str] = {"logistic": "Regularised logistic regression",
-                              "gbdt": "Gradient-boosted trees (HistGradientBoosting)"}
+ALGORITHMS: dict[str, str] = {"logistic": N_("Regularised logistic regression"),
+                              "gbdt": N_("Gradient-boosted trees (HistGradientBoosting)")}
 SEED = 42
 #: Share of the training members kept aside to calibrate the probabilities.
 CALIBRATION_SHARE = 0.2

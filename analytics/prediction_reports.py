@@ -10,14 +10,15 @@ import pandas as pd
 from sqlalchemy import Double, Integer, String, case, cast, func, literal, select
 
 from analytics.filters import Filters
+from analytics.i18n import N_
 from analytics.predictions import BANDS, Models, score_select
 from analytics.rfm import member_rfm
 from analytics.storage.contract import members, orders
 from analytics.storage.db import Bind, read_frame
 
-NO_SEGMENT = "(no order in the year)"
-GROUPS = {"tier": "Tier", "segment": "RFM segment", "acquisition_channel": "Acquisition channel",
-          "cohort": "First-purchase year"}
+NO_SEGMENT = N_("(no order in the year)")  # a value in SQL; translated where shown
+GROUPS = {"tier": N_("Tier"), "segment": N_("RFM segment"), "acquisition_channel": N_("Acquisition channel"),
+          "cohort": N_("First-purchase year")}
 
 
 def _scored_with_groups(models: Models, as_of: date):

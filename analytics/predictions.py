@@ -41,6 +41,7 @@ from analytics import clv
 from analytics.clv_sql import bgnbd_sql, check_history, clv_summary, clv_summary_query, fit_models
 from analytics.errors import InputError
 from analytics.filters import Filters
+from analytics.i18n import N_, _
 from analytics.prediction_eval import calibration_curve, evaluate, gains, gains_sentence, permutation_importance
 from analytics.prediction_features import (
     CHURN_HORIZON_DAYS,
@@ -60,6 +61,8 @@ MIN_HISTORY_DAYS = 180
 MIN_CLASS_MEMBERS = 50
 #: Risk bands of the churn probability: low below 0.3, high from 0.6.
 BANDS: tuple[tuple[str, float, float], ...] = (("low", 0.0, 0.3), ("medium", 0.3, 0.6), ("high", 0.6, 1.0 + 1e-9))
+#: Each band's name as a reader sees it (translated where shown).
+BAND_LABELS: dict[str, str] = {"low": N_("Low"), "medium": N_("Medium"), "high": N_("High")}
 CLV_MONTHS = 12
 WEEKS_PER_MONTH = 365.25 / 12 / 7
 SLIPPING_SEGMENTS = ("At Risk", "Can't Lose Them", "Hibernating", "Lost")
@@ -75,22 +78,24 @@ class Kind:
 
 
 KINDS: dict[str, Kind] = {
-    "churn": Kind("churn", "Churn risk", CHURN_HORIZON_DAYS, "churners",
-                  f"The probability that the member places no completed order in the next {CHURN_HORIZON_DAYS} days."),
-    "propensity": Kind("propensity", "Purchase propensity (30 days)", PROPENSITY_HORIZON_DAYS, "buyers",
-                       f"The probability that the member places a completed order in the next "
-                       f"{PROPENSITY_HORIZON_DAYS} days."),
+    # texts marked for the catalog, translated where shown (the horizons are CHURN_HORIZON_DAYS and
+    # PROPENSITY_HORIZON_DAYS)
+    "churn": Kind("churn", N_("Churn risk"), CHURN_HORIZON_DAYS, N_("churners"),
+                  N_("The probability that the member places no completed order in the next 90 days.")),
+    "propensity": Kind("propensity", N_("Purchase propensity (30 days)"), PROPENSITY_HORIZON_DAYS, N_("buyers"),
+                       N_("The probability that the member places a completed order in the next 30 days.")),
 }
 SCORE_HELP: dict[str, str] = {
     "churn_risk": KINDS["churn"].help,
     "purchase_propensity": KINDS["propensity"].help,
-    "expected_orders": f"Expected purchase days in the next {CLV_MONTHS} months (BG/NBD, given the member's history).",
-    "p_alive": "The probability that the member is still an active customer (BG/NBD).",
-    "expected_spend": "Expected net value of one order (Gamma-Gamma, the member's average shrunk towards everyone's).",
-    "predicted_clv": f"Predicted {CLV_MONTHS}-month value: expected orders x expected spend (net sales; not "
-                     "discounted).",
-    "next_order_date": "Expected date of the next order: the median wait for a member still active (BG/NBD).",
-    "value_at_risk": "Predicted 12-month value x churn risk.",
+    # the CLV horizon is CLV_MONTHS (12)
+    "expected_orders": N_("Expected purchase days in the next 12 months (BG/NBD, given the member's history)."),
+    "p_alive": N_("The probability that the member is still an active customer (BG/NBD)."),
+    "expected_spend": N_("Expected net value of one order (Gamma-Gamma, the member's average shrunk towards "
+                         "everyone's)."),
+    "predicted_clv": N_("Predicted 12-month value: expected orders x expected spend (net sales; not discounted)."),
+    "next_order_date": N_("Expected date of the next order: the median wait for a member still active (BG/NBD)."),
+    "value_at_risk": N_("Predicted 12-month value x churn risk."),
 }
 
 
@@ -120,36 +125,41 @@ def _rfm_rule(bind: Bind, cutoff: date, frame: pd.DataFrame, kind: str) -> np.nd
 def _check_history(kind: str, first_day: date, train: date, members: int) -> None:
     problems = []
     if (train - first_day).days < MIN_HISTORY_DAYS:
-        problems.append(f"the training cutoff ({train}) needs {MIN_HISTORY_DAYS} days of history before it; the data "
-                        f"starts on {first_day}")
+        problems.append(_("the training cutoff ({train}) needs {days} days of history before it; the data starts on "
+                          "{first}").format(train=train, days=MIN_HISTORY_DAYS, first=first_day))
     if members < MIN_MEMBERS:
-        problems.append(f"{members:,} members had orders by then; at least {MIN_MEMBERS:,} are needed")
+        problems.append(_("{members} members had orders by then; at least {needed} are needed")
+                        .format(members=f"{members:,}", needed=f"{MIN_MEMBERS:,}"))
     if problems:
-        raise InputError(f"Too little history to predict {KINDS[kind].label.lower()}: " + "; ".join(problems) + ".",
-                         "Load more history (or choose a later day); no figures are shown until then.")
+        raise InputError(_("Too little history to predict {what}: {problems}.")
+                         .format(what=_(KINDS[kind].label).lower(), problems=_("; ").join(problems)),
+                         _("Load more history (or choose a later day); no figures are shown until then."))
 
 
 def train_classifier(bind: Bind, kind: str, as_of: date | None = None) -> dict[str, Any]:
     """Train, test and choose a churn or propensity model for scoring on ``as_of`` (default: the newest data
     day). Returns the model and its card as JSON-ready data (what the registry stores)."""
     if kind not in KINDS:
-        raise InputError(f"Unknown model {kind!r}; choose churn, propensity or clv.")
+        raise InputError(_("Unknown model {kind}; choose churn, propensity or clv.").format(kind=repr(kind)))
     span = data_span(bind)
     if span is None:
-        raise InputError("The warehouse holds no orders: nothing to predict from.")
+        raise InputError(_("The warehouse holds no orders: nothing to predict from."))
     as_of = as_of or span.last_day
     if not span.first_day <= as_of <= span.last_day:
-        raise InputError(f"The scoring day must lie within the data ({span.first_day} to {span.last_day}).")
+        raise InputError(_("The scoring day must lie within the data ({first} to {last}).")
+                         .format(first=span.first_day, last=span.last_day))
     spec = KINDS[kind]
     train_cutoff, test_cutoff = cutoffs(kind, as_of, span.first_day)
     train = features_and_labels(bind, train_cutoff, spec.horizon_days)
     _check_history(kind, span.first_day, train_cutoff, len(train))
     test = features_and_labels(bind, test_cutoff, spec.horizon_days)
     y_train, y_test = _target(kind, train), _target(kind, test)
-    for name, y in (("training", y_train), ("test", y_test)):
+    for name, y in ((N_("Too few {positive} (or non-{positive}) among the training members to measure a model: at "
+                        "least {needed} of each are needed."), y_train),
+                    (N_("Too few {positive} (or non-{positive}) among the test members to measure a model: at least "
+                        "{needed} of each are needed."), y_test)):
         if min(int(y.sum()), int(len(y) - y.sum())) < MIN_CLASS_MEMBERS:
-            raise InputError(f"Too few {spec.positive} (or non-{spec.positive}) among the {name} members to measure a "
-                             f"model: at least {MIN_CLASS_MEMBERS} of each are needed.")
+            raise InputError(_(name).format(positive=_(spec.positive), needed=MIN_CLASS_MEMBERS))
     candidates = {name: fit_classifier(train, y_train, FEATURE_NAMES, name) for name in ALGORITHMS}
     scores = {name: model.predict(test) for name, model in candidates.items()}
     recency = test["recency_days"].to_numpy()
@@ -227,13 +237,15 @@ def train_clv(bind: Bind, as_of: date | None = None, unit: str = "week") -> dict
 
     span = data_span(bind)
     if span is None:
-        raise InputError("The warehouse holds no orders: nothing to predict from.")
+        raise InputError(_("The warehouse holds no orders: nothing to predict from."))
     as_of = as_of or span.last_day
     summary = clv_summary(bind, as_of, unit)
     if (as_of - span.first_day).days < MIN_HISTORY_DAYS or len(summary) < MIN_MEMBERS:
-        raise InputError(f"Too little history for lifetime values: {len(summary):,} members with orders over "
-                         f"{(as_of - span.first_day).days} days; at least {MIN_MEMBERS:,} members and "
-                         f"{MIN_HISTORY_DAYS} days are needed.", "Load more history; no figures are shown until then.")
+        raise InputError(_("Too little history for lifetime values: {members} members with orders over {days} days; "
+                           "at least {needed} members and {needed_days} days are needed.")
+                         .format(members=f"{len(summary):,}", days=(as_of - span.first_day).days,
+                                 needed=f"{MIN_MEMBERS:,}", needed_days=MIN_HISTORY_DAYS),
+                         _("Load more history; no figures are shown until then."))
     check_history(summary, unit)
     models = fit_models(summary, unit)
     calibration_end = as_of - timedelta(days=182)
@@ -274,7 +286,8 @@ class Models:
                        clv.BgNbdParams.from_dict(value["bgnbd"]) if value else None,
                        clv.GammaGammaParams.from_dict(value["gammagamma"]) if value else None)
         except (KeyError, TypeError, ValueError) as problem:
-            raise InputError(f"A stored model is corrupted ({problem}); train a new version.") from None
+            raise InputError(_("A stored model is corrupted ({problem}); train a new version.")
+                             .format(problem=problem)) from None
 
 
 SCORE_COLUMNS = ("churn_risk", "purchase_propensity", "expected_orders", "p_alive", "expected_spend",
@@ -344,7 +357,8 @@ def reasons(row: pd.Series, medians: pd.Series, kind: str = "churn", top: int = 
         risky_high, risky_low = risky_low - {"tier_rank"}, risky_high
     found = []
     if "recency_days" in row and row["recency_days"] > 1.5 * max(medians["recency_days"], 1) and kind == "churn":
-        found.append(f"no order for {row['recency_days']:.0f} days; usually orders every {row['gap_days']:.0f}")
+        found.append(_("no order for {days} days; usually orders every {gap}")
+                     .format(days=f"{row['recency_days']:.0f}", gap=f"{row['gap_days']:.0f}"))
     for name in ("overdue", "orders_90", "sessions_90", "orders_365", "tier_rank"):
         if len(found) >= top or name not in row:
             continue
@@ -354,8 +368,10 @@ def reasons(row: pd.Series, medians: pd.Series, kind: str = "churn", top: int = 
         if name == "overdue" and found:
             continue  # the recency sentence already says it
         if high or low:
-            found.append(f"{FEATURE_BY_NAME[name].label.lower()}: {value:,.1f} (members' median {median:,.1f})")
-    return "; ".join(found[:top]) or "close to the typical member"
+            found.append(_("{feature}: {value} (members' median {median})")
+                         .format(feature=_(FEATURE_BY_NAME[name].label).lower(), value=f"{value:,.1f}",
+                                 median=f"{median:,.1f}"))
+    return _("; ").join(found[:top]) or _("close to the typical member")
 
 
 def feature_medians(bind: Bind, as_of: date) -> pd.Series:

@@ -37,6 +37,7 @@ from analytics import audiences
 from analytics.audiences import Audience, audience_kind
 from analytics.errors import InputError, SpecError
 from analytics.filters import Filters, members_in_tiers
+from analytics.i18n import DEFAULT_LANGUAGE, N_, _, format_day, language
 from analytics.programme import POINTS_PER_CURRENCY_UNIT
 from analytics.programme_tiers import TIER_ORDER, periods, tier_when
 from analytics.sqlparts import Grain, date_trunc, sum_if
@@ -49,24 +50,29 @@ EXPIRY_HORIZONS: tuple[int, ...] = (30, 60, 90)
 MAX_POINTS_PER_UNIT = 1_000_000
 FLOW_COLUMNS = ["period_start", "earned", "bonus", "issued", "redeemed", "expired", "net", "liability"]
 POINTS_HELP: dict[str, str] = {
-    "issued": "Points credited: earned on orders plus bonus points (sign-up, birthday ...).",
-    "redeemed": "Points spent by members (debits with reason redeem).",
-    "expired": "Points that lapsed unspent (debits with reason expire).",
-    "liability": "Points outstanding at the end of the period: every ledger row up to then, summed.",
-    "value": "Liability / points per currency unit: what the outstanding points are worth if all were redeemed.",
-    "redemption_rate": "Redeemed / issued in the date range (flows of the same period: most points spent in it "
-                       "were issued earlier).",
-    "breakage_rate": "Expired / issued in the date range: the share of points that lapse instead of being spent.",
-    "expiring": "Points that expire on 31 December of the range's last year, when that day lies within the "
-                "horizon of the range's last day; points are spent oldest first.",
+    "issued": N_("Points credited: earned on orders plus bonus points (sign-up, birthday ...)."),
+    "redeemed": N_("Points spent by members (debits with reason redeem)."),
+    "expired": N_("Points that lapsed unspent (debits with reason expire)."),
+    "liability": N_("Points outstanding at the end of the period: every ledger row up to then, summed."),
+    "value": N_("Liability / points per currency unit: what the outstanding points are worth if all were redeemed."),
+    "redemption_rate": N_("Redeemed / issued in the date range (flows of the same period: most points spent in it "
+                          "were issued earlier)."),
+    "breakage_rate": N_("Expired / issued in the date range: the share of points that lapse instead of being spent."),
+    "expiring": N_("Points that expire on 31 December of the range's last year, when that day lies within the "
+                   "horizon of the range's last day; points are spent oldest first."),
 }
+
+
+def _day(day: date) -> str:
+    """A day in a sentence: as it always read in English (``05 Nov 2026``), else in the reader's language."""
+    return f"{day:%d %b %Y}" if language() == DEFAULT_LANGUAGE else format_day(day)
 
 
 def check_points_per_unit(points_per_unit: int) -> int:
     if isinstance(points_per_unit, bool) or not isinstance(points_per_unit, int) or not (
             1 <= points_per_unit <= MAX_POINTS_PER_UNIT):
-        raise InputError(f"Points per currency unit must be a whole number from 1 to {MAX_POINTS_PER_UNIT:,}, not "
-                         f"{points_per_unit!r}.")
+        raise InputError(_("Points per currency unit must be a whole number from 1 to {most}, not {value}.").format(
+            most=f"{MAX_POINTS_PER_UNIT:,}", value=repr(points_per_unit)))
     return points_per_unit
 
 
@@ -182,7 +188,8 @@ def expiry_day(end: date) -> date:
 
 def check_horizon(days: int) -> int:
     if isinstance(days, bool) or not isinstance(days, int) or not 1 <= days <= 365:
-        raise InputError(f"The expiry horizon is a whole number of days from 1 to 365, not {days!r}.")
+        raise InputError(_("The expiry horizon is a whole number of days from 1 to 365, not {days}.").format(
+            days=repr(days)))
     return days
 
 
@@ -218,7 +225,7 @@ class ExpiringPointsAudience(Audience):
     """Members holding at least ``min_points`` points that expire within ``days`` of the window's last day."""
 
     kind: ClassVar[str] = "points_expiring"
-    label: ClassVar[str] = "expiring points"
+    label: ClassVar[str] = N_("expiring points")
     keys: ClassVar[frozenset[str]] = frozenset({"start", "end", "tiers", "days", "min_points"})
 
     window: Filters
@@ -230,16 +237,19 @@ class ExpiringPointsAudience(Audience):
         check_horizon(self.days)
         if isinstance(self.min_points, bool) or not isinstance(self.min_points, int) or not (
                 1 <= self.min_points <= 1_000_000_000):
-            raise SpecError(f"min_points must be a whole number from 1 to 1,000,000,000, not {self.min_points!r}.")
+            raise SpecError(_("min_points must be a whole number from 1 to 1,000,000,000, not {value}.").format(
+                value=repr(self.min_points)))
 
     def member_ids(self) -> Select:
         due = expiring_members(self.window, self.days, self.min_points).subquery("expiring")
         return select(due.c.member_id)
 
     def describe(self) -> str:
-        noun = "point" if self.min_points == 1 else "points"
-        return (f"Members with at least {self.min_points:,} {noun} expiring on {expiry_day(self.window.end):%d %b %Y}, "
-                f"within {self.days} days of {self.window.end:%d %b %Y}")
+        text = (_("Members with at least {points} point expiring on {expiry}, within {days} days of {day}")
+                if self.min_points == 1 else
+                _("Members with at least {points} points expiring on {expiry}, within {days} days of {day}"))
+        return text.format(points=f"{self.min_points:,}", expiry=_day(expiry_day(self.window.end)), days=self.days,
+                           day=_day(self.window.end))
 
     def body(self) -> dict[str, Any]:
         return {**audiences.window_body(self.window, channels=False), "days": self.days,

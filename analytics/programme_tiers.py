@@ -57,6 +57,7 @@ from sqlalchemy import (
 
 from analytics.errors import InputError
 from analytics.filters import Filters
+from analytics.i18n import N_, _
 from analytics.programme import TIER_THRESHOLDS, next_evaluation_months
 from analytics.sqlparts import GRAINS, Grain, count_if, date_trunc
 from analytics.storage.contract import TIERS, members, orders, tier_changes
@@ -75,23 +76,28 @@ GAP_BINS = 10
 QUALIFIES = -1
 
 TIER_HELP: dict[str, str] = {
-    "tier_at": "A member's tier on a day comes from the tier changes: the tier their first change after that day "
-               "started from; with no later change, their current tier.",
-    "over_time": "Members per tier at the end of each day, week or month (members count from registration).",
-    "flows": "Each member's tier at the end of the first day against the end of the second; members who joined in "
-             "between come from 'joined'.",
-    "time_to_tier": "Members who first reached at least this tier in the date range: days from registration to the "
-                    "tier change (median and quartiles).",
-    "retention": "Tier at the start of the range. Active: a completed order in the range. Spend per member: their "
-                 "net sales in the range / members of the tier. Retention: bought in the previous period of equal "
-                 "length and again in this one / bought in the previous period.",
-    "gap": "Spend still needed to reach the next tier at the next monthly evaluation: its threshold minus the gross "
-           "spend on completed orders so far in the twelve months that evaluation counts (those ending with the "
-           f"range's last month). Near: at least {TIER_UPGRADE_NEAR_PERCENT}% of the way. Qualifies: already "
-           "reached, moves up at the next evaluation.",
-    "sales": "Net sales of completed orders in the range by the tier the member held when ordering; guest orders "
-             "apart.",
+    "tier_at": N_("A member's tier on a day comes from the tier changes: the tier their first change after that day "
+                  "started from; with no later change, their current tier."),
+    "over_time": N_("Members per tier at the end of each day, week or month (members count from registration)."),
+    "flows": N_("Each member's tier at the end of the first day against the end of the second; members who joined "
+                "in between come from 'joined'."),
+    "time_to_tier": N_("Members who first reached at least this tier in the date range: days from registration to "
+                       "the tier change (median and quartiles)."),
+    "retention": N_("Tier at the start of the range. Active: a completed order in the range. Spend per member: their "
+                    "net sales in the range / members of the tier. Retention: bought in the previous period of equal "
+                    "length and again in this one / bought in the previous period."),
+    "gap": N_("Spend still needed to reach the next tier at the next monthly evaluation: its threshold minus the "
+              "gross spend on completed orders so far in the twelve months that evaluation counts (those ending with "
+              "the range's last month). Near: at least {near}% of the way. Qualifies: already reached, moves up at "
+              "the next evaluation."),
+    "sales": N_("Net sales of completed orders in the range by the tier the member held when ordering; guest orders "
+                "apart."),
 }
+
+
+def tier_help(key: str) -> str:
+    """A definition of :data:`TIER_HELP` in the reader's language, its figures filled in."""
+    return _(TIER_HELP[key]).format(near=TIER_UPGRADE_NEAR_PERCENT)
 
 
 def day_start(day: date) -> datetime:
@@ -133,7 +139,7 @@ def tiers_at(moments: Sequence[datetime], name: str = "tiers_at") -> Subquery:
     docstring), for the members registered before the last of them. One aggregation of the tier changes after the
     earliest moment (for a recent moment, few rows), joined to ``members``."""
     if not moments:
-        raise InputError("Tiers at no moment: give at least one.")
+        raise InputError(_("Tiers at no moment: give at least one."))
     tc, m = tier_changes.c, members.c
     packed = _packed(tc.changed_at, tc.from_tier)
     firsts = (select(tc.member_id, *(func.min(case((tc.changed_at >= moment, packed))).label(f"p{i}")
@@ -173,7 +179,7 @@ def tier_when(rows: Subquery, lo: datetime, hi: datetime) -> tuple[Any, Any]:
 def periods(filters: Filters, grain: Grain) -> pd.DatetimeIndex:
     """The starts of the days, ISO weeks or calendar months the range touches."""
     if grain not in GRAINS:
-        raise InputError(f"Unknown grain {grain!r}; choose day, week or month.")
+        raise InputError(_("Unknown grain {grain}; choose day, week or month.").format(grain=repr(grain)))
     start = pd.Timestamp(filters.start)
     if grain == "week":
         return pd.date_range(start - pd.Timedelta(days=start.weekday()), pd.Timestamp(filters.end), freq="7D")
@@ -241,7 +247,8 @@ def tier_flows(bind: Bind, before: date, after: date) -> pd.DataFrame:
     """Members by their tier at the end of ``before`` and of ``after``: ``from_tier, to_tier, members`` (members who
     joined in between come from :data:`JOINED`); only pairs with members, in tier order."""
     if after < before:
-        raise InputError(f"The second day ({after}) is before the first ({before}).")
+        raise InputError(_("The second day ({after}) is before the first ({before}).").format(after=after,
+                                                                                             before=before))
     first, second = day_end(before), day_end(after)
     held = tiers_at([first, second], "tiers_compared")
     pairs = select(case((held.c.registered_at < first, held.c.tier_0), else_=JOINED).label("from_tier"),

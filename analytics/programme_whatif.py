@@ -38,6 +38,7 @@ from sqlalchemy import Double, Numeric, Select, case, cast, func, literal, selec
 from analytics import audiences
 from analytics.audiences import Audience, audience_kind
 from analytics.errors import InputError, SpecError
+from analytics.i18n import DEFAULT_LANGUAGE, N_, _, code_label, format_day, language
 from analytics.programme import EVALUATION_MONTHS, TIER_THRESHOLDS, add_months, evaluation_day
 from analytics.programme_tiers import TIER_ORDER, day_end, day_start, tier_at, tier_rank
 from analytics.sqlparts import sum_if
@@ -45,18 +46,30 @@ from analytics.storage.contract import TIERS, orders
 from analytics.storage.db import Bind, read_frame
 
 Measure = Literal["gross", "net"]
-MEASURES: dict[str, str] = {"gross": "gross amount (before discounts)", "net": "net amount (after discounts)"}
+MEASURES: dict[str, str] = {"gross": N_("gross amount (before discounts)"), "net": N_("net amount (after discounts)")}
+#: A rule in words, by its spend measure.
+RULE_WORDS: dict[str, str] = {"gross": N_("{limits}; {months} months of gross spend"),
+                              "net": N_("{limits}; {months} months of net spend")}
 MAX_THRESHOLD = 1_000_000_000.0
 MAX_MONTHS = 36
 DIRECTIONS = ("up", "down")
 WHATIF_HELP: dict[str, str] = {
-    "rule": "Tiers are evaluated on the first day of every month, on each member's spend on completed orders in "
-            "the months before it: the highest tier whose threshold the spend reaches.",
-    "today": "The tier each member held at the end of the day (tier changes).",
-    "whatif": "The tier the edited rule gives on the same day, from the same orders.",
-    "cost": "Benefits cost per year: each member's gross spend in the twelve months before the evaluation × the "
-            "benefit rate of their tier; today's and the what-if's tiers on the same spend.",
+    "rule": N_("Tiers are evaluated on the first day of every month, on each member's spend on completed orders in "
+               "the months before it: the highest tier whose threshold the spend reaches."),
+    "today": N_("The tier each member held at the end of the day (tier changes)."),
+    "whatif": N_("The tier the edited rule gives on the same day, from the same orders."),
+    "cost": N_("Benefits cost per year: each member's gross spend in the twelve months before the evaluation × the "
+               "benefit rate of their tier; today's and the what-if's tiers on the same spend."),
 }
+
+
+def _english() -> bool:
+    return language() == DEFAULT_LANGUAGE
+
+
+def _day(day: date) -> str:
+    """A day in a sentence: as it always read in English (``05 Nov 2026``), else in the reader's language."""
+    return f"{day:%d %b %Y}" if _english() else format_day(day)
 
 
 @dataclass(frozen=True)
@@ -71,16 +84,20 @@ class TierRule:
     def __post_init__(self) -> None:
         values = tuple(self.thresholds)
         if len(values) != len(TIERS) - 1:
-            raise InputError(f"Give {len(TIERS) - 1} thresholds, for {', '.join(TIERS[1:])}; got {len(values)}.")
+            raise InputError(_("Give {count} thresholds, for {tiers}; got {given}.").format(
+                count=len(TIERS) - 1, tiers=", ".join(TIERS[1:]), given=len(values)))
         if not all(isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(v) for v in values):
-            raise InputError("Thresholds must be numbers.")
+            raise InputError(_("Thresholds must be numbers."))
         if not (values[0] > 0 and all(a < b for a, b in pairwise(values)) and values[-1] <= MAX_THRESHOLD):
-            raise InputError(f"Thresholds must increase from tier to tier, above 0 and at most {MAX_THRESHOLD:,.0f}; "
-                             f"got {', '.join(f'{v:,.2f}' for v in values)}.")
+            raise InputError(_("Thresholds must increase from tier to tier, above 0 and at most {most}; got "
+                               "{given}.").format(most=f"{MAX_THRESHOLD:,.0f}",
+                                                  given=", ".join(f"{v:,.2f}" for v in values)))
         if isinstance(self.months, bool) or not isinstance(self.months, int) or not 1 <= self.months <= MAX_MONTHS:
-            raise InputError(f"An evaluation counts 1 to {MAX_MONTHS} months of spend, not {self.months!r}.")
+            raise InputError(_("An evaluation counts 1 to {most} months of spend, not {months}.").format(
+                most=MAX_MONTHS, months=repr(self.months)))
         if self.measure not in MEASURES:
-            raise InputError(f"Unknown spend measure {self.measure!r}; choose gross or net.")
+            raise InputError(_("Unknown spend measure {measure}; choose gross or net.").format(
+                measure=repr(self.measure)))
         object.__setattr__(self, "thresholds", tuple(round(float(v), 2) for v in values))
 
     @classmethod
@@ -92,8 +109,8 @@ class TierRule:
         return 0.0 if tier == TIERS[0] else self.thresholds[TIERS.index(tier) - 1]
 
     def describe(self) -> str:
-        limits = ", ".join(f"{t} {self.threshold(t):,.0f}" for t in TIERS[1:])
-        return f"{limits}; {self.months} months of {self.measure} spend"
+        limits = ", ".join(f"{t if _english() else code_label(t)} {self.threshold(t):,.0f}" for t in TIERS[1:])
+        return _(RULE_WORDS[self.measure]).format(limits=limits, months=self.months)
 
 
 def parse_thresholds(text: str) -> tuple[float, ...]:
@@ -102,7 +119,8 @@ def parse_thresholds(text: str) -> tuple[float, ...]:
     try:
         return tuple(float(p) for p in parts)
     except ValueError:
-        raise InputError(f"Thresholds are numbers separated by commas, e.g. 1000,5000,20000; got {text!r}.") from None
+        raise InputError(_("Thresholds are numbers separated by commas, e.g. 1000,5000,20000; got {text}.").format(
+            text=repr(text))) from None
 
 
 def check_rates(rates: Mapping[str, float] | None) -> dict[str, float]:
@@ -110,11 +128,12 @@ def check_rates(rates: Mapping[str, float] | None) -> dict[str, float]:
     rates = dict(rates or {})
     unknown = sorted(set(rates) - set(TIERS))
     if unknown:
-        raise InputError(f"Unknown tier {', '.join(unknown)}; benefit rates are for {', '.join(TIERS)}.")
+        raise InputError(_("Unknown tier {unknown}; benefit rates are for {tiers}.").format(
+            unknown=", ".join(unknown), tiers=", ".join(TIERS)))
     for tier, rate in rates.items():
         if isinstance(rate, bool) or not isinstance(rate, numbers.Real) or not 0 <= rate <= 1:
-            raise InputError(f"The benefit rate of {tier} must be a share from 0 to 1 (e.g. 0.02 for 2%), "
-                             f"not {rate!r}.")
+            raise InputError(_("The benefit rate of {tier} must be a share from 0 to 1 (e.g. 0.02 for 2%), not "
+                               "{rate}.").format(tier=tier, rate=repr(rate)))
     return {t: float(rates.get(t, 0.0)) for t in TIERS}
 
 
@@ -221,7 +240,7 @@ class TierMoveAudience(Audience):
     """The members whose tier would go ``up`` or ``down`` on ``day`` under ``rule``."""
 
     kind: ClassVar[str] = "tier_whatif"
-    label: ClassVar[str] = "tier what-if"
+    label: ClassVar[str] = N_("tier what-if")
     keys: ClassVar[frozenset[str]] = frozenset({"day", "thresholds", "months", "measure", "direction"})
 
     day: date
@@ -230,7 +249,8 @@ class TierMoveAudience(Audience):
 
     def __post_init__(self) -> None:
         if self.direction not in DIRECTIONS:
-            raise SpecError(f"The direction of a tier move is up or down, not {self.direction!r}.")
+            raise SpecError(_("The direction of a tier move is up or down, not {direction}.").format(
+                direction=repr(self.direction)))
 
     def member_ids(self) -> Select:
         p = member_tiers(self.day, self.rule).c
@@ -238,7 +258,9 @@ class TierMoveAudience(Audience):
         return select(p.member_id).where(whatif > today if self.direction == "up" else whatif < today)
 
     def describe(self) -> str:
-        return (f"Members whose tier would go {self.direction} on {self.day:%d %b %Y} with {self.rule.describe()}")
+        text = (_("Members whose tier would go up on {day} with {rule}") if self.direction == "up"
+                else _("Members whose tier would go down on {day} with {rule}"))
+        return text.format(day=_day(self.day), rule=self.rule.describe())
 
     def body(self) -> dict[str, Any]:
         return {"day": self.day.isoformat(), "thresholds": list(self.rule.thresholds), "months": self.rule.months,
@@ -248,7 +270,7 @@ class TierMoveAudience(Audience):
     def from_body(cls, data: Mapping[str, Any], depth: int) -> TierMoveAudience:
         values = data["thresholds"]
         if not isinstance(values, Sequence) or isinstance(values, str) or len(values) > 10:
-            raise SpecError('"thresholds" must be a list of numbers.')
+            raise SpecError(_('"thresholds" must be a list of numbers.'))
         rule = TierRule(tuple(audiences.number(v, '"thresholds"') for v in values),
                         audiences.whole(data, "months", 1, MAX_MONTHS) if "months" in data else EVALUATION_MONTHS,
                         audiences.text(data, "measure", 10) if "measure" in data else "gross")  # type: ignore[arg-type]

@@ -63,6 +63,7 @@ import pandas as pd
 from sqlalchemy import Column, ColumnElement, Connection, Table, case, func, select
 
 from analytics.errors import InputError
+from analytics.i18n import N_, _
 from analytics.quality_checks import KIND_BY_KEY, KINDS, CheckDefinition, Run, Scan, Status, as_date, end_of
 from analytics.sqlparts import count_if
 from analytics.storage.contract import TABLE_BY_NAME, TABLE_TIME_COLUMNS, WAREHOUSE_TABLES
@@ -71,13 +72,17 @@ from analytics.storage.warehouse import present_columns
 
 DIMENSIONS: tuple[str, ...] = ("complete", "accurate", "timely")
 STATUSES: tuple[str, ...] = ("pass", "warn", "fail")
+#: Each dimension's name and description, in English (marked for the catalog; ``_()`` translates them where shown).
+DIMENSION_LABELS: dict[str, str] = {"complete": N_("Complete"), "accurate": N_("Accurate"), "timely": N_("Timely")}
 DIMENSION_DESCRIPTIONS: dict[str, str] = {
-    "complete": "Everything that should be there is: every table and column, rows in the core tables, "
-                "required values filled, and every reference pointing to a row that exists.",
-    "accurate": "The values are right: keys unique, amounts and quantities in range, net = gross − discount, "
-                "dates neither in the future nor implausibly old, codes from the contract's lists.",
-    "timely": "The data is current: the newest row of each table is recent compared with today.",
+    "complete": N_("Everything that should be there is: every table and column, rows in the core tables, "
+                   "required values filled, and every reference pointing to a row that exists."),
+    "accurate": N_("The values are right: keys unique, amounts and quantities in range, net = gross − discount, "
+                   "dates neither in the future nor implausibly old, codes from the contract's lists."),
+    "timely": N_("The data is current: the newest row of each table is recent compared with today."),
 }
+#: How many checks have a status, as the summary and the page write it: "2 fail", "3 warn", "91 pass".
+STATUS_COUNTS: dict[str, str] = {"fail": N_("{n} fail"), "warn": N_("{n} warn"), "pass": N_("{n} pass")}
 
 
 @dataclass(frozen=True)
@@ -90,10 +95,11 @@ class QualityThresholds:
 
     def __post_init__(self) -> None:
         if not 0 <= self.fresh_days <= self.stale_days:
-            raise InputError(f"Freshness limits must satisfy 0 <= fresh_days <= stale_days, got "
-                             f"{self.fresh_days} and {self.stale_days}.")
+            raise InputError(_("Freshness limits must satisfy 0 <= fresh_days <= stale_days, got {fresh} and "
+                               "{stale}.").format(fresh=self.fresh_days, stale=self.stale_days))
         if not 0 <= self.fail_share <= 1:
-            raise InputError(f"fail_share is a share of rows between 0 and 1, got {self.fail_share}.")
+            raise InputError(_("fail_share is a share of rows between 0 and 1, got {share}.").format(
+                share=self.fail_share))
 
 
 DEFAULT_THRESHOLDS = QualityThresholds()
@@ -148,7 +154,7 @@ class QualityReport:
     def summary(self) -> str:
         """One line such as ``2 fail · 3 warn · 91 pass``."""
         n = self.counts()
-        return " · ".join(f"{n[s]} {s}" for s in reversed(STATUSES))
+        return " · ".join(_(STATUS_COUNTS[s]).format(n=n[s]) for s in reversed(STATUSES))
 
 
 def worst(statuses: Iterable[str]) -> Status:

@@ -17,6 +17,7 @@ from typing import Any, ClassVar, Literal
 
 from sqlalchemy import ColumnElement, Connection, Date, Table, exists, func, literal, select
 
+from analytics.i18n import N_, _, format_day, language
 from analytics.storage import contract
 from analytics.storage.contract import Money
 
@@ -29,20 +30,20 @@ EARLIEST_PLAUSIBLE = date(1990, 1, 1)
 SLOW_TABLE_ALLOWANCE_DAYS = 31
 #: Net amounts may differ from gross − discount by rounding of at most half a cent.
 NET_TOLERANCE = Decimal("0.005")
-SHARE_RULE = "Any affected row is a warning; more than the failure share of the table's rows (1% by default) fails."
+SHARE_RULE = N_("Any affected row is a warning; more than the failure share of the table's rows (1% by default) "
+                "fails.")
 
 
 @dataclass(frozen=True)
 class CheckDefinition:
-    """One check: what it looks at, in which dimension, and its description (the help text)."""
+    """One check: what it looks at, in which dimension; its name (``label``) and description (the help text) are
+    written by its kind, in the language of the run at hand."""
 
     key: str
     dimension: Dimension
     kind: str
     table: str
     columns: tuple[str, ...]
-    label: str
-    description: str
     parent: tuple[str, str] | None = None  # (table, column) an orphan check looks up
     allowed: tuple[str, ...] = ()  # the codes a domain check accepts
     allowance_days: int = 0  # extra days a freshness check tolerates
@@ -50,6 +51,16 @@ class CheckDefinition:
     @property
     def column(self) -> str:
         return ", ".join(self.columns)
+
+    @property
+    def label(self) -> str:
+        """The check's name: "No empty values", "Key is unique" ..."""
+        return KIND_BY_KEY[self.kind].name(self)
+
+    @property
+    def description(self) -> str:
+        """What is checked, why, and when it fails."""
+        return KIND_BY_KEY[self.kind].describe_check(self, contract.TABLE_BY_NAME[self.table])
 
 
 @dataclass(frozen=True)
@@ -80,20 +91,22 @@ def end_of(today: date) -> datetime:
 
 def rows_text(n: int, rows: int) -> str:
     if rows == 0:
-        return "no rows"
+        return _("no rows")
     if n == 0:
-        return f"none of {rows:,} rows"
+        return _("none of {rows} rows").format(rows=f"{rows:,}")
     share = n / rows
     shown = f"{share:.2%}" if share >= 0.0001 else "<0.01%"
-    return f"{n:,} of {rows:,} rows ({shown})"
-
-
-def _plural(n: int, one: str, many: str) -> str:
-    return f"{n:,} {one if n == 1 else many}"
+    return _("{n} of {rows} rows ({share})").format(n=f"{n:,}", rows=f"{rows:,}", share=shown)
 
 
 def share_rule(thresholds: Any) -> str:
-    return f"any is a warning, more than {thresholds.fail_share:.2%} of rows fails".replace(".00%", "%")
+    share = f"{thresholds.fail_share:.2%}".replace(".00%", "%")
+    return _("any is a warning, more than {share} of rows fails").format(share=share)
+
+
+def _long_day(day: date) -> str:
+    """A day written out: ``01 January 1990`` / ``1990年1月1日``."""
+    return f"{day:%d %B %Y}" if language() == "en" else format_day(day)
 
 
 def share_status(affected: int, rows: int, thresholds: Any) -> Status:
@@ -108,7 +121,7 @@ def as_date(value: datetime | date) -> date:
 
 def _finding(affected: int, rows: int, status: Status, text: str, rule: str) -> dict[str, Any]:
     return {"affected_rows": affected, "share": affected / rows if rows else None, "status": status,
-            "detail": f"{text}; {rule}"}
+            "detail": _("{finding}; {rule}").format(finding=text, rule=rule)}
 
 
 class CheckKind:
@@ -117,23 +130,30 @@ class CheckKind:
 
     key: ClassVar[str]
     dimension: ClassVar[Dimension]
-    label: ClassVar[str]
+    label: ClassVar[str]  # marked with N_, translated where shown
     #: A row-level kind whose affected rows fail on any (True) or warn, then fail above a share (False).
     any_fails: ClassVar[bool] = False
-    #: How a row-level finding is described: "below zero: 3 of 1,000 rows (0.30%)".
+    #: How a row-level finding is described: "below zero: 3 of 1,000 rows (0.30%)" (marked with N_).
     finding: ClassVar[str] = ""
 
     def checks(self, table: Table) -> list[CheckDefinition]:
+        raise NotImplementedError
+
+    def name(self, check: CheckDefinition) -> str:
+        """The check's name, in the run's language."""
+        return _(self.label)
+
+    def describe_check(self, check: CheckDefinition, table: Table) -> str:
+        """The check's description (help text), in the run's language."""
         raise NotImplementedError
 
     def bad_rows(self, check: CheckDefinition, table: Table, today: date) -> ColumnElement[bool] | None:
         """The condition that marks a row as failing (None: not a row-level kind)."""
         return None
 
-    def define(self, table: Table, columns: tuple[str, ...], description: str, suffix: str = "",
-               **extra: Any) -> CheckDefinition:
+    def define(self, table: Table, columns: tuple[str, ...], suffix: str = "", **extra: Any) -> CheckDefinition:
         key = f"{self.key}:{table.name}" + (f".{suffix}" if suffix else "")
-        return CheckDefinition(key, self.dimension, self.key, table.name, columns, self.label, description, **extra)
+        return CheckDefinition(key, self.dimension, self.key, table.name, columns, **extra)
 
     def evaluate(self, check: CheckDefinition, run: Run) -> dict[str, Any] | None:
         """Run one check; None when it cannot run (its table or column is missing: the presence check reports
@@ -141,10 +161,11 @@ class CheckKind:
         scan = run.scans[check.table]
         affected, rows = scan.flagged[check.key], scan.rows
         if self.any_fails:
-            status, rule = ("fail" if affected else "pass"), "any fails"
+            status, rule = ("fail" if affected else "pass"), _("any fails")
         else:
             status, rule = share_status(affected, rows, run.thresholds), share_rule(run.thresholds)
-        text = f"{self.finding.format(today=run.today, earliest=EARLIEST_PLAUSIBLE)}: {rows_text(affected, rows)}"
+        finding = _(self.finding).format(today=run.today, earliest=EARLIEST_PLAUSIBLE)
+        text = _("{finding}: {rows}").format(finding=finding, rows=rows_text(affected, rows))
         return _finding(affected, rows, status, self.describe(text, check, run, affected), rule)
 
     def describe(self, text: str, check: CheckDefinition, run: Run, affected: int) -> str:
@@ -154,61 +175,97 @@ class CheckKind:
 # --- complete ----------------------------------------------------------------------------------------------------
 
 class Present(CheckKind):
-    key, dimension, label = "present", "complete", "Table present and loaded"
+    key, dimension, label = "present", "complete", N_("Table present and loaded")
 
     def checks(self, table: Table) -> list[CheckDefinition]:
-        if contract.is_core(table):
+        return [self.define(table, ())]
+
+    #: The rule of each contract table, in words a reader of either language understands (what a table holds is
+    #: written out whole per table: a bare word such as "orders" is also the table's name, which is not translated).
+    RULES: ClassVar[dict[str, str]] = {
+        "members": N_("MemberLens cannot work without members: a missing table or column, or an empty table, fails."),
+        "products": N_("MemberLens cannot work without a product catalogue: a missing table or column, or an empty "
+                       "table, fails."),
+        "orders": N_("MemberLens cannot work without orders: a missing table or column, or an empty table, fails."),
+        "order_items": N_("MemberLens cannot work without order lines: a missing table or column, or an empty table, "
+                          "fails."),
+        "events": N_("A shop may have no a clickstream (imported shops often lack them), so an empty table is a "
+                     "warning ('not loaded'); a missing table or column fails."),
+        "points_ledger": N_("A shop may have no a points programme (imported shops often lack them), so an empty "
+                            "table is a warning ('not loaded'); a missing table or column fails."),
+        "tier_changes": N_("A shop may have no a tier history (imported shops often lack them), so an empty table is "
+                           "a warning ('not loaded'); a missing table or column fails."),
+        "campaigns": N_("A shop may have no campaigns (imported shops often lack them), so an empty table is a "
+                        "warning ('not loaded'); a missing table or column fails."),
+        "campaign_members": N_("A shop may have no campaign audiences (imported shops often lack them), so an empty "
+                               "table is a warning ('not loaded'); a missing table or column fails."),
+    }
+
+    def describe_check(self, check: CheckDefinition, table: Table) -> str:
+        if table.name in self.RULES:
+            rule = _(self.RULES[table.name])
+        elif contract.is_core(table):
             rule = (f"MemberLens cannot work without {contract.holds(table)}: a missing table or column, or an empty "
                     "table, fails.")
         else:
             rule = (f"A shop may have no {contract.holds(table)} (imported shops often lack them), so an empty table "
                     "is a warning ('not loaded'); a missing table or column fails.")
-        return [self.define(table, (), f"The {table.name} table exists with every column of the warehouse contract "
-                                       f"and holds rows. {rule}")]
+        return _("The {table} table exists with every column of the warehouse contract and holds rows. {rule}").format(
+            table=table.name, rule=rule)
 
     def evaluate(self, check: CheckDefinition, run: Run) -> dict[str, Any] | None:
         name = check.table
         result: dict[str, Any] = {"affected_rows": None, "share": None}
         if name not in run.present:
-            return result | {"status": "fail", "detail": f"the table {name} is missing from the warehouse"}
+            return result | {"status": "fail",
+                             "detail": _("the table {table} is missing from the warehouse").format(table=name)}
         missing = [c.name for c in contract.TABLE_BY_NAME[name].columns if c.name not in run.present[name]]
         if missing:
-            return result | {"status": "fail", "detail": f"missing columns: {', '.join(missing)} (checks on them "
-                                                         "were skipped)"}
+            return result | {"status": "fail", "detail": _("missing columns: {columns} (checks on them were skipped)")
+                             .format(columns=", ".join(missing))}
         rows = run.scans[name].rows
         if rows == 0:
             core = contract.is_core(contract.TABLE_BY_NAME[name])
-            return result | {"status": "fail" if core else "warn", "detail": "empty" + ("" if core else ": not loaded")}
-        return result | {"status": "pass", "detail": f"{rows:,} rows"}
+            return result | {"status": "fail" if core else "warn",
+                             "detail": _("empty") if core else _("empty: not loaded")}
+        return result | {"status": "pass", "detail": _("{rows} rows").format(rows=f"{rows:,}")}
 
 
 class Required(CheckKind):
-    key, dimension, label = "required", "complete", "No empty values"
+    key, dimension, label = "required", "complete", N_("No empty values")
 
     def checks(self, table: Table) -> list[CheckDefinition]:
-        return [self.define(table, (c.name,), f"Every row of {table.name} has a {c.name}: the contract declares it "
-                            "required (NOT NULL). A row without it cannot be joined, dated or classified, so any empty "
-                            "value fails.", c.name)
-                for c in table.columns if not c.nullable]
+        return [self.define(table, (c.name,), c.name) for c in table.columns if not c.nullable]
+
+    def describe_check(self, check: CheckDefinition, table: Table) -> str:
+        return _("Every row of {table} has a {column}: the contract declares it required (NOT NULL). A row without it "
+                 "cannot be joined, dated or classified, so any empty value fails.").format(table=table.name,
+                                                                                           column=check.column)
 
     def evaluate(self, check: CheckDefinition, run: Run) -> dict[str, Any] | None:
         scan = run.scans[check.table]
         affected = scan.rows - scan.non_null[check.columns[0]]
         return _finding(affected, scan.rows, "fail" if affected else "pass",
-                        f"empty: {rows_text(affected, scan.rows)}", "any fails")
+                        _("empty: {rows}").format(rows=rows_text(affected, scan.rows)), _("any fails"))
 
 
 class Orphan(CheckKind):
     key, dimension, label = "orphan", "complete", ""
 
     def checks(self, table: Table) -> list[CheckDefinition]:
-        return [CheckDefinition(
-            f"orphan:{table.name}.{column}", "complete", "orphan", table.name, (column,),
-            f"Refers to an existing {parent[0]} row",
-            f"Every non-empty {table.name}.{column} names an existing {parent[0]}.{parent[1]}. A row that points "
-            "nowhere drops out of every analysis that joins the two tables (usually the "
-            f"{parent[0]} rows were not loaded). {SHARE_RULE}", parent=parent)
-            for column, parent in contract.references(table)]
+        return [CheckDefinition(f"orphan:{table.name}.{column}", "complete", "orphan", table.name, (column,),
+                                parent=parent)
+                for column, parent in contract.references(table)]
+
+    def name(self, check: CheckDefinition) -> str:
+        return _("Refers to an existing {parent} row").format(parent=check.parent[0])  # type: ignore[index]
+
+    def describe_check(self, check: CheckDefinition, table: Table) -> str:
+        parent_table, parent_column = check.parent  # type: ignore[misc]
+        return _("Every non-empty {table}.{column} names an existing {parent_table}.{parent_column}. A row that points "
+                 "nowhere drops out of every analysis that joins the two tables (usually the {parent_table} rows were "
+                 "not loaded). {share_rule}").format(table=table.name, column=check.column, parent_table=parent_table,
+                                                     parent_column=parent_column, share_rule=_(SHARE_RULE))
 
     def evaluate(self, check: CheckDefinition, run: Run) -> dict[str, Any] | None:
         parent_table, parent_column = check.parent  # type: ignore[misc]
@@ -218,7 +275,8 @@ class Orphan(CheckKind):
         affected = self._orphans(run.conn, contract.TABLE_BY_NAME[check.table], check.columns[0],
                                  check.parent) if rows else 0  # type: ignore[arg-type]
         return _finding(affected, rows, share_status(affected, rows, run.thresholds),
-                        f"not found in {parent_table}.{parent_column}: {rows_text(affected, rows)}",
+                        _("not found in {parent}: {rows}").format(parent=f"{parent_table}.{parent_column}",
+                                                                  rows=rows_text(affected, rows)),
                         share_rule(run.thresholds))
 
     @staticmethod
@@ -234,25 +292,31 @@ class Orphan(CheckKind):
 # --- accurate ----------------------------------------------------------------------------------------------------
 
 class Duplicate(CheckKind):
-    key, dimension, label = "duplicate", "accurate", "Key is unique"
+    key, dimension, label = "duplicate", "accurate", N_("Key is unique")
 
     def checks(self, table: Table) -> list[CheckDefinition]:
         key = contract.table_key(table)
         if not key:
             return []
-        return [self.define(table, key, f"No two rows of {table.name} share {' and '.join(key)}, the key of the "
-                            "table. A repeated key counts the same thing twice in every total, so any repeat fails. "
-                            "Affected rows are all rows whose key occurs more than once.", "+".join(key))]
+        return [self.define(table, key, "+".join(key))]
+
+    def describe_check(self, check: CheckDefinition, table: Table) -> str:
+        return _("No two rows of {table} share {key}, the key of the table. A repeated key counts the same thing twice "
+                 "in every total, so any repeat fails. Affected rows are all rows whose key occurs more than once.") \
+            .format(table=table.name, key=_(" and ").join(check.columns))
 
     def evaluate(self, check: CheckDefinition, run: Run) -> dict[str, Any] | None:
         rows = run.scans[check.table].rows
         table = contract.TABLE_BY_NAME[check.table]
         affected, keys = self._duplicates(run.conn, table, check.columns) if rows else (0, 0)
-        text = f"repeated key: {rows_text(affected, rows)}"
+        text = _("repeated key: {rows}").format(rows=rows_text(affected, rows))
         if affected:
-            text += (f" ({_plural(keys, 'key occurs', 'keys occur')} more than once; "
-                     f"{_plural(affected - keys, 'extra copy', 'extra copies')})")
-        return _finding(affected, rows, "fail" if affected else "pass", text, "any fails")
+            repeated = (_("{n} key occurs more than once") if keys == 1
+                        else _("{n} keys occur more than once")).format(n=f"{keys:,}")
+            extra = (_("{n} extra copy") if affected - keys == 1
+                     else _("{n} extra copies")).format(n=f"{affected - keys:,}")
+            text += f" ({repeated}; {extra})"
+        return _finding(affected, rows, "fail" if affected else "pass", text, _("any fails"))
 
     @staticmethod
     def _duplicates(conn: Connection, table: Table, key: tuple[str, ...]) -> tuple[int, int]:
@@ -277,41 +341,49 @@ class Duplicate(CheckKind):
 
 
 class Negative(CheckKind):
-    key, dimension, label, finding = "negative", "accurate", "Not negative", "below zero"
+    key, dimension, label, finding = "negative", "accurate", N_("Not negative"), N_("below zero")
 
     def checks(self, table: Table) -> list[CheckDefinition]:
-        return [self.define(table, (c.name,), f"{table.name}.{c.name} is never below zero (money amounts and points "
-                            "balances are zero or more; returns are orders with status 'returned', not negative "
-                            f"amounts). {SHARE_RULE}", c.name)
+        return [self.define(table, (c.name,), c.name)
                 for c in table.columns if c.type is Money or c.name == "points_balance"]
+
+    def describe_check(self, check: CheckDefinition, table: Table) -> str:
+        return _("{table}.{column} is never below zero (money amounts and points balances are zero or more; returns "
+                 "are orders with status 'returned', not negative amounts). {share_rule}").format(
+            table=table.name, column=check.column, share_rule=_(SHARE_RULE))
 
     def bad_rows(self, check: CheckDefinition, table: Table, today: date) -> ColumnElement[bool]:
         return table.c[check.columns[0]] < 0
 
 
 class BelowOne(CheckKind):
-    key, dimension, label, finding = "below_one", "accurate", "At least 1", "below 1"
+    key, dimension, label, finding = "below_one", "accurate", N_("At least 1"), N_("below 1")
 
     def checks(self, table: Table) -> list[CheckDefinition]:
         if "quantity" not in table.c:
             return []
-        return [self.define(table, ("quantity",), f"Every order line has a quantity of at least 1. {SHARE_RULE}",
-                            "quantity")]
+        return [self.define(table, ("quantity",), "quantity")]
+
+    def describe_check(self, check: CheckDefinition, table: Table) -> str:
+        return _("Every order line has a quantity of at least 1. {share_rule}").format(share_rule=_(SHARE_RULE))
 
     def bad_rows(self, check: CheckDefinition, table: Table, today: date) -> ColumnElement[bool]:
         return table.c[check.columns[0]] < 1
 
 
 class NetMismatch(CheckKind):
-    key, dimension, label, finding = "net_mismatch", "accurate", "Net = gross − discount", "net ≠ gross − discount"
+    key, dimension = "net_mismatch", "accurate"
+    label, finding = N_("Net = gross − discount"), N_("net ≠ gross − discount")
 
     def checks(self, table: Table) -> list[CheckDefinition]:
         if not {"net_amount", "gross_amount", "discount_amount"} <= set(table.c.keys()):
             return []
-        return [self.define(table, ("net_amount", "gross_amount", "discount_amount"),
-                            "An order's net_amount equals gross_amount − discount_amount to the cent (the discount "
-                            "covers coupons, full reductions and points). Rows with an empty amount are not counted. "
-                            f"{SHARE_RULE}", "net_amount")]
+        return [self.define(table, ("net_amount", "gross_amount", "discount_amount"), "net_amount")]
+
+    def describe_check(self, check: CheckDefinition, table: Table) -> str:
+        return _("An order's net_amount equals gross_amount − discount_amount to the cent (the discount covers "
+                 "coupons, full reductions and points). Rows with an empty amount are not counted. {share_rule}") \
+            .format(share_rule=_(SHARE_RULE))
 
     def bad_rows(self, check: CheckDefinition, table: Table, today: date) -> ColumnElement[bool]:
         c = table.c
@@ -319,13 +391,15 @@ class NetMismatch(CheckKind):
 
 
 class Future(CheckKind):
-    key, dimension, label, finding = "future", "accurate", "Not in the future", "after {today:%Y-%m-%d}"
+    key, dimension, label, finding = "future", "accurate", N_("Not in the future"), N_("after {today:%Y-%m-%d}")
 
     def checks(self, table: Table) -> list[CheckDefinition]:
-        return [self.define(table, (column,), f"No {table.name}.{column} lies after the end of the day the check runs "
-                            "(the shop's local time). Future values are usually a time-zone or parse error. "
-                            f"{SHARE_RULE}", column)
-                for column in contract.happened_columns(table)]
+        return [self.define(table, (column,), column) for column in contract.happened_columns(table)]
+
+    def describe_check(self, check: CheckDefinition, table: Table) -> str:
+        return _("No {table}.{column} lies after the end of the day the check runs (the shop's local time). Future "
+                 "values are usually a time-zone or parse error. {share_rule}").format(
+            table=table.name, column=check.column, share_rule=_(SHARE_RULE))
 
     def bad_rows(self, check: CheckDefinition, table: Table, today: date) -> ColumnElement[bool]:
         column = table.c[check.columns[0]]
@@ -333,29 +407,37 @@ class Future(CheckKind):
 
 
 class TooOld(CheckKind):
-    key, dimension, label, finding = "too_old", "accurate", "Not before 1990", "before {earliest:%Y-%m-%d}"
+    key, dimension = "too_old", "accurate"
+    label, finding = N_("Not before 1990"), N_("before {earliest:%Y-%m-%d}")
 
     def checks(self, table: Table) -> list[CheckDefinition]:
         column = contract.time_column(table)
         if column is None:
             return []
-        return [self.define(table, (column,), f"No {table.name}.{column} before {EARLIEST_PLAUSIBLE:%d %B %Y}: such "
-                            "dates are almost always a parse error (a zero Unix time gives 1 January 1970). "
-                            f"{SHARE_RULE}", column)]
+        return [self.define(table, (column,), column)]
+
+    def describe_check(self, check: CheckDefinition, table: Table) -> str:
+        return _("No {table}.{column} before {earliest}: such dates are almost always a parse error (a zero Unix time "
+                 "gives 1 January 1970). {share_rule}").format(table=table.name, column=check.column,
+                                                               earliest=_long_day(EARLIEST_PLAUSIBLE),
+                                                               share_rule=_(SHARE_RULE))
 
     def bad_rows(self, check: CheckDefinition, table: Table, today: date) -> ColumnElement[bool]:
         return table.c[check.columns[0]] < datetime.combine(EARLIEST_PLAUSIBLE, time())
 
 
 class Domain(CheckKind):
-    key, dimension, label, finding = "domain", "accurate", "One of the contract's values", "other values"
+    key, dimension, label, finding = "domain", "accurate", N_("One of the contract's values"), N_("other values")
     any_fails = True
 
     def checks(self, table: Table) -> list[CheckDefinition]:
-        return [self.define(table, (column,), f"{table.name}.{column} is one of {', '.join(allowed)}. Any other value "
-                            "fails: pages that group or filter by it would miss those rows. Empty values are not "
-                            "counted here.", column, allowed=allowed)
+        return [self.define(table, (column,), column, allowed=allowed)
                 for column, allowed in contract.allowed_values(table)]
+
+    def describe_check(self, check: CheckDefinition, table: Table) -> str:
+        return _("{table}.{column} is one of {values}. Any other value fails: pages that group or filter by it would "
+                 "miss those rows. Empty values are not counted here.").format(
+            table=table.name, column=check.column, values=", ".join(check.allowed))
 
     def bad_rows(self, check: CheckDefinition, table: Table, today: date) -> ColumnElement[bool]:
         return table.c[check.columns[0]].not_in(check.allowed)
@@ -380,20 +462,24 @@ class Domain(CheckKind):
 # --- timely ------------------------------------------------------------------------------------------------------
 
 class Freshness(CheckKind):
-    key, dimension, label = "freshness", "timely", "Recent data"
+    key, dimension, label = "freshness", "timely", N_("Recent data")
 
     def checks(self, table: Table) -> list[CheckDefinition]:
         column = contract.time_column(table)
         if column is None:
             return []
         slow = contract.slow_reason(table)
-        return [self.define(
-            table, (column,),
-            f"The newest {table.name}.{column} is recent: pass when it is at most 2 days before the day the check "
-            "runs, warn up to 30 days, fail beyond (defaults). "
-            + (f"{slow}, so {SLOW_TABLE_ALLOWANCE_DAYS} days are added to both limits. " if slow else "")
-            + "An empty table is left to the completeness check.",
-            allowance_days=SLOW_TABLE_ALLOWANCE_DAYS if slow else 0)]
+        return [self.define(table, (column,), allowance_days=SLOW_TABLE_ALLOWANCE_DAYS if slow else 0)]
+
+    def describe_check(self, check: CheckDefinition, table: Table) -> str:
+        slow = contract.slow_reason(table)
+        parts = [_("The newest {table}.{column} is recent: pass when it is at most 2 days before the day the check "
+                   "runs, warn up to 30 days, fail beyond (defaults).").format(table=table.name, column=check.column)]
+        if slow:
+            parts.append(_("{reason}, so {days} days are added to both limits.").format(
+                reason=_(slow), days=SLOW_TABLE_ALLOWANCE_DAYS))
+        parts.append(_("An empty table is left to the completeness check."))
+        return " ".join(parts)
 
     def evaluate(self, check: CheckDefinition, run: Run) -> dict[str, Any] | None:
         scan = run.scans[check.table]
@@ -401,14 +487,16 @@ class Freshness(CheckKind):
             return None
         fresh = run.thresholds.fresh_days + check.allowance_days
         stale = run.thresholds.stale_days + check.allowance_days
-        rule = f"pass within {fresh} days, warn within {stale}, fail beyond"
+        rule = _("pass within {fresh} days, warn within {stale}, fail beyond").format(fresh=fresh, stale=stale)
         result: dict[str, Any] = {"affected_rows": None, "share": None}
         if scan.newest is None:
-            return result | {"status": "warn", "detail": f"no {check.column} values to date the rows; {rule}"}
+            return result | {"status": "warn", "detail": _("no {column} values to date the rows; {rule}").format(
+                column=check.column, rule=rule)}
         days = (run.today - as_date(scan.newest)).days
         status: Status = "pass" if days <= fresh else "warn" if days <= stale else "fail"
-        return result | {"status": status, "detail": f"newest {check.column} {scan.newest:%Y-%m-%d %H:%M}, "
-                                                     f"{days:,} days before {run.today:%Y-%m-%d}; {rule}"}
+        return result | {"status": status, "detail": _("newest {column} {newest}, {days} days before {today}; {rule}")
+                         .format(column=check.column, newest=f"{scan.newest:%Y-%m-%d %H:%M}", days=f"{days:,}",
+                                 today=f"{run.today:%Y-%m-%d}", rule=rule)}
 
 
 #: Every kind of check, in the order reports list them within a dimension and table.

@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from analytics.errors import InputError
+from analytics.i18n import DEFAULT_LANGUAGE, _, language
 from analytics.recommend_data import RecommendData, load_data
 from analytics.recommend_lists import PATHS, ListSettings, Recommendations, recommend
 from analytics.recommend_metrics import METRICS, RankedLists, metric_values
@@ -109,29 +110,35 @@ def comparison_sentence(table: pd.DataFrame, k: int, metric: str = "recall", cho
     """'Hybrid ... beats the popularity baseline (...) by 21 % on recall@10: 0.150 against 0.124.' or says that
     none does. Needs at least one baseline and one other algorithm in ``table``. ``chosen``: compare that
     algorithm (e.g. the one in use) instead of the best."""
-    label = f"{metric}@{k}"
+    label = f"{metric}@{k}"  # English: the measure's key, as the command line names it
+    if language() != DEFAULT_LANGUAGE and metric in METRICS:
+        label = _(METRICS[metric].label).replace("@k", f"@{k}")
     baselines = table[table["algorithm"].isin(BASELINES)]
     others = table[~table["algorithm"].isin(BASELINES)]
     if chosen is not None and chosen in set(others["algorithm"]):
         others = others[others["algorithm"] == chosen]
     if baselines.empty or others.empty:
-        return f"Evaluate a popularity baseline and another algorithm to compare them on {label}."
+        return _("Evaluate a popularity baseline and another algorithm to compare them on {measure}.").format(
+            measure=label)
     base = baselines.sort_values([metric, "algorithm"], ascending=[False, True]).iloc[0]
     best = others.sort_values([metric, "algorithm"], ascending=[False, True]).iloc[0]
     if not np.isfinite(best[metric]) or not np.isfinite(base[metric]):
-        return f"No member bought anything in the test window, so {label} cannot be compared."
+        return _("No member bought anything in the test window, so {measure} cannot be compared.").format(
+            measure=label)
+    words = {"algorithm": _(best["label"]), "baseline": _(base["label"]).lower(), "measure": label,
+             "value": f"{best[metric]:.3f}", "baseline_value": f"{base[metric]:.3f}"}
     if base[metric] <= 0:
-        return (f"{best['label']} reaches {best[metric]:.3f} on {label}; the popularity baseline "
-                f"({base['label'].lower()}) finds nothing.")
+        return _("{algorithm} reaches {value} on {measure}; the popularity baseline ({baseline}) finds "
+                 "nothing.").format(**words)
     change = best[metric] / base[metric] - 1.0
     if change > 0:
-        return (f"{best['label']} beats the popularity baseline ({base['label'].lower()}) by {change:.0%} on "
-                f"{label}: {best[metric]:.3f} against {base[metric]:.3f}.")
+        return _("{algorithm} beats the popularity baseline ({baseline}) by {change} on {measure}: {value} against "
+                 "{baseline_value}.").format(change=f"{change:.0%}", **words)
     if chosen is not None:
-        return (f"{best['label']} does not beat the popularity baseline ({base['label'].lower()}) on {label}: "
-                f"{best[metric]:.3f} against {base[metric]:.3f}.")
-    return (f"No algorithm beats the popularity baseline ({base['label'].lower()}) on {label}: the best, "
-            f"{best['label']}, reaches {best[metric]:.3f} against {base[metric]:.3f}.")
+        return _("{algorithm} does not beat the popularity baseline ({baseline}) on {measure}: {value} against "
+                 "{baseline_value}.").format(**words)
+    return _("No algorithm beats the popularity baseline ({baseline}) on {measure}: the best, {algorithm}, reaches "
+             "{value} against {baseline_value}.").format(**words)
 
 
 @dataclass(frozen=True)

@@ -34,6 +34,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from analytics.errors import InputError
+from analytics.i18n import N_, _
 from analytics.recommend_data import SEGMENT_ATTRIBUTES, RecommendData, day_number
 from analytics.recommend_models import (
     HYBRID_PARTS,
@@ -60,7 +61,7 @@ from analytics.recommenders import (
 )
 
 #: The pseudo-category of products without one (may be named in rebuy_categories / exclude_categories).
-UNKNOWN_CATEGORY = "(no category)"
+UNKNOWN_CATEGORY = N_("(no category)")  # a value in the data; translated where shown
 #: Category names containing one of these words are consumables by default: bought again, so recommended again.
 CONSUMABLE_WORDS: tuple[str, ...] = ("grocer", "food", "beverage", "drink", "snack", "fresh", "baby", "pet",
                                      "beauty", "cosmetic", "consumable", "household", "toiletr", "personal care")
@@ -70,6 +71,9 @@ BATCH_CELLS = 1 << 23
 #: Batches made side by side (threads; the heavy steps release the GIL), at most one per core.
 MAX_WORKERS = 2
 PATHS: tuple[str, ...] = ("personal", "personal + popular", "segment popular", "popular overall")
+#: How each path reads (the paths are stored as they are; translated where shown).
+PATH_LABELS: dict[str, str] = {"personal": N_("personal"), "personal + popular": N_("personal + popular"),
+                               "segment popular": N_("segment popular"), "popular overall": N_("popular overall")}
 SOURCES: tuple[str, ...] = ("personal", "segment", "overall")
 REASON_KINDS: tuple[str, ...] = ("bought_with", "similar_taste", "buy_again", "category", "subcategory", "brand",
                                  "popular_personal", "segment", "overall")
@@ -95,10 +99,12 @@ class ListSettings:
 
     def __post_init__(self) -> None:
         if isinstance(self.n, bool) or not isinstance(self.n, int) or not 1 <= self.n <= MAX_N:
-            raise ListSettingsError(f"The number of items must be a whole number from 1 to {MAX_N}, not {self.n!r}.")
+            raise ListSettingsError(_("The number of items must be a whole number from 1 to {most}, not {n}.")
+                                    .format(most=MAX_N, n=repr(self.n)))
         cap = self.max_per_category
         if cap is not None and (isinstance(cap, bool) or not isinstance(cap, int) or not 1 <= cap <= self.n):
-            raise ListSettingsError(f"At most per category must be from 1 to {self.n}, not {cap!r}.")
+            raise ListSettingsError(_("At most per category must be from 1 to {n}, not {cap}.")
+                                    .format(n=self.n, cap=repr(cap)))
         for name in ("rebuy_categories", "exclude_categories"):
             value = getattr(self, name)
             if value is not None:
@@ -180,7 +186,8 @@ def _category_mask(data: RecommendData, category: np.ndarray, names: Sequence[st
     known = set(data.products.categories)
     unknown = [n for n in names if n not in known and n != UNKNOWN_CATEGORY]
     if unknown:
-        raise ListSettingsError(f"Unknown categor{'y' if len(unknown) == 1 else 'ies'}: {', '.join(unknown)}.")
+        raise ListSettingsError((_("Unknown category: {names}.") if len(unknown) == 1 else
+                                 _("Unknown categories: {names}.")).format(names=", ".join(unknown)))
     mask = np.isin(category, [data.products.category_code(n) for n in names if n != UNKNOWN_CATEGORY])
     return mask | (category < 0) if UNKNOWN_CATEGORY in names else mask
 

@@ -51,6 +51,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from analytics.errors import InputError
+from analytics.i18n import N_
 
 #: The largest k a metric accepts (bounded user input).
 MAX_K = 1_000
@@ -305,45 +306,47 @@ class Metric:
 
 METRICS: dict[str, Metric] = {
     "precision": Metric(
-        "Precision@k", "Of the k items recommended, the share the member bought in the test window. Divided by k "
-        "even when a list is shorter. Members who bought nothing in the test window are left out.",
+        N_("Precision@k"), N_("Of the k items recommended, the share the member bought in the test window. Divided "
+                              "by k even when a list is shorter. Members who bought nothing in the test window are "
+                              "left out."),
         precision_at_k, needs_truth=True),
     "recall": Metric(
-        "Recall@k", "Of the items the member bought in the test window, the share that were among the k "
-        "recommended. Members who bought nothing in the test window are left out.", recall_at_k, needs_truth=True),
+        N_("Recall@k"), N_("Of the items the member bought in the test window, the share that were among the k "
+        "recommended. Members who bought nothing in the test window are left out."), recall_at_k, needs_truth=True),
     "ndcg": Metric(
-        "NDCG@k", "Like recall, but a hit near the top of the list counts more (a hit at position j is worth "
-        "1/log2(j+1)); 1 = every bought item sits at the top. Members who bought nothing are left out.",
+        N_("NDCG@k"), N_("Like recall, but a hit near the top of the list counts more (a hit at position j is worth "
+        "1/log2(j+1)); 1 = every bought item sits at the top. Members who bought nothing are left out."),
         ndcg_at_k, needs_truth=True),
     "map": Metric(
-        "MAP@k", "Mean average precision: the precision at each hit's position, averaged over min(bought, k). "
-        "Rewards lists whose hits come early. Members who bought nothing are left out.", map_at_k,
+        N_("MAP@k"), N_("Mean average precision: the precision at each hit's position, averaged over min(bought, k). "
+        "Rewards lists whose hits come early. Members who bought nothing are left out."), map_at_k,
         needs_truth=True),
     "hit_rate": Metric(
-        "Hit rate@k", "Share of members with at least one of the k recommended items among their purchases in "
-        "the test window. Members who bought nothing are left out.", hit_rate_at_k, needs_truth=True),
+        N_("Hit rate@k"), N_("Share of members with at least one of the k recommended items among their purchases in "
+        "the test window. Members who bought nothing are left out."), hit_rate_at_k, needs_truth=True),
     "catalogue_coverage": Metric(
-        "Catalogue coverage", "Share of the catalogue's products that appear in at least one member's top k.",
+        N_("Catalogue coverage"), N_("Share of the catalogue's products that appear in at least one member's top k."),
         catalogue_coverage),
     "member_coverage": Metric(
-        "Member coverage", "Share of members who get at least one recommendation.", member_coverage),
+        N_("Member coverage"), N_("Share of members who get at least one recommendation."), member_coverage),
     "diversity": Metric(
-        "Diversity", "Do the results cover different kinds of goods? Of all pairs of items in a member's top k "
+        N_("Diversity"), N_("Do the results cover different kinds of goods? Of all pairs of items in a member's top k "
         "(with a known category), the share from two different categories: 0 = all one category, 1 = all "
-        "different.", diversity_at_k),
+        "different."), diversity_at_k),
     "novelty": Metric(
-        "Novelty (unseen)", "Goods the member has not found yet: share of a member's top k they never bought "
-        "before.", novelty_at_k),
+        N_("Novelty (unseen)"), N_("Goods the member has not found yet: share of a member's top k they never bought "
+        "before."), novelty_at_k),
     "self_information": Metric(
-        "Novelty (self-information)", "How little-known the recommended goods are: mean of -log2(share of members "
-        "who bought the item) over the top k. One bit more = bought by half as many members.",
+        N_("Novelty (self-information)"), N_("How little-known the recommended goods are: mean of -log2(share of "
+                                             "members who bought the item) over the top k. One bit more = bought by "
+                                             "half as many members."),
         self_information_at_k),
     "head_share": Metric(
-        "Popularity bias (head share)", "Share of the recommended items that are among the 10% most-bought "
-        "products. Lower = less concentrated on best sellers.", head_share_at_k, higher_is_better=None),
+        N_("Popularity bias (head share)"), N_("Share of the recommended items that are among the 10% most-bought "
+        "products. Lower = less concentrated on best sellers."), head_share_at_k, higher_is_better=None),
     "popularity_percentile": Metric(
-        "Popularity percentile", "Mean popularity rank of the recommended items across the catalogue, from 0 "
-        "(least bought) to 1 (most bought).", popularity_percentile_at_k, higher_is_better=None),
+        N_("Popularity percentile"), N_("Mean popularity rank of the recommended items across the catalogue, from 0 "
+        "(least bought) to 1 (most bought)."), popularity_percentile_at_k, higher_is_better=None),
 }
 
 

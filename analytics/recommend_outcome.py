@@ -31,6 +31,7 @@ from sqlalchemy import select
 
 from analytics.errors import InputError
 from analytics.experiments import ALPHA, Arm, two_proportion_test
+from analytics.i18n import N_, _
 from analytics.recommend_store import StoredLists
 from analytics.storage.contract import campaign_members, campaigns, order_items, orders
 from analytics.storage.db import Bind, connection, read_frame
@@ -40,10 +41,11 @@ from analytics.storage.recommender_registry import CampaignLink
 MAX_CAMPAIGN_MEMBERS = 5_000_000
 MAX_PURCHASE_ROWS = 20_000_000
 HELP = {
-    "recommended_bought": "Members of the arm with a stored list who completed an order in the campaign window "
-                          "holding at least one product of their own stored top N, / members of the arm with a "
-                          "stored list. Control members have stored lists too: what they would have been sent.",
-    "lift": "Treatment minus control rate, in percentage points, with its 95% interval (two-proportion z-test).",
+    "recommended_bought": N_("Members of the arm with a stored list who completed an order in the campaign window "
+                             "holding at least one product of their own stored top N, / members of the arm with a "
+                             "stored list. Control members have stored lists too: what they would have been sent."),
+    "lift": N_("Treatment minus control rate, in percentage points, with its 95% interval (two-proportion "
+               "z-test)."),
 }
 
 
@@ -71,15 +73,21 @@ class RecommendationOutcome:
     @property
     def verdict(self) -> str:
         t, c = self.treatment, self.control
-        what = f"bought one of their top {self.list_length} recommended items (v{self.version})"
         if t.members == 0 or c.members == 0:
-            return f"No read-out of recommended items: an arm has no member with a stored list of v{self.version}."
+            return _("No read-out of recommended items: an arm has no member with a stored list of v{version}.").format(
+                version=self.version)
+        words = {"n": self.list_length, "version": self.version, "treatment": f"{t.rate:.2%}",
+                 "control": f"{c.rate:.2%}", "p": f"{self.p_value:.2g}"}
         if self.p_value < ALPHA:
-            direction = "more" if self.lift > 0 else "less"
-            return (f"Members sent recommendations {what} {direction} often than the holdout: {t.rate:.2%} against "
-                    f"{c.rate:.2%} ({self.lift * 100:+.2f} points, p = {self.p_value:.2g}).")
-        return (f"No clear effect of the recommendations: {t.rate:.2%} of treatment and {c.rate:.2%} of control "
-                f"{what} (p = {self.p_value:.2g}, not significant at the 95% level).")
+            return (_("Members sent recommendations bought one of their top {n} recommended items (v{version}) more "
+                      "often than the holdout: {treatment} against {control} ({points} points, p = {p}).")
+                    if self.lift > 0 else
+                    _("Members sent recommendations bought one of their top {n} recommended items (v{version}) less "
+                      "often than the holdout: {treatment} against {control} ({points} points, p = {p}).")
+                    ).format(points=f"{self.lift * 100:+.2f}", **words)
+        return _("No clear effect of the recommendations: {treatment} of treatment and {control} of control bought "
+                 "one of their top {n} recommended items (v{version}) (p = {p}, not significant at the 95% "
+                 "level).").format(**words)
 
 
 def campaign_window(bind: Bind, campaign_id: str) -> tuple[datetime, datetime]:

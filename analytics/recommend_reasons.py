@@ -15,12 +15,14 @@ Kinds (:data:`analytics.recommend_lists.REASON_KINDS`) and their sentences:
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from datetime import date
 
 import numpy as np
 import pandas as pd
 
+from analytics.i18n import DEFAULT_LANGUAGE, _, code_label, format_day, language
 from analytics.recommend_data import SEGMENT_ATTRIBUTES, RecommendData, from_day_number
 from analytics.recommend_lists import REASON_KINDS, SOURCES, UNKNOWN_CATEGORY, ListSettingsError, Recommendations
 from analytics.recommend_models import PopularModel, Recommender
@@ -39,6 +41,31 @@ def segment_words(popular: PopularModel, row: int) -> str:
     return words
 
 
+#: :func:`segment_words`' English, read back: the words lists store, reworded in the reader's language.
+_SEGMENT_WORDS = re.compile(r"^(?:(?P<tier>\S+) )?members(?: in (?P<region>.+?))?"
+                            r"(?: who joined through (?P<channel>.+))?$")
+
+
+def segment_phrase(words: str) -> str:
+    """:func:`segment_words`' English (as made now or stored with a version's lists) in the run's language:
+    ``gold members in 华东 who joined through social media`` -> ``通过社交媒体加入的华东金卡会员``. Tiers and channels
+    are codes (labelled), regions data (as stored)."""
+    found = _SEGMENT_WORDS.match(words) if language() != DEFAULT_LANGUAGE else None
+    if found is None:
+        return words
+    tier, region, channel = found.group("tier"), found.group("region"), found.group("channel")
+    template = (_("{tier} members in {region} who joined through {channel}") if region and channel else
+                _("{tier} members in {region}") if region else
+                _("{tier} members who joined through {channel}") if channel else _("{tier} members"))
+    phrase = template.format(tier=code_label(tier) if tier else "", region=region,
+                             channel=code_label(channel.replace(" ", "_")) if channel else "")
+    phrase = " ".join(phrase.split()).replace("会员会员", "会员")  # 普通会员 (basic) is already "members"
+    return _CJK_LATIN.sub(" ", phrase)  # a space between Chinese and Latin words (a region or channel as stored)
+
+
+_CJK_LATIN = re.compile(r"(?<=[\u4e00-\u9fff])(?=[A-Za-z0-9])|(?<=[A-Za-z0-9])(?=[\u4e00-\u9fff])")
+
+
 EXPLAIN_COLUMNS = ["member_id", "rank", "product_id", "product", "category", "score", "source", "kind",
                    "because_product_id", "because_product", "because_date", "segment", "reason"]
 #: What a sentence depends on, per reason kind (other inputs are ignored, so equal sentences are made once).
@@ -53,25 +80,25 @@ SENTENCE_COLUMNS: tuple[str, ...] = ("kind", "because_product", "because_date", 
 def _sentence(kind: str, because_product: str | None, because_date: date | None, category: str | None,
               subcategory: str | None, brand: str | None, segment: str | None) -> str:
     name = because_product
-    when = f"{because_date.day} {because_date:%b %Y}" if because_date is not None else None
+    when = format_day(because_date) if because_date is not None else None  # 3 Oct 2026 / 2026年10月3日
     if kind == "bought_with":
-        return f"Often bought together with {name}, which you bought on {when}."
+        return _("Often bought together with {product}, which you bought on {day}.").format(product=name, day=when)
     if kind == "similar_taste":
-        return f"Members who bought what you bought also bought this; it is closest to {name}, which you bought on " \
-               f"{when}."
+        return _("Members who bought what you bought also bought this; it is closest to {product}, which you bought "
+                 "on {day}.").format(product=name, day=when)
     if kind == "buy_again":
-        return f"You bought this on {when}; time to buy it again?"
+        return _("You bought this on {day}; time to buy it again?").format(day=when)
     if kind == "category":
-        return f"Popular in {category or 'its kind'}, a category you often buy."
+        return _("Popular in {category}, a category you often buy.").format(category=category or _("its kind"))
     if kind == "subcategory":
-        return f"Popular in {subcategory or 'its kind'}, which you often buy."
+        return _("Popular in {subcategory}, which you often buy.").format(subcategory=subcategory or _("its kind"))
     if kind == "brand":
-        return f"Popular from {brand or 'its kind'}, a brand you buy."
+        return _("Popular from {brand}, a brand you buy.").format(brand=brand or _("its kind"))
     if kind == "segment":
-        return f"Popular with {segment}."
+        return _("Popular with {segment}.").format(segment=segment_phrase(segment) if segment else segment)
     if kind == "popular_personal":
-        return "Popular with members who buy what you buy."
-    return "One of the shop's best sellers lately."
+        return _("Popular with members who buy what you buy.")
+    return _("One of the shop's best sellers lately.")
 
 
 def reason_sentences(reasons: pd.DataFrame) -> pd.Series:

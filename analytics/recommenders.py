@@ -40,6 +40,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
+from analytics.i18n import N_
 from analytics.recommend_data import SEGMENT_ATTRIBUTES, RecommendData, day_number
 from analytics.recommend_models import (
     HYBRID_PARTS,
@@ -400,14 +401,14 @@ def fit_hybrid(data: RecommendData, settings: HybridSettings | None = None) -> H
 
 #: name -> (label, fitter of the personal part or None, popular settings).
 ALGORITHMS: dict[str, tuple[str, Any, PopularSettings]] = {
-    "popular": ("Most popular overall", None, PopularSettings(by_segment=False)),
-    "popular_segment": ("Most popular in the member's segment", None, PopularSettings()),
-    "item_cosine": ("Item-item, cosine", lambda d: fit_item_item(d, ItemItemSettings(similarity="cosine")),
+    "popular": (N_("Most popular overall"), None, PopularSettings(by_segment=False)),
+    "popular_segment": (N_("Most popular in the member's segment"), None, PopularSettings()),
+    "item_cosine": (N_("Item-item, cosine"), lambda d: fit_item_item(d, ItemItemSettings(similarity="cosine")),
                     PopularSettings()),
-    "item_lift": ("Item-item, lift-weighted", lambda d: fit_item_item(d, ItemItemSettings(similarity="lift")),
+    "item_lift": (N_("Item-item, lift-weighted"), lambda d: fit_item_item(d, ItemItemSettings(similarity="lift")),
                   PopularSettings()),
-    "als": ("Matrix factorisation (implicit ALS)", fit_factors, PopularSettings()),
-    "hybrid": ("Hybrid (repeat, co-purchase, content, popularity)", fit_hybrid,
+    "als": (N_("Matrix factorisation (implicit ALS)"), fit_factors, PopularSettings()),
+    "hybrid": (N_("Hybrid (repeat, co-purchase, content, popularity)"), fit_hybrid,
                PopularSettings()),
 }
 #: Chosen by the out-of-time evaluation on the demo and on Online Retail (see docs/recommendations.md).

@@ -60,6 +60,7 @@ from analytics import audiences
 from analytics.audiences import Audience, audience_kind
 from analytics.errors import SpecError
 from analytics.filters import Filters, scope_conditions
+from analytics.i18n import N_, _
 from analytics.sqlparts import count_if, sum_if
 from analytics.storage.appstate import SavedAudience
 from analytics.storage.contract import campaign_members, members, orders
@@ -75,8 +76,8 @@ MIN_PHONE_CHARS = 8
 #: Most conditions in one audience, counted at every depth (nested audiences included).
 MAX_CONDITIONS = 200
 #: How behaviour conditions look back, by default (a condition's own ``days`` overrides it).
-LOOKBACKS: dict[str, str] = {"recency": "as far back as the recency condition reaches",
-                             "window": "over the audience window"}
+LOOKBACKS: dict[str, str] = {"recency": N_("as far back as the recency condition reaches"),
+                             "window": N_("over the audience window")}
 #: The look-back of a definition without ``lookback`` (written before look-backs existed: the same meaning).
 LEGACY_LOOKBACK = "window"
 #: Longest look-back a condition may set, in days (ten years).
@@ -104,11 +105,12 @@ class Condition:
     def __post_init__(self) -> None:
         if self.days is not None:
             if not FIELDS[self.field].behaviour:
-                raise SpecError(f"{self.field} does not look back: only {', '.join(behaviour_fields())} take "
-                                '"days".')
+                raise SpecError(_('{field} does not look back: only {fields} take "days".').format(
+                    field=self.field, fields=", ".join(behaviour_fields())))
             if isinstance(self.days, bool) or not isinstance(self.days, int) or not 1 <= self.days <= MAX_LOOKBACK_DAYS:
-                raise SpecError(f'{self.field}: "days" (its look-back) is a whole number of days from 1 to '
-                                f"{MAX_LOOKBACK_DAYS:,}, not {self.days!r}.")
+                raise SpecError(_('{field}: "days" (its look-back) is a whole number of days from 1 to {most}, not '
+                                  '{days}.').format(field=self.field, most=f"{MAX_LOOKBACK_DAYS:,}",
+                                                    days=repr(self.days)))
 
     def to_json(self) -> dict[str, Any]:
         data = {"field": self.field, "op": self.op, **FIELDS[self.field].condition_json(self.value)}
@@ -153,47 +155,51 @@ class Group:
 def _negated(item: Mapping[str, Any]) -> bool:
     flag = item.get("not", False)
     if not isinstance(flag, bool):
-        raise SpecError(f'"not" is true or false, not {flag!r}.')
+        raise SpecError(_('"not" is true or false, not {value}.').format(value=repr(flag)))
     return flag
 
 
 def parse_rules(data: Any, depth: int = 0, level: int = 0) -> Group:
     """A group of conditions from JSON (see the module docstring); raises SpecError saying what to change."""
     if level > MAX_DEPTH:
-        raise SpecError("Audiences nest too deeply.")
+        raise SpecError(_("Audiences nest too deeply."))
     if not isinstance(data, Mapping):
-        raise SpecError('"rules" must be a group: {"match": "all" or "any", "conditions": [...]}.')
+        raise SpecError(_('"rules" must be a group: {group}.').format(
+            group='{"match": "all" or "any", "conditions": [...]}'))
     unknown = set(data) - {"match", "conditions", "not"}
     if unknown:
-        raise SpecError(f"A group has keys it does not know: {', '.join(sorted(map(str, unknown)))}.")
+        raise SpecError(_("A group has keys it does not know: {keys}.").format(
+            keys=", ".join(sorted(map(str, unknown)))))
     match, items = data.get("match", "all"), data.get("conditions", [])
     if match not in ("all", "any"):
-        raise SpecError(f'A group matches "all" or "any", not {match!r}.')
+        raise SpecError(_('A group matches "all" or "any", not {match}.').format(match=repr(match)))
     if not isinstance(items, list):
-        raise SpecError('A group\'s "conditions" must be a list.')
+        raise SpecError(_('A group\'s "conditions" must be a list.'))
     if len(items) > MAX_CONDITIONS:
-        raise SpecError(f"An audience has at most {MAX_CONDITIONS} conditions; this group has {len(items):,}.")
+        raise SpecError(_("An audience has at most {most} conditions; this group has {count}.").format(
+            most=MAX_CONDITIONS, count=f"{len(items):,}"))
     parsed: list[Condition | Group] = []
     for item in items:
         if not isinstance(item, Mapping):
-            raise SpecError("Each condition must be an object with field, op and value (or a group).")
+            raise SpecError(_("Each condition must be an object with field, op and value (or a group)."))
         if "conditions" in item:
             parsed.append(parse_rules(item, depth, level + 1))
             continue
         kind = field(item.get("field"))
         unknown = set(item) - {"field", "op", "value", "not", "days", *kind.extra_keys}
         if unknown:
-            raise SpecError(f"A condition has keys it does not know: {', '.join(sorted(map(str, unknown)))}.")
+            raise SpecError(_("A condition has keys it does not know: {keys}.").format(
+                keys=", ".join(sorted(map(str, unknown)))))
         op = kind.check_op(item.get("op"))
         parsed.append(Condition(kind.key, op, kind.parse_condition(op, item, depth), _negated(item),
                                 item.get("days")))
     group = Group(match, tuple(parsed), _negated(data))
     if group.conditions() > MAX_CONDITIONS:
-        raise SpecError(f"An audience has at most {MAX_CONDITIONS} conditions (nested audiences included); this "
-                        f"one has {group.conditions():,}.")
+        raise SpecError(_("An audience has at most {most} conditions (nested audiences included); this one has "
+                          "{count}.").format(most=MAX_CONDITIONS, count=f"{group.conditions():,}"))
     if group.values() > MAX_TOTAL_VALUES:
-        raise SpecError(f"An audience lists at most {MAX_TOTAL_VALUES:,} values in all (nested audiences included); "
-                        f"this one lists {group.values():,}.")
+        raise SpecError(_("An audience lists at most {most} values in all (nested audiences included); this one "
+                          "lists {count}.").format(most=f"{MAX_TOTAL_VALUES:,}", count=f"{group.values():,}"))
     return group
 
 
@@ -224,16 +230,17 @@ class CampaignAudience(Audience):
 
     def __post_init__(self) -> None:
         if self.lookback not in LOOKBACKS:
-            raise SpecError(f'lookback is {" or ".join(map(repr, LOOKBACKS))}, not {self.lookback!r}.')
+            raise SpecError(_("lookback is {choices}, not {lookback}.").format(
+                choices=_(" or ").join(map(repr, LOOKBACKS)), lookback=repr(self.lookback)))
         cap, size, holdout, key = self.frequency_cap_days, self.max_size, self.holdout, self.campaign_key
         if cap is not None and (not isinstance(cap, int) or isinstance(cap, bool) or not 1 <= cap <= 365):
-            raise SpecError("frequency_cap_days must be a whole number of days from 1 to 365, or null.")
+            raise SpecError(_("frequency_cap_days must be a whole number of days from 1 to 365, or null."))
         if size is not None and (not isinstance(size, int) or isinstance(size, bool) or not 1 <= size <= 10**9):
-            raise SpecError("max_size must be a positive whole number, or null.")
+            raise SpecError(_("max_size must be a positive whole number, or null."))
         if not isinstance(holdout, int | float) or isinstance(holdout, bool) or not 0 <= holdout <= 0.5:
-            raise SpecError("holdout must be a share from 0 to 0.5 (e.g. 0.1 for 10%).")
+            raise SpecError(_("holdout must be a share from 0 to 0.5 (e.g. 0.1 for 10%)."))
         if not isinstance(key, str) or len(key) > 200:
-            raise SpecError("campaign_key must be text of at most 200 characters.")
+            raise SpecError(_("campaign_key must be text of at most 200 characters."))
 
     def body(self) -> dict[str, Any]:
         body: dict[str, Any] = {"start": self.window.start.isoformat(), "end": self.window.end.isoformat(),
@@ -247,20 +254,20 @@ class CampaignAudience(Audience):
 
     def describe(self) -> str:
         if self.name:
-            return f"Saved audience {self.name} (v{self.saved_version})"
-        return f"Campaign audience {self.campaign_key or '(no campaign key)'}"
+            return _("Saved audience {name} (v{version})").format(name=self.name, version=self.saved_version)
+        return _("Campaign audience {key}").format(key=self.campaign_key or _("(no campaign key)"))
 
     @classmethod
     def from_body(cls, data: Mapping[str, Any], depth: int) -> CampaignAudience:
         try:
             window = audiences.window({k: data[k] for k in ("start", "end") if k in data}, channels=False)
         except SpecError as problem:
-            raise SpecError(f"The audience window is not valid: {problem}") from None
+            raise SpecError(_("The audience window is not valid: {problem}").format(problem=problem)) from None
         name, version = data.get("name"), data.get("saved_version")
         if name is not None and (not isinstance(name, str) or len(name) > 200):
-            raise SpecError('"name" must be text of at most 200 characters.')
+            raise SpecError(_('"name" must be text of at most 200 characters.'))
         if version is not None and (isinstance(version, bool) or not isinstance(version, int)):
-            raise SpecError('"saved_version" must be a whole number.')
+            raise SpecError(_('"saved_version" must be a whole number.'))
         rules = parse_rules(data.get("rules", {"match": "all", "conditions": []}), depth)
         holdout = data.get("holdout", 0.0)
         return cls(window, rules, data.get("frequency_cap_days"), data.get("max_size"),
@@ -476,7 +483,8 @@ def reachable(channel: str) -> ColumnElement[bool]:
         return and_(m.consent_sms.is_(True), func.length(m.phone) >= MIN_PHONE_CHARS)
     if channel == "push":
         return m.consent_push.is_(True)
-    raise SpecError(f"Unknown channel {channel!r}; choose from {', '.join(CHANNELS)}.")
+    raise SpecError(_("Unknown channel {channel}; choose from {channels}.").format(channel=repr(channel),
+                                                                                  channels=", ".join(CHANNELS)))
 
 
 def _matched(audience: CampaignAudience, depth: int = 0) -> Select:
@@ -581,11 +589,12 @@ def condition_from_text(field_key: str, op: str, text: str, negate: bool = False
     takes its model from ``models`` (the current ones by kind); ``days``: a behaviour condition's own look-back.
     Raises :class:`SpecError` saying what to type."""
     if field_key not in FIELDS or not FIELDS[field_key].typed:
-        raise SpecError(f"Choose a field from: {', '.join(f.label for f in FIELDS.values() if f.typed)}.")
+        raise SpecError(_("Choose a field from: {fields}.").format(
+            fields=", ".join(_(f.label) for f in FIELDS.values() if f.typed)))
     kind = FIELDS[field_key]
     if days is not None and not kind.behaviour:
-        raise SpecError(f"{kind.label} does not look back: leave its look-back empty (it is for "
-                        f"{', '.join(FIELDS[k].label for k in behaviour_fields())}).")
+        raise SpecError(_("{label} does not look back: leave its look-back empty (it is for {fields}).").format(
+            label=_(kind.label), fields=", ".join(_(FIELDS[k].label) for k in behaviour_fields())))
     return Condition(field_key, op, kind.from_text(op, text, models), negate, days)
 
 
@@ -599,9 +608,9 @@ def lookback_text(audience: CampaignAudience, condition: Condition) -> str:
     """A behaviour condition's look-back in words: its own "last 30 days", else the audience's "since 2025-11-15"
     or "all history" (up to the reference day)."""
     if condition.days is not None:
-        return f"last {condition.days:,} days"
+        return _("last {days} days").format(days=f"{condition.days:,}")
     since = condition_since(audience, condition)
-    return "all history" if since is None else f"since {since.isoformat()}"
+    return _("all history") if since is None else _("since {day}").format(day=since.isoformat())
 
 
 def describe_condition(audience: CampaignAudience, item: Condition | Group) -> str:
@@ -609,16 +618,18 @@ def describe_condition(audience: CampaignAudience, item: Condition | Group) -> s
     is one of Beauty (last 365 days)", "NOT ...", "any of (...; ...)"."""
     if isinstance(item, Group):
         inner = "; ".join(describe_condition(audience, i) for i in item.items)
-        text = f"{'all' if item.match == 'all' else 'any'} of ({inner})"
+        text = (_("all of ({conditions})") if item.match == "all" else _("any of ({conditions})")).format(
+            conditions=inner)
     else:
         kind = FIELDS[item.field]
         if kind.typed:
-            text = f"{kind.label} {OPERATORS[item.op]} {kind.text(item.value)}"
+            text = _("{field} {operator} {values}").format(field=_(kind.label), operator=_(OPERATORS[item.op]),
+                                                          values=kind.text(item.value))
         else:
-            text = f"{kind.label}: {item.value.describe()}"
+            text = _("{field}: {audience}").format(field=_(kind.label), audience=item.value.describe())
         if kind.behaviour:
-            text += f" ({lookback_text(audience, item)})"
-    return f"NOT {text}" if item.negate else text
+            text = _("{condition} ({lookback})").format(condition=text, lookback=lookback_text(audience, item))
+    return _("NOT {condition}").format(condition=text) if item.negate else text
 
 
 @dataclass(frozen=True)
@@ -698,7 +709,8 @@ def condition_funnel(bind: Bind, audience: CampaignAudience) -> ConditionFunnel:
         row = conn.execute(select(*counts)).one()._mapping
     steps = [FunnelStep(label, int(row[f"alone{i}"]), int(row[f"remaining{i}"])) for i, label in enumerate(labels)]
     if audience.frequency_cap_days:
-        steps.append(FunnelStep(f"Not sent a campaign in the last {audience.frequency_cap_days} days (frequency cap)",
+        steps.append(FunnelStep(_("Not sent a campaign in the last {days} days (frequency cap)").format(
+                                    days=audience.frequency_cap_days),
                                 int(row["alone_cap"]), int(row["remaining_cap"])))
     return ConditionFunnel(audience.rules.match, int(row["members"]), tuple(steps))
 

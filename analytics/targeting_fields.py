@@ -41,6 +41,7 @@ from sqlalchemy import (
 from analytics import audiences
 from analytics.errors import SpecError
 from analytics.filters import Filters
+from analytics.i18n import N_, _
 from analytics.storage.contract import TIERS, members, order_items, orders, products
 
 if TYPE_CHECKING:
@@ -50,7 +51,7 @@ if TYPE_CHECKING:
 MAX_VALUES = 5_000
 #: Longest value in a list.
 MAX_VALUE_CHARS = 200
-OPERATORS: dict[str, str] = {"in": "is one of", "not_in": "is none of", "between": "between"}
+OPERATORS: dict[str, str] = {"in": N_("is one of"), "not_in": N_("is none of"), "between": N_("between")}
 #: The separator of a typed range: a hyphen with a space on at least one side (dates and negative numbers
 #: keep theirs), an en dash, or two dots.
 _RANGE = re.compile(r"\s+-\s*|\s*-\s+|\s*–\s*|\s*\.\.\s*")
@@ -116,7 +117,8 @@ class Field:
 
     def check_op(self, op: Any) -> str:
         if op not in self.operators:
-            raise SpecError(f"{self.key} takes the operator {' or '.join(self.operators)}, not {op!r}.")
+            raise SpecError(_("{field} takes the operator {operators}, not {op}.").format(
+                field=self.key, operators=_(" or ").join(self.operators), op=repr(op)))
         return op
 
     def parse(self, op: str, value: Any, depth: int) -> Any:
@@ -140,7 +142,7 @@ class Field:
     def from_text(self, op: str, text: str, models: Mapping[str, Any] | None = None) -> Any:
         """The typed value of what a user typed; raises SpecError saying what to type. ``models``: the current
         prediction models by kind, for the fields that score members."""
-        raise SpecError(f"{self.label} takes a whole audience, not typed values.")
+        raise SpecError(_("{label} takes a whole audience, not typed values.").format(label=_(self.label)))
 
     def text(self, value: Any) -> str:
         """What a user would type for this value (the inverse of :meth:`from_text`)."""
@@ -155,8 +157,9 @@ class ChoiceField(Field):
     def parse(self, op: str, value: Any, depth: int) -> tuple[str, ...]:
         if (not isinstance(value, list | tuple) or not value or len(value) > MAX_VALUES
                 or not all(isinstance(v, str) and len(v) <= MAX_VALUE_CHARS for v in value)):
-            raise SpecError(f"{self.key}: 'in' and 'not_in' take a non-empty list of at most {MAX_VALUES:,} texts "
-                            f"of up to {MAX_VALUE_CHARS} characters.")
+            raise SpecError(_("{field}: 'in' and 'not_in' take a non-empty list of at most {most} texts of up to "
+                              "{chars} characters.").format(field=self.key, most=f"{MAX_VALUES:,}",
+                                                            chars=MAX_VALUE_CHARS))
         return tuple(value)
 
     def to_json(self, value: tuple[str, ...]) -> list[str]:
@@ -171,10 +174,10 @@ class ChoiceField(Field):
 
     def from_text(self, op: str, text: str, models: Mapping[str, Any] | None = None) -> tuple[str, ...]:
         if op not in self.operators:
-            raise SpecError(f"{self.label}: choose 'is one of' or 'is none of'.")
+            raise SpecError(_("{label}: choose 'is one of' or 'is none of'.").format(label=_(self.label)))
         values = [v.strip() for v in (text or "").split(",") if v.strip()]
         if not values:
-            raise SpecError(f"{self.label}: type one or more values, separated by commas.")
+            raise SpecError(_("{label}: type one or more values, separated by commas.").format(label=_(self.label)))
         return self.parse(op, values, 0)
 
     def text(self, value: tuple[str, ...]) -> str:
@@ -224,7 +227,7 @@ class RangeField(Field):
     kind, operators = "number", ("between",)
 
     def bound(self, value: Any) -> Any:
-        return audiences.number(value, f"{self.key}: a bound")
+        return audiences.number(value, _("{field}: a bound").format(field=self.key))
 
     def bound_from_text(self, part: str) -> Any:
         number = float(part)
@@ -232,11 +235,13 @@ class RangeField(Field):
 
     def parse(self, op: str, value: Any, depth: int) -> tuple[Any, Any]:
         if not isinstance(value, list | tuple) or len(value) != 2 or (value[0] is None and value[1] is None):
-            raise SpecError(f"{self.key}: 'between' takes [low, high] with at least one of them set (null = open).")
+            raise SpecError(_("{field}: 'between' takes [low, high] with at least one of them set (null = open).")
+                            .format(field=self.key))
         try:
             low, high = (None if v is None else self.bound(v) for v in value)
         except SpecError:
-            raise SpecError(f"{self.key}: {list(value)!r} are not valid bounds.") from None
+            raise SpecError(_("{field}: {bounds} are not valid bounds.").format(field=self.key,
+                                                                                bounds=repr(list(value)))) from None
         return low, high
 
     def to_json(self, value: tuple[Any, Any]) -> list[Any]:
@@ -258,21 +263,23 @@ class RangeField(Field):
 
     def from_text(self, op: str, text: str, models: Mapping[str, Any] | None = None) -> tuple[Any, Any]:
         if op != "between":
-            raise SpecError(f"{self.label}: choose 'between' and type 'low - high' (either may be empty).")
+            raise SpecError(_("{label}: choose 'between' and type 'low - high' (either may be empty).").format(
+                label=_(self.label)))
         raw = text or ""
         parts = _RANGE.split(raw, maxsplit=1)
         if len(parts) != 2:
-            raise SpecError(f"{self.label}: type a range as 'low - high', e.g. {self.example}; leave a side "
-                            "empty for no limit.")
+            raise SpecError(_("{label}: type a range as 'low - high', e.g. {example}; leave a side empty for no "
+                              "limit.").format(label=_(self.label), example=self.example))
         try:
             low, high = (self.bound_from_text(p.strip()) if p.strip() else None for p in parts)
         except ValueError:
-            raise SpecError(f"{self.label}: {raw.strip()!r} is not a range of {self.noun}.") from None
+            raise SpecError(_("{label}: {text} is not a range of {noun}.").format(
+                label=_(self.label), text=repr(raw.strip()), noun=_(self.noun))) from None
         if low is None and high is None:
-            raise SpecError(f"{self.label}: give at least one end of the range.")
+            raise SpecError(_("{label}: give at least one end of the range.").format(label=_(self.label)))
         return self.parse(op, [low, high], 0)
 
-    example, noun = "100 - 500", "numbers"
+    example, noun = "100 - 500", N_("numbers")
 
     def text(self, value: tuple[Any, Any]) -> str:
         low, high = ("" if v is None else str(v) for v in self.to_json(value))
@@ -293,10 +300,10 @@ class ColumnRangeField(RangeField):
 
 class RegisteredField(RangeField):
     kind = "date"
-    example, noun = "2025-01-01 - 2025-06-30", "dates (YYYY-MM-DD)"
+    example, noun = "2025-01-01 - 2025-06-30", N_("dates (YYYY-MM-DD)")
 
     def bound(self, value: Any) -> date:
-        return audiences.day(value, f"{self.key}: a bound")
+        return audiences.day(value, _("{field}: a bound").format(field=self.key))
 
     def bound_from_text(self, part: str) -> str:
         return date.fromisoformat(part).isoformat()
@@ -353,14 +360,15 @@ class SegmentField(Field):
 
     def parse(self, op: str, value: Any, depth: int) -> audiences.Audience:
         if depth >= MAX_DEPTH:
-            raise SpecError("Audiences nest too deeply.")
+            raise SpecError(_("Audiences nest too deeply."))
         others = [k for k in audiences.kinds() if k != "audience"]
         if not isinstance(value, Mapping) or value.get("kind") not in others:
-            raise SpecError(f"segment takes an audience definition of kind {', '.join(others)}.")
+            raise SpecError(_("segment takes an audience definition of kind {kinds}.").format(kinds=", ".join(others)))
         try:
             return audiences.parse_audience(value, depth=depth + 1, allowed=others)
         except SpecError as problem:
-            raise SpecError(f"The {value['kind']} audience in 'segment' is not valid: {problem}") from None
+            raise SpecError(_("The {kind} audience in 'segment' is not valid: {problem}").format(
+                kind=value["kind"], problem=problem)) from None
 
     def to_json(self, value: audiences.Audience) -> dict[str, Any]:
         return value.to_json()
@@ -376,13 +384,14 @@ class SavedAudienceField(SegmentField):
 
     def parse(self, op: str, value: Any, depth: int) -> CampaignAudience:
         if depth >= MAX_DEPTH:
-            raise SpecError("Audiences nest too deeply.")
+            raise SpecError(_("Audiences nest too deeply."))
         if not isinstance(value, Mapping) or value.get("kind") != "audience":
-            raise SpecError("saved_audience takes a saved audience's definition (kind \"audience\").")
+            raise SpecError(_("saved_audience takes a saved audience's definition (kind \"audience\")."))
         try:
             return audiences.parse_audience(value, depth=depth + 1, allowed=["audience"])  # type: ignore[return-value]
         except SpecError as problem:
-            raise SpecError(f"The saved audience {value.get('name', '')!r} is not valid: {problem}") from None
+            raise SpecError(_("The saved audience {name} is not valid: {problem}").format(
+                name=repr(value.get("name", "")), problem=problem)) from None
 
     def where(self, op: str, value: Select | Any, ctx: CompileContext) -> ColumnElement[bool]:
         return members.c.member_id.in_(value.member_ids())
@@ -392,38 +401,41 @@ class SavedAudienceField(SegmentField):
 MAX_DEPTH = 4
 
 FIELDS: dict[str, Field] = {f.key: f for f in (
-    AttributeField("tier", "Tier", "The member's current tier.", KnownValues(members.c.tier, "a tier", TIERS)),
-    AttributeField("region", "Region", "The member's region.", KnownValues(members.c.region, "a region")),
-    AttributeField("city", "City", "The member's city.", KnownValues(members.c.city, "a city")),
-    AttributeField("gender", "Gender", "As registered.", KnownValues(members.c.gender, "a gender")),
-    AttributeField("acquisition_channel", "Acquisition channel", "How the member joined.",
-                   KnownValues(members.c.acquisition_channel, "an acquisition channel")),
-    AgeField("age", "Age", "Whole years on the reference day (the window's last day)."),
-    RegisteredField("registered", "Registration date", "Day of registration."),
-    ColumnRangeField("points_balance", "Points balance", "Current points balance."),
-    DaysSinceLastOrderField("days_since_last_order", "Days since last order",
-                            "Days from the last completed order (any time up to the reference day) to the reference "
+    AttributeField("tier", N_("Tier"), N_("The member's current tier."),
+                   KnownValues(members.c.tier, N_("a tier"), TIERS)),
+    AttributeField("region", N_("Region"), N_("The member's region."),
+                   KnownValues(members.c.region, N_("a region"))),
+    AttributeField("city", N_("City"), N_("The member's city."), KnownValues(members.c.city, N_("a city"))),
+    AttributeField("gender", N_("Gender"), N_("As registered."), KnownValues(members.c.gender, N_("a gender"))),
+    AttributeField("acquisition_channel", N_("Acquisition channel"), N_("How the member joined."),
+                   KnownValues(members.c.acquisition_channel, N_("an acquisition channel"))),
+    AgeField("age", N_("Age"), N_("Whole years on the reference day (the window's last day).")),
+    RegisteredField("registered", N_("Registration date"), N_("Day of registration.")),
+    ColumnRangeField("points_balance", N_("Points balance"), N_("Current points balance.")),
+    DaysSinceLastOrderField("days_since_last_order", N_("Days since last order"),
+                            N_("Days from the last completed order (any time up to the reference day) to the reference "
                             "day; members who never bought never match. Its upper bound is how far back behaviour "
-                            "conditions look by default."),
-    OrderTotalField("order_count", "Orders", "Completed orders in the look-back (0 for none)."),
-    OrderTotalField("net_sales", "Net sales", "Net sales of completed orders in the look-back (0 for none)."),
-    AovField("aov", "AOV", "Net sales / orders in the look-back; members without orders never match."),
-    BoughtField("bought_category", "Bought a category",
-                "Bought at least one of these categories in the look-back (use NOT for 'never bought').",
-                KnownValues(products.c.category, "a category")),
-    BoughtField("bought_product", "Bought a product",
-                "Bought at least one of these product ids in the look-back (use NOT for 'never bought').",
-                KnownValues(products.c.product_id, "a product id", listed=False)),
-    SegmentField("segment", "Segment, cluster, tag, funnel or rule",
-                 "Members of another audience: an RFM segment, cluster, tag, heatmap cell, funnel drop-off or "
-                 "'bought A, not B' audience definition."),
-    SavedAudienceField("saved_audience", "Saved audience", "Members a saved campaign audience targets (both "
-                       "arms, after its own cap and maximum size); with NOT, everyone else."),
+                            "conditions look by default.")),
+    OrderTotalField("order_count", N_("Orders"), N_("Completed orders in the look-back (0 for none).")),
+    OrderTotalField("net_sales", N_("Net sales"), N_("Net sales of completed orders in the look-back (0 for none).")),
+    AovField("aov", N_("AOV"), N_("Net sales / orders in the look-back; members without orders never match.")),
+    BoughtField("bought_category", N_("Bought a category"),
+                N_("Bought at least one of these categories in the look-back (use NOT for 'never bought')."),
+                KnownValues(products.c.category, N_("a category"))),
+    BoughtField("bought_product", N_("Bought a product"),
+                N_("Bought at least one of these product ids in the look-back (use NOT for 'never bought')."),
+                KnownValues(products.c.product_id, N_("a product id"), listed=False)),
+    SegmentField("segment", N_("Segment, cluster, tag, funnel or rule"),
+                 N_("Members of another audience: an RFM segment, cluster, tag, heatmap cell, funnel drop-off or "
+                 "'bought A, not B' audience definition.")),
+    SavedAudienceField("saved_audience", N_("Saved audience"), N_("Members a saved campaign audience targets (both "
+                       "arms, after its own cap and maximum size); with NOT, everyone else.")),
 )}
 
 
 def field(key: Any) -> Field:
     """The field named ``key``, or SpecError naming the fields there are."""
     if key not in FIELDS:
-        raise SpecError(f"Unknown field {key!r}; choose from {', '.join(FIELDS)}.")
+        raise SpecError(_("Unknown field {field}; choose from {fields}.").format(field=repr(key),
+                                                                                fields=", ".join(FIELDS)))
     return FIELDS[key]

@@ -18,6 +18,7 @@ from typing import Any
 
 from analytics.audiences import Audience
 from analytics.errors import SpecError
+from analytics.i18n import _
 from analytics.targeting import FIELDS, CampaignAudience, Condition, Group, condition_from_text
 from analytics.targeting_values import Lookup, checked_condition
 
@@ -46,7 +47,7 @@ def read_table(match: str, rows: Sequence[Mapping[str, Any]], models: Mapping[st
     ``known``: looks up the known values of choice fields; typed values are then checked against them
     (:func:`analytics.targeting_values.check_values`): case slips corrected, unknown values a problem."""
     if match not in ("all", "any"):
-        raise SpecError(f'Members match "all" or "any", not {match!r}.')
+        raise SpecError(_('Members match "all" or "any", not {match}.').format(match=repr(match)))
     items: list[Condition | list[Condition]] = []
     groups: dict[int, list[Condition]] = {}
     problems: list[str] = []
@@ -58,13 +59,15 @@ def read_table(match: str, rows: Sequence[Mapping[str, Any]], models: Mapping[st
             condition = condition_from_text(row["field"], row["op"], str(row.get("text") or ""),
                                             bool(row.get("not")), models, _whole_number(row.get("days")))
         except SpecError as problem:
-            problems.append(f"Row {number}: {problem}")
+            problems.append(_("Row {number}: {problem}").format(number=number, problem=problem))
             continue
         if known is not None:
             condition, checked = checked_condition(condition, known)
-            label = FIELDS[condition.field].label
-            problems += [f"Row {number}: {label}: {problem}" for problem in checked.problems]
-            notes += [f"Row {number}: {label}: {note}" for note in checked.notes]
+            label = _(FIELDS[condition.field].label)
+            problems += [_("Row {number}: {field}: {problem}").format(number=number, field=label, problem=problem)
+                         for problem in checked.problems]
+            notes += [_("Row {number}: {field}: {problem}").format(number=number, field=label, problem=note)
+                      for note in checked.notes]
         group = _group_number(row.get("group"))
         if group is None:
             items.append(condition)
@@ -93,11 +96,11 @@ def _whole_number(value: Any) -> int | None:
     try:
         number = float(value)
     except (TypeError, ValueError):
-        raise SpecError(f"a look-back is a whole number of days, not {value!r}.") from None
+        raise SpecError(_("a look-back is a whole number of days, not {value}.").format(value=repr(value))) from None
     if number != number:
         return None
     if not number.is_integer():
-        raise SpecError(f"a look-back is a whole number of days, not {number:g}.")
+        raise SpecError(_("a look-back is a whole number of days, not {value}.").format(value=f"{number:g}"))
     return int(number)
 
 

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import func, select
 
+from analytics.i18n import _
 from analytics.storage.db import Bind, connection
 from analytics.targeting import CampaignAudience, Condition, Group
 from analytics.targeting_fields import FIELDS, Field
@@ -103,15 +104,16 @@ class ValueCheck:
     @property
     def notes(self) -> list[str]:
         """One line per correction: "'beauty' read as Beauty."."""
-        return [f"'{typed}' read as {known}." for typed, known in self.corrected]
+        return [_("'{typed}' read as {known}.").format(typed=typed, known=known) for typed, known in self.corrected]
 
 
 def _noun(kind: Field) -> str:
-    return kind.known.noun if kind.known is not None else "a known value"
+    return _(kind.known.noun) if kind.known is not None else _("a known value")
 
 
 def _or(values: Sequence[str]) -> str:
-    return values[0] if len(values) == 1 else f"{', '.join(values[:-1])} or {values[-1]}"
+    return values[0] if len(values) == 1 else _("{values} or {last}").format(values=", ".join(values[:-1]),
+                                                                             last=values[-1])
 
 
 def check_values(key: str, values: Sequence[str], known: Collection[str]) -> ValueCheck:
@@ -129,7 +131,7 @@ def check_values(key: str, values: Sequence[str], known: Collection[str]) -> Val
             kept.append(value)
             continue
         if not value.strip():
-            problems.append(f"an empty value is not {_noun(kind)}: remove it or type one.")
+            problems.append(_("an empty value is not {noun}: remove it or type one.").format(noun=_noun(kind)))
             continue
         same = folded.get(value.strip().casefold(), [])
         if len(same) == 1:
@@ -137,16 +139,19 @@ def check_values(key: str, values: Sequence[str], known: Collection[str]) -> Val
             corrected.append((value, same[0]))
             continue
         if same:  # "BEAUTY" when both "Beauty" and "beauty" exist: which one is meant is not clear
-            problems.append(f"'{value}' is not {_noun(kind)}; did you mean {_or(sorted(same))}?")
+            problems.append(_("'{value}' is not {noun}; did you mean {values}?").format(
+                value=value, noun=_noun(kind), values=_or(sorted(same))))
             continue
         close = difflib.get_close_matches(value.strip().casefold(), list(folded), n=MAX_SUGGESTIONS, cutoff=0.6)
         if close:
             names = [name for c in close for name in folded[c]][:MAX_SUGGESTIONS]
-            problems.append(f"'{value}' is not {_noun(kind)}; did you mean {_or(names)}?")
+            problems.append(_("'{value}' is not {noun}; did you mean {values}?").format(
+                value=value, noun=_noun(kind), values=_or(names)))
         elif exact and len(exact) <= 12 and kind.known is not None and kind.known.listed:
-            problems.append(f"'{value}' is not {_noun(kind)}; choose from {', '.join(known)}.")
+            problems.append(_("'{value}' is not {noun}; choose from {values}.").format(
+                value=value, noun=_noun(kind), values=", ".join(known)))
         else:
-            problems.append(f"'{value}' is not {_noun(kind)} in the warehouse.")
+            problems.append(_("'{value}' is not {noun} in the warehouse.").format(value=value, noun=_noun(kind)))
     return ValueCheck(tuple(dict.fromkeys(kept)), tuple(corrected), tuple(problems))
 
 
@@ -168,11 +173,12 @@ def value_notes(rules: Group, known: Lookup) -> list[str]:
     ("Bought a category: 'beauty' is not a category; did you mean Beauty? It matches nobody.")."""
     notes: list[str] = []
     for condition in rules.flat():
-        _, result = checked_condition(condition, known)
-        label = FIELDS[condition.field].label
-        notes += [f"{label}: {problem} As written, it matches nobody." for problem in result.problems]
-        notes += [f"{label}: '{typed}' is written {known} in the warehouse; as written, it matches nobody."
-                  for typed, known in result.corrected]
+        _checked, result = checked_condition(condition, known)
+        label = _(FIELDS[condition.field].label)
+        notes += [_("{field}: {problem} As written, it matches nobody.").format(field=label, problem=problem)
+                  for problem in result.problems]
+        notes += [_("{field}: '{typed}' is written {known} in the warehouse; as written, it matches nobody.").format(
+                  field=label, typed=typed, known=known) for typed, known in result.corrected]
     return notes
 
 

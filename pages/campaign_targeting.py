@@ -12,6 +12,7 @@ from analytics import audiences
 from analytics.access import SAVE_AUDIENCE, allowed, require
 from analytics.errors import MemberLensError, SpecError
 from analytics.filters import Filters
+from analytics.i18n import _, code_label, format_day
 from analytics.storage.appstate import audience_versions, list_audiences, load_audience, save_audience
 from analytics.targeting import (
     FIELDS,
@@ -45,15 +46,15 @@ from ui.member_sets import INBOX_KEY, member_set
 from ui.models import pinned, stored_models
 from ui.recommendations import recommendation_download
 
+#: The fields a user types values for (key -> English label; shown in the reader's language). The table holds field
+#: and operator keys and shows their labels, so it reads the same after the language is switched.
 TYPED_FIELDS = {key: f.label for key, f in FIELDS.items() if f.typed}
 #: Most audience files added at once.
 MAX_UPLOADS = 20
-LABEL_TO_FIELD = {label: key for key, label in TYPED_FIELDS.items()}
-OPERATOR_TO_KEY = {label: key for key, label in OPERATORS.items()}
 COLUMNS = ["group", "not", "field", "operator", "values", "days"]
 STARTER = pd.DataFrame([
-    {"group": None, "not": False, "field": "Tier", "operator": "is one of", "values": "gold, diamond", "days": None},
-    {"group": None, "not": False, "field": "Days since last order", "operator": "between", "values": "0 - 90",
+    {"group": None, "not": False, "field": "tier", "operator": "in", "values": "gold, diamond", "days": None},
+    {"group": None, "not": False, "field": "days_since_last_order", "operator": "between", "values": "0 - 90",
      "days": None},
 ], columns=COLUMNS).astype({"group": "Int64", "days": "Int64"})
 
@@ -85,15 +86,18 @@ def _open(name: str, version: int) -> None:
         saved = load_audience(state, name, version)
         audience = from_saved(saved)
     except MemberLensError as problem:
-        session["target_opened"] = f"Could not open {name} version {version}: {problem}"
+        session["target_opened"] = _("Could not open {name} version {version}: {problem}").format(
+            name=name, version=version, problem=problem)
         return
     layout = table_from_rules(audience.rules)
     session["target_name"] = saved.name
-    window = "" if (audience.window.start, audience.window.end) == (filters.start, filters.end) else (
-        f" It was defined over {audience.window.start} to {audience.window.end}; behaviour is now read over the "
-        "date range in the sidebar.")
-    session["target_opened"] = (f"Opened {saved.name} version {saved.version} (saved by {saved.author} on "
-                                f"{saved.created_at:%d %b %Y %H:%M} UTC).{window}")
+    window = "" if (audience.window.start, audience.window.end) == (filters.start, filters.end) else _(
+        " It was defined over {start} to {end}; behaviour is now read over the date range in the sidebar.").format(
+        start=audience.window.start, end=audience.window.end)
+    session["target_opened"] = _("Opened {name} version {version} (saved by {author} on {day} {time} UTC).{window}"
+                                 ).format(name=saved.name, version=saved.version, author=saved.author,
+                                          day=format_day(saved.created_at.date()), time=f"{saved.created_at:%H:%M}",
+                                          window=window)
     session["target_holdout"] = round(float(audience.holdout) * 100)
     session["target_key"] = audience.campaign_key
     session["target_cap"] = int(audience.frequency_cap_days or 0)
@@ -126,16 +130,17 @@ def _switch_editor() -> None:
         layout = None
     if layout is None or layout[2] or layout[3] or layout[4]:
         session["target_json_mode"] = True
-        session["target_opened"] = "These rules nest deeper than the table shows, or cannot be read: they stay JSON."
+        session["target_opened"] = _("These rules nest deeper than the table shows, or cannot be read: they stay "
+                                     "JSON.")
         return
-    match, rows, *_ = layout
+    match, rows, *_rest = layout
     _fill_table(match, rows)
 
 
 def _fill_table(match: str, rows: list[dict]) -> None:
     session["target_match"] = match
     _set_table(pd.DataFrame(
-        [{"group": r["group"], "not": r["not"], "field": TYPED_FIELDS[r["field"]], "operator": OPERATORS[r["op"]],
+        [{"group": r["group"], "not": r["not"], "field": r["field"], "operator": r["op"],
           "values": r["text"], "days": r.get("days")} for r in rows], columns=COLUMNS))
 
 
@@ -151,10 +156,10 @@ def _add_row(row: dict) -> None:
     _set_table(pd.concat([current, pd.DataFrame([row], columns=COLUMNS)], ignore_index=True))
 
 
-st.title("Campaign targeting")
-st.caption(f"Build the audience from conditions on {filters.end:%d %b %Y}, the date range's last day (the reference "
-           "day for ages and recency). Behaviour conditions (orders, net sales, AOV, bought a category or product) "
-           "look back as set below, or as far as their own look-back says.")
+st.title(_("Campaign targeting"))
+st.caption(_("Build the audience from conditions on {day}, the date range's last day (the reference day for ages and "
+             "recency). Behaviour conditions (orders, net sales, AOV, bought a category or product) look back as set "
+             "below, or as far as their own look-back says.").format(day=format_day(filters.end)))
 
 # --- saved audiences ------------------------------------------------------------------------------------
 saved = pd.DataFrame()
@@ -165,25 +170,28 @@ if state is not None:
         unavailable(problem)
         state = None
 latest = {row.name: int(row.version) for row in saved.itertuples()} if not saved.empty else {}
-with st.expander(f"Saved audiences ({len(latest)})", icon=":material/bookmarks:", expanded=False):
+with st.expander(_("Saved audiences ({count})").format(count=len(latest)), icon=":material/bookmarks:",
+                 expanded=False):
     if state is None:
-        st.caption("The app-state database cannot be opened (see the warning above).")
+        st.caption(_("The app-state database cannot be opened (see the warning above)."))
     elif saved.empty:
-        st.caption(f"None yet: build an audience below and save it under **Save**. They are kept in "
-                   f"{state_location()}.")
+        st.caption(_("None yet: build an audience below and save it under **Save**. They are kept in {place}.").format(
+            place=state_location()))
     else:
         st.dataframe(saved[["name", "version", "size", "author", "created_at", "note", "versions"]], hide_index=True,
-                     column_config={"name": "Audience", "version": st.column_config.NumberColumn("Latest version"),
-                                    "size": st.column_config.NumberColumn("Members when saved", format="localized"),
-                                    "author": "Saved by", "created_at": st.column_config.DatetimeColumn(
-                                        "Saved (UTC)", format="YYYY-MM-DD HH:mm"), "note": "Note",
-                                    "versions": "Versions"})
+                     column_config={"name": _("Audience"), "version": st.column_config.NumberColumn(
+                                        _("Latest version")),
+                                    "size": st.column_config.NumberColumn(_("Members when saved"), format="localized"),
+                                    "author": _("Saved by"), "created_at": st.column_config.DatetimeColumn(
+                                        _("Saved (UTC)"), format="YYYY-MM-DD HH:mm"), "note": _("Note"),
+                                    "versions": _("Versions")})
         left, right, button = st.columns([3, 1, 1], vertical_alignment="bottom")
-        name = left.selectbox("Audience", list(latest), key="target_open_name")
+        name = left.selectbox(_("Audience"), list(latest), key="target_open_name")
         versions = [v.version for v in audience_versions(state, name)] if name else []
-        version = right.selectbox("Version", versions[::-1], key=f"target_open_version_{name}")
-        button.button("Open", icon=":material/edit:", key="target_open", on_click=_open, args=(name, version),
-                      disabled=not name, help="Loads it into the builder below; saving it again adds a new version.")
+        version = right.selectbox(_("Version"), versions[::-1], key=f"target_open_version_{name}")
+        button.button(_("Open"), icon=":material/edit:", key="target_open", on_click=_open, args=(name, version),
+                      disabled=not name, help=_("Loads it into the builder below; saving it again adds a new "
+                                                "version."))
 if session.get("target_opened"):
     st.info(session["target_opened"], icon=":material/bookmark:")
 
@@ -195,97 +203,103 @@ if state is not None:
         if label not in saved_audiences:
             saved_audiences[label] = None
 with st.container(border=True):
-    json_mode = st.toggle("Write the rules as JSON (any nesting of groups)", key="target_json_mode",
-                          on_change=_switch_editor, help="The table covers AND of ORs (or OR of ANDs) with NOT on "
-                          "each row; JSON allows groups inside groups (docs/audiences.md).")
+    json_mode = st.toggle(_("Write the rules as JSON (any nesting of groups)"), key="target_json_mode",
+                          on_change=_switch_editor, help=_("The table covers AND of ORs (or OR of ANDs) with NOT on "
+                                                           "each row; JSON allows groups inside groups "
+                                                           "(docs/audiences.md)."))
     problems: list[str] = []
     notes: list[str] = []
     known = known_lookup(ctx.engine)
     if json_mode:
-        text = st.text_area("Rules (JSON)", key="target_json", height=260, max_chars=audiences.MAX_JSON_BYTES // 10,
-                            help='A group: {"match": "all" or "any", "conditions": [...]}; a condition: {"field": '
-                                 '..., "op": ..., "value": ..., "not": true}.')
+        text = st.text_area(_("Rules (JSON)"), key="target_json", height=260, max_chars=audiences.MAX_JSON_BYTES // 10,
+                            help=_("A group: {group}; a condition: {condition}.").format(
+                                group='{"match": "all" or "any", "conditions": [...]}',
+                                condition='{"field": ..., "op": ..., "value": ..., "not": true}'))
         try:
             table_rules = parse_rules(json.loads(text or "{}", parse_constant=audiences.refuse_constant))
         except (ValueError, RecursionError) as problem:
-            problems.append(f"The JSON rules cannot be read: {problem}")
+            problems.append(_("The JSON rules cannot be read: {problem}").format(problem=problem))
             table_rules = Group()
         for note in value_notes(table_rules, known):  # JSON keeps its meaning: values are named, not corrected
             st.warning(note, icon=":material/spellcheck:")
     else:
-        match = st.segmented_control("Members must match", ["all", "any"], default="all", key="target_match",
-                                     required=True, format_func={"all": "all rows (AND)", "any": "any row (OR)"}.get)
+        match = st.segmented_control(_("Members must match"), ["all", "any"], default="all", key="target_match",
+                                     required=True, format_func={"all": _("all rows (AND)"),
+                                                                 "any": _("any row (OR)")}.get)
         edited = st.data_editor(session.get("target_base", STARTER), num_rows="dynamic", hide_index=True,
                                 key=f"target_conditions_{session['target_rev']}", column_config={
-            "group": st.column_config.NumberColumn("Group", min_value=1, max_value=99, step=1, width="small",
-                                                   help="Rows with the same group number form one group that "
-                                                        "matches ANY of its rows when members must match all rows "
-                                                        "(and ALL of its rows when any row is enough)."),
-            "not": st.column_config.CheckboxColumn("NOT", help="Keep the members who do NOT match this row.",
+            "group": st.column_config.NumberColumn(_("Group"), min_value=1, max_value=99, step=1, width="small",
+                                                   help=_("Rows with the same group number form one group that "
+                                                          "matches ANY of its rows when members must match all rows "
+                                                          "(and ALL of its rows when any row is enough).")),
+            "not": st.column_config.CheckboxColumn(_("NOT"), help=_("Keep the members who do NOT match this row."),
                                                    default=False, width="small"),
-            "field": st.column_config.SelectboxColumn("Field", options=list(TYPED_FIELDS.values()), required=True,
-                                                      help=" ".join(f"**{f.label}**: {f.help}" for f in FIELDS.values()
-                                                                    if f.typed)),
-            "operator": st.column_config.SelectboxColumn("Operator", options=list(OPERATORS.values()), required=True),
-            "values": st.column_config.TextColumn("Values", help="A list: values separated by commas (gold, diamond)."
-                                                  " A range: low - high, either side may be empty (100 - , "
-                                                  "2025-01-01 - 2025-06-30). Values of tiers, regions, cities, "
-                                                  "genders, channels, categories and products are checked against "
-                                                  "the warehouse.", width="medium"),
-            "days": st.column_config.NumberColumn("Look back", min_value=1, max_value=MAX_LOOKBACK_DAYS,
+            "field": st.column_config.SelectboxColumn(_("Field"), options=list(TYPED_FIELDS), required=True,
+                                                      format_func=lambda k: _(TYPED_FIELDS.get(k, k)),
+                                                      help=" ".join(f"**{_(f.label)}**: {_(f.help)}"
+                                                                    for f in FIELDS.values() if f.typed)),
+            "operator": st.column_config.SelectboxColumn(_("Operator"), options=list(OPERATORS), required=True,
+                                                         format_func=lambda o: _(OPERATORS.get(o, o))),
+            "values": st.column_config.TextColumn(_("Values"), help=_(
+                "A list: values separated by commas (gold, diamond). A range: low - high, either side may be empty "
+                "(100 - , 2025-01-01 - 2025-06-30). Values of tiers, regions, cities, genders, channels, categories "
+                "and products are checked against the warehouse."), width="medium"),
+            "days": st.column_config.NumberColumn(_("Look back"), min_value=1, max_value=MAX_LOOKBACK_DAYS,
                                                   width="small",
-                                                  step=1, help="Days. Behaviour fields only (orders, net sales, "
-                                                  "AOV, bought ...): read the orders of these last days; empty = the "
-                                                  "look-back set below."),
+                                                  step=1, help=_("Days. Behaviour fields only (orders, net sales, "
+                                                                 "AOV, bought ...): read the orders of these last "
+                                                                 "days; empty = the look-back set below.")),
         })
         session["target_edited"] = edited
         condition_picker(ctx.engine, TYPED_FIELDS, _add_row)
-        rows = [{"group": r.get("group"), "not": r.get("not"), "field": LABEL_TO_FIELD.get(r.get("field") or ""),
-                 "op": OPERATOR_TO_KEY.get(r.get("operator") or ""), "text": r.get("values"), "days": r.get("days")}
-                for r in edited.to_dict("records")]
+        rows = [{"group": r.get("group"), "not": r.get("not"),
+                 "field": r.get("field") if r.get("field") in TYPED_FIELDS else None,
+                 "op": r.get("operator") if r.get("operator") in OPERATORS else None, "text": r.get("values"),
+                 "days": r.get("days")} for r in edited.to_dict("records")]
         read = read_table(match, rows, pinned(stored_models()), known)
         table_rules = read.rules
         problems += read.problems
         notes += read.notes
         session["target_table_rules"] = table_rules
-    lookback = st.segmented_control("Behaviour conditions look back", list(LOOKBACKS), default="recency",
-                                    key="target_lookback", required=True, format_func=LOOKBACKS.get,
-                                    help="Where a behaviour condition without its own look-back starts reading "
-                                         "orders: as far back as 'Days since last order' reaches (its upper bound; "
-                                         "'last order 90 - 365 days ago' reads a year), or over the date range. "
-                                         "Audiences saved before look-backs existed read the date range.")
+    lookback = st.segmented_control(_("Behaviour conditions look back"), list(LOOKBACKS), default="recency",
+                                    key="target_lookback", required=True, format_func=lambda k: _(LOOKBACKS[k]),
+                                    help=_("Where a behaviour condition without its own look-back starts reading "
+                                           "orders: as far back as 'Days since last order' reaches (its upper bound; "
+                                           "'last order 90 - 365 days ago' reads a year), or over the date range. "
+                                           "Audiences saved before look-backs existed read the date range."))
     include_col, exclude_col = st.columns(2)
-    include = include_col.multiselect("Only members of saved audiences", list(saved_audiences), key="target_include",
-                                      help="Members targeted by every one of these saved audiences.",
-                                      placeholder="none" if saved_audiences else "no saved audience yet")
-    exclude = exclude_col.multiselect("Leave out members of saved audiences", list(saved_audiences),
-                                      key="target_exclude", help="E.g. last week's campaign audience.",
-                                      placeholder="none" if saved_audiences else "no saved audience yet")
+    include = include_col.multiselect(_("Only members of saved audiences"), list(saved_audiences),
+                                      key="target_include",
+                                      help=_("Members targeted by every one of these saved audiences."),
+                                      placeholder=_("none") if saved_audiences else _("no saved audience yet"))
+    exclude = exclude_col.multiselect(_("Leave out members of saved audiences"), list(saved_audiences),
+                                      key="target_exclude", help=_("E.g. last week's campaign audience."),
+                                      placeholder=_("none") if saved_audiences else _("no saved audience yet"))
     others: list = session["target_others"]
     if others:
-        st.markdown("**Members of these audiences** (each one is a condition; added from other pages)")
+        st.markdown(_("**Members of these audiences** (each one is a condition; added from other pages)"))
         for number, other in enumerate(list(others)):
             text_col, remove_col = st.columns([6, 1], vertical_alignment="center")
             text_col.markdown(f":material/group: {plain_text(other.describe())}")
-            if remove_col.button("Remove", key=f"target_other_remove_{number}_{other.fingerprint()[:8]}",
+            if remove_col.button(_("Remove"), key=f"target_other_remove_{number}_{other.fingerprint()[:8]}",
                                  icon=":material/close:"):
                 others.remove(other)
                 st.rerun()
-    uploads = st.file_uploader("Members of audiences exported by other pages (JSON)", type="json",
+    uploads = st.file_uploader(_("Members of audiences exported by other pages (JSON)"), type="json",
                                accept_multiple_files=True, key="target_uploads", max_upload_size=2,
-                               help="RFM segments, clusters, tags, heatmap cells, funnel drop-offs and basket rules "
-                                    "each offer 'Use in Campaign targeting' and the audience definition as JSON. Each "
-                                    "file adds a condition: member of it.")
+                               help=_("RFM segments, clusters, tags, heatmap cells, funnel drop-offs and basket rules "
+                                      "each offer 'Use in Campaign targeting' and the audience definition as JSON. "
+                                      "Each file adds a condition: member of it."))
     left, middle, right, last = st.columns(4)
-    holdout = left.slider("Control group", 0, 50, 10, format="%d%%", key="target_holdout",
-                          help="Share held out (no message) to measure the campaign: a hash of member id and "
-                               "campaign key, the same every time.") / 100
-    key = middle.text_input("Campaign key", "campaign", key="target_key", max_chars=200,
-                            help="Names the control split: the same key keeps the same arms.")
-    cap = right.number_input("Frequency cap (days)", 0, 365, 7, key="target_cap",
-                             help="Leave out members sent any campaign in these last days (0 = no cap).")
-    size = last.number_input("Maximum audience", 0, 10_000_000, 0, step=1000, key="target_max",
-                             help="Keep at most this many (0 = everyone); chosen by the same hash, so unbiased.")
+    holdout = left.slider(_("Control group"), 0, 50, 10, format="%d%%", key="target_holdout",
+                          help=_("Share held out (no message) to measure the campaign: a hash of member id and "
+                                 "campaign key, the same every time.")) / 100
+    key = middle.text_input(_("Campaign key"), "campaign", key="target_key", max_chars=200,
+                            help=_("Names the control split: the same key keeps the same arms."))
+    cap = right.number_input(_("Frequency cap (days)"), 0, 365, 7, key="target_cap",
+                             help=_("Leave out members sent any campaign in these last days (0 = no cap)."))
+    size = last.number_input(_("Maximum audience"), 0, 10_000_000, 0, step=1000, key="target_max",
+                             help=_("Keep at most this many (0 = everyone); chosen by the same hash, so unbiased."))
 
 
 def _saved_audience(label: str) -> CampaignAudience:
@@ -298,18 +312,19 @@ def _saved_audience(label: str) -> CampaignAudience:
 
 segments = list(others)
 if len(uploads or []) > MAX_UPLOADS:
-    problems.append(f"At most {MAX_UPLOADS} audience files at once; {len(uploads)} were given.")
+    problems.append(_("At most {most} audience files at once; {count} were given.").format(most=MAX_UPLOADS,
+                                                                                          count=len(uploads)))
     uploads = []
 for upload in uploads or []:
     try:
         segments.append(audiences.loads(upload.getvalue(), allowed=[k for k in audiences.kinds() if k != "audience"]))
     except SpecError as problem:
-        problems.append(f"{upload.name}: {problem}")
+        problems.append(_("{file}: {problem}").format(file=upload.name, problem=problem))
 try:
     rules = compose_rules(table_rules, [_saved_audience(label) for label in include],
                           [_saved_audience(label) for label in exclude], segments)
 except (MemberLensError, KeyError) as problem:
-    problems.append(f"A saved audience cannot be read: {problem}")
+    problems.append(_("A saved audience cannot be read: {problem}").format(problem=problem))
     rules = table_rules
 for problem in problems:
     st.error(problem, icon=":material/rule:")
@@ -330,33 +345,37 @@ except SpecError as problem:
 def _lookback_caption(audience: CampaignAudience) -> str:
     since, end = default_since(audience), audience.window.end
     if since is None:
-        read = f"all history up to {end:%d %b %Y}"
+        read = _("all history up to {day}").format(day=format_day(end))
     else:
-        read = f"{since:%d %b %Y} to {end:%d %b %Y} ({count((end - since).days + 1)} days)"
+        read = _("{start} to {end} ({days} days)").format(start=format_day(since), end=format_day(end),
+                                                          days=count((end - since).days + 1))
     reach = recency_reach(audience.rules)
-    why = ("the date range" if audience.lookback == "window" or reach is None
-           else "as far back as 'Days since last order' reaches")
-    return f"Behaviour conditions without their own look-back read {read}: {why}."
+    why = (_("the date range") if audience.lookback == "window" or reach is None
+           else _("as far back as 'Days since last order' reaches"))
+    return _("Behaviour conditions without their own look-back read {read}: {why}.").format(read=read, why=why)
 
 
 st.caption(_lookback_caption(audience))
 cards = st.columns(4)
-cards[0].metric("Matching", count(sizes.matching), border=True, help="Members matching the conditions.")
-cards[1].metric("Targeted", count(sizes.targeted), border=True,
-                help="After the frequency cap and the maximum size.")
-cards[2].metric("Treatment", count(sizes.treatment), border=True, help="Targeted members who get the message.")
-cards[3].metric("Control", count(sizes.control), border=True, help="Held out, to measure the campaign against.")
+cards[0].metric(_("Matching"), count(sizes.matching), border=True, help=_("Members matching the conditions."))
+cards[1].metric(_("Targeted"), count(sizes.targeted), border=True,
+                help=_("After the frequency cap and the maximum size."))
+cards[2].metric(code_label("treatment"), count(sizes.treatment), border=True,
+                help=_("Targeted members who get the message."))
+cards[3].metric(code_label("control"), count(sizes.control), border=True,
+                help=_("Held out, to measure the campaign against."))
 funnel_view(ctx.engine, audience, sizes)
-st.subheader("Reachable per channel", help="Consent to the channel and a usable contact (an email with an @, a "
-             "phone of 8+ characters; push: consent). No consent, no message.")
+st.subheader(_("Reachable per channel"), help=_("Consent to the channel and a usable contact (an email with an @, a "
+                                                "phone of 8+ characters; push: consent). No consent, no message."))
 reach_chart(sizes)
 
 # Only the open tab runs (on_change="rerun"): overlap, profile and balance each cost as much as the preview
 members_tab, profile_tab, overlap_tab, balance_tab, forecast_tab, save_tab = st.tabs(
-    ["Members", "Profile", "Overlap", "Control balance", "Forecast", "Save"], key="target_tab", on_change="rerun")
+    [_("Members"), _("Profile"), _("Overlap"), _("Control balance"), _("Forecast"), _("Save")], key="target_tab",
+    on_change="rerun")
 if members_tab.open:
     with members_tab:
-        member_set(ctx.engine, audience, key="target_members", who="targeted, with their arm:",
+        member_set(ctx.engine, audience, key="target_members", who=_("targeted, with their arm:"),
                    actor=default_author(), page="campaign_targeting", count=sizes.targeted, targeting=False)
         recommendation_download(ctx.engine, audience, key="target_recs", actor=default_author(),
                                 page="campaign_targeting", campaign_id=audience.campaign_key.strip() or None)
@@ -375,16 +394,16 @@ if forecast_tab.open:
 if save_tab.open:
     with save_tab:
         if state is None:
-            st.caption("Saving needs the app-state database (see the warning above).")
+            st.caption(_("Saving needs the app-state database (see the warning above)."))
         else:
             name_col, author_col = st.columns(2)
-            name = name_col.text_input("Audience name", key="target_name", max_chars=100,
-                                       help="Saving under an existing name adds a new version; earlier versions "
-                                            "stay as they were.")
-            author_col.text_input("Saved by", value=default_author(), disabled=True,
-                                  help="Your signed-in identity: saves are recorded under it.")
-            note = st.text_input("Note (optional)", key="target_note", max_chars=500)
-            if st.button("Save", icon=":material/save:", type="primary", key="target_save",
+            name = name_col.text_input(_("Audience name"), key="target_name", max_chars=100,
+                                       help=_("Saving under an existing name adds a new version; earlier versions "
+                                              "stay as they were."))
+            author_col.text_input(_("Saved by"), value=default_author(), disabled=True,
+                                  help=_("Your signed-in identity: saves are recorded under it."))
+            note = st.text_input(_("Note (optional)"), key="target_note", max_chars=500)
+            if st.button(_("Save"), icon=":material/save:", type="primary", key="target_save",
                          disabled=not allowed(ctx.principal, SAVE_AUDIENCE)):
                 try:
                     stored = save_audience(state, name, audience.to_json(), sizes.targeted,
@@ -392,5 +411,6 @@ if save_tab.open:
                 except MemberLensError as problem:
                     st.error(str(problem), icon=":material/error:")
                 else:
-                    st.success(f"Saved **{plain_text(stored.name)}** version {stored.version}: "
-                               f"{count(stored.size)} members targeted now.", icon=":material/check:")
+                    st.success(_("Saved **{name}** version {version}: {members} members targeted now.").format(
+                        name=plain_text(stored.name), version=stored.version, members=count(stored.size)),
+                        icon=":material/check:")

@@ -11,7 +11,8 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from analytics.filters import DEFAULT_COHORTS, Filters, cohort_range
-from analytics.heatmaps import AFFINITY_GROUPS, RHYTHM_MEASURES, cell_audience
+from analytics.heatmaps import AFFINITY_GROUPS, OPTION_LABELS, RHYTHM_MEASURES, cell_audience
+from analytics.i18n import N_, _, format_day, language
 from analytics.privacy import safe_csv
 from analytics.programme import CURRENCY
 from ui.app_state import default_author
@@ -20,18 +21,34 @@ from ui.context import page_inputs
 from ui.format import ACCENT, format_value, label
 from ui.member_sets import member_set
 
-WEEKDAYS = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
-WEEKDAY_NAMES = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"]
+WEEKDAYS = [N_("Mon"), N_("Tue"), N_("Wed"), N_("Thu"), N_("Fri"), N_("Sat"), N_("Sun")]
+WEEKDAY_NAMES = [N_("Monday"), N_("Tuesday"), N_("Wednesday"), N_("Thursday"), N_("Friday"), N_("Saturday"),
+                 N_("Sunday")]
 SCALE = "RdPu"
-CLICK_HINT = "Click a cell to see the members behind it (double-click the chart to clear)."
+CLICK_HINT = N_("Click a cell to see the members behind it (double-click the chart to clear).")
 ctx = page_inputs("heatmaps")
 filters = ctx.filters
+# options' labels in this run's language, fixed now: a widget may format its options outside the script's run
+options_shown = {code: _(text) for code, text in OPTION_LABELS.items()}
+click_hint = _(CLICK_HINT)
+# how a tooltip's lines are joined into one line of figures under the chart
+COLON, SEMICOLON = (": ", "; ") if language() == "en" else ("：", "；")
+#: The columns of the cohort table's download, as a reader reads them (the file's own names in English).
+RETENTION_HEADERS = {"cohort": N_("cohort"), "size": N_("size"), "period": N_("period"), "active": N_("active"),
+                     "share": N_("share")}
+retention_columns = {column: _(text) for column, text in RETENTION_HEADERS.items()}
 
-st.title("Heatmaps")
-st.caption(f"{filters.start:%d %b %Y} – {filters.end:%d %b %Y}. Hover a cell for its exact figures; click it for "
-           "the members behind it.")
+
+def long_day(day) -> str:
+    """``01 Nov 2026`` / ``2026年11月1日``."""
+    return f"{day:%d %b %Y}" if language() == "en" else format_day(day)
+
+
+st.title(_("Heatmaps"))
+st.caption(_("{start} – {end}. Hover a cell for its exact figures; click it for the members behind it.").format(
+    start=long_day(filters.start), end=long_day(filters.end)))
 retention_tab, rhythm_tab, affinity_tab, browsing_tab = st.tabs(
-    ["Cohort retention", "Activity rhythm", "Category affinity", "Browsing hotspots"])
+    [_("Cohort retention"), _("Activity rhythm"), _("Category affinity"), _("Browsing hotspots")])
 
 Key = str | int
 
@@ -61,7 +78,7 @@ def draw(frame: pd.DataFrame, x: str, y: str, value: str, labels: dict, text_for
     cells = cells.astype({y: object}).merge(frame[[y, x, "hover"]].astype({y: object}), how="left", on=[y, x])
     row_keys = dict(zip(frame[y].astype(object), frame["row_key"], strict=True))
     col_keys = dict(zip(frame[x].astype(object), frame["col_key"], strict=True))
-    empty = cells[y].astype(str) + " · " + cells[x].astype(str) + "<br>no data"
+    empty = cells[y].astype(str) + " · " + cells[x].astype(str) + "<br>" + _("no data")
     figure.add_trace(go.Scatter(
         x=cells[x], y=cells[y], mode="markers", showlegend=False, hoverinfo="text",
         hovertext=cells["hover"].fillna(empty),
@@ -91,12 +108,12 @@ def show_members(heatmap: str, row: Key, column: Key, options: dict[str, str], f
     Campaign targeting)."""
     with st.container(border=True, key=f"hm_{heatmap}_cell"):
         if figures is None:
-            st.markdown("**Nothing in this cell** for these filters.")
+            st.markdown(_("**Nothing in this cell** for these filters."))
             return
         st.markdown(f"**{figures}**")
         member_set(ctx.engine, cell_audience(scope, heatmap, row, column, options), key=f"hm_{heatmap}_members",
-                   who=f"behind this cell: {who}.", actor=default_author(), page="heatmaps",
-                   headline="**{count}** member{s} {who}", csv_label="Download the {count} member{s} (CSV)")
+                   who=_("behind this cell: {who}.").format(who=who), actor=default_author(), page="heatmaps",
+                   headline=N_("**{count}** member{s} {who}"), csv_label=N_("Download the {count} member{s} (CSV)"))
 
 
 def cell(frame: pd.DataFrame, row_column: str, row: Key, col_column: str, column: Key) -> pd.Series | None:
@@ -107,129 +124,162 @@ def cell(frame: pd.DataFrame, row_column: str, row: Key, col_column: str, column
 
 with retention_tab:
     controls = st.columns(4)
-    cohort = controls[0].segmented_control("Cohort by", ["first_purchase", "registration"], default="first_purchase",
-                                           format_func=label, key="hm_cohort", required=True)
-    period = controls[1].segmented_control("Period", ["month", "week"], default="month", format_func=label,
-                                           key="hm_period", required=True)
-    activity = controls[2].segmented_control("Active means", ["purchase", "any"], default="purchase",
-                                             format_func={"purchase": "Bought", "any": "Bought or browsed"}.get,
+    cohort = controls[0].segmented_control(_("Cohort by"), ["first_purchase", "registration"],
+                                           default="first_purchase", format_func=options_shown.get, key="hm_cohort",
+                                           required=True)
+    period = controls[1].segmented_control(_("Period"), ["month", "week"], default="month",
+                                           format_func=options_shown.get, key="hm_period", required=True)
+    activity = controls[2].segmented_control(_("Active means"), ["purchase", "any"], default="purchase",
+                                             format_func={"purchase": _("Bought"), "any": _("Bought or browsed")}.get,
                                              key="hm_activity", required=True)
-    show = controls[3].segmented_control("Show", ["share", "active"], default="share",
-                                         format_func={"share": "Share", "active": "Count"}.get, key="hm_show",
+    show = controls[3].segmented_control(_("Show"), ["share", "active"], default="share",
+                                         format_func={"share": _("Share"), "active": _("Count")}.get, key="hm_show",
                                          required=True)
+    monthly = period == "month"
     window = st.radio(
-        "Cohorts", ["recent", "sidebar"], key="hm_cohort_range", horizontal=True,
-        format_func={"recent": f"Last {DEFAULT_COHORTS} {period}s of data",
-                     "sidebar": f"Sidebar range ({filters.start:%d %b %Y} – {filters.end:%d %b %Y})"}.get,
-        help=f"By default the {DEFAULT_COHORTS} most recent {period}ly cohorts, up to the last day with data, "
-             "whatever the sidebar's dates (its default 90 days would hold three or four monthly cohorts). The "
-             "sidebar's channel and tier filters apply either way.")
+        _("Cohorts"), ["recent", "sidebar"], key="hm_cohort_range", horizontal=True,
+        format_func={"recent": (_("Last {count} months of data") if monthly else _("Last {count} weeks of data"))
+                     .format(count=DEFAULT_COHORTS),
+                     "sidebar": _("Sidebar range ({start} – {end})").format(start=long_day(filters.start),
+                                                                             end=long_day(filters.end))}.get,
+        help=(_("By default the {count} most recent monthly cohorts, up to the last day with data, whatever the "
+                "sidebar's dates (its default 90 days would hold three or four monthly cohorts). The sidebar's "
+                "channel and tier filters apply either way.") if monthly else
+              _("By default the {count} most recent weekly cohorts, up to the last day with data, whatever the "
+                "sidebar's dates (its default 90 days would hold three or four monthly cohorts). The sidebar's "
+                "channel and tier filters apply either way.")).format(count=DEFAULT_COHORTS))
     retention_filters = (Filters(*cohort_range(period, ctx.span.first_day, ctx.span.last_day), filters.channels,
                                  filters.tiers) if window == "recent" else filters)
     if window == "recent":
-        st.caption(f"Cohorts of {retention_filters.start:%d %b %Y} – {retention_filters.end:%d %b %Y}: the last "
-                   f"{DEFAULT_COHORTS} {period}s of data, not the sidebar's dates.")
+        st.caption((_("Cohorts of {start} – {end}: the last {count} months of data, not the sidebar's dates.")
+                    if monthly else
+                    _("Cohorts of {start} – {end}: the last {count} weeks of data, not the sidebar's dates.")).format(
+            start=long_day(retention_filters.start), end=long_day(retention_filters.end), count=DEFAULT_COHORTS))
     table = cached_retention(ctx.engine, retention_filters, cohort, period, activity, 12)
     if table.empty:
-        st.info("No cohort starts in this date range for these filters.")
+        st.info(_("No cohort starts in this date range for these filters."))
     else:
         fmt = "%Y-%m" if period == "month" else "%Y-%m-%d"
         starts = table["cohort"].dt.strftime(fmt)
+        hover_text = _("Cohort {cohort} ({size} members)<br>{period} {number}: {active} active, {share}")
         shown = table.assign(
             cohort=starts + " (" + table["size"].map("{:,}".format) + ")",
             row_key=table["cohort"].dt.strftime("%Y-%m-%d"), col_key=table["period"],
-            hover="Cohort " + starts + " (" + table["size"].map("{:,}".format) + " members)<br>" + label(period)
-            + " " + table["period"].astype(str) + ": " + table["active"].map("{:,}".format) + " active, "
-            + table["share"].map("{:.1%}".format))
+            hover=[hover_text.format(cohort=c, size=f"{n:,}", period=options_shown[period], number=p,
+                                     active=f"{a:,}", share=f"{r:.1%}")
+                   for c, n, p, a, r in zip(starts, table["size"], table["period"], table["active"], table["share"],
+                                            strict=True)])
         clicked = draw(shown, "period", "cohort", show,
-                       {"x": f"{label(period)}s after the cohort's", "y": "Cohort (size)",
-                        "color": "Share active" if show == "share" else "Members active"},
+                       {"x": _("Months after the cohort's") if monthly else _("Weeks after the cohort's"),
+                        "y": _("Cohort (size)"),
+                        "color": _("Share active") if show == "share" else _("Members active")},
                        ".0%" if show == "share" else ",d", 80 + 28 * shown["cohort"].nunique(), "hm_retention_chart")
-        st.caption("Members whose first completed purchase (or registration) falls in each period of the range; "
-                   "a cell is the share (or number) of them active N periods later. Period 0 of first-purchase "
-                   f"cohorts is 100% by definition. {CLICK_HINT}")
-        st.download_button("Download the cohort table (CSV)", safe_csv(table),
+        st.caption(_("Members whose first completed purchase (or registration) falls in each period of the range; a "
+                     "cell is the share (or number) of them active N periods later. Period 0 of first-purchase "
+                     "cohorts is 100% by definition. {hint}").format(hint=click_hint))
+        st.download_button(_("Download the cohort table (CSV)"), safe_csv(table.rename(columns=retention_columns)),
                            file_name=f"memberlens_retention_{cohort}_{period}.csv", mime="text/csv",
                            icon=":material/download:", key="hm_retention_download")
         if clicked:
             found = cell(shown, "row_key", clicked[0], "col_key", clicked[1])
             figures = None if found is None else (
-                f"Cohort {'' if period == 'month' else 'week of '}{found['row_key'][:7 if period == 'month' else 10]} "
-                f"({found['size']:,} members), {period} {found['period']}: {found['active']:,} active, "
-                f"{found['share']:.1%}")
+                _("Cohort {cohort} ({size} members), month {number}: {active} active, {share}") if monthly else
+                _("Cohort week of {cohort} ({size} members), week {number}: {active} active, {share}")).format(
+                cohort=found["row_key"][:7 if monthly else 10], size=f"{found['size']:,}", number=found["period"],
+                active=f"{found['active']:,}", share=f"{found['share']:.1%}")
+            who = {("purchase", True): N_("cohort members who bought in that month"),
+                   ("purchase", False): N_("cohort members who bought in that week"),
+                   ("any", True): N_("cohort members who bought or browsed in that month"),
+                   ("any", False): N_("cohort members who bought or browsed in that week")}[activity, monthly]
             show_members("retention", clicked[0], clicked[1],
-                         {"cohort": cohort, "period": period, "activity": activity}, figures,
-                         f"cohort members who {'bought' if activity == 'purchase' else 'bought or browsed'} "
-                         f"in that {period}", retention_filters)
+                         {"cohort": cohort, "period": period, "activity": activity}, figures, _(who),
+                         retention_filters)
 
 with rhythm_tab:
-    measure = st.segmented_control("Measure", RHYTHM_MEASURES, default="orders", key="hm_measure", required=True,
-                                   format_func={"orders": "Orders", "net_sales": f"Net sales ({CURRENCY})",
-                                                "events": "Clickstream events"}.get)
+    measure = st.segmented_control(_("Measure"), RHYTHM_MEASURES, default="orders", key="hm_measure", required=True,
+                                   format_func={"orders": _("Orders"),
+                                                "net_sales": _("Net sales ({currency})").format(currency=CURRENCY),
+                                                "events": _("Clickstream events")}.get)
     rhythm = cached_heatmap(ctx.engine, filters, "rhythm", measure)
     amounts = (rhythm["value"].map(lambda v: format_value(v, "currency")) if measure == "net_sales"
                else rhythm["value"].map("{:,.0f}".format))
-    noun = {"orders": " completed orders", "net_sales": " net sales", "events": " clickstream events"}[measure]
+    amount_texts = {"orders": N_("{amount} completed orders"), "net_sales": N_("{amount} net sales"),
+                    "events": N_("{amount} clickstream events")}
+    amount_text = _(amount_texts[measure])
     hours = rhythm["hour"].map("{0:02d}:00–{0:02d}:59".format)
+    weekdays = [_(d) for d in WEEKDAYS]
+    weekday_names = [_(d) for d in WEEKDAY_NAMES]
     rhythm = rhythm.assign(
         row_key=rhythm["weekday"], col_key=rhythm["hour"],
-        hover=rhythm["weekday"].map(dict(enumerate(WEEKDAY_NAMES))) + " " + hours + "<br>" + amounts + noun,
-        weekday=pd.Categorical(rhythm["weekday"].map(dict(enumerate(WEEKDAYS))), categories=WEEKDAYS,
+        hover=rhythm["weekday"].map(dict(enumerate(weekday_names))) + " " + hours + "<br>"
+        + amounts.map(lambda a: amount_text.format(amount=a)),
+        weekday=pd.Categorical(rhythm["weekday"].map(dict(enumerate(weekdays))), categories=weekdays,
                                ordered=True))  # Monday first
-    clicked = draw(rhythm, "hour", "weekday", "value", {"x": "Hour of day", "y": "", "color": label(measure)}, "",
-                   330, "hm_rhythm_chart")
-    st.caption("Completed orders (or net sales, or every clickstream event) by weekday and hour, in the shop's "
-               f"local time. {CLICK_HINT} Guest orders and anonymous visitors count in the figures but have no "
-               "member to list.")
+    clicked = draw(rhythm, "hour", "weekday", "value",
+                   {"x": _("Hour of day"), "y": "", "color": options_shown[measure]}, "", 330, "hm_rhythm_chart")
+    st.caption(_("Completed orders (or net sales, or every clickstream event) by weekday and hour, in the shop's "
+                 "local time. {hint} Guest orders and anonymous visitors count in the figures but have no member to "
+                 "list.").format(hint=click_hint))
     if clicked:
         found = cell(rhythm, "row_key", clicked[0], "col_key", clicked[1])
         show_members("rhythm", clicked[0], clicked[1], {"measure": measure},
-                     None if found is None else found["hover"].replace("<br>", ": "),
-                     "members with " + ("a clickstream event" if measure == "events" else "a completed order")
-                     + " then (" + ("anonymous visitors" if measure == "events" else "guest orders")
-                     + " are in the figure but cannot be listed)")
+                     None if found is None else found["hover"].replace("<br>", COLON),
+                     _("members with a clickstream event then (anonymous visitors are in the figure but cannot be "
+                       "listed)") if measure == "events" else
+                     _("members with a completed order then (guest orders are in the figure but cannot be listed)"))
 
 with affinity_tab:
-    by = st.segmented_control("Group by", AFFINITY_GROUPS, default="tier", format_func=label, key="hm_affinity_by",
-                              required=True)
+    by = st.segmented_control(_("Group by"), AFFINITY_GROUPS, default="tier", format_func=options_shown.get,
+                              key="hm_affinity_by", required=True)
     affinity = cached_heatmap(ctx.engine, filters, "affinity", by)
     if affinity.empty:
-        st.info("No completed orders by members in this date range.")
+        st.info(_("No completed orders by members in this date range."))
     else:
         groups = affinity["group"].map(label) if by == "tier" else affinity["group"]  # regions are names already
+        hover_text = _("{group} · {category}<br>index {index} (100 = average)<br>{share} of the group's spend, {spend}")
         affinity = affinity.assign(
             row_key=affinity["group"], col_key=affinity["category"], group=groups,
-            hover=groups + " · " + affinity["category"] + "<br>index " + affinity["index"].map("{:.0f}".format)
-            + " (100 = average)<br>" + affinity["share"].map("{:.1%}".format) + " of the group's spend, "
-            + affinity["spend"].map(lambda v: format_value(v, "currency")))
-        clicked = draw(affinity, "category", "group", "index", {"x": "", "y": "", "color": "Index"}, ".0f",
+            hover=[hover_text.format(group=g, category=c, index=f"{i:.0f}", share=f"{r:.1%}",
+                                     spend=format_value(v, "currency"))
+                   for g, c, i, r, v in zip(groups, affinity["category"], affinity["index"], affinity["share"],
+                                            affinity["spend"], strict=True)])
+        clicked = draw(affinity, "category", "group", "index", {"x": "", "y": "", "color": _("Index")}, ".0f",
                        120 + 40 * affinity["group"].nunique(), "hm_affinity_chart")
-        st.caption("Each group's share of its spend (order line amounts) in a category, against that category's "
-                   f"share of all spend: 100 is average, 150 half as much again, 50 half as much. {CLICK_HINT}")
+        st.caption(_("Each group's share of its spend (order line amounts) in a category, against that category's "
+                     "share of all spend: 100 is average, 150 half as much again, 50 half as much. {hint}").format(
+            hint=click_hint))
         if clicked:
             found = cell(affinity, "row_key", clicked[0], "col_key", clicked[1])
             show_members("affinity", clicked[0], clicked[1], {"by": by},
-                         None if found is None else found["hover"].replace("<br>", ": ", 1).replace("<br>", "; "),
-                         f"members of this {by} who bought from {clicked[1]} in completed orders in the range")
+                         None if found is None else found["hover"].replace("<br>", COLON, 1).replace("<br>", SEMICOLON),
+                         (_("members of this tier who bought from {category} in completed orders in the range")
+                          if by == "tier" else
+                          _("members of this region who bought from {category} in completed orders in the range"))
+                         .format(category=clicked[1]))
 
 with browsing_tab:
-    across = st.segmented_control("Across", ["hour", "event_type"], default="hour", key="hm_browsing_across",
-                                  format_func={"hour": "Hour of day", "event_type": "Event type"}.get, required=True)
+    across = st.segmented_control(_("Across"), ["hour", "event_type"], default="hour", key="hm_browsing_across",
+                                  format_func={"hour": _("Hour of day"), "event_type": _("Event type")}.get,
+                                  required=True)
     hot = cached_heatmap(ctx.engine, filters, "browsing", across)
     if hot.empty:
-        st.info("No clickstream events in this date range.")
+        st.info(_("No clickstream events in this date range."))
     else:
         columns = hot["column"].map("{0:02d}:00–{0:02d}:59".format) if across == "hour" else hot["column"].map(label)
+        hover_text = _("{page} · {column}<br>{events} events")
         hot = hot.assign(row_key=hot["page"], col_key=hot["column"],
-                         hover=hot["page"] + " · " + columns + "<br>" + hot["events"].map("{:,}".format) + " events")
-        clicked = draw(hot, "column", "page", "events", {"x": label(across), "y": "Page", "color": "Events"}, "",
+                         hover=[hover_text.format(page=p, column=c, events=f"{n:,}")
+                                for p, c, n in zip(hot["page"], columns, hot["events"], strict=True)])
+        clicked = draw(hot, "column", "page", "events",
+                       {"x": options_shown[across], "y": _("Page"), "color": _("Events")}, "",
                        120 + 32 * hot["page"].nunique(), "hm_browsing_chart")
-        st.caption(f"Clickstream events per page, by hour of day or by event type. {CLICK_HINT} Anonymous visitors' "
-                   "events count in the figures but have no member to list.")
+        st.caption(_("Clickstream events per page, by hour of day or by event type. {hint} Anonymous visitors' events "
+                     "count in the figures but have no member to list.").format(hint=click_hint))
         if clicked:
             found = cell(hot, "row_key", clicked[0], "col_key", clicked[1])
             show_members("browsing", clicked[0], clicked[1], {"across": across},
-                         None if found is None else found["hover"].replace("<br>", ": "),
-                         ("members with an event on this page in this hour" if across == "hour"
-                          else "members with this event on this page")
-                         + " (anonymous visitors are in the figure but cannot be listed)")
+                         None if found is None else found["hover"].replace("<br>", COLON),
+                         _("members with an event on this page in this hour (anonymous visitors are in the figure but "
+                           "cannot be listed)") if across == "hour" else
+                         _("members with this event on this page (anonymous visitors are in the figure but cannot be "
+                           "listed)"))

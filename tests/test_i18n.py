@@ -2,10 +2,10 @@
 browser, figures and dates follow the language, and pages already translated show no English in Chinese.
 
 The catalog check reads what the sources mark (``analytics.i18n.marked_texts``, Babel's extractor) and insists
-each text has a translation that is not fuzzy and keeps its placeholders. The page check renders a page under
-AppTest in zh-CN and looks for English the catalog knows: a visible text that is, or contains a run of words
-from, one of the catalog's English texts, is a text that was not translated (data values such as product names
-are not in the catalog, so they are left alone).
+each text has a translation that is not fuzzy and keeps its placeholders (an English plural ending aside). The
+page check renders a page under AppTest in zh-CN and looks for English the catalog knows: a visible text that
+is, or contains a run of words from, one of the catalog's English texts, is a text that was not translated (data
+values such as product names are not in the catalog, so they are left alone).
 """
 
 from __future__ import annotations
@@ -22,6 +22,15 @@ from ui import format as fmt
 
 #: Pages whose every text is translated: rendered in zh-CN and scanned for English (grows page by page).
 TRANSLATED_PAGES: list[str] = [
+    "pages/executive_kpis.py",  # kpis
+    "pages/heatmaps.py",  # kpis
+    "pages/campaign_targeting.py",  # targeting
+    "pages/programme.py",  # targeting
+    "pages/warehouse.py",  # data
+    "pages/data_quality.py",  # data
+    "pages/import_data.py",  # data
+    "pages/predictions.py",  # models
+    "pages/recommendations.py",  # models
     "pages/funnels.py",  # marketing
     "pages/basket_rules.py",  # marketing
     "pages/experiments.py",  # marketing
@@ -32,6 +41,8 @@ ALLOWED = {"RFM", "KPI", "KPIs", "AOV", "GMV", "CLV", "ROI", "SKU", "App", "iOS"
            "DuckDB", "PostgreSQL", "Spark", "SQL", "CSV", "JSON", "URL", "PIPL", "AUC", "ROC", "PR", "F1", "BG/NBD",
            "Gamma-Gamma", "pp", "k"}
 PLACEHOLDER = re.compile(r"\{[^{}]*\}|%\(?\w*\)?[sd]")
+#: Placeholders a translation may leave out: English plural endings (``member{s}``; Chinese has no plural).
+OPTIONAL = {"{s}"}
 
 
 def test_every_marked_text_is_translated_and_keeps_its_placeholders() -> None:
@@ -43,7 +54,8 @@ def test_every_marked_text_is_translated_and_keeps_its_placeholders() -> None:
             problems.append(f"untranslated: {text!r} ({places[0]})")
         elif message.fuzzy:
             problems.append(f"fuzzy: {text!r} ({places[0]})")
-        elif sorted(PLACEHOLDER.findall(text)) != sorted(PLACEHOLDER.findall(message.string)):
+        elif set(PLACEHOLDER.findall(message.string)) not in (wanted := set(PLACEHOLDER.findall(text)),
+                                                                wanted - OPTIONAL):
             problems.append(f"placeholders differ: {text!r} -> {message.string!r}")
     assert not problems, "\n".join(problems[:40]) + f"\n({len(problems)} in all; python -m analytics.i18n missing)"
 
@@ -130,8 +142,13 @@ def visible_texts(at) -> list[str]:
             proto = el.proto
             texts += [getattr(proto, "label", ""), getattr(proto, "help", "")]
             texts += [str(o) for o in getattr(proto, "options", [])]
-    for el in at.dataframe:
-        texts += [str(c) for c in el.value.columns]
+    for el in at.dataframe:  # the headers shown: a column's configured label, else its name
+        config = json.loads(el.proto.columns or "{}")
+        order = list(el.proto.column_order) or [str(c) for c in el.value.columns]
+        for column in order:
+            setting = config.get(f"col:name:{column}", config.get(column, {}))
+            if setting is not None and not setting.get("hidden"):
+                texts.append(str(setting.get("label") or column))
     for el in at.get("plotly_chart"):
         figure = json.loads(el.proto.spec)
         layout = figure.get("layout", {})
@@ -152,15 +169,19 @@ def _strings(node, keys: tuple[str, ...]) -> list[str]:
     return found
 
 
+#: Not prose: HTML tags, Plotly placeholders, icons, code in backticks, identifiers (``members.member_id``,
+#: ``churn_risk``).
+CODE = re.compile(r"<[^>]+>|%\{[^}]*\}|:material/\w+:|`[^`]*`|\b\w+(?:[._]\w+)+\b")
 LATIN_RUN = re.compile(r"[A-Za-z][A-Za-z'’\-/]*(?:[ ,.:]+[A-Za-z][A-Za-z'’\-/]*)*")
 
 
 def english_left(texts: list[str], english: set[str]) -> list[str]:
     """The runs of Latin words on a Chinese page that are UI texts of the catalog: a whole English text, or a
-    run of two or more words found inside one (the allow-listed abbreviations and names aside)."""
+    run of two or more words found inside one (the allow-listed abbreviations and names, and code: commands in
+    backticks, identifiers such as ``members.member_id``, aside)."""
     left = []
     for text in texts:
-        for run in LATIN_RUN.findall(re.sub(r"<[^>]+>|%\{[^}]*\}|:material/\w+:", " ", text)):
+        for run in LATIN_RUN.findall(re.sub(CODE, " ", text)):
             words = [w for w in re.split(r"[ ,.:]+", run) if w and w not in ALLOWED]
             if not words:
                 continue
@@ -213,3 +234,17 @@ def test_language_comes_from_the_url_and_stays_with_the_session(duck_warehouse, 
     assert at.session_state["memberlens_language"] == "zh_CN" and at.query_params["lang"] == "zh-CN"
     at.segmented_control(key="language_selector").set_value("en").run()
     assert at.query_params["lang"] == "en" and "Refresh data" in [b.label for b in at.button]
+
+
+def test_member_files_carry_headers_in_the_readers_language() -> None:
+    """A Chinese reader's member file has Chinese headers; an English one keeps the contract's column names, which
+    scripts read."""
+    import pandas as pd
+
+    from analytics.exports import MemberExport, reader_headers
+
+    export = MemberExport(pd.DataFrame({"member_id": ["P1"], "net_sales": [12.5], "tier": ["gold"]}), True)
+    with using("zh_CN"):
+        assert export.csv(reader_headers()).decode("utf-8").splitlines()[0] == "会员 ID,净销售额,等级"
+    with using("en"):
+        assert export.csv(reader_headers()).decode("utf-8").splitlines()[0] == "member_id,net_sales,tier"

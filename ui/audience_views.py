@@ -16,6 +16,7 @@ import streamlit as st
 from sqlalchemy import Engine
 
 from analytics import audience_report, forecast, targeting, targeting_values
+from analytics.i18n import N_, _
 from analytics.targeting import CHANNELS, FIELDS, OPERATORS, CampaignAudience, ConditionFunnel, Preview
 from analytics.targeting_values import KnownList, Lookup
 from ui.cached import (
@@ -28,21 +29,22 @@ from ui.cached import (
 )
 from ui.format import MISSING, change_pp, count, label, money, plain_text, share
 
-CURRENT = "This audience"
+CURRENT = N_("This audience")
 
 
 def reach_chart(sizes: Preview) -> None:
-    reach = pd.DataFrame({"channel": list(CHANNELS) * 2,
-                          "arm": ["treatment"] * len(CHANNELS) + ["control"] * len(CHANNELS),
+    treatment, control = label("treatment"), label("control")
+    reach = pd.DataFrame({"channel": [label(c) for c in CHANNELS] * 2,
+                          "arm": [treatment] * len(CHANNELS) + [control] * len(CHANNELS),
                           "members": [sizes.reachable_treatment[c] for c in CHANNELS]
                           + [sizes.reachable[c] - sizes.reachable_treatment[c] for c in CHANNELS]})
     chart = px.bar(reach, x="members", y="channel", color="arm", orientation="h", text_auto=",d",
-                   labels={"members": "Reachable targeted members", "channel": "", "arm": ""},
-                   color_discrete_map={"treatment": "#1b9e77", "control": "#bdbdbd"})
+                   labels={"members": _("Reachable targeted members"), "channel": "", "arm": ""},
+                   color_discrete_map={treatment: "#1b9e77", control: "#bdbdbd"})
     chart.update_layout(height=220, margin={"l": 0, "r": 0, "t": 10, "b": 0}, legend={"orientation": "h"})
     st.plotly_chart(chart, key="target_reach")
-    st.caption("Treatment members are the ones a campaign on that channel would message; the control group is "
-               "held out.")
+    st.caption(_("Treatment members are the ones a campaign on that channel would message; the control group is "
+                 "held out."))
 
 
 # --- known values and the condition picker ------------------------------------------------------------------
@@ -78,40 +80,44 @@ def condition_picker(engine: Engine, fields: dict[str, str], add_row: Callable[[
     key -> label, the fields the table offers; ``add_row`` receives the table row (as the table shows it)."""
     session = st.session_state
     columns = st.columns([2.2, 1.3, 3.2, 1.1, 1.0, 1.0], vertical_alignment="bottom")
-    key = columns[0].selectbox("Field", list(fields), format_func=fields.get, key="target_pick_field",
-                               help="Add a condition: pick a field and its values, then 'Add'.")
+    key = columns[0].selectbox(_("Field"), list(fields), format_func=lambda k: _(fields[k]), key="target_pick_field",
+                               help=_("Add a condition: pick a field and its values, then 'Add'."))
     kind = FIELDS[key]
-    op = columns[1].selectbox("Operator", kind.operators, format_func=OPERATORS.get, key=f"target_pick_op_{key}")
+    op = columns[1].selectbox(_("Operator"), kind.operators, format_func=lambda o: _(OPERATORS[o]),
+                              key=f"target_pick_op_{key}")
     values_key = f"target_pick_values_{key}"
     if kind.known is not None and kind.known.listed:
         known = cached_known_values(engine, key)
-        columns[2].multiselect("Values", known.values, key=values_key, placeholder=f"choose {kind.known.noun}",
-                               help=f"The {kind.label.lower()} values in the warehouse"
-                                    + ("" if known.complete else f" (the first {len(known.values):,})") + ".")
+        shown = label if key in CODE_FIELDS else None
+        columns[2].multiselect(_("Values"), known.values, key=values_key, format_func=shown or str,
+                               placeholder=_("choose {noun}").format(noun=_(kind.known.noun)),
+                               help=(_("The {field} values in the warehouse.") if known.complete
+                                     else _("The {field} values in the warehouse (the first {count}).")).format(
+                                   field=_(kind.label).lower(), count=f"{len(known.values):,}"))
     else:
         example = getattr(kind, "example", "")
-        columns[2].text_input("Values", key=values_key,
-                              placeholder=f"low - high, e.g. {example}" if kind.kind in ("number", "date")
-                              else "values separated by commas",
-                              help="A range: low - high, either side may be empty. A list: values separated by "
-                                   "commas (checked against the warehouse).")
-    columns[3].number_input("Look back", 0, targeting.MAX_LOOKBACK_DAYS, 0, step=30, key="target_pick_days",
+        columns[2].text_input(_("Values"), key=values_key,
+                              placeholder=_("low - high, e.g. {example}").format(example=example)
+                              if kind.kind in ("number", "date") else _("values separated by commas"),
+                              help=_("A range: low - high, either side may be empty. A list: values separated by "
+                                     "commas (checked against the warehouse)."))
+    columns[3].number_input(_("Look back"), 0, targeting.MAX_LOOKBACK_DAYS, 0, step=30, key="target_pick_days",
                             disabled=not kind.behaviour,
-                            help="Days. Behaviour fields only: read the orders of these last days (0 = the "
-                                 "audience's look-back, below).")
-    columns[4].checkbox("NOT", key="target_pick_not", help="Keep the members who do NOT match.")
+                            help=_("Days. Behaviour fields only: read the orders of these last days (0 = the "
+                                   "audience's look-back, below)."))
+    columns[4].checkbox(_("NOT"), key="target_pick_not", help=_("Keep the members who do NOT match."))
 
     def add() -> None:
         picked = session.get(values_key)
         text = ", ".join(picked) if isinstance(picked, list) else str(picked or "")
         days = int(session.get("target_pick_days") or 0) if kind.behaviour else 0
-        add_row({"group": None, "not": bool(session.get("target_pick_not")), "field": kind.label,
-                 "operator": OPERATORS[op], "values": text, "days": days or None})
+        add_row({"group": None, "not": bool(session.get("target_pick_not")), "field": kind.key,
+                 "operator": op, "values": text, "days": days or None})
         session[values_key] = [] if isinstance(picked, list) else ""
         session["target_pick_not"] = False
 
-    columns[5].button("Add", icon=":material/add:", key="target_pick_add", on_click=add,
-                      help="Adds the condition as a row of the table above.")
+    columns[5].button(_("Add"), icon=":material/add:", key="target_pick_add", on_click=add,
+                      help=_("Adds the condition as a row of the table above."))
 
 
 # --- why an audience is the size it is ------------------------------------------------------------------------
@@ -123,50 +129,54 @@ def cached_funnel(engine: Engine, audience: CampaignAudience) -> ConditionFunnel
 
 def funnel_text(funnel: ConditionFunnel) -> str:
     """The funnel as a chain: "All members: 2,000 → Tier is one of gold: 400 → ... : 0"."""
-    parts = [f"All members: {count(funnel.members)}"]
-    parts += [f"{plain_text(step.label)}: {count(step.remaining)}" for step in funnel.steps]
+    parts = [_("{step}: {members}").format(step=_("All members"), members=count(funnel.members))]
+    parts += [_("{step}: {members}").format(step=plain_text(step.label), members=count(step.remaining))
+              for step in funnel.steps]
     return " → ".join(parts)
 
 
 def funnel_explanation(funnel: ConditionFunnel) -> str:
     """Which condition removes the members, in a sentence."""
     if not funnel.steps:
-        return "No conditions: every member matches."
+        return _("No conditions: every member matches.")
     last = funnel.steps[-1].remaining
     if funnel.match == "any":
         if last == 0:
-            return "No member matches any of the conditions: each one, on its own, matches nobody."
+            return _("No member matches any of the conditions: each one, on its own, matches nobody.")
         best = max(funnel.steps, key=lambda s: s.alone)
-        return (f"Members match any of the conditions; **{plain_text(best.label)}** brings the most "
-                f"({count(best.alone)}).")
+        return _("Members match any of the conditions; **{condition}** brings the most ({members}).").format(
+            condition=plain_text(best.label), members=count(best.alone))
     number = funnel.narrowest()
     if number is None:
-        return f"{count(last)} members match every condition."
+        return _("{members} members match every condition.").format(members=count(last))
     step = funnel.steps[number]
     before = funnel.members if number == 0 else funnel.steps[number - 1].remaining
     if step.remaining == 0 and step.alone == 0:
-        return (f"No member matches **{plain_text(step.label)}** at all, even on its own: check its values and its "
-                "look-back.")
+        return _("No member matches **{condition}** at all, even on its own: check its values and its "
+                 "look-back.").format(condition=plain_text(step.label))
     if step.remaining == 0:
-        return (f"**{plain_text(step.label)}** removes the last {count(before)} members: it matches "
-                f"{count(step.alone)} on its own, but none of those who pass the conditions before it. Look at the "
-                "look-back of behaviour conditions and the reach of 'Days since last order'.")
-    return (f"**{plain_text(step.label)}** narrows the audience most: {count(before)} → {count(step.remaining)} "
-            f"({share(step.remaining / before if before else None)} kept).")
+        return _("**{condition}** removes the last {before} members: it matches {alone} on its own, but none of "
+                 "those who pass the conditions before it. Look at the look-back of behaviour conditions and the "
+                 "reach of 'Days since last order'.").format(condition=plain_text(step.label), before=count(before),
+                                                             alone=count(step.alone))
+    return _("**{condition}** narrows the audience most: {before} → {after} ({kept} kept).").format(
+        condition=plain_text(step.label), before=count(before), after=count(step.remaining),
+        kept=share(step.remaining / before if before else None))
 
 
 def _draw_funnel(funnel: ConditionFunnel, level: Callable) -> None:
     level(funnel_explanation(funnel), icon=":material/filter_alt:")
     st.caption(funnel_text(funnel))
-    rows = [{"step": "All members", "alone": count(funnel.members), "remaining": count(funnel.members)}]
+    rows = [{"step": _("All members"), "alone": count(funnel.members), "remaining": count(funnel.members)}]
     rows += [{"step": step.label, "alone": count(step.alone), "remaining": count(step.remaining)}
              for step in funnel.steps]
-    remaining = "Match every step so far" if funnel.match == "all" else "Match any step so far"
+    remaining = _("Match every step so far") if funnel.match == "all" else _("Match any step so far")
     st.dataframe(pd.DataFrame(rows), hide_index=True, key="target_funnel_table", column_config={
-        "step": st.column_config.TextColumn("Condition", width="large"),
-        "alone": st.column_config.TextColumn("Match it on its own", help="Members matching this condition alone."),
-        "remaining": st.column_config.TextColumn(remaining, help="Members matching this condition and every one "
-                                                 "before it (all rows) or any of them (any row)."),
+        "step": st.column_config.TextColumn(_("Condition"), width="large"),
+        "alone": st.column_config.TextColumn(_("Match it on its own"),
+                                             help=_("Members matching this condition alone.")),
+        "remaining": st.column_config.TextColumn(remaining, help=_("Members matching this condition and every one "
+                                                                   "before it (all rows) or any of them (any row).")),
     })
 
 
@@ -177,7 +187,7 @@ def funnel_view(engine: Engine, audience: CampaignAudience, sizes: Preview) -> N
         funnel = cached_funnel(engine, audience)
         _draw_funnel(funnel, st.warning if sizes.targeted == 0 else st.info)
         return
-    expander = st.expander("How each condition narrows the audience", icon=":material/filter_alt:",
+    expander = st.expander(_("How each condition narrows the audience"), icon=":material/filter_alt:",
                            key="target_funnel", on_change="rerun")
     if expander.open:
         with expander:
@@ -186,45 +196,64 @@ def funnel_view(engine: Engine, audience: CampaignAudience, sizes: Preview) -> N
 
 def profile_view(engine: Engine, audience: CampaignAudience, targeted: int) -> None:
     if targeted == 0:
-        st.info("The audience is empty: nothing to profile.", icon=":material/person_search:")
+        st.info(_("The audience is empty: nothing to profile."), icon=":material/person_search:")
         return
     profile = cached_audience_profile(engine, audience)
     summary = profile.summary.set_index("measure")
     cards = st.columns(4)
-    for card, (measure, title, shown) in zip(cards, [("buyers_share", "Bought in the window", share),
-                                                     ("sales_per_member", "Net sales per member", money),
-                                                     ("orders_per_member", "Orders per member", "{:.2f}".format),
-                                                     ("aov", "AOV", money)], strict=True):
+    for card, (measure, title, shown) in zip(cards, [("buyers_share", _("Bought in the window"), share),
+                                                     ("sales_per_member", _("Net sales per member"), money),
+                                                     ("orders_per_member", _("Orders per member"), "{:.2f}".format),
+                                                     ("aov", _("AOV"), money)], strict=True):
         ours, everyone = summary.loc[measure, "audience"], summary.loc[measure, "all_members"]
         card.metric(title, shown(ours) if pd.notna(ours) else MISSING, border=True,
-                    delta=f"all members: {shown(everyone)}" if pd.notna(everyone) else None,
+                    delta=_("all members: {value}").format(value=shown(everyone)) if pd.notna(everyone) else None,
                     delta_color="off", delta_arrow="off",
-                    help="Completed orders in the window; the audience (both arms) against all members.")
-    dimension = st.segmented_control("Compare by", list(audience_report.PROFILE_DIMENSIONS), default="tier",
-                                     required=True, format_func=audience_report.PROFILE_DIMENSIONS.get,
+                    help=_("Completed orders in the window; the audience (both arms) against all members."))
+    dimension = st.segmented_control(_("Compare by"), list(audience_report.PROFILE_DIMENSIONS), default="tier",
+                                     required=True, format_func=lambda d: _(audience_report.PROFILE_DIMENSIONS[d]),
                                      key="target_profile_dimension")
-    mix = profile.mix[profile.mix["dimension"] == dimension]
-    _shares_chart(mix, "value", "Share of members", 48, "target_profile_chart")
-    st.caption("Index = the audience's share / all members' share × 100 (above 100: over-represented). RFM "
-               "segments are scored over the window; '(no purchase)' = no completed order in it.")
+    mix = profile.mix[profile.mix["dimension"] == dimension].copy()
+    mix["value"] = mix["value"].map(lambda v: _value_label(dimension, v))
+    _shares_chart(mix, "value", _("Share of members"), 48, "target_profile_chart")
+    st.caption(_("Index = the audience's share / all members' share × 100 (above 100: over-represented). RFM "
+                 "segments are scored over the window; '(no purchase)' = no completed order in it."))
     st.dataframe(mix[["value", "audience", "all_members", "audience_share", "all_share", "index"]], hide_index=True,
-                 column_config={"value": label(dimension), "audience": st.column_config.NumberColumn(
-                     CURRENT, format="localized"), "all_members": st.column_config.NumberColumn(
-                     "All members", format="localized"), "audience_share": st.column_config.NumberColumn(
-                     "Audience share", format="percent"), "all_share": st.column_config.NumberColumn(
-                     "All members' share", format="percent"), "index": st.column_config.NumberColumn(
-                     "Index", format="%.0f")})
-    st.markdown("**Category mix** (share of net line amounts in the window)")
-    _shares_chart(profile.categories.head(12), "category", "Share of net sales", 40, "target_category_chart")
+                 column_config={"value": _(audience_report.PROFILE_DIMENSIONS[dimension]),
+                                "audience": st.column_config.NumberColumn(_(CURRENT), format="localized"),
+                                "all_members": st.column_config.NumberColumn(_("All members"), format="localized"),
+                                "audience_share": st.column_config.NumberColumn(_("Audience share"),
+                                                                                format="percent"),
+                                "all_share": st.column_config.NumberColumn(_("All members' share"), format="percent"),
+                                "index": st.column_config.NumberColumn(_("Index"), format="%.0f")})
+    st.markdown(_("**Category mix** (share of net line amounts in the window)"))
+    categories = profile.categories.head(12).copy()
+    categories["category"] = categories["category"].map(lambda v: _(v) if v == audience_report.UNKNOWN else v)
+    _shares_chart(categories, "category", _("Share of net sales"), 40, "target_category_chart")
+
+
+#: Profile dimensions whose values are warehouse codes (shown in the reader's words).
+CODE_DIMENSIONS = ("tier", "gender", "acquisition_channel")
+#: Choice fields of the condition picker whose values are warehouse codes.
+CODE_FIELDS = ("tier", "gender", "acquisition_channel")
+
+
+def _value_label(dimension: str, value: str) -> str:
+    """A profile row's value as a reader sees it: codes in words, RFM segments and markers in the reader's
+    language, data values (regions, age bands) as stored."""
+    if dimension in CODE_DIMENSIONS and value != audience_report.UNKNOWN:
+        return label(value)
+    return _(value) if dimension == "segment" or value == audience_report.UNKNOWN else value
 
 
 def _shares_chart(frame: pd.DataFrame, by: str, title: str, row_height: int, key: str) -> None:
     """The audience's shares against all members', as paired horizontal bars."""
     long = frame.melt(id_vars=by, value_vars=["audience_share", "all_share"], var_name="who", value_name="share")
-    long["who"] = long["who"].map({"audience_share": CURRENT, "all_share": "All members"})
+    ours, everyone = _(CURRENT), _("All members")
+    long["who"] = long["who"].map({"audience_share": ours, "all_share": everyone})
     chart = px.bar(long, x="share", y=by, color="who", barmode="group", orientation="h", text_auto=".0%",
                    labels={"share": title, by: "", "who": ""},
-                   color_discrete_map={CURRENT: "#1b9e77", "All members": "#bdbdbd"})
+                   color_discrete_map={ours: "#1b9e77", everyone: "#bdbdbd"})
     chart.update_layout(height=max(240, row_height * len(frame)), margin={"l": 0, "r": 0, "t": 10, "b": 0},
                         xaxis_tickformat=".0%", yaxis={"autorange": "reversed"}, legend={"orientation": "h"})
     st.plotly_chart(chart, key=key)
@@ -233,25 +262,25 @@ def _shares_chart(frame: pd.DataFrame, by: str, title: str, row_height: int, key
 def overlap_view(engine: Engine, audience: CampaignAudience, saved_labels: list[str],
                  saved_audience: Callable[[str], CampaignAudience]) -> None:
     if not saved_labels:
-        st.info("No saved audience to compare with yet: save one under **Save**.", icon=":material/join_inner:")
+        st.info(_("No saved audience to compare with yet: save one under **Save**."), icon=":material/join_inner:")
         return
-    chosen = st.multiselect("Compare with saved audiences", saved_labels, default=saved_labels[:3],
+    chosen = st.multiselect(_("Compare with saved audiences"), saved_labels, default=saved_labels[:3],
                             max_selections=audience_report.MAX_OVERLAP - 1, key="target_overlap_with",
-                            help="Members targeted by both: each audience after its own frequency cap and maximum "
-                                 "size, both arms.")
+                            help=_("Members targeted by both: each audience after its own frequency cap and maximum "
+                                   "size, both arms."))
     if not chosen:
         return
-    matrix = cached_overlap(engine, ((CURRENT, audience), *((name, saved_audience(name)) for name in chosen)))
+    matrix = cached_overlap(engine, ((_(CURRENT), audience), *((name, saved_audience(name)) for name in chosen)))
     shares = audience_report.overlap_shares(matrix)
     text = [[f"{matrix.iloc[i, j]:,}<br>{shares.iloc[i, j]:.0%}" if pd.notna(shares.iloc[i, j]) else "0"
              for j in range(len(matrix))] for i in range(len(matrix))]
     chart = px.imshow(shares, color_continuous_scale="Greens", zmin=0, zmax=1, aspect="auto",
-                      labels={"x": "", "y": "", "color": "Share of row"})
+                      labels={"x": "", "y": "", "color": _("Share of row")})
     chart.update_traces(text=text, texttemplate="%{text}", hovertemplate="%{y} ∩ %{x}: %{text}<extra></extra>")
     chart.update_layout(height=120 + 60 * len(matrix), margin={"l": 0, "r": 0, "t": 10, "b": 0})
     st.plotly_chart(chart, key="target_overlap_chart")
-    st.caption("Each cell: members in both audiences, and that number as a share of the row's audience (the "
-               "diagonal is each audience's size).")
+    st.caption(_("Each cell: members in both audiences, and that number as a share of the row's audience (the "
+                 "diagonal is each audience's size)."))
 
 
 @cached()
@@ -270,21 +299,23 @@ def _power_plan(engine: Engine) -> audience_report.PowerPlan:
     past = cached_past_control_rate(engine)
     baseline = past if past is not None and 0 < past < 0.9 else audience_report.DEFAULT_BASELINE
     left, right = st.columns(2)
-    rate = left.number_input("Conversion without the message (%)", 0.1, 90.0, round(baseline * 100, 1), step=0.5,
-                             format="%.1f", key="target_balance_baseline",
-                             help="The share of the audience expected to buy anyway; by default past campaigns' "
-                                  "control arms" + (f" ({share(past)})" if past is not None else "") + ".")
-    difference = right.number_input("Smallest difference worth detecting (pp)", 0.1, 9.9,
+    rate = left.number_input(_("Conversion without the message (%)"), 0.1, 90.0, round(baseline * 100, 1),
+                             step=0.5, format="%.1f", key="target_balance_baseline",
+                             help=(_("The share of the audience expected to buy anyway; by default past campaigns' "
+                                     "control arms ({rate}).").format(rate=share(past)) if past is not None else
+                                   _("The share of the audience expected to buy anyway; by default past campaigns' "
+                                     "control arms.")))
+    difference = right.number_input(_("Smallest difference worth detecting (pp)"), 0.1, 9.9,
                                     audience_report.DEFAULT_DIFFERENCE * 100, step=0.5, format="%.1f",
                                     key="target_balance_difference",
-                                    help="In conversion, percentage points: the control group should be large "
-                                         "enough to tell this uplift from chance (80% power, 5% significance).")
+                                    help=_("In conversion, percentage points: the control group should be large "
+                                           "enough to tell this uplift from chance (80% power, 5% significance)."))
     return audience_report.PowerPlan(rate / 100, min(difference / 100, 0.99 - rate / 100))
 
 
 def balance_view(engine: Engine, audience: CampaignAudience, sizes: Preview) -> None:
     if audience.holdout == 0 or sizes.treatment == 0:
-        st.info("Set a control group share (and have members in both arms) to check the balance.",
+        st.info(_("Set a control group share (and have members in both arms) to check the balance."),
                 icon=":material/balance:")
         return
     plan = _power_plan(engine)
@@ -296,57 +327,60 @@ def balance_view(engine: Engine, audience: CampaignAudience, sizes: Preview) -> 
         return
     st.dataframe(table[["label", "treatment", "control", "smd", "p_value", "balanced"]], hide_index=True,
                  column_config={
-        "label": "Attribute", "treatment": st.column_config.NumberColumn("Treatment", format="%.3f"),
-        "control": st.column_config.NumberColumn("Control", format="%.3f"),
-        "smd": st.column_config.NumberColumn("SMD", format="%+.3f", help=audience_report.BALANCE_HELP),
-        "p_value": st.column_config.NumberColumn("p-value", format="%.3f", help="Two-sided test of the difference; "
-                                                 "beyond chance below 0.05 / the number of attributes."),
-        "balanced": st.column_config.CheckboxColumn("Balanced")})
-    st.caption("Means for numbers, shares for category levels. " + audience_report.BALANCE_HELP)
+        "label": _("Attribute"), "treatment": st.column_config.NumberColumn(label("treatment"), format="%.3f"),
+        "control": st.column_config.NumberColumn(label("control"), format="%.3f"),
+        "smd": st.column_config.NumberColumn("SMD", format="%+.3f", help=_(audience_report.BALANCE_HELP)),
+        "p_value": st.column_config.NumberColumn(_("p-value"), format="%.3f", help=_(
+            "Two-sided test of the difference; beyond chance below 0.05 / the number of attributes.")),
+        "balanced": st.column_config.CheckboxColumn(_("Balanced"))})
+    st.caption(_("Means for numbers, shares for category levels.") + " " + _(audience_report.BALANCE_HELP))
 
 
 def forecast_view(engine: Engine, sizes: Preview) -> None:
     kinds = cached_forecast_types(engine)
     if kinds.empty:
-        st.info("There are no past campaigns in the warehouse to learn from: no forecast.",
+        st.info(_("There are no past campaigns in the warehouse to learn from: no forecast."),
                 icon=":material/query_stats:")
         return
-    st.caption(f"Learned from past campaigns of the same type and channel, their treatment against their control; "
-               f"it needs at least {forecast.MIN_CAMPAIGNS} such campaigns and {forecast.MIN_CONTROL_MEMBERS:,} "
-               "control members among them.")
+    st.caption(_("Learned from past campaigns of the same type and channel, their treatment against their control; "
+                 "it needs at least {campaigns} such campaigns and {members} control members among them.").format(
+        campaigns=forecast.MIN_CAMPAIGNS, members=f"{forecast.MIN_CONTROL_MEMBERS:,}"))
     left, right = st.columns(2)
-    campaign_type = left.selectbox("Campaign type", sorted(kinds["type"].unique()), key="target_forecast_type",
+    campaign_type = left.selectbox(_("Campaign type"), sorted(kinds["type"].unique()), key="target_forecast_type",
                                    format_func=label)
     channels = sorted(kinds.loc[kinds["type"] == campaign_type, "channel"])
-    channel = right.selectbox("Channel", channels, key="target_forecast_channel")
+    channel = right.selectbox(_("Channel"), channels, key="target_forecast_channel", format_func=label)
     size = sizes.reachable_treatment.get(channel, 0)
     inputs = st.columns(4)
-    coupon = inputs[0].number_input("Coupon value", 0.0, 10_000.0, 20.0, step=5.0, key="target_forecast_coupon")
-    message_cost = inputs[1].number_input("Cost per message", 0.0, 100.0, 0.05, step=0.01, format="%.3f",
+    coupon = inputs[0].number_input(_("Coupon value"), 0.0, 10_000.0, 20.0, step=5.0, key="target_forecast_coupon")
+    message_cost = inputs[1].number_input(_("Cost per message"), 0.0, 100.0, 0.05, step=0.01, format="%.3f",
                                           key="target_forecast_message_cost")
-    margin = inputs[2].slider("Margin", 0, 100, 30, format="%d%%", key="target_forecast_margin") / 100
-    redemption = inputs[3].slider("Coupon use by converters", 0, 100, 100, format="%d%%",
+    margin = inputs[2].slider(_("Margin"), 0, 100, 30, format="%d%%", key="target_forecast_margin") / 100
+    redemption = inputs[3].slider(_("Coupon use by converters"), 0, 100, 100, format="%d%%",
                                   key="target_forecast_redemption") / 100
     result = cached_forecast(engine, campaign_type, channel, size, coupon, message_cost, margin, redemption)
     if not result.enough_history:
         st.info(result.message, icon=":material/query_stats:")
         return
-    st.markdown(f"Sending to the **{size:,}** reachable treatment members on {channel}:")
+    st.markdown(_("Sending to the **{members}** reachable treatment members on {channel}:").format(
+        members=f"{size:,}", channel=label(channel)))
     cards = st.columns(4)
     low, high = result.incremental_ci
-    cards[0].metric("Response rate", f"{result.response_rate:.2%}", border=True,
-                    help=f"Over {result.campaigns_used} past campaigns' treatment arms "
-                         f"(control: {result.control_rate:.2%}).")
-    cards[1].metric("Incremental conversions", f"{result.incremental_conversions:,.0f}", border=True,
-                    delta=f"95% interval {low:,.0f} to {high:,.0f}", delta_color="off", delta_arrow="off",
-                    help="Members × the pooled uplift (DerSimonian–Laird random effects over the past campaigns).")
-    cards[2].metric("Coupon cost", money(result.coupon_cost), border=True,
-                    help="Expected conversions × coupon use × coupon value: every converting treated member may use "
-                         "it, not only the ones the campaign won.")
-    roi_low, roi_high = result.roi_ci
-    cards[3].metric("Expected ROI", f"{result.roi:+.0%}" if pd.notna(result.roi) else MISSING, border=True,
-                    delta=f"{roi_low:+.0%} to {roi_high:+.0%}" if pd.notna(roi_low) else None,
+    cards[0].metric(_("Response rate"), f"{result.response_rate:.2%}", border=True,
+                    help=_("Over {campaigns} past campaigns' treatment arms (control: {rate}).").format(
+                        campaigns=result.campaigns_used, rate=f"{result.control_rate:.2%}"))
+    cards[1].metric(_("Incremental conversions"), f"{result.incremental_conversions:,.0f}", border=True,
+                    delta=_("95% interval {low} to {high}").format(low=f"{low:,.0f}", high=f"{high:,.0f}"),
                     delta_color="off", delta_arrow="off",
-                    help="(Incremental margin − coupon cost − message cost) / (coupon cost + message cost); the "
-                         "interval follows the uplift's.")
+                    help=_("Members × the pooled uplift (DerSimonian–Laird random effects over the past "
+                           "campaigns)."))
+    cards[2].metric(_("Coupon cost"), money(result.coupon_cost), border=True,
+                    help=_("Expected conversions × coupon use × coupon value: every converting treated member may "
+                           "use it, not only the ones the campaign won."))
+    roi_low, roi_high = result.roi_ci
+    cards[3].metric(_("Expected ROI"), f"{result.roi:+.0%}" if pd.notna(result.roi) else MISSING, border=True,
+                    delta=_("{low} to {high}").format(low=f"{roi_low:+.0%}", high=f"{roi_high:+.0%}")
+                    if pd.notna(roi_low) else None, delta_color="off", delta_arrow="off",
+                    help=_("(Incremental margin − coupon cost − message cost) / (coupon cost + message cost); the "
+                           "interval follows the uplift's."))
     st.caption(result.message)

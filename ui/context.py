@@ -33,15 +33,18 @@ from analytics.filters import (
     period_of,
     period_range,
 )
+from analytics.i18n import LANGUAGES, _, code_label, format_day, using
 from analytics.storage.databases import DatabaseConfig
 from analytics.storage.privacy_store import Suppression
 from analytics.storage.warehouse import DataSpan
 from ui.format import label
+from ui.language import CARRIED_KEYS
 
 _CONTEXT_KEY = "_memberlens_context"
 DATES_KEY = "dates"
 CHANNEL_KEY = "channel"
 TIER_KEY = "tier"
+CARRIED_KEYS.extend([CHANNEL_KEY, TIER_KEY])  # their selections survive a language switch
 RESET_KEY = "_reset_filters"
 
 
@@ -163,8 +166,8 @@ def warn_about_ignored_link_values(allowed: Mapping[str, Collection[str]]) -> No
     ignored = [f"{key}={value}" for key, valid in allowed.items()
                for value in st.query_params.get_all(key) if value not in valid]
     if ignored:
-        st.warning(f"Part of the link was not understood and is ignored: {', '.join(ignored)}.",
-                   icon=":material/link_off:")
+        st.warning(_("Part of the link was not understood and is ignored: {values}.").format(
+            values=", ".join(ignored)), icon=":material/link_off:")
 
 
 class _DaysIn(Collection[str]):
@@ -207,7 +210,7 @@ _HIDE_TODAY_PRESETS = "<style>[data-testid='stDateInputQuickSelect']{display:non
 
 
 def _day(value: date) -> str:
-    return f"{value.day} {value:%b %Y}"
+    return format_day(value)
 
 
 def _link_dates() -> tuple[list[date], list[str]]:
@@ -247,14 +250,16 @@ def _apply_typed(first: date, last: date) -> None:
     st.session_state[DATES_KEY] = (clamped.start, clamped.end)
     st.session_state[TYPED_KEY] = ""
     if clamped.moved:
-        message = _moved_message("You typed", clamped, first, last)
+        message = _moved_message(_("You typed {start} – {end}"), clamped, first, last)
         st.session_state[_NOTICE_KEY] = ((clamped.start, clamped.end), message)
 
 
-def _moved_message(who: str, clamped: ClampedRange, first: date, last: date) -> str:
+def _moved_message(asked_text: str, clamped: ClampedRange, first: date, last: date) -> str:
+    """``asked_text`` (translated, with ``{start}`` and ``{end}``) and how the range was narrowed to the data."""
     asked = clamped.requested
-    return (f"{who} {_day(asked[0])} – {_day(asked[1])}, but the warehouse has data from {_day(first)} to "
-            f"{_day(last)}, so the range was narrowed to {_day(clamped.start)} – {_day(clamped.end)}.")
+    return asked_text.format(start=_day(asked[0]), end=_day(asked[1])) + _(
+        ", but the warehouse has data from {first} to {last}, so the range was narrowed to {start} – {end}.").format(
+        first=_day(first), last=_day(last), start=_day(clamped.start), end=_day(clamped.end))
 
 
 def sidebar_filters(span: DataSpan, options: FilterOptions) -> Filters:
@@ -286,46 +291,48 @@ def sidebar_filters(span: DataSpan, options: FilterOptions) -> Filters:
             # this run uses the narrowed range, and the run right after it sets the widget to it, which puts it
             # back into the link (see finish_run)
             narrowed = (clamped.start, clamped.end)
-            st.session_state[_NOTICE_KEY] = (narrowed, _moved_message("The link asked for", clamped, first, last))
+            asked = _("The link asked for {start} – {end}")
+            st.session_state[_NOTICE_KEY] = (narrowed, _moved_message(asked, clamped, first, last))
             st.session_state[_RESYNC_KEY] = narrowed
     current = st.session_state.get(_RESYNC_KEY, st.session_state.get(DATES_KEY, widget_default))
     current = tuple(current) if isinstance(current, (tuple, list)) else (current,)
     with st.sidebar:
         st.html(_HIDE_TODAY_PRESETS)
-        st.subheader("Filters")
+        st.subheader(_("Filters"))
         warn_about_ignored_link_values({
             CHANNEL_KEY: {label(c) for c in options.channels},
             TIER_KEY: {label(t) for t in options.tiers},
         })
         if bad_link_dates:
-            st.warning(f"Part of the link was not understood and is ignored: "
-                       f"{', '.join(f'{DATES_KEY}={v}' for v in bad_link_dates)}.", icon=":material/link_off:")
+            st.warning(_("Part of the link was not understood and is ignored: {values}.").format(
+                values=", ".join(f"{DATES_KEY}={v}" for v in bad_link_dates)), icon=":material/link_off:")
         shown = [d for d in current if d is not None]
         custom = st.session_state.get(_CUSTOM_KEY) == tuple(current)
         st.session_state[PERIOD_KEY] = ("custom" if custom or len(shown) != 2 else
                                         period_of(shown[0], shown[1], first, last, st.session_state.get(PERIOD_KEY)))
         st.selectbox(
-            "Period", list(PERIODS), key=PERIOD_KEY, on_change=_apply_period, args=(first, last),
-            format_func=lambda p: PERIODS[p] if p == "custom" else f"{PERIODS[p]} · {_span_text(p, first, last)}",
-            help=f"Periods count back from {_day(last)}, the newest order in the warehouse (not from today), "
-                 "like the default range. \"This\" month, quarter or year runs up to that day; \"last\" month or "
-                 "quarter is the whole one before it.",
+            _("Period"), list(PERIODS), key=PERIOD_KEY, on_change=_apply_period, args=(first, last),
+            format_func={p: _(PERIODS[p]) if p == "custom" else f"{_(PERIODS[p])} · {_span_text(p, first, last)}"
+                         for p in PERIODS}.__getitem__,  # labels made in this run, in its language
+            help=_("Periods count back from {last}, the newest order in the warehouse (not from today), like the "
+                   "default range. \"This\" month, quarter or year runs up to that day; \"last\" month or quarter is "
+                   "the whole one before it.").format(last=_day(last)),
         )
         picked = st.date_input(
-            "Date range",
+            _("Date range"),
             value=widget_default,
             min_value=first,
             max_value=last,
             key=DATES_KEY,
             bind="query-params",
             format="YYYY-MM-DD",
-            help=f"Days are inclusive, from {_day(first)} to {_day(last)} (the data). The default is the last "
-                 f"{DEFAULT_RANGE_DAYS} days of data. Dates typed here apply when the calendar closes (Esc or a "
-                 "click outside); the box below applies them on Enter.",
+            help=_("Days are inclusive, from {first} to {last} (the data). The default is the last {days} days of "
+                   "data. Dates typed here apply when the calendar closes (Esc or a click outside); the box below "
+                   "applies them on Enter.").format(first=_day(first), last=_day(last), days=DEFAULT_RANGE_DAYS),
         )
-        st.text_input("Type dates", key=TYPED_KEY, on_change=_apply_typed, args=(first, last),
-                      max_chars=MAX_TYPED_RANGE, placeholder="2026-07-01 to 2026-09-30",
-                      help="One date, or two (year-month-day) with 'to' between them. Enter applies them.")
+        st.text_input(_("Type dates"), key=TYPED_KEY, on_change=_apply_typed, args=(first, last),
+                      max_chars=MAX_TYPED_RANGE, placeholder=_("2026-07-01 to 2026-09-30"),
+                      help=_("One date, or two (year-month-day) with 'to' between them. Enter applies them."))
         if _TYPED_ERROR_KEY in st.session_state:
             st.error(st.session_state[_TYPED_ERROR_KEY], icon=":material/event_busy:")
         dates = [d for d in (picked if isinstance(picked, (tuple, list)) else (picked,)) if d is not None]
@@ -340,26 +347,39 @@ def sidebar_filters(span: DataSpan, options: FilterOptions) -> Filters:
             start, end = default_start, default_end
         elif len(dates) == 1:
             start = end = dates[0]
-            st.caption("Showing a single day: pick an end date for a range.")
+            st.caption(_("Showing a single day: pick an end date for a range."))
         else:
             start, end = min(dates), max(dates)
         channels = st.multiselect(
-            "Sales channel", options.channels, key=CHANNEL_KEY, bind="query-params", format_func=label,
-            placeholder="All channels", help="Keeps orders placed in these channels. KPIs without a "
-            "sales channel (new members, session conversion, points) are not affected.",
+            _("Sales channel"), options.channels, key=CHANNEL_KEY, bind="query-params", format_func=label,
+            placeholder=_("All channels"), help=_("Keeps orders placed in these channels. KPIs without a sales "
+                                                  "channel (new members, session conversion, points) are not "
+                                                  "affected."),
         )
         tiers = st.multiselect(
-            "Member tier", options.tiers, key=TIER_KEY, bind="query-params", format_func=label,
-            placeholder="All tiers", help="Keeps members whose current tier is one of these; guest "
-            "orders and anonymous sessions drop out.",
+            _("Member tier"), options.tiers, key=TIER_KEY, bind="query-params", format_func=label,
+            placeholder=_("All tiers"), help=_("Keeps members whose current tier is one of these; guest orders "
+                                               "and anonymous sessions drop out."),
         )
-    return Filters(start, end, tuple(channels), tuple(tiers))
+    return Filters(start, end, _codes(channels, options.channels), _codes(tiers, options.tiers))
+
+
+def _codes(picked: list[str], codes: tuple[str, ...]) -> tuple[str, ...]:
+    """The codes of the picked options: a label the browser kept from another language (a link shared across a
+    language switch) is read back as its code in either language; anything else is dropped."""
+    by_label = {code_label_in(lang, code): code for code in codes for lang in LANGUAGES}
+    return tuple(dict.fromkeys(p if p in codes else by_label[p] for p in picked if p in codes or p in by_label))
+
+
+def code_label_in(lang: str, code: str) -> str:
+    with using(lang):
+        return code_label(code)
 
 
 def _span_text(period: str, first: date, last: date) -> str:
     start, end = period_range(period, first, last)
     if start.year == end.year:
-        return f"{start.day} {start:%b} – {_day(end)}"
+        return f"{format_day(start, 'short_same_year')} – {_day(end)}"
     return f"{_day(start)} – {_day(end)}"
 
 
@@ -387,7 +407,7 @@ def _rerun_after_this_run() -> None:
 def current_period_label() -> str | None:
     """The sidebar's period as a reader names it (``Last quarter``), or None for a custom range."""
     period = st.session_state.get(PERIOD_KEY)
-    return PERIODS[period] if period in PERIODS and period != "custom" else None
+    return _(PERIODS[period]) if period in PERIODS and period != "custom" else None
 
 
 def reset_filters() -> None:

@@ -25,7 +25,7 @@ from functools import lru_cache
 from babel import Locale
 from babel.numbers import format_compact_decimal, format_decimal, format_percent
 
-from analytics.i18n import LANGUAGE, code_label
+from analytics.i18n import LANGUAGE, _, code_label
 from analytics.kpis import KpiValue
 from analytics.programme import CURRENCY_SYMBOL
 
@@ -114,6 +114,11 @@ def _whole(value: float | None, compact_from: float, locale: str | None) -> str:
 def count(value: float | None, locale: str | None = None) -> str:
     """A count of things: ``12,345``, ``1.2M``."""
     return _whole(value, COUNT_COMPACT_FROM, locale)
+
+
+def exact_count(value: float | None, locale: str | None = None) -> str:
+    """A count written in full, never compact, for sizes a reader acts on (an audience of ``1,234,567``)."""
+    return _whole(value, math.inf, locale)
 
 
 def points(value: float | None, locale: str | None = None) -> str:
@@ -213,7 +218,7 @@ def format_change(kpi: KpiValue) -> str | None:
     if kpi.definition.is_ratio:
         return change_pp(kpi.change)
     if kpi.change_pct is None:
-        return None if kpi.change is None or kpi.change == 0 else "new"
+        return None if kpi.change is None or kpi.change == 0 else _("new")
     return change_pct(kpi.change_pct)
 
 

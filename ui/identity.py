@@ -21,6 +21,7 @@ from collections.abc import Mapping
 import streamlit as st
 
 from analytics.access import ROLE_LABELS, Principal, local_principal
+from analytics.i18n import N_, _, code_label
 from analytics.storage.users import configured_admins, signed_in
 
 #: The explicit, documented override for serving a network without sign-in; the value must be exactly this.
@@ -152,22 +153,25 @@ def sidebar_identity(principal: Principal) -> None:
     with st.sidebar:
         if principal.local:
             if open_override() and not is_loopback(listening_address()):
-                st.error("**No sign-in:** anyone who can reach this server is admin.", icon=":material/lock_open:")
+                st.error(_("**No sign-in:** anyone who can reach this server is admin."), icon=":material/lock_open:")
             else:
-                st.caption(":material/computer: **Single-user local tool**: listening on this machine only "
-                           f"({listening_address()}), no sign-in; you are admin.")
+                st.caption(":material/computer: " + _("**Single-user local tool**: listening on this machine only "
+                                                      "({address}), no sign-in; you are admin.").format(
+                    address=listening_address()))
             return
         restriction = ""
         if principal.restricted:
-            parts = [", ".join(principal.regions), ", ".join(principal.channels)]
-            restriction = "  \nOnly: " + "; ".join(p for p in parts if p)
+            parts = [", ".join(principal.regions), ", ".join(code_label(c) for c in principal.channels)]
+            restriction = "  \n" + _("Only: {restriction}").format(restriction="; ".join(p for p in parts if p))
+        role_label = _(ROLE_LABELS.get(principal.role or "", N_("no role")))
         st.caption(f":material/badge: **{principal.name or principal.identity}** · "
-                   f"{ROLE_LABELS.get(principal.role or '', 'no role')}{restriction}")
-        st.button("Sign out", icon=":material/logout:", on_click=st.logout, key="sign_out")
+                   f"{role_label}{restriction}")
+        st.button(_("Sign out"), icon=":material/logout:", on_click=st.logout, key="sign_out")
 
 
 def open_banner() -> None:
     """The loud banner on every page when the override serves a network without sign-in."""
     if not auth_configured() and open_override() and not is_loopback(listening_address()):
-        st.error(f"**No sign-in, open network.** Anyone who can reach this server is admin and sees every member "
-                 f"({OPEN_ENV} is set). Configure sign-in before real member data goes in.", icon=":material/warning:")
+        st.error(_("**No sign-in, open network.** Anyone who can reach this server is admin and sees every member "
+                   "({variable} is set). Configure sign-in before real member data goes in.").format(
+            variable=OPEN_ENV), icon=":material/warning:")

@@ -34,10 +34,18 @@ def start_language() -> str:
     return lang
 
 
+#: Widgets whose value the browser keeps as the option's label, which changes with the language: on a switch
+#: their values are handed over as values (read here, before the labels change), so a selection survives it.
+CARRIED_KEYS: list[str] = []
+
+
 def _switch() -> None:
     lang = st.session_state["language_selector"] or st.session_state.get(SESSION_KEY, "en")  # None: unselected
     st.session_state[SESSION_KEY] = lang
     st.query_params["lang"] = URL_TAGS[lang]
+    for key in CARRIED_KEYS:
+        if key in st.session_state:
+            st.session_state[key] = st.session_state[key]
 
 
 def language_selector() -> None:

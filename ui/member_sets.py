@@ -22,10 +22,12 @@ from sqlalchemy import Engine
 from analytics import audiences
 from analytics.access import EXPORT_IDS, EXPORT_MEMBERS, VIEW_MEMBERS, Principal, allowed, require
 from analytics.audiences import Audience
-from analytics.exports import bulk_export_rows, member_export
+from analytics.exports import bulk_export_rows, member_export, reader_headers
 from analytics.filters import OPEN_SCOPE, Filters, Scope
+from analytics.i18n import N_, _, format_day
 from analytics.member_rows import audience_rows, member_count, value_window
 from ui.cached import cached
+from ui.format import exact_count as count_text
 from ui.members import member_table
 
 if TYPE_CHECKING:
@@ -93,7 +95,7 @@ def export_members(engine: Engine, audience: Audience, actor: Principal | object
                            window)
     record(principal, "export_members", export.audit_detail(audience, page), rows=export.rows)
     _bulk_export_alert(principal, page)
-    return export.csv()
+    return export.csv(reader_headers())
 
 
 def _bulk_export_alert(principal: Principal, page: str) -> None:
@@ -152,8 +154,8 @@ def _log_view(principal: Principal, audience: Audience, page: str, rows: int) ->
 
 def member_set(engine: Engine, audience: Audience, *, key: str, who: str, page: str, actor: object = None,
                count: int | None = None, targeting: bool = True,
-               headline: str = "**{count} member{s}** {who}",
-               csv_label: str = "Download all {count} member{s} (CSV, masked)",
+               headline: str = N_("**{count} member{s}** {who}"),
+               csv_label: str = N_("Download all {count} member{s} (CSV, masked)"),
                column_config: dict | None = None, window: Filters | None = None) -> None:
     """Draw a member set: its headline (``**N members** who``), the masked preview (by value, each id a link to
     Member 360), and the CSV, JSON and targeting buttons, as far as the signed-in user's role allows.
@@ -167,35 +169,39 @@ def member_set(engine: Engine, audience: Audience, *, key: str, who: str, page: 
     acts."""
     principal, scope = _principal_and_scope(None)
     total = cached_member_count(engine, audience, scope) if count is None or not scope.is_open else count
-    st.markdown(headline.format(count=f"{total:,}", s="" if total == 1 else "s", who=who))
+    st.markdown(_(headline).format(count=count_text(total), s="" if total == 1 else "s", who=who))
     if not total:
         return
     if not allowed(principal, VIEW_MEMBERS):
-        st.caption(":material/visibility_off: Member-level rows are not shown to your role; the count is all.")
+        st.caption(":material/visibility_off: " + _("Member-level rows are not shown to your role; the count is "
+                                                     "all."))
         return
     valued = value_window(audience) if window is None else window
     rows = cached_member_rows(engine, audience, PREVIEW_ROWS, window, scope)
     _log_view(principal, audience, page, len(rows))
     member_table(rows, column_config, valued)
-    order = f"by net sales from {valued.start:%d %b %Y} to {valued.end:%d %b %Y}, highest first"
-    shown = f"The first {PREVIEW_ROWS:,} {order}; the download holds all {total:,}. " if total > PREVIEW_ROWS \
-        else f"Sorted {order}. "
-    ids = "" if allowed(principal, EXPORT_IDS) else " The download replaces member ids by a pseudonym."
-    st.caption(shown + "Names, phones and emails are masked; a member id opens the member's Member 360 page." + ids)
+    order = _("by net sales from {start} to {end}, highest first").format(start=format_day(valued.start),
+                                                                          end=format_day(valued.end))
+    shown = (_("The first {rows} {order}; the download holds all {total}. ").format(
+        rows=count_text(PREVIEW_ROWS), order=order, total=count_text(total)) if total > PREVIEW_ROWS
+        else _("Sorted {order}. ").format(order=order))
+    ids = "" if allowed(principal, EXPORT_IDS) else " " + _("The download replaces member ids by a pseudonym.")
+    st.caption(shown + _("Names, phones and emails are masked; a member id opens the member's Member 360 page.")
+               + ids)
     name = slug(audience.describe())
     buttons = st.columns(3 if targeting else 2)
     plural = "" if total == 1 else "s"
     if allowed(principal, EXPORT_MEMBERS):
-        buttons[0].download_button(csv_label.format(count=f"{total:,}", s=plural),
+        buttons[0].download_button(_(csv_label).format(count=count_text(total), s=plural),
                                    lambda: export_members(engine, audience, principal, page, scope, window=window),
                                    file_name=f"memberlens_{name}.csv", mime="text/csv", icon=":material/download:",
                                    key=f"{key}_csv", on_click="ignore")
-    buttons[1].download_button("Download the audience definition (JSON)", audiences.dumps(audience).encode(),
+    buttons[1].download_button(_("Download the audience definition (JSON)"), audiences.dumps(audience).encode(),
                                file_name=f"memberlens_audience_{name}.json", mime="application/json",
                                icon=":material/data_object:", key=f"{key}_json", on_click="ignore",
-                               help="The definition as data, to share or keep: Campaign targeting and "
-                                    "`python -m analytics audience` re-create exactly these members from it.")
+                               help=_("The definition as data, to share or keep: Campaign targeting and "
+                                      "`python -m analytics audience` re-create exactly these members from it."))
     if targeting:
-        buttons[2].button("Use in Campaign targeting", icon=":material/campaign:", key=f"{key}_target",
+        buttons[2].button(_("Use in Campaign targeting"), icon=":material/campaign:", key=f"{key}_target",
                           on_click=use_in_targeting, args=(audience,),
-                          help="Opens Campaign targeting with these members as a condition of the audience.")
+                          help=_("Opens Campaign targeting with these members as a condition of the audience."))

@@ -9,6 +9,7 @@ import pandas as pd
 import streamlit as st
 
 from analytics.filters import Filters
+from analytics.i18n import _
 from analytics.member_rows import MEMBER_ROW_COLUMNS
 from analytics.programme import CURRENCY_SYMBOL
 from ui.context import CHANNEL_KEY, DATES_KEY, TIER_KEY
@@ -24,25 +25,29 @@ LINK_COLUMN = "profile"
 #: Whole cents: the amounts add up to the figures on the pages.
 MONEY_CELL = CURRENCY_SYMBOL + "%.2f"
 
-MEMBER_COLUMN_CONFIG = {
-    LINK_COLUMN: st.column_config.LinkColumn("Member", display_text=rf"[?&]{MEMBER_PARAM}=([^&]+)$",
-                                             help="Opens the member's Member 360 page (in a new tab)."),
-    "net_sales": st.column_config.NumberColumn("Net sales", format=MONEY_CELL,
-                                               help="Completed orders in the date range, after discounts; the list "
-                                                    "is sorted by it, highest first."),
-    "orders": st.column_config.NumberColumn("Orders", format="localized", help="Completed orders in the date range."),
-    "last_order": st.column_config.DateColumn("Last order", format="YYYY-MM-DD",
-                                              help="The last completed order up to the range's last day (before "
-                                                   "the range for members without an order in it)."),
-    "tier": "Tier",
-    "segment": st.column_config.TextColumn("RFM segment",
-                                           help="The member's RFM segment in the date range; Lapsed: bought before "
-                                                "the range but not in it."),
-    "name": "Name", "phone": "Phone", "email": "Email", "region": "Region", "city": "City",
-    "registered_at": st.column_config.DatetimeColumn("Registered", format="YYYY-MM-DD"),
-    "points_balance": st.column_config.NumberColumn("Points", format="localized"),
-    "arm": st.column_config.TextColumn("Arm", help="Treatment: gets the message; control: held out to measure it."),
-}
+def member_column_config() -> dict:
+    """How the member rows' columns look, labelled in the run's language."""
+    return {
+        LINK_COLUMN: st.column_config.LinkColumn(_("Member"), display_text=rf"[?&]{MEMBER_PARAM}=([^&]+)$",
+                                                 help=_("Opens the member's Member 360 page (in a new tab).")),
+        "net_sales": st.column_config.NumberColumn(_("Net sales"), format=MONEY_CELL,
+                                                   help=_("Completed orders in the date range, after discounts; the "
+                                                          "list is sorted by it, highest first.")),
+        "orders": st.column_config.NumberColumn(_("Orders"), format="localized",
+                                                help=_("Completed orders in the date range.")),
+        "last_order": st.column_config.DateColumn(_("Last order"), format="YYYY-MM-DD",
+                                                  help=_("The last completed order up to the range's last day "
+                                                         "(before the range for members without an order in it).")),
+        "tier": _("Tier"),
+        "segment": st.column_config.TextColumn(_("RFM segment"),
+                                               help=_("The member's RFM segment in the date range; Lapsed: bought "
+                                                      "before the range but not in it.")),
+        "name": _("Name"), "phone": _("Phone"), "email": _("Email"), "region": _("Region"), "city": _("City"),
+        "registered_at": st.column_config.DatetimeColumn(_("Registered"), format="YYYY-MM-DD"),
+        "points_balance": st.column_config.NumberColumn(_("Points"), format="localized"),
+        "arm": st.column_config.TextColumn(_("Arm"), help=_("Treatment: gets the message; control: held out to "
+                                                            "measure it.")),
+    }
 
 
 def member_link_prefix(window: Filters | None = None) -> str:
@@ -71,8 +76,10 @@ def member_table(preview: pd.DataFrame, column_config: dict | None = None, windo
     own = [c for c in preview.columns if c not in MEMBER_ROW_COLUMNS and c != LINK_COLUMN]
     rest = [c for c in MEMBER_ROW_COLUMNS if c in preview.columns and c != "member_id"]
     shown = with_links(preview, window)
-    if "segment" in shown.columns:
-        shown["segment"] = shown["segment"].fillna(MISSING)
+    if "tier" in shown.columns:  # tier codes as the reader names them
+        shown["tier"] = shown["tier"].map(lambda v: label(v) if isinstance(v, str) else MISSING)
+    if "segment" in shown.columns:  # segment names in the reader's language
+        shown["segment"] = shown["segment"].map(lambda v: _(v) if isinstance(v, str) else MISSING)
     st.dataframe(shown, hide_index=True, height=min(38 + 35 * len(preview), 388),
                  column_order=[LINK_COLUMN, *own, *rest],
-                 column_config={**MEMBER_COLUMN_CONFIG, **(column_config or {})})
+                 column_config={**member_column_config(), **(column_config or {})})

@@ -11,6 +11,7 @@ from sqlalchemy import Engine
 from analytics import predictions
 from analytics.access import TRAIN_MODELS, require
 from analytics.errors import MemberLensError
+from analytics.i18n import N_, _, format_day
 from analytics.prediction_audiences import PinnedModel
 from analytics.storage.appstate import resolve_state_url
 from analytics.storage.model_registry import MODEL_KINDS, STALE_AFTER_DAYS, StoredModel, latest_model, save_model
@@ -55,12 +56,26 @@ def pinned(stored: dict[str, StoredModel]) -> dict[str, PinnedModel]:
     return {kind: PinnedModel.from_stored(s) for kind, s in stored.items()}
 
 
+#: Models as sentences name them ("Training the churn model", "No CLV model yet").
+KIND_NAMES = {"churn": N_("churn model"), "propensity": N_("propensity model"), "clv": N_("CLV model")}
+
+
+def kind_name(kind: str) -> str:
+    return _(KIND_NAMES[kind]) if kind in KIND_NAMES else f"{kind} model"
+
+
+def kind_label(kind: str) -> str:
+    """A model kind as a reader names it: ``churn`` -> ``Churn risk`` (``流失风险``), ``clv`` -> ``CLV``."""
+    return _(predictions.KINDS[kind].label) if kind in predictions.KINDS else "CLV"
+
+
 def age_note(stored: StoredModel) -> tuple[str, bool]:
     """``("churn v3 (gbdt), trained 2 days ago for 15 Nov 2026", stale)``."""
     days = stored.age_days()
-    when = "today" if days < 1 else f"{days:.0f} day{'s' if days >= 1.5 else ''} ago"
-    return (f"{stored.label} ({stored.algorithm}), trained {when} by {stored.author} for {stored.as_of:%d %b %Y}",
-            days > STALE_AFTER_DAYS)
+    when = (_("today") if days < 1 else _("{n} day ago") if days < 1.5 else _("{n} days ago")).format(n=f"{days:.0f}")
+    return (_("{model} ({algorithm}), trained {when} by {author} for {day}").format(
+        model=stored.label, algorithm=stored.algorithm, when=when, author=stored.author,
+        day=format_day(stored.as_of)), days > STALE_AFTER_DAYS)
 
 
 def train_now(engine: Engine, kinds: tuple[str, ...], as_of: date) -> None:
@@ -70,19 +85,21 @@ def train_now(engine: Engine, kinds: tuple[str, ...], as_of: date) -> None:
     state = app_state()
     if state is None:
         return
-    with st.status("Training the models…", expanded=True) as status:
+    with st.status(_("Training the models…"), expanded=True) as status:
         for kind in kinds:
-            status.write(f"Training the {kind} model: features in the warehouse, two candidates, out-of-time test…")
+            status.write(_("Training the {model}: features in the warehouse, two candidates, out-of-time test…")
+                         .format(model=kind_name(kind)))
             try:
                 trained = (predictions.train_clv(engine, as_of) if kind == "clv"
                            else predictions.train_classifier(engine, kind, as_of))
             except MemberLensError as problem:
-                status.update(label=f"The {kind} model could not be trained", state="error")
+                status.update(label=_("The {model} could not be trained").format(model=kind_name(kind)),
+                              state="error")
                 st.error(problem.message, icon=":material/query_stats:")
                 return
             record(principal, "train_model", {"page": "predictions", "model": kind, "as_of": as_of.isoformat()})
             save_model(state, kind, trained["card"].get("algorithm", "bgnbd+gammagamma"), as_of, trained,
                        principal.identity)
-        status.update(label="Models trained and stored", state="complete", expanded=False)
+        status.update(label=_("Models trained and stored"), state="complete", expanded=False)
     forget_models()
     st.rerun()

@@ -14,6 +14,7 @@ from sqlalchemy import Engine
 from analytics.access import TRAIN_MODELS, require
 from analytics.audiences import Audience
 from analytics.errors import MemberLensError
+from analytics.i18n import _, format_day
 from analytics.recommend_data import RecommendData, load_data
 from analytics.recommend_eval import Evaluation, evaluate
 from analytics.recommend_lists import ListMaker, ListSettings
@@ -35,7 +36,7 @@ from analytics.storage.recommender_registry import (
     load_recommender,
 )
 from ui.app_state import app_state, record
-from ui.cached import HASH_FUNCS, TTL_SECONDS, cached
+from ui.cached import cached, shared
 from ui.context import current_principal
 from ui.format import change_pp, count, share
 
@@ -55,17 +56,17 @@ def current_version() -> StoredRecommender | None:
 def age_note(stored: StoredRecommender) -> str:
     """'v3 (Hybrid …), trained 2 days ago by ana on purchases up to 15 Nov 2026'."""
     days = stored.age_days()
-    when = "today" if days < 1 else f"{days:.0f} day{'s' if days >= 1.5 else ''} ago"
-    return (f"{stored.label} ({ALGORITHMS.get(stored.algorithm, (stored.algorithm,))[0]}), trained {when} by "
-            f"{stored.author} on purchases up to {stored.as_of:%d %b %Y}")
+    when = (_("today") if days < 1 else _("{n} day ago") if days < 1.5 else _("{n} days ago")).format(n=f"{days:.0f}")
+    return _("{version} ({algorithm}), trained {when} by {author} on purchases up to {day}").format(
+        version=stored.label, algorithm=_(ALGORITHMS.get(stored.algorithm, (stored.algorithm,))[0]), when=when,
+        author=stored.author, day=format_day(stored.as_of))
 
 
 def _version_key(stored: StoredRecommender) -> tuple[int, str, str]:
     return stored.version, str(stored.folder), stored.files["model.npz"]["sha256"]
 
 
-@st.cache_resource(ttl=TTL_SECONDS, show_spinner="Reading every member's purchases from the warehouse…",
-                   max_entries=1, hash_funcs=HASH_FUNCS)
+@shared("Reading every member's purchases from the warehouse…", max_entries=1)
 def cached_purchases(engine: Engine) -> tuple[RecommendData, pd.Index]:
     """Every member's purchases (CSR, codes only) and the id index: shared by every session, read once per ten
     minutes."""
@@ -73,13 +74,13 @@ def cached_purchases(engine: Engine) -> tuple[RecommendData, pd.Index]:
     return data, member_index(data)
 
 
-@st.cache_resource(show_spinner="Loading the recommender…", max_entries=2)
+@shared("Loading the recommender…", max_entries=2)
 def _cached_model(key: tuple[int, str, str]) -> Recommender:
     state = app_state()
     assert state is not None
     stored = load_recommender(state, key[0])
     if _version_key(stored) != key:
-        raise MemberLensError("The stored recommender changed while it was loaded.", "Reload the page.")
+        raise MemberLensError(_("The stored recommender changed while it was loaded."), _("Reload the page."))
     return load_model(stored)
 
 
@@ -87,7 +88,7 @@ def cached_model(stored: StoredRecommender) -> Recommender:
     return _cached_model(_version_key(stored))
 
 
-@st.cache_resource(ttl=TTL_SECONDS, show_spinner="Preparing the lists…", max_entries=4, hash_funcs=HASH_FUNCS)
+@shared("Preparing the lists…", max_entries=4)
 def _cached_maker(engine: Engine, key: tuple[int, str, str], settings: ListSettings) -> ListMaker:
     data, _ = cached_purchases(engine)
     return ListMaker(_cached_model(key), data, settings)
@@ -99,7 +100,7 @@ def cached_maker(engine: Engine, stored: StoredRecommender, settings: ListSettin
     return _cached_maker(engine, _version_key(stored), settings)
 
 
-@st.cache_resource(show_spinner="Reading the stored lists…", max_entries=2)
+@shared("Reading the stored lists…", max_entries=2)
 def _cached_lists(key: tuple[int, str, str]) -> StoredLists:
     state = app_state()
     assert state is not None
@@ -132,17 +133,17 @@ def train_now(engine: Engine, algorithm: str, settings: ListSettings) -> StoredR
     state = app_state()
     if state is None:
         return None
-    with st.status("Training the recommender…", expanded=True) as status:
-        status.write("Reading the purchases, fitting, making every member's list and storing them…")
+    with st.status(_("Training the recommender…"), expanded=True) as status:
+        status.write(_("Reading the purchases, fitting, making every member's list and storing them…"))
         try:
             record(principal, "train_recommender", {"page": "recommendations", "algorithm": algorithm,
                                                     "list_length": settings.n})
             stored = train_version(engine, state, principal.identity, algorithm, None, settings)
         except MemberLensError as problem:
-            status.update(label="The recommender could not be trained", state="error")
+            status.update(label=_("The recommender could not be trained"), state="error")
             st.error(problem.message, icon=":material/recommend:")
             return None
-        status.update(label=f"Stored {stored.label}", state="complete", expanded=False)
+        status.update(label=_("Stored {version}").format(version=stored.label), state="complete", expanded=False)
     return stored
 
 
@@ -157,41 +158,44 @@ def recommendation_download(engine: Engine, audience: Audience, *, key: str, act
     state = app_state()
     stored = current_version() if state is not None else None
     if stored is None:
-        st.caption("Recommendations per member: none stored yet. Train a recommender on the **Recommendations** "
-                   "page (or `python -m analytics recommend train`).")
+        st.caption(_("Recommendations per member: none stored yet. Train a recommender on the **Recommendations** "
+                     "page (or {command}).").format(command="`python -m analytics recommend train`"))
         return
     left, right = st.columns([1, 3], vertical_alignment="bottom")
-    n = left.number_input("Items per member", 1, stored.list_length, stored.list_length, key=f"{key}_n",
-                          help=f"{stored.label} stores {stored.list_length} items per member.")
+    n = left.number_input(_("Items per member"), 1, stored.list_length, stored.list_length, key=f"{key}_n",
+                          help=_("{version} stores {n} items per member.").format(version=stored.label,
+                                                                                  n=stored.list_length))
     try:
         export, link = linked_export(state, stored, int(n), campaign_id)
     except MemberLensError as problem:
         st.error(problem.message, icon=":material/recommend:")
         return
-    right.download_button(f"Top {export.n} recommendations per member (CSV)",
+    right.download_button(_("Top {n} recommendations per member (CSV)").format(n=export.n),
                           lambda: export_members(engine, audience, actor, page, recommendations=export),
                           file_name=f"memberlens_recommendations_{slug(audience.describe())}.csv", mime="text/csv",
                           icon=":material/recommend:", key=f"{key}_csv", on_click="ignore",
-                          help="One row per member and rank: product and the reason in words; personal data masked; "
-                               "the export is written to the audit log.")
-    recorded = f"Recorded for campaign **{campaign_id}**, so its Experiment read-out measures \"recommended item " \
-               "bought\" on these lists." if campaign_id else "Give the audience a campaign key to have its " \
-               "read-out measure \"recommended item bought\"."
+                          help=_("One row per member and rank: product and the reason in words; personal data "
+                                 "masked; the export is written to the audit log."))
+    recorded = _("Recorded for campaign **{campaign}**, so its Experiment read-out measures \"recommended item "
+                 "bought\" on these lists.").format(campaign=campaign_id) if campaign_id else \
+        _("Give the audience a campaign key to have its read-out measure \"recommended item bought\".")
     if link is not None:
-        recorded = (f"Campaign **{link.campaign_id}** was exported with the top {link.list_length} of "
-                    f"v{link.version} on {link.created_at:%d %b %Y}: the download repeats exactly those lists.")
-    st.caption(f"From the stored lists of {age_note(export.stored)}. {recorded}")
+        recorded = _("Campaign **{campaign}** was exported with the top {n} of v{version} on {day}: the download "
+                     "repeats exactly those lists.").format(campaign=link.campaign_id, n=link.list_length,
+                                                            version=link.version, day=format_day(link.created_at))
+    st.caption(_("From the stored lists of {version}. {recorded}").format(version=age_note(export.stored),
+                                                                          recorded=recorded))
 
 
 def outcome_view(engine: Engine, campaign_id: str) -> None:
     """The read-out's "recommended item bought" outcome, or a plain sentence that the campaign had none."""
-    st.subheader("Recommended item bought", help=HELP["recommended_bought"])
+    st.subheader(_("Recommended item bought"), help=_(HELP["recommended_bought"]))
     state = app_state()
     link = campaign_link(state, campaign_id) if state is not None else None
     if link is None:
-        st.info(f"Campaign {campaign_id} is not a recommendation campaign: no recommendation export was recorded "
-                "with its campaign key, so there is no recommended item to measure. Export recommendations from "
-                f"Campaign targeting with the campaign key {campaign_id} to make one.",
+        st.info(_("Campaign {campaign} is not a recommendation campaign: no recommendation export was recorded "
+                  "with its campaign key, so there is no recommended item to measure. Export recommendations from "
+                  "Campaign targeting with the campaign key {campaign} to make one.").format(campaign=campaign_id),
                 icon=":material/recommend:")
         return
     try:
@@ -203,15 +207,21 @@ def outcome_view(engine: Engine, campaign_id: str) -> None:
     (st.success if result.p_value < 0.05 and result.lift > 0 else st.info)(result.verdict,
                                                                            icon=":material/recommend:")
     cards = st.columns(3)
-    cards[0].metric("Recommended item bought, treatment", share(t.rate, 2), border=True,
-                    delta=f"{change_pp(result.lift, 2)} vs control", delta_color="normal",
-                    help=HELP["recommended_bought"])
-    cards[1].metric("Recommended item bought, control", share(c.rate, 2), border=True, help=HELP["recommended_bought"])
-    cards[2].metric("Lift, recommended item", change_pp(result.lift, 2) or "–", border=True,
-                    delta=f"95%: {change_pp(result.lift_ci[0], 2)} to {change_pp(result.lift_ci[1], 2)}",
-                    delta_color="off", delta_arrow="off", help=HELP["lift"] + f" p = {result.p_value:.3g}.")
+    cards[0].metric(_("Recommended item bought, treatment"), share(t.rate, 2), border=True,
+                    delta=_("{change} vs control").format(change=change_pp(result.lift, 2)), delta_color="normal",
+                    help=_(HELP["recommended_bought"]))
+    cards[1].metric(_("Recommended item bought, control"), share(c.rate, 2), border=True,
+                    help=_(HELP["recommended_bought"]))
+    cards[2].metric(_("Lift, recommended item"), change_pp(result.lift, 2) or "–", border=True,
+                    delta=_("95%: {low} to {high}").format(low=change_pp(result.lift_ci[0], 2),
+                                                          high=change_pp(result.lift_ci[1], 2)),
+                    delta_color="off", delta_arrow="off",
+                    help=_("{definition} p = {p}.").format(definition=_(HELP["lift"]), p=f"{result.p_value:.3g}"))
     left_out = result.without_list["treatment"] + result.without_list["control"]
-    st.caption(f"Top {result.list_length} of recommender v{result.version}, window {result.start:%d %b %Y} to "
-               f"{result.end:%d %b %Y}; {count(t.members)} treatment and {count(c.members)} control members with a "
-               f"stored list" + (f" ({count(left_out)} who joined after the version was trained are left out)."
-                                 if left_out else "."))
+    words = {"n": result.list_length, "version": result.version, "start": format_day(result.start.date()),
+             "end": format_day(result.end.date()), "treatment": count(t.members), "control": count(c.members)}
+    st.caption(_("Top {n} of recommender v{version}, window {start} to {end}; {treatment} treatment and {control} "
+                 "control members with a stored list ({left_out} who joined after the version was trained are left "
+                 "out).").format(left_out=count(left_out), **words) if left_out else
+               _("Top {n} of recommender v{version}, window {start} to {end}; {treatment} treatment and {control} "
+                 "control members with a stored list.").format(**words))

@@ -42,10 +42,19 @@ def warehouse_config() -> DatabaseConfig:
     return resolve_warehouse_config()
 
 
-@st.cache_resource(show_spinner="Connecting to the warehouse…", on_release=lambda engine: engine.dispose())
-def warehouse_engine(url: str) -> Engine:
-    """One read-only engine per warehouse URL for the whole server (sessions share its pool)."""
+@st.cache_resource(show_spinner=False, on_release=lambda engine: engine.dispose())
+def _shared_engine(url: str) -> Engine:
     return open_warehouse(url)
+
+
+def warehouse_engine(url: str) -> Engine:
+    """One read-only engine per warehouse URL for the whole server (sessions share its pool); the spinner, shown
+    only while a new connection is opened, in the session's language."""
+    with st.spinner(_("Connecting to the warehouse…")):
+        return _shared_engine(url)
+
+
+warehouse_engine.clear = _shared_engine.clear  # type: ignore[attr-defined]
 
 
 def forget_warehouse() -> None:
@@ -79,22 +88,24 @@ def _build(config: DatabaseConfig, spec: DemoSpec) -> None:
     with _build_lock:  # two browser tabs on first run: the second waits for the first build
         if not needs_demo_build(config):
             st.rerun()
-        st.title("Welcome to MemberLens")
+        st.title(_("Welcome to MemberLens"))
         st.write(
-            "No warehouse is configured, so MemberLens is building its embedded demo warehouse: "
-            f"{spec.members:,} members of a fictional Chinese online shop over two years of trading. "
-            "This happens once; later starts open immediately."
+            _("No warehouse is configured, so MemberLens is building its embedded demo warehouse: "
+              "{members} members of a fictional Chinese online shop over two years of trading. "
+              "This happens once; later starts open immediately.").format(members=f"{spec.members:,}")
         )
-        with st.status("Building the demo warehouse…", expanded=True) as status:
-            bar = st.progress(0.0, text="Starting")
+        with st.status(_("Building the demo warehouse…"), expanded=True) as status:
+            bar = st.progress(0.0, text=_("Starting"))
 
             def progress(fraction: float, message: str) -> None:
                 bar.progress(min(max(fraction, 0.0), 1.0), text=message)
 
             summary = generate_warehouse(config.url, spec, progress=progress)
-            bar.progress(1.0, text="Training the prediction models on the demo (churn, propensity, lifetime value)")
+            bar.progress(1.0, text=_("Training the prediction models on the demo (churn, propensity, lifetime "
+                                     "value)"))
             _train_demo_models(config.url)
-            status.update(label=f"Demo warehouse ready in {summary.seconds:.0f} s", state="complete", expanded=False)
+            status.update(label=_("Demo warehouse ready in {seconds} s").format(seconds=f"{summary.seconds:.0f}"),
+                          state="complete", expanded=False)
         st.rerun()
 
 
@@ -130,27 +141,31 @@ def demo_members() -> int:
         return DEFAULT_MEMBERS
     if not configured.isdigit() or not 1 <= int(configured) <= MAX_MEMBERS:
         raise WarehouseError(
-            f"{DEMO_MEMBERS_ENV}={configured!r} is not a member count between 1 and {MAX_MEMBERS:,}.",
-            f"Unset it for the default demo of {DEFAULT_MEMBERS:,} members, or set a smaller number.")
+            _("{setting} is not a member count between 1 and {most}.").format(
+                setting=f"{DEMO_MEMBERS_ENV}={configured!r}", most=f"{MAX_MEMBERS:,}"),
+            _("Unset it for the default demo of {members} members, or set a smaller number.").format(
+                members=f"{DEFAULT_MEMBERS:,}"))
     return int(configured)
 
 
 def show_warehouse_problem(error: WarehouseError, config: DatabaseConfig | None) -> None:
     """A full page that says what is wrong with the warehouse and how to fix it (no traceback)."""
-    st.title("MemberLens cannot use the warehouse")
+    st.title(_("MemberLens cannot use the warehouse"))
     st.error(error.problem, icon=":material/database_off:")
     if error.fix:
-        st.markdown(f"**How to fix it:** {error.fix}")
+        st.markdown(_("**How to fix it:** {fix}").format(fix=error.fix))
     if config is not None:
-        st.markdown(f"Warehouse URL ({_(SOURCE_LABELS[config.source])}): `{config.display_url}`")
+        st.markdown(_("Warehouse URL ({source}): {url}").format(source=_(SOURCE_LABELS[config.source]),
+                                                              url=f"`{config.display_url}`"))
     st.markdown(
-        "MemberLens reads the warehouse URL from the `MEMBERLENS_WAREHOUSE_URL` environment variable, "
-        "then from `[connections.warehouse] url = \"...\"` in `.streamlit/secrets.toml`, and otherwise "
-        "builds an embedded DuckDB demo warehouse in `data/warehouse.duckdb`. Examples:\n\n"
+        _("MemberLens reads the warehouse URL from the `MEMBERLENS_WAREHOUSE_URL` environment variable, "
+          "then from `[connections.warehouse] url = \"...\"` in `.streamlit/secrets.toml`, and otherwise "
+          "builds an embedded DuckDB demo warehouse in `data/warehouse.duckdb`. Examples:")
+        + "\n\n"
         "- `duckdb:///data/warehouse.duckdb`\n"
         "- `postgresql+psycopg://analyst:secret@db.example.com:5432/shop`"
     )
-    if st.button("Try again", icon=":material/refresh:"):
+    if st.button(_("Try again"), icon=":material/refresh:"):
         forget_warehouse()
         st.rerun()
 
@@ -173,6 +188,6 @@ def show_page_failure(exc: Exception, config: DatabaseConfig) -> None:
         st.error(exc.message, icon=":material/error:")
         return
     error_id = report_bug(exc, "a page")
-    st.error(f"This page could not be drawn ({type(exc).__name__}, error id {error_id}). It is a bug in MemberLens: "
-             "the details are in the server log under that id. Try other filters, or report it with the id and the "
-             "URL of this view.", icon=":material/error:")
+    st.error(_("This page could not be drawn ({error}, error id {error_id}). It is a bug in MemberLens: "
+               "the details are in the server log under that id. Try other filters, or report it with the id and "
+               "the URL of this view.").format(error=type(exc).__name__, error_id=error_id), icon=":material/error:")

@@ -29,6 +29,7 @@ import duckdb
 import pandas as pd
 
 from analytics.errors import ImportRefused, report_bug
+from analytics.i18n import N_, _
 from analytics.importers.baskets import stage_baskets
 from analytics.importers.errors import empty_rejects
 from analytics.importers.events import stage_events
@@ -164,21 +165,24 @@ class ImportResult:
 
 def _check_options(kind: str, options: ImportOptions) -> None:
     if kind not in KINDS:
-        raise ImportRefused(f"Unknown import kind {kind!r}.", f"Choose one of {', '.join(KINDS)}.")
+        raise ImportRefused(_("Unknown import kind {kind}.").format(kind=repr(kind)),
+                            _("Choose one of {choices}.").format(choices=", ".join(KINDS)))
     if options.delimiter not in DELIMITERS:
-        raise ImportRefused(f"Unsupported delimiter {options.delimiter!r}.",
-                            "Choose comma, semicolon, tab, vertical bar or whitespace.")
+        raise ImportRefused(_("Unsupported delimiter {delimiter}.").format(delimiter=repr(options.delimiter)),
+                            _("Choose comma, semicolon, tab, vertical bar or whitespace."))
     if options.encoding not in ENCODINGS:
-        raise ImportRefused(f"Unsupported encoding {options.encoding!r}.", f"Choose one of {', '.join(ENCODINGS)}.")
-    for what, text in (("sales channel", options.channel), ("date format", options.date_format),
-                       ("sheet name", options.sheet)):
+        raise ImportRefused(_("Unsupported encoding {encoding}.").format(encoding=repr(options.encoding)),
+                            _("Choose one of {choices}.").format(choices=", ".join(ENCODINGS)))
+    for what, text in ((N_("sales channel"), options.channel), (N_("date format"), options.date_format),
+                       (N_("sheet name"), options.sheet)):
         if text is not None and (len(text) > 100 or "\x00" in text):
-            raise ImportRefused(f"The {what} is too long (at most 100 characters).", f"Shorten the {what}.")
+            raise ImportRefused(_("The {what} is too long (at most 100 characters).").format(what=_(what)),
+                                _("Shorten the {what}.").format(what=_(what)))
     if len(options.mapping) > 50 or any(v is not None and len(str(v)) > 200 for v in options.mapping.values()):
-        raise ImportRefused("The column mapping is too large.", "Map each role to one of the file's columns.")
+        raise ImportRefused(_("The column mapping is too large."), _("Map each role to one of the file's columns."))
     if options.basket_date is not None and not 1900 <= options.basket_date.year <= 2999:
-        raise ImportRefused(f"The baskets' day {options.basket_date} is outside the years 1900 to 2999.",
-                            "Choose the day the baskets were bought.")
+        raise ImportRefused(_("The baskets' day {day} is outside the years 1900 to 2999.").format(
+            day=options.basket_date), _("Choose the day the baskets were bought."))
 
 
 def _stage_file(con: duckdb.DuckDBPyConnection, kind: str, path: Path, options: ImportOptions) -> SourceFile:
@@ -195,14 +199,15 @@ def _roles(kind: str, source: SourceFile, options: ImportOptions) -> dict[str, i
     try:
         roles = resolve_mapping(kind, source.columns, options.mapping)
     except MappingError as exc:
-        raise ImportRefused(str(exc) + ".", "Correct the column mapping.") from None
+        raise ImportRefused(str(exc) + ".", _("Correct the column mapping.")) from None
     missing = missing_required(kind, roles)
     if missing:
-        labels = ", ".join(f"{r.label} (e.g. {r.aliases[0]})" for r in missing)
+        labels = ", ".join(_("{role} (e.g. {example})").format(role=_(r.label), example=r.aliases[0]) for r in missing)
         raise ImportRefused(
-            f"{source.path.name} has no column for {labels}; its columns are {', '.join(source.columns)}.",
-            "Map those roles to the file's columns (--map ROLE=COLUMN on the command line), or check that this "
-            f"is a {kind} file.")
+            _("{file} has no column for {roles}; its columns are {columns}.").format(
+                file=source.path.name, roles=labels, columns=", ".join(source.columns)),
+            _("Map those roles to the file's columns (--map ROLE=COLUMN on the command line), or check that this "
+              "is a {kind} file.").format(kind=kind))
     return roles
 
 
@@ -260,27 +265,27 @@ def import_file(
     check_readable(path)
     report = progress or (lambda fraction, message: None)
     name = file_name or path.name
-    report(0.02, "Fingerprinting the file")
+    report(0.02, _("Fingerprinting the file"))
     fp = fingerprint(path, kind)
     try:
         return _import_locked(url, kind, path, options, name, fp, report)
     except _AlreadyImported as again:
-        report(1.0, "Already imported")
+        report(1.0, _("Already imported"))
         return ImportResult(kind, name, fp, again.previous)
 
 
 def _import_locked(url: str, kind: str, path: Path, options: ImportOptions, name: str, fp: str,
                    report: Progress) -> ImportResult:
-    with warehouse_write_lock(url, f"the import of {name}"), open_target(url) as target:
+    with warehouse_write_lock(url, _("the import of {file}").format(file=name)), open_target(url) as target:
         previous = None if options.replace else target.previous_import(fp)
         if previous is not None:
-            report(1.0, "Already imported")
+            report(1.0, _("Already imported"))
             return ImportResult(kind, name, fp, previous)
-        report(0.05, f"Reading {name}")
+        report(0.05, _("Reading {file}").format(file=name))
         source = _stage_file(target.staging, kind, path, options)
         stage = Staging(target.staging, source)
         roles = _roles(kind, source, options)
-        report(0.35, "Checking every row")
+        report(0.35, _("Checking every row"))
         date_format = None
         if kind in _DATE_ROLE:
             position = roles[_DATE_ROLE[kind]]
@@ -297,12 +302,14 @@ def _import_locked(url: str, kind: str, path: Path, options: ImportOptions, name
         temporary = _temp_tables(target.staging)
         staged = {t.name: stage.stage_count(t) for t in contract.WAREHOUSE_TABLES if f"_stage_{t.name}" in temporary}
         if rows_read == 0:
-            raise ImportRefused(f"{name} holds a header but no data rows.", "Export the data again.")
+            raise ImportRefused(_("{file} holds a header but no data rows.").format(file=name),
+                                _("Export the data again."))
         if not any(staged.values()):
             raise ImportRefused(
-                f"None of the {rows_read:,} rows of {name} can be imported: every one was excluded.",
-                "See the rejected rows for the reasons.", rejected)
-        report(0.7, "Loading into the warehouse")
+                _("None of the {rows} rows of {file} can be imported: every one was excluded.").format(
+                    rows=f"{rows_read:,}", file=name),
+                _("See the rejected rows for the reasons."), rejected)
+        report(0.7, _("Loading into the warehouse"))
         with target.transaction():
             target.exclusive()  # writers on other machines (PostgreSQL) wait here
             previous = None if options.replace else target.previous_import(fp, in_transaction=True)
@@ -317,12 +324,12 @@ def _import_locked(url: str, kind: str, path: Path, options: ImportOptions, name
             details = {"options": _options_record(options, date_format), "inserted": inserted,
                        "summary": summary, "layout": layout}
             target.record(new_log_entry(kind, name, fp, rows_read, rows_rejected, details))
-        report(0.95, "Tidying up")
+        report(0.95, _("Tidying up"))
         try:  # committed: whatever happens now, the import happened and is reported as such
             target.after_commit([t for t, n in inserted.items() if n])
         except Exception as exc:  # noqa: BLE001 - statistics or a checkpoint: housekeeping, not the import
             report_bug(exc, f"housekeeping after importing {name}")
-    report(1.0, "Done")
+    report(1.0, _("Done"))
     return ImportResult(
         kind, name, fp, None, rows_read, rows_rejected, inserted,
         {t: staged[t] - inserted.get(t, 0) for t in staged}, summary, rejected, layout, _named(source, roles),

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from datetime import date
 
+from analytics.i18n import _
 from analytics.importers.staging import Staging
 from analytics.storage import contract
 
@@ -26,8 +27,9 @@ def stage_baskets(stage: Staging, basket_date: date, channel: str | None, id_pre
         "  range(1, len(parts) + 1) AS r(i)) WHERE item <> '' GROUP BY _rid, _row, item"
     )
     stage.run(
-        "INSERT INTO _rejects SELECT _rid, _row, _sheet, NULL, c0, 'empty basket', false FROM _raw "
-        "WHERE _rid NOT IN (SELECT _rid FROM _items)"
+        "INSERT INTO _rejects SELECT _rid, _row, _sheet, NULL, c0, $reason, false FROM _raw "
+        "WHERE _rid NOT IN (SELECT _rid FROM _items)",
+        {"reason": _("empty basket")},
     )
     stage.run(
         "CREATE TEMP TABLE _basket_items AS SELECT $prefix || _row AS order_id, item, quantity, "

@@ -22,8 +22,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from analytics.errors import ImportRefused
+from analytics.i18n import _
 from analytics.importers.reading import OUT_OF_YEARS, date_params, describe_date_format, id_sql, timestamp_sql
-from analytics.importers.staging import Check, Staging, most_frequent
+from analytics.importers.staging import Check, Staging, most_frequent, sql_text
 from analytics.storage import contract
 
 SESSION_GAP_MINUTES = 30
@@ -51,13 +52,14 @@ def stage_events(
 ) -> dict[str, object]:
     """Parse, check, sessionise and shape a staged clickstream file; returns its summary figures."""
     if roles["user_id"] is None and roles["session_id"] is None:
-        raise ImportRefused("The file has neither a visitor id nor a session id column, so its events cannot "
-                            "be grouped into sessions.", "Map the visitor (user) id or the session id column.")
+        raise ImportRefused(_("The file has neither a visitor id nor a session id column, so its events cannot "
+                              "be grouped into sessions."), _("Map the visitor (user) id or the session id column."))
     col = stage.column
     name = stage.column_name
     # The date format may be the user's own text: it reaches SQL only as a bound parameter.
     params = {**date_params(date_format),
-              "date_reason": f"not a date in the format {describe_date_format(date_format)} (years 1900 to 2999)"}
+              "date_reason": _("not a date in the format {format} (years 1900 to 2999)").format(
+                  format=describe_date_format(date_format))}
     stage.run(
         "CREATE TEMP TABLE _parsed AS SELECT _rid, _row, _sheet, "
         f"nullif(trim({col(roles['occurred_at'])}), '') AS time_text, "
@@ -79,16 +81,19 @@ def stage_events(
     )
     known = ", ".join(sorted(EVENT_TYPE_MAP))
     stage.reject([
-        Check("time_text IS NULL", "'missing event time'", name(roles["occurred_at"]), "time_text", True),
+        Check("time_text IS NULL", sql_text(_("missing event time")), name(roles["occurred_at"]), "time_text",
+              True),
         Check(f"time_text IS NOT NULL AND (occurred_at IS NULL OR {OUT_OF_YEARS.format(column='occurred_at')})",
               "$date_reason", name(roles["occurred_at"]),
               "time_text", True),
-        Check("type_text IS NULL", "'missing event type'", name(roles["event_type"]), "type_text", True),
-        Check("user_id IS NULL AND session_text IS NULL", "'neither a visitor nor a session id'",
+        Check("type_text IS NULL", sql_text(_("missing event type")), name(roles["event_type"]), "type_text", True),
+        Check("user_id IS NULL AND session_text IS NULL", sql_text(_("neither a visitor nor a session id")),
               name(roles["user_id"]) or name(roles["session_id"]), "NULL", True),
-        Check("price_text IS NOT NULL AND price IS NULL", "'not a number'", name(roles["price"]), "price_text", True),
+        Check("price_text IS NOT NULL AND price IS NULL", sql_text(_("not a number")), name(roles["price"]),
+              "price_text", True),
         Check("type_text IS NOT NULL AND event_type IS NULL",
-              f"'event type not tracked by MemberLens (known: {known})'", name(roles["event_type"]), "type_text",
+              sql_text(_("event type not tracked by MemberLens (known: {known})").format(known=known)),
+              name(roles["event_type"]), "type_text",
               False),
     ], params=params)
     stage.refuse_unreadable(skip_bad_rows)

@@ -32,6 +32,7 @@ import duckdb
 from sqlalchemy import Column, DateTime, Integer, MetaData, String, Table, insert, select, text
 from sqlalchemy.schema import CreateTable
 
+from analytics.i18n import _
 from analytics.importers.staging import duckdb_dialect
 from analytics.storage import contract
 from analytics.storage.bulkload import copy_batches, driver_errors
@@ -139,7 +140,7 @@ class Target:
         inserted: dict[str, int] = {}
         steps = [step for step in _LOAD_ORDER if step[0] in staged]
         for i, (table, keyed_by, key) in enumerate(steps):
-            report(0.7 + 0.2 * i / len(steps), f"Loading {table}")
+            report(0.7 + 0.2 * i / len(steps), _("Loading {table}").format(table=table))
             columns = ", ".join(c.name for c in _TABLES[table].columns)
             order = ", ".join(f"s.{c}" for c in contract.SORT_KEYS.get(table, ()))
             inserted[table] = self.execute(
@@ -306,17 +307,19 @@ def import_refusal(url: str) -> WarehouseError | None:
     PostgreSQL), so a page can say so before anyone picks a file."""
     backend = WAREHOUSE.parse(url).get_backend_name()
     if backend == "duckdb" and duckdb_path(url) is None:
-        return WarehouseError("An in-memory DuckDB URL cannot hold imported data.", "Use duckdb:///path/to/file.duckdb.")
+        return WarehouseError(_("An in-memory DuckDB URL cannot hold imported data."),
+                              _("Use duckdb:///path/to/file.duckdb."))
     if backend == "sparksql":
         return WarehouseError(
-            f"This Spark SQL warehouse is read-only to MemberLens, so files cannot be imported into it "
-            f"({mask_url(url)}).",
-            "Load the data into the Spark tables with Spark's own tools (docs/spark.md), or import into a DuckDB "
-            "or PostgreSQL warehouse.")
+            _("This Spark SQL warehouse is read-only to MemberLens, so files cannot be imported into it "
+              "({url}).").format(url=mask_url(url)),
+            _("Load the data into the Spark tables with Spark's own tools (docs/spark.md), or import into a DuckDB "
+              "or PostgreSQL warehouse."))
     if backend not in ("duckdb", "postgresql"):
         return WarehouseError(
-            f"The importers write to DuckDB or PostgreSQL, not '{backend}' ({mask_url(url)}).",
-            "Import into DuckDB or PostgreSQL, then copy the tables with your warehouse's own loader.")
+            _("The importers write to DuckDB or PostgreSQL, not '{backend}' ({url}).").format(backend=backend,
+                                                                                             url=mask_url(url)),
+            _("Import into DuckDB or PostgreSQL, then copy the tables with your warehouse's own loader."))
     return None
 
 

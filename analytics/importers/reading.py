@@ -26,12 +26,14 @@ import duckdb
 import pyarrow as pa
 
 from analytics.errors import ImportRefused
+from analytics.i18n import N_, _
 
 ENCODINGS: tuple[str, ...] = ("utf-8", "latin-1", "utf-16")
 #: Runs of spaces or tabs (files that align columns with spaces, such as CDNOW's), written as the word.
 WHITESPACE = "whitespace"
 DELIMITERS: tuple[str, ...] = (",", ";", "\t", "|", WHITESPACE)
-DELIMITER_NAMES = {",": "comma", ";": "semicolon", "\t": "tab", "|": "vertical bar", WHITESPACE: "whitespace"}
+DELIMITER_NAMES = {",": N_("comma"), ";": N_("semicolon"), "\t": N_("tab"), "|": N_("vertical bar"),
+                   WHITESPACE: N_("whitespace")}
 XLSX_BATCH_ROWS = 50_000
 _GZIP_MAGIC = b"\x1f\x8b"
 _XLSX_MAGIC = b"PK\x03\x04"
@@ -57,9 +59,10 @@ def max_file_bytes() -> int:
 
 
 def _too_big(path: Path, size: str) -> ImportRefused:
-    return ImportRefused(f"{path.name} is {size} once decompressed; MemberLens imports files up to "
-                         f"{max_file_bytes() / 1024**3:.1f} GiB.",
-                         f"Split the export into smaller files (or raise {MAX_FILE_BYTES_ENV} on the server).")
+    return ImportRefused(_("{file} is {size} once decompressed; MemberLens imports files up to {limit} GiB.").format(
+                             file=path.name, size=size, limit=f"{max_file_bytes() / 1024**3:.1f}"),
+                         _("Split the export into smaller files (or raise {setting} on the server).").format(
+                             setting=MAX_FILE_BYTES_ENV))
 
 
 def check_size(path: Path, decompress: bool = True) -> None:
@@ -82,27 +85,28 @@ def check_size(path: Path, decompress: bool = True) -> None:
                 while chunk := stream.read(1 << 20):
                     total += len(chunk)
                     if total > limit:
-                        raise _too_big(path, f"more than {limit:,} bytes")
+                        raise _too_big(path, _("more than {n} bytes").format(n=f"{limit:,}"))
         except (OSError, EOFError, zlib.error) as exc:
-            raise ImportRefused(f"{path.name} is not a complete gzip file ({exc}).",
-                                "Compress the export again, or import it uncompressed.") from None
+            raise ImportRefused(_("{file} is not a complete gzip file ({reason}).").format(file=path.name, reason=exc),
+                                _("Compress the export again, or import it uncompressed.")) from None
         return
     if head == _XLSX_MAGIC or path.suffix.lower() == ".xlsx":
         try:
             with zipfile.ZipFile(path) as archive:
                 entries = archive.infolist()
         except (zipfile.BadZipFile, OSError, ValueError) as exc:
-            raise ImportRefused(f"{path.name} is not a readable XLSX workbook ({exc}).",
-                                "Open it in Excel and save it again as .xlsx, or export it as CSV.") from None
+            raise ImportRefused(_("{file} is not a readable XLSX workbook ({reason}).").format(file=path.name,
+                                                                                              reason=exc),
+                                _("Open it in Excel and save it again as .xlsx, or export it as CSV.")) from None
         if len(entries) > MAX_XLSX_ENTRIES:
-            raise ImportRefused(f"{path.name} holds {len(entries):,} parts; a workbook has far fewer.",
-                                "Save the data as a plain XLSX workbook or as CSV.")
+            raise ImportRefused(_("{file} holds {n} parts; a workbook has far fewer.").format(
+                file=path.name, n=f"{len(entries):,}"), _("Save the data as a plain XLSX workbook or as CSV."))
         declared = sum(e.file_size for e in entries)
         if declared > limit:
-            raise _too_big(path, f"{declared:,} bytes")
+            raise _too_big(path, _("{n} bytes").format(n=f"{declared:,}"))
         return
     if path.stat().st_size > limit:
-        raise _too_big(path, f"{path.stat().st_size:,} bytes")
+        raise _too_big(path, _("{n} bytes").format(n=f"{path.stat().st_size:,}"))
 
 
 @dataclass(frozen=True)
@@ -141,11 +145,13 @@ def check_readable(path: Path, decompress: bool = True) -> None:
     """Refuse a missing, empty or oversized file (``decompress``: measure a .gz by decompressing it; a preview,
     which reads only the first rows, skips that)."""
     if not path.exists():
-        raise ImportRefused(f"There is no file at {path}.", "Check the path, or upload the file.")
+        raise ImportRefused(_("There is no file at {path}.").format(path=path),
+                            _("Check the path, or upload the file."))
     if path.is_dir():
-        raise ImportRefused(f"{path} is a folder, not a file.", "Choose one file.")
+        raise ImportRefused(_("{path} is a folder, not a file.").format(path=path), _("Choose one file."))
     if path.stat().st_size == 0:
-        raise ImportRefused(f"{path.name} is empty (0 bytes).", "Export the data again; the file holds nothing.")
+        raise ImportRefused(_("{file} is empty (0 bytes).").format(file=path.name),
+                            _("Export the data again; the file holds nothing."))
     check_size(path, decompress)
 
 
@@ -166,19 +172,23 @@ def read_header(path: Path, delimiter: str, encoding: str) -> list[str]:
     except UnicodeDecodeError:
         raise not_utf8(path, encoding, 1) from None
     except (OSError, EOFError) as exc:  # a truncated .gz, say
-        raise ImportRefused(f"{path.name} cannot be read: {exc}.", "Check that the file is complete.") from None
+        raise ImportRefused(_("{file} cannot be read: {reason}.").format(file=path.name, reason=exc),
+                            _("Check that the file is complete.")) from None
     except csv.Error as exc:
-        raise ImportRefused(f"{path.name}: the first line cannot be read as CSV ({exc}).",
-                            "Check the delimiter and the quotes of the header.") from None
+        raise ImportRefused(_("{file}: the first line cannot be read as CSV ({reason}).").format(file=path.name,
+                                                                                                reason=exc),
+                            _("Check the delimiter and the quotes of the header.")) from None
     if len(first) > MAX_LINE_BYTES:
-        raise ImportRefused(f"The first line of {path.name} is longer than {MAX_LINE_BYTES:,} characters.",
-                            "This is not a shop's export with a header line; check the file.")
+        raise ImportRefused(_("The first line of {file} is longer than {n} characters.").format(
+                                file=path.name, n=f"{MAX_LINE_BYTES:,}"),
+                            _("This is not a shop's export with a header line; check the file."))
     if header is None or not any(h.strip() for h in header):
-        raise ImportRefused(f"{path.name} has no header row (the first line is empty).",
-                            "Export the file with its column names on the first line.")
+        raise ImportRefused(_("{file} has no header row (the first line is empty).").format(file=path.name),
+                            _("Export the file with its column names on the first line."))
     if len(header) > MAX_COLUMNS:
-        raise ImportRefused(f"{path.name} has {len(header):,} columns; MemberLens reads files of at most "
-                            f"{MAX_COLUMNS} columns.", "Export only the columns the import needs.")
+        raise ImportRefused(_("{file} has {n} columns; MemberLens reads files of at most {most} columns.").format(
+                                file=path.name, n=f"{len(header):,}", most=MAX_COLUMNS),
+                            _("Export only the columns the import needs."))
     header = [h.strip()[:200] for h in header]
     if len(header) == 1 and delimiter != WHITESPACE and len(header[0].split()) > 1 and not any(
             d in header[0] for d in DELIMITERS[:4]):
@@ -188,20 +198,23 @@ def read_header(path: Path, delimiter: str, encoding: str) -> list[str]:
         if others:
             found = others[0]
             raise ImportRefused(
-                f"{path.name} does not look {DELIMITER_NAMES[delimiter]}-separated: its header is one column "
-                f"{header[0][:80]!r}, which holds {DELIMITER_NAMES[found]}s.",
-                f"Choose {DELIMITER_NAMES[found]} ({found!r}) as the delimiter.",
+                _("{file} does not look {delimiter}-separated: its header is one column {header}, which holds "
+                  "{found}s.").format(file=path.name, delimiter=_(DELIMITER_NAMES[delimiter]),
+                                      header=repr(header[0][:80]), found=_(DELIMITER_NAMES[found])),
+                _("Choose {found} ({mark}) as the delimiter.").format(found=_(DELIMITER_NAMES[found]),
+                                                                       mark=repr(found)),
             )
     return header
 
 
 def not_utf8(path: Path, encoding: str, line: int | None) -> ImportRefused:
-    where = f" (line {line})" if line else ""
     alternatives = [e for e in ENCODINGS if e != encoding]
+    problem = (_("{file} is not {encoding} text (line {line}): some bytes are not valid in that encoding.") if line
+               else _("{file} is not {encoding} text: some bytes are not valid in that encoding."))
     return ImportRefused(
-        f"{path.name} is not {encoding} text{where}: some bytes are not valid in that encoding.",
-        f"Choose the file's encoding ({' or '.join(alternatives)}; Excel on Windows often writes latin-1), "
-        "or save it as UTF-8.",
+        problem.format(file=path.name, encoding=encoding, line=line),
+        _("Choose the file's encoding ({choices}; Excel on Windows often writes latin-1), or save it as UTF-8.").format(
+            choices=_(" or ").join(alternatives)),
     )
 
 
@@ -211,22 +224,26 @@ def explain_csv_error(exc: duckdb.Error, path: Path, encoding: str, columns: int
     line = re.search(r"Line: (\d+)", message)
     line_no = int(line.group(1)) if line else None
     if "maximum line size" in message.lower():
-        return ImportRefused(f"Line {line_no} of {path.name} is longer than {MAX_LINE_BYTES:,} bytes.",
-                             "A shop's export has short lines: check that this is the right file (and its quotes).")
+        return ImportRefused(_("Line {line} of {file} is longer than {n} bytes.").format(
+                                 line=line_no, file=path.name, n=f"{MAX_LINE_BYTES:,}"),
+                             _("A shop's export has short lines: check that this is the right file (and its "
+                               "quotes)."))
     if "unicode" in message.lower() or "utf-8" in message.lower():
         return not_utf8(path, encoding, line_no)
     found = re.search(r"Expected Number of Columns: (\d+) Found: (\d+)", message)
     if found:
         return ImportRefused(
-            f"Line {line_no} of {path.name} has {found.group(2)} fields where the header has {found.group(1)}.",
-            "A value probably holds the delimiter without quotes, or the line is cut short: correct that "
-            "line (or quote the value) and import again.",
+            _("Line {line} of {file} has {found} fields where the header has {expected}.").format(
+                line=line_no, file=path.name, found=found.group(2), expected=found.group(1)),
+            _("A value probably holds the delimiter without quotes, or the line is cut short: correct that "
+              "line (or quote the value) and import again."),
         )
     if "quote" in message.lower():
-        return ImportRefused(f"{path.name} has an unclosed quote near line {line_no}.",
-                             "Close the quote on that line, or choose the right delimiter.")
+        return ImportRefused(_("{file} has an unclosed quote near line {line}.").format(file=path.name, line=line_no),
+                             _("Close the quote on that line, or choose the right delimiter."))
     first = message.strip().splitlines()[0] if message.strip() else type(exc).__name__
-    return ImportRefused(f"{path.name} cannot be read as CSV: {first}", "Check the delimiter and encoding.")
+    return ImportRefused(_("{file} cannot be read as CSV: {reason}").format(file=path.name, reason=first),
+                         _("Check the delimiter and encoding."))
 
 
 def _limit(max_rows: int | None) -> str:
@@ -337,12 +354,13 @@ def stage_xlsx(
     try:
         book = load_workbook(path, read_only=True, data_only=True)
     except (InvalidFileException, OSError, KeyError, ValueError, zipfile.BadZipFile, EOFError) as exc:
-        raise ImportRefused(f"{path.name} is not a readable XLSX workbook ({exc}).",
-                            "Open it in Excel and save it again as .xlsx, or export it as CSV.") from None
+        raise ImportRefused(_("{file} is not a readable XLSX workbook ({reason}).").format(file=path.name, reason=exc),
+                            _("Open it in Excel and save it again as .xlsx, or export it as CSV.")) from None
     try:
         if sheet is not None and sheet not in book.sheetnames:
-            raise ImportRefused(f"{path.name} has no sheet {sheet!r}; its sheets are {', '.join(book.sheetnames)}.",
-                                "Choose one of those sheets.")
+            raise ImportRefused(_("{file} has no sheet {sheet}; its sheets are {sheets}.").format(
+                                    file=path.name, sheet=repr(sheet), sheets=", ".join(book.sheetnames)),
+                                _("Choose one of those sheets."))
         header: list[str] | None = None
         used: list[str] = []
         for name in [sheet] if sheet else book.sheetnames:
@@ -352,8 +370,9 @@ def stage_xlsx(
             while this_header and not this_header[-1]:
                 this_header.pop()
             if len(this_header) > MAX_COLUMNS:
-                raise ImportRefused(f"Sheet {name} of {path.name} has more than {MAX_COLUMNS} columns.",
-                                    "Export only the columns the import needs.")
+                raise ImportRefused(_("Sheet {sheet} of {file} has more than {most} columns.").format(
+                                        sheet=name, file=path.name, most=MAX_COLUMNS),
+                                    _("Export only the columns the import needs."))
             if not any(this_header):
                 continue
             if header is None:
@@ -368,7 +387,8 @@ def stage_xlsx(
             if max_rows is not None:
                 break
         if header is None:
-            raise ImportRefused(f"{path.name} holds no rows with a header.", "Check that the data is on a sheet.")
+            raise ImportRefused(_("{file} holds no rows with a header.").format(file=path.name),
+                                _("Check that the data is on a sheet."))
         return SourceFile(path, "xlsx", tuple(header), tuple(used))
     finally:
         book.close()
@@ -428,8 +448,8 @@ DATE_FORMATS: tuple[str, ...] = (
     "%Y%m%d",
     "epoch_ms", "epoch_s",
 )
-DATE_FORMAT_NAMES = {"iso": "ISO 8601 (YYYY-MM-DD HH:MM:SS)", "%Y%m%d": "YYYYMMDD",
-                     "epoch_ms": "Unix time in milliseconds", "epoch_s": "Unix time in seconds"}
+DATE_FORMAT_NAMES = {"iso": N_("ISO 8601 (YYYY-MM-DD HH:MM:SS)"), "%Y%m%d": "YYYYMMDD",
+                     "epoch_ms": N_("Unix time in milliseconds"), "epoch_s": N_("Unix time in seconds")}
 DATE_SAMPLE = 2_000
 
 
@@ -493,7 +513,7 @@ def date_params(fmt: str) -> dict[str, str]:
 
 
 def describe_date_format(fmt: str) -> str:
-    return DATE_FORMAT_NAMES.get(fmt, fmt)
+    return _(DATE_FORMAT_NAMES[fmt]) if fmt in DATE_FORMAT_NAMES else fmt
 
 
 

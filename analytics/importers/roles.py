@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from analytics.errors import InputError
+from analytics.i18n import N_, _
 
 KINDS: tuple[str, ...] = ("transactions", "events", "baskets")
 
@@ -22,10 +23,10 @@ class Role:
     """One piece of information an importer reads from a column."""
 
     name: str
-    label: str
+    label: str  # marked with N_, translated where shown
     required: bool
     aliases: tuple[str, ...]
-    help: str
+    help: str  # likewise
 
 
 @dataclass(frozen=True)
@@ -38,44 +39,46 @@ class Layout:
 
 ROLES: dict[str, tuple[Role, ...]] = {
     "transactions": (
-        Role("invoice", "Invoice number", False, ("InvoiceNo", "Invoice", "OrderID", "order_id", "OrderNo"),
-             "Becomes the order id. Numbers starting with C are cancellations. Without it, each customer's "
-             "purchases of one day are one order (customer id and date)."),
-        Role("stock_code", "Stock code", False, ("StockCode", "product_id", "SKU", "ItemID"),
-             "Becomes the product id; without it every line is one unnamed product (ITEM)."),
-        Role("description", "Description", False, ("Description", "product_name", "ItemName"),
-             "Becomes the product name (its most frequent spelling)."),
-        Role("quantity", "Quantity", True, ("Quantity", "Qty", "number_of_cds", "units"),
-             "Whole number of units; negative on cancellations and returns."),
-        Role("invoice_date", "Invoice date", True, ("InvoiceDate", "OrderDate", "ordered_at", "Date"),
-             "When the order was placed, in the shop's local time."),
-        Role("unit_price", "Unit price", False, ("UnitPrice", "Price", "unit_price"),
-             "Price of one unit in the shop currency (or give the line's amount instead)."),
-        Role("amount", "Line amount", False, ("dollar_value", "amount", "line_amount", "sales"),
-             "The line's total in the shop currency, when the file has no unit price: the unit price is then the "
-             "amount divided by the quantity."),
-        Role("customer_id", "Customer id", False, ("CustomerID", "Customer ID", "member_id", "customer_id"),
-             "Becomes the member id; rows without it are guest orders."),
-        Role("country", "Country", False, ("Country", "Region"), "Becomes the member's region."),
+        Role("invoice", N_("Invoice number"), False, ("InvoiceNo", "Invoice", "OrderID", "order_id", "OrderNo"),
+             N_("Becomes the order id. Numbers starting with C are cancellations. Without it, each customer's "
+             "purchases of one day are one order (customer id and date).")),
+        Role("stock_code", N_("Stock code"), False, ("StockCode", "product_id", "SKU", "ItemID"),
+             N_("Becomes the product id; without it every line is one unnamed product (ITEM).")),
+        Role("description", N_("Description"), False, ("Description", "product_name", "ItemName"),
+             N_("Becomes the product name (its most frequent spelling).")),
+        Role("quantity", N_("Quantity"), True, ("Quantity", "Qty", "number_of_cds", "units"),
+             N_("Whole number of units; negative on cancellations and returns.")),
+        Role("invoice_date", N_("Invoice date"), True, ("InvoiceDate", "OrderDate", "ordered_at", "Date"),
+             N_("When the order was placed, in the shop's local time.")),
+        Role("unit_price", N_("Unit price"), False, ("UnitPrice", "Price", "unit_price"),
+             N_("Price of one unit in the shop currency (or give the line's amount instead).")),
+        Role("amount", N_("Line amount"), False, ("dollar_value", "amount", "line_amount", "sales"),
+             N_("The line's total in the shop currency, when the file has no unit price: the unit price is then the "
+             "amount divided by the quantity.")),
+        Role("customer_id", N_("Customer id"), False, ("CustomerID", "Customer ID", "member_id", "customer_id"),
+             N_("Becomes the member id; rows without it are guest orders.")),
+        Role("country", N_("Country"), False, ("Country", "Region"), N_("Becomes the member's region.")),
     ),
     "events": (
-        Role("occurred_at", "Event time", True, ("event_time", "timestamp", "occurred_at", "time"),
-             "Date and time, or Unix time in seconds or milliseconds."),
-        Role("event_type", "Event type", True, ("event_type", "event", "type"),
-             "view, cart / addtocart, purchase / transaction, or a MemberLens event type."),
-        Role("user_id", "Visitor or member id", False, ("user_id", "visitorid", "member_id", "customer_id"),
-             "Becomes the event's member id; empty for anonymous visitors."),
-        Role("session_id", "Session id", False, ("user_session", "session_id", "session"),
-             "Without it, sessions are cut after 30 minutes without an event (the GA convention)."),
-        Role("product_id", "Product id", False, ("product_id", "itemid", "item_id", "sku"),
-             "The product viewed or bought."),
-        Role("category", "Category path", False, ("category_code", "category"),
-             "Dot-separated category path such as electronics.smartphone; fills in new products."),
-        Role("brand", "Brand", False, ("brand",), "Fills in new products."),
-        Role("price", "Price", False, ("price",), "Fills in new products' list price."),
-        Role("page", "Page", False, ("page", "page_type"), "Page of the event; by default taken from its type."),
-        Role("device", "Device", False, ("device", "platform"), "Device of the session."),
-        Role("source", "Traffic source", False, ("source", "utm_source", "traffic_source"), "Source of the session."),
+        Role("occurred_at", N_("Event time"), True, ("event_time", "timestamp", "occurred_at", "time"),
+             N_("Date and time, or Unix time in seconds or milliseconds.")),
+        Role("event_type", N_("Event type"), True, ("event_type", "event", "type"),
+             N_("view, cart / addtocart, purchase / transaction, or a MemberLens event type.")),
+        Role("user_id", N_("Visitor or member id"), False, ("user_id", "visitorid", "member_id", "customer_id"),
+             N_("Becomes the event's member id; empty for anonymous visitors.")),
+        Role("session_id", N_("Session id"), False, ("user_session", "session_id", "session"),
+             N_("Without it, sessions are cut after 30 minutes without an event (the GA convention).")),
+        Role("product_id", N_("Product id"), False, ("product_id", "itemid", "item_id", "sku"),
+             N_("The product viewed or bought.")),
+        Role("category", N_("Category path"), False, ("category_code", "category"),
+             N_("Dot-separated category path such as electronics.smartphone; fills in new products.")),
+        Role("brand", N_("Brand"), False, ("brand",), N_("Fills in new products.")),
+        Role("price", N_("Price"), False, ("price",), N_("Fills in new products' list price.")),
+        Role("page", N_("Page"), False, ("page", "page_type"),
+             N_("Page of the event; by default taken from its type.")),
+        Role("device", N_("Device"), False, ("device", "platform"), N_("Device of the session.")),
+        Role("source", N_("Traffic source"), False, ("source", "utm_source", "traffic_source"),
+             N_("Source of the session.")),
     ),
     "baskets": (),
 }
@@ -117,7 +120,8 @@ def resolve_mapping(kind: str, columns: Sequence[str], mapping: Mapping[str, str
     roles = {role.name: role for role in ROLES[kind]}
     unknown = sorted(set(mapping) - set(roles))
     if unknown:
-        raise MappingError(f"{kind} files have no role {', '.join(unknown)}; the roles are {', '.join(roles)}")
+        raise MappingError(_("{kind} files have no role {unknown}; the roles are {roles}").format(
+            kind=kind, unknown=", ".join(unknown), roles=", ".join(roles)))
     by_name = {normalise(c): i for i, c in reversed(list(enumerate(columns)))}
     exact = {c: i for i, c in reversed(list(enumerate(columns)))}
     resolved: dict[str, int | None] = {}
@@ -132,8 +136,9 @@ def resolve_mapping(kind: str, columns: Sequence[str], mapping: Mapping[str, str
             elif normalise(column) in by_name:
                 resolved[name] = by_name[normalise(column)]
             else:
-                raise MappingError(f"{role.label} is mapped to column {column!r}, which the file does not have; "
-                                   f"its columns are {', '.join(columns)}")
+                raise MappingError(_("{role} is mapped to column {column}, which the file does not have; its columns "
+                                     "are {columns}").format(role=_(role.label), column=repr(column),
+                                                             columns=", ".join(columns)))
         else:
             resolved[name] = next((by_name[normalise(a)] for a in role.aliases if normalise(a) in by_name), None)
     return resolved

@@ -24,6 +24,7 @@ import pandas as pd
 from sqlalchemy import Table, create_engine
 
 from analytics.errors import ImportRefused
+from analytics.i18n import _
 from analytics.importers.errors import REJECT_COLUMNS
 from analytics.importers.reading import SourceFile
 
@@ -42,6 +43,11 @@ class Check:
     column: str | None  # the file's column name, reported as is (bound, never in SQL text)
     value: str  # SQL expression for the offending value
     unreadable: bool
+
+
+def sql_text(text: str) -> str:
+    """A reason written by the code (translated into the run's language) as a SQL string constant."""
+    return "'" + text.replace("'", "''") + "'"
 
 
 @cache
@@ -92,16 +98,18 @@ class Staging:
             bound,
         )
 
-    def reject_duplicates(self, what: str = "exact duplicate of row") -> None:
+    def reject_duplicates(self, what: str | None = None) -> None:
         """Reject every repeat of an identical raw row (all of the file's columns), keeping the first.
 
         Candidates are found by a 64-bit hash of the row and then compared column by column, so
         the result is exact while the full comparison runs only on the few candidate rows.
         """
+        what = what or _("exact duplicate of row {row}")
         cols = ", ".join(self.source.internal(i) for i in range(len(self.source.columns)))
         self.run(f"CREATE TEMP TABLE _row_hashes AS SELECT _rid, hash({cols}) AS h FROM _raw")
         self.run(
-            f"INSERT INTO _rejects SELECT _rid, _row, _sheet, NULL, NULL, $what || ' ' || first_row, false FROM ("
+            "INSERT INTO _rejects SELECT _rid, _row, _sheet, NULL, NULL, replace($what, '{row}', CAST(first_row AS "
+            "VARCHAR)), false FROM ("
             f"  SELECT _rid, _row, _sheet, first_value(_rid) OVER w AS first_rid, first_value(_row) OVER w AS first_row"
             f"  FROM _raw WHERE _rid IN (SELECT _rid FROM _row_hashes WHERE h IN "
             f"    (SELECT h FROM _row_hashes GROUP BY h HAVING count(*) > 1))"
@@ -137,15 +145,17 @@ class Staging:
         total = self.rows_read()
         entries = int(self.scalar("SELECT count(*) FROM _rejects WHERE unreadable"))
         quoted = "; ".join(_describe(r) for r in frame.head(QUOTED_REJECTS).itertuples())
-        more = f" and {entries - QUOTED_REJECTS:,} more" if entries > QUOTED_REJECTS else ""
+        more = (" " + _("and {n} more").format(n=f"{entries - QUOTED_REJECTS:,}")) if entries > QUOTED_REJECTS else ""
         if unreadable == total:
-            problem = f"No row of {self.source.path.name} can be read ({quoted}{more})."
-            fix = ("Check the column mapping, the date format, the delimiter and the decimal mark; "
-                   "nothing was imported.")
+            problem = _("No row of {file} can be read ({rows}).").format(file=self.source.path.name,
+                                                                          rows=quoted + more)
+            fix = _("Check the column mapping, the date format, the delimiter and the decimal mark; "
+                    "nothing was imported.")
         else:
-            problem = f"{unreadable:,} of {total:,} rows of {self.source.path.name} cannot be read: {quoted}{more}."
-            fix = ("Correct those rows and import again, or import with 'skip unreadable rows' "
-                   "(--skip-bad-rows) to load the others and list these. Nothing was imported.")
+            problem = _("{n} of {total} rows of {file} cannot be read: {rows}.").format(
+                n=f"{unreadable:,}", total=f"{total:,}", file=self.source.path.name, rows=quoted + more)
+            fix = _("Correct those rows and import again, or import with 'skip unreadable rows' "
+                    "(--skip-bad-rows) to load the others and list these. Nothing was imported.")
         raise ImportRefused(problem, fix, frame)
 
     def create_stage(self, table: Table) -> str:
@@ -178,5 +188,5 @@ def _used(sql: str, params: dict | None) -> dict:
 def _describe(row) -> str:
     where = f"{row.sheet}!" if isinstance(row.sheet, str) else ""
     column = f", {row.column}" if isinstance(row.column, str) else ""
-    value = f" {row.value!r}" if isinstance(row.value, str) else " (empty)"
-    return f"row {where}{row.row}{column}{value}: {row.reason}"
+    value = f" {row.value!r}" if isinstance(row.value, str) else " " + _("(empty)")
+    return _("row {row}: {reason}").format(row=f"{where}{row.row}{column}{value}", reason=row.reason)

@@ -33,8 +33,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from analytics.i18n import _
 from analytics.importers.reading import OUT_OF_YEARS, date_params, describe_date_format, id_sql, timestamp_sql
-from analytics.importers.staging import Check, Staging, most_frequent
+from analytics.importers.staging import Check, Staging, most_frequent, sql_text
 from analytics.storage import contract
 
 CANCELLED = "upper(left(invoice, 1)) = 'C'"
@@ -53,7 +54,8 @@ def stage_transactions(
     name = stage.column_name
     # The date format may be the user's own text: it reaches SQL only as a bound parameter.
     params = {**date_params(date_format), "channel": channel,
-              "date_reason": f"not a date in the format {describe_date_format(date_format)} (years 1900 to 2999)"}
+              "date_reason": _("not a date in the format {format} (years 1900 to 2999)").format(
+                  format=describe_date_format(date_format))}
     ordered_at = timestamp_sql(col(roles['invoice_date']), date_format)
     customer_id = id_sql(col(roles['customer_id']))
     has_invoice = roles.get("invoice") is not None
@@ -86,29 +88,34 @@ def stage_transactions(
         params,
     )
     price_name = name(price_role)
-    price_missing = "'missing price'" if roles.get("unit_price") is not None else "'missing amount'"
+    price_missing = sql_text(_("missing price") if roles.get("unit_price") is not None else _("missing amount"))
     stage.reject([
-        (Check("invoice IS NULL", "'missing invoice number'", name(roles["invoice"]), "invoice", True)
+        (Check("invoice IS NULL", sql_text(_("missing invoice number")), name(roles["invoice"]), "invoice",
+               True)
          if has_invoice else
-         Check("customer_id IS NULL AND date_text IS NOT NULL", "'missing customer id (without invoice numbers "
-               "the customer and day make the order)'", name(roles["customer_id"]), "customer_id", True)),
-        Check("stock_code IS NULL", "'missing stock code'", name(roles.get("stock_code")), "stock_code", True),
-        Check("quantity_text IS NULL", "'missing quantity'", name(roles["quantity"]), "quantity_text", True),
+         Check("customer_id IS NULL AND date_text IS NOT NULL",
+               sql_text(_("missing customer id (without invoice numbers the customer and day make the order)")),
+               name(roles["customer_id"]), "customer_id", True)),
+        Check("stock_code IS NULL", sql_text(_("missing stock code")), name(roles.get("stock_code")), "stock_code",
+              True),
+        Check("quantity_text IS NULL", sql_text(_("missing quantity")), name(roles["quantity"]), "quantity_text",
+              True),
         Check("quantity_text IS NOT NULL AND (quantity_number IS NULL OR quantity_number <> floor(quantity_number) "
-              "OR abs(quantity_number) > 1e9)", "'not a whole number'", name(roles["quantity"]), "quantity_text", True),
-        Check("date_text IS NULL", "'missing date'", name(roles["invoice_date"]), "date_text", True),
+              "OR abs(quantity_number) > 1e9)", sql_text(_("not a whole number")), name(roles["quantity"]),
+              "quantity_text", True),
+        Check("date_text IS NULL", sql_text(_("missing date")), name(roles["invoice_date"]), "date_text", True),
         Check(f"date_text IS NOT NULL AND (ordered_at IS NULL OR {OUT_OF_YEARS.format(column='ordered_at')})",
               "$date_reason", name(roles["invoice_date"]), "date_text",
               True),
         Check("price_text IS NULL", price_missing, price_name, "price_text", True),
-        Check("price_text IS NOT NULL AND unit_price IS NULL AND quantity_number <> 0", "'not a number'", price_name,
-              "price_text", True),
+        Check("price_text IS NOT NULL AND unit_price IS NULL AND quantity_number <> 0", sql_text(_("not a number")),
+              price_name, "price_text", True),
         # A zero line amount is a free purchase the file records; a zero unit price is an adjustment line.
         Check("unit_price <= 0" if roles.get("unit_price") is not None else "unit_price < 0",
-              "'zero or negative price'", price_name, "price_text", False),
-        Check(f"abs(quantity_number) * unit_price >= {MAX_LINE_AMOUNT}", "'line amount too large'",
+              sql_text(_("zero or negative price")), price_name, "price_text", False),
+        Check(f"abs(quantity_number) * unit_price >= {MAX_LINE_AMOUNT}", sql_text(_("line amount too large")),
               price_name, "price_text", True),
-        Check("quantity_number = 0", "'zero quantity'", name(roles["quantity"]), "quantity_text", False),
+        Check("quantity_number = 0", sql_text(_("zero quantity")), name(roles["quantity"]), "quantity_text", False),
     ], params=params)
     stage.refuse_unreadable(skip_bad_rows)
     if has_invoice:
@@ -125,11 +132,11 @@ def stage_transactions(
         "FROM _checked GROUP BY invoice"
     )
     stage.reject([
-        Check(f"{cancelled} AND quantity_number > 0", "'positive quantity on a cancellation invoice'",
+        Check(f"{cancelled} AND quantity_number > 0", sql_text(_("positive quantity on a cancellation invoice")),
               name(roles["quantity"]), "quantity_text", False),
         Check(f"NOT {cancelled} AND quantity_number < 0 AND invoice IN "
               "(SELECT invoice FROM _invoices WHERE status = 'completed')",
-              "'negative quantity on a sales invoice (neither a cancellation nor a return)'",
+              sql_text(_("negative quantity on a sales invoice (neither a cancellation nor a return)")),
               name(roles["quantity"]), "quantity_text", False),
     ], table="_checked")
 

@@ -39,6 +39,8 @@ from sqlalchemy import (
     Table,
 )
 
+from analytics.i18n import N_
+
 metadata = MetaData()
 
 Money = Numeric(14, 2)
@@ -175,7 +177,7 @@ tier_changes = Table(
     Column("from_tier", String, info=_info(allowed=TIERS)),
     Column("to_tier", String, nullable=False, info=_info(allowed=TIERS)),
     info=_info(time_column="changed_at", sort_key=("changed_at",), holds="a tier history",
-               slow="Tiers change at monthly evaluations"),
+               slow=N_("Tiers change at monthly evaluations")),
 )
 
 campaigns = Table(
@@ -190,7 +192,7 @@ campaigns = Table(
     Column("holdout_pct", Numeric(5, 2)),
     Column("coupon_value", Money),
     info=_info(key=("campaign_id",), time_column="start_at", holds="campaigns",
-               slow="Campaigns start every few weeks"),
+               slow=N_("Campaigns start every few weeks")),
 )
 
 campaign_members = Table(
@@ -204,7 +206,7 @@ campaign_members = Table(
     Column("clicked_at", DateTime, info=_info(happened=True)),
     Column("converted_order_id", String, info=_info(references="orders.order_id")),
     info=_info(key=("campaign_id", "member_id"), time_column="sent_at", sort_key=("campaign_id", "sent_at"),
-               holds="campaign audiences", slow="Campaigns are sent every few weeks"),
+               holds="campaign audiences", slow=N_("Campaigns are sent every few weeks")),
 )
 
 #: Tables in load order (entities before the facts that refer to them).
@@ -267,12 +269,14 @@ def is_core(table: Table) -> bool:
 
 
 def holds(table: Table) -> str:
-    """What the table holds, in words: "a product catalogue", "a clickstream"."""
+    """What the table holds, in words: "a product catalogue", "a clickstream" (English; the quality checks write
+    their sentences about it in the reader's language)."""
     return str(table.info["holds"])
 
 
 def slow_reason(table: Table) -> str | None:
-    """Why the table naturally lags (monthly or campaign by campaign), if it does."""
+    """Why the table naturally lags (monthly or campaign by campaign), if it does (in English; ``_()`` translates
+    it)."""
     return table.info.get("slow")
 
 

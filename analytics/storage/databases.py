@@ -25,6 +25,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, SQLAlchemyError
 
 from analytics.errors import MemberLensError, StateError, WarehouseError
+from analytics.i18n import N_, _
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DATA_DIR_ENV = "MEMBERLENS_DATA_DIR"
@@ -80,7 +81,8 @@ def read_secrets(paths: Sequence[Path], error: type[MemberLensError] = Warehouse
             with path.open("rb") as fh:
                 found.append(tomllib.load(fh))
         except (OSError, tomllib.TOMLDecodeError) as exc:
-            raise error(f"Cannot read {path}: {exc}", "Fix the TOML syntax of the secrets file.") from exc
+            raise error(_("Cannot read {path}: {reason}").format(path=path, reason=exc),
+                        _("Fix the TOML syntax of the secrets file.")) from exc
     return found
 
 
@@ -148,7 +150,8 @@ def driver_fix(drivername: str) -> str:
     """How to install the driver a URL names (the driver if named, then the dialect)."""
     names = list(reversed(drivername.split("+")))
     package = next((DRIVER_PACKAGES[n] for n in names if n in DRIVER_PACKAGES), None)
-    return f"Install it with `pip install {package}`." if package else "Install the SQLAlchemy dialect for it."
+    return (_("Install it with `pip install {package}`.").format(package=package) if package
+            else _("Install the SQLAlchemy dialect for it."))
 
 
 @dataclass(frozen=True)
@@ -171,8 +174,8 @@ class DatabaseConfig:
 class Database:
     """One of MemberLens's databases: how its URL is found and how its problems are told."""
 
-    label: str  # "warehouse", "app-state database"
-    url_label: str  # "warehouse", "app-state": "the database named in the <url_label> URL"
+    label: str  # "warehouse", "app-state database" (marked for translation, translated where a message uses it)
+    url_label: str  # "warehouse", "app-state": "the database named in the <url_label> URL" (likewise)
     env: str
     section: str  # [connections.<section>] in secrets.toml
     error: type[MemberLensError]
@@ -181,7 +184,8 @@ class Database:
 
     @property
     def where_configured(self) -> str:
-        return f"{self.env} or [connections.{self.section}] in .streamlit/secrets.toml"
+        return _("{env} or [connections.{section}] in .streamlit/secrets.toml").format(env=self.env,
+                                                                                       section=self.section)
 
     def resolve(self, environ: Mapping[str, str] | None = None, paths: Sequence[Path] | None = None) -> DatabaseConfig:
         """The URL: the environment variable, then the secrets files (``paths``, default Streamlit's), then
@@ -201,14 +205,15 @@ class Database:
             return make_url(url)
         except ArgumentError as exc:
             raise self.error(
-                f"The {self.url_label} URL is not a valid SQLAlchemy URL: {mask_url(url)!r}",
-                f"Set {self.where_configured} to the form dialect+driver://user:password@host:port/database, "
-                f"for example {self.example}.",
+                _("The {database} URL is not a valid SQLAlchemy URL: {url}").format(database=_(self.url_label),
+                                                                                    url=repr(mask_url(url))),
+                _("Set {where} to the form dialect+driver://user:password@host:port/database, for example "
+                  "{example}.").format(where=self.where_configured, example=self.example),
             ) from exc
 
     def missing_driver(self, parsed: URL, exc: BaseException) -> MemberLensError:
-        return self.error(f"No database driver is installed for '{parsed.drivername}' (the {self.url_label} URL; "
-                          f"{exc}).", driver_fix(parsed.drivername))
+        return self.error(_("No database driver is installed for '{driver}' (the {database} URL; {reason}).").format(
+            driver=parsed.drivername, database=_(self.url_label), reason=exc), driver_fix(parsed.drivername))
 
     def explain(self, exc: BaseException, url: str | URL) -> MemberLensError:
         """Turn a driver or SQLAlchemy exception into this database's error: a one-line problem and a fix."""
@@ -218,37 +223,45 @@ class Database:
         text, first_line = driver_text(exc, raw)
         where = mask_url(raw)
         lowered = text.lower()
+        database = _(self.label)
         if isinstance(exc, (NoSuchModuleError, ModuleNotFoundError, ImportError)):
             try:
                 return self.missing_driver(make_url(raw), exc)
             except ArgumentError:
                 pass
         if "password authentication failed" in lowered or "authentication failed" in lowered:
-            return self.error(f"The {self.label} rejected the user name or password ({where}).",
-                              f"Check the credentials in {self.where_configured}.")
+            return self.error(_("The {database} rejected the user name or password ({url}).").format(
+                database=database, url=where),
+                _("Check the credentials in {where}.").format(where=self.where_configured))
         if "could not set lock" in lowered or "conflicting lock" in lowered:
-            return self.error(f"The {self.label} file is in use by another program that is writing to it ({where}).",
-                              "Wait for the demo build or import to finish (or stop that program), then reload.")
+            return self.error(_("The {database} file is in use by another program that is writing to it ({url}).")
+                              .format(database=database, url=where),
+                              _("Wait for the demo build or import to finish (or stop that program), then reload."))
         if "same database file with a different configuration" in lowered:
             return self.error(
-                f"The {self.label} file is open for reading in this MemberLens process, so it cannot be written "
-                f"now ({where}).",
-                "Another page or session is still reading it: try again in a moment, or restart the app.")
+                _("The {database} file is open for reading in this MemberLens process, so it cannot be written "
+                  "now ({url}).").format(database=database, url=where),
+                _("Another page or session is still reading it: try again in a moment, or restart the app."))
         if ("does not exist" in lowered and "database" in lowered) or "schema_not_found" in lowered:
-            return self.error(f"The database named in the {self.url_label} URL does not exist ({where}).",
-                              "Create it (MemberLens creates its own tables where it writes), or correct the "
-                              "database name at the end of the URL.")
+            return self.error(_("The database named in the {database} URL does not exist ({url}).").format(
+                database=_(self.url_label), url=where),
+                _("Create it (MemberLens creates its own tables where it writes), or correct the "
+                  "database name at the end of the URL."))
         if "unable to open database file" in lowered or "readonly database" in lowered:
-            return self.error(f"The {self.label} file cannot be opened for writing ({where}): {first_line}",
-                              f"Make the file and its folder writable, or choose another location with "
-                              f"{self.where_configured}.")
+            return self.error(_("The {database} file cannot be opened for writing ({url}): {reason}").format(
+                database=database, url=where, reason=first_line),
+                _("Make the file and its folder writable, or choose another location with {where}.").format(
+                    where=self.where_configured))
         if any(s in lowered for s in UNREACHABLE_SIGNS):
-            return self.error(f"The {self.label} server does not answer ({where}): {first_line}",
-                              "Check that the server is running and that host and port in the URL are right.")
+            return self.error(_("The {database} server does not answer ({url}): {reason}").format(
+                database=database, url=where, reason=first_line),
+                _("Check that the server is running and that host and port in the URL are right."))
         if isinstance(exc, (DBAPIError, SQLAlchemyError, OSError)):
-            return self.error(f"The {self.label} could not be used ({where}): {first_line}",
-                              f"Check {self.where_configured}, the server and the account's permissions.")
-        return self.error(f"Unexpected problem with the {self.label} ({where}): {first_line}")
+            return self.error(_("The {database} could not be used ({url}): {reason}").format(
+                database=database, url=where, reason=first_line),
+                _("Check {where}, the server and the account's permissions.").format(where=self.where_configured))
+        return self.error(_("Unexpected problem with the {database} ({url}): {reason}").format(
+            database=database, url=where, reason=first_line))
 
 
 def _default_warehouse_url() -> str:
@@ -259,9 +272,9 @@ def _default_state_url() -> str:
     return f"sqlite:///{data_dir() / 'app_state.sqlite'}"
 
 
-WAREHOUSE = Database("warehouse", "warehouse", "MEMBERLENS_WAREHOUSE_URL", "warehouse", WarehouseError,
+WAREHOUSE = Database(N_("warehouse"), N_("warehouse"), "MEMBERLENS_WAREHOUSE_URL", "warehouse", WarehouseError,
                      _default_warehouse_url,
                      "duckdb:///data/warehouse.duckdb or postgresql+psycopg://user:pw@host/shop")
-APP_STATE = Database("app-state database", "app-state", "MEMBERLENS_STATE_URL", "app_state", StateError,
+APP_STATE = Database(N_("app-state database"), N_("app-state"), "MEMBERLENS_STATE_URL", "app_state", StateError,
                      _default_state_url,
                      "sqlite:///data/app_state.sqlite or postgresql+psycopg://user:pw@host/memberlens")

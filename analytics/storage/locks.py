@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from analytics.errors import WarehouseError
+from analytics.i18n import N_, _
 from analytics.storage.databases import data_dir
 
 _process_locks: dict[str, threading.Lock] = {}
@@ -33,13 +34,15 @@ def lock_key(url: str) -> str:
 
 
 @contextmanager
-def warehouse_write_lock(url: str, what: str = "an import") -> Iterator[None]:
-    """Hold the warehouse's write lock while the block runs; :class:`WarehouseBusy` if another writer holds it."""
+def warehouse_write_lock(url: str, what: str = N_("an import")) -> Iterator[None]:
+    """Hold the warehouse's write lock while the block runs; :class:`WarehouseBusy` if another writer holds it.
+    ``what`` names the change in words (in English, marked for the catalog; or already in the reader's language)."""
     key = lock_key(url)
     with _guard:
         local = _process_locks.setdefault(key, threading.Lock())
-    busy = WarehouseBusy(f"Another import or change is writing to this warehouse right now, so {what} did not start.",
-                         "Try again when it has finished (the Import data page and the audit log show imports).")
+    busy = WarehouseBusy(_("Another import or change is writing to this warehouse right now, so {what} did not "
+                           "start.").format(what=_(what)),
+                         _("Try again when it has finished (the Import data page and the audit log show imports)."))
     if not local.acquire(blocking=False):
         raise busy
     try:

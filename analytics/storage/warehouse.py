@@ -23,6 +23,7 @@ from sqlalchemy.dialects import registry
 from sqlalchemy.exc import NoSuchModuleError
 
 from analytics.errors import InputError, WarehouseError
+from analytics.i18n import _
 from analytics.storage.contract import TABLE_TIME_COLUMNS, WAREHOUSE_TABLES, expected_columns, orders
 from analytics.storage.databases import WAREHOUSE, DatabaseConfig, data_dir, secrets_paths
 from analytics.storage.db import Bind, connection
@@ -49,8 +50,10 @@ def statement_timeout() -> float:
     try:
         value = float(text) if text else DEFAULT_STATEMENT_TIMEOUT
     except ValueError:
-        raise WarehouseError(f"{STATEMENT_TIMEOUT_ENV}={text!r} is not a number of seconds.",
-                             f"Set it to e.g. 120, or unset it for {DEFAULT_STATEMENT_TIMEOUT} s.") from None
+        raise WarehouseError(_("{setting} is not a number of seconds.").format(
+                                 setting=f"{STATEMENT_TIMEOUT_ENV}={text!r}"),
+                             _("Set it to e.g. 120, or unset it for {seconds} s.").format(
+                                 seconds=DEFAULT_STATEMENT_TIMEOUT)) from None
     return max(value, 0.0)
 
 
@@ -58,13 +61,14 @@ def stopped_query(exc: BaseException) -> QueryStopped | None:
     """The :class:`QueryStopped` an exception stands for (a timeout or the memory limit), or None."""
     text = str(getattr(exc, "orig", None) or exc).lower()
     if "interrupted" in text or "statement timeout" in text or "canceling statement" in text:
-        return QueryStopped(f"The analysis took longer than {statement_timeout():g} s and was stopped.",
-                            "Narrow the date range or the filters (or raise MEMBERLENS_STATEMENT_TIMEOUT on the "
-                            "server).")
+        return QueryStopped(_("The analysis took longer than {seconds} s and was stopped.").format(
+                                seconds=f"{statement_timeout():g}"),
+                            _("Narrow the date range or the filters (or raise MEMBERLENS_STATEMENT_TIMEOUT on the "
+                              "server)."))
     if "out of memory" in text:
-        return QueryStopped("The analysis needed more memory than the warehouse may use and was stopped.",
-                            "Narrow the date range or the filters (or raise MEMBERLENS_DUCKDB_MEMORY_LIMIT on the "
-                            "server).")
+        return QueryStopped(_("The analysis needed more memory than the warehouse may use and was stopped."),
+                            _("Narrow the date range or the filters (or raise MEMBERLENS_DUCKDB_MEMORY_LIMIT on the "
+                              "server)."))
     return None
 
 
@@ -94,7 +98,8 @@ def _duckdb_size(text: str) -> str:
     import re
 
     if not re.fullmatch(r"\d+(\.\d+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB|%)", text.strip(), re.IGNORECASE):
-        raise WarehouseError(f"{DUCKDB_MEMORY_ENV}={text!r} is not a memory size.", "Use e.g. 4GB or 512MB.")
+        raise WarehouseError(_("{setting} is not a memory size.").format(setting=f"{DUCKDB_MEMORY_ENV}={text!r}"),
+                             _("Use e.g. 4GB or 512MB."))
     return text.strip()
 
 
@@ -177,9 +182,9 @@ def create_warehouse_engine(url: str, *, read_only: bool = True) -> Engine:
         if read_only and path is not None:
             if not path.exists():
                 raise WarehouseError(
-                    f"There is no DuckDB warehouse file at {path}.",
-                    "Build the demo warehouse with `python -m analytics.synthetic --url "
-                    f"duckdb:///{path}` or point MEMBERLENS_WAREHOUSE_URL at an existing file.",
+                    _("There is no DuckDB warehouse file at {path}.").format(path=path),
+                    _("Build the demo warehouse with `python -m analytics.synthetic --url duckdb:///{path}` or point "
+                      "MEMBERLENS_WAREHOUSE_URL at an existing file.").format(path=path),
                 )
             connect_args["read_only"] = True
     try:
@@ -240,9 +245,9 @@ class SchemaReport:
         """One line naming exactly what is missing (empty when nothing is)."""
         parts = []
         if self.missing_tables:
-            parts.append("missing tables: " + ", ".join(self.missing_tables))
+            parts.append(_("missing tables: {tables}").format(tables=", ".join(self.missing_tables)))
         for table, cols in self.missing_columns.items():
-            parts.append(f"{table} lacks " + ", ".join(cols))
+            parts.append(_("{table} lacks {columns}").format(table=table, columns=", ".join(cols)))
         return "; ".join(parts)
 
 
@@ -366,8 +371,8 @@ def open_warehouse(url: str, *, read_only: bool = True) -> Engine:
     if not report.ok:
         engine.dispose()
         raise WarehouseError(
-            f"The warehouse does not hold the MemberLens tables ({report.describe()}).",
-            "Build them with `python -m analytics.synthetic --url URL` for demo data, or load your "
-            "data into the tables listed in README's 'Warehouse contract'.",
+            _("The warehouse does not hold the MemberLens tables ({problems}).").format(problems=report.describe()),
+            _("Build them with `python -m analytics.synthetic --url URL` for demo data, or load your "
+              "data into the tables listed in README's 'Warehouse contract'."),
         )
     return engine

@@ -18,6 +18,7 @@ import pyarrow as pa
 from sqlalchemy import Column, Date, Double, MetaData, String, Table
 
 from analytics.errors import InputError
+from analytics.i18n import N_, _
 from analytics.storage import contract
 from analytics.storage.bulkload import BulkLoader, bulk_load
 from analytics.synthetic import clickstream as cs
@@ -124,19 +125,21 @@ def generate_warehouse(
         for chunk in range(n_chunks):
             first = chunk * CHUNK_MEMBERS
             size = min(CHUNK_MEMBERS, spec.members - first)
-            where = f"members {first + 1:,}–{first + size:,} of {spec.members:,}"
+            where = _("members {first}–{last} of {members}").format(first=f"{first + 1:,}", last=f"{first + size:,}",
+                                                                     members=f"{spec.members:,}")
 
             def step(done: float, what: str, chunk: int = chunk, where: str = where) -> None:
-                report(GENERATION_SHARE * (chunk + done) / n_chunks, f"{what} ({where})")
+                report(GENERATION_SHARE * (chunk + done) / n_chunks, f"{_(what)} ({where})")
 
             rng = np.random.default_rng([spec.seed, chunk])
             tables = build_chunk(rng, first, size, cal, catalog, campaigns, counters, step)
-            step(CHUNK_STEPS["loading"], "Loading")
+            step(CHUNK_STEPS["loading"], N_("Loading"))
             for name, table in tables.items():
                 _append(loader, summary, name, table)
-        report(GENERATION_SHARE, "Writing tables in time order")
+        report(GENERATION_SHARE, _("Writing tables in time order"))
     summary.seconds = time.perf_counter() - began
-    report(1.0, f"Demo warehouse ready: {spec.members:,} members, {summary.rows.get('orders', 0):,} orders")
+    report(1.0, _("Demo warehouse ready: {members} members, {orders} orders").format(
+        members=f"{spec.members:,}", orders=f"{summary.rows.get('orders', 0):,}"))
     return summary
 
 
@@ -189,7 +192,7 @@ def build_chunk(
     """All rows that concern members ``first_member+1 .. first_member+n`` (plus guests and visitors
     in proportion), as Arrow tables keyed by warehouse table name. ``counters`` carries the running
     id numbers between chunks; ``step`` hears which step is starting."""
-    step(CHUNK_STEPS["members"], "Creating member profiles")
+    step(CHUNK_STEPS["members"], N_("Creating member profiles"))
     members = make_members(rng, n, cal)
     persona = members.persona
     female = rng.random(n) < persona_array("female_share")[persona]
@@ -208,10 +211,10 @@ def build_chunk(
     consent_push = rng.random(n) < 0.15 + 0.5 * members.app_share
     reachable = {"email": consent_email, "sms": consent_sms, "push": consent_push}
 
-    step(CHUNK_STEPS["orders"], "Placing orders")
+    step(CHUNK_STEPS["orders"], N_("Placing orders"))
     organic = member_orders(rng, members, cal)
     organic = organic.take(np.lexsort((organic.t, organic.member)))
-    step(CHUNK_STEPS["campaigns"], "Running campaigns")
+    step(CHUNK_STEPS["campaigns"], N_("Running campaigns"))
     cm, incremental = run_campaigns(rng, campaigns, members, reachable, birth_month, organic, cal)
     n_guest = round(GUEST_ORDER_SHARE / (1 - GUEST_ORDER_SHARE) * (organic.n + incremental.n))
     combined = Orders.concat([organic, incremental, guest_orders(rng, n_guest, cal)])
@@ -221,17 +224,17 @@ def build_chunk(
     new_position[perm] = np.arange(perm.size)
     cm.converted_order = np.where(cm.converted_order >= 0, new_position[np.maximum(cm.converted_order, 0)], -1)
 
-    step(CHUNK_STEPS["baskets"], "Filling baskets")
+    step(CHUNK_STEPS["baskets"], N_("Filling baskets"))
     lines = make_lines(rng, catalog, orders, members, cal)
     gross = np.bincount(lines.order, weights=lines.amount_cents, minlength=orders.n).astype(np.int64)
-    step(CHUNK_STEPS["loyalty"], "Awarding tiers and points")
+    step(CHUNK_STEPS["loyalty"], N_("Awarding tiers and points"))
     tiers = assign_tiers(members, orders, gross, cal)
     points = assign_points(rng, members, orders, gross, tiers.at_order, (birth_month, birth_day), cal)
     coupon = np.where(orders.campaign >= 0, np.minimum(orders.coupon_cents, gross // 2), 0)
     discount = np.minimum(full_reduction_cents(cal, orders, gross) + coupon + points.redeemed, gross)
     message_channel = np.array([CHANNELS.index(c.channel) for c in campaigns] + [-1])[orders.campaign]
     order_source = np.where(message_channel >= 0, cs.SOURCES.index("email") + message_channel, -1)
-    step(CHUNK_STEPS["sessions"], "Recording app sessions")
+    step(CHUNK_STEPS["sessions"], N_("Recording app sessions"))
     events = cs.make_events(rng, catalog, members, orders, lines, order_source, cal)
 
     member_no = first_member + np.arange(n) + 1
