@@ -50,8 +50,9 @@ st.caption(_("Association rules of the completed orders from {start} to {end}").
            + _(". A rule A → B says that baskets holding A also hold B more often than usual."))
 
 with st.container(border=True):
-    level = st.segmented_control(_("Items"), LEVELS, default="subcategory", format_func=lambda v: _(LEVEL_LABELS[v]),
-                                 key="rules_level", bind="query-params", required=True,
+    level = st.segmented_control(_("Item level"), LEVELS, default="subcategory",
+                                 format_func=lambda v: _(LEVEL_LABELS[v]), key="rules_level", bind="query-params",
+                                 required=True,
                                  help=_("Mine products, or their subcategories or categories (coarser items "
                                         "find broader patterns with fewer baskets)."))
     top = st.columns(5)

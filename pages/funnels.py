@@ -98,7 +98,7 @@ with st.container(border=True):
                                          format_func=lambda m: _(MODE_LABELS[m]),
                                          help=" ".join(_("{mode}: {help}").format(mode=_(MODE_LABELS[m]), help=_(h))
                                                        for m, h in MODE_HELP.items()))
-    unit = controls[3].segmented_control(_("Count"), UNITS, default="member", key="funnel_unit", required=True,
+    unit = controls[3].segmented_control(_("Count by"), UNITS, default="member", key="funnel_unit", required=True,
                                          format_func=lambda u: _(UNIT_LABELS[u]),
                                          help=_("Members: all of a member's events. Sessions: each session is a "
                                                 "funnel of its own (anonymous visitors included)."))
