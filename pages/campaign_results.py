@@ -16,7 +16,7 @@ from analytics.campaign_results import (
     roi_trend,
     summarise_results,
 )
-from analytics.i18n import DEFAULT_LANGUAGE, N_, _, format_day, language
+from analytics.i18n import DEFAULT_LANGUAGE, LANGUAGES, N_, _, format_day, language, translated
 from analytics.programme import CURRENCY, CURRENCY_SYMBOL
 from analytics.storage.contract import CAMPAIGN_CHANNELS, CAMPAIGN_TYPES
 from ui.cached import cached_campaign_results, cached_send_frequency
@@ -81,6 +81,10 @@ cards[2].metric(_("Coupon and message cost"), money(summary.cost), border=True, 
 cards[3].metric(_("Realised ROI"), share(summary.roi), border=True, help=result_help("roi"))
 
 TABS = (N_("Campaigns"), N_("By type and channel"), N_("ROI over time"), N_("Retention"), N_("Send frequency"))
+open_tab = st.session_state.get("results_tab")  # kept by its label: after a language switch, the same tab
+for tab in TABS:
+    if open_tab in {translated(lang, tab) for lang in LANGUAGES} and open_tab != _(tab):
+        st.session_state["results_tab"] = _(tab)
 table_tab, compare_tab, trend_tab, retention_tab, frequency_tab = st.tabs(
     [_(t) for t in TABS], key="results_tab", on_change="rerun")
 if table_tab.open:
