@@ -41,6 +41,7 @@ from analytics import experiments, forecast
 from analytics.errors import InputError
 from analytics.experiments import Arm, campaign_members_in_scope
 from analytics.filters import Filters
+from analytics.i18n import N_, _
 from analytics.programme_tiers import days_between, periods
 from analytics.sqlparts import Grain, count_if, sum_if
 from analytics.storage.contract import CAMPAIGN_CHANNELS, CAMPAIGN_TYPES, campaign_members, campaigns, orders
@@ -54,25 +55,34 @@ MAX_CAP = 1_000
 MAX_MESSAGE_COST = 1_000.0
 #: Where a campaign's read-out opens (the Experiment read-out page reads ``?campaign=``).
 READ_OUT_LINK = "/experiments?campaign={campaign_id}"
+#: What each figure means, in English with ``{days}`` for the retention and frequency periods: read them through
+#: :func:`result_help` (translated, the days filled in).
 RESULT_HELP: dict[str, str] = {
-    "sent": "Campaign rows with a send time (the control arm is never sent anything). The warehouse records sends, "
-            "not deliveries.",
-    "open_rate": "Opened / sent (SMS opens cannot be tracked).",
-    "click_rate": "Click-through rate: clicked / sent.",
-    "conversion": "Members whose campaign row names a converted order / members of the arm (as the read-out).",
-    "lift": "Treatment minus control conversion rate, with its 95% interval (two-proportion z-test).",
-    "incremental_conversions": "Treatment members × lift, with the lift's 95% interval.",
-    "incremental_revenue": "Treatment members × the difference in revenue per member (Welch's 95% interval).",
-    "coupon_cost": "Coupon value × coupons redeemed (treatment conversions whose order carries the campaign).",
-    "roi": "Realised ROI: (incremental revenue × margin − coupon cost − message cost) / (coupon cost + message "
-           "cost); not defined when nothing was spent.",
-    "pooled": "Conversion uplifts of the campaigns pooled with the DerSimonian–Laird random-effects estimate and its "
-              "95% interval (as the forecast pools).",
-    "retention": f"Of the members who converted, the share with another completed order within {RETENTION_DAYS} "
-                 "days after the converting order: treatment against control.",
-    "frequency": f"Messages sent to a member in each {FREQUENCY_DAYS}-day block of the range, counted back from its "
-                 "last day; reached too often: more than the cap in some block.",
+    "sent": N_("Campaign rows with a send time (the control arm is never sent anything). The warehouse records "
+               "sends, not deliveries."),
+    "open_rate": N_("Opened / sent (SMS opens cannot be tracked)."),
+    "click_rate": N_("Click-through rate: clicked / sent."),
+    "conversion": N_("Members whose campaign row names a converted order / members of the arm (as the read-out)."),
+    "lift": N_("Treatment minus control conversion rate, with its 95% interval (two-proportion z-test)."),
+    "incremental_conversions": N_("Treatment members × lift, with the lift's 95% interval."),
+    "incremental_revenue": N_("Treatment members × the difference in revenue per member (Welch's 95% interval)."),
+    "coupon_cost": N_("Coupon value × coupons redeemed (treatment conversions whose order carries the campaign)."),
+    "roi": N_("Realised ROI: (incremental revenue × margin − coupon cost − message cost) / (coupon cost + message "
+              "cost); not defined when nothing was spent."),
+    "pooled": N_("Conversion uplifts of the campaigns pooled with the DerSimonian–Laird random-effects estimate and "
+                 "its 95% interval (as the forecast pools)."),
+    "retention": N_("Of the members who converted, the share with another completed order within {days} days after "
+                    "the converting order: treatment against control."),
+    "frequency": N_("Messages sent to a member in each {days}-day block of the range, counted back from its last "
+                    "day; reached too often: more than the cap in some block."),
 }
+_HELP_DAYS = {"retention": RETENTION_DAYS, "frequency": FREQUENCY_DAYS}
+
+
+def result_help(key: str) -> str | None:
+    """What the figure ``key`` means (:data:`RESULT_HELP`), in the run's language; None for an unknown key."""
+    text = RESULT_HELP.get(key)
+    return None if text is None else _(text).format(days=_HELP_DAYS.get(key, ""))
 _COUNTS = ("treatment_members", "treatment_conversions", "control_members", "control_conversions", "sent", "opened",
            "clicked", "coupons_redeemed", "treatment_retained", "control_retained")
 _AMOUNTS = ("treatment_revenue", "treatment_revenue_sq", "control_revenue", "control_revenue_sq", "coupon_value",
@@ -81,14 +91,17 @@ _AMOUNTS = ("treatment_revenue", "treatment_revenue_sq", "control_revenue", "con
 
 def _check(campaign_type: str | None, channel: str | None, margin: float, message_cost: float) -> None:
     if campaign_type is not None and campaign_type not in CAMPAIGN_TYPES:
-        raise InputError(f"Unknown campaign type {campaign_type!r}; choose from {', '.join(CAMPAIGN_TYPES)}.")
+        raise InputError(_("Unknown campaign type {type!r}; choose from {choices}.").format(
+            type=campaign_type, choices=", ".join(CAMPAIGN_TYPES)))
     if channel is not None and channel not in CAMPAIGN_CHANNELS:
-        raise InputError(f"Unknown message channel {channel!r}; choose from {', '.join(CAMPAIGN_CHANNELS)}.")
+        raise InputError(_("Unknown message channel {channel!r}; choose from {choices}.").format(
+            channel=channel, choices=", ".join(CAMPAIGN_CHANNELS)))
     if isinstance(margin, bool) or not isinstance(margin, numbers.Real) or not 0 <= margin <= 1:
-        raise InputError(f"The margin must be a share between 0 and 1, not {margin!r}.")
+        raise InputError(_("The margin must be a share between 0 and 1, not {margin!r}.").format(margin=margin))
     if (isinstance(message_cost, bool) or not isinstance(message_cost, numbers.Real)
             or not 0 <= message_cost <= MAX_MESSAGE_COST):
-        raise InputError(f"The cost per message must be from 0 to {MAX_MESSAGE_COST:,.0f}, not {message_cost!r}.")
+        raise InputError(_("The cost per message must be from 0 to {most}, not {cost!r}.").format(
+            most=f"{MAX_MESSAGE_COST:,.0f}", cost=message_cost))
 
 
 def campaign_totals(bind: Bind, filters: Filters, campaign_type: str | None = None, channel: str | None = None,
@@ -261,7 +274,7 @@ def pooled_effects(results: pd.DataFrame, by: str) -> pd.DataFrame:
     with ``uplift_low, uplift_high`` and ``tau2``, summed ``incremental_conversions, incremental_revenue, cost``
     and the group's realised ``roi``."""
     if by not in ("type", "channel"):
-        raise InputError(f"Pool campaigns by type or channel, not {by!r}.")
+        raise InputError(_("Pool campaigns by type or channel, not {by!r}.").format(by=by))
     rows = []
     for value, group in results.groupby(by, sort=True):
         effects = forecast.campaign_effects(group)
@@ -337,7 +350,8 @@ def send_frequency(bind: Bind, filters: Filters, cap: int = DEFAULT_CAP) -> Send
     """How often members were sent a message in the range (see the module docstring): three aggregations in one
     statement (member × block, member, most sends)."""
     if isinstance(cap, bool) or not isinstance(cap, int) or not 1 <= cap <= MAX_CAP:
-        raise InputError(f"The cap is a whole number of messages from 1 to {MAX_CAP:,}, not {cap!r}.")
+        raise InputError(_("The cap is a whole number of messages from 1 to {most}, not {cap!r}.").format(
+            most=f"{MAX_CAP:,}", cap=cap))
     cm = campaign_members.c
     end_epoch = float(calendar.timegm(filters.end_ts.timetuple()))
     block = func.floor((end_epoch - cast(extract("epoch", cm.sent_at), Double)) / (FREQUENCY_DAYS * 86400.0))

@@ -29,18 +29,21 @@ from sqlalchemy import Double, cast, func, select
 
 from analytics.errors import InputError
 from analytics.filters import OPEN_SCOPE, Scope, scope_conditions
+from analytics.i18n import N_, _
 from analytics.sqlparts import count_if
 from analytics.storage.contract import campaign_members, campaigns, members, orders
 from analytics.storage.db import Bind, connection, read_frame
 
 ALPHA = 0.05
 SRM_ALPHA = 0.001
+#: The metrics' help, in English (translated where shown: ``_(METRIC_HELP[name])``).
 METRIC_HELP: dict[str, str] = {
-    "conversion_rate": "Members whose campaign row names a converted order / members of the arm.",
-    "revenue_per_member": "Net amount of the arm's converted orders / members of the arm.",
-    "lift": "Treatment minus control conversion rate, in percentage points, with its 95% interval.",
-    "p_value": "Two-sided: two-proportion z-test for rates, Welch's t-test for revenue per member.",
-    "srm": "Sample-ratio mismatch: arm sizes against the planned holdout (chi-square); p < 0.001 = broken split.",
+    "conversion_rate": N_("Members whose campaign row names a converted order / members of the arm."),
+    "revenue_per_member": N_("Net amount of the arm's converted orders / members of the arm."),
+    "lift": N_("Treatment minus control conversion rate, in percentage points, with its 95% interval."),
+    "p_value": N_("Two-sided: two-proportion z-test for rates, Welch's t-test for revenue per member."),
+    "srm": N_("Sample-ratio mismatch: arm sizes against the planned holdout (chi-square); p < 0.001 = broken "
+              "split."),
 }
 
 
@@ -91,21 +94,26 @@ class ReadOut:
 
     @property
     def verdict(self) -> str:
-        """The read-out in one plain sentence."""
+        """The read-out in one plain sentence, in the run's language."""
         if self.srm_p_value < SRM_ALPHA:
             share = self.control.members / (self.control.members + self.treatment.members)
-            return (f"Do not trust this result: control is {share:.1%} of the members against "
-                    f"{self.planned_holdout:.0%} planned (sample-ratio mismatch, p = {self.srm_p_value:.1g}).")
+            return _("Do not trust this result: control is {share} of the members against {planned} planned "
+                     "(sample-ratio mismatch, p = {p}).").format(share=f"{share:.1%}",
+                                                                 planned=f"{self.planned_holdout:.0%}",
+                                                                 p=f"{self.srm_p_value:.1g}")
         if self.control.members == 0 or self.treatment.members == 0:
-            return "No read-out: one arm is empty."
+            return _("No read-out: one arm is empty.")
         if self.rate_p_value < ALPHA:
-            direction = "raised" if self.lift > 0 else "lowered"
-            return (f"The campaign {direction} conversion by {abs(self.lift) * 100:.2f} points "
-                    f"({self.treatment.rate:.2%} against {self.control.rate:.2%}, p = {self.rate_p_value:.2g}): "
-                    f"a real effect at the 95% level.")
-        return (f"No clear effect on conversion: {self.treatment.rate:.2%} against {self.control.rate:.2%} "
-                f"(p = {self.rate_p_value:.2g}); the 95% interval of the lift, {self.lift_ci[0] * 100:+.2f} to "
-                f"{self.lift_ci[1] * 100:+.2f} points, includes no change.")
+            effect = (_("The campaign raised conversion by {points} points ({treatment} against {control}, p = {p}): "
+                        "a real effect at the 95% level.") if self.lift > 0 else
+                      _("The campaign lowered conversion by {points} points ({treatment} against {control}, p = {p}): "
+                        "a real effect at the 95% level."))
+            return effect.format(points=f"{abs(self.lift) * 100:.2f}", treatment=f"{self.treatment.rate:.2%}",
+                                 control=f"{self.control.rate:.2%}", p=f"{self.rate_p_value:.2g}")
+        return _("No clear effect on conversion: {treatment} against {control} (p = {p}); the 95% interval of the "
+                 "lift, {low} to {high} points, includes no change.").format(
+            treatment=f"{self.treatment.rate:.2%}", control=f"{self.control.rate:.2%}", p=f"{self.rate_p_value:.2g}",
+            low=f"{self.lift_ci[0] * 100:+.2f}", high=f"{self.lift_ci[1] * 100:+.2f}")
 
 
 def campaign_members_in_scope(scope: Scope) -> list:
@@ -180,12 +188,13 @@ def read_out(bind: Bind, campaign_id: str, scope: Scope = OPEN_SCOPE) -> ReadOut
         row = conn.execute(select(c.campaign_id, c.name, c.type, c.channel, c.holdout_pct)
                            .where(c.campaign_id == campaign_id)).first()
         if row is None:
-            raise ExperimentError(f"There is no campaign {campaign_id!r}.")
+            raise ExperimentError(_("There is no campaign {campaign!r}.").format(campaign=campaign_id))
         arms = arm_totals(conn, campaign_id, scope)
     t, ctl = arms["treatment"], arms["control"]
     if t.members == 0 or ctl.members == 0:
-        raise ExperimentError(f"Campaign {campaign_id} has {t.members:,} treatment and {ctl.members:,} control "
-                              "members: a read-out needs both arms.")
+        raise ExperimentError(_("Campaign {campaign} has {treatment} treatment and {control} control members: a "
+                                "read-out needs both arms.").format(campaign=campaign_id, treatment=f"{t.members:,}",
+                                                                    control=f"{ctl.members:,}"))
     return read_out_of(str(row.campaign_id), str(row.name or ""), str(row.type or ""), str(row.channel or ""),
                        float(row.holdout_pct or 0) / 100, t, ctl)
 
@@ -221,8 +230,8 @@ def sample_size_per_arm(baseline: float, mde: float, power: float = 0.8, alpha: 
     at ``alpha`` and the given ``power`` (normal approximation, unpooled variance under the alternative)."""
     target = baseline + mde
     if not (0 < baseline < 1 and 0 < target < 1 and mde != 0 and 0 < power < 1 and 0 < alpha < 1):
-        raise InputError("Baseline and baseline + effect must be rates between 0 and 1, the effect not 0, power "
-                         "and significance between 0 and 1.")
+        raise InputError(_("Baseline and baseline + effect must be rates between 0 and 1, the effect not 0, power "
+                           "and significance between 0 and 1."))
     z_a, z_b = stats.norm.ppf(1 - alpha / 2), stats.norm.ppf(power)
     mean = (baseline + target) / 2
     n = (z_a * math.sqrt(2 * mean * (1 - mean)) + z_b * math.sqrt(baseline * (1 - baseline) + target * (1 - target))

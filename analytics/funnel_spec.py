@@ -13,6 +13,7 @@ import pandas as pd
 from sqlalchemy import select
 
 from analytics.errors import InputError
+from analytics.i18n import DEFAULT_LANGUAGE, N_, _, code_label, language
 from analytics.storage.contract import EVENT_TYPES, events, products
 from analytics.storage.db import Bind, connection
 
@@ -33,20 +34,31 @@ MEMBER_DIMENSIONS: tuple[str, ...] = (
 DIMENSIONS: tuple[str, ...] = MEMBER_DIMENSIONS[:2] + EVENT_DIMENSIONS + MEMBER_DIMENSIONS[2:]
 #: Time-to-convert histogram bins, in seconds: [lower, upper) with a label.
 TIME_BINS: tuple[tuple[float, float, str], ...] = (
-    (0, 60, "< 1 min"), (60, 300, "1–5 min"), (300, 900, "5–15 min"), (900, 3_600, "15–60 min"),
-    (3_600, 3 * 3_600, "1–3 h"), (3 * 3_600, 12 * 3_600, "3–12 h"), (12 * 3_600, 86_400, "12–24 h"),
-    (86_400, 3 * 86_400, "1–3 days"), (3 * 86_400, 7 * 86_400, "3–7 days"), (7 * 86_400, float("inf"), "7 days +"),
+    (0, 60, N_("< 1 min")), (60, 300, N_("1–5 min")), (300, 900, N_("5–15 min")), (900, 3_600, N_("15–60 min")),
+    (3_600, 3 * 3_600, N_("1–3 h")), (3 * 3_600, 12 * 3_600, N_("3–12 h")), (12 * 3_600, 86_400, N_("12–24 h")),
+    (86_400, 3 * 86_400, N_("1–3 days")), (3 * 86_400, 7 * 86_400, N_("3–7 days")),
+    (7 * 86_400, float("inf"), N_("7 days +")),
 )
+#: The metrics' help, in English (translated where shown: ``_(METRIC_HELP[name])``).
 METRIC_HELP: dict[str, str] = {
-    "units": "Units (members or sessions) whose best attempt reached this step.",
-    "overall_conversion": "Units at this step / units at step 1.",
-    "step_conversion": "Units at this step / units at the previous step.",
-    "dropped": "Units that reached the previous step but not this one.",
-    "median_seconds_to_convert": "Median time from completing the previous step to completing this one, over the "
-                                 "units that reached this step (best attempt).",
-    "p90_seconds_to_convert": "90th percentile of the same time.",
-    "median_seconds_to_last": "Median time from step 1 to the last step, over the units that reached the last "
-                              "step (best attempt).",
+    "units": N_("Units (members or sessions) whose best attempt reached this step."),
+    "overall_conversion": N_("Units at this step / units at step 1."),
+    "step_conversion": N_("Units at this step / units at the previous step."),
+    "dropped": N_("Units that reached the previous step but not this one."),
+    "median_seconds_to_convert": N_("Median time from completing the previous step to completing this one, over "
+                                    "the units that reached this step (best attempt)."),
+    "p90_seconds_to_convert": N_("90th percentile of the same time."),
+    "median_seconds_to_last": N_("Median time from step 1 to the last step, over the units that reached the last "
+                                 "step (best attempt)."),
+}
+#: How a reader names each order mode, unit, step filter and breakdown dimension (translated where shown).
+MODE_LABELS: dict[str, str] = {"ordered": N_("Ordered"), "strict": N_("Strict"), "any": N_("Any order")}
+UNIT_LABELS: dict[str, str] = {"member": N_("Members"), "session": N_("Sessions")}
+DIMENSION_LABELS: dict[str, str] = {
+    "tier": N_("Tier"), "region": N_("Region"), "city": N_("City"), "gender": N_("Gender"),
+    "acquisition_channel": N_("Acquisition channel"), "consent_email": N_("Consent email"),
+    "consent_sms": N_("Consent sms"), "consent_push": N_("Consent push"), "device": N_("Device"),
+    "source": N_("Source"), "page": N_("Page"), "category": N_("Category"),
 }
 _WINDOW_UNITS = {"s": 1, "m": 60, "h": 3_600, "d": 86_400, "w": 604_800}
 
@@ -63,11 +75,12 @@ class FunnelStep:
 
     def __post_init__(self) -> None:
         if self.event_type not in EVENT_TYPES:
-            raise InputError(f"Unknown event type {self.event_type!r}; choose from {', '.join(EVENT_TYPES)}.")
+            raise InputError(_("Unknown event type {event!r}; choose from {choices}.").format(
+                event=self.event_type, choices=", ".join(EVENT_TYPES)))
         for name in STEP_FILTERS:
             value = getattr(self, name)
             if value is not None and not isinstance(value, str):
-                raise InputError(f"The {name} filter must be text, not {value!r}.")
+                raise InputError(_("The {name} filter must be text, not {value!r}.").format(name=name, value=value))
             if value == "":
                 object.__setattr__(self, name, None)
 
@@ -77,9 +90,16 @@ class FunnelStep:
 
     @property
     def label(self) -> str:
-        """``add_to_cart`` or ``product_view (category: Pet Food)``."""
-        narrowed = ", ".join(f"{k}: {v}" for k, v in self.filters.items())
-        return f"{self.event_type} ({narrowed})" if narrowed else self.event_type
+        """``add_to_cart`` or ``product_view (category: Pet Food)``: English names a step by its event type and
+        filters as the command line and saved funnels write them; other languages by their names for them
+        (``加入购物车``, ``浏览商品（类目：Pet Food）``). Filter values are data, shown as stored."""
+        if language() == DEFAULT_LANGUAGE:
+            narrowed = ", ".join(f"{k}: {v}" for k, v in self.filters.items())
+            return f"{self.event_type} ({narrowed})" if narrowed else self.event_type
+        name = code_label(self.event_type)
+        narrowed = ", ".join(_("{filter}: {value}").format(filter=_(DIMENSION_LABELS[k]), value=v)
+                             for k, v in self.filters.items())
+        return _("{step} ({filters})").format(step=name, filters=narrowed) if narrowed else name
 
 
 @dataclass(frozen=True)
@@ -96,13 +116,14 @@ class FunnelSpec:
         steps = tuple(s if isinstance(s, FunnelStep) else FunnelStep(**s) for s in self.steps)
         object.__setattr__(self, "steps", steps)
         if not MIN_STEPS <= len(steps) <= MAX_STEPS:
-            raise InputError(f"A funnel has {MIN_STEPS} to {MAX_STEPS} steps, not {len(steps)}.")
+            raise InputError(_("A funnel has {low} to {high} steps, not {n}.").format(low=MIN_STEPS, high=MAX_STEPS,
+                                                                                     n=len(steps)))
         if not 0 < self.window_seconds <= MAX_WINDOW_SECONDS:
-            raise InputError("The conversion window must be longer than 0 and at most 366 days.")
+            raise InputError(_("The conversion window must be longer than 0 and at most 366 days."))
         if self.mode not in MODES:
-            raise InputError(f"Unknown order mode {self.mode!r}; choose ordered, strict or any.")
+            raise InputError(_("Unknown order mode {mode!r}; choose ordered, strict or any.").format(mode=self.mode))
         if self.unit not in UNITS:
-            raise InputError(f"Unknown unit {self.unit!r}; choose member or session.")
+            raise InputError(_("Unknown unit {unit!r}; choose member or session.").format(unit=self.unit))
 
     @property
     def step_labels(self) -> list[str]:
@@ -122,7 +143,7 @@ def parse_window(text: str) -> int:
     """Seconds in a window written as ``90s``, ``30m``, ``12h``, ``7d`` or ``2w``."""
     match = re.fullmatch(r"\s*(\d+)\s*([smhdw])\s*", text.lower())
     if not match or int(match.group(1)) == 0:
-        raise InputError(f"{text!r} is not a window such as 30m, 12h or 7d.")
+        raise InputError(_("{text!r} is not a window such as 30m, 12h or 7d.").format(text=text))
     return int(match.group(1)) * _WINDOW_UNITS[match.group(2)]
 
 
@@ -133,13 +154,13 @@ def parse_steps(text: str) -> tuple[FunnelStep, ...]:
     for part in (p.strip() for p in text.split(",")):
         if not part:
             continue
-        kind, _, narrowed = part.partition(":")
+        kind, _colon, narrowed = part.partition(":")
         filters: dict[str, str] = {}
         for pair in (f for f in narrowed.split(";") if f.strip()):
             name, equals, value = pair.partition("=")
             if not equals or name.strip() not in STEP_FILTERS:
-                raise InputError(f"{pair.strip()!r} is not a step filter; write name=value with name one of "
-                                 f"{', '.join(STEP_FILTERS)}.")
+                raise InputError(_("{pair!r} is not a step filter; write name=value with name one of {names}.")
+                                 .format(pair=pair.strip(), names=", ".join(STEP_FILTERS)))
             filters[name.strip()] = value.strip()
         steps.append(FunnelStep(kind.strip(), **filters))
     return tuple(steps)
@@ -150,12 +171,12 @@ def format_seconds(seconds: float | None) -> str:
     if seconds is None or pd.isna(seconds):
         return "–"
     if seconds < 60:
-        return f"{seconds:.0f} s"
+        return _("{n} s").format(n=f"{seconds:.0f}")
     if seconds < 3_600:
-        return f"{seconds / 60:.0f} min"
+        return _("{n} min").format(n=f"{seconds / 60:.0f}")
     if seconds < 86_400:
-        return f"{seconds / 3_600:.1f} h"
-    return f"{seconds / 86_400:.1f} days"
+        return _("{n} h").format(n=f"{seconds / 3_600:.1f}")
+    return _("{n} days").format(n=f"{seconds / 86_400:.1f}")
 
 
 def step_filter_options(bind: Bind) -> dict[str, tuple[str, ...]]:

@@ -73,6 +73,7 @@ from analytics.audiences import Audience, audience_kind
 from analytics.errors import InputError
 from analytics.filters import Filters, member_conditions
 from analytics.funnel_spec import (
+    DIMENSION_LABELS,
     DIMENSIONS,
     EVENT_DIMENSIONS,
     MAX_STEPS,
@@ -80,9 +81,11 @@ from analytics.funnel_spec import (
     MEMBER_DIMENSIONS,
     METRIC_HELP,
     MIN_STEPS,
+    MODE_LABELS,
     MODES,
     STEP_FILTERS,
     TIME_BINS,
+    UNIT_LABELS,
     UNITS,
     FunnelSpec,
     FunnelStep,
@@ -93,13 +96,15 @@ from analytics.funnel_spec import (
     parse_window,
     step_filter_options,
 )
+from analytics.i18n import N_, _
 from analytics.sqlparts import Grain, date_trunc
 from analytics.storage.contract import events, members, products
 from analytics.storage.db import Bind, connection, read_frame
 
 __all__ = [
-    "DIMENSIONS", "EVENT_DIMENSIONS", "MAX_STEPS", "MAX_WINDOW_SECONDS", "MEMBER_DIMENSIONS", "METRIC_HELP",
-    "MIN_STEPS", "MODES", "STEP_FILTERS", "TIME_BINS", "UNITS", "FunnelDropoffAudience", "FunnelReport",
+    "DIMENSIONS", "DIMENSION_LABELS", "EVENT_DIMENSIONS", "MAX_STEPS", "MAX_WINDOW_SECONDS", "MEMBER_DIMENSIONS",
+    "METRIC_HELP", "MIN_STEPS", "MODES", "MODE_LABELS", "STEP_FILTERS", "TIME_BINS", "UNITS", "UNIT_LABELS",
+    "FunnelDropoffAudience", "FunnelReport",
     "FunnelSpec", "FunnelStep", "Mode", "Unit", "best_attempts", "dropoff_audience", "dropoff_member_ids",
     "format_seconds", "funnel_report", "funnel_trend", "parse_steps", "parse_window", "step_filter_options",
 ]
@@ -505,7 +510,8 @@ def _best(spec: FunnelSpec, filters: Filters, breakdown: str | None, *, details:
     ``member_ids``); ``unit`` and ``entry_id`` are left out and ``member_id`` is included only when
     looked up."""
     if breakdown is not None and breakdown not in DIMENSIONS:
-        raise InputError(f"Unknown breakdown {breakdown!r}; choose from {', '.join(DIMENSIONS)}.")
+        raise InputError(_("Unknown breakdown {breakdown!r}; choose from {choices}.").format(
+            breakdown=breakdown, choices=", ".join(DIMENSIONS)))
     entry = details or member_ids or breakdown is not None
     build = _BUILDERS[spec.mode]
     candidates, rows = build(spec, filters, entry, True, None)
@@ -658,9 +664,8 @@ def funnel_report(bind: Bind, spec: FunnelSpec, filters: Filters, breakdown: str
             })
             previous = units
             if is_total and k > 1:
-                bins += [{"step": k, "label": spec.step_labels[k - 1], "bin": label, "units": int(record[f"h{k}_{i}"]
-                                                                                                    or 0)}
-                         for i, (_, _, label) in enumerate(TIME_BINS)]
+                bins += [{"step": k, "label": spec.step_labels[k - 1], "bin": _(time_bin[2]),
+                          "units": int(record[f"h{k}_{i}"] or 0)} for i, time_bin in enumerate(TIME_BINS)]
     steps = pd.DataFrame(rows, columns=["dim", "is_total", "step", "label", "units", "overall_conversion",
                                         "step_conversion", "dropped", "median_seconds_to_convert",
                                         "p90_seconds_to_convert"])
@@ -710,7 +715,8 @@ def funnel_trend(bind: Bind, spec: FunnelSpec, filters: Filters, grain: Grain = 
 def dropoff_member_ids(spec: FunnelSpec, filters: Filters, step: int) -> Select:
     """The distinct members whose best attempt reached ``step`` but not ``step + 1`` (1 <= step < N)."""
     if not 1 <= step < len(spec.steps):
-        raise InputError(f"Drop-off is after a step from 1 to {len(spec.steps) - 1}, not {step}.")
+        raise InputError(_("Drop-off is after a step from 1 to {last}, not {step}.").format(
+            last=len(spec.steps) - 1, step=step))
     best = _best(spec, filters, None, member_ids=True)
     return select(best.c.member_id).where(best.c.reached == step, best.c.member_id.is_not(None)).distinct()
 
@@ -721,7 +727,7 @@ class FunnelDropoffAudience(Audience):
     """The members whose best attempt at a funnel reached step ``reached_step`` but not the next one."""
 
     kind: ClassVar[str] = "funnel_dropoff"
-    label: ClassVar[str] = "funnel drop-off"
+    label: ClassVar[str] = N_("funnel drop-off")  # translated where shown
     keys: ClassVar[frozenset[str]] = frozenset({"funnel", "reached_step", "start", "end", "tiers"})
 
     funnel: FunnelSpec
@@ -731,7 +737,8 @@ class FunnelDropoffAudience(Audience):
     def __post_init__(self) -> None:
         step = self.reached_step
         if isinstance(step, bool) or not isinstance(step, int) or not 1 <= step < len(self.funnel.steps):
-            raise InputError(f"Drop-off is after a step from 1 to {len(self.funnel.steps) - 1}, not {step}.")
+            raise InputError(_("Drop-off is after a step from 1 to {last}, not {step}.").format(
+                last=len(self.funnel.steps) - 1, step=step))
 
     def member_ids(self) -> Select:
         return dropoff_member_ids(self.funnel, self.window, self.reached_step)

@@ -17,6 +17,7 @@ from analytics import audiences
 from analytics.audiences import Audience, audience_kind
 from analytics.errors import InputError
 from analytics.filters import OPEN_SCOPE, Filters, Scope, completed_order_conditions
+from analytics.i18n import N_, _
 from analytics.rules import ITEM_SEPARATOR, LEVELS, Baskets, lines_at_level, rule_metrics
 from analytics.storage.contract import orders, products
 from analytics.storage.db import Bind, connection
@@ -106,7 +107,7 @@ class BoughtNotBoughtAudience(Audience):
     and never any item of B (completed orders, any time). Items are bound (expanding) parameters."""
 
     kind: ClassVar[str] = "bought_not_bought"
-    label: ClassVar[str] = "'bought A, never bought B'"
+    label: ClassVar[str] = N_("'bought A, never bought B'")  # translated where shown
     keys: ClassVar[frozenset[str]] = frozenset({"level", "bought_all", "never_bought", "bought_between"})
 
     level: str
@@ -119,11 +120,13 @@ class BoughtNotBoughtAudience(Audience):
 
     def __post_init__(self) -> None:
         if self.level not in LEVELS:
-            raise InputError(f"level must be one of {', '.join(LEVELS)}, not {self.level!r}")
+            raise InputError(_("level must be one of {levels}, not {level!r}").format(levels=", ".join(LEVELS),
+                                                                                      level=self.level))
         if not self.bought_all or not self.never_bought:
-            raise InputError("A 'bought A, never bought B' audience needs items on both sides.")
+            raise InputError(_("A 'bought A, never bought B' audience needs items on both sides."))
         if self.end < self.start:
-            raise InputError(f"The period ends ({self.end}) before it starts ({self.start}).")
+            raise InputError(_("The period ends ({end}) before it starts ({start}).").format(end=self.end,
+                                                                                             start=self.start))
 
     def member_ids(self) -> Select:
         source, item = lines_at_level(self.level)

@@ -46,6 +46,7 @@ from sqlalchemy import func, select
 
 from analytics.errors import InputError
 from analytics.filters import Filters, completed_order_conditions
+from analytics.i18n import N_, _
 from analytics.storage.contract import order_items, orders, products
 from analytics.storage.db import Bind, connection, read_frame
 
@@ -60,17 +61,23 @@ ITEM_SEPARATOR = " | "
 RULE_COLUMNS = ["antecedents", "consequents", "support", "confidence", "lift", "leverage", "conviction",
                 "zhangs_metric", "baskets", "antecedent_support", "consequent_support"]
 
+#: What each rule metric means, in English (translated where shown: ``_(METRICS[name])``).
 METRICS: dict[str, str] = {
-    "support": "Share of all baskets that hold both the antecedents (A) and the consequent (B): P(A and B).",
-    "confidence": "Of the baskets holding A, the share that also hold B: P(A and B) / P(A).",
-    "lift": "How much more often B is in baskets with A than in baskets overall: confidence / P(B). "
-            "1 = independent, above 1 = bought together more than chance.",
-    "leverage": "P(A and B) − P(A)·P(B): the share of baskets holding both beyond what independence gives.",
-    "conviction": "(1 − P(B)) / (1 − confidence): how much more often A would come without B if they were "
-                  "independent. 1 = independent; infinite when every basket with A holds B.",
-    "zhangs_metric": "Zhang's metric, from −1 (A and B avoid each other) through 0 (independent) to 1 "
-                     "(B always comes with A): leverage / max(P(A and B)(1 − P(A)), P(A)(P(B) − P(A and B))).",
+    "support": N_("Share of all baskets that hold both the antecedents (A) and the consequent (B): P(A and B)."),
+    "confidence": N_("Of the baskets holding A, the share that also hold B: P(A and B) / P(A)."),
+    "lift": N_("How much more often B is in baskets with A than in baskets overall: confidence / P(B). "
+               "1 = independent, above 1 = bought together more than chance."),
+    "leverage": N_("P(A and B) − P(A)·P(B): the share of baskets holding both beyond what independence gives."),
+    "conviction": N_("(1 − P(B)) / (1 − confidence): how much more often A would come without B if they were "
+                     "independent. 1 = independent; infinite when every basket with A holds B."),
+    "zhangs_metric": N_("Zhang's metric, from −1 (A and B avoid each other) through 0 (independent) to 1 "
+                        "(B always comes with A): leverage / max(P(A and B)(1 − P(A)), P(A)(P(B) − P(A and B)))."),
 }
+#: How a reader names each level items are mined at: one item, and the items (translated where shown).
+LEVEL_LABELS: dict[str, str] = {"product": N_("Product"), "subcategory": N_("Subcategory"),
+                                "category": N_("Category")}
+LEVEL_PLURALS: dict[str, str] = {"product": N_("Products"), "subcategory": N_("Subcategories"),
+                                 "category": N_("Categories")}
 
 
 class RulesRefused(InputError):
@@ -240,18 +247,21 @@ def estimate_work(baskets: Baskets, spec: RuleSpec) -> WorkEstimate:
 def check_work(estimate: WorkEstimate, spec: RuleSpec) -> None:
     """Refuse settings that would explode (or have nothing to mine), with a specific way out."""
     if estimate.baskets == 0:
-        what = "items" if spec.level == "product" else f"items with a {spec.level}"
-        raise RulesRefused(f"No completed orders with {what} match the date range and filters.",
-                           "Widen the date range or clear the filters"
-                           + ("." if spec.level == "product" else ", or mine products: an imported shop's "
-                              "products often have no category."))
+        if spec.level == "product":
+            raise RulesRefused(_("No completed orders with items match the date range and filters."),
+                               _("Widen the date range or clear the filters."))
+        raise RulesRefused(_("No completed orders with items with a {level} match the date range and filters.")
+                           .format(level=_(LEVEL_LABELS[spec.level]).lower()),
+                           _("Widen the date range or clear the filters, or mine products: an imported shop's "
+                             "products often have no category."))
     if estimate.too_big:
         raise RulesRefused(
-            f"At a minimum support of {spec.min_support:.3%} ({estimate.min_count:,} of {estimate.baskets:,} baskets) "
-            f"{estimate.frequent_items:,} items and {estimate.frequent_pairs:,} item pairs are frequent: the itemsets "
-            "would explode and mining would not finish.",
-            f"Raise the minimum support to at least {estimate.suggested_support:.2%}, or mine a coarser level "
-            "(subcategory or category).")
+            _("At a minimum support of {support} ({count} of {baskets} baskets) {items} items and {pairs} item pairs "
+              "are frequent: the itemsets would explode and mining would not finish.").format(
+                support=f"{spec.min_support:.3%}", count=f"{estimate.min_count:,}", baskets=f"{estimate.baskets:,}",
+                items=f"{estimate.frequent_items:,}", pairs=f"{estimate.frequent_pairs:,}"),
+            _("Raise the minimum support to at least {support}, or mine a coarser level (subcategory or category).")
+            .format(support=f"{estimate.suggested_support:.2%}"))
 
 
 # --- mining ---------------------------------------------------------------------------------------
@@ -290,8 +300,8 @@ def _mine_with_time_limit(tracts: list[list[int]], spec: RuleSpec, seconds: floa
     except subprocess.TimeoutExpired:
         child.kill()
         child.communicate()
-        raise RulesTimeout(f"Mining took longer than {seconds:g} s and was stopped.",
-                           "Raise the minimum support, or the time limit.") from None
+        raise RulesTimeout(_("Mining took longer than {seconds} s and was stopped.").format(seconds=f"{seconds:g}"),
+                           _("Raise the minimum support, or the time limit.")) from None
     if child.returncode != 0:
         raise RuntimeError(f"the mining process failed: {err.decode(errors='replace').strip()[-500:]}")
     return pickle.loads(out)  # our own child's output
@@ -344,7 +354,7 @@ def mine_rules(
         report(0.8, f"Measuring {len(raw):,} rules")
         rules = rules_frame(raw, baskets, spec)
     report(1.0, "Done")
-    notes = ("Only the most recent baskets were used." if baskets.truncated else "",)
+    notes = (_("Only the most recent baskets were used.") if baskets.truncated else "",)
     return RuleResult(rules, spec, estimate, len(raw), tuple(n for n in notes if n))
 
 
@@ -380,9 +390,10 @@ def with_readings(rules: pd.DataFrame) -> pd.DataFrame:
 
 def reading(antecedents: str, consequents: str, support: float, confidence: float, lift: float) -> str:
     """A rule in plain language, e.g. "In 3.2% of baskets; 34% of baskets with A also hold B, 3.1× more than usual"."""
-    comparison = f"{lift:.1f}× more than usual" if lift >= 1 else f"{1 / lift:.1f}× less than usual"
-    return (f"In {support:.1%} of baskets; {confidence:.0%} of baskets with {antecedents} also hold "
-            f"{consequents}, {comparison}")
+    comparison = (_("{times}× more than usual").format(times=f"{lift:.1f}") if lift >= 1 else
+                  _("{times}× less than usual").format(times=f"{1 / lift:.1f}"))
+    return _("In {support} of baskets; {confidence} of baskets with {a} also hold {b}, {comparison}").format(
+        support=f"{support:.1%}", confidence=f"{confidence:.0%}", a=antecedents, b=consequents, comparison=comparison)
 
 
 def frequent_itemsets(baskets: Baskets, spec: RuleSpec) -> pd.DataFrame:

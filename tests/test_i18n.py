@@ -38,6 +38,10 @@ TRANSLATED_PAGES: list[str] = [
     "pages/privacy_requests.py",  # shell
     "pages/audit_log.py",  # shell
     "pages/admin_users.py",  # shell
+    "pages/funnels.py",  # marketing
+    "pages/basket_rules.py",  # marketing
+    "pages/experiments.py",  # marketing
+    "pages/campaign_results.py",  # marketing
 ]
 #: Words that read the same in Chinese UIs (abbreviations, names of methods and products).
 ALLOWED = {"RFM", "KPI", "KPIs", "AOV", "GMV", "CLV", "ROI", "SKU", "App", "iOS", "SMS", "ID", "k-means", "MemberLens",
@@ -175,7 +179,8 @@ def _strings(node, keys: tuple[str, ...]) -> list[str]:
 #: Not prose: HTML tags, Plotly placeholders, icons, code in backticks, identifiers (``members.member_id``,
 #: ``churn_risk``).
 CODE = re.compile(r"<[^>]+>|%\{[^}]*\}|:material/\w+:|`[^`]*`|\b\w+(?:[._]\w+)+\b")
-LATIN_RUN = re.compile(r"[A-Za-z][A-Za-z'’\-/]*(?:[ ,.:]+[A-Za-z][A-Za-z'’\-/]*)*")
+#: A run of Latin words, numbers between them included (a campaign named "Double 12 Coupon 2025" is one run).
+LATIN_RUN = re.compile(r"[A-Za-z][A-Za-z'’\-/]*(?:[ ,.:]+(?:\d+[ ,.:]+)*[A-Za-z][A-Za-z'’\-/]*)*")
 
 
 def english_left(texts: list[str], english: set[str]) -> list[str]:
@@ -185,7 +190,7 @@ def english_left(texts: list[str], english: set[str]) -> list[str]:
     left = []
     for text in texts:
         for run in LATIN_RUN.findall(re.sub(CODE, " ", text)):
-            words = [w for w in re.split(r"[ ,.:]+", run) if w and w not in ALLOWED]
+            words = [w for w in re.split(r"[ ,.:]+", run) if w and not w.isdigit() and w not in ALLOWED]
             if not words:
                 continue
             phrase = " ".join(words)
@@ -199,7 +204,7 @@ def test_english_left_finds_untranslated_texts() -> None:
     english = {"Net sales", "Members who bought in the period", "Orders"}
     assert english_left(["净销售额 Net sales", "Orders", "members who bought"], english) == [
         "'Net sales' in '净销售额 Net sales'", "'Orders' in 'Orders'"]
-    assert english_left(["Mother & Baby", "RFM 分层", "App", "¥1.2万"], english) == []
+    assert english_left(["Mother & Baby", "RFM 分层", "App", "¥1.2万", "Double 12 Orders 2025"], english) == []
 
 
 @pytest.mark.parametrize("page", TRANSLATED_PAGES)
