@@ -186,8 +186,8 @@ with orders_tab:
                           hover_data={"order_id": True, "channel": True, "top_category": True, "items": True},
                           color_discrete_map={label(s): colour for s, colour in STATUS_COLOURS.items()},
                           labels={"ordered_at": "", "net": _("Net amount"), "status": _("Status"),
-                                  "order_id": _("Order"), "channel": _("Channel"), "top_category": _("Main category"),
-                                  "items": _("Lines")})
+                                  "order_id": _("Order id"), "channel": _("Channel"),
+                                  "top_category": _("Main category"), "items": _("Lines")})
         dots.add_vrect(x0=filters.start_ts, x1=filters.end_ts, fillcolor="grey", opacity=0.08, line_width=0)
         dots.update_layout(height=320, margin={"l": 0, "r": 0, "t": 10, "b": 0})
         st.plotly_chart(dots, key="m360_orders")
@@ -196,7 +196,7 @@ with orders_tab:
         st.caption(_("{orders}; dot size = lines in the order; the shaded band is the date range.").format(
             orders=caption.format(n=f"{len(timeline):,}")))
         st.dataframe(shown, hide_index=True, column_config={
-            "order_id": _("Order"),
+            "order_id": _("Order id"),
             "ordered_at": st.column_config.DatetimeColumn(_("Placed"), format="YYYY-MM-DD HH:mm"),
             "channel": _("Channel"), "status": _("Status"),
             "gross": st.column_config.NumberColumn(_("Gross"), format="%.2f"),
@@ -213,12 +213,12 @@ with points_tab:
         line = px.line(points, x="occurred_at", y="balance", line_shape="hv", markers=True,
                        hover_data={"delta": True, "reason": True, "order_id": True},
                        labels={"occurred_at": "", "balance": _("Points balance"), "delta": _("Points"),
-                               "reason": _("Reason"), "order_id": _("Order")})
+                               "reason": _("Reason"), "order_id": _("Order id")})
         line.update_layout(height=300, margin={"l": 0, "r": 0, "t": 10, "b": 0})
         st.plotly_chart(line, key="m360_points")
         st.dataframe(points.iloc[::-1], hide_index=True, column_config={
             "occurred_at": st.column_config.DatetimeColumn(_("When"), format="YYYY-MM-DD HH:mm"),
-            "delta": _("Points"), "reason": _("Reason"), "order_id": _("Order"), "balance": _("Balance after"),
+            "delta": _("Points"), "reason": _("Reason"), "order_id": _("Order id"), "balance": _("Balance after"),
             "entry_id": _("Entry")})
 with tier_tab:
     tiers = view["tiers"]
