@@ -34,6 +34,9 @@ if not os.environ.get(STATE_ENV):
 
     os.environ[STATE_ENV] = f"sqlite:///{tempfile.mkdtemp(prefix='memberlens_tests_')}/state.sqlite"
 
+# Tests read English unless they ask for Chinese, whatever the machine's LANG (the CLI subprocesses inherit this).
+os.environ.setdefault("MEMBERLENS_LANG", "en")
+
 from streamlit import config as _streamlit_config  # noqa: E402
 
 # What the shipped .streamlit/config.toml sets (loopback only), whatever directory a test runs in.
