@@ -38,6 +38,7 @@ from sqlalchemy import (
 )
 
 from analytics.errors import InputError
+from analytics.i18n import _
 from analytics.filters import MAX_EXCLUDED
 from analytics.storage.appstate import (
     _database_errors,
@@ -103,10 +104,10 @@ class Suppression:
 
 def check_member_id(member_id: object) -> str:
     if not isinstance(member_id, str) or not member_id.strip():
-        raise PrivacyError("A privacy request names the member by their member id.")
+        raise PrivacyError(_("A privacy request names the member by their member id."))
     clean = member_id.strip()
     if len(clean) > MAX_MEMBER_ID_LENGTH or "\x00" in clean:
-        raise PrivacyError(f"A member id has at most {MAX_MEMBER_ID_LENGTH} characters.")
+        raise PrivacyError(_("A member id has at most {n} characters.").format(n=MAX_MEMBER_ID_LENGTH))
     return clean
 
 
@@ -155,8 +156,9 @@ def _check_room(conn: Connection, member_id: str) -> None:
     total = conn.execute(select(func.count(suppressed_members.c.member_id.distinct()))).scalar_one()
     if total >= MAX_EXCLUDED:
         raise PrivacyError(
-            f"The suppression list holds {total:,} members, the most MemberLens carries into every query.",
-            "Have the warehouse's owner apply the pending deletions, then purge the list (privacy purge).")
+            _("The suppression list holds {total} members, the most MemberLens carries into every query.").format(
+                total=f"{total:,}"),
+            _("Have the warehouse's owner apply the pending deletions, then purge the list (privacy purge)."))
 
 
 def complete_request(engine: Engine, actor: str, request_id: int, status: str,
@@ -168,7 +170,7 @@ def complete_request(engine: Engine, actor: str, request_id: int, status: str,
     with _database_errors(engine), _write_transaction(engine) as conn:
         row = conn.execute(select(privacy_requests).where(r.request_id == int(request_id))).first()
         if row is None:
-            raise PrivacyError(f"There is no privacy request {request_id}.")
+            raise PrivacyError(_("There is no privacy request {request_id}.").format(request_id=request_id))
         merged = {**json.loads(row.detail or "{}"), **(detail or {})}
         conn.execute(update(privacy_requests).where(r.request_id == int(request_id)).values(
             status=status, completed_at=_utc_now() if status == "done" else None,
