@@ -38,8 +38,8 @@ from sqlalchemy import (
 )
 
 from analytics.errors import InputError
-from analytics.i18n import _
 from analytics.filters import MAX_EXCLUDED
+from analytics.i18n import _
 from analytics.storage.appstate import (
     _database_errors,
     _to_json,
