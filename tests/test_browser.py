@@ -146,6 +146,40 @@ def test_every_page_in_a_real_browser(browser, duck_warehouse, tmp_path: Path) -
         process.wait(timeout=20)
 
 
+def test_every_page_in_chinese_and_back(browser, duck_warehouse, tmp_path: Path) -> None:
+    """Every page opened with ``?lang=zh-CN``: its title in Chinese, Chinese text drawn (CI installs a CJK font, so
+    the screenshots show characters, not boxes), no exception; the language stays across a page change and the
+    sidebar's switch brings English back, into the URL too."""
+    import re
+
+    from analytics.i18n import _, using
+
+    process, base = start_app({"MEMBERLENS_WAREHOUSE_URL": duck_warehouse.url,
+                               "MEMBERLENS_STATE_URL": f"sqlite:///{tmp_path}/state.sqlite"}, tmp_path / "app.log")
+    try:
+        page = browser.new_page(viewport={"width": 1400, "height": 1800}, locale="en-GB")
+        for path, title, name in PAGES:
+            page.goto(f"{base}/{path}{'&' if '?' in path else '?'}lang=zh-CN")
+            wait_until_idle(page)
+            with using("zh_CN"):
+                assert page.locator("h1").first.inner_text().strip() == _(title), path
+            assert page.locator('[data-testid="stException"]').count() == 0, path
+            main = page.locator("[data-testid='stMain']").first.inner_text()
+            assert re.search(r"[\u4e00-\u9fff]", main), path
+            page.screenshot(path=str(ARTIFACTS / f"{name}_zh.png"), full_page=True)
+        page.goto(f"{base}/?lang=zh-CN")
+        wait_until_idle(page)
+        page.get_by_role("link", name="RFM 分层").click()  # the navigation, in Chinese
+        wait_until_idle(page)
+        assert page.locator("h1").first.inner_text().strip() == "RFM 分层" and "lang=zh-CN" in page.url
+        page.get_by_text("English", exact=True).click()  # the sidebar's switch
+        wait_until_idle(page)
+        assert page.locator("h1").first.inner_text().strip() == "RFM segments" and "lang=en" in page.url
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
+
+
 def test_first_run_shows_progress_then_the_kpis(browser, tmp_path: Path) -> None:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     env = {"MEMBERLENS_DATA_DIR": str(tmp_path), "MEMBERLENS_DEMO_MEMBERS": "30000", "MEMBERLENS_WAREHOUSE_URL": ""}
