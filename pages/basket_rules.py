@@ -27,6 +27,7 @@ from ui.app_state import default_author
 from ui.cached import RULES_TIME_LIMIT, cached_baskets, cached_item_names, cached_rules
 from ui.context import page_inputs
 from ui.format import ACCENT, count, label
+from ui.look import show_chart
 from ui.member_sets import member_set
 
 SEGMENTS_BY = {"tier": N_("Tier"), "channel": N_("Channel")}
@@ -157,7 +158,7 @@ with left:
     scatter.update_xaxes(tickformat=".1%")
     scatter.update_yaxes(tickformat=".0%")
     scatter.update_layout(height=380, margin={"l": 10, "r": 10, "t": 10, "b": 10})
-    st.plotly_chart(scatter, key="rules_scatter")
+    show_chart(scatter, key="rules_scatter")
 with right:
     st.markdown(_("**The top {n} rules as a network** (arrows A → B, wider = higher lift)").format(
         n=min(NETWORK_RULES, len(rules))))
@@ -176,7 +177,7 @@ with right:
     network.update_xaxes(visible=False, range=[-1.5, 1.5])
     network.update_yaxes(visible=False, range=[-1.3, 1.3])
     network.update_layout(height=380, margin={"l": 10, "r": 10, "t": 10, "b": 10}, showlegend=False)
-    st.plotly_chart(network, key="rules_network")
+    show_chart(network, key="rules_network")
 
 st.subheader(_("Frequently bought together"))
 popular = baskets.most_common(2_000)

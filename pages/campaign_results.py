@@ -22,6 +22,7 @@ from analytics.storage.contract import CAMPAIGN_CHANNELS, CAMPAIGN_TYPES
 from ui.cached import cached_campaign_results, cached_send_frequency
 from ui.context import page_inputs
 from ui.format import change_pp, count, label, money, share
+from ui.look import show_chart
 
 POOL_BY = {"type": N_("Campaign type"), "channel": N_("Message channel")}
 #: The download's column headers in other languages than English (English keeps the command line's names).
@@ -158,7 +159,7 @@ if compare_tab.open:
             figure.update_layout(title=_("Pooled uplift by type") if by == "type" else
                                  _("Pooled uplift by channel"), height=120 + 60 * len(shown),
                                  margin={"l": 10, "r": 10, "t": 50, "b": 10})
-            st.plotly_chart(figure, key="results_pooled")
+            show_chart(figure, key="results_pooled")
             st.dataframe(shown, hide_index=True, column_config={
                 by: _("Type") if by == "type" else _("Channel"),
                 "campaigns": st.column_config.NumberColumn(_("Campaigns"), format="localized"),
@@ -189,7 +190,7 @@ if trend_tab.open:
         figure.update_layout(title=_("Realised ROI of the campaigns starting each week") if grain == "week" else
                              _("Realised ROI of the campaigns starting each month"), height=380,
                              margin={"l": 10, "r": 10, "t": 50, "b": 10})
-        st.plotly_chart(figure, key="results_trend")
+        show_chart(figure, key="results_trend")
         st.caption(result_help("roi") + _(" Empty where no campaign started or nothing was spent."))
 if retention_tab.open:
     with retention_tab:
@@ -242,5 +243,5 @@ if frequency_tab.open:
         figure.update_yaxes(title=_("Members"))
         figure.update_layout(title=_("Messages per member per 30 days ({blocks} blocks)").format(
                                  blocks=frequency.blocks), height=360, margin={"l": 10, "r": 10, "t": 50, "b": 10})
-        st.plotly_chart(figure, key="results_frequency")
+        show_chart(figure, key="results_frequency")
         st.caption(result_help("frequency"))

@@ -18,6 +18,7 @@ from ui.app_state import default_author
 from ui.cached import CLUSTER_SETTINGS_KEY, cached_cluster_mix, cached_clusters, cached_k_selection, cached_projection
 from ui.context import page_inputs
 from ui.format import ACCENT, format_value, label
+from ui.look import show_chart
 from ui.member_sets import member_set
 
 MIX_LABELS = {"tier": _("Tier"), "region": _("Region"), "gender": _("Gender"), "age_band": _("Age band"),
@@ -119,7 +120,7 @@ with portrait_tab:
                                           "%{customdata[4]}<extra></extra>"))
     treemap.update_layout(height=360, margin={"l": 0, "r": 0, "t": 10, "b": 0},
                           coloraxis_colorbar_title=_("Sales per member"))
-    st.plotly_chart(treemap, key="cluster_treemap")
+    show_chart(treemap, key="cluster_treemap")
     st.dataframe(portraits, hide_index=True, column_config={
         "cluster": st.column_config.NumberColumn(_("Cluster"), help=_("1 = highest average net sales per member.")),
         "name": st.column_config.TextColumn(_("Portrait"), width="large",
@@ -160,7 +161,7 @@ with portrait_tab:
                      text_auto=".1f", aspect="auto", labels={"x": _("Feature"), "y": "", "color": _("z-score")})
     heat.update_layout(height=120 + 48 * len(z), margin={"l": 0, "r": 0, "t": 10, "b": 0})
     heat.update_xaxes(side="top", tickangle=-35)
-    st.plotly_chart(heat, key="cluster_zscores")
+    show_chart(heat, key="cluster_zscores")
     attribute = st.segmented_control(_("Mix by"), list(MIX_LABELS), default="tier", key="cluster_mix_by",
                                      required=True, format_func=MIX_LABELS.get)
     mix = cached_cluster_mix(ctx.engine, filters, settings, attribute).copy()
@@ -177,7 +178,7 @@ with portrait_tab:
     bars.update_traces(hovertemplate="%{y}<br>%{fullData.name}: %{x:.1%} (%{customdata[0]:,})<extra></extra>")
     bars.update_layout(height=140 + 34 * len(names), margin={"l": 0, "r": 0, "t": 10, "b": 0},
                        xaxis_tickformat=".0%")
-    st.plotly_chart(bars, key="cluster_mix")
+    show_chart(bars, key="cluster_mix")
 
 with k_tab:
     st.caption(_("Fits k = 2 … 10 with the same features and algorithm on a sample of up to 10,000 members. Look "
@@ -225,7 +226,7 @@ with map_tab:
                                  "cluster_label": _("Cluster"), "member_id": _("Member ID")})
     scatter.update_traces(marker_size=4)
     scatter.update_layout(height=560, margin={"l": 0, "r": 0, "t": 10, "b": 0})
-    st.plotly_chart(scatter, key="cluster_map")
+    show_chart(scatter, key="cluster_map")
     st.caption(_("A sample of {n} members projected on the two principal components of the clustering features. "
                  "Clusters that overlap here may still separate in the other dimensions.").format(n=f"{len(flat):,}"))
 

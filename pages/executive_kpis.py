@@ -31,6 +31,7 @@ from analytics.programme import CURRENCY, CURRENCY_SYMBOL
 from ui.cached import cached_kpi_breakdown, cached_kpi_summary, cached_kpi_trend
 from ui.context import current_period_label, page_inputs, warn_about_ignored_link_values
 from ui.format import ACCENT, change_pp, format_change, format_value, label, share
+from ui.look import show_chart
 
 COMPARE_COLOUR = "#9E9AA5"  # the comparison period, beside the accent of the period itself
 COMPARISON_TEXT = {"previous": N_("the previous period"), "year_ago": N_("the same period last year")}
@@ -200,7 +201,7 @@ figure.update_yaxes(tickformat=axis_format, rangemode="tozero", title=_(definiti
 figure.update_xaxes(title=_(GRAIN_TITLES[grain]))
 figure.update_layout(height=340, margin={"l": 10, "r": 10, "t": 10, "b": 10},
                      legend={"orientation": "h", "y": 1.12, "x": 0})
-st.plotly_chart(figure, key="trend_chart")
+show_chart(figure, key="trend_chart")
 notes = [trend_note(kpi_key, grain, filters)]
 partial_ends = [(which, int(trend["days"].iloc[at])) for which, at in (("first", 0), ("last", -1))
                 if trend["partial"].iloc[at] and (which == "last" or len(trend) > 1)]
@@ -270,7 +271,7 @@ else:
                       title=_(bk.label))
     bars.update_layout(barmode="group", height=90 + 48 * len(rows), margin={"l": 10, "r": 60, "t": 10, "b": 10},
                        legend={"orientation": "h", "y": 1.05, "x": 0, "traceorder": "reversed"})
-    st.plotly_chart(bars, key="breakdown_chart")
+    show_chart(bars, key="breakdown_chart")
     table = {
         _(dimension.label): names,
         _(bk.label): [format_value(v.current, bk.unit) for v in values],

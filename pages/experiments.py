@@ -11,6 +11,7 @@ from analytics.i18n import _, format_day
 from ui.cached import cached_campaign_list, cached_read_out
 from ui.context import page_inputs
 from ui.format import format_value, label, plain_text
+from ui.look import show_chart
 from ui.recommendations import outcome_view
 
 ctx = page_inputs("experiments")
@@ -63,7 +64,7 @@ bars = go.Figure(go.Bar(x=[label("treatment"), label("control")], y=[t.rate, c.r
                         hovertemplate=_("%{x}: %{y:.2%} of %{customdata:,} members") + "<extra></extra>"))
 bars.update_layout(height=300, margin={"l": 0, "r": 0, "t": 10, "b": 0}, yaxis_tickformat=".1%",
                    yaxis_title=_("Conversion rate"))
-st.plotly_chart(bars, key="experiment_rates")
+show_chart(bars, key="experiment_rates")
 st.caption(_("Members: {treatment} treatment, {control} control ({share}; {planned} planned, sample-ratio p = {p}). ")
            .format(treatment=f"{t.members:,}", control=f"{c.members:,}",
                    share=f"{c.members / (t.members + c.members):.1%}", planned=f"{result.planned_holdout:.0%}",

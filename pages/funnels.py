@@ -29,6 +29,7 @@ from ui.app_state import default_author
 from ui.cached import cached_funnel_report, cached_funnel_trend, cached_step_filter_options
 from ui.context import page_inputs
 from ui.format import ACCENT, label
+from ui.look import show_chart
 from ui.member_sets import member_set
 
 DEFAULT_STEPS = ("product_view", "add_to_cart", "checkout", "purchase")
@@ -150,7 +151,7 @@ with chart_col:
                                                + _("%{percentPrevious:.1%} of the previous step")
                                                + "<extra></extra>"))
     figure.update_layout(height=90 + 60 * len(total), margin={"l": 10, "r": 10, "t": 10, "b": 10})
-    st.plotly_chart(figure, key="funnel_chart")
+    show_chart(figure, key="funnel_chart")
 with table_col:
     shown = total.assign(median=total["median_seconds_to_convert"].map(format_seconds),
                          p90=total["p90_seconds_to_convert"].map(format_seconds))
@@ -187,7 +188,7 @@ with breakdown_tab:
                            + (_("%{customdata[0]:,} members") if unit == "member" else
                               _("%{customdata[0]:,} sessions")) + "<extra></extra>")
         bars.update_layout(yaxis_tickformat=".0%", height=380, margin={"l": 10, "r": 10, "t": 10, "b": 10})
-        st.plotly_chart(bars, key="funnel_breakdown_chart")
+        show_chart(bars, key="funnel_breakdown_chart")
         overall = _("Overall conversion")
         wide = by.pivot(index="value", columns="label", values="units")
         first_last = by[by["step"].isin([1, len(spec.steps)])].pivot(index="value", columns="step",
@@ -215,7 +216,7 @@ with time_tab:
                        labels={"bin": _("Time from step {a} to step {b}").format(a=chosen - 1, b=chosen),
                                "units": header}, color_discrete_sequence=[ACCENT])
     histogram.update_layout(height=320, margin={"l": 10, "r": 10, "t": 10, "b": 10})
-    st.plotly_chart(histogram, key="funnel_time_chart")
+    show_chart(histogram, key="funnel_time_chart")
 
 with trend_tab:
     grain = st.segmented_control(_("Cohorts by"), ["day", "week"], default="day", key="funnel_grain", required=True,
@@ -237,7 +238,7 @@ with trend_tab:
                        "title": _("Overall conversion"), "rangemode": "tozero"},
                        yaxis2={"overlaying": "y", "side": "right", "title": _("Entered"), "showgrid": False},
                        legend={"orientation": "h", "y": -0.15})
-    st.plotly_chart(line, key="funnel_trend_chart")
+    show_chart(line, key="funnel_trend_chart")
     cohort = (_("Each day's cohort is {units} whose best attempt started that day; conversion is the share of "
                 "them that reached the last step within the window. Dotted: cohorts whose window has not closed "
                 "in the data yet, so their conversion may still rise.") if grain == "day" else

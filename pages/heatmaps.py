@@ -19,6 +19,7 @@ from ui.app_state import default_author
 from ui.cached import cached_heatmap, cached_retention
 from ui.context import page_inputs
 from ui.format import ACCENT, format_value, label
+from ui.look import show_chart
 from ui.member_sets import member_set
 
 WEEKDAYS = [N_("Mon"), N_("Tue"), N_("Wed"), N_("Thu"), N_("Fri"), N_("Sat"), N_("Sun")]
@@ -90,7 +91,7 @@ def draw(frame: pd.DataFrame, x: str, y: str, value: str, labels: dict, text_for
     figure.update_xaxes(range=extent(grid.columns), autorange=False,
                         dtick=1 if pd.api.types.is_numeric_dtype(grid.columns) else None)  # whole periods, hours
     figure.update_yaxes(range=extent(grid.index)[::-1], autorange=False)  # first row on top, as px.imshow draws
-    event = st.plotly_chart(figure, key=key, on_select="rerun", selection_mode="points")
+    event = show_chart(figure, key=key, on_select="rerun", selection_mode="points")
     points = [p for p in (event or {}).get("selection", {}).get("points", []) if p.get("customdata")]
     if not points:
         return None

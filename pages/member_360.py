@@ -26,6 +26,7 @@ from ui.cached import (
 )
 from ui.context import link_to_page, page_inputs
 from ui.format import format_value, label, plain_text
+from ui.look import show_chart
 from ui.members import member_table
 
 SEARCH_LIMIT = 20
@@ -190,7 +191,7 @@ with orders_tab:
                                   "top_category": _("Main category"), "items": _("Lines")})
         dots.add_vrect(x0=filters.start_ts, x1=filters.end_ts, fillcolor="grey", opacity=0.08, line_width=0)
         dots.update_layout(height=320, margin={"l": 0, "r": 0, "t": 10, "b": 0})
-        st.plotly_chart(dots, key="m360_orders")
+        show_chart(dots, key="m360_orders")
         caption = (_("{n} orders (the latest 200)") if len(timeline) == 200
                    else _("{n} order") if len(timeline) == 1 else _("{n} orders"))
         st.caption(_("{orders}; dot size = lines in the order; the shaded band is the date range.").format(
@@ -215,7 +216,7 @@ with points_tab:
                        labels={"occurred_at": "", "balance": _("Points balance"), "delta": _("Points"),
                                "reason": _("Reason"), "order_id": _("Order id")})
         line.update_layout(height=300, margin={"l": 0, "r": 0, "t": 10, "b": 0})
-        st.plotly_chart(line, key="m360_points")
+        show_chart(line, key="m360_points")
         st.dataframe(points.iloc[::-1], hide_index=True, column_config={
             "occurred_at": st.column_config.DatetimeColumn(_("When"), format="YYYY-MM-DD HH:mm"),
             "delta": _("Points"), "reason": _("Reason"), "order_id": _("Order id"), "balance": _("Balance after"),

@@ -10,6 +10,7 @@ from analytics.tags import tag_audience
 from ui.app_state import default_author
 from ui.cached import cached_tag_coverage
 from ui.context import page_inputs
+from ui.look import show_chart
 from ui.member_sets import member_set
 
 ctx = page_inputs("member_tags")
@@ -29,7 +30,7 @@ chart.update_traces(texttemplate="%{x:,} (%{customdata[0]:.1%})", textposition="
                     .replace("{scope}", scope))
 chart.update_layout(height=120 + 26 * len(coverage), margin={"l": 0, "r": 40, "t": 10, "b": 0})
 st.subheader(_("Coverage"), help=_("Members carrying each tag, and their share of {scope}.").format(scope=scope))
-st.plotly_chart(chart, key="tag_coverage")
+show_chart(chart, key="tag_coverage")
 
 st.dataframe(coverage, hide_index=True, column_config={
     "tag": st.column_config.TextColumn(_("Key"), help=_("Stable key, used in audience definitions.")),

@@ -20,6 +20,7 @@ from ui.app_state import default_author
 from ui.cached import cached_clv_distribution, cached_customer_equity, cached_risk_bands
 from ui.context import page_inputs
 from ui.format import ACCENT, MISSING, count, label, money, share
+from ui.look import show_chart
 from ui.member_sets import member_set
 from ui.models import age_note, kind_label, kind_name, scoring_models, stored_models, train_now
 
@@ -216,7 +217,7 @@ def model_card(kind: str) -> None:
                   title=_("What the model relies on (permutation importance)"))
     bars.update_yaxes(categoryorder="total ascending")
     bars.update_layout(height=360, margin={"l": 0, "r": 0, "t": 30, "b": 0})
-    st.plotly_chart(bars, key=f"pred_{kind}_importance")
+    show_chart(bars, key=f"pred_{kind}_importance")
     with st.expander(_("Feature definitions")):
         st.markdown("\n".join(f"- **{_(f.label)}**: {_(f.help)}" for f in FEATURE_BY_NAME.values()))
 

@@ -27,6 +27,7 @@ from ui.app_state import default_author
 from ui.cached import cached_lapsed_summary, cached_score_grid, cached_segment_migration, cached_segment_summary
 from ui.context import page_inputs
 from ui.format import ACCENT, count, format_value, share
+from ui.look import show_chart
 from ui.member_sets import member_set
 from ui.segment_colours import SEGMENT_COLOURS, text_on, translucent
 
@@ -57,7 +58,7 @@ def migration_matrix(moved: pd.DataFrame, order: list[str]) -> tuple[str, str] |
         marker={"size": 18, "symbol": "square-open", "color": ACCENT, "opacity": 0, "line": {"width": 2}},
         selected={"marker": {"opacity": 1}}, unselected={"marker": {"opacity": 0}}))
     figure.update_layout(height=560, margin={"l": 0, "r": 0, "t": 10, "b": 0}, hoverdistance=-1)
-    event = st.plotly_chart(figure, key="rfm_matrix", on_select="rerun", selection_mode="points")
+    event = show_chart(figure, key="rfm_matrix", on_select="rerun", selection_mode="points")
     points = [p for p in (event or {}).get("selection", {}).get("points", []) if p.get("customdata")]
     if not points:
         return None
@@ -146,7 +147,7 @@ with left:
     treemap.update_traces(insidetextfont={"color": [text_on(colours[str(label)])  # in the trace's order
                                                     for label in treemap.data[0].labels]})
     treemap.update_layout(height=420, margin={"l": 0, "r": 0, "t": 10, "b": 0})
-    st.plotly_chart(treemap, key="rfm_treemap")
+    show_chart(treemap, key="rfm_treemap")
     st.caption(_("Each segment keeps its colour on every chart. Not in the treemap: the {count} lapsed members (no "
                  "order in the range, so not scored).").format(count=count(lapsed.members)))
 with right:
@@ -162,7 +163,7 @@ with right:
     heat.update_layout(height=420, margin={"l": 0, "r": 0, "t": 10, "b": 0})
     heat.update_xaxes(dtick=1)
     heat.update_yaxes(dtick=1)
-    st.plotly_chart(heat, key="rfm_score_grid")
+    show_chart(heat, key="rfm_score_grid")
 
 table = with_lapsed(summary, lapsed)
 st.dataframe(table.assign(segment=table["segment"].map(segment_label),
@@ -205,7 +206,7 @@ with migration_tab:
                   "value": flows["members"], "color": [translucent(SEGMENT_COLOURS[s], 0.35) for s in flows["before"]],
                   "hovertemplate": _("%{source.label} → %{target.label}<br>%{value:,} members<extra></extra>")}))
         sankey.update_layout(height=620, margin={"l": 0, "r": 0, "t": 10, "b": 10})
-        st.plotly_chart(sankey, key="rfm_sankey")
+        show_chart(sankey, key="rfm_sankey")
     else:
         clicked = migration_matrix(moved, order)
     moves = moved[moved["members"] > 0]

@@ -258,3 +258,18 @@ def test_member_files_carry_headers_in_the_readers_language() -> None:
         assert export.csv(reader_headers()).decode("utf-8").splitlines()[0] == "会员 ID,净销售额,等级"
     with using("en"):
         assert export.csv(reader_headers()).decode("utf-8").splitlines()[0] == "member_id,net_sales,tier"
+
+
+def test_chart_dates_read_in_chinese() -> None:
+    """Plotly writes month names in English; on a Chinese page the date axes of a chart are formatted in Chinese,
+    other axes are left alone."""
+    import pandas as pd
+    import plotly.express as px
+
+    from ui.look import CHINESE_DATE_FORMAT, localise_dates
+
+    frame = pd.DataFrame({"day": pd.date_range("2026-11-01", periods=3), "sales": [1.0, 2.0, 3.0]})
+    figure = localise_dates(px.line(frame, x="day", y="sales"))
+    assert figure.layout.xaxis.tickformat == CHINESE_DATE_FORMAT and figure.layout.yaxis.tickformat is None
+    bars = localise_dates(px.bar(frame.assign(day=["2026-11-01", "2026-11-02", "2026-11-03"]), y="day", x="sales"))
+    assert bars.layout.yaxis.hoverformat == CHINESE_DATE_FORMAT and bars.layout.xaxis.tickformat is None

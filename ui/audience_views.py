@@ -28,6 +28,7 @@ from ui.cached import (
     cached_overlap,
 )
 from ui.format import MISSING, change_pp, count, label, money, plain_text, share
+from ui.look import show_chart
 
 CURRENT = N_("This audience")
 
@@ -42,7 +43,7 @@ def reach_chart(sizes: Preview) -> None:
                    labels={"members": _("Reachable targeted members"), "channel": "", "arm": ""},
                    color_discrete_map={treatment: "#1b9e77", control: "#bdbdbd"})
     chart.update_layout(height=220, margin={"l": 0, "r": 0, "t": 10, "b": 0}, legend={"orientation": "h"})
-    st.plotly_chart(chart, key="target_reach")
+    show_chart(chart, key="target_reach")
     st.caption(_("Treatment members are the ones a campaign on that channel would message; the control group is "
                  "held out."))
 
@@ -256,7 +257,7 @@ def _shares_chart(frame: pd.DataFrame, by: str, title: str, row_height: int, key
                    color_discrete_map={ours: "#1b9e77", everyone: "#bdbdbd"})
     chart.update_layout(height=max(240, row_height * len(frame)), margin={"l": 0, "r": 0, "t": 10, "b": 0},
                         xaxis_tickformat=".0%", yaxis={"autorange": "reversed"}, legend={"orientation": "h"})
-    st.plotly_chart(chart, key=key)
+    show_chart(chart, key=key)
 
 
 def overlap_view(engine: Engine, audience: CampaignAudience, saved_labels: list[str],
@@ -278,7 +279,7 @@ def overlap_view(engine: Engine, audience: CampaignAudience, saved_labels: list[
                       labels={"x": "", "y": "", "color": _("Share of row")})
     chart.update_traces(text=text, texttemplate="%{text}", hovertemplate="%{y} ∩ %{x}: %{text}<extra></extra>")
     chart.update_layout(height=120 + 60 * len(matrix), margin={"l": 0, "r": 0, "t": 10, "b": 0})
-    st.plotly_chart(chart, key="target_overlap_chart")
+    show_chart(chart, key="target_overlap_chart")
     st.caption(_("Each cell: members in both audiences, and that number as a share of the row's audience (the "
                  "diagonal is each audience's size)."))
 

@@ -45,6 +45,7 @@ from ui.cached import (
 )
 from ui.context import PageContext
 from ui.format import compact, count, label, money, points, share, times
+from ui.look import show_chart
 from ui.member_sets import member_set
 
 #: One colour per tier (and guests), the same in every chart of the page.
@@ -149,7 +150,7 @@ def _tiers_over_time(ctx: PageContext) -> None:
                      category_orders={"tier": [tier_label(t) for t in TIER_ORDER]},
                      labels={"period_start": _(GRAIN_LABELS[grain]), "members": _("Members"), "tier": _("Tier")})
     figure.update_traces(hovertemplate=_hover_day() + ": " + _members("%{y:,}") + "<extra>%{fullData.name}</extra>")
-    st.plotly_chart(_layout(figure, _("Members per tier at the end of each {grain}").format(
+    show_chart(_layout(figure, _("Members per tier at the end of each {grain}").format(
         grain=_(GRAIN_NAMES[grain]))), key="programme_tier_area")
     st.caption(tier_help("over_time") + " " + tier_help("tier_at"))
     _sales_per_tier(ctx)
@@ -165,7 +166,7 @@ def _sales_per_tier(ctx: PageContext) -> None:
                            "tier": _("Tier when ordering")})
     chart.update_traces(texttemplate="%{text:.1%}", showlegend=False,
                         hovertemplate="%{y}: " + CURRENCY_SYMBOL + "%{x:,.0f}<extra></extra>")
-    st.plotly_chart(_layout(chart, _("Net sales by the tier held when ordering"), 320), key="programme_sales_bars")
+    show_chart(_layout(chart, _("Net sales by the tier held when ordering"), 320), key="programme_sales_bars")
     st.dataframe(shown, hide_index=True, column_config={
         "tier": _("Tier when ordering"), "orders": st.column_config.NumberColumn(_("Orders"), format="localized"),
         "buyers": st.column_config.NumberColumn(_("Buyers"), format="localized"),
@@ -209,7 +210,7 @@ def _tier_flows(ctx: PageContext) -> None:
                   "color": [_translucent(TIER_COLOURS.get(t, "#999999")) for t in flows["from_tier"]],
                   "hovertemplate": "%{source.label} → %{target.label}: " + _members("%{value:,}")
                   + "<extra></extra>"}))
-        st.plotly_chart(_layout(sankey, title, 460), key="programme_flow_sankey")
+        show_chart(_layout(sankey, title, 460), key="programme_flow_sankey")
     else:
         matrix = flow_matrix(flows)
         matrix.index = [tier_label(t) for t in matrix.index]
@@ -217,7 +218,7 @@ def _tier_flows(ctx: PageContext) -> None:
         heat = px.imshow(matrix, text_auto=",d", color_continuous_scale="Purples", aspect="auto",
                          labels={"x": _("Tier on {day}").format(day=format_day(after)),
                                  "y": _("Tier on {day}").format(day=format_day(before)), "color": _("Members")})
-        st.plotly_chart(_layout(heat, title, 420), key="programme_flow_matrix")
+        show_chart(_layout(heat, title, 420), key="programme_flow_matrix")
     st.caption(tier_help("flows"))
     st.subheader(_("Time from joining to each tier"), help=tier_help("time_to_tier"))
     reach = cached_time_to_tier(ctx.engine, filters)
@@ -291,7 +292,7 @@ def _tier_gap(ctx: PageContext) -> None:
     bars.update_xaxes(title=_("Spend still needed to reach {threshold} (green: reached; amber: near)").format(
         threshold=money(threshold)))
     bars.update_yaxes(title=_("Members"))
-    st.plotly_chart(_layout(bars, _("{tier} members by spend still needed for the next tier").format(
+    show_chart(_layout(bars, _("{tier} members by spend still needed for the next tier").format(
         tier=tier_label(tier))), key="programme_gap_bars")
     st.caption(tier_help("gap"))
 
@@ -407,7 +408,7 @@ def _points_flows(ctx: PageContext, per_unit: int) -> None:
                           "kind": ""})
     bars.update_traces(hovertemplate=_hover_day() + ": " + _("{points} points").format(points="%{y:,}")
                        + "<extra>%{fullData.name}</extra>")
-    st.plotly_chart(_layout(bars, _("Points issued and debited per {grain}").format(grain=_(GRAIN_NAMES[grain]))),
+    show_chart(_layout(bars, _("Points issued and debited per {grain}").format(grain=_(GRAIN_NAMES[grain]))),
                     key="points_bars")
     line = px.line(flows, x="period_start", y="liability_value", markers=grain != "day",
                    color_discrete_sequence=["#C2185B"],
@@ -415,7 +416,7 @@ def _points_flows(ctx: PageContext, per_unit: int) -> None:
                            "liability_value": _("Liability ({currency})").format(currency=CURRENCY)})
     line.update_traces(hovertemplate=_hover_day() + ": " + CURRENCY_SYMBOL + "%{y:,.2f}<extra></extra>")
     line.update_yaxes(rangemode="tozero")
-    st.plotly_chart(_layout(line, _("Points liability in money at the end of each {grain} ({points} points = 1 "
+    show_chart(_layout(line, _("Points liability in money at the end of each {grain} ({points} points = 1 "
                                     "{currency})").format(grain=_(GRAIN_NAMES[grain]), points=f"{per_unit:,}",
                                                           currency=CURRENCY), 320), key="points_liability")
     st.subheader(_("By tier"), help=_("The tier the member held when the ledger row was written."))
@@ -502,7 +503,7 @@ def value_tab(ctx: PageContext) -> None:
                        hovertemplate=_("{x}: {amount} per member").format(x="%{y}", amount=CURRENCY_SYMBOL
                                                                            + "%{x:,.2f}") + "<extra></extra>")
     bars.update_yaxes(categoryorder="total ascending")
-    st.plotly_chart(_layout(bars, _("First-90-day value of new members by acquisition channel"),
+    show_chart(_layout(bars, _("First-90-day value of new members by acquisition channel"),
                             120 + 34 * len(shown)), key="value_new_members")
     st.dataframe(shown, hide_index=True, column_config={
         "acquisition_channel": _("Acquisition channel"),
