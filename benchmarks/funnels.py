@@ -61,18 +61,22 @@ def load_chdb() -> Any:
     return chdb
 
 
-def export_events(conn: Any, scope: dict[str, Any], steps_only: bool) -> Path:
-    """The events in scope as Parquet (step events only, or all), for ClickHouse; reused when present."""
+def export_events(warehouse: Path, scope: dict[str, Any], steps_only: bool) -> Path:
+    """The events in scope as Parquet (step events only, or all), for ClickHouse; reused when present. Written by
+    a plain DuckDB in a child process: MemberLens's own warehouse engine may not write files, and one process may
+    not open the file twice with two configurations."""
     name = f"funnel_{'steps' if steps_only else 'events'}_{scope['a']:%Y%m%d}_{scope['b']:%Y%m%d}.parquet"
     path = DATA / name
     if not path.exists():
         kinds = f"AND event_type IN ({', '.join(repr(k) for k in STEPS)})" if steps_only else ""
         partial = path.with_suffix(".partial")
-        conn.exec_driver_sql(
-            f"COPY (SELECT member_id, session_id, event_id, occurred_at, event_type FROM events "
-            f"WHERE occurred_at >= TIMESTAMP '{scope['a']:%Y-%m-%d %H:%M:%S}' "
-            f"AND occurred_at < TIMESTAMP '{scope['b']:%Y-%m-%d %H:%M:%S}' {kinds}) "
-            f"TO '{partial}' (FORMAT parquet)")
+        statement = (f"COPY (SELECT member_id, session_id, event_id, occurred_at, event_type FROM events "
+                     f"WHERE occurred_at >= TIMESTAMP '{scope['a']:%Y-%m-%d %H:%M:%S}' "
+                     f"AND occurred_at < TIMESTAMP '{scope['b']:%Y-%m-%d %H:%M:%S}' {kinds}) "
+                     f"TO '{partial}' (FORMAT parquet)")
+        subprocess.run([sys.executable, "-c", "import duckdb, sys; "
+                        "duckdb.connect(sys.argv[1], read_only=True).execute(sys.argv[2])", str(warehouse), statement],
+                       check=True)
         partial.rename(path)
     return path
 
@@ -119,7 +123,7 @@ def funnel_scenario(warehouse: Path, repeat: int) -> None:
         in_scope = conn.execute(text("SELECT count(*), count(*) FILTER (WHERE event_type IN "
                                      f"({', '.join(repr(k) for k in STEPS)})) FROM events WHERE occurred_at >= :a "
                                      "AND occurred_at < :b"), scope).one()
-        files = {True: export_events(conn, scope, True), False: export_events(conn, scope, False)}
+        files = {True: export_events(warehouse, scope, True), False: export_events(warehouse, scope, False)}
         kinds = ", ".join(repr(k) for k in STEPS)
         floors = {unit: text(f"SELECT count(*), min({unit}_id), max({unit}_id), min(occurred_at), max(occurred_at), "
                              f"min(event_type), max(event_type), min(event_id), max(event_id) FROM events "
