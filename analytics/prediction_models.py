@@ -29,8 +29,8 @@ import numpy as np
 import pandas as pd
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.linear_model import LogisticRegression
-from threadpoolctl import threadpool_limits
 from sqlalchemy import ColumnElement, Double, case, func, literal
+from threadpoolctl import threadpool_limits
 
 from analytics.errors import InputError
 
