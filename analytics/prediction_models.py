@@ -180,8 +180,9 @@ def _tree(data: Mapping[str, Any], n_features: int) -> Tree:
 
 def _digests(member_ids: pd.Series, salt: str) -> np.ndarray:
     """A stable 32-bit hash of each member id (the first 8 hex digits of ``md5(salt:id)``)."""
-    return np.fromiter((int(hashlib.md5(f"{salt}:{i}".encode()).hexdigest()[:8], 16) for i in member_ids),
-                       dtype=np.int64, count=len(member_ids))
+    prefix, md5 = f"{salt}:".encode(), hashlib.md5
+    first_bytes = b"".join([md5(prefix + str(i).encode()).digest()[:4] for i in member_ids.tolist()])
+    return np.frombuffer(first_bytes, dtype=">u4").astype(np.int64)
 
 
 def calibration_rows(member_ids: pd.Series) -> np.ndarray:

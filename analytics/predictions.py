@@ -63,7 +63,7 @@ MIN_CLASS_MEMBERS = 50
 #: long before: at 1M members a 200,000 sample moves PR AUC by about 0.002.
 MAX_MODEL_MEMBERS = 200_000
 #: Test members whose features are shuffled for the permutation importance (a hashed sample of the test members).
-IMPORTANCE_MEMBERS = 50_000
+IMPORTANCE_MEMBERS = 20_000
 #: Risk bands of the churn probability: low below 0.3, high from 0.6.
 BANDS: tuple[tuple[str, float, float], ...] = (("low", 0.0, 0.3), ("medium", 0.3, 0.6), ("high", 0.6, 1.0 + 1e-9))
 CLV_MONTHS = 12
