@@ -34,6 +34,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, timedelta
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -294,13 +295,29 @@ SCORE_COLUMNS = ("churn_risk", "purchase_propensity", "expected_orders", "p_aliv
                  "predicted_clv", "next_order_date")
 
 
+def _materialised(statement: Select, name: str) -> Any:
+    return statement.cte(name).prefix_with("MATERIALIZED", dialect="duckdb").prefix_with("MATERIALIZED",
+                                                                                         dialect="postgresql")
+
+
+@lru_cache(maxsize=32)
+def _features_cte(as_of: date) -> Any:
+    """The features on ``as_of`` as a materialised CTE: else DuckDB (and PostgreSQL) copy each feature's expression
+    into every tree node that reads it (a boosted model reads them hundreds of times: 26 s instead of 3 at 1M
+    members). One object per day, so two scores in one statement (two prediction conditions) share it."""
+    return _materialised(feature_select(as_of), f"member_features_{as_of:%Y%m%d}")
+
+
+@lru_cache(maxsize=32)
+def _clv_cte(as_of: date, unit: str) -> Any:
+    """The CLV summary as a materialised CTE (the BG/NBD series reads its columns hundreds of times)."""
+    return _materialised(clv_summary_query(as_of, unit), f"member_clv_{unit}_{as_of:%Y%m%d}")
+
+
 def score_select(models: Models, as_of: date) -> Select:
     """One row per member with an order history on ``as_of``: ``member_id`` and each score the models give (a
     missing model's columns are absent). Everything is computed in the warehouse."""
-    # Materialised: otherwise DuckDB (and PostgreSQL) copy each feature's expression into every tree that reads it
-    # (a boosted model reads the features thousands of times: 26 s instead of a few at 1M members).
-    features = (feature_select(as_of).cte("features")
-                .prefix_with("MATERIALIZED", dialect="duckdb").prefix_with("MATERIALIZED", dialect="postgresql"))
+    features = _features_cte(as_of)
     columns: list[Any] = [features.c.member_id]
     f = {name: features.c[name] for name in FEATURE_NAMES}
     if models.churn is not None:
@@ -309,8 +326,7 @@ def score_select(models: Models, as_of: date) -> Select:
         columns.append(models.propensity.sql(f).label("purchase_propensity"))
     source: Any = features
     if models.bgnbd is not None and models.gammagamma is not None:
-        summary = (clv_summary_query(as_of, models.bgnbd.unit).cte("clv")  # read hundreds of times by the series
-                   .prefix_with("MATERIALIZED", dialect="duckdb").prefix_with("MATERIALIZED", dialect="postgresql"))
+        summary = _clv_cte(as_of, models.bgnbd.unit)
         c = summary.c
         horizon = CLV_MONTHS * WEEKS_PER_MONTH * (7 if models.bgnbd.unit == "day" else 1)
         bg = bgnbd_sql(models.bgnbd, c.frequency, c.recency, c.T, horizon)

@@ -189,6 +189,19 @@ def test_a_prediction_audience_is_a_pandas_filter_of_the_scores(warehouse: Wareh
                                       "model": pinned.to_json()}]}})
     assert targeting.preview(warehouse.engine, spec).matching == len(expected)
     assert json.loads(json.dumps(spec.to_json()))["rules"]["conditions"][0]["model"]["version"] == 1
+    # two scores in one statement (they share the materialised features of the day)
+    value = PinnedModel("clv", 1, trained["clv"])
+    both = predictions.score_members(warehouse.engine, predictions.Models.from_stored(
+        {"churn": trained["churn"], "clv": trained["clv"]}), as_of)
+    cut = both["predicted_clv"].median()
+    spec = targeting.parse_spec({"version": 1, "kind": "audience", "start": str(as_of - timedelta(days=89)),
+                                 "end": str(as_of), "rules": {"match": "all", "conditions": [
+                                     {"field": "churn_risk", "op": "between", "value": [0.6, None],
+                                      "model": pinned.to_json()},
+                                     {"field": "predicted_clv", "op": "between", "value": [cut, None],
+                                      "model": value.to_json()}]}})
+    wanted = both[(both["churn_risk"] >= 0.6) & (both["predicted_clv"] >= cut)]
+    assert targeting.preview(warehouse.engine, spec).matching == len(wanted) > 0
 
 
 def test_clv_scores_in_sql_match_the_python_model(duck_warehouse: Warehouse, trained: dict) -> None:
