@@ -301,23 +301,18 @@ def _materialised(statement: Select, name: str) -> Any:
 
 
 @lru_cache(maxsize=32)
-def _features_cte(as_of: date) -> Any:
-    """The features on ``as_of`` as a materialised CTE: else DuckDB (and PostgreSQL) copy each feature's expression
-    into every tree node that reads it (a boosted model reads them hundreds of times: 26 s instead of 3 at 1M
-    members). One object per day, so two scores in one statement (two prediction conditions) share it."""
-    return _materialised(feature_select(as_of), f"member_features_{as_of:%Y%m%d}")
-
-
-@lru_cache(maxsize=32)
 def _clv_cte(as_of: date, unit: str) -> Any:
-    """The CLV summary as a materialised CTE (the BG/NBD series reads its columns hundreds of times)."""
+    """The CLV summary as a materialised CTE: the BG/NBD series reads its columns hundreds of times, and the
+    warehouse would otherwise copy their expressions into each. One object per day and unit, so two scores in one
+    statement (two prediction conditions) share it. (The features are left a plain subquery: materialised, they
+    made the scoring 10 % faster but a targeting condition on a score 50 % slower.)"""
     return _materialised(clv_summary_query(as_of, unit), f"member_clv_{unit}_{as_of:%Y%m%d}")
 
 
 def score_select(models: Models, as_of: date) -> Select:
     """One row per member with an order history on ``as_of``: ``member_id`` and each score the models give (a
     missing model's columns are absent). Everything is computed in the warehouse."""
-    features = _features_cte(as_of)
+    features = feature_select(as_of).subquery("features")
     columns: list[Any] = [features.c.member_id]
     f = {name: features.c[name] for name in FEATURE_NAMES}
     if models.churn is not None:
