@@ -163,7 +163,7 @@ def clv_holdout(bind: Bind, calibration_end: date, holdout_end: date, start: dat
              .group_by(md.c.member_id).having(first <= literal(calibration_end, Date)).order_by(md.c.member_id))
     if start is not None:
         query = query.having(first >= literal(start, Date))
-    frame = read_frame(bind, query)
+    frame = read_frame_columnar(bind, query)
     if frame.empty:
         return pd.DataFrame({"member_id": pd.Series(dtype=object), "holdout_purchases": pd.Series(dtype="int64")})
     return frame.astype({"holdout_purchases": "int64"})
@@ -382,6 +382,17 @@ def tracking_validation(bind: Bind, calibration_end: date, holdout_end: date, un
     params = _fit_transactions(summary, unit, model)
     actual = repeat_purchases_by_period(bind, calibration_end, holdout_end, unit, start)
     return tracking_comparison(summary, actual, params, calibration_end, holdout_end)
+
+
+def validations(bind: Bind, calibration_end: date, holdout_end: date, unit: str = "week", start: date | None = None,
+                model: str = "bgnbd") -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(:func:`holdout_validation`, :func:`tracking_validation`) with one summary and one fit for both."""
+    summary = clv_summary(bind, calibration_end, unit, start)
+    params = _fit_transactions(summary, unit, model)
+    length = (holdout_end - calibration_end).days / DAYS_PER_UNIT[unit]
+    holdout = holdout_comparison(summary, clv_holdout(bind, calibration_end, holdout_end, start), params, length)
+    actual = repeat_purchases_by_period(bind, calibration_end, holdout_end, unit, start)
+    return holdout, tracking_comparison(summary, actual, params, calibration_end, holdout_end)
 
 
 def _fit_transactions(summary: pd.DataFrame, unit: str, model: str) -> TransactionParams:

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any, ClassVar
 
-from sqlalchemy import ColumnElement, Select, and_, select
+from sqlalchemy import ColumnElement, Select, select
 
 from analytics import audiences
 from analytics.audiences import Audience, audience_kind
@@ -86,10 +86,15 @@ def scored_members(score: str, low: float | None, high: float | None, model: Pin
     models = predictions.Models.from_stored({model.kind: dict(model.data)})
     scored = predictions.score_select(models, as_of).subquery("scored")
     column = scored.c[score]
-    bounds = [column >= low] if low is not None else []
-    if high is not None:
-        bounds.append(column <= high)
-    return select(scored.c.member_id).where(and_(column.is_not(None), *bounds))
+    # Each mention of the score is the model's whole expression again (the warehouse inlines it): say it once
+    # where one bound does (a missing score fails a comparison anyway).
+    if low is not None and high is not None:
+        condition = column.between(low, high)
+    elif low is not None or high is not None:
+        condition = column >= low if low is not None else column <= high
+    else:
+        condition = column.is_not(None)
+    return select(scored.c.member_id).where(condition)
 
 
 class PredictionField(RangeField):

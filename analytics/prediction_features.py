@@ -18,11 +18,12 @@ blocks are read).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 
 import pandas as pd
-from sqlalchemy import Double, Integer, Select, and_, case, cast, func, literal, select
+from sqlalchemy import Double, Integer, Select, and_, case, cast, func, literal, or_, select
 
 from analytics.errors import InputError
 from analytics.i18n import N_
@@ -90,69 +91,114 @@ def _days_between(later, earlier) -> object:
 
 def feature_select(cutoff: date) -> Select:
     """One row per scored member on ``cutoff``: ``member_id`` and every feature of :data:`FEATURES` (doubles)."""
-    end = _end(cutoff)
+    return _feature_statement([cutoff])
+
+
+def _feature_statement(cutoffs: Sequence[date], horizon_days: int | None = None) -> Select:
+    """One row per member scored on at least one of ``cutoffs``. With one cutoff and no horizon: ``member_id`` and
+    the features (what :func:`feature_select` gives). Otherwise, for each cutoff ``k`` (its position): ``scored_k``
+    (1 when the member is scored on it), each feature as ``{name}_k`` and, with a horizon, ``ordered_k``: orders,
+    the points ledger and the sessions are each read and grouped by member once for all the cutoffs."""
+    plain = len(cutoffs) == 1 and horizon_days is None
+    ends = [_end(c) for c in cutoffs]
+    stops = [_end(c + timedelta(days=horizon_days)) for c in cutoffs] if horizon_days is not None else ends
     o = orders.c
-    done = and_(o.status == "completed", o.member_id.is_not(None), o.ordered_at < end)
+    done = and_(o.status == "completed", o.member_id.is_not(None), o.ordered_at < max(stops))
 
-    def since(days: int):
-        return o.ordered_at >= end - timedelta(days=days)
+    def name(feature: str, k: int) -> str:
+        return feature if plain else f"{feature}_{k}"
 
-    per = (select(o.member_id,
-                  func.count().label("orders_all"), func.min(o.ordered_at).label("first_at"),
-                  func.max(o.ordered_at).label("last_at"), func.sum(o.net_amount).label("net_all"),
-                  count_if(since(365)).label("orders_365"), count_if(since(90)).label("orders_90"),
-                  count_if(since(30)).label("orders_30"),
-                  func.coalesce(sum_if(since(365), o.net_amount), 0).label("net_365"),
-                  func.coalesce(sum_if(since(365), o.discount_amount), 0).label("discount_365"),
-                  func.coalesce(sum_if(since(365), o.gross_amount), 0).label("gross_365"),
-                  count_if(and_(since(365), o.channel == "app")).label("app_365"))
-           .where(done).group_by(o.member_id).subquery("per"))
-    tc = tier_changes.c
-    ranked = (select(tc.member_id, tc.to_tier,
-                     func.row_number().over(partition_by=tc.member_id,
-                                            order_by=tc.changed_at.desc()).label("n"))
-              .where(tc.changed_at < end).subquery("ranked"))
-    tiers = select(ranked.c.member_id, ranked.c.to_tier.label("tier")).where(ranked.c.n == 1).subquery("tiers")
+    def money(column):
+        return cast(column, Double)  # doubles add up faster than decimals, and every feature is a double anyway
+
+    aggregates = []
+    for k, end in enumerate(ends):
+        before = None if plain else o.ordered_at < end
+
+        def when(condition, before=before):
+            return condition if before is None else and_(before, condition) if condition is not None else before
+
+        def since(days: int, end=end):
+            return o.ordered_at >= end - timedelta(days=days)
+
+        everything = when(None)
+        aggregates += [
+            (func.count() if everything is None else count_if(everything)).label(name("orders_all", k)),
+            func.min(o.ordered_at if everything is None else case((everything, o.ordered_at))).label(
+                name("first_at", k)),
+            func.max(o.ordered_at if everything is None else case((everything, o.ordered_at))).label(
+                name("last_at", k)),
+            func.sum(money(o.net_amount) if everything is None else case((everything, money(o.net_amount)))).label(
+                name("net_all", k)),
+            count_if(when(since(365))).label(name("orders_365", k)),
+            count_if(when(since(90))).label(name("orders_90", k)),
+            count_if(when(since(30))).label(name("orders_30", k)),
+            func.coalesce(sum_if(when(since(365)), money(o.net_amount)), 0).label(name("net_365", k)),
+            func.coalesce(sum_if(when(since(365)), money(o.discount_amount)), 0).label(name("discount_365", k)),
+            func.coalesce(sum_if(when(since(365)), money(o.gross_amount)), 0).label(name("gross_365", k)),
+            count_if(when(and_(since(365), o.channel == "app"))).label(name("app_365", k)),
+        ]
+        if horizon_days is not None:
+            aggregates.append(count_if(and_(o.ordered_at >= end, o.ordered_at < stops[k])).label(f"ordered_{k}"))
+    per = select(o.member_id, *aggregates).where(done).group_by(o.member_id).subquery("per")
     lc = points_ledger.c
-    points = (select(lc.member_id, func.sum(lc.delta).label("balance")).where(lc.occurred_at < end)
-              .group_by(lc.member_id).subquery("points"))
-    ec = events.c
-    sessions = (select(ec.member_id, func.count().label("sessions"))
-                .where(ec.event_type == "session_start", ec.member_id.is_not(None), ec.occurred_at < end,
-                       ec.occurred_at >= end - timedelta(days=90))
-                .group_by(ec.member_id).subquery("sessions"))
+    points = (select(lc.member_id, *(func.sum(lc.delta if plain else case((lc.occurred_at < end, lc.delta)))
+                                     .label(name("balance", k)) for k, end in enumerate(ends)))
+              .where(lc.occurred_at < max(ends)).group_by(lc.member_id).subquery("points"))
     m = members.c
-    recency = _days_between(end, per.c.last_at)
-    span = _days_between(per.c.last_at, per.c.first_at)
-    gap = case((per.c.orders_all > 1, span / cast(per.c.orders_all - 1, Double)),
-               else_=literal(SINGLE_ORDER_GAP_DAYS, Double))
-    tier_rank = case(*((tiers.c.tier == t, i) for i, t in enumerate(TIERS)), else_=0)
-    columns = [
-        m.member_id,
-        recency.label("recency_days"),
-        _days_between(end, m.registered_at).label("tenure_days"),
-        cast(per.c.orders_all, Double).label("orders_all"),
-        cast(per.c.orders_365, Double).label("orders_365"),
-        cast(per.c.orders_90, Double).label("orders_90"),
-        cast(per.c.orders_30, Double).label("orders_30"),
-        cast(per.c.net_365, Double).label("net_365"),
-        (cast(per.c.net_all, Double) / cast(per.c.orders_all, Double)).label("aov_all"),
-        gap.label("gap_days"),
-        (recency / func.greatest(gap, 1.0)).label("overdue"),
-        case((per.c.gross_365 > 0, cast(per.c.discount_365, Double) / cast(per.c.gross_365, Double)),
-             else_=0.0).label("discount_share"),
-        case((per.c.orders_365 > 0, cast(per.c.app_365, Double) / cast(per.c.orders_365, Double)),
-             else_=0.0).label("app_share"),
-        cast(tier_rank, Double).label("tier_rank"),
-        cast(func.coalesce(points.c.balance, 0), Double).label("points_balance"),
-        cast(func.coalesce(sessions.c.sessions, 0), Double).label("sessions_90"),
-    ]
-    return (select(*columns)
-            .select_from(members.join(per, per.c.member_id == m.member_id)
-                         .outerjoin(tiers, tiers.c.member_id == m.member_id)
-                         .outerjoin(points, points.c.member_id == m.member_id)
-                         .outerjoin(sessions, sessions.c.member_id == m.member_id))
-            .where(m.registered_at < end))
+    source = members.join(per, per.c.member_id == m.member_id).outerjoin(points, points.c.member_id == m.member_id)
+    columns: list = [m.member_id]
+    scored = []
+    for k, end in enumerate(ends):
+        tc = tier_changes.c
+        ranked = (select(tc.member_id, tc.to_tier,
+                         func.row_number().over(partition_by=tc.member_id,
+                                                order_by=tc.changed_at.desc()).label("n"))
+                  .where(tc.changed_at < end).subquery(f"ranked_{k}"))
+        tiers = (select(ranked.c.member_id, ranked.c.to_tier.label("tier")).where(ranked.c.n == 1)
+                 .subquery(f"tiers_{k}"))
+        ec = events.c
+        sessions = (select(ec.member_id, func.count().label("sessions"))
+                    .where(ec.event_type == "session_start", ec.member_id.is_not(None), ec.occurred_at < end,
+                           ec.occurred_at >= end - timedelta(days=90))
+                    .group_by(ec.member_id).subquery(f"sessions_{k}"))
+        source = (source.outerjoin(tiers, tiers.c.member_id == m.member_id)
+                  .outerjoin(sessions, sessions.c.member_id == m.member_id))
+        p = {c: per.c[name(c, k)] for c in ("orders_all", "first_at", "last_at", "net_all", "orders_365",
+                                            "orders_90", "orders_30", "net_365", "discount_365", "gross_365",
+                                            "app_365")}
+        recency = _days_between(end, p["last_at"])
+        span = _days_between(p["last_at"], p["first_at"])
+        gap = case((p["orders_all"] > 1, span / cast(p["orders_all"] - 1, Double)),
+                   else_=literal(SINGLE_ORDER_GAP_DAYS, Double))
+        tier_rank = case(*((tiers.c.tier == t, i) for i, t in enumerate(TIERS)), else_=0)
+        features = {
+            "recency_days": recency,
+            "tenure_days": _days_between(end, m.registered_at),
+            "orders_all": cast(p["orders_all"], Double),
+            "orders_365": cast(p["orders_365"], Double),
+            "orders_90": cast(p["orders_90"], Double),
+            "orders_30": cast(p["orders_30"], Double),
+            "net_365": cast(p["net_365"], Double),
+            "aov_all": cast(p["net_all"], Double) / cast(func.nullif(p["orders_all"], 0), Double),
+            "gap_days": gap,
+            "overdue": recency / func.greatest(gap, 1.0),
+            "discount_share": case((p["gross_365"] > 0, cast(p["discount_365"], Double)
+                                    / cast(p["gross_365"], Double)), else_=0.0),
+            "app_share": case((p["orders_365"] > 0, cast(p["app_365"], Double) / cast(p["orders_365"], Double)),
+                              else_=0.0),
+            "tier_rank": cast(tier_rank, Double),
+            "points_balance": cast(func.coalesce(points.c[name("balance", k)], 0), Double),
+            "sessions_90": cast(func.coalesce(sessions.c.sessions, 0), Double),
+        }
+        in_k = and_(m.registered_at < end, p["orders_all"] > 0)
+        scored.append(in_k)
+        if not plain:
+            columns.append(case((in_k, 1), else_=0).label(f"scored_{k}"))
+            if horizon_days is not None:
+                columns.append(case((per.c[f"ordered_{k}"] > 0, 1), else_=0).label(f"ordered_{k}"))
+        columns += [features[f].label(name(f, k)) for f in FEATURE_NAMES]
+    return select(*columns).select_from(source).where(or_(*scored) if len(scored) > 1 else scored[0])
 
 
 def label_select(cutoff: date, horizon_days: int) -> Select:
@@ -169,17 +215,34 @@ def label_select(cutoff: date, horizon_days: int) -> Select:
 def features_and_labels(bind: Bind, cutoff: date, horizon_days: int | None = None) -> pd.DataFrame:
     """The feature rows on ``cutoff``, ordered by member id, with ``ordered`` (0 / 1: a completed order in the
     horizon after it) when ``horizon_days`` is given."""
-    features = feature_select(cutoff).subquery("features")
-    if horizon_days is None:
-        query = select(features).order_by(features.c.member_id)
+    return features_and_labels_at(bind, [cutoff], horizon_days)[0]
+
+
+def features_and_labels_at(bind: Bind, cutoffs: Sequence[date], horizon_days: int | None = None
+                           ) -> list[pd.DataFrame]:
+    """:func:`features_and_labels` for each of ``cutoffs``, from one SQL statement (the orders, ledger and sessions
+    are read once for all of them)."""
+    if horizon_days is not None and not 1 <= horizon_days <= 366:
+        raise InputError(f"The horizon is 1 to 366 days, not {horizon_days}.")
+    if len(cutoffs) == 1 and horizon_days is None:
+        statement = _feature_statement(cutoffs).subquery("features")
+        wide = read_frame_columnar(bind, select(statement).order_by(statement.c.member_id))
+        frames = [wide]
     else:
-        labels = label_select(cutoff, horizon_days).subquery("labels")
-        query = (select(features, func.coalesce(labels.c.ordered, 0).label("ordered"))
-                 .select_from(features.outerjoin(labels, labels.c.member_id == features.c.member_id))
-                 .order_by(features.c.member_id))
-    frame = read_frame_columnar(bind, query)
-    for name in FEATURE_NAMES:
-        frame[name] = pd.to_numeric(frame[name]).astype("float64")
-    if horizon_days is not None:
-        frame["ordered"] = pd.to_numeric(frame["ordered"]).astype("int64")
-    return frame.reset_index(drop=True)
+        statement = _feature_statement(cutoffs, horizon_days).subquery("features")
+        wide = read_frame_columnar(bind, select(statement).order_by(statement.c.member_id))
+        frames = []
+        for k in range(len(cutoffs)):
+            names = [*FEATURE_NAMES, "ordered"] if horizon_days is not None else list(FEATURE_NAMES)
+            rows = wide[pd.to_numeric(wide[f"scored_{k}"]) == 1]
+            frame = rows[["member_id", *(f"{n}_{k}" for n in names)]]
+            frames.append(frame.set_axis(["member_id", *names], axis=1))
+    out = []
+    for frame in frames:
+        frame = frame.copy()
+        for name in FEATURE_NAMES:
+            frame[name] = pd.to_numeric(frame[name]).astype("float64")
+        if horizon_days is not None:
+            frame["ordered"] = pd.to_numeric(frame["ordered"]).astype("int64")
+        out.append(frame.reset_index(drop=True))
+    return out

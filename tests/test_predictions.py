@@ -15,8 +15,20 @@ from sklearn.ensemble import HistGradientBoostingClassifier
 from analytics import predictions
 from analytics.errors import InputError
 from analytics.prediction_audiences import PinnedModel, PredictionAudience
-from analytics.prediction_features import FEATURE_NAMES, SINGLE_ORDER_GAP_DAYS, features_and_labels
-from analytics.prediction_models import GBDT_SETTINGS, SEED, Classifier, calibration_rows, fit_classifier
+from analytics.prediction_features import (
+    FEATURE_NAMES,
+    SINGLE_ORDER_GAP_DAYS,
+    features_and_labels,
+    features_and_labels_at,
+)
+from analytics.prediction_models import (
+    GBDT_SETTINGS,
+    SEED,
+    Classifier,
+    calibration_rows,
+    fit_classifier,
+    sample_rows,
+)
 from analytics.storage.appstate import AppStateError, open_state
 from analytics.storage.db import read_frame
 from analytics.storage.model_registry import list_models, load_model, model_versions, save_model
@@ -81,6 +93,32 @@ def test_features_and_labels_match_pandas(warehouse: Warehouse) -> None:
         assert got[name].to_numpy() == pytest.approx(expected[name].astype(float).to_numpy(), rel=1e-9,
                                                      abs=1e-6), name
     assert got["ordered"].tolist() == expected["ordered"].tolist()
+
+
+def test_several_cutoffs_in_one_statement(warehouse: Warehouse) -> None:
+    """The features and labels of two cutoffs read in one statement equal each cutoff's written with pandas, and the
+    features alone (what scoring reads) equal the first cutoff's."""
+    later = cutoff_of(warehouse)
+    earlier = later - timedelta(days=120)
+    frames = features_and_labels_at(warehouse.engine, [earlier, later], 30)
+    for cutoff, got in zip((earlier, later), frames, strict=True):
+        expected = pandas_features(warehouse, cutoff, 30)
+        got = got.set_index("member_id")
+        assert list(got.index) == list(expected.index), cutoff
+        for name in FEATURE_NAMES:
+            assert got[name].to_numpy() == pytest.approx(expected[name].astype(float).to_numpy(), rel=1e-9,
+                                                         abs=1e-6), (cutoff, name)
+        assert got["ordered"].tolist() == expected["ordered"].tolist(), cutoff
+    alone = features_and_labels(warehouse.engine, earlier).set_index("member_id")
+    assert alone[list(FEATURE_NAMES)].equals(frames[0].set_index("member_id")[list(FEATURE_NAMES)])
+
+
+def test_samples_are_stable_and_capped() -> None:
+    ids = pd.Series([f"M{i:06d}" for i in range(20_000)])
+    chosen = sample_rows(ids, 5_000)
+    assert 4_500 < chosen.sum() < 5_500
+    assert (sample_rows(ids.iloc[::-1], 5_000)[::-1] == chosen).all()  # by id, not by position
+    assert sample_rows(ids, 30_000).all()
 
 
 def test_python_scores_equal_scikit_learn(duck_warehouse: Warehouse) -> None:
@@ -151,6 +189,19 @@ def test_a_prediction_audience_is_a_pandas_filter_of_the_scores(warehouse: Wareh
                                       "model": pinned.to_json()}]}})
     assert targeting.preview(warehouse.engine, spec).matching == len(expected)
     assert json.loads(json.dumps(spec.to_json()))["rules"]["conditions"][0]["model"]["version"] == 1
+    # two scores in one statement (they share the materialised features of the day)
+    value = PinnedModel("clv", 1, trained["clv"])
+    both = predictions.score_members(warehouse.engine, predictions.Models.from_stored(
+        {"churn": trained["churn"], "clv": trained["clv"]}), as_of)
+    cut = both["predicted_clv"].median()
+    spec = targeting.parse_spec({"version": 1, "kind": "audience", "start": str(as_of - timedelta(days=89)),
+                                 "end": str(as_of), "rules": {"match": "all", "conditions": [
+                                     {"field": "churn_risk", "op": "between", "value": [0.6, None],
+                                      "model": pinned.to_json()},
+                                     {"field": "predicted_clv", "op": "between", "value": [cut, None],
+                                      "model": value.to_json()}]}})
+    wanted = both[(both["churn_risk"] >= 0.6) & (both["predicted_clv"] >= cut)]
+    assert targeting.preview(warehouse.engine, spec).matching == len(wanted) > 0
 
 
 def test_clv_scores_in_sql_match_the_python_model(duck_warehouse: Warehouse, trained: dict) -> None:

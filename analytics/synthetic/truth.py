@@ -20,7 +20,7 @@ import pandas as pd
 from sqlalchemy import func, select
 
 from analytics.storage.contract import orders
-from analytics.storage.db import Bind, read_frame
+from analytics.storage.db import Bind, read_frame, read_frame_columnar
 from analytics.storage.warehouse import present_columns
 from analytics.synthetic.build import demo_personas
 from analytics.synthetic.calendar import DemandCalendar
@@ -34,7 +34,7 @@ def planted_order_probability(bind: Bind, cutoff: date, horizon_days: int) -> pd
     if not {"rate", "alive_from", "alive_until"} <= present:
         return None
     d = demo_personas.c
-    truth = read_frame(bind, select(d.member_id, d.persona, d.rate, d.alive_from, d.alive_until))
+    truth = read_frame_columnar(bind, select(d.member_id, d.persona, d.rate, d.alive_from, d.alive_until))
     # the generator's calendar: from the window's first day (members registered earlier start alive on it) to the
     # newest order (the window's last day); its weights are normalised over exactly that window
     bounds = read_frame(bind, select(select(func.min(d.alive_from)).scalar_subquery().label("start"),
