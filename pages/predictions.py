@@ -141,6 +141,14 @@ if scores_tab.open:
                    count=int(bands.loc[bands["band"] == band, "members"].sum()), column_config=SCORE_COLUMNS)
 
 
+def _members_text(card: dict, arm: str) -> str:
+    """How many members a model was trained or tested on, and of how many when it was a sample."""
+    used, total = card[f"{arm}_members"], card.get(f"{arm}_population", card[f"{arm}_members"])
+    if used == total:
+        return f"{used:,}"
+    return _("{used} of {total}, a fixed sample by member id").format(used=f"{used:,}", total=f"{total:,}")
+
+
 def _measure(value: float | None) -> str:
     return MISSING if value is None else f"{value:.3f}"
 
@@ -162,9 +170,9 @@ def model_card(kind: str) -> None:
                  "out of time on members as of {test_cutoff} ({test_members}; {test_share} {positive}), horizon "
                  "{days} days. The stored model is the same recipe refitted on the test cutoff's members, scoring "
                  "as of {as_of}.").format(
-        why=why, train_cutoff=card["train_cutoff"], train_members=f"{card['train_members']:,}",
+        why=why, train_cutoff=card["train_cutoff"], train_members=_members_text(card, "train"),
         train_share=share(card["train_base_rate"]), positive=positive, test_cutoff=card["test_cutoff"],
-        test_members=f"{card['test_members']:,}", test_share=share(card["test_base_rate"]),
+        test_members=_members_text(card, "test"), test_share=share(card["test_base_rate"]),
         days=card["horizon_days"], as_of=card["as_of"]))
     names = {"logistic": _("Logistic regression"), "gbdt": _("Boosted trees"), "recency": _("Recency alone"),
              "rfm_rule": _("RFM rule")}
