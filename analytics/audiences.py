@@ -59,6 +59,11 @@ class Audience:
         """One line saying which members these are ("RFM segments Champions, Loyal")."""
         raise NotImplementedError
 
+    def title(self) -> str:
+        """The description as the reader reads it, in the run's language (:meth:`describe` stays one wording: it
+        goes into the definition's JSON, file names and the audit log). By default the description itself."""
+        return self.describe()
+
     def annotations(self, bind: Any) -> pd.DataFrame | None:
         """Columns this kind adds beside each member in lists and exports (``member_id`` and more), or None."""
         return None

@@ -746,6 +746,10 @@ class FunnelDropoffAudience(Audience):
     def describe(self) -> str:
         return f"Funnel drop-off after step {self.reached_step}: {self.funnel.step_labels[self.reached_step - 1]}"
 
+    def title(self) -> str:
+        return _("Funnel drop-off after step {step}: {name}").format(
+            step=self.reached_step, name=self.funnel.step_labels[self.reached_step - 1])
+
     def body(self) -> dict[str, Any]:
         return {"funnel": self.funnel.to_dict(), "reached_step": self.reached_step,
                 **audiences.window_body(self.window, channels=False)}

@@ -319,6 +319,9 @@ class RfmSegmentAudience(Audience):
     def describe(self) -> str:
         return f"RFM segments {', '.join(self.segments)}"
 
+    def title(self) -> str:
+        return _("RFM segments {names}").format(names=", ".join(segment_label(s) for s in self.segments))
+
     def body(self) -> dict[str, Any]:
         return {"segments": list(self.segments), **audiences.window_body(self.window),
                 "grid": [[r, fm, name] for r, fm, name in self.grid]}
@@ -386,6 +389,11 @@ class RfmMigrationAudience(Audience):
 
     def describe(self) -> str:
         return f"RFM migration {', '.join(self.from_segments)} → {', '.join(self.to_segments)}"
+
+    def title(self) -> str:
+        return _("RFM migration {before} → {after}").format(
+            before=", ".join(segment_label(s) for s in self.from_segments),
+            after=", ".join(segment_label(s) for s in self.to_segments))
 
     def body(self) -> dict[str, Any]:
         return {"from_segments": list(self.from_segments), "to_segments": list(self.to_segments),

@@ -145,6 +145,10 @@ class BoughtNotBoughtAudience(Audience):
     def describe(self) -> str:
         return f"rule {ITEM_SEPARATOR.join(self.bought_all)} → {ITEM_SEPARATOR.join(self.never_bought)}"
 
+    def title(self) -> str:
+        return _("Bought {bought}, never {never}").format(bought=ITEM_SEPARATOR.join(self.bought_all),
+                                                         never=ITEM_SEPARATOR.join(self.never_bought))
+
     def body(self) -> dict[str, Any]:
         return {"level": self.level, "bought_all": list(self.bought_all), "never_bought": list(self.never_bought),
                 "bought_between": [self.start.isoformat(), self.end.isoformat()]}

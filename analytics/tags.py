@@ -455,6 +455,9 @@ class TagAudience(Audience):
         with using("en"):  # part of the definition's JSON (and so of its fingerprint): one wording, not per reader
             return f"Tag {resolve_tag(self.tag).label}"
 
+    def title(self) -> str:
+        return _("Tag {name}").format(name=resolve_tag(self.tag).label)
+
     def body(self) -> dict[str, Any]:
         return {"tag": self.tag, **audiences.window_body(self.window)}
 

@@ -280,7 +280,7 @@ with st.container(border=True):
         st.markdown(_("**Members of these audiences** (each one is a condition; added from other pages)"))
         for number, other in enumerate(list(others)):
             text_col, remove_col = st.columns([6, 1], vertical_alignment="center")
-            text_col.markdown(f":material/group: {plain_text(other.describe())}")
+            text_col.markdown(f":material/group: {plain_text(other.title())}")
             if remove_col.button(_("Remove"), key=f"target_other_remove_{number}_{other.fingerprint()[:8]}",
                                  icon=":material/close:"):
                 others.remove(other)

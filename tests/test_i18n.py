@@ -17,6 +17,7 @@ from datetime import date
 import pytest
 
 from analytics import i18n
+from analytics.filters import Filters
 from analytics.i18n import _, code_label, format_day, language_of, read_catalog, using
 from ui import format as fmt
 
@@ -273,3 +274,17 @@ def test_chart_dates_read_in_chinese() -> None:
     assert figure.layout.xaxis.tickformat == CHINESE_DATE_FORMAT and figure.layout.yaxis.tickformat is None
     bars = localise_dates(px.bar(frame.assign(day=["2026-11-01", "2026-11-02", "2026-11-03"]), y="day", x="sales"))
     assert bars.layout.yaxis.hoverformat == CHINESE_DATE_FORMAT and bars.layout.xaxis.tickformat is None
+
+
+def test_audiences_read_in_the_readers_language_but_keep_one_definition() -> None:
+    """An audience handed to Campaign targeting reads in Chinese for a Chinese reader, while its description (in
+    its JSON, file names and the audit log) stays one English wording."""
+    from analytics.rfm import RfmSegmentAudience
+
+    audience = RfmSegmentAudience(Filters(date(2026, 1, 1), date(2026, 3, 31)), ("Champions", "At Risk"))
+    with using("zh_CN"):
+        assert audience.title() == "RFM 分层：重要价值客户, 流失风险客户"
+        assert audience.describe() == "RFM segments Champions, At Risk"
+        assert audience.to_json()["source"] == "RFM segments Champions, At Risk"
+    with using("en"):
+        assert audience.title() == audience.describe()
