@@ -107,7 +107,10 @@ def _pass(page, base: str) -> dict[str, float]:
         before = _title(page)
         started = time.monotonic()
         link.click()
-        figures[title] = _idle_after(page, started, before)
+        try:
+            figures[title] = _idle_after(page, started, before)
+        except RuntimeError as error:
+            raise RuntimeError(f"{title}: {error}") from None
     return figures
 
 
