@@ -406,11 +406,13 @@ def _cutoff(today: date, days: int) -> datetime:
 
 
 def _inactive_members(cutoff: datetime) -> Any:
-    """Conditions on ``members``: no order, no event and no registration since ``cutoff``, and personal data left."""
+    """Conditions on ``members``: no order, no event and no registration since ``cutoff``, and personal data left.
+    ``NOT EXISTS``, not ``NOT IN``: PostgreSQL runs a ``NOT IN`` over millions of events row by row once the
+    subquery outgrows ``work_mem`` (the Privacy page's retention tab ran for minutes at 50,000 members)."""
     m, o, e = contract.members.c, contract.orders.c, contract.events.c
-    recent_orders = select(o.member_id).where(o.ordered_at >= cutoff, o.member_id.is_not(None))
-    recent_events = select(e.member_id).where(e.occurred_at >= cutoff, e.member_id.is_not(None))
-    return [m.registered_at < cutoff, m.member_id.not_in(recent_orders), m.member_id.not_in(recent_events),
+    recent_orders = select(o.member_id).where(o.member_id == m.member_id, o.ordered_at >= cutoff)
+    recent_events = select(e.member_id).where(e.member_id == m.member_id, e.occurred_at >= cutoff)
+    return [m.registered_at < cutoff, ~recent_orders.exists(), ~recent_events.exists(),
             or_(*(m[c].is_not(None) for c in PERSONAL_COLUMNS))]
 
 

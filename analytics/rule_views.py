@@ -137,10 +137,11 @@ class BoughtNotBoughtAudience(Audience):
                          orders.c.member_id.is_not(None), item.in_(bought))
                   .group_by(orders.c.member_id)
                   .having(func.count(distinct(item)) == len(bought)))
-        excluded = (select(orders.c.member_id).select_from(source)
-                    .where(orders.c.status == "completed", orders.c.member_id.is_not(None), item.in_(never)))
         buyers_sq = buyers.subquery("buyers")
-        return select(buyers_sq.c.member_id).where(buyers_sq.c.member_id.not_in(excluded))
+        bought_never = (select(orders.c.member_id).select_from(source)  # NOT EXISTS: an anti-join everywhere
+                        .where(orders.c.member_id == buyers_sq.c.member_id, orders.c.status == "completed",
+                               item.in_(never)))
+        return select(buyers_sq.c.member_id).where(~bought_never.exists())
 
     def describe(self) -> str:
         return f"rule {ITEM_SEPARATOR.join(self.bought_all)} → {ITEM_SEPARATOR.join(self.never_bought)}"
