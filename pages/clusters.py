@@ -210,7 +210,7 @@ with k_tab:
             if suggestion.k != settings.k:
                 line.add_vline(x=suggestion.k, line_dash="dash", line_color=ACCENT)
             line.update_layout(height=300, margin={"l": 0, "r": 0, "t": 40, "b": 0})
-            column.plotly_chart(line, key=f"cluster_k_{measure}")
+            show_chart(where=column, figure=line, key=f"cluster_k_{measure}")
             column.caption(hint + ("" if suggestion.k == settings.k else
                                    _(". Dotted: k = {shown} (shown); dashed: k = {suggested} (suggested)").format(
                                        shown=settings.k, suggested=suggestion.k)))

@@ -113,7 +113,7 @@ if scores_tab.open:
                        category_orders={"band": list(band_names.values())})
         chart.update_layout(height=300, showlegend=False, margin={"l": 0, "r": 0, "t": 10, "b": 0})
         left, right = st.columns([2, 3])
-        left.plotly_chart(chart, key="pred_bands_chart")
+        show_chart(where=left, figure=chart, key="pred_bands_chart")
         left.caption(_("Bands: low below 0.3, medium 0.3 to 0.6, high from 0.6."))
         by = right.segmented_control(_("Split by"), ["tier", "segment"], default="tier", key="pred_bands_by",
                                      required=True, format_func=lambda g: _(GROUPS[g]))
@@ -125,7 +125,7 @@ if scores_tab.open:
                            labels={"x": _("Churn risk band"), "y": _(GROUPS[by]),
                                    "color": _("Value at risk") if has_value else _("Members")})
         figure.update_layout(height=320, margin={"l": 0, "r": 0, "t": 10, "b": 0})
-        right.plotly_chart(figure, key="pred_bands_split")
+        show_chart(where=right, figure=figure, key="pred_bands_split")
         right.caption((_("Value at risk per band and {group}.") if has_value else _("Members per band and {group}."))
                       .format(group=_(GROUPS[by]).lower()))
         st.subheader(_("Members of a band"))
@@ -209,12 +209,12 @@ def model_card(kind: str) -> None:
                                                       + "<extra></extra>")])
     calibration.update_layout(height=300, margin={"l": 0, "r": 0, "t": 30, "b": 0}, title=_("Calibration"),
                               xaxis_title=_("Mean score"), yaxis_title=_("Actual rate"), showlegend=False)
-    middle.plotly_chart(calibration, key=f"pred_{kind}_calibration")
+    show_chart(where=middle, figure=calibration, key=f"pred_{kind}_calibration")
     gains = pd.DataFrame(card["gains"])
     lift = px.bar(gains, x="decile", y="lift", labels={"decile": _("Decile (1 = highest score)"), "lift": _("Lift")},
                   title=_("Lift by decile"), color_discrete_sequence=[ACCENT])
     lift.update_layout(height=300, margin={"l": 0, "r": 0, "t": 30, "b": 0})
-    right.plotly_chart(lift, key=f"pred_{kind}_gains")
+    show_chart(where=right, figure=lift, key=f"pred_{kind}_gains")
     top = card["gains"][0]
     st.caption(_("The top {top} by score hold {held} of the {positive} (lift {lift}).").format(
         top=share(0.1, 0), held=share(top["cumulative_share"], 0), positive=positive, lift=f"{top['lift']:.1f}"))
@@ -255,7 +255,7 @@ if clv_tab.open:
                           labels={"bin_start": _("Predicted CLV"), "members": _("Members")},
                           color_discrete_sequence=[ACCENT])
             hist.update_layout(height=320, margin={"l": 0, "r": 0, "t": 30, "b": 0})
-            left.plotly_chart(hist, key="pred_clv_hist")
+            show_chart(where=left, figure=hist, key="pred_clv_hist")
             by = right.segmented_control(_("Customer equity by"), ["acquisition_channel", "tier", "cohort"],
                                          default="acquisition_channel", key="pred_equity_by", required=True,
                                          format_func=lambda g: _(GROUPS[g]))
@@ -267,7 +267,7 @@ if clv_tab.open:
                         labels={"predicted_clv": _("Predicted 12-month value"), by: ""},
                         color_discrete_sequence=[ACCENT], custom_data=["members"])
             eq.update_layout(height=320, margin={"l": 0, "r": 0, "t": 10, "b": 0})
-            right.plotly_chart(eq, key="pred_equity")
+            show_chart(where=right, figure=eq, key="pred_equity")
             st.markdown(_("**Fitted parameters** (time in weeks)") if card["unit"] == "week"
                         else _("**Fitted parameters** (time in days)"))
             parameters = pd.DataFrame(card["parameters"])
@@ -287,7 +287,7 @@ if clv_tab.open:
                                    go.Bar(x=groups, y=holdout["predicted"], name=_("Predicted"), marker_color=ACCENT)])
                 chart.update_layout(height=320, barmode="group", title=_("Holdout purchases by calibration purchases"),
                                     margin={"l": 0, "r": 0, "t": 30, "b": 0}, legend={"orientation": "h"})
-                left.plotly_chart(chart, key="pred_clv_holdout")
+                show_chart(where=left, figure=chart, key="pred_clv_holdout")
                 tracking = pd.DataFrame(validation["tracking"])
                 track = go.Figure([go.Scatter(x=tracking["period_start"], y=tracking["cumulative_actual"],
                                               name=_("Actual"), line={"color": "#636363"}),
@@ -295,4 +295,4 @@ if clv_tab.open:
                                               name=_("Predicted"), line={"color": ACCENT, "dash": "dot"})])
                 track.update_layout(height=320, title=_("Cumulative repeat purchases"), legend={"orientation": "h"},
                                     margin={"l": 0, "r": 0, "t": 30, "b": 0})
-                right.plotly_chart(track, key="pred_clv_tracking")
+                show_chart(where=right, figure=track, key="pred_clv_tracking")

@@ -10,6 +10,7 @@ import streamlit as st
 from sqlalchemy import Engine
 
 from analytics.errors import StateError
+from analytics.i18n import _
 from analytics.storage.appstate import open_state, resolve_state_url
 from analytics.storage.databases import mask_url
 
@@ -38,7 +39,8 @@ def state_engine() -> Engine:
 
 def unavailable(problem: StateError) -> None:
     """Say why saved audiences cannot be used (instead of a traceback)."""
-    st.warning(f"Saved audiences are unavailable: {problem.problem} {problem.fix}", icon=":material/database:")
+    st.warning(_("Saved audiences are unavailable: {problem} {fix}").format(problem=problem.problem, fix=problem.fix),
+               icon=":material/database:")
 
 
 def state_location() -> str:

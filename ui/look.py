@@ -62,8 +62,9 @@ def localise_dates(figure: go.Figure) -> go.Figure:
     return figure
 
 
-def show_chart(figure: go.Figure, **kwargs: Any) -> Any:
-    """``st.plotly_chart`` with dates in the reader's language; returns what it returns (a selection, if asked)."""
+def show_chart(figure: go.Figure, where: Any = None, **kwargs: Any) -> Any:
+    """``st.plotly_chart`` (in the container ``where``, e.g. a column; default the page) with dates in the reader's
+    language; returns what it returns (a selection, if asked)."""
     if language() != DEFAULT_LANGUAGE:
         localise_dates(figure)
-    return st.plotly_chart(figure, **kwargs)
+    return (where or st).plotly_chart(figure, **kwargs)

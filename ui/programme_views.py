@@ -241,14 +241,15 @@ def _tier_value(ctx: PageContext) -> None:
                        hovertemplate=_("{x}: {amount} per member").format(x="%{x}",
                                                                            amount=CURRENCY_SYMBOL + "%{y:,.2f}")
                        + "<extra></extra>")
-    left.plotly_chart(_layout(bars, _("Spend per member by tier")), key="programme_spend_bars")
+    show_chart(where=left, figure=_layout(bars, _("Spend per member by tier")), key="programme_spend_bars")
     retention = px.bar(held.assign(tier=held["tier"].map(tier_label)), x="tier", y=["active_share", "retention"],
                        barmode="group", labels={"tier": _("Tier at the start of the range"), "value": _("Share"),
                                                 "variable": ""})
     retention.update_yaxes(tickformat=".0%")
     retention.for_each_trace(lambda t: t.update(name={"active_share": _("Active"),
                                                       "retention": _("Retained")}[t.name]))
-    right.plotly_chart(_layout(retention, _("Active and retained members by tier")), key="programme_retention_bars")
+    show_chart(where=right, figure=_layout(retention, _("Active and retained members by tier")),
+               key="programme_retention_bars")
     st.dataframe(held.assign(tier=held["tier"].map(tier_label)), hide_index=True, column_config={
         "tier": _("Tier"), "members": st.column_config.NumberColumn(_("Members"), format="localized"),
         "active": st.column_config.NumberColumn(_("Active"), format="localized"),
@@ -343,13 +344,14 @@ def whatif_tab(ctx: PageContext) -> None:
                   barmode="group", labels={"tier": _("Tier"), "members": _("Members"), "rule": ""},
                   color_discrete_map={today_label: "#90a4ae", edited_label: "#C2185B"})
     bars.update_traces(hovertemplate="%{x}: " + _members("%{y:,}") + "<extra>%{fullData.name}</extra>")
-    left.plotly_chart(_layout(bars, _("Members per tier on {day}").format(day=format_day(day))), key="whatif_bars")
+    show_chart(where=left, figure=_layout(bars, _("Members per tier on {day}").format(day=format_day(day))),
+               key="whatif_bars")
     matrix = move_matrix(result)
     matrix.index = [tier_label(t) for t in matrix.index]
     matrix.columns = [tier_label(t) for t in matrix.columns]
     heat = px.imshow(matrix, text_auto=",d", color_continuous_scale="RdPu", aspect="auto",
                      labels={"x": _("Tier under the edited rule"), "y": _("Tier today"), "color": _("Members")})
-    right.plotly_chart(_layout(heat, _("Who would move")), key="whatif_matrix")
+    show_chart(where=right, figure=_layout(heat, _("Who would move")), key="whatif_matrix")
     direction = st.segmented_control(_("Members who would move"), ["up", "down"], default="down", required=True,
                                      key="whatif_direction", format_func={"up": _("Up"), "down": _("Down")}.get)
     who = (_("would move up with {rule}") if direction == "up" else _("would move down with {rule}")).format(
