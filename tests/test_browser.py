@@ -104,6 +104,21 @@ def wait_until_idle(page) -> None:
     raise AssertionError("the app kept running for 90 s")
 
 
+def open_tab(page, name: str) -> None:
+    """Click the tab ``name`` until it is the selected one: a click that lands while the page is still
+    re-rendering can be lost, and the panel under it would then stay hidden."""
+    tab = page.get_by_role("tab", name=name)
+    for _attempt in range(5):
+        tab.click()
+        try:
+            page.wait_for_function("t => t.getAttribute('aria-selected') === 'true'", arg=tab.element_handle(),
+                                   timeout=5_000)
+            return
+        except sync_api.TimeoutError:
+            wait_until_idle(page)
+    raise AssertionError(f"the tab {name!r} would not open")
+
+
 def test_every_page_in_a_real_browser(browser, duck_warehouse, tmp_path: Path) -> None:
     from analytics.kpis import KPIS
     from analytics.recommend_store import train_version
@@ -126,7 +141,7 @@ def test_every_page_in_a_real_browser(browser, duck_warehouse, tmp_path: Path) -
         # the recommendations' evaluation tab: the algorithms side by side, measured out of time
         page.goto(f"{base}/recommendations?member=M00000007")
         wait_until_idle(page)
-        page.get_by_role("tab", name="Evaluation").click()
+        open_tab(page, "Evaluation")
         page.get_by_text("Best of those evaluated", exact=False).or_(page.get_by_text("In use (v1)")).first.wait_for(
             timeout=120_000)
         wait_until_idle(page)
@@ -243,7 +258,7 @@ def test_predictions_tabs_in_a_real_browser(browser, duck_warehouse, trained_mod
         assert page.locator("h1").first.inner_text().strip() == "Predictions"
         for tab, name in (("Scores and risk bands", "scores"), ("Churn model card", "churn_card"),
                           ("Propensity model card", "propensity_card"), ("Lifetime value", "clv")):
-            page.get_by_role("tab", name=tab).click()
+            open_tab(page, tab)
             wait_until_idle(page)
             assert page.locator('[data-testid="stException"]').count() == 0, tab
             assert page.locator(".js-plotly-plot").count() >= 2, tab
@@ -325,7 +340,7 @@ def test_every_tab_of_the_programme_pages(browser, duck_warehouse, tmp_path: Pat
             page.goto(f"{base}/{path}")
             wait_until_idle(page)
             for tab, view in tabs:
-                page.get_by_role("tab", name=tab).click()
+                open_tab(page, tab)
                 wait_until_idle(page)
                 if view is not None:
                     page.get_by_text(view, exact=True).first.click()

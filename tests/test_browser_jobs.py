@@ -11,7 +11,7 @@ import pytest
 from analytics.member_rows import audience_rows
 from analytics.rfm import segment_audience
 from tests.conftest import default_filters
-from tests.test_browser import ARTIFACTS, browser, start_app, wait_until_idle  # noqa: F401 (browser: a fixture)
+from tests.test_browser import ARTIFACTS, browser, open_tab, start_app, wait_until_idle  # noqa: F401 (browser: a fixture)
 from ui.format import money
 
 pytestmark = pytest.mark.browser
@@ -34,7 +34,7 @@ def test_which_members_are_slipping_away_and_what_they_share(browser, duck_wareh
         page.get_by_text("Lapsed", exact=True).first.wait_for(timeout=30_000)
         page.screenshot(path=str(ARTIFACTS / "job_slipping_1_rfm.png"), full_page=True)
         # 2. the At Risk members, most valuable first
-        page.get_by_role("tab", name="Members of a segment").click()
+        open_tab(page, "Members of a segment")
         wait_until_idle(page)
         page.get_by_label("Segment", exact=True).click()
         page.get_by_role("option", name="At Risk", exact=True).click()
@@ -69,7 +69,7 @@ def test_which_members_are_slipping_away_and_what_they_share(browser, duck_wareh
         wait_until_idle(page)
         assert page.locator('[data-testid="stException"]').count() == 0
         page.screenshot(path=str(ARTIFACTS / "job_slipping_4_clusters.png"), full_page=True)
-        page.get_by_role("tab", name="Choosing k").click()
+        open_tab(page, "Choosing k")
         page.get_by_text("Compare k = 2 … 10").click()
         wait_until_idle(page)
         page.get_by_text("Suggested: k =", exact=False).first.wait_for(timeout=60_000)

@@ -14,7 +14,7 @@ import pytest
 from analytics import targeting
 from tests.conftest import default_filters
 from tests.reference_lookback import LookbackReference
-from tests.test_browser import ARTIFACTS, browser, start_app, wait_until_idle  # noqa: F401  (browser: a fixture)
+from tests.test_browser import ARTIFACTS, browser, open_tab, start_app, wait_until_idle  # noqa: F401  (browser: a fixture)
 
 pytestmark = pytest.mark.browser
 
@@ -100,14 +100,14 @@ def test_win_back_campaign_job_in_a_real_browser(browser, duck_warehouse, tmp_pa
         wait_until_idle(page)
         assert _metric(page, "Targeted") == f"{sizes.targeted:,}"
         # the control group of a few members: its size is the problem, not how the arms were assigned
-        page.get_by_role("tab", name="Control balance").click()
+        open_tab(page, "Control balance")
         wait_until_idle(page)
         small = page.get_by_text("too small", exact=False).first
         small.wait_for(timeout=30_000)
         assert "check how the arms were assigned" not in page.locator("main").inner_text()
         page.screenshot(path=str(ARTIFACTS / "targeting_job_balance.png"), full_page=True)
         # save it for the campaign
-        page.get_by_role("tab", name="Save").click()
+        open_tab(page, "Save")
         wait_until_idle(page)
         page.get_by_label("Audience name", exact=True).fill("Win-back: lapsed high-value Beauty buyers")
         page.keyboard.press("Enter")
