@@ -108,7 +108,7 @@ cards[3].metric(_("Features"), f"{len(result.model.features_)}", border=True,
                 help=", ".join(feature_label(f) for f in result.model.features_))
 
 portrait_tab, k_tab, map_tab, members_tab = st.tabs([_("Portraits"), _("Choosing k"), _("Map"),
-                                                     _("Members of a cluster")])
+                                                     _("Members of a cluster")], key="clusters_tab")
 with portrait_tab:
     treemap = px.treemap(portraits.assign(label=portraits["cluster"].astype(str) + ". " + portraits["name"]),
                          path=["label"], values="members", color="avg_sales", color_continuous_scale="Tealgrn",

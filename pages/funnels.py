@@ -172,7 +172,7 @@ with table_col:
         help=_(MODE_HELP[mode])))
 
 breakdown_tab, time_tab, trend_tab, act_tab = st.tabs(
-    [_("Breakdown"), _("Time to convert"), _("Trend"), _("Drop-off members")])
+    [_("Breakdown"), _("Time to convert"), _("Trend"), _("Drop-off members")], key="funnels_tab")
 
 with breakdown_tab:
     if breakdown is None:

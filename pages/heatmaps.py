@@ -49,7 +49,7 @@ st.title(_("Heatmaps"))
 st.caption(_("{start} – {end}. Hover a cell for its exact figures; click it for the members behind it.").format(
     start=long_day(filters.start), end=long_day(filters.end)))
 retention_tab, rhythm_tab, affinity_tab, browsing_tab = st.tabs(
-    [_("Cohort retention"), _("Activity rhythm"), _("Category affinity"), _("Browsing hotspots")])
+    [_("Cohort retention"), _("Activity rhythm"), _("Category affinity"), _("Browsing hotspots")], key="heatmaps_tab")
 
 Key = str | int
 

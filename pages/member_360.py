@@ -176,7 +176,7 @@ cluster_slot = cards[2].empty()  # filled last: clustering may take a few second
 cards[3].metric(_("Tags"), len(tags), border=True, help=_("Rule-based tags as of the range's last day."))
 badges_slot = st.empty()
 
-orders_tab, points_tab, tier_tab = st.tabs([_("Orders"), _("Points"), _("Tier history")])
+orders_tab, points_tab, tier_tab = st.tabs([_("Orders"), _("Points"), _("Tier history")], key="member360_tab")
 with orders_tab:
     timeline = view["orders"]
     if timeline.empty:

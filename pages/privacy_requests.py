@@ -78,7 +78,7 @@ reference = st.text_input(_("The member's reference (optional)"), key="privacy_r
 
 access_tab, correction_tab, erasure_tab, objection_tab, list_tab, retention_tab = st.tabs(
     [_("Access (copy)"), _("Correction"), _("Erasure"), _("Objection to profiling"), _("Requests"),
-     _("Retention periods")])
+     _("Retention periods")], key="privacy_tab")
 
 with access_tab:
     st.write(_("Everything MemberLens holds about the member: their rows in {tables}, and MemberLens's own records "

@@ -183,7 +183,7 @@ st.dataframe(table.assign(segment=table["segment"].map(segment_label),
     "meaning": st.column_config.TextColumn(_("Who they are"), width="large"),
 })
 
-migration_tab, members_tab = st.tabs([_("Migration"), _("Members of a segment")])
+migration_tab, members_tab = st.tabs([_("Migration"), _("Members of a segment")], key="rfm_tab")
 with migration_tab:
     before = filters.previous()
     moved = cached_segment_migration(ctx.engine, before, filters, grid_key)

@@ -56,6 +56,10 @@ def free_port() -> int:
 
 
 def start_app(env: dict[str, str], log: Path) -> tuple[subprocess.Popen, str]:
+    """Streamlit serving the app with ``env`` on a free port; unless ``env`` names one, with an app-state database
+    of its own beside ``log`` (the session's shared one holds the users, roles and settings earlier tests made:
+    with them, the app would not open for an anonymous reader as a fresh install does)."""
+    env = {"MEMBERLENS_STATE_URL": f"sqlite:///{log.parent / 'app_state.sqlite'}", **env}
     port = free_port()
     handle = log.open("w")
     process = subprocess.Popen(
