@@ -60,7 +60,7 @@ from analytics.clv import (
     check_unit,
 )
 from analytics.i18n import _
-from analytics.sqlparts import sum_if
+from analytics.sqlparts import value_at_min
 from analytics.storage.contract import orders
 from analytics.storage.db import Bind, read_frame, read_frame_columnar
 
@@ -101,39 +101,50 @@ def _check_dates(calibration_end: date, holdout_end: date | None = None, start: 
             raise ClvError(f"The holdout may last at most {MAX_SPAN_DAYS:,} days.")
 
 
-def _member_days(through: date):
-    """Derived table: one row per member and purchase day up to ``through`` (inclusive), with the day's net amount
-    and the member's first purchase day. The cast to a date happens in an inner derived table so the grouping is
-    by a plain column (PostgreSQL does not match two bound copies of an expression)."""
+def _purchase_days(through: date, within: Any = None):
+    """Derived table: one row per member and purchase day up to ``through`` (inclusive), with the day's net amount.
+    The cast to a date happens in an inner derived table so the grouping is by a plain column (PostgreSQL does not
+    match two bound copies of an expression). ``within``: a one-column ``member_id`` CTE to read only those
+    members' orders."""
     o = orders.c
+    scope = [o.status == "completed", o.member_id.is_not(None),
+             o.ordered_at < bindparam("through_next", _day_start(through + timedelta(days=1)))]
+    if within is not None:
+        scope.append(o.member_id.in_(select(within.c.member_id)))
     completed = (select(o.member_id.label("member_id"), cast(o.ordered_at, Date).label("day"),
                         o.net_amount.label("amount"))
-                 .where(o.status == "completed", o.member_id.is_not(None),
-                        o.ordered_at < bindparam("through_next", _day_start(through + timedelta(days=1))))
+                 .where(*scope)
                  .subquery("completed"))
     c = completed.c
-    days = (select(c.member_id, c.day, func.sum(c.amount).label("amount"))
+    return (select(c.member_id, c.day, func.sum(c.amount).label("amount"))
             .group_by(c.member_id, c.day).subquery("days"))
-    d = days.c
+
+
+def _member_days(through: date):
+    """:func:`_purchase_days` with each member's first purchase day (``first_day``) on every row."""
+    d = _purchase_days(through).c
     return (select(d.member_id, d.day, d.amount, func.min(d.day).over(partition_by=d.member_id).label("first_day"))
             .subquery("member_days"))
 
 
-def clv_summary_query(calibration_end: date, unit: str = "week", start: date | None = None) -> Select:
-    """The statement behind :func:`clv_summary` (for composing, e.g. with :func:`bgnbd_sql`)."""
+def clv_summary_query(calibration_end: date, unit: str = "week", start: date | None = None,
+                      within: Any = None) -> Select:
+    """The statement behind :func:`clv_summary` (for composing, e.g. with :func:`bgnbd_sql`); ``within``: a
+    one-column ``member_id`` CTE to summarise only those members."""
     check_unit(unit)
     _check_dates(calibration_end, start=start)
-    md = _member_days(calibration_end)
+    md = _purchase_days(calibration_end, within)
     per_unit = DAYS_PER_UNIT[unit]
     first, last = func.min(md.c.day), func.max(md.c.day)
     repeats = func.count() - 1
     end_day = literal(calibration_end, Date)
+    # the repeat days' spend: all days' less the first day's (one pass; a window for the first day read them twice)
+    repeat_spend = func.sum(md.c.amount) - value_at_min(md.c.amount, md.c.day)
     query = (select(md.c.member_id,
                     cast(repeats, Integer).label("frequency"),
                     (cast(last - first, Double) / per_unit).label("recency"),
                     (cast(end_day - first, Double) / per_unit).label("T"),
-                    func.coalesce(cast(sum_if(md.c.day > md.c.first_day, md.c.amount), Double)
-                                  / func.nullif(repeats, 0), 0.0).label("monetary_value"))
+                    func.coalesce(cast(repeat_spend, Double) / func.nullif(repeats, 0), 0.0).label("monetary_value"))
              .group_by(md.c.member_id))
     if start is not None:
         query = query.having(first >= literal(start, Date))

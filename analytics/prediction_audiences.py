@@ -79,12 +79,14 @@ class ScoreRange:
     model: PinnedModel
 
 
-def scored_members(score: str, low: float | None, high: float | None, model: PinnedModel, as_of: date) -> Select:
-    """The ids of members whose ``score`` on ``as_of`` lies in ``[low, high]``."""
+def scored_members(score: str, low: float | None, high: float | None, model: PinnedModel, as_of: date,
+                   within: Any = None) -> Select:
+    """The ids of members whose ``score`` on ``as_of`` lies in ``[low, high]`` (among ``within``, a one-column
+    ``member_id`` CTE, when given: only they are scored)."""
     from analytics import predictions  # scikit-learn is loaded only when a prediction is used
 
     models = predictions.Models.from_stored({model.kind: dict(model.data)})
-    scored = predictions.score_select(models, as_of).subquery("scored")
+    scored = predictions.score_select(models, as_of, within).subquery("scored")
     column = scored.c[score]
     # Each mention of the score is the model's whole expression again (the warehouse inlines it): say it once
     # where one bound does (a missing score fails a comparison anyway).
@@ -101,6 +103,7 @@ class PredictionField(RangeField):
     """A score of a pinned model, ``between [low, high]``, as of the window's last day."""
 
     extra_keys = ("model",)
+    narrowed = True
 
     def parse_condition(self, op: str, item: Mapping[str, Any], depth: int) -> ScoreRange:
         low, high = self.parse(op, item.get("value"), depth)
@@ -125,7 +128,8 @@ class PredictionField(RangeField):
         return super().text((value.low, value.high))
 
     def where(self, op: str, value: ScoreRange, ctx: CompileContext) -> ColumnElement[bool]:
-        return members.c.member_id.in_(scored_members(self.key, value.low, value.high, value.model, ctx.window.end))
+        return members.c.member_id.in_(scored_members(self.key, value.low, value.high, value.model, ctx.window.end,
+                                                      ctx.candidates))
 
 
 for _field in (

@@ -21,6 +21,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
+from typing import Any
 
 import pandas as pd
 from sqlalchemy import Double, Integer, Select, and_, case, cast, func, literal, or_, select
@@ -89,12 +90,14 @@ def _days_between(later, earlier) -> object:
     return seconds / 86_400.0  # the difference of two epochs: an interval's epoch is not portable (Spark)
 
 
-def feature_select(cutoff: date) -> Select:
-    """One row per scored member on ``cutoff``: ``member_id`` and every feature of :data:`FEATURES` (doubles)."""
-    return _feature_statement([cutoff])
+def feature_select(cutoff: date, within: Any = None) -> Select:
+    """One row per scored member on ``cutoff``: ``member_id`` and every feature of :data:`FEATURES` (doubles).
+    ``within``: a one-column ``member_id`` CTE to compute only those members' features (every table is read for
+    them alone)."""
+    return _feature_statement([cutoff], within=within)
 
 
-def _feature_statement(cutoffs: Sequence[date], horizon_days: int | None = None) -> Select:
+def _feature_statement(cutoffs: Sequence[date], horizon_days: int | None = None, within: Any = None) -> Select:
     """One row per member scored on at least one of ``cutoffs``. With one cutoff and no horizon: ``member_id`` and
     the features (what :func:`feature_select` gives). Otherwise, for each cutoff ``k`` (its position): ``scored_k``
     (1 when the member is scored on it), each feature as ``{name}_k`` and, with a horizon, ``ordered_k``: orders,
@@ -104,6 +107,11 @@ def _feature_statement(cutoffs: Sequence[date], horizon_days: int | None = None)
     stops = [_end(c + timedelta(days=horizon_days)) for c in cutoffs] if horizon_days is not None else ends
     o = orders.c
     done = and_(o.status == "completed", o.member_id.is_not(None), o.ordered_at < max(stops))
+
+    def kept(column):  # the members to compute, when not all
+        return [] if within is None else [column.in_(select(within.c.member_id))]
+
+    done = and_(done, *kept(o.member_id))
 
     def name(feature: str, k: int) -> str:
         return feature if plain else f"{feature}_{k}"
@@ -144,7 +152,7 @@ def _feature_statement(cutoffs: Sequence[date], horizon_days: int | None = None)
     lc = points_ledger.c
     points = (select(lc.member_id, *(func.sum(lc.delta if plain else case((lc.occurred_at < end, lc.delta)))
                                      .label(name("balance", k)) for k, end in enumerate(ends)))
-              .where(lc.occurred_at < max(ends)).group_by(lc.member_id).subquery("points"))
+              .where(lc.occurred_at < max(ends), *kept(lc.member_id)).group_by(lc.member_id).subquery("points"))
     m = members.c
     source = members.join(per, per.c.member_id == m.member_id).outerjoin(points, points.c.member_id == m.member_id)
     columns: list = [m.member_id]
@@ -154,13 +162,13 @@ def _feature_statement(cutoffs: Sequence[date], horizon_days: int | None = None)
         ranked = (select(tc.member_id, tc.to_tier,
                          func.row_number().over(partition_by=tc.member_id,
                                                 order_by=tc.changed_at.desc()).label("n"))
-                  .where(tc.changed_at < end).subquery(f"ranked_{k}"))
+                  .where(tc.changed_at < end, *kept(tc.member_id)).subquery(f"ranked_{k}"))
         tiers = (select(ranked.c.member_id, ranked.c.to_tier.label("tier")).where(ranked.c.n == 1)
                  .subquery(f"tiers_{k}"))
         ec = events.c
         sessions = (select(ec.member_id, func.count().label("sessions"))
                     .where(ec.event_type == "session_start", ec.member_id.is_not(None), ec.occurred_at < end,
-                           ec.occurred_at >= end - timedelta(days=90))
+                           ec.occurred_at >= end - timedelta(days=90), *kept(ec.member_id))
                     .group_by(ec.member_id).subquery(f"sessions_{k}"))
         source = (source.outerjoin(tiers, tiers.c.member_id == m.member_id)
                   .outerjoin(sessions, sessions.c.member_id == m.member_id))

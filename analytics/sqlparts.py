@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from sqlalchemy import ColumnElement, DateTime, case, func, literal_column
+from sqlalchemy import ColumnElement, DateTime, Select, case, func, literal_column
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.functions import GenericFunction
 
@@ -30,6 +30,14 @@ def sum_if(condition: ColumnElement[bool], value: ColumnElement[Any]) -> ColumnE
 def count_if(condition: ColumnElement[bool]) -> ColumnElement[int]:
     """Number of rows where ``condition`` holds."""
     return func.count(case((condition, 1)))
+
+
+def materialised(statement: Select, name: str | None = None) -> Any:
+    """``statement`` as a CTE the warehouse computes once however often the query reads it (``MATERIALIZED`` on
+    DuckDB and PostgreSQL; elsewhere a plain CTE). Without a name, an anonymous one: two in one query never
+    clash."""
+    return statement.cte(name).prefix_with("MATERIALIZED", dialect="duckdb").prefix_with("MATERIALIZED",
+                                                                                         dialect="postgresql")
 
 
 #: Night, in the shop's local time: from NIGHT_START_HOUR:00 to (NIGHT_END_HOUR - 1):59. One definition for
@@ -63,3 +71,27 @@ def _date_trunc_bigquery(element: _DateTrunc, compiler: Any, **kw: Any) -> str:
     grain_clause, column = list(element.clauses)
     unit = {"'day'": "DAY", "'week'": "WEEK(MONDAY)", "'month'": "MONTH"}[grain_clause.name]
     return f"TIMESTAMP_TRUNC({compiler.process(column, **kw)}, {unit})"
+
+
+class _ValueAtMin(GenericFunction[Any]):
+    name = "min_by"  # Spark, Trino, Snowflake, ClickHouse (argMin's alias), DuckDB
+    identifier = "memberlens_value_at_min"
+    inherit_cache = True
+
+
+def value_at_min(value: ColumnElement[Any], key: ColumnElement[Any]) -> ColumnElement[Any]:
+    """The aggregate: ``value`` on the group's row with the smallest ``key`` (keys unique within a group: ties pick
+    any). One pass, where a window ``min(key) OVER (PARTITION BY ...)`` joined back would read the rows twice."""
+    return _ValueAtMin(value, key)
+
+
+@compiles(_ValueAtMin, "postgresql")
+def _value_at_min_postgresql(element: _ValueAtMin, compiler: Any, **kw: Any) -> str:
+    value, key = (compiler.process(c, **kw) for c in element.clauses)
+    return f"(array_agg({value} ORDER BY {key}))[1]"
+
+
+@compiles(_ValueAtMin, "bigquery")
+def _value_at_min_bigquery(element: _ValueAtMin, compiler: Any, **kw: Any) -> str:
+    value, key = (compiler.process(c, **kw) for c in element.clauses)
+    return f"ARRAY_AGG({value} ORDER BY {key} LIMIT 1)[OFFSET(0)]"

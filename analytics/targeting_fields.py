@@ -62,13 +62,17 @@ class CompileContext:
     """What a condition compiles against: the window (``end`` is the reference day), the per-member order
     totals when a condition needs them (a subquery LEFT JOINed to ``members``), the nesting depth, and for a
     behaviour condition its look-back: ``since``, the first day it reads (``None``: all history), one of the
-    ``periods`` the totals are summed over (``order_count_<i>``, ``net_sales_<i>`` for the i-th period)."""
+    ``periods`` the totals are summed over (``order_count_<i>``, ``net_sales_<i>`` for the i-th period), and the
+    ``candidates`` a costly condition is computed for."""
 
     window: Filters
     totals: Any
     depth: int
     since: date | None = None
     periods: tuple[date | None, ...] = ()
+    #: For a :attr:`Field.narrowed` condition: a one-column ``member_id`` CTE of the members the audience's other
+    #: conditions keep (None: every member), so its per-member computation runs for them alone.
+    candidates: Any = None
 
     def total(self, name: str) -> Any:
         """The per-member total ``name`` (``order_count`` or ``net_sales``) over this condition's look-back."""
@@ -103,6 +107,9 @@ class Field:
     recency: ClassVar[bool] = False
     #: Keys a condition on this field may carry besides field, op, value and not (a prediction's model).
     extra_keys: ClassVar[tuple[str, ...]] = ()
+    #: Whether the condition costs a computation per member (a model's score): under the audience's top-level
+    #: "all", it is then computed only for the members the other conditions keep (``CompileContext.candidates``).
+    narrowed: ClassVar[bool] = False
     known: KnownValues | None = None
 
     def __init__(self, key: str, label: str, help: str, known: KnownValues | None = None) -> None:

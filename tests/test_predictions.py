@@ -204,6 +204,54 @@ def test_a_prediction_audience_is_a_pandas_filter_of_the_scores(warehouse: Wareh
     assert targeting.preview(warehouse.engine, spec).matching == len(wanted) > 0
 
 
+def test_a_score_among_other_conditions_is_computed_for_the_members_they_keep(warehouse: Warehouse,
+                                                                          trained: dict) -> None:
+    """Under a top-level "all", prediction conditions are scored only for the members the other conditions keep
+    (a materialised CTE): the same members as a pandas filter of every member's scores and attributes, with a
+    negated condition and an "any" group among the others, and the scores computed that way equal the full ones."""
+    from analytics import targeting
+
+    as_of = data_span(warehouse.engine).last_day
+    churn, value = PinnedModel("churn", 1, trained["churn"]), PinnedModel("clv", 1, trained["clv"])
+    both = predictions.score_members(warehouse.engine, predictions.Models.from_stored(
+        {"churn": trained["churn"], "clv": trained["clv"]}), as_of)
+    cut = float(both["predicted_clv"].median())
+    rows = both.merge(warehouse.frame("members"), on="member_id")
+    spec = targeting.parse_spec({"version": 1, "kind": "audience", "start": str(as_of - timedelta(days=89)),
+                                 "end": str(as_of), "rules": {"match": "all", "conditions": [
+                                     {"field": "tier", "op": "in", "value": ["basic", "silver", "gold"]},
+                                     {"field": "churn_risk", "op": "between", "value": [0.3, None],
+                                      "model": churn.to_json()},
+                                     {"match": "any", "conditions": [
+                                         {"field": "acquisition_channel", "op": "in", "value": ["referral"]},
+                                         {"field": "gender", "op": "in", "value": ["female"]}]},
+                                     {"field": "predicted_clv", "op": "between", "value": [None, cut],
+                                      "model": value.to_json()},
+                                     {"not": True, "field": "acquisition_channel", "op": "in",
+                                      "value": ["paid_search"]}]}})
+    assert targeting._Compiler(spec).narrowed  # the path under test
+    wanted = rows[rows["tier"].isin(["basic", "silver", "gold"]) & (rows["churn_risk"] >= 0.3)
+                  & ((rows["acquisition_channel"] == "referral") | (rows["gender"] == "female"))
+                  & (rows["predicted_clv"] <= cut) & (rows["acquisition_channel"] != "paid_search")]
+    got = set(read_frame(warehouse.engine, targeting.audience_member_ids(spec))["member_id"])
+    assert got == set(wanted["member_id"]) and 0 < len(got) < len(rows) / 2
+    assert targeting.preview(warehouse.engine, spec).matching == len(wanted)
+    # the narrowed scores themselves: those of the full statement, for the kept members only
+    from sqlalchemy import select
+
+    from analytics.sqlparts import materialised
+    from analytics.storage.contract import members
+
+    kept = materialised(select(members.c.member_id).where(members.c.tier == "gold"))
+    models = predictions.Models.from_stored({"churn": trained["churn"], "clv": trained["clv"]})
+    narrowed = predictions.score_select(models, as_of, kept).subquery()
+    part = read_frame(warehouse.engine, select(narrowed).order_by(narrowed.c.member_id))
+    full = both[both["member_id"].isin(rows.loc[rows["tier"] == "gold", "member_id"])].reset_index(drop=True)
+    assert list(part["member_id"]) == list(full["member_id"]) and len(part) > 0
+    for column in ("churn_risk", "expected_orders", "p_alive", "predicted_clv"):
+        assert part[column].astype(float).to_numpy() == pytest.approx(full[column].to_numpy(), abs=1e-9), column
+
+
 def test_clv_scores_in_sql_match_the_python_model(duck_warehouse: Warehouse, trained: dict) -> None:
     from analytics import clv
     from analytics.clv_sql import clv_summary

@@ -594,7 +594,22 @@ def test_predictions(spark_warehouse: Warehouse, duck_twin: Warehouse, year: Fil
     propensity = fit_classifier(frame, frame["ordered"].to_numpy(), FEATURE_NAMES, "logistic")
     clv_models = fit_models(clv_summary(duck_twin.engine, year.end, "week"), "week", check=False)
     models = predictions.Models(churn, propensity, clv_models.bgnbd, clv_models.gammagamma)
-    both(spark_warehouse, duck_twin, lambda e: predictions.score_members(e, models, year.end))
+    scores = both(spark_warehouse, duck_twin, lambda e: predictions.score_members(e, models, year.end))
+    # a score among other conditions: computed for the members those keep (a CTE the score's statement reads)
+    from analytics.prediction_audiences import PinnedModel
+
+    pinned = PinnedModel("churn", 1, {"classifier": churn.to_dict()}).to_json()
+    value = PinnedModel("clv", 1, {"bgnbd": clv_models.bgnbd.to_dict(),
+                                   "gammagamma": clv_models.gammagamma.to_dict()}).to_json()
+    cut = float(scores["churn_risk"].median())
+    spec = targeting.parse_spec({"version": 1, "kind": "audience", "start": year.start.isoformat(),
+                                 "end": year.end.isoformat(), "rules": {"match": "all", "conditions": [
+                                     {"field": "tier", "op": "in", "value": ["basic", "silver", "gold"]},
+                                     {"field": "churn_risk", "op": "between", "value": [cut, None], "model": pinned},
+                                     {"field": "p_alive", "op": "between", "value": [0.2, None], "model": value}]}})
+    assert targeting._Compiler(spec).narrowed
+    kept = both(spark_warehouse, duck_twin, lambda e: targeting.targeted_members(e, spec), ordered=False)
+    assert 0 < len(kept) < len(scores) / 2
 
 
 # --------------------------------------------------------------------------------------------------
