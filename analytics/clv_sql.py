@@ -506,8 +506,15 @@ class BgNbdSql:
     error_bound: float
 
 
+def series_z(params: BgNbdParams, T: ColumnElement[Any], horizon: float) -> ColumnElement[float]:
+    """The BG/NBD series' argument z = horizon / (alpha + T + horizon), as SQL."""
+    alpha = params.values()[1]
+    return literal(float(horizon), Double) / (literal(float(alpha + horizon), Double) + T)
+
+
 def bgnbd_sql(params: BgNbdParams, frequency: ColumnElement[Any], recency: ColumnElement[Any],
-              T: ColumnElement[Any], horizon: float, *, min_age: float = 0.0, tolerance: float = 1e-12) -> BgNbdSql:
+              T: ColumnElement[Any], horizon: float, *, min_age: float = 0.0, tolerance: float = 1e-12,
+              z: ColumnElement[Any] | None = None) -> BgNbdSql:
     """BG/NBD conditional expected purchases in the next ``horizon`` and P(alive), as SQL expressions of the
     members' frequency, recency and age columns (in ``params.unit``), using only + - * /, LN, EXP, LEAST, CASE.
 
@@ -518,7 +525,9 @@ def bgnbd_sql(params: BgNbdParams, frequency: ColumnElement[Any], recency: Colum
     beyond MAX_SQL_TERMS the function refuses (score in Python, or pass the cohort's min_age). Why not a closed
     form: PostgreSQL 15 has no lgamma, and the connection formula to 1 - z is singular whenever a - r - 1 is an
     integer. (1 - w^(a-1))/(a-1) uses a Taylor series for |(a-1) ln w| < 0.05, so a = 1 is not a 0/0.
-    Pass plain columns (e.g. of a subquery): each appears about 2 × terms times in the text.
+    Pass plain columns (e.g. of a subquery): each appears about 2 × terms times in the text. ``z``: the column of
+    :func:`series_z` when the caller has computed it (in a materialised CTE), so the series reads it rather than
+    dividing again in each of its terms.
     """
     r, alpha, a, b = params.values()
     if not (math.isfinite(horizon) and horizon > 0):
@@ -542,7 +551,7 @@ def bgnbd_sql(params: BgNbdParams, frequency: ColumnElement[Any], recency: Colum
     for k in range(12, 0, -1):  # (e^u - 1)/u = Σ u^k/(k+1)!, Horner; 13 terms: error < 1e-27 for |u| < 0.05
         taylor = num(1.0 / math.factorial(k)) + u * taylor
     phi = case((func.abs(u) < 0.05, taylor), else_=(func.exp(u) - 1.0) / u)
-    z = num(horizon) / (num(alpha + horizon) + T)
+    z = series_z(params, T, horizon) if z is None else z
     ratios = [clv.bgnbd_series_ratio(params, n) for n in range(1, terms)]
     series = _BgNbdSeriesSql(x, z, a + b - 1.0 - r, ratios)
     bracket = (num(a + b - 1.0) + x) * (-ln_w) * phi - func.exp(u) * series

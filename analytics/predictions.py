@@ -32,6 +32,7 @@ history before the training cutoff, or too few members of either class, and the 
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from datetime import date, timedelta
 from functools import lru_cache
@@ -42,7 +43,7 @@ import pandas as pd
 from sqlalchemy import Double, Select, case, cast, func, literal, select
 
 from analytics import clv
-from analytics.clv_sql import bgnbd_sql, check_history, clv_summary, clv_summary_query, fit_models
+from analytics.clv_sql import bgnbd_sql, check_history, clv_summary, clv_summary_query, fit_models, series_z
 from analytics.errors import InputError
 from analytics.filters import Filters
 from analytics.i18n import N_, _
@@ -309,13 +310,27 @@ SCORE_COLUMNS = ("churn_risk", "purchase_propensity", "expected_orders", "p_aliv
                  "predicted_clv", "next_order_date")
 
 
-@lru_cache(maxsize=32)
-def _clv_cte(as_of: date, unit: str) -> Any:
-    """The CLV summary as a materialised CTE: the BG/NBD series reads its columns hundreds of times, and the
-    warehouse would otherwise copy their expressions into each. One object per day and unit, so two scores in one
+def _clv_cte(as_of: date, model: clv.BgNbdParams, horizon: float, within: Any = None) -> Any:
+    """The CLV summary as a materialised CTE, with the BG/NBD series' argument ``z`` of ``model`` and ``horizon``:
+    the series reads these columns hundreds of times, and the warehouse would otherwise copy their expressions
+    into each. One object per day, model and horizon (when not narrowed to ``within``), so two scores in one
     statement (two prediction conditions) share it. (The features are left a plain subquery: materialised, they
     made the scoring 10 % faster but a targeting condition on a score 50 % slower.)"""
-    return materialised(clv_summary_query(as_of, unit), f"member_clv_{unit}_{as_of:%Y%m%d}")
+    if within is not None:
+        return _summary_with_z(as_of, model, horizon, within)
+    return _shared_clv_cte(as_of, model, horizon)
+
+
+@lru_cache(maxsize=32)
+def _shared_clv_cte(as_of: date, model: clv.BgNbdParams, horizon: float) -> Any:
+    tag = hashlib.sha1(repr((model, horizon)).encode()).hexdigest()[:8]
+    return _summary_with_z(as_of, model, horizon, None, f"member_clv_{as_of:%Y%m%d}_{tag}")
+
+
+def _summary_with_z(as_of: date, model: clv.BgNbdParams, horizon: float, within: Any, name: str | None = None
+                    ) -> Any:
+    summary = clv_summary_query(as_of, model.unit, within=within).subquery("summary")
+    return materialised(select(summary, series_z(model, summary.c.T, horizon).label("z")), name)
 
 
 def score_select(models: Models, as_of: date, within: Any = None) -> Select:
@@ -332,11 +347,10 @@ def score_select(models: Models, as_of: date, within: Any = None) -> Select:
         columns.append(models.propensity.sql(f).label("purchase_propensity"))
     source: Any = features
     if models.bgnbd is not None and models.gammagamma is not None:
-        summary = (_clv_cte(as_of, models.bgnbd.unit) if within is None
-                   else materialised(clv_summary_query(as_of, models.bgnbd.unit, within=within)))
-        c = summary.c
         horizon = CLV_MONTHS * WEEKS_PER_MONTH * (7 if models.bgnbd.unit == "day" else 1)
-        bg = bgnbd_sql(models.bgnbd, c.frequency, c.recency, c.T, horizon)
+        summary = _clv_cte(as_of, models.bgnbd, horizon, within)
+        c = summary.c
+        bg = bgnbd_sql(models.bgnbd, c.frequency, c.recency, c.T, horizon, z=c.z)
         p, q, v = models.gammagamma.values()
         x, m = cast(c.frequency, Double), cast(c.monetary_value, Double)
         spend = case((x > 0, (literal(p, Double) * (literal(v, Double) + x * m))
