@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from sqlalchemy import Double, Select, case, func, literal, select
+from sqlalchemy import Double, Select, case, cast, func, literal, select
 
 from analytics import audiences
 from analytics.audiences import Audience, audience_kind
@@ -17,6 +17,7 @@ from analytics.clustering import ClusterModel
 from analytics.errors import InputError
 from analytics.filters import Filters
 from analytics.i18n import _
+from analytics.sqlparts import materialised
 
 
 def _sql_transform(column: Any, transform: str) -> Any:
@@ -31,14 +32,19 @@ def _sql_transform(column: Any, transform: str) -> Any:
 
 def assignment_select(model: ClusterModel, filters: Filters) -> Select:
     """``member_id``, ``cluster`` for every member the model would cluster in this window, computed in
-    the warehouse with the same transform and rule as :meth:`ClusterModel.assign` (no rows leave it)."""
+    the warehouse with the same transform and rule as :meth:`ClusterModel.assign` (no rows leave it).
+
+    The standardised features are a materialised CTE, in doubles: each is read 2 x k x (k + 1) times by the
+    nearest-centre rule, and PostgreSQL, which folds plain subqueries into the query, would otherwise compute
+    every one of those copies again, in NUMERIC (34 s for 22,000 members at k = 6, against 0.2 s)."""
     raw = feature_select(filters, model.settings.min_orders, model.categories_, model.channels_,
                          attributes=False).subquery("features")
     zs = []
     for f, mean, std in zip(model.features_, model.means_, model.stds_, strict=True):
-        z = (_sql_transform(raw.c[f.name], f.transform) - literal(mean, Double)) / literal(std, Double)
+        value = _sql_transform(cast(raw.c[f.name], Double), f.transform)
+        z = (value - literal(mean, Double)) / literal(std, Double)
         zs.append(func.least(func.greatest(func.coalesce(z, 0.0), -CLIP), CLIP).label(f"z{len(zs)}"))
-    standard = select(raw.c.member_id, *zs).subquery("standard")
+    standard = materialised(select(raw.c.member_id, *zs))
     scores = []
     for j, (centre, weight, offset) in enumerate(zip(model.centres_, model.weights_, model.offsets_, strict=True)):
         terms = [literal(w, Double) * (standard.c[f"z{d}"] - literal(c, Double))

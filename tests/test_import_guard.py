@@ -106,6 +106,7 @@ def test_postgres_sessions_have_a_statement_timeout(pg_warehouse: Warehouse, mon
         with engine.connect() as conn:
             assert conn.execute(text("SHOW statement_timeout")).scalar_one() == "500ms"
             assert conn.execute(text("SHOW transaction_read_only")).scalar_one() == "on"
+            assert conn.execute(text("SHOW jit")).scalar_one() == "off"  # JIT compiled models for seconds
             with pytest.raises(Exception) as stopped:
                 conn.execute(text("SELECT pg_sleep(3)"))
         assert isinstance(stopped_query(stopped.value), QueryStopped)

@@ -216,6 +216,10 @@ def create_warehouse_engine(url: str, *, read_only: bool = True) -> Engine:
                 cursor.execute(sql.SQL("SET ROLE {}").format(sql.Identifier(role)))
             cursor.execute("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY")
             cursor.execute(f"SET statement_timeout = {timeout_ms:d}")
+            # No JIT: MemberLens's statements carry large expressions (models and clusters compiled to SQL), and
+            # compiling them took PostgreSQL far longer than running them (a cluster audience of 22,000 members:
+            # 20.6 s with JIT, 1.2 s without).
+            cursor.execute("SET jit = off")
             cursor.close()
             if autocommit is False:
                 dbapi_connection.commit()
