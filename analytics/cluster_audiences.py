@@ -36,7 +36,8 @@ def assignment_select(model: ClusterModel, filters: Filters) -> Select:
 
     The standardised features are a materialised CTE, in doubles: each is read 2 x k x (k + 1) times by the
     nearest-centre rule, and PostgreSQL, which folds plain subqueries into the query, would otherwise compute
-    every one of those copies again, in NUMERIC (34 s for 22,000 members at k = 6, against 0.2 s)."""
+    every one of those copies again (counting a cluster of 22,000 scored members at k = 6: 19 s folded, 1.1 s
+    materialised, on PostgreSQL with JIT off)."""
     raw = feature_select(filters, model.settings.min_orders, model.categories_, model.channels_,
                          attributes=False).subquery("features")
     zs = []
