@@ -74,7 +74,7 @@ def _date_trunc_bigquery(element: _DateTrunc, compiler: Any, **kw: Any) -> str:
 
 
 class _ValueAtMin(GenericFunction[Any]):
-    name = "min_by"  # Spark, Trino, Snowflake, ClickHouse (argMin's alias), DuckDB
+    name = "min_by"  # DuckDB, Spark, Trino, Snowflake
     identifier = "memberlens_value_at_min"
     inherit_cache = True
 
@@ -95,3 +95,9 @@ def _value_at_min_postgresql(element: _ValueAtMin, compiler: Any, **kw: Any) -> 
 def _value_at_min_bigquery(element: _ValueAtMin, compiler: Any, **kw: Any) -> str:
     value, key = (compiler.process(c, **kw) for c in element.clauses)
     return f"ARRAY_AGG({value} ORDER BY {key} LIMIT 1)[OFFSET(0)]"
+
+
+@compiles(_ValueAtMin, "clickhouse")
+def _value_at_min_clickhouse(element: _ValueAtMin, compiler: Any, **kw: Any) -> str:
+    value, key = (compiler.process(c, **kw) for c in element.clauses)
+    return f"argMin({value}, {key})"
