@@ -47,6 +47,7 @@ from sqlalchemy import func, select
 from analytics.errors import InputError
 from analytics.filters import Filters, completed_order_conditions
 from analytics.i18n import N_, _
+from analytics.rule_mining import pyfim_rules
 from analytics.storage.contract import order_items, orders, products
 from analytics.storage.db import Bind, connection, read_frame
 
@@ -282,21 +283,18 @@ class RulesTimeout(InputError):
 
 
 def _pyfim_rules(tracts: list[list[int]], spec: RuleSpec) -> list[tuple]:
-    import fim
-
-    miner = fim.fpgrowth if spec.algorithm == "fpgrowth" else fim.apriori
-    # supp/conf in percent; mode 'o': a rule's support is that of body and head together.
-    return miner(tracts, target="r", supp=spec.min_support * 100, conf=spec.min_confidence * 100, zmin=2,
-                 zmax=spec.max_len, report="abhc", mode="o")
+    return pyfim_rules(tracts, spec.algorithm, spec.min_support, spec.min_confidence, spec.max_len)
 
 
 def _mine_with_time_limit(tracts: list[list[int]], spec: RuleSpec, seconds: float) -> list[tuple]:
     """Mine in a child process that is killed after ``seconds``: C code cannot be interrupted in-process,
-    and a child (``python -m analytics.rules``) is safe to start from a threaded server."""
-    child = subprocess.Popen([sys.executable, "-m", "analytics.rules"], cwd=PROJECT_ROOT, stdin=subprocess.PIPE,
+    and a child (``python -m analytics.rule_mining``, which imports nothing of the analytics stack) is safe to
+    start from a threaded server."""
+    child = subprocess.Popen([sys.executable, "-m", "analytics.rule_mining"], cwd=PROJECT_ROOT, stdin=subprocess.PIPE,
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
-        out, err = child.communicate(pickle.dumps((tracts, spec)), timeout=seconds)
+        arguments = (tracts, spec.algorithm, spec.min_support, spec.min_confidence, spec.max_len)
+        out, err = child.communicate(pickle.dumps(arguments), timeout=seconds)
     except subprocess.TimeoutExpired:
         child.kill()
         child.communicate()
@@ -409,12 +407,3 @@ def frequent_itemsets(baskets: Baskets, spec: RuleSpec) -> pd.DataFrame:
         "size": [len(items) for items, _ in found],
         "support": [count / baskets.count for _, count in found],
     }).sort_values(["size", "support", "itemset"], ascending=[True, False, True], ignore_index=True)
-
-
-def _child_main() -> None:  # pragma: no cover - runs in the child of _mine_with_time_limit
-    tracts, spec = pickle.loads(sys.stdin.buffer.read())
-    sys.stdout.buffer.write(pickle.dumps(_pyfim_rules(tracts, spec)))
-
-
-if __name__ == "__main__":
-    _child_main()

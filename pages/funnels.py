@@ -172,7 +172,8 @@ with table_col:
         help=_(MODE_HELP[mode])))
 
 breakdown_tab, time_tab, trend_tab, act_tab = st.tabs(
-    [_("Breakdown"), _("Time to convert"), _("Trend"), _("Drop-off members")], key="funnels_tab")
+    [_("Breakdown"), _("Time to convert"), _("Trend"), _("Drop-off members")], key="funnels_tab",
+    on_change="rerun")  # only the open tab is computed: the trend and the drop-off are funnels of their own
 
 with breakdown_tab:
     if breakdown is None:
@@ -218,42 +219,44 @@ with time_tab:
     histogram.update_layout(height=320, margin={"l": 10, "r": 10, "t": 10, "b": 10})
     show_chart(histogram, key="funnel_time_chart")
 
-with trend_tab:
-    grain = st.segmented_control(_("Cohorts by"), ["day", "week"], default="day", key="funnel_grain", required=True,
-                                 format_func=lambda g: _(GRAINS[g]))
-    trend = cached_funnel_trend(ctx.engine, filters, spec, grain)
-    entered_name = _("Entered (members)") if unit == "member" else _("Entered (sessions)")
-    line = go.Figure()
-    line.add_bar(x=trend["period"], y=trend["entered"], name=entered_name, marker_color="#E0B4C8",
-                 yaxis="y2", customdata=trend["period"].map(format_day),
-                 hovertemplate="%{customdata}<br>" + _("%{y:,} entered") + "<extra></extra>")
-    for complete, name, style in ((True, _("Overall conversion"), "solid"), (False, _("Window still open"), "dot")):
-        part = trend[trend["complete"] == complete]
-        if complete is False and not part.empty:  # join the dotted tail to the solid line
-            part = pd.concat([trend[trend["complete"]].tail(1), part])
-        line.add_scatter(x=part["period"], y=part["conversion"], name=name, mode="lines+markers",
-                         line={"color": ACCENT, "dash": style}, customdata=part["period"].map(format_day),
-                         hovertemplate="%{customdata}<br>" + _("%{y:.1%} converted") + "<extra></extra>")
-    line.update_layout(height=360, margin={"l": 10, "r": 10, "t": 10, "b": 10}, yaxis={"tickformat": ".0%",
-                       "title": _("Overall conversion"), "rangemode": "tozero"},
-                       yaxis2={"overlaying": "y", "side": "right", "title": _("Entered"), "showgrid": False},
-                       legend={"orientation": "h", "y": -0.15})
-    show_chart(line, key="funnel_trend_chart")
-    cohort = (_("Each day's cohort is {units} whose best attempt started that day; conversion is the share of "
-                "them that reached the last step within the window. Dotted: cohorts whose window has not closed "
-                "in the data yet, so their conversion may still rise.") if grain == "day" else
-              _("Each week's cohort is {units} whose best attempt started that week; conversion is the share of "
-                "them that reached the last step within the window. Dotted: cohorts whose window has not closed "
-                "in the data yet, so their conversion may still rise."))
-    st.caption(cohort.format(units=noun))
+if trend_tab.open:
+    with trend_tab:
+        grain = st.segmented_control(_("Cohorts by"), ["day", "week"], default="day", key="funnel_grain", required=True,
+                                     format_func=lambda g: _(GRAINS[g]))
+        trend = cached_funnel_trend(ctx.engine, filters, spec, grain)
+        entered_name = _("Entered (members)") if unit == "member" else _("Entered (sessions)")
+        line = go.Figure()
+        line.add_bar(x=trend["period"], y=trend["entered"], name=entered_name, marker_color="#E0B4C8",
+                     yaxis="y2", customdata=trend["period"].map(format_day),
+                     hovertemplate="%{customdata}<br>" + _("%{y:,} entered") + "<extra></extra>")
+        for complete, name, style in ((True, _("Overall conversion"), "solid"), (False, _("Window still open"), "dot")):
+            part = trend[trend["complete"] == complete]
+            if complete is False and not part.empty:  # join the dotted tail to the solid line
+                part = pd.concat([trend[trend["complete"]].tail(1), part])
+            line.add_scatter(x=part["period"], y=part["conversion"], name=name, mode="lines+markers",
+                             line={"color": ACCENT, "dash": style}, customdata=part["period"].map(format_day),
+                             hovertemplate="%{customdata}<br>" + _("%{y:.1%} converted") + "<extra></extra>")
+        line.update_layout(height=360, margin={"l": 10, "r": 10, "t": 10, "b": 10}, yaxis={"tickformat": ".0%",
+                           "title": _("Overall conversion"), "rangemode": "tozero"},
+                           yaxis2={"overlaying": "y", "side": "right", "title": _("Entered"), "showgrid": False},
+                           legend={"orientation": "h", "y": -0.15})
+        show_chart(line, key="funnel_trend_chart")
+        cohort = (_("Each day's cohort is {units} whose best attempt started that day; conversion is the share of "
+                    "them that reached the last step within the window. Dotted: cohorts whose window has not closed "
+                    "in the data yet, so their conversion may still rise.") if grain == "day" else
+                  _("Each week's cohort is {units} whose best attempt started that week; conversion is the share of "
+                    "them that reached the last step within the window. Dotted: cohorts whose window has not closed "
+                    "in the data yet, so their conversion may still rise."))
+        st.caption(cohort.format(units=noun))
 
-with act_tab:
-    after = st.selectbox(_("Reached"), list(range(1, len(spec.steps))), key="funnel_dropoff_step",
-                         format_func=lambda k: _("{reached} but not {next}").format(reached=spec.step_labels[k - 1],
-                                                                                     next=spec.step_labels[k]))
-    dropped = int(total["dropped"].iloc[after])
-    member_set(ctx.engine, dropoff_audience(spec, filters, after), key="funnel_dropoff",
-               who=(_("behind the {count} members that stopped there.") if unit == "member" else
-                    _("behind the {count} sessions that stopped there (anonymous sessions have no member)."))
-               .format(count=f"{dropped:,}"),
-               actor=default_author(), page="funnels")
+if act_tab.open:
+    with act_tab:
+        after = st.selectbox(_("Reached"), list(range(1, len(spec.steps))), key="funnel_dropoff_step",
+                             format_func=lambda k: _("{reached} but not {next}").format(reached=spec.step_labels[k - 1],
+                                                                                         next=spec.step_labels[k]))
+        dropped = int(total["dropped"].iloc[after])
+        member_set(ctx.engine, dropoff_audience(spec, filters, after), key="funnel_dropoff",
+                   who=(_("behind the {count} members that stopped there.") if unit == "member" else
+                        _("behind the {count} sessions that stopped there (anonymous sessions have no member)."))
+                   .format(count=f"{dropped:,}"),
+                   actor=default_author(), page="funnels")

@@ -3,6 +3,7 @@ plain-Python reference, and random event logs (hypothesis), on DuckDB and Postgr
 
 from __future__ import annotations
 
+import base64
 import json
 import statistics
 import subprocess
@@ -10,6 +11,7 @@ import sys
 from collections.abc import Callable, Iterator
 from datetime import date, datetime, timedelta
 
+import numpy as np
 import pandas as pd
 import pytest
 from hypothesis import HealthCheck, example, given, settings
@@ -426,8 +428,21 @@ def test_funnel_page_shows_the_funnel_breakdown_and_masked_dropoffs(warehouse: W
     assert cards["Converted"] == f"{total['units'].iloc[-1]:,}"
     assert cards["Overall conversion"] == f"{total['units'].iloc[-1] / total['units'].iloc[0]:.1%}"
 
+    cohorts = "Each day's cohort is the members"
+    assert not any(c.value.startswith(cohorts) for c in at.caption)  # only the open tab is computed
+    at.session_state["funnels_tab"] = "Trend"
+    at.run()
+    assert any(c.value.startswith(cohorts) for c in at.caption)
+    chart = next(c for c in at.get("plotly_chart") if "funnel_trend_chart" in str(c.proto.id))
+    entered = json.loads(chart.proto.spec)["data"][0]["y"]
+    if isinstance(entered, dict):  # plotly's packed array
+        entered = np.frombuffer(base64.b64decode(entered["bdata"]), dtype=entered["dtype"])
+    assert int(np.sum(entered)) == funnel_trend(warehouse.engine, funnel, filters, "day")["entered"].sum()
+
     at.session_state["funnel_unit"] = "session"
     at.session_state["funnel_breakdown"] = "tier"
+
+    at.session_state["funnels_tab"] = "Drop-off members"
     at.session_state["funnel_dropoff_step"] = 2
     at.run()
     assert not at.exception, [e.value for e in at.exception]
