@@ -108,7 +108,8 @@ cards[3].metric(_("Features"), f"{len(result.model.features_)}", border=True,
                 help=", ".join(feature_label(f) for f in result.model.features_))
 
 portrait_tab, k_tab, map_tab, members_tab = st.tabs([_("Portraits"), _("Choosing k"), _("Map"),
-                                                     _("Members of a cluster")], key="clusters_tab")
+                                                     _("Members of a cluster")], key="clusters_tab",
+                                                    on_change="rerun")  # only the open tab is computed
 with portrait_tab:
     treemap = px.treemap(portraits.assign(label=portraits["cluster"].astype(str) + ". " + portraits["name"]),
                          path=["label"], values="members", color="avg_sales", color_continuous_scale="Tealgrn",
@@ -215,28 +216,31 @@ with k_tab:
                                    _(". Dotted: k = {shown} (shown); dashed: k = {suggested} (suggested)").format(
                                        shown=settings.k, suggested=suggestion.k)))
 
-with map_tab:
-    flat = cached_projection(ctx.engine, filters, settings)
-    explained = flat.attrs["explained"]
-    flat["cluster_label"] = flat["cluster"].map(names)
-    scatter = px.scatter(flat, x="pc1", y="pc2", color="cluster_label", opacity=0.6, hover_data={"member_id": True},
-                         category_orders={"cluster_label": list(names.values())[1:]},
-                         labels={"pc1": _("Component 1 ({share} of variance)").format(share=f"{explained[0]:.0%}"),
-                                 "pc2": _("Component 2 ({share} of variance)").format(share=f"{explained[1]:.0%}"),
-                                 "cluster_label": _("Cluster"), "member_id": _("Member ID")})
-    scatter.update_traces(marker_size=4)
-    scatter.update_layout(height=560, margin={"l": 0, "r": 0, "t": 10, "b": 0})
-    show_chart(scatter, key="cluster_map")
-    st.caption(_("A sample of {n} members projected on the two principal components of the clustering features. "
-                 "Clusters that overlap here may still separate in the other dimensions.").format(n=f"{len(flat):,}"))
+if map_tab.open:
+    with map_tab:
+        flat = cached_projection(ctx.engine, filters, settings)
+        explained = flat.attrs["explained"]
+        flat["cluster_label"] = flat["cluster"].map(names)
+        scatter = px.scatter(flat, x="pc1", y="pc2", color="cluster_label", opacity=0.6, hover_data={"member_id": True},
+                             category_orders={"cluster_label": list(names.values())[1:]},
+                             labels={"pc1": _("Component 1 ({share} of variance)").format(share=f"{explained[0]:.0%}"),
+                                     "pc2": _("Component 2 ({share} of variance)").format(share=f"{explained[1]:.0%}"),
+                                     "cluster_label": _("Cluster"), "member_id": _("Member ID")})
+        scatter.update_traces(marker_size=4)
+        scatter.update_layout(height=560, margin={"l": 0, "r": 0, "t": 10, "b": 0})
+        show_chart(scatter, key="cluster_map")
+        st.caption(_("A sample of {n} members projected on the two principal components of the clustering features. "
+                     "Clusters that overlap here may still separate in the other dimensions.")
+                   .format(n=f"{len(flat):,}"))
 
-with members_tab:
-    chosen = st.selectbox(_("Cluster"), [c for c in portraits["cluster"] if c not in result.empty_clusters],
-                          key="cluster_members_pick",
-                          format_func=lambda c: names[c],
-                          help=_("Its members in this date range, names, phones and emails masked."))
-    row = portraits.set_index("cluster").loc[chosen]
-    member_set(ctx.engine, cluster_audience(filters, result.model, [int(chosen)]), key="cluster_members",
-               who=_("in cluster {cluster}: {name}").format(cluster=chosen, name=row["name"]),
-               actor=default_author(), page="clusters",
-               count=int(row["members"]))
+if members_tab.open:
+    with members_tab:
+        chosen = st.selectbox(_("Cluster"), [c for c in portraits["cluster"] if c not in result.empty_clusters],
+                              key="cluster_members_pick",
+                              format_func=lambda c: names[c],
+                              help=_("Its members in this date range, names, phones and emails masked."))
+        row = portraits.set_index("cluster").loc[chosen]
+        member_set(ctx.engine, cluster_audience(filters, result.model, [int(chosen)]), key="cluster_members",
+                   who=_("in cluster {cluster}: {name}").format(cluster=chosen, name=row["name"]),
+                   actor=default_author(), page="clusters",
+                   count=int(row["members"]))

@@ -424,6 +424,9 @@ def test_clusters_page_shows_portraits_and_masked_members(warehouse: Warehouse, 
         at.button(key="cluster_k_use").click().run()
         assert not at.exception and at.slider(key="cluster_k").value == suggestion.k
         at.slider(key="cluster_k").set_value(3).run()
+    assert not any(df.value.columns.isin(["phone"]).any() for df in at.dataframe)  # only the open tab is computed
+    at.session_state["clusters_tab"] = "Members of a cluster"
+    at.run()
     at.selectbox(key="cluster_members_pick").set_value(2)
     at.run()
     assert not at.exception
