@@ -179,85 +179,102 @@ with right:
     network.update_layout(height=380, margin={"l": 10, "r": 10, "t": 10, "b": 10}, showlegend=False)
     show_chart(network, key="rules_network")
 
-st.subheader(_("Frequently bought together"))
-popular = baskets.most_common(2_000)
-lookup_names = cached_item_names(ctx.engine, level, tuple(sorted(popular)))
-item = st.selectbox(_(LEVEL_LABELS[level]), popular, format_func=lambda i: lookup_names.get(i, i), key="rules_lookup",
-                    help=_("The 2,000 items in the most baskets, most bought first."))
-show_all = st.toggle(_("Also show items bought with it less often than chance (lift below 1)"),
-                     key="rules_lookup_below_chance",
-                     help=_("A lift below 1 means baskets holding this item hold the other less often than baskets "
-                            "do on average: no reason to bundle or recommend them together."))
-together = bought_together(baskets, item, include_below_chance=show_all)
-together_names = cached_item_names(ctx.engine, level, tuple(together["item"]))
-shown_together = together.assign(item=together["item"].map(lambda i: together_names.get(i, i)),
-                                 reading=together["below_chance"].map({True: _("⚠ less often than chance"),
-                                                                       False: _("more often than chance")}))
-st.dataframe(shown_together, hide_index=True,
-             column_order=["item", "baskets", "support", "confidence", "lift", "reading"],
-             column_config={
-                 "item": st.column_config.TextColumn(_("Bought with it")),
-                 "baskets": st.column_config.NumberColumn(_("Baskets with both"), format="localized"),
-                 "support": st.column_config.NumberColumn(_("Support"), format="percent", help=_(METRICS["support"])),
-                 "confidence": st.column_config.NumberColumn(_("Confidence"), format="percent",
-                                                             help=_(METRICS["confidence"])),
-                 "lift": st.column_config.NumberColumn(_("Lift"), format="%.2f", help=_(METRICS["lift"])),
-                 "reading": st.column_config.TextColumn(_("Together"), help=_(
-                     "Lift of 1 or more: bought together more often than chance; below 1: less often (flagged).")),
-             })
-hidden = together.attrs.get("below_chance", 0)
-if show_all:
-    st.caption(_("The items in most baskets with it; a lift below 1 is flagged."))
-elif hidden:
-    st.caption(_("The items in most baskets with it and a lift of at least 1; {n} more are bought with it less often "
-                 "than chance (hidden: see the switch above).").format(n=count(hidden)))
-else:
-    st.caption(_("The items in most baskets with it and a lift of at least 1."))
-
-st.subheader(_("Compare two segments"))
-dimension = st.segmented_control(_("Segments by"), ["tier", "channel"], default="tier",
-                                 format_func=lambda d: _(SEGMENTS_BY[d]), key="rules_compare_by", required=True)
-values = list(ctx.options.tiers if dimension == "tier" else ctx.options.channels)
-if len(values) < 2:
-    st.caption(_("The warehouse has fewer than two tiers to compare.") if dimension == "tier" else
-               _("The warehouse has fewer than two channels to compare."))
-else:
-    pick = st.columns(2)
-    first = pick[0].selectbox(_("First segment"), values, index=0, format_func=label, key="rules_compare_first")
-    second = pick[1].selectbox(_("Second segment"), values, index=len(values) - 1, format_func=label,
-                               key="rules_compare_second")
-    scoped = [replace(filters, tiers=(value,)) if dimension == "tier" else replace(filters, channels=(value,))
-              for value in (first, second)]
-    try:
-        with st.spinner(_("Mining both segments…")):
-            pair = [cached_rules(ctx.engine, f, spec).rules for f in scoped]
-    except (RulesRefused, RulesTimeout) as problem:
-        st.warning(getattr(problem, "problem", str(problem)), icon=":material/warning:")
+def frequently_bought_together() -> None:
+    """The items most often in the same baskets as one item, in memory from the baskets read already."""
+    popular = baskets.most_common(2_000)
+    lookup_names = cached_item_names(ctx.engine, level, tuple(sorted(popular)))
+    item = st.selectbox(_(LEVEL_LABELS[level]), popular, format_func=lambda i: lookup_names.get(i, i),
+                        key="rules_lookup", help=_("The 2,000 items in the most baskets, most bought first."))
+    show_all = st.toggle(_("Also show items bought with it less often than chance (lift below 1)"),
+                         key="rules_lookup_below_chance",
+                         help=_("A lift below 1 means baskets holding this item hold the other less often than baskets "
+                                "do on average: no reason to bundle or recommend them together."))
+    together = bought_together(baskets, item, include_below_chance=show_all)
+    together_names = cached_item_names(ctx.engine, level, tuple(together["item"]))
+    shown_together = together.assign(item=together["item"].map(lambda i: together_names.get(i, i)),
+                                     reading=together["below_chance"].map({True: _("⚠ less often than chance"),
+                                                                           False: _("more often than chance")}))
+    st.dataframe(shown_together, hide_index=True,
+                 column_order=["item", "baskets", "support", "confidence", "lift", "reading"],
+                 column_config={
+                     "item": st.column_config.TextColumn(_("Bought with it")),
+                     "baskets": st.column_config.NumberColumn(_("Baskets with both"), format="localized"),
+                     "support": st.column_config.NumberColumn(_("Support"), format="percent",
+                                                              help=_(METRICS["support"])),
+                     "confidence": st.column_config.NumberColumn(_("Confidence"), format="percent",
+                                                                 help=_(METRICS["confidence"])),
+                     "lift": st.column_config.NumberColumn(_("Lift"), format="%.2f", help=_(METRICS["lift"])),
+                     "reading": st.column_config.TextColumn(_("Together"), help=_(
+                         "Lift of 1 or more: bought together more often than chance; below 1: less often (flagged).")),
+                 })
+    hidden = together.attrs.get("below_chance", 0)
+    if show_all:
+        st.caption(_("The items in most baskets with it; a lift below 1 is flagged."))
+    elif hidden:
+        st.caption(_("The items in most baskets with it and a lift of at least 1; {n} more are bought with it "
+                     "less often than chance (hidden: see the switch above).").format(n=count(hidden)))
     else:
-        compared = compare_rules(*pair).head(20)
-        compared = compared.assign(antecedents=compared["antecedents"].map(named),
-                                   consequents=compared["consequents"].map(named))
-        st.dataframe(compared[["antecedents", "consequents", "lift_first", "lift_second", "lift_difference"]],
-                     hide_index=True, column_config={
-                         "antecedents": "A", "consequents": "B",
-                         "lift_first": st.column_config.NumberColumn(_("Lift, {segment}").format(
-                             segment=label(first)), format="%.2f"),
-                         "lift_second": st.column_config.NumberColumn(_("Lift, {segment}").format(
-                             segment=label(second)), format="%.2f"),
-                         "lift_difference": st.column_config.NumberColumn(_("Difference"), format="%+.2f"),
-                     })
-        st.caption(_("The 20 rules whose lift differs most; an empty lift means the rule misses the thresholds "
-                     "there."))
+        st.caption(_("The items in most baskets with it and a lift of at least 1."))
 
-st.subheader(_("Act on a rule"))
-choices = list(range(min(len(rules), SHOWN_RULES)))
-chosen = st.selectbox(_("Rule"), choices, key="rules_act", format_func=lambda i: _("{a} → {b} (lift {lift})").format(
-    a=shown["antecedents"][i], b=shown["consequents"][i], lift=f"{shown['lift'][i]:.2f}"))
-rule = rules.iloc[chosen]
-member_set(ctx.engine, rule_audience(rule["antecedents"], rule["consequents"], level, filters.start, filters.end,
-                                        filters.scope),
-           key="rules_audience", who=_("bought {a} between {start} and {end} but have never bought {b}: the "
-                                       "cross-sell audience.").format(
-               a=shown["antecedents"][chosen], b=shown["consequents"][chosen], start=format_day(filters.start),
-               end=format_day(filters.end)),
-           actor=default_author(), page="basket_rules")
+
+def compare_two_segments() -> None:
+    """The rules of two tiers or channels side by side: two more mining runs, each reading its baskets."""
+    dimension = st.segmented_control(_("Segments by"), ["tier", "channel"], default="tier",
+                                     format_func=lambda d: _(SEGMENTS_BY[d]), key="rules_compare_by", required=True)
+    values = list(ctx.options.tiers if dimension == "tier" else ctx.options.channels)
+    if len(values) < 2:
+        st.caption(_("The warehouse has fewer than two tiers to compare.") if dimension == "tier" else
+                   _("The warehouse has fewer than two channels to compare."))
+    else:
+        pick = st.columns(2)
+        first = pick[0].selectbox(_("First segment"), values, index=0, format_func=label, key="rules_compare_first")
+        second = pick[1].selectbox(_("Second segment"), values, index=len(values) - 1, format_func=label,
+                                   key="rules_compare_second")
+        scoped = [replace(filters, tiers=(value,)) if dimension == "tier" else replace(filters, channels=(value,))
+                  for value in (first, second)]
+        try:
+            with st.spinner(_("Mining both segments…")):
+                pair = [cached_rules(ctx.engine, f, spec).rules for f in scoped]
+        except (RulesRefused, RulesTimeout) as problem:
+            st.warning(getattr(problem, "problem", str(problem)), icon=":material/warning:")
+        else:
+            compared = compare_rules(*pair).head(20)
+            compared = compared.assign(antecedents=compared["antecedents"].map(named),
+                                       consequents=compared["consequents"].map(named))
+            st.dataframe(compared[["antecedents", "consequents", "lift_first", "lift_second", "lift_difference"]],
+                         hide_index=True, column_config={
+                             "antecedents": "A", "consequents": "B",
+                             "lift_first": st.column_config.NumberColumn(_("Lift, {segment}").format(
+                                 segment=label(first)), format="%.2f"),
+                             "lift_second": st.column_config.NumberColumn(_("Lift, {segment}").format(
+                                 segment=label(second)), format="%.2f"),
+                             "lift_difference": st.column_config.NumberColumn(_("Difference"), format="%+.2f"),
+                         })
+            st.caption(_("The 20 rules whose lift differs most; an empty lift means the rule misses the thresholds "
+                         "there."))
+
+
+def act_on_a_rule() -> None:
+    """The cross-sell audience of one rule: its members counted and listed, masked."""
+    choices = list(range(min(len(rules), SHOWN_RULES)))
+    chosen = st.selectbox(_("Rule"), choices, key="rules_act",
+                          format_func=lambda i: _("{a} → {b} (lift {lift})").format(
+                              a=shown["antecedents"][i], b=shown["consequents"][i], lift=f"{shown['lift'][i]:.2f}"))
+    rule = rules.iloc[chosen]
+    member_set(ctx.engine, rule_audience(rule["antecedents"], rule["consequents"], level, filters.start,
+                                         filters.end, filters.scope),
+               key="rules_audience", who=_("bought {a} between {start} and {end} but have never bought {b}: the "
+                                           "cross-sell audience.").format(
+                   a=shown["antecedents"][chosen], b=shown["consequents"][chosen], start=format_day(filters.start),
+                   end=format_day(filters.end)),
+               actor=default_author(), page="basket_rules")
+
+
+together_tab, compare_tab, act_tab = st.tabs(
+    [_("Frequently bought together"), _("Compare two segments"), _("Act on a rule")], key="rules_tab",
+    on_change="rerun")  # only the open tab is computed
+for tab, show in ((together_tab, frequently_bought_together), (compare_tab, compare_two_segments),
+                  (act_tab, act_on_a_rule)):
+    if tab.open:
+        with tab:
+            show()

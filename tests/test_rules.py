@@ -283,3 +283,47 @@ def test_imported_baskets_are_mined_like_orders(tmp_path) -> None:
     assert baskets.count == 9_835 and len(from_warehouse) == 5_668
     pd.testing.assert_frame_equal(from_warehouse.sort_values(["antecedents", "consequents"], ignore_index=True),
                                   from_file.sort_values(["antecedents", "consequents"], ignore_index=True))
+
+
+def test_basket_rules_page_reads_back_the_rules_and_computes_only_the_open_tab(warehouse: Warehouse,
+                                                                              monkeypatch) -> None:
+    """Under AppTest on DuckDB and PostgreSQL: the cards equal mine_rules for the page's settings; the
+    bought-together table is the default tab; comparing two tiers and a rule's cross-sell audience are computed
+    only when their tab is opened, and then equal compare_rules and the audience's member count."""
+    from tests.conftest import default_filters, open_page
+
+    at = open_page(warehouse.url, "pages/basket_rules.py", monkeypatch)
+    filters = default_filters(warehouse)
+    spec = RuleSpec(level="subcategory", min_support=at.number_input(key="rules_support").value / 100,
+                    min_confidence=at.number_input(key="rules_confidence").value / 100,
+                    min_lift=at.number_input(key="rules_lift").value, max_len=int(at.number_input(key="rules_max_len")
+                                                                                   .value))
+    baskets = load_baskets(warehouse.engine, filters, "subcategory")
+    mined = mine_rules(baskets, spec)
+    cards = {m.label: m.value for m in at.metric}
+    assert cards["Baskets"] == f"{baskets.count:,}" and cards["Rules"] == f"{len(mined.rules):,}"
+    item = at.selectbox(key="rules_lookup").value
+    together = bought_together(baskets, item)
+    shown = next(df.value for df in at.dataframe if "below_chance" in df.value.columns)
+    assert shown["baskets"].tolist() == together["baskets"].tolist()
+    assert not at.get("selectbox") or not any(s.key == "rules_compare_first" for s in at.selectbox)
+    assert not any(m.value.endswith("the cross-sell audience.") for m in at.markdown)
+
+    at.session_state["rules_tab"] = "Compare two segments"
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    first, second = at.selectbox(key="rules_compare_first").value, at.selectbox(key="rules_compare_second").value
+    pair = [mine_rules(load_baskets(warehouse.engine, Filters(filters.start, filters.end, tiers=(tier,)),
+                                    "subcategory"), spec).rules for tier in (first, second)]
+    compared = compare_rules(*pair).head(20)
+    table = next(df.value for df in at.dataframe if "lift_difference" in df.value.columns)
+    assert np.allclose(table["lift_difference"].to_numpy(float), compared["lift_difference"].to_numpy(float),
+                       equal_nan=True)
+
+    at.session_state["rules_tab"] = "Act on a rule"
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    rule = mined.rules.iloc[at.selectbox(key="rules_act").value]
+    audience = rule_audience(rule["antecedents"], rule["consequents"], "subcategory", filters.start, filters.end)
+    members = member_count(warehouse.engine, audience.member_ids())
+    assert any(m.value.startswith(f"**{members:,} members** bought") for m in at.markdown)
