@@ -54,9 +54,10 @@ status of its checks.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
+from functools import partial
 from typing import Any
 
 import pandas as pd
@@ -67,7 +68,7 @@ from analytics.i18n import N_, _
 from analytics.quality_checks import KIND_BY_KEY, KINDS, CheckDefinition, Run, Scan, Status, as_date, end_of
 from analytics.sqlparts import count_if
 from analytics.storage.contract import TABLE_BY_NAME, TABLE_TIME_COLUMNS, WAREHOUSE_TABLES
-from analytics.storage.db import Bind, connection
+from analytics.storage.db import Bind, connection, each_on_its_own_connection
 from analytics.storage.warehouse import present_columns
 
 DIMENSIONS: tuple[str, ...] = ("complete", "accurate", "timely")
@@ -210,19 +211,19 @@ def quality_report(bind: Bind, today: date | None = None,
     today = today or date.today()
     with connection(bind) as conn:
         present = present_columns(conn, list(TABLE_BY_NAME))
-        scans = {
-            t.name: _scan(conn, t, present[t.name],
-                          [c for c in CHECKS if c.table == t.name and set(c.columns) <= present[t.name]], today)
-            for t in WAREHOUSE_TABLES if t.name in present
-        }
-        run = Run(conn, present, scans, today, thresholds)
-        records = []
-        for check in CHECKS:
-            outcome = _evaluate(check, run)
-            if outcome is not None:
-                records.append({"key": check.key, "dimension": check.dimension, "table": check.table,
-                                "check": check.label, "column": check.column, **outcome,
-                                "definition": check.description})
+    tables = [t for t in WAREHOUSE_TABLES if t.name in present]
+    scanned = each_on_its_own_connection(bind, [partial(
+        _scan, table=t, present=present[t.name], today=today,
+        checks=[c for c in CHECKS if c.table == t.name and set(c.columns) <= present[t.name]]) for t in tables])
+    scans = {t.name: scan for t, scan in zip(tables, scanned, strict=True)}
+
+    def evaluate(check: CheckDefinition) -> Callable[[Connection], dict[str, Any] | None]:
+        return lambda conn: _evaluate(check, Run(conn, present, scans, today, thresholds))
+
+    outcomes = each_on_its_own_connection(bind, [evaluate(check) for check in CHECKS])
+    records = [{"key": check.key, "dimension": check.dimension, "table": check.table, "check": check.label,
+                "column": check.column, **outcome, "definition": check.description}
+               for check, outcome in zip(CHECKS, outcomes, strict=True) if outcome is not None]
     checks = pd.DataFrame(records, columns=CHECK_COLUMNS)
     checks["affected_rows"] = checks["affected_rows"].astype("Int64")
     checks["share"] = checks["share"].astype("float64")

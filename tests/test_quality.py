@@ -106,6 +106,29 @@ def test_the_clean_demo_passes_every_check_on_its_last_day(warehouse) -> None:
     assert_matches_reference(report, warehouse.frame)
 
 
+def test_checks_run_side_by_side_give_the_report_of_one_connection(warehouse) -> None:
+    """Given an engine the checks run on three connections at once; given a connection, one after the other on
+    it. Both reports are the same, row for row, and a failing task's error reaches the caller."""
+    from sqlalchemy import select, text
+
+    from analytics.storage.db import each_on_its_own_connection
+
+    today = date(2026, 6, 30)
+    together = quality_report(warehouse.engine, today)
+    with warehouse.engine.connect() as conn:
+        alone = quality_report(conn, today)
+    pd.testing.assert_frame_equal(together.checks, alone.checks)
+    pd.testing.assert_frame_equal(together.tables, alone.tables)
+    tasks = [lambda c, n=n: c.execute(select(text(str(n)))).scalar_one() for n in range(7)]
+    assert each_on_its_own_connection(warehouse.engine, tasks) == list(range(7))
+
+    def broken(conn):
+        conn.execute(text("SELECT * FROM no_such_table"))
+
+    with pytest.raises(Exception, match="no_such_table"):
+        each_on_its_own_connection(warehouse.engine, [tasks[0], broken, tasks[1]])
+
+
 def test_figures_match_pandas_when_part_of_the_data_lies_in_the_future(warehouse) -> None:
     """Checked as of mid-2026, the rows after that day are "in the future": real counts to compare."""
     today = date(2026, 6, 30)
