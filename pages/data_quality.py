@@ -14,10 +14,9 @@ from pandas.io.formats.style import Styler
 
 from analytics.i18n import N_, _, format_day, language
 from analytics.privacy import safe_csv
-from analytics.privacy_rights import retention_policy, retention_report
+from analytics.privacy_rights import retention_policy
 from analytics.quality import CHECKS, DIMENSION_DESCRIPTIONS, DIMENSION_LABELS, DIMENSIONS, STATUS_COUNTS
-from ui.app_state import state_engine
-from ui.cached import cached_quality_report
+from ui.cached import cached_quality_report, cached_retention_report
 from ui.context import page_inputs, warn_about_ignored_link_values
 
 # Text symbols (not emoji): they render in every font, and the cell colour carries the meaning too.
@@ -178,7 +177,7 @@ st.subheader(_("Past their retention period"), help=_(
     "Personal data and records MemberLens keeps only for a configured period (MEMBERLENS_RETENTION_* or "
     "[memberlens.retention] in secrets.toml); a privacy officer purges them on the Privacy requests page, or "
     "`python -m analytics privacy purge`."))
-retained = retention_report(ctx.engine, state_engine(), retention_policy(), today)
+retained = cached_retention_report(ctx.engine, retention_policy(), today)
 retained = retained.assign(item=retained["item"].map(_), purge=retained["purge"].map(_))  # privacy's own texts
 st.dataframe(retained, hide_index=True, column_config={
     "item": _("What"), "period_days": st.column_config.NumberColumn(_("Kept (days)"), format="localized"),

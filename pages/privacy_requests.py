@@ -25,11 +25,11 @@ from analytics.privacy_rights import (
     pending_for_owner,
     purge,
     retention_policy,
-    retention_report,
     withdraw_objection,
 )
 from analytics.storage.privacy_store import requests, suppression_rows
 from ui.app_state import state_engine
+from ui.cached import cached_retention_report
 from ui.context import page_inputs
 from ui.format import format_value
 from ui.warehouse import forget_warehouse
@@ -185,7 +185,7 @@ with list_tab:
 
 with retention_tab:
     policy = retention_policy()
-    report = retention_report(ctx.engine, state, policy, date.today())
+    report = cached_retention_report(ctx.engine, policy, date.today())
     st.dataframe(report.assign(item=report["item"].map(_), purge=report["purge"].map(_)), hide_index=True,
                  column_config={
         "item": _("What"), "period_days": st.column_config.NumberColumn(_("Kept (days)"), format="localized"),
@@ -201,6 +201,7 @@ with retention_tab:
             if embedded:
                 forget_warehouse()
             done = purge(ctx.config.url, ctx.engine, state, ctx.principal, policy, date.today())
+            cached_retention_report.clear()
             st.success(_("Purged: {members:,} members anonymised, {audit:,} audit rows, {audiences:,} saved "
                          "audience versions, {files:,} files.").format(
                 members=done.anonymised_members, audit=done.audit_rows, audiences=done.saved_audiences,

@@ -273,6 +273,56 @@ def test_retention_report_and_purge(duck_copy: Warehouse, duck_warehouse: Wareho
     assert logged.iloc[0]["action"] == "retention_purge" and json.loads(logged.iloc[0]["detail"])["audit_rows"] == 2
 
 
+@pytest.mark.parametrize("where", ["embedded", "external"])
+def test_the_retention_tab_counts_then_purges_and_shows_what_is_left(where: str, request, duck_warehouse: Warehouse,
+                                                                     tmp_path: Path, monkeypatch) -> None:
+    """The page a privacy officer uses, under AppTest: the retention tab's counts equal pandas's and the state's;
+    after Purge the same tab (its figures cached between runs) shows what is left: on the embedded warehouse no
+    inactive member and no old audit row, on PostgreSQL the members still there (listed for the owner) and no old
+    audit row. The Data quality page shows the same."""
+    from sqlalchemy import create_engine
+    from sqlalchemy.pool import NullPool
+
+    from tests.conftest import direct_page
+
+    state_url = f"sqlite:///{tmp_path}/state.sqlite"
+    monkeypatch.setenv("MEMBERLENS_STATE_URL", state_url)
+    monkeypatch.setenv("MEMBERLENS_RETENTION_INACTIVE_MEMBER_DAYS", "365")
+    monkeypatch.setenv("MEMBERLENS_DATA_DIR", str(tmp_path))
+    with open_state(state_url).begin() as conn:
+        conn.execute(insert(audit_log), [{"at": datetime(2020, 1, 1), "actor": "x", "action": "view_page"}] * 2)
+    if where == "embedded":
+        url = request.getfixturevalue("duck_copy").url
+        reader = Warehouse("duckdb", url, create_engine(url, poolclass=NullPool,  # the purge writes to the file
+                                                        connect_args={"read_only": True}), {})
+    else:
+        reader = request.getfixturevalue("pg_warehouse")
+    cutoff = datetime.combine(date.today() - timedelta(days=365), datetime.min.time())
+    inactive = _inactive_by_pandas(duck_warehouse if where == "embedded" else reader, cutoff)
+    assert inactive
+
+    def past(at) -> dict[str, int]:
+        table = next(df.value for df in at.dataframe if "past_period" in df.value.columns)
+        return table.set_index("item")["past_period"].astype(int).to_dict()
+
+    at, run = direct_page(reader, "pages/privacy_requests.py", monkeypatch)
+    run()
+    before = past(at)
+    assert (before["inactive members' personal data"], before["audit log rows"]) == (len(inactive), 2)
+    at.checkbox(key="privacy_purge_sure").check()
+    run()
+    at.button(key="privacy_purge").click()
+    run()
+    anonymised = len(inactive) if where == "embedded" else 0
+    assert any(f"{anonymised:,} members anonymised, 2 audit rows" in s.value for s in at.success)
+    run()
+    left = len(inactive) - anonymised
+    assert (past(at)["inactive members' personal data"], past(at)["audit log rows"]) == (left, 0)
+    quality, run_quality = direct_page(reader, "pages/data_quality.py", monkeypatch)
+    run_quality()
+    assert (past(quality)["inactive members' personal data"], past(quality)["audit log rows"]) == (left, 0)
+
+
 def test_retention_policy_is_configured_and_bounded(tmp_path: Path) -> None:
     secrets = tmp_path / "secrets.toml"
     secrets.write_text("[memberlens.retention]\nupload_days = 3\naudit_days = 500\n")
