@@ -256,7 +256,7 @@ if act_tab.open:
                                                                                          next=spec.step_labels[k]))
         dropped = int(total["dropped"].iloc[after])
         member_set(ctx.engine, dropoff_audience(spec, filters, after), key="funnel_dropoff",
-                   who=(_("behind the {count} members that stopped there.") if unit == "member" else
+                   who=(_("who stopped there.") if unit == "member" else
                         _("behind the {count} sessions that stopped there (anonymous sessions have no member)."))
                    .format(count=f"{dropped:,}"),
                    actor=default_author(), page="funnels")
