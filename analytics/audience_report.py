@@ -36,14 +36,14 @@ from typing import Any, NamedTuple
 
 import pandas as pd
 from scipy import stats
-from sqlalchemy import Date, Double, String, and_, case, cast, func, literal, select, tuple_
+from sqlalchemy import Date, Double, String, and_, case, cast, func, literal, null, select, tuple_, union_all
 
 from analytics import experiments, rfm
 from analytics.clustering import AGE_BANDS  # the bands the cluster portraits use
 from analytics.errors import InputError
 from analytics.filters import OPEN_SCOPE, Scope, scope_conditions
 from analytics.i18n import CODE_LABELS, DEFAULT_LANGUAGE, N_, _, code_label, language
-from analytics.sqlparts import count_if, sum_if
+from analytics.sqlparts import count_if, materialised, sum_if
 from analytics.storage.contract import campaign_members, members, order_items, orders, products
 from analytics.storage.db import Bind, connection, read_frame
 from analytics.targeting import (
@@ -127,11 +127,13 @@ def _with_shares(frame: pd.DataFrame, audience: str, everyone: str, by: str | No
 
 def audience_profile(bind: Bind, audience: CampaignAudience) -> AudienceProfile:
     """The targeted audience (both arms) against all members: attribute mix, sales summary and category mix
-    over the audience window (see the module docstring). Two statements: one pass over the members (a
-    grouping set per attribute and one for the totals) and one over the window's order lines."""
+    over the audience window (see the module docstring). One statement: the audience is computed once (a
+    materialised CTE) for a pass over the members (a grouping set per attribute and one for the totals) and one
+    over the window's order lines, the two results stacked (``UNION ALL``) and told apart by ``part``. As two
+    statements it computed the audience twice (2.8 s at 1M members)."""
     window = audience.window
     m = members.c
-    ids = audience.member_ids().subquery("audience")
+    ids = materialised(audience.member_ids(), "audience")
     scored = rfm.member_rfm(window)
     inside = ids.c.member_id.is_not(None)
     dims = {"tier": m.tier, "segment": func.coalesce(scored.c.segment, rfm.NO_PURCHASE), "region": m.region,
@@ -144,10 +146,13 @@ def audience_profile(bind: Bind, audience: CampaignAudience) -> AudienceProfile:
             .where(*scope_conditions(window.scope)).subquery("base"))  # "all members": those the user may see
     b = base.c
     in_audience = b.inside == 1
+    text, number = cast(null(), String), cast(null(), Double)
     # one pass over the members: a grouping set per dimension, and () for the totals
-    grouped = select(*(b[k] for k in dims), func.sum(b.inside).label("audience"), func.count().label("all_members"),
-                     count_if(and_(in_audience, b.orders > 0)).label("audience_buyers"),
-                     count_if(b.orders > 0).label("all_buyers"),
+    grouped = select(literal("mix").label("part"), *(b[k] for k in dims), text.label("category"),
+                     cast(func.sum(b.inside), Double).label("audience"),
+                     cast(func.count(), Double).label("all_members"),
+                     cast(count_if(and_(in_audience, b.orders > 0)), Double).label("audience_buyers"),
+                     cast(count_if(b.orders > 0), Double).label("all_buyers"),
                      func.coalesce(sum_if(in_audience, b.sales), 0.0).label("audience_sales"),
                      func.coalesce(func.sum(b.sales), 0.0).label("all_sales"),
                      func.coalesce(sum_if(in_audience, b.orders), 0.0).label("audience_orders"),
@@ -156,17 +161,21 @@ def audience_profile(bind: Bind, audience: CampaignAudience) -> AudienceProfile:
     o, lines = orders.c, order_items.c
     in_order = o.member_id.in_(select(ids.c.member_id))
     amount = cast(lines.line_amount, Double)
-    by_category = (select(products.c.category,
+    by_category = (select(literal("categories").label("part"), *(text.label(k) for k in dims),
+                          products.c.category, number.label("audience"), number.label("all_members"),
+                          number.label("audience_buyers"), number.label("all_buyers"),
                           func.coalesce(sum_if(in_order, amount), 0.0).label("audience_sales"),
-                          func.sum(amount).label("all_sales"))
+                          func.sum(amount).label("all_sales"), number.label("audience_orders"),
+                          number.label("all_orders"))
                    .select_from(order_items.join(orders, o.order_id == lines.order_id)
                                 .outerjoin(products, products.c.product_id == lines.product_id))
                    .where(o.status == "completed", o.member_id.is_not(None), o.ordered_at >= window.start_ts,
                           o.ordered_at < window.end_ts)
                    .group_by(products.c.category))
-    with connection(bind, hash_joins=True) as conn:
-        sets = read_frame(conn, grouped)
-        categories = read_frame(conn, by_category)
+    both = read_frame(bind, union_all(grouped, by_category), hash_joins=True)
+    sets = both[both["part"] == "mix"].drop(columns=["part", "category"]).reset_index(drop=True)
+    categories = both.loc[both["part"] == "categories", ["category", "audience_sales", "all_sales"]].reset_index(
+        drop=True)
     keys = sets[list(dims)]
     row = sets[keys.isna().all(axis=1)].iloc[0]  # the () set: every member
     parts = []
