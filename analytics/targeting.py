@@ -48,7 +48,7 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import date, datetime, time, timedelta
 from typing import Any, ClassVar
@@ -570,26 +570,40 @@ class Preview:
         return self.targeted - self.control
 
 
+def preview_arms(audience: CampaignAudience) -> Select:
+    """One row per matching member: ``member_id``, ``targeted`` and ``control`` (1 or 0) and ``reach_<channel>``
+    (what :func:`preview` counts, and :func:`analytics.audience_report.preview_and_overlap` shares)."""
+    matched = _matched(audience).subquery("matched")
+    return select(matched.c.member_id, case((_targeted(audience, matched), 1), else_=0).label("targeted"),
+                  case((_control(audience, matched), 1), else_=0).label("control"),
+                  *(matched.c[f"reach_{c}"] for c in CHANNELS))
+
+
+def preview_counts(arms: Any) -> Select:
+    """Members and reachable members per (targeted, control) of :func:`preview_arms` (a subquery or CTE)."""
+    a = arms.c
+    return select(a.targeted, a.control, func.count().label("members"),
+                  *(func.sum(a[f"reach_{c}"]).label(c) for c in CHANNELS)).group_by(a.targeted, a.control)
+
+
+def preview_from_counts(rows: Sequence[Mapping[str, Any]]) -> Preview:
+    """The :class:`Preview` of :func:`preview_counts`' rows."""
+    targeted = [r for r in rows if int(r["targeted"]) == 1]
+    treated = [r for r in targeted if int(r["control"]) == 0]
+    return Preview(sum(int(r["members"]) for r in rows), sum(int(r["members"]) for r in targeted),
+                   sum(int(r["members"]) for r in targeted if int(r["control"]) == 1),
+                   {c: sum(int(r[c]) for r in targeted) for c in CHANNELS},
+                   {c: sum(int(r[c]) for r in treated) for c in CHANNELS})
+
+
 def preview(bind: Bind, audience: CampaignAudience) -> Preview:
     """Audience size, targeted size, control size and reachable per channel, in one SQL statement.
 
     The members are grouped by (targeted, control): each member's hash is computed once (counting the arms
     with conditional counts computed it once per count, four times the work at 1M members)."""
-    matched = _matched(audience).subquery("matched")
-    arms = select(case((_targeted(audience, matched), 1), else_=0).label("targeted"),
-                  case((_control(audience, matched), 1), else_=0).label("control"),
-                  *(matched.c[f"reach_{c}"] for c in CHANNELS)).subquery("arms")
-    a = arms.c
-    counts = select(a.targeted, a.control, func.count().label("members"),
-                    *(func.sum(a[f"reach_{c}"]).label(c) for c in CHANNELS)).group_by(a.targeted, a.control)
+    counts = preview_counts(preview_arms(audience).subquery("arms"))
     with connection(bind) as conn:
-        rows = [row._mapping for row in conn.execute(counts)]
-    targeted = [r for r in rows if r["targeted"] == 1]
-    treated = [r for r in targeted if r["control"] == 0]
-    return Preview(sum(int(r["members"]) for r in rows), sum(int(r["members"]) for r in targeted),
-                   sum(int(r["members"]) for r in targeted if r["control"] == 1),
-                   {c: sum(int(r[c]) for r in targeted) for c in CHANNELS},
-                   {c: sum(int(r[c]) for r in treated) for c in CHANNELS})
+        return preview_from_counts([row._mapping for row in conn.execute(counts)])
 
 
 def targeted_members(bind: Bind, audience: CampaignAudience) -> pd.DataFrame:

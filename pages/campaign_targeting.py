@@ -30,16 +30,19 @@ from analytics.targeting_table import compose_rules, read_table, table_from_rule
 from analytics.targeting_values import value_notes
 from ui.app_state import app_state, default_author, state_location, unavailable
 from ui.audience_views import (
+    CURRENT,
+    OVERLAP_TAB,
     balance_view,
     condition_picker,
     forecast_view,
     funnel_view,
     known_lookup,
+    overlap_choice,
     overlap_view,
     profile_view,
     reach_chart,
 )
-from ui.cached import cached_audience_preview
+from ui.cached import cached_audience_preview, cached_preview_and_overlap
 from ui.context import page_inputs
 from ui.format import count, plain_text
 from ui.member_sets import INBOX_KEY, member_set
@@ -336,7 +339,16 @@ if problems:  # sizes without the rows in error would mislead; the table keeps w
 try:
     audience = CampaignAudience(Filters(filters.start, filters.end, scope=filters.scope), rules, int(cap) or None,
                                 int(size) or None, holdout, key, lookback=lookback)
-    sizes = cached_audience_preview(ctx.engine, audience)
+    counted = None
+    try:  # the Overlap tab open: the audience sized and its overlaps counted in one statement
+        compared = tuple((label, _saved_audience(label)) for label in overlap_choice(list(saved_audiences),
+                                                                                      "target_tab"))
+    except (MemberLensError, KeyError):
+        compared = ()  # the tab says which saved audience cannot be read
+    if compared:
+        sizes, counted = cached_preview_and_overlap(ctx.engine, audience, _(CURRENT), compared)
+    else:
+        sizes = cached_audience_preview(ctx.engine, audience)
 except SpecError as problem:
     st.error(str(problem), icon=":material/rule:")
     st.stop()
@@ -371,7 +383,7 @@ reach_chart(sizes)
 
 # Only the open tab runs (on_change="rerun"): overlap, profile and balance each cost as much as the preview
 members_tab, profile_tab, overlap_tab, balance_tab, forecast_tab, save_tab = st.tabs(
-    [_("Members"), _("Profile"), _("Overlap"), _("Control balance"), _("Forecast"), _("Save")], key="target_tab",
+    [_("Members"), _("Profile"), _(OVERLAP_TAB), _("Control balance"), _("Forecast"), _("Save")], key="target_tab",
     on_change="rerun")
 if members_tab.open:
     with members_tab:
@@ -384,7 +396,7 @@ if profile_tab.open:
         profile_view(ctx.engine, audience, sizes.targeted)
 if overlap_tab.open:
     with overlap_tab:
-        overlap_view(ctx.engine, audience, list(saved_audiences), _saved_audience)
+        overlap_view(ctx.engine, audience, list(saved_audiences), _saved_audience, counted)
 if balance_tab.open:
     with balance_tab:
         balance_view(ctx.engine, audience, sizes)

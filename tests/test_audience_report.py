@@ -113,6 +113,23 @@ def test_overlap_matrix_counts_members_in_both(warehouse: Warehouse) -> None:
         overlap_matrix(warehouse.engine, {})
 
 
+def test_preview_and_overlap_in_one_statement_equal_both_apart(warehouse: Warehouse) -> None:
+    """What the Overlap tab shows (one statement) equals the preview and the overlap matrix computed apart, and
+    the pandas sets: an audience with a cap, a maximum size and a holdout against two saved ones."""
+    from analytics.targeting import preview
+
+    this = spec_for(warehouse, BUYERS, frequency_cap_days=14, max_size=300, holdout=0.2, campaign_key="now")
+    others = {"gold": spec_for(warehouse, GOLD), "east": spec_for(warehouse, EAST, max_size=400, campaign_key="e")}
+    sizes, matrix = audience_report.preview_and_overlap(warehouse.engine, parse_spec(this),
+                                                        {n: parse_spec(s) for n, s in others.items()}, "this")
+    assert sizes == preview(warehouse.engine, parse_spec(this)) and sizes.targeted == 300
+    pd.testing.assert_frame_equal(matrix, overlap_matrix(warehouse.engine, {"this": this, **others}))
+    sets = {"this": reference_targeted(warehouse, this), **{n: reference_targeted(warehouse, s) for n, s in
+                                                            others.items()}}
+    assert matrix.to_numpy().tolist() == [[len(sets[a] & sets[b]) for b in sets] for a in sets]
+    assert matrix.loc["this", "gold"] > 0
+
+
 def test_profile_against_all_members_matches_pandas(warehouse: Warehouse) -> None:
     spec = spec_for(warehouse, BUYERS + EAST, frequency_cap_days=7)
     ids = reference_targeted(warehouse, spec)

@@ -407,6 +407,9 @@ def test_audience_report_and_forecast(spark_warehouse: Warehouse, duck_twin: War
     spec = targeting.parse_spec(data)
     other = targeting.parse_spec({**data, "rules": {"match": "all", "conditions": TARGETING_SPECS["numbers"]}})
     both(spark_warehouse, duck_twin, lambda e: audience_report.overlap_matrix(e, {"a": spec, "b": other}))
+    sizes, matrix = audience_report.preview_and_overlap(spark_warehouse.engine, spec, {"b": other}, "a")
+    assert sizes == targeting.preview(duck_twin.engine, spec)
+    pd.testing.assert_frame_equal(matrix, audience_report.overlap_matrix(duck_twin.engine, {"a": spec, "b": other}))
     both(spark_warehouse, duck_twin, lambda e: audience_report.audience_profile(e, spec), ordered=False)  # ties
     both(spark_warehouse, duck_twin, lambda e: audience_report.balance_check(e, spec))
     types = both(spark_warehouse, duck_twin, forecast.forecast_types)

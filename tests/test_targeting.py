@@ -414,6 +414,8 @@ def test_every_tab_of_the_targeting_page(warehouse: Warehouse, monkeypatch, tmp_
         "this": targeting.parse_spec(spec), "gold": targeting.parse_spec({**saved, "name": "Gold only"})})
     chart = at.get("plotly_chart")[-1].proto.spec
     assert f"{matrix.loc['this', 'gold']:,}" in chart
+    sizes = targeting.preview(warehouse.engine, targeting.parse_spec(spec))  # counted with the overlap here
+    assert {m.label: m.value for m in at.metric}["Targeted"] == f"{sizes.targeted:,}"
     at.session_state["target_tab"] = "Control balance"
     run()
     # the page's plan: conversion without the message from past campaigns' control arms (pandas), to 0.1 %

@@ -16,6 +16,7 @@ import streamlit as st
 from sqlalchemy import Engine
 
 from analytics import audience_report, forecast, targeting, targeting_values
+from analytics.errors import MemberLensError
 from analytics.i18n import N_, _
 from analytics.targeting import CHANNELS, FIELDS, OPERATORS, CampaignAudience, ConditionFunnel, Preview
 from analytics.targeting_values import KnownList, Lookup
@@ -260,18 +261,42 @@ def _shares_chart(frame: pd.DataFrame, by: str, title: str, row_height: int, key
     show_chart(chart, key=key)
 
 
+OVERLAP_TAB = N_("Overlap")
+OVERLAP_CHOICE_KEY = "target_overlap_with"
+
+
+def overlap_choice(saved_labels: Sequence[str], tab_key: str) -> list[str]:
+    """The saved audiences the Overlap tab compares when it is the open tab of ``tab_key`` (its multiselect's
+    value, the first three by default), else none: read before the tabs are drawn, so that the page can size the
+    audience and count the overlaps in one statement."""
+    if st.session_state.get(tab_key) != _(OVERLAP_TAB) or not saved_labels:
+        return []
+    chosen = st.session_state.get(OVERLAP_CHOICE_KEY, list(saved_labels[:3]))
+    return [label for label in chosen if label in saved_labels][:audience_report.MAX_OVERLAP - 1]
+
+
 def overlap_view(engine: Engine, audience: CampaignAudience, saved_labels: list[str],
-                 saved_audience: Callable[[str], CampaignAudience]) -> None:
+                 saved_audience: Callable[[str], CampaignAudience], counted: pd.DataFrame | None = None) -> None:
+    """The overlap matrix of the audience with the saved audiences chosen here; ``counted``: the matrix already
+    counted with the preview (see :func:`overlap_choice`), used when it holds the audiences chosen."""
     if not saved_labels:
         st.info(_("No saved audience to compare with yet: save one under **Save**."), icon=":material/join_inner:")
         return
     chosen = st.multiselect(_("Compare with saved audiences"), saved_labels, default=saved_labels[:3],
-                            max_selections=audience_report.MAX_OVERLAP - 1, key="target_overlap_with",
+                            max_selections=audience_report.MAX_OVERLAP - 1, key=OVERLAP_CHOICE_KEY,
                             help=_("Members targeted by both: each audience after its own frequency cap and maximum "
                                    "size, both arms."))
     if not chosen:
         return
-    matrix = cached_overlap(engine, ((_(CURRENT), audience), *((name, saved_audience(name)) for name in chosen)))
+    if counted is not None and list(counted.index) == [_(CURRENT), *chosen]:
+        matrix = counted
+    else:
+        try:
+            others = tuple((name, saved_audience(name)) for name in chosen)
+        except (MemberLensError, KeyError) as problem:
+            st.error(_("A saved audience cannot be read: {problem}").format(problem=problem), icon=":material/rule:")
+            return
+        matrix = cached_overlap(engine, ((_(CURRENT), audience), *others))
     shares = audience_report.overlap_shares(matrix)
     text = [[f"{matrix.iloc[i, j]:,}<br>{shares.iloc[i, j]:.0%}" if pd.notna(shares.iloc[i, j]) else "0"
              for j in range(len(matrix))] for i in range(len(matrix))]

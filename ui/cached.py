@@ -343,6 +343,15 @@ def cached_read_out(engine: Engine, campaign_id: str, scope: Scope = OPEN_SCOPE)
     return experiments.read_out(engine, campaign_id, scope)
 
 
+@cached("Sizing the audience and counting the overlaps…", max_entries=16)
+def cached_preview_and_overlap(engine: Engine, audience: targeting.CampaignAudience, name: str,
+                               others: tuple[tuple[str, targeting.CampaignAudience], ...]
+                               ) -> tuple[targeting.Preview, pd.DataFrame]:
+    """The preview and the overlap matrix (``audience`` as ``name``, then ``others``) from one statement: what the
+    page shows while the Overlap tab is open."""
+    return audience_report.preview_and_overlap(engine, audience, dict(others), name)
+
+
 @cached("Counting the overlaps…", max_entries=16)
 def cached_overlap(engine: Engine, audiences: tuple[tuple[str, targeting.CampaignAudience], ...]) -> pd.DataFrame:
     """The overlap matrix of named audiences (``audiences``: (name, audience) pairs)."""
