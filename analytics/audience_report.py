@@ -276,8 +276,8 @@ def balance_check(bind: Bind, audience: CampaignAudience) -> pd.DataFrame:
     docstring). Empty when an arm is empty."""
     window = audience.window
     m = members.c
-    arms = targeted_select(audience).subquery("arms")
-    totals = member_order_totals(window)
+    arms = materialised(targeted_select(audience), "arms")
+    totals = member_order_totals(window, within=select(arms.c.member_id))  # only the targeted members' orders
     end = literal(window.end, Date)
     numbers = {"age": age_on(window.end, m.birth_date), "points_balance": m.points_balance,
                "orders": func.coalesce(totals.c.order_count, 0), "net_sales": func.coalesce(totals.c.net_sales, 0),

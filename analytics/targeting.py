@@ -351,12 +351,15 @@ def _earliest(days: list[date | None]) -> date | None:
     return None if any(d is None for d in days) else min(days)  # type: ignore[type-var]
 
 
-def member_order_totals(window: Filters, all_time: bool = False) -> Any:
+def member_order_totals(window: Filters, all_time: bool = False, within: Any = None) -> Any:
     """Per member with a completed order: ``order_count`` and ``net_sales`` in the window, ``last_at`` (the
-    last completed order up to the window's end; before the window too when ``all_time``). A subquery."""
+    last completed order up to the window's end; before the window too when ``all_time``). A subquery; ``within``
+    (a select of member ids) limits it to those members, so that only their orders are grouped."""
     o = orders.c
     in_window = o.ordered_at >= window.start_ts
     scope = [o.status == "completed", o.member_id.is_not(None), o.ordered_at < window.end_ts]
+    if within is not None:
+        scope.append(o.member_id.in_(within))
     if window.scope.channels:  # a user restricted to some sales channels sees only their orders
         scope.append(o.channel.in_(window.scope.channels))
     if not all_time:  # read the window only

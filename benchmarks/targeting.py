@@ -75,7 +75,7 @@ def targeting_scenario(warehouse: Path, repeat: int) -> None:
                            ("preview + overlap with 3 saved audiences, apart", together),
                            ("preview + overlap in one statement (what the Overlap tab runs)", combined_s),
                            ("profile against all members (one statement)", profile_s),
-                           ("treatment / control balance (two statements)", balance_s)]:
+                           ("treatment / control balance (one statement)", balance_s)]:
         print(f"| {label} | {seconds * 1000:,.0f} ms | {seconds / floor:.1f} |")
     targets = [("preview", preview_s, 1.0), ("preview + overlap", combined_s, 1.5), ("profile", profile_s, 2.0),
                ("balance", balance_s, 1.0)]
