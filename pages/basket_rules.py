@@ -242,7 +242,7 @@ def compare_two_segments() -> None:
             compared = compared.assign(antecedents=compared["antecedents"].map(named),
                                        consequents=compared["consequents"].map(named))
             st.dataframe(compared[["antecedents", "consequents", "lift_first", "lift_second", "lift_difference"]],
-                         hide_index=True, column_config={
+                         hide_index=True, placeholder="", column_config={  # an empty lift: see the caption
                              "antecedents": "A", "consequents": "B",
                              "lift_first": st.column_config.NumberColumn(_("Lift, {segment}").format(
                                  segment=label(first)), format="%.2f"),
