@@ -199,6 +199,24 @@ if session.get("target_opened"):
     st.info(session["target_opened"], icon=":material/bookmark:")
 
 # --- the builder ------------------------------------------------------------------------------------------
+#: What the Save button's callback did, shown in the Save tab of the run it starts.
+SAVE_OUTCOME_KEY = "target_save_outcome"
+
+
+def _save(audience: CampaignAudience, targeted: int) -> None:
+    """The Save button's callback: the audience as the reader saw it when clicking, saved before the page runs, so
+    that the run's lists of saved audiences already hold the new version."""
+    try:
+        stored = save_audience(state, session.get("target_name", ""), audience.to_json(), targeted,
+                               require(ctx.principal, SAVE_AUDIENCE).identity[:100], session.get("target_note") or None)
+    except MemberLensError as problem:
+        session[SAVE_OUTCOME_KEY] = ("error", str(problem))
+    else:
+        session[SAVE_OUTCOME_KEY] = ("saved", _("Saved **{name}** version {version}: {members} members targeted now.")
+                                     .format(name=plain_text(stored.name), version=stored.version,
+                                             members=count(stored.size)))
+
+
 saved_audiences: dict[str, CampaignAudience | None] = dict(session["target_saved_extra"])  # None: read when chosen
 if state is not None:
     for audience_name, audience_version in latest.items():
@@ -408,21 +426,19 @@ if save_tab.open:
         if state is None:
             st.caption(_("Saving needs the app-state database (see the warning above)."))
         else:
+            if outcome := session.pop(SAVE_OUTCOME_KEY, None):  # from the Save button's callback (see _save)
+                kind, message = outcome
+                if kind == "saved":
+                    st.success(message, icon=":material/check:")
+                else:
+                    st.error(message, icon=":material/error:")
             name_col, author_col = st.columns(2)
-            name = name_col.text_input(_("Audience name"), key="target_name", max_chars=100,
-                                       help=_("Saving under an existing name adds a new version; earlier versions "
-                                              "stay as they were."))
+            name_col.text_input(_("Audience name"), key="target_name", max_chars=100,
+                                help=_("Saving under an existing name adds a new version; earlier versions "
+                                       "stay as they were."))
             author_col.text_input(_("Saved by"), value=default_author(), disabled=True,
                                   help=_("Your signed-in identity: saves are recorded under it."))
-            note = st.text_input(_("Note (optional)"), key="target_note", max_chars=500)
-            if st.button(_("Save"), icon=":material/save:", type="primary", key="target_save",
-                         disabled=not allowed(ctx.principal, SAVE_AUDIENCE)):
-                try:
-                    stored = save_audience(state, name, audience.to_json(), sizes.targeted,
-                                           require(ctx.principal, SAVE_AUDIENCE).identity[:100], note or None)
-                except MemberLensError as problem:
-                    st.error(str(problem), icon=":material/error:")
-                else:
-                    st.success(_("Saved **{name}** version {version}: {members} members targeted now.").format(
-                        name=plain_text(stored.name), version=stored.version, members=count(stored.size)),
-                        icon=":material/check:")
+            st.text_input(_("Note (optional)"), key="target_note", max_chars=500)
+            st.button(_("Save"), icon=":material/save:", type="primary", key="target_save",
+                      disabled=not allowed(ctx.principal, SAVE_AUDIENCE), on_click=_save,
+                      args=(audience, sizes.targeted))

@@ -341,6 +341,7 @@ def test_saving_reopening_and_versions_on_the_page(warehouse: Warehouse, monkeyp
     at.button(key="target_save").click()
     run()
     assert "version 1" in at.success[0].value
+    assert f"{name} (v1)" in at.multiselect(key="target_include").options  # listed in the run that saved it
     at.slider(key="target_holdout").set_value(20)
     run()
     at.button(key="target_save").click()
