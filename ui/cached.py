@@ -44,6 +44,7 @@ from analytics.filters import OPEN_SCOPE, FilterOptions, Filters, Scope, filter_
 from analytics.i18n import LANGUAGES, _, language, translated
 from analytics.quality import DEFAULT_THRESHOLDS, QualityReport, QualityThresholds, quality_report
 from analytics.storage.warehouse import DataSpan, SchemaReport, check_schema, data_span, table_overview
+from ui.app_state import state_engine
 
 TTL_SECONDS = 600
 
@@ -159,8 +160,6 @@ def cached_schema_and_counts(engine: Engine) -> tuple[SchemaReport, pd.DataFrame
 def cached_retention_report(engine: Engine, policy: privacy_rights.RetentionPolicy, today: date) -> pd.DataFrame:
     """What is past its retention period (Data quality and Privacy requests): an anti-join of the members against
     their orders and events, half a second on PostgreSQL at 50,000 members. A purge clears it."""
-    from ui.app_state import state_engine
-
     return privacy_rights.retention_report(engine, state_engine(), policy, today)
 
 
