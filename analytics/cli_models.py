@@ -10,6 +10,7 @@ import argparse
 import getpass
 import os
 import sys
+import time
 from datetime import date
 
 import pandas as pd
@@ -20,6 +21,7 @@ from analytics.clv_sql import clv_member_frame, clv_parameters_frame
 from analytics.commandline import iso_date
 from analytics.errors import UsageError
 from analytics.i18n import N_, _
+from analytics.prediction_audiences import PinnedModel, store_scores
 from analytics.storage.appstate import open_state, resolve_state_url
 from analytics.storage.model_registry import MODEL_KINDS, StoredModel, latest_model, list_models, load_model, save_model
 
@@ -88,6 +90,7 @@ def _models(ctx: Context) -> pd.DataFrame:
         print((_("note: stored {model} ({algorithm}): {why}") if "why" in trained["card"] else
                _("note: stored {model} ({algorithm})")).format(model=stored.label, algorithm=algorithm,
                                                               why=trained["card"].get("why")), file=sys.stderr)
+        _keep_scores(ctx, stored)
         return _card_rows(stored)
     stored = latest_model(state, args.model)
     if stored is None:
@@ -97,6 +100,7 @@ def _models(ctx: Context) -> pd.DataFrame:
     scores = predictions.score_members(ctx.engine, models, stored.as_of)
     print(_("note: {n:,} members scored with {model} as of {day}").format(n=len(scores), model=stored.label,
                                                                           day=stored.as_of), file=sys.stderr)
+    _keep_scores(ctx, stored)
     if args.members or args.model == "clv":
         return scores
     column = "churn_risk" if args.model == "churn" else "purchase_propensity"
@@ -104,6 +108,16 @@ def _models(ctx: Context) -> pd.DataFrame:
     table = scores.groupby(bands, sort=False)[column].agg(["size", "mean"]).rename(
         columns={"size": "members", "mean": f"mean_{column}"}).rename_axis("band")
     return table.reindex([band[0] for band in predictions.BANDS]).dropna(how="all").reset_index()
+
+
+def _keep_scores(ctx: Context, stored: StoredModel) -> None:
+    """Keep the model's scores in an embedded warehouse's score store, for targeting conditions to read."""
+    started = time.perf_counter()
+    kept = store_scores(ctx.engine, PinnedModel.from_stored(stored), stored.as_of)
+    if kept is not None:
+        print(_("note: scores of {model} on {day} kept for targeting conditions ({seconds} s): {path}").format(
+            model=stored.label, day=stored.as_of, seconds=f"{time.perf_counter() - started:.1f}", path=kept),
+            file=sys.stderr)
 
 
 def _clv_options(parser: argparse.ArgumentParser) -> None:

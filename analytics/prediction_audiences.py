@@ -10,30 +10,37 @@ by a pinned model version.
   range), with "Use in Campaign targeting".
 
 Members are selected with :func:`analytics.predictions.score_select`, the same SQL the Predictions page lists and
-exports, so a preview counts exactly the members the page shows.
+exports, so a preview counts exactly the members the page shows. On an embedded DuckDB warehouse a condition reads
+the scores back from the score store when they were stored for this model, day and warehouse state (by
+:func:`store_scores`, when a model is trained or scored): the same members, without scoring them again
+(:mod:`analytics.storage.score_store`).
 """
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
+from pathlib import Path
 from typing import Any, ClassVar
 
-from sqlalchemy import ColumnElement, Select, select
+from sqlalchemy import Boolean, ColumnElement, Engine, Select, func, select
+from sqlalchemy.ext.compiler import compiles
 
 from analytics import audiences
 from analytics.audiences import Audience, audience_kind
 from analytics.errors import SpecError
 from analytics.i18n import N_, _
 from analytics.storage.contract import members
+from analytics.storage.score_store import store_for
 from analytics.targeting_fields import FIELDS, CompileContext, RangeField
 
 #: Score -> the model kind that gives it.
 SCORES: dict[str, str] = {"churn_risk": "churn", "purchase_propensity": "propensity", "predicted_clv": "clv",
                           "p_alive": "clv", "expected_orders": "clv"}
 MODEL_KINDS = ("churn", "propensity", "clv")
-#: Most JSON a pinned model may take (a boosted model's trees are the largest, about 150 KB).
+#: Most JSON a pinned model may take (a boosted model with its card is the largest, about 45 KB).
 MAX_MODEL_CHARS = 500_000
 
 
@@ -82,21 +89,78 @@ class ScoreRange:
 def scored_members(score: str, low: float | None, high: float | None, model: PinnedModel, as_of: date,
                    within: Any = None) -> Select:
     """The ids of members whose ``score`` on ``as_of`` lies in ``[low, high]`` (among ``within``, a one-column
-    ``member_id`` CTE, when given: only they are scored)."""
+    ``member_id`` CTE, when given: only they are scored), computed in the warehouse."""
     from analytics import predictions  # scikit-learn is loaded only when a prediction is used
 
     models = predictions.Models.from_stored({model.kind: dict(model.data)})
     scored = predictions.score_select(models, as_of, within).subquery("scored")
-    column = scored.c[score]
-    # Each mention of the score is the model's whole expression again (the warehouse inlines it): say it once
-    # where one bound does (a missing score fails a comparison anyway).
+    return select(scored.c.member_id).where(_in_range(scored.c[score], low, high))
+
+
+def stored_members(path: Path, score: str, low: float | None, high: float | None) -> Select:
+    """The ids of members whose ``score`` lies in ``[low, high]``, read from a score store file
+    (:mod:`analytics.storage.score_store`; only a DuckDB warehouse can read it)."""
+    stored = func.read_parquet(str(path)).table_valued("member_id", score).alias("stored")
+    return select(stored.c.member_id).where(_in_range(stored.c[score], low, high))
+
+
+def _in_range(column: Any, low: float | None, high: float | None) -> ColumnElement[bool]:
+    # Each mention of a computed score is the model's whole expression again (the warehouse inlines it): say it
+    # once where one bound does (a missing score fails a comparison anyway).
     if low is not None and high is not None:
-        condition = column.between(low, high)
-    elif low is not None or high is not None:
-        condition = column >= low if low is not None else column <= high
-    else:
-        condition = column.is_not(None)
-    return select(scored.c.member_id).where(condition)
+        return column.between(low, high)
+    if low is not None or high is not None:
+        return column >= low if low is not None else column <= high
+    return column.is_not(None)
+
+
+class ScoreCondition(ColumnElement[bool]):
+    """``member_id IN`` the members whose score lies in a range: read from the warehouse's score store when it
+    holds this model's scores on this day for the warehouse as it is now, else computed in the warehouse
+    (:func:`scored_members`). Decided each time a statement is compiled, so it is never cached."""
+
+    inherit_cache = False
+    type = Boolean()
+
+    def __init__(self, member_id: Any, score: str, value: ScoreRange, as_of: date, within: Any = None) -> None:
+        self.member_id, self.score, self.value, self.as_of, self.within = member_id, score, value, as_of, within
+
+
+@compiles(ScoreCondition)
+def _compile_score_condition(element: ScoreCondition, compiler: Any, **kw: Any) -> str:
+    value = element.value
+    store = store_for(compiler.dialect)
+    path = store.find(value.model.kind, value.model.data, element.as_of) if store is not None else None
+    members_in = (stored_members(path, element.score, value.low, value.high) if path is not None else
+                  scored_members(element.score, value.low, value.high, value.model, element.as_of, element.within))
+    return compiler.process(element.member_id.in_(members_in), **kw)
+
+
+def kind_scores(kind: str) -> tuple[str, ...]:
+    """The scores a model kind gives (what the score store keeps of it)."""
+    return tuple(score for score, of in SCORES.items() if of == kind)
+
+
+def store_scores(engine: Engine, model: PinnedModel, as_of: date) -> Path | None:
+    """Score every member with ``model`` on ``as_of`` in the warehouse and keep the scores in its score store, so
+    targeting conditions on them read them back; where the store already holds them, nothing is computed. Returns
+    the file, or None: the warehouse has no store (it is not a DuckDB file)."""
+    from analytics import predictions
+
+    store = store_for(engine.dialect)
+    if store is None:
+        return None
+    if (kept := store.find(model.kind, model.data, as_of)) is not None:
+        return kept
+    state = store.state()  # before scoring: a write meanwhile leaves these scores stale, never read
+    models = predictions.Models.from_stored({model.kind: dict(model.data)})
+    scored = predictions.score_select(models, as_of).subquery("scored")
+    with engine.connect() as conn, warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "Arrow output on a DB-API result")  # one copy of a few columns
+        result = conn.execute(select(*(scored.c[name] for name in ("member_id", *kind_scores(model.kind)))))
+        table = result.cursor.to_arrow_table()
+        result.close()
+    return store.write(model.kind, model.data, as_of, state, table)
 
 
 class PredictionField(RangeField):
@@ -128,8 +192,7 @@ class PredictionField(RangeField):
         return super().text((value.low, value.high))
 
     def where(self, op: str, value: ScoreRange, ctx: CompileContext) -> ColumnElement[bool]:
-        return members.c.member_id.in_(scored_members(self.key, value.low, value.high, value.model, ctx.window.end,
-                                                      ctx.candidates))
+        return ScoreCondition(members.c.member_id, self.key, value, ctx.window.end, ctx.candidates)
 
 
 for _field in (

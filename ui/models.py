@@ -12,7 +12,7 @@ from analytics import predictions
 from analytics.access import TRAIN_MODELS, require
 from analytics.errors import MemberLensError
 from analytics.i18n import N_, _, format_day
-from analytics.prediction_audiences import PinnedModel
+from analytics.prediction_audiences import PinnedModel, store_scores
 from analytics.storage.appstate import resolve_state_url
 from analytics.storage.model_registry import MODEL_KINDS, STALE_AFTER_DAYS, StoredModel, latest_model, save_model
 from ui.app_state import app_state, record
@@ -98,8 +98,10 @@ def train_now(engine: Engine, kinds: tuple[str, ...], as_of: date) -> None:
                 st.error(problem.message, icon=":material/query_stats:")
                 return
             record(principal, "train_model", {"page": "predictions", "model": kind, "as_of": as_of.isoformat()})
-            save_model(state, kind, trained["card"].get("algorithm", "bgnbd+gammagamma"), as_of, trained,
-                       principal.identity)
+            stored = save_model(state, kind, trained["card"].get("algorithm", "bgnbd+gammagamma"), as_of, trained,
+                                principal.identity)
+            status.write(_("Keeping the {model}'s scores for Campaign targeting…").format(model=kind_name(kind)))
+            store_scores(engine, PinnedModel.from_stored(stored), as_of)
         status.update(label=_("Models trained and stored"), state="complete", expanded=False)
     forget_models()
     st.rerun()

@@ -114,6 +114,7 @@ def _train_demo_models(url: str) -> None:
     cannot be trained (a small demo) is left to the page, which says why."""
     from analytics import predictions
     from analytics.errors import MemberLensError
+    from analytics.prediction_audiences import PinnedModel, store_scores
     from analytics.storage.model_registry import save_model
     from ui.app_state import app_state
 
@@ -128,8 +129,10 @@ def _train_demo_models(url: str) -> None:
                            else predictions.train_classifier(engine, kind))
             except MemberLensError:
                 continue
-            save_model(state, kind, trained["card"].get("algorithm", "bgnbd+gammagamma"),
-                       date.fromisoformat(trained["card"]["as_of"]), trained, "demo set-up")
+            as_of = date.fromisoformat(trained["card"]["as_of"])
+            stored = save_model(state, kind, trained["card"].get("algorithm", "bgnbd+gammagamma"), as_of, trained,
+                                "demo set-up")
+            store_scores(engine, PinnedModel.from_stored(stored), as_of)
     finally:
         engine.dispose()
 

@@ -24,9 +24,11 @@ from sqlalchemy.exc import NoSuchModuleError
 
 from analytics.errors import InputError, WarehouseError
 from analytics.i18n import _
+from analytics.storage import score_store
 from analytics.storage.contract import TABLE_TIME_COLUMNS, WAREHOUSE_TABLES, expected_columns, orders
 from analytics.storage.databases import WAREHOUSE, DatabaseConfig, data_dir, secrets_paths
 from analytics.storage.db import Bind, connection
+from analytics.storage.score_store import ScoreStore
 
 WAREHOUSE_URL_ENV = WAREHOUSE.env
 
@@ -38,6 +40,8 @@ DUCKDB_MEMORY_ENV = "MEMBERLENS_DUCKDB_MEMORY_LIMIT"
 DEFAULT_DUCKDB_MEMORY = "4GB"
 #: A PostgreSQL role analysis sessions switch to (``SET ROLE``), e.g. a read-only one: ``MEMBERLENS_WAREHOUSE_ROLE``.
 WAREHOUSE_ROLE_ENV = "MEMBERLENS_WAREHOUSE_ROLE"
+#: The score store's folder inside the data folder (:mod:`analytics.storage.score_store`).
+SCORE_STORE_DIR = "score_store"
 
 
 class QueryStopped(InputError):
@@ -72,12 +76,18 @@ def stopped_query(exc: BaseException) -> QueryStopped | None:
     return None
 
 
-def _duckdb_guard(engine: Engine, parsed_query: Mapping[str, object]) -> None:
+def _duckdb_guard(engine: Engine, parsed_query: Mapping[str, object], warehouse_file: Path | None) -> None:
     """Analysis connections to DuckDB: a memory cap (unless the URL sets one), spilling into a folder of this
-    process's own, no access to files or the network beyond it, and statements interrupted at the timeout."""
+    process's own, no access to files or the network beyond it and the score store of a warehouse file
+    (:mod:`analytics.storage.score_store`), and statements interrupted at the timeout."""
     memory = None if "memory_limit" in parsed_query else _duckdb_size(
         os.environ.get(DUCKDB_MEMORY_ENV, "").strip() or DEFAULT_DUCKDB_MEMORY)
     spill = data_dir() / "duckdb_tmp" / str(os.getpid())
+    readable = [spill]
+    if warehouse_file is not None:  # it may read the scores MemberLens stored for it (and nothing else)
+        store = ScoreStore(data_dir() / SCORE_STORE_DIR, warehouse_file)
+        score_store.enable(engine, store)
+        readable.append(store.directory)
 
     @event.listens_for(engine, "connect")
     def _guard(dbapi_connection, _record) -> None:
@@ -87,7 +97,10 @@ def _duckdb_guard(engine: Engine, parsed_query: Mapping[str, object]) -> None:
             if memory:  # checked to be a size: nothing else reaches the SQL text
                 dbapi_connection.execute(f"SET memory_limit = '{memory}'")
             dbapi_connection.execute(f"SET temp_directory = '{_quoted(str(spill))}'")
-            dbapi_connection.execute(f"SET allowed_directories = ['{_quoted(str(spill))}']")
+            for folder in readable:
+                folder.mkdir(parents=True, exist_ok=True)
+            folders = ", ".join(f"'{_quoted(str(folder))}/'" for folder in readable)
+            dbapi_connection.execute(f"SET allowed_directories = [{folders}]")
             dbapi_connection.execute("SET enable_external_access = false")
 
     _interrupt_at_timeout(engine, lambda dbapi: dbapi.interrupt())
@@ -200,7 +213,7 @@ def create_warehouse_engine(url: str, *, read_only: bool = True) -> Engine:
             dbapi_connection.execute("SET enable_progress_bar = false")
 
         if read_only:
-            _duckdb_guard(engine, parsed.query)
+            _duckdb_guard(engine, parsed.query, duckdb_path(url))
 
     if read_only and backend == "postgresql":
         timeout_ms = int(statement_timeout() * 1000)
