@@ -4,9 +4,12 @@ Python and compiles to SQL.
 Two candidates are fitted on the training cutoff's members (features of :mod:`analytics.prediction_features`):
 
 * a **regularised logistic regression** (standardised features, L2, ``C = 1``);
-* a **gradient-boosted classifier** (scikit-learn's ``HistGradientBoostingClassifier``: 100 trees of at most 8
-  leaves, learning rate 0.1, fixed ``random_state``; small trees keep the SQL short and generalise better on
-  a few thousand members).
+* a **gradient-boosted classifier** (scikit-learn's ``HistGradientBoostingClassifier``: 50 trees of at most 8
+  leaves, learning rate 0.2, fixed ``random_state``; small trees keep the SQL short and generalise better on
+  a few thousand members). Scoring time in the warehouse grows with the number of trees (at 1M members each
+  model's 100 trees took 0.7 s of the 4-5 s scoring): on the 1M-member demo, 50 trees at 0.2 score in half the
+  time with the same test measures as 100 at 0.1 (churn ROC AUC 0.8805 vs 0.8802, PR AUC 0.9178 both;
+  propensity ROC AUC 0.8514 vs 0.8515, PR AUC 0.6729 vs 0.6737).
 
 Each is fitted on 80 % of the training members and **calibrated** on the other 20 % (chosen by a hash of the
 member id, so the split is the same every time) with Platt scaling: ``p = 1 / (1 + exp(-(a x score + b)))``
@@ -44,7 +47,7 @@ CALIBRATION_SHARE = 0.2
 #: more threads than free cores make the boosted trees' many short parallel loops wait for each other (measured on
 #: 2 busy cores: 183 s with two threads against 15 s with one for 520,000 members).
 FIT_THREADS = 1
-GBDT_SETTINGS = {"max_iter": 100, "max_leaf_nodes": 8, "learning_rate": 0.1, "early_stopping": False,
+GBDT_SETTINGS = {"max_iter": 50, "max_leaf_nodes": 8, "learning_rate": 0.2, "early_stopping": False,
                  "l2_regularization": 1.0}
 
 
