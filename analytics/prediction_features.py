@@ -228,10 +228,16 @@ def features_and_labels(bind: Bind, cutoff: date, horizon_days: int | None = Non
 
 def features_and_labels_at(bind: Bind, cutoffs: Sequence[date], horizon_days: int | None = None
                            ) -> list[pd.DataFrame]:
-    """:func:`features_and_labels` for each of ``cutoffs``, from one SQL statement (the orders, ledger and sessions
-    are read once for all of them)."""
+    """:func:`features_and_labels` for each of ``cutoffs``, one SQL statement each.
+
+    (One statement can take several cutoffs, each one's aggregates as conditional columns, reading the tables once;
+    but it holds every cutoff's aggregates at once: at 1M members two cutoffs took 4.6 s and peaked at 2.7 GiB,
+    one after the other 3.6 s and 1.4 GiB, and only the latter fits DuckDB in 1GB. On PostgreSQL at 50,000 members
+    the two ways took the same time.)"""
     if horizon_days is not None and not 1 <= horizon_days <= 366:
         raise InputError(f"The horizon is 1 to 366 days, not {horizon_days}.")
+    if len(cutoffs) > 1:
+        return [features_and_labels_at(bind, [cutoff], horizon_days)[0] for cutoff in cutoffs]
     if len(cutoffs) == 1 and horizon_days is None:
         statement = _feature_statement(cutoffs).subquery("features")
         wide = read_frame_columnar(bind, select(statement).order_by(statement.c.member_id))

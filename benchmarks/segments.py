@@ -76,9 +76,9 @@ def _per_member_floor(filters: Filters) -> Select:
     return select(func.count(), func.sum(per_member.c[3]))
 
 
-#: DuckDB keeps table pages it has read cached, up to its memory limit (80% of RAM by default); a URL
-#: option caps it.
-CAPPED = "?memory_limit=1GB"
+#: DuckDB keeps table pages it has read cached, up to its memory limit (MemberLens's default 1GB, see
+#: analytics.storage.warehouse); a URL option sets another, here the 4GB default of before, for comparison.
+CAPPED = "?memory_limit=4GB"
 
 _CLUSTERS_CHILD = """
 import resource, sys, time
@@ -119,7 +119,7 @@ def _clusters_in_child(warehouse: Path, algorithm: str, options: str = "") -> tu
 
 
 def clusters_scenario(warehouse: Path, repeat: int) -> None:
-    from analytics import clustering, tags
+    from analytics import cluster_features, clustering, tags
     from analytics.clustering import ClusterSettings
     from analytics.filters import Filters
     from analytics.storage.warehouse import data_span, open_warehouse
@@ -132,9 +132,9 @@ def clusters_scenario(warehouse: Path, repeat: int) -> None:
     with engine.connect() as conn:
         filters = Filters(*data_span(conn).last_days(365))
         floor_query = _per_member_floor(filters)
-        categories = clustering.top_categories(conn, filters)
-        channels = clustering.sales_channels(conn, filters)
-        features = clustering.feature_select(filters, 1, categories, channels)
+        categories = cluster_features.top_categories(conn, filters)
+        channels = cluster_features.sales_channels(conn, filters)
+        features = cluster_features.feature_select(filters, 1, categories, channels)
         features = features.order_by(features.selected_columns.member_id)
 
         def feature_sql() -> None:  # execute and fetch as Arrow columns: no pandas, no Python object per value

@@ -95,8 +95,8 @@ def test_features_and_labels_match_pandas(warehouse: Warehouse) -> None:
     assert got["ordered"].tolist() == expected["ordered"].tolist()
 
 
-def test_several_cutoffs_in_one_statement(warehouse: Warehouse) -> None:
-    """The features and labels of two cutoffs read in one statement equal each cutoff's written with pandas, and the
+def test_several_cutoffs(warehouse: Warehouse) -> None:
+    """The features and labels of two cutoffs read together equal each cutoff's written with pandas, and the
     features alone (what scoring reads) equal the first cutoff's."""
     later = cutoff_of(warehouse)
     earlier = later - timedelta(days=120)

@@ -37,7 +37,7 @@ STATEMENT_TIMEOUT_ENV = "MEMBERLENS_STATEMENT_TIMEOUT"
 DEFAULT_STATEMENT_TIMEOUT = 120
 #: DuckDB's memory cap for analyses (unless the URL sets ``memory_limit``): ``MEMBERLENS_DUCKDB_MEMORY_LIMIT``.
 DUCKDB_MEMORY_ENV = "MEMBERLENS_DUCKDB_MEMORY_LIMIT"
-DEFAULT_DUCKDB_MEMORY = "4GB"
+DEFAULT_DUCKDB_MEMORY = "1GB"
 #: A PostgreSQL role analysis sessions switch to (``SET ROLE``), e.g. a read-only one: ``MEMBERLENS_WAREHOUSE_ROLE``.
 WAREHOUSE_ROLE_ENV = "MEMBERLENS_WAREHOUSE_ROLE"
 #: The score store's folder inside the data folder (:mod:`analytics.storage.score_store`).
