@@ -248,7 +248,7 @@ with st.container(border=True):
                                      required=True, format_func={"all": _("all rows (AND)"),
                                                                  "any": _("any row (OR)")}.get)
         edited = st.data_editor(session.get("target_base", STARTER), num_rows="dynamic", hide_index=True,
-                                key=f"target_conditions_{session['target_rev']}", column_config={
+                                placeholder="", key=f"target_conditions_{session['target_rev']}", column_config={
             "group": st.column_config.NumberColumn(_("Group"), min_value=1, max_value=99, step=1, width="small",
                                                    help=_("Rows with the same group number form one group that "
                                                           "matches ANY of its rows when members must match all rows "

@@ -84,7 +84,7 @@ with st.container(border=True):
                                    **{name: [None] * len(DEFAULT_STEPS) for name in STEP_FILTERS}})
     editor = st.data_editor(
         starting_steps,
-        num_rows="dynamic", hide_index=True, key="funnel_steps", width="stretch", column_config={
+        num_rows="dynamic", hide_index=True, key="funnel_steps", width="stretch", placeholder="", column_config={
             "event_type": st.column_config.SelectboxColumn(_("Event"), options=list(EVENT_TYPES), required=True),
             **{name: st.column_config.SelectboxColumn(
                 dimension_label(name), options=list(options[name]),
@@ -155,8 +155,8 @@ with chart_col:
 with table_col:
     shown = total.assign(median=total["median_seconds_to_convert"].map(format_seconds),
                          p90=total["p90_seconds_to_convert"].map(format_seconds))
-    st.dataframe(shown, hide_index=True, column_order=["label", "units", "overall_conversion", "step_conversion",
-                                                       "dropped", "median", "p90"], column_config={
+    st.dataframe(shown, hide_index=True, placeholder="–", column_order=[  # step 1 has no previous step: a dash
+        "label", "units", "overall_conversion", "step_conversion", "dropped", "median", "p90"], column_config={
         "label": st.column_config.TextColumn(_("Step")),
         "units": st.column_config.NumberColumn(header, format="localized", help=_(METRIC_HELP["units"])),
         "overall_conversion": st.column_config.NumberColumn(_("From step 1"), format="percent",

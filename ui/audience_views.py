@@ -43,7 +43,9 @@ def reach_chart(sizes: Preview) -> None:
     chart = px.bar(reach, x="members", y="channel", color="arm", orientation="h", text_auto=",d",
                    labels={"members": _("Reachable targeted members"), "channel": "", "arm": ""},
                    color_discrete_map={treatment: "#1b9e77", control: "#bdbdbd"})
-    chart.update_layout(height=220, margin={"l": 0, "r": 0, "t": 10, "b": 0}, legend={"orientation": "h"})
+    # the legend above the bars: below them, plotly draws it over the axis title
+    chart.update_layout(height=240, margin={"l": 0, "r": 0, "t": 30, "b": 0},
+                        legend={"orientation": "h", "yanchor": "bottom", "y": 1.02, "xanchor": "left", "x": 0})
     show_chart(chart, key="target_reach")
     st.caption(_("Treatment members are the ones a campaign on that channel would message; the control group is "
                  "held out."))

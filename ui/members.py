@@ -71,8 +71,8 @@ def with_links(rows: pd.DataFrame, window: Filters | None = None) -> pd.DataFram
 def member_table(preview: pd.DataFrame, column_config: dict | None = None, window: Filters | None = None) -> None:
     """A masked preview of members (from ``analytics.member_rows``), at most ten rows tall: each id links to Member
     360, an audience's own columns (scores, reasons, the arm: any beyond the member rows'; ``column_config`` says
-    how they look) come first, then the value columns and who they are. Missing segments read as a dash. ``window``:
-    the range the rows were valued over, which the links open Member 360 on."""
+    how they look) come first, then the value columns and who they are. Missing values (a segment, an email)
+    read as a dash. ``window``: the range the rows were valued over, which the links open Member 360 on."""
     own = [c for c in preview.columns if c not in MEMBER_ROW_COLUMNS and c != LINK_COLUMN]
     rest = [c for c in MEMBER_ROW_COLUMNS if c in preview.columns and c != "member_id"]
     shown = with_links(preview, window)
@@ -80,6 +80,6 @@ def member_table(preview: pd.DataFrame, column_config: dict | None = None, windo
         shown["tier"] = shown["tier"].map(lambda v: label(v) if isinstance(v, str) else MISSING)
     if "segment" in shown.columns:  # segment names in the reader's language
         shown["segment"] = shown["segment"].map(lambda v: _(v) if isinstance(v, str) else MISSING)
-    st.dataframe(shown, hide_index=True, height=min(38 + 35 * len(preview), 388),
+    st.dataframe(shown, hide_index=True, height=min(38 + 35 * len(preview), 388), placeholder=MISSING,
                  column_order=[LINK_COLUMN, *own, *rest],
                  column_config={**member_column_config(), **(column_config or {})})
