@@ -89,8 +89,13 @@ class ScoreStore:
 
     def _prune(self, state: str) -> None:
         """Delete files of other warehouse states, then the oldest beyond :data:`MAX_FILES`."""
-        files = sorted(self.directory.glob("*.parquet"), key=lambda p: p.stat().st_mtime_ns, reverse=True)
-        for index, path in enumerate(files):
+        dated = []
+        for path in self.directory.glob("*.parquet"):
+            try:
+                dated.append((path.stat().st_mtime_ns, path))
+            except FileNotFoundError:  # another process pruned it meanwhile
+                continue
+        for index, (_mtime, path) in enumerate(sorted(dated, reverse=True)):
             if not path.stem.endswith(f"-{state}") or index >= MAX_FILES:
                 path.unlink(missing_ok=True)
 
