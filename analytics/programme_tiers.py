@@ -32,6 +32,7 @@ The tier filter is not applied here (tiers are what is analysed). Everything is 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
@@ -416,6 +417,8 @@ def sales_by_tier(bind: Bind, filters: Filters) -> pd.DataFrame:
                                     .label("buyers"), cast(func.sum(t.net_amount), Double).label("net_sales"))
                        .group_by(t.tier))
     frame = frame.astype({"orders": "int64", "buyers": "int64", "net_sales": "float64"})
-    frame["sales_share"] = frame["net_sales"] / frame["net_sales"].sum() if len(frame) else 0.0
+    # fsum: exact, so the shares do not depend on the order the warehouse returns the groups in (a plain sum's last
+    # digit did, and the command line's output changed from run to run)
+    frame["sales_share"] = frame["net_sales"] / math.fsum(frame["net_sales"]) if len(frame) else 0.0
     frame["aov"] = frame["net_sales"] / frame["orders"]
     return _ordered(frame[["tier", "orders", "buyers", "net_sales", "sales_share", "aov"]], "tier")
