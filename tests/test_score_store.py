@@ -59,7 +59,7 @@ def test_stored_scores_select_the_members_computed_ones_do(own_warehouse, traine
     preview = targeting.preview(engine, spec)
 
     kept = store_scores(engine, churn, as_of)
-    assert kept is not None and kept.parent == engine.dialect.memberlens_score_store.directory
+    assert kept is not None and kept.parent == score_store.store_for(engine.dialect).directory
     stored = pd.read_parquet(kept).sort_values("member_id").reset_index(drop=True)
     assert list(stored.columns) == ["member_id", "churn_risk"] and list(stored["member_id"]) == list(
         scores["member_id"])
@@ -96,7 +96,7 @@ def test_scores_of_another_model_day_or_warehouse_state_are_not_read(own_warehou
     assert not _uses_store(engine, spec)
     assert targeting.preview(engine, spec) == before
     # keeping scores of the new state deletes those of the old one
-    old = list(engine.dialect.memberlens_score_store.directory.glob("*.parquet"))
+    old = list(score_store.store_for(engine.dialect).directory.glob("*.parquet"))
     fresh = store_scores(engine, churn, as_of)
     assert fresh is not None and fresh not in old
     assert list(fresh.parent.glob("*.parquet")) == [fresh]
@@ -153,7 +153,7 @@ def test_the_demo_set_up_keeps_the_scores_of_its_models(own_warehouse, tmp_path,
     state_url = f"sqlite:///{tmp_path}/state.sqlite"
     monkeypatch.setenv("MEMBERLENS_STATE_URL", state_url)
     _train_demo_models(f"duckdb:///{path}")
-    kept = sorted(p.name.split("-")[0] for p in engine.dialect.memberlens_score_store.directory.glob("*.parquet"))
+    kept = sorted(p.name.split("-")[0] for p in score_store.store_for(engine.dialect).directory.glob("*.parquet"))
     assert kept == ["churn", "clv", "propensity"]
     stored = latest_model(open_state(state_url), "churn")
     spec = _spec(stored.as_of, {"field": "churn_risk", "op": "between", "value": [0.6, None],
