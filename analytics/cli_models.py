@@ -24,6 +24,7 @@ from analytics.i18n import N_, _
 from analytics.prediction_audiences import PinnedModel, store_scores
 from analytics.storage.appstate import open_state, resolve_state_url
 from analytics.storage.model_registry import MODEL_KINDS, StoredModel, latest_model, list_models, load_model, save_model
+from analytics.storage.score_store import store_for
 
 ACTIONS = ("train", "list", "show", "score")
 
@@ -97,10 +98,12 @@ def _models(ctx: Context) -> pd.DataFrame:
         raise UsageError(_("there is no {model} model yet: run {command} first").format(
             model=args.model, command=f"`python -m analytics models train --model {args.model}`"))
     models = predictions.Models.from_stored({args.model: stored.model})
+    store = store_for(ctx.engine.dialect)
+    state = store.state() if store is not None else ""  # before scoring: see store_scores
     scores = predictions.score_members(ctx.engine, models, stored.as_of)
     print(_("note: {n:,} members scored with {model} as of {day}").format(n=len(scores), model=stored.label,
                                                                           day=stored.as_of), file=sys.stderr)
-    _keep_scores(ctx, stored)
+    _keep_scores(ctx, stored, (state, scores))
     if args.members or args.model == "clv":
         return scores
     column = "churn_risk" if args.model == "churn" else "purchase_propensity"
@@ -110,10 +113,11 @@ def _models(ctx: Context) -> pd.DataFrame:
     return table.reindex([band[0] for band in predictions.BANDS]).dropna(how="all").reset_index()
 
 
-def _keep_scores(ctx: Context, stored: StoredModel) -> None:
-    """Keep the model's scores in an embedded warehouse's score store, for targeting conditions to read."""
+def _keep_scores(ctx: Context, stored: StoredModel, computed: tuple[str, pd.DataFrame] | None = None) -> None:
+    """Keep the model's scores in an embedded warehouse's score store, for targeting conditions to read
+    (``computed``: as :func:`analytics.prediction_audiences.store_scores` takes it)."""
     started = time.perf_counter()
-    kept = store_scores(ctx.engine, PinnedModel.from_stored(stored), stored.as_of)
+    kept = store_scores(ctx.engine, PinnedModel.from_stored(stored), stored.as_of, computed)
     if kept is not None:
         print(_("note: scores of {model} on {day} kept for targeting conditions ({seconds} s): {path}").format(
             model=stored.label, day=stored.as_of, seconds=f"{time.perf_counter() - started:.1f}", path=kept),

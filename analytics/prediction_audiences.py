@@ -25,6 +25,8 @@ from datetime import date
 from pathlib import Path
 from typing import Any, ClassVar
 
+import pandas as pd
+import pyarrow as pa
 from sqlalchemy import Boolean, ColumnElement, Engine, Select, func, select
 from sqlalchemy.ext.compiler import compiles
 
@@ -141,10 +143,13 @@ def kind_scores(kind: str) -> tuple[str, ...]:
     return tuple(score for score, of in SCORES.items() if of == kind)
 
 
-def store_scores(engine: Engine, model: PinnedModel, as_of: date) -> Path | None:
+def store_scores(engine: Engine, model: PinnedModel, as_of: date,
+                 computed: tuple[str, pd.DataFrame] | None = None) -> Path | None:
     """Score every member with ``model`` on ``as_of`` in the warehouse and keep the scores in its score store, so
-    targeting conditions on them read them back; where the store already holds them, nothing is computed. Returns
-    the file, or None: the warehouse has no store (it is not a DuckDB file)."""
+    targeting conditions on them read them back; where the store already holds them, nothing is computed.
+    ``computed``: the warehouse's state (:meth:`ScoreStore.state`, read before scoring) and every member's scores
+    the caller computed already (:func:`analytics.predictions.score_members`), kept instead of scoring again.
+    Returns the file, or None: the warehouse has no store (it is not a DuckDB file)."""
     from analytics import predictions
 
     store = store_for(engine.dialect)
@@ -152,12 +157,17 @@ def store_scores(engine: Engine, model: PinnedModel, as_of: date) -> Path | None
         return None
     if (kept := store.find(model.kind, model.data, as_of)) is not None:
         return kept
+    columns = ["member_id", *kind_scores(model.kind)]
+    if computed is not None:
+        state, scores = computed
+        return store.write(model.kind, model.data, as_of, state,
+                           pa.Table.from_pandas(scores[columns], preserve_index=False))
     state = store.state()  # before scoring: a write meanwhile leaves these scores stale, never read
     models = predictions.Models.from_stored({model.kind: dict(model.data)})
     scored = predictions.score_select(models, as_of).subquery("scored")
     with engine.connect() as conn, warnings.catch_warnings():
         warnings.filterwarnings("ignore", "Arrow output on a DB-API result")  # one copy of a few columns
-        result = conn.execute(select(*(scored.c[name] for name in ("member_id", *kind_scores(model.kind)))))
+        result = conn.execute(select(*(scored.c[name] for name in columns)))
         table = result.cursor.to_arrow_table()
         result.close()
     return store.write(model.kind, model.data, as_of, state, table)

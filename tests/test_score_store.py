@@ -140,6 +140,15 @@ def test_training_from_the_command_line_keeps_the_scores(duck_warehouse: Warehou
     kept = list((tmp_path / "d" / "score_store").glob("churn-*.parquet"))
     assert len(kept) == 1 and "kept for targeting conditions" in trained.stderr and str(kept[0]) in trained.stderr
     assert len(pd.read_parquet(kept[0])) > 500
+    # scoring from the command line keeps the scores it computed (the file removed first: nothing kept yet)
+    first = pd.read_parquet(kept[0])
+    kept[0].unlink()
+    scored = run("analytics", "models", "score", "--model", "churn", "--url", f"duckdb:///{path}", env=env)
+    assert scored.returncode == 0, scored.stderr
+    again = pd.read_parquet(kept[0]).sort_values("member_id").reset_index(drop=True)
+    first = first.sort_values("member_id").reset_index(drop=True)
+    assert list(again.columns) == ["member_id", "churn_risk"] and again["member_id"].equals(first["member_id"])
+    assert again["churn_risk"].to_numpy() == pytest.approx(first["churn_risk"].to_numpy(), abs=1e-12)
 
 
 def test_the_demo_set_up_keeps_the_scores_of_its_models(own_warehouse, tmp_path, monkeypatch) -> None:
