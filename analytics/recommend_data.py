@@ -27,6 +27,7 @@ from analytics.errors import InputError
 from analytics.sqlparts import count_if
 from analytics.storage.contract import members, order_items, orders, products
 from analytics.storage.db import Bind, connection, read_frame_columnar
+from analytics.storage.warehouse import release_cached_memory
 
 #: The member attributes that define segments for popular-item lists, most important first.
 SEGMENT_ATTRIBUTES: tuple[str, ...] = ("tier", "region", "acquisition_channel")
@@ -221,12 +222,14 @@ def _day_of(timestamp):
 
 
 def load_data(bind: Bind, history_end: date | None = None, test_days: int = 0, history_days: int | None = None,
-              max_pairs: int = MAX_PAIRS) -> RecommendData:
+              max_pairs: int = MAX_PAIRS, release_memory: bool = False) -> RecommendData:
     """Purchases and attributes for recommenders.
 
     ``history_end``: last day of the history (default: the last order day). ``test_days``: length of the test
     window after it (0 = none; then members registered after ``history_end`` are left out). ``history_days``:
     only the last so many days of history (default: all). Refuses more than ``max_pairs`` (member, product) rows.
+    ``release_memory``: once read, give a DuckDB warehouse file's cached blocks back before the purchases are
+    arranged (a batch job's peak; see :func:`~analytics.storage.warehouse.release_cached_memory`).
     """
     if not 0 <= test_days <= MAX_DAYS:
         raise RecommendDataError(f"The test window must be 0 to {MAX_DAYS} days, not {test_days}.")
@@ -247,6 +250,8 @@ def load_data(bind: Bind, history_end: date | None = None, test_days: int = 0, h
         pairs = read_frame_columnar(conn, pairs_select(hi, lo, cutoff if test_days else None, hi,
                                                        cutoff - timedelta(days=VALIDATION_DAYS))
                                     .limit(max_pairs + 1))
+    if release_memory:
+        release_cached_memory(bind)
     if len(pairs) > max_pairs:
         raise RecommendDataError(f"More than {max_pairs:,} member-product pairs to learn from; "
                                  "use a shorter history (history_days).")
@@ -290,22 +295,28 @@ def _catalogue(frame: pd.DataFrame) -> Catalogue:
 
 
 def _purchases(pairs: pd.DataFrame, shape: tuple[int, int]) -> tuple[Purchases, Purchases]:
-    member = pairs["member"].to_numpy(dtype=np.int64)
-    product = pairs["product"].to_numpy(dtype=np.int64)
-    n_history = pairs["n_history"].to_numpy(dtype=np.int32)
-    last_day = pairs["last_day"].fillna(-1).to_numpy(dtype=np.int32)
-    earlier_day = pairs["earlier_day"].fillna(-1).to_numpy(dtype=np.int32)
-    n_test = pairs["n_test"].to_numpy(dtype=np.int32)
-    order = np.argsort(member * shape[1] + product)  # CSR order: by member, then product (pairs are unique)
-    member, product, n_history, last_day, earlier_day, n_test = (
-        a[order] for a in (member, product, n_history, last_day, earlier_day, n_test))
+    """History and test purchases in CSR order (by member, then product; pairs are unique). Each column is put in
+    that order and the frame's copy dropped one column at a time: at 1M members the pairs are 11.6M rows."""
+    member = pairs["member"].to_numpy(dtype=np.int32)
+    order = np.argsort(member.astype(np.int64) * shape[1] + pairs["product"].to_numpy(dtype=np.int64))
+    columns = {}
+    for name, dtype in (("member", np.int32), ("product", np.int32), ("n_history", np.int32),
+                        ("last_day", np.int32), ("earlier_day", np.int32), ("n_test", np.int32)):
+        column = pairs.pop(name)
+        if name in ("last_day", "earlier_day"):  # none: -1
+            column = column.fillna(-1)
+        columns[name] = column.to_numpy(dtype=dtype)[order]
+        del column
+    del order
+    member, product = columns["member"], columns["product"]
 
     def build(keep: np.ndarray, counts: np.ndarray, days: np.ndarray, earlier: np.ndarray) -> Purchases:
         indptr = np.zeros(shape[0] + 1, dtype=np.int64)
         np.cumsum(np.bincount(member[keep], minlength=shape[0]), out=indptr[1:])
-        return Purchases(indptr, product[keep].astype(np.int32), counts[keep], days[keep], earlier[keep], shape)
+        return Purchases(indptr, product[keep], counts[keep], days[keep], earlier[keep], shape)
 
+    n_history, n_test = columns["n_history"], columns["n_test"]
+    history = build(n_history > 0, n_history, columns["last_day"], columns["earlier_day"])
     none = np.full(len(n_test), -1, dtype=np.int32)
-    history = build(n_history > 0, n_history, last_day, earlier_day)
     test = build(n_test > 0, n_test, none, none)
     return history, test

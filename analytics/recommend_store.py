@@ -160,7 +160,7 @@ def train_version(engine: Bind, state: Engine, author: str, algorithm: str = DEF
     if algorithm not in ALGORITHMS:
         raise RecommendStoreError(f"Unknown algorithm {algorithm!r}; choose one of {', '.join(ALGORITHMS)}.")
     began = time.perf_counter()
-    data = load_data(engine, history_end=as_of)
+    data = load_data(engine, history_end=as_of, release_memory=True)  # the fit and the lists need the memory
     loaded = time.perf_counter()
     model = fit(data, algorithm)
     fitted = time.perf_counter()

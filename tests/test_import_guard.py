@@ -13,7 +13,13 @@ from sqlalchemy import text
 from analytics.importers import ImportResult, import_file
 from analytics.importers.loading import DuckDBTarget
 from analytics.storage.locks import WarehouseBusy, warehouse_write_lock
-from analytics.storage.warehouse import QueryStopped, open_warehouse, stopped_query
+from analytics.storage.warehouse import (
+    QueryStopped,
+    create_warehouse_engine,
+    open_warehouse,
+    release_cached_memory,
+    stopped_query,
+)
 from tests.conftest import Warehouse
 
 HEADER = "Invoice,StockCode,Description,Quantity,InvoiceDate,Price,Customer ID,Country\n"
@@ -112,3 +118,35 @@ def test_postgres_sessions_have_a_statement_timeout(pg_warehouse: Warehouse, mon
         assert isinstance(stopped_query(stopped.value), QueryStopped)
     finally:
         engine.dispose()
+
+
+def test_a_batch_job_hands_cached_blocks_back_and_keeps_its_guard(tmp_path: Path) -> None:
+    """recommend train reads, then releases the warehouse file's cached blocks before its in-memory work: the
+    memory DuckDB holds drops, the next statement reads the same data again under the same guard, and an
+    in-memory database (whose data would go with it) is left alone."""
+    url = f"duckdb:///{tmp_path / 'released.duckdb'}"
+    writer = create_warehouse_engine(url, read_only=False)
+    with writer.begin() as conn:
+        conn.execute(text("CREATE TABLE lines AS SELECT i AS line, i % 7 AS quantity FROM range(3000000) t(i)"))
+    writer.dispose()
+    held = text("SELECT sum(memory_usage_bytes) FROM duckdb_memory()")
+    engine = create_warehouse_engine(url)  # read-only, guarded, as open_warehouse makes it (without the tables check)
+    with engine.connect() as conn:
+        lines = conn.execute(text("SELECT count(*), sum(quantity) FROM lines")).one()
+        before = conn.execute(held).scalar_one()
+    release_cached_memory(engine)
+    with engine.connect() as conn:
+        after = conn.execute(held).scalar_one()
+        assert conn.execute(text("SELECT count(*), sum(quantity) FROM lines")).one() == lines
+        external, limit = conn.execute(text("SELECT current_setting('enable_external_access'), "
+                                            "current_setting('memory_limit')")).one()
+    engine.dispose()
+    assert lines[0] == 3_000_000 and after < before / 2, (before, after)
+    assert external in (False, "false") and limit
+    memory = create_warehouse_engine("duckdb:///:memory:", read_only=False)
+    with memory.begin() as conn:
+        conn.execute(text("CREATE TABLE kept AS SELECT 42 AS answer"))
+    release_cached_memory(memory)
+    with memory.connect() as conn:
+        assert conn.execute(text("SELECT answer FROM kept")).scalar_one() == 42
+    memory.dispose()

@@ -181,6 +181,17 @@ def duckdb_path(url: str) -> Path | None:
     return Path(parsed.database)
 
 
+def release_cached_memory(bind: Bind) -> None:
+    """Give a DuckDB warehouse file's cached blocks back between a batch job's read and its in-memory work.
+
+    DuckDB keeps the blocks a statement read (up to its memory cap) until the database closes; a job that has
+    read what it needs (``recommend train`` at 1M members: about 0.4 GiB) closes the engine's idle connections,
+    which closes the database, and the next statement opens it again. Other warehouses, in-memory DuckDB (whose
+    data would go with it) and a connection passed in are left alone."""
+    if isinstance(bind, Engine) and duckdb_path(bind.url.render_as_string(hide_password=False)) is not None:
+        bind.dispose()
+
+
 def create_warehouse_engine(url: str, *, read_only: bool = True) -> Engine:
     """Create an engine for the warehouse; read-only unless the caller is going to load data.
 
