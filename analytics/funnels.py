@@ -65,8 +65,6 @@ from sqlalchemy import (
     or_,
     select,
 )
-from sqlalchemy.ext.compiler import compiles
-from sqlalchemy.sql.functions import GenericFunction
 
 from analytics import audiences
 from analytics.audiences import Audience, audience_kind
@@ -97,7 +95,7 @@ from analytics.funnel_spec import (
     step_filter_options,
 )
 from analytics.i18n import N_, _
-from analytics.sqlparts import Grain, date_trunc
+from analytics.sqlparts import Grain, date_trunc, key_hash
 from analytics.storage.contract import events, members, products
 from analytics.storage.db import Bind, connection, read_frame
 
@@ -120,50 +118,12 @@ __all__ = [
 _BITS = {True: 15, False: 31}
 
 
-class _UnitKey(GenericFunction[int]):
-    """A 64-bit hash of a unit id; ``salt`` 1 gives a second, independent hash (see :func:`_unit_key`)."""
-
-    type = BigInteger()
-    name = "memberlens_unit_key"
-    identifier = "memberlens_unit_key"
-    inherit_cache = True
-
-
 def _unit_key(unit: ColumnElement[Any], salt: int) -> ColumnElement[int]:
-    """The fast path's fixed-width key for a unit id: sorting and joining on it instead of text ids
-    is what makes the window pass cheap. Two units can share it (about 1 in 10^7 at 2.7M sessions),
-    so the fast path also carries the salt-1 hash and sends a unit whose key is shared to the
-    exact path (see :func:`_best`)."""
-    return _UnitKey(unit, literal_column(str(salt)))
-
-
-def _key_parts(element: _UnitKey, compiler: Any, **kw: Any) -> tuple[str, int]:
-    unit, salt = list(element.clauses)
-    return compiler.process(unit, **kw), int(salt.name)
-
-
-@compiles(_UnitKey)
-def _unit_key_default(element: _UnitKey, compiler: Any, **kw: Any) -> str:
-    raise InputError(f"Funnels need a 64-bit hash function, which MemberLens knows on DuckDB, PostgreSQL and "
-                     f"Spark SQL, not on {compiler.dialect.name}.")
-
-
-@compiles(_UnitKey, "duckdb")
-def _unit_key_duckdb(element: _UnitKey, compiler: Any, **kw: Any) -> str:
-    unit, salt = _key_parts(element, compiler, **kw)
-    return f"hash({unit})" if salt == 0 else f"hash(concat('#', {unit}))"
-
-
-@compiles(_UnitKey, "postgresql")
-def _unit_key_postgresql(element: _UnitKey, compiler: Any, **kw: Any) -> str:
-    unit, salt = _key_parts(element, compiler, **kw)
-    return f"hashtextextended({unit}, {salt})"
-
-
-@compiles(_UnitKey, "sparksql")
-def _unit_key_spark(element: _UnitKey, compiler: Any, **kw: Any) -> str:
-    unit, salt = _key_parts(element, compiler, **kw)
-    return f"xxhash64({unit})" if salt == 0 else f"xxhash64(concat('#', {unit}))"
+    """The fast path's fixed-width key for a unit id (:func:`~analytics.sqlparts.key_hash`): sorting and joining
+    on it instead of text ids is what makes the window pass cheap. Two units can share it (about 1 in 10^7 at 2.7M
+    sessions), so the fast path also carries the salt-1 hash and sends a unit whose key is shared to the exact
+    path (see :func:`_best`)."""
+    return key_hash(unit, salt=salt)
 
 
 def _epoch(column: ColumnElement[Any]) -> ColumnElement[float]:

@@ -54,7 +54,7 @@ status of its checks.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from functools import partial
@@ -189,6 +189,10 @@ def _scan(conn: Connection, table: Table, present: set[str], checks: Sequence[Ch
     )
 
 
+def _measure(check: CheckDefinition, conn: Connection, present: Mapping[str, set[str]]) -> Any:
+    return KIND_BY_KEY[check.kind].measure(check, conn, present)
+
+
 def _evaluate(check: CheckDefinition, run: Run) -> dict[str, Any] | None:
     """Run one check; None when it cannot run (its table or column is missing, which the table's presence check
     reports)."""
@@ -212,15 +216,21 @@ def quality_report(bind: Bind, today: date | None = None,
     with connection(bind) as conn:
         present = present_columns(conn, list(TABLE_BY_NAME))
     tables = [t for t in WAREHOUSE_TABLES if t.name in present]
-    scanned = each_on_its_own_connection(bind, [partial(
-        _scan, table=t, present=present[t.name], today=today,
-        checks=[c for c in CHECKS if c.table == t.name and set(c.columns) <= present[t.name]]) for t in tables])
-    scans = {t.name: scan for t, scan in zip(tables, scanned, strict=True)}
-
-    def evaluate(check: CheckDefinition) -> Callable[[Connection], dict[str, Any] | None]:
-        return lambda conn: _evaluate(check, Run(conn, present, scans, today, thresholds))
-
-    outcomes = each_on_its_own_connection(bind, [evaluate(check) for check in CHECKS])
+    # Every statement at once: each check's own (the costly ones: key counts first, then references) and each
+    # table's scan; then the checks are evaluated from what they found.
+    measuring = sorted((c for c in CHECKS if c.table in present and set(c.columns) <= present[c.table]
+                        and KIND_BY_KEY[c.kind].measure_rank is not None),
+                       key=lambda c: KIND_BY_KEY[c.kind].measure_rank)
+    found = each_on_its_own_connection(bind, [
+        *(partial(_measure, check, present=present) for check in measuring),
+        *(partial(_scan, table=t, present=present[t.name], today=today,
+                  checks=[c for c in CHECKS if c.table == t.name and set(c.columns) <= present[t.name]])
+          for t in tables)])
+    measured = {check.key: result for check, result in zip(measuring, found[:len(measuring)], strict=True)}
+    scans = {t.name: scan for t, scan in zip(tables, found[len(measuring):], strict=True)}
+    with connection(bind) as conn:  # (a Domain finding looks up the unknown values it found)
+        run = Run(conn, present, scans, today, thresholds, measured)
+        outcomes = [_evaluate(check, run) for check in CHECKS]
     records = [{"key": check.key, "dimension": check.dimension, "table": check.table, "check": check.label,
                 "column": check.column, **outcome, "definition": check.description}
                for check, outcome in zip(CHECKS, outcomes, strict=True) if outcome is not None]

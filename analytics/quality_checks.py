@@ -18,8 +18,10 @@ from typing import Any, ClassVar, Literal
 from sqlalchemy import ColumnElement, Connection, Date, Table, exists, func, literal, select
 
 from analytics.i18n import N_, _, format_day, language
+from analytics.sqlparts import KEY_HASH_DIALECTS, key_hash
 from analytics.storage import contract
 from analytics.storage.contract import Money
+from analytics.storage.db import connection
 
 Dimension = Literal["complete", "accurate", "timely"]
 Status = Literal["pass", "warn", "fail"]
@@ -76,13 +78,15 @@ class Scan:
 @dataclass(frozen=True)
 class Run:
     """What a check's evaluation may look at: the connection, the columns present per table, each table's
-    scan, the day and the thresholds (``fresh_days``, ``stale_days``, ``fail_share``)."""
+    scan, the day, the thresholds (``fresh_days``, ``stale_days``, ``fail_share``) and what each check's own
+    statement found (:meth:`CheckKind.measure`, by check key)."""
 
     conn: Connection
     present: Mapping[str, set[str]]
     scans: Mapping[str, Scan]
     today: date
     thresholds: Any
+    measured: Mapping[str, Any]
 
 
 def end_of(today: date) -> datetime:
@@ -135,6 +139,8 @@ class CheckKind:
     any_fails: ClassVar[bool] = False
     #: How a row-level finding is described: "below zero: 3 of 1,000 rows (0.30%)" (marked with N_).
     finding: ClassVar[str] = ""
+    #: Kinds with a statement of their own (:meth:`measure`) say when it starts: lower first (the costliest).
+    measure_rank: ClassVar[int | None] = None
 
     def checks(self, table: Table) -> list[CheckDefinition]:
         raise NotImplementedError
@@ -154,6 +160,12 @@ class CheckKind:
     def define(self, table: Table, columns: tuple[str, ...], suffix: str = "", **extra: Any) -> CheckDefinition:
         key = f"{self.key}:{table.name}" + (f".{suffix}" if suffix else "")
         return CheckDefinition(key, self.dimension, self.key, table.name, columns, **extra)
+
+    def measure(self, check: CheckDefinition, conn: Connection, present: Mapping[str, set[str]]) -> Any:
+        """The whole-table statement a check runs apart from its table's scan, and independent of it, so the two
+        run side by side (an anti-join, a count of distinct keys); None for kinds that need none. Its result
+        reaches :meth:`evaluate` as ``run.measured[check.key]``. Kinds that have one set :attr:`measure_rank`."""
+        return None
 
     def evaluate(self, check: CheckDefinition, run: Run) -> dict[str, Any] | None:
         """Run one check; None when it cannot run (its table or column is missing: the presence check reports
@@ -251,6 +263,7 @@ class Required(CheckKind):
 
 class Orphan(CheckKind):
     key, dimension, label = "orphan", "complete", ""
+    measure_rank = 1
 
     def checks(self, table: Table) -> list[CheckDefinition]:
         return [CheckDefinition(f"orphan:{table.name}.{column}", "complete", "orphan", table.name, (column,),
@@ -267,13 +280,19 @@ class Orphan(CheckKind):
                  "not loaded). {share_rule}").format(table=table.name, column=check.column, parent_table=parent_table,
                                                      parent_column=parent_column, share_rule=_(SHARE_RULE))
 
+    def measure(self, check: CheckDefinition, conn: Connection, present: Mapping[str, set[str]]) -> int | None:
+        parent_table, parent_column = check.parent  # type: ignore[misc]
+        if parent_table not in present or parent_column not in present[parent_table]:
+            return None
+        return self._orphans(conn, contract.TABLE_BY_NAME[check.table], check.columns[0],
+                             check.parent)  # type: ignore[arg-type]
+
     def evaluate(self, check: CheckDefinition, run: Run) -> dict[str, Any] | None:
         parent_table, parent_column = check.parent  # type: ignore[misc]
-        if parent_table not in run.present or parent_column not in run.present[parent_table]:
+        affected = run.measured.get(check.key)
+        if affected is None:  # the parent table or column is missing
             return None
         rows = run.scans[check.table].rows
-        affected = self._orphans(run.conn, contract.TABLE_BY_NAME[check.table], check.columns[0],
-                                 check.parent) if rows else 0  # type: ignore[arg-type]
         return _finding(affected, rows, share_status(affected, rows, run.thresholds),
                         _("not found in {parent}: {rows}").format(parent=f"{parent_table}.{parent_column}",
                                                                   rows=rows_text(affected, rows)),
@@ -293,6 +312,7 @@ class Orphan(CheckKind):
 
 class Duplicate(CheckKind):
     key, dimension, label = "duplicate", "accurate", N_("Key is unique")
+    measure_rank = 0  # a sort of every key: the longest statements
 
     def checks(self, table: Table) -> list[CheckDefinition]:
         key = contract.table_key(table)
@@ -305,10 +325,12 @@ class Duplicate(CheckKind):
                  "in every total, so any repeat fails. Affected rows are all rows whose key occurs more than once.") \
             .format(table=table.name, key=_(" and ").join(check.columns))
 
+    def measure(self, check: CheckDefinition, conn: Connection, present: Mapping[str, set[str]]) -> tuple[int, int]:
+        return self._duplicates(conn, contract.TABLE_BY_NAME[check.table], check.columns)
+
     def evaluate(self, check: CheckDefinition, run: Run) -> dict[str, Any] | None:
         rows = run.scans[check.table].rows
-        table = contract.TABLE_BY_NAME[check.table]
-        affected, keys = self._duplicates(run.conn, table, check.columns) if rows else (0, 0)
+        affected, keys = run.measured[check.key]
         text = _("repeated key: {rows}").format(rows=rows_text(affected, rows))
         if affected:
             repeated = (_("{n} key occurs more than once") if keys == 1
@@ -321,17 +343,25 @@ class Duplicate(CheckKind):
     @staticmethod
     def _duplicates(conn: Connection, table: Table, key: tuple[str, ...]) -> tuple[int, int]:
         """(rows whose key occurs more than once, number of such keys); rows with an empty key part are
-        left to the required-values check. A cheap count against the distinct count comes first; only a
-        table that has duplicates is grouped to count them."""
+        left to the required-values check. A cheap screen comes first; only a table that may have duplicates is
+        grouped to count them. The screen counts distinct 64-bit hashes of the key (:func:`key_hash`; sorting
+        numbers instead of text ids: 2.7M event ids on PostgreSQL in 0.85 s instead of 1.5 s): as many as keyed
+        rows means no key repeats, fewer means a repeat or (about once in 10^7) a shared hash, which the
+        grouping then tells apart. Where no hash function is known, the keys themselves are counted."""
         cols = [table.c[k] for k in key]
         filled = [c.is_not(None) for c in cols]
-        if len(cols) == 1:
-            total, distinct = conn.execute(select(func.count(cols[0]), func.count(cols[0].distinct()))).one()
-        else:
-            keyed = select(*cols).where(*filled)
-            total = select(func.count()).select_from(keyed.subquery("keyed")).scalar_subquery()
-            distinct = select(func.count()).select_from(keyed.distinct().subquery("distinct_keys")).scalar_subquery()
-            total, distinct = conn.execute(select(total, distinct)).one()
+        with connection(conn, sort_memory=True) as sorting:
+            if conn.dialect.name in KEY_HASH_DIALECTS:
+                total, distinct = sorting.execute(select(func.count(), func.count(key_hash(*cols).distinct()))
+                                                  .where(*filled)).one()
+            elif len(cols) == 1:
+                total, distinct = sorting.execute(select(func.count(cols[0]), func.count(cols[0].distinct()))).one()
+            else:
+                keyed = select(*cols).where(*filled)
+                total = select(func.count()).select_from(keyed.subquery("keyed")).scalar_subquery()
+                distinct = select(func.count()).select_from(keyed.distinct().subquery("distinct_keys")
+                                                            ).scalar_subquery()
+                total, distinct = sorting.execute(select(total, distinct)).one()
         if total == distinct:
             return 0, 0
         repeated = (select(*cols, func.count().label("copies")).where(*filled).group_by(*cols)

@@ -348,6 +348,43 @@ def test_each_planted_fault_is_flagged_with_its_exact_count_and_the_rest_pass(pl
     assert nulls.loc[("orders", "status"), "null_share"] == pytest.approx(0.1)
 
 
+def test_a_repeated_composite_key_is_counted_exactly(scratch_url) -> None:
+    """Order line O01/1 loaded twice, and campaign member C1/M2 twice: the key screen (distinct hashes of
+    order_id and line_no) finds them, and the grouping counts both copies of each, as pandas does."""
+    rows = planted_rows()
+    rows["order_items"].append(dict(rows["order_items"][0]))
+    rows["campaign_members"].append(dict(rows["campaign_members"][1]))
+    url = scratch_url()
+    build(url, rows)
+    engine = create_warehouse_engine(url)
+    warehouse = Warehouse("composite", url, engine, {})
+    try:
+        report = quality_report(engine, TODAY)
+        checks = report.checks.set_index("key")
+        for key in ("duplicate:order_items.order_id+line_no", "duplicate:campaign_members.campaign_id+member_id"):
+            assert checks.loc[key, "affected_rows"] == 2 and checks.loc[key, "status"] == "fail", key
+            assert "1 key occurs more than once; 1 extra copy" in checks.loc[key, "detail"], key
+        assert_matches_reference(report, warehouse.frame)
+    finally:
+        engine.dispose()
+
+
+def test_keys_sharing_a_hash_are_not_mistaken_for_repeats(planted, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The key screen compares hashes: give every key the same one (a collision everywhere) and the grouping on
+    the values decides, so the report is the one the real hashes give: only the planted repeat."""
+    from sqlalchemy import literal
+
+    from analytics import quality_checks
+
+    honest = quality_report(planted.engine, TODAY)
+    monkeypatch.setattr(quality_checks, "key_hash", lambda *columns, salt=0: literal(7))
+    colliding = quality_report(planted.engine, TODAY)
+    pd.testing.assert_frame_equal(honest.checks, colliding.checks)
+    duplicates = colliding.checks[colliding.checks["key"].str.startswith("duplicate:")].set_index("key")
+    assert duplicates["affected_rows"].to_dict() == {
+        key: (2 if key == "duplicate:orders.order_id" else 0) for key in duplicates.index}
+
+
 def test_below_the_failure_share_a_fault_only_warns(planted) -> None:
     report = quality_report(planted.engine, TODAY, QualityThresholds(fail_share=0.5))
     got = statuses(report)
