@@ -25,6 +25,7 @@ turn (other sessions share this machine: the spread is printed too).
 
 from __future__ import annotations
 
+import importlib
 import statistics
 import subprocess
 import sys
@@ -57,6 +58,7 @@ def load_chdb() -> Any:
         print(f"installing chdb into {PYLIB.relative_to(PROJECT_ROOT)} ...", flush=True)
         subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target", str(PYLIB),
                         "-r", str(REQUIREMENTS)], check=True)
+        importlib.invalidate_caches()  # the folder did not exist at the first attempt: forget that it was empty
         import chdb
     return chdb
 
