@@ -405,13 +405,21 @@ def _cutoff(today: date, days: int) -> datetime:
     return datetime.combine(today - timedelta(days=days), time())
 
 
-def _inactive_members(cutoff: datetime) -> Any:
+def _inactive_members(cutoff: datetime, dialect: str) -> Any:
     """Conditions on ``members``: no order, no event and no registration since ``cutoff``, and personal data left.
     ``NOT EXISTS``, not ``NOT IN``: PostgreSQL runs a ``NOT IN`` over millions of events row by row once the
-    subquery outgrows ``work_mem`` (the Privacy page's retention tab ran for minutes at 50,000 members)."""
+    subquery outgrows ``work_mem`` (the Privacy page's retention tab ran for minutes at 50,000 members). On
+    PostgreSQL (``dialect``) the recent events are grouped by member first: version 15 hashes the inner side of an
+    anti-join, and a hash of 2.4M events spilled in 32 batches (1.1-1.4 s at 50,000 members) where one of their
+    50,000 members takes 0.6 s. DuckDB picks the side to hash itself, and the grouping would only add to it (1M
+    members: 1.6-2.4 s as it is, 2.5-3.4 s grouped)."""
     m, o, e = contract.members.c, contract.orders.c, contract.events.c
     recent_orders = select(o.member_id).where(o.member_id == m.member_id, o.ordered_at >= cutoff)
-    recent_events = select(e.member_id).where(e.member_id == m.member_id, e.occurred_at >= cutoff)
+    if dialect == "postgresql":
+        active = select(e.member_id).where(e.occurred_at >= cutoff).group_by(e.member_id).subquery("active")
+        recent_events = select(active.c.member_id).where(active.c.member_id == m.member_id)
+    else:
+        recent_events = select(e.member_id).where(e.member_id == m.member_id, e.occurred_at >= cutoff)
     return [m.registered_at < cutoff, ~recent_orders.exists(), ~recent_events.exists(),
             or_(*(m[c].is_not(None) for c in PERSONAL_COLUMNS))]
 
@@ -436,7 +444,7 @@ def retention_report(bind: Bind, state: Engine, policy: RetentionPolicy, today: 
     member_cut = _cutoff(today, policy.inactive_member_days)
     with connection(bind) as conn:
         inactive = conn.execute(select(func.count(), func.min(m.registered_at))
-                                .where(*_inactive_members(member_cut))).one()
+                                .where(*_inactive_members(member_cut, conn.dialect.name))).one()
     audit_cut = _cutoff(today, policy.audit_days)
     saved_cut = _cutoff(today, policy.saved_audience_days)
     with _database_errors(state), state.connect() as conn:
@@ -482,14 +490,16 @@ def purge(url: str, bind: Bind, state: Engine, by: Principal, policy: RetentionP
         engine = _writer(url)
         try:
             with warehouse_write_lock(url, "the purge"), engine.begin() as conn:
-                anonymised = conn.execute(update(contract.members).where(*_inactive_members(member_cut))
+                inactive = _inactive_members(member_cut, conn.dialect.name)
+                anonymised = conn.execute(update(contract.members).where(*inactive)
                                           .values(**{c: None for c in PERSONAL_COLUMNS})).rowcount
         except SQLAlchemyError as exc:
             raise explain_error(exc, url) from exc
         finally:
             engine.dispose()
     else:
-        owner = read_frame(bind, select(m.member_id).where(*_inactive_members(member_cut)).order_by(m.member_id))
+        owner = read_frame(bind, select(m.member_id).where(*_inactive_members(member_cut, bind.dialect.name))
+                           .order_by(m.member_id))
     with _database_errors(state), _write_transaction(state) as conn:
         audit_rows = conn.execute(delete(audit_log).where(audit_log.c.at < _cutoff(today, policy.audit_days))).rowcount
         saved = conn.execute(delete(saved_audiences).where(
