@@ -132,16 +132,22 @@ def _key_hash_parts(element: _KeyHash, compiler: Any, **kw: Any) -> tuple[int, l
 
 @compiles(_KeyHash)
 def _key_hash_default(element: _KeyHash, compiler: Any, **kw: Any) -> str:
-    raise InputError(f"This needs a 64-bit hash function, which MemberLens knows on DuckDB, PostgreSQL and Spark SQL, "
-                     f"not on {compiler.dialect.name}.")
+    raise InputError(f"This analysis needs a 64-bit hash function, which MemberLens knows on DuckDB, PostgreSQL "
+                     f"and Spark SQL, not on {compiler.dialect.name}.")
+
+
+def _salted_call(function: str, element: _KeyHash, compiler: Any, **kw: Any) -> str:
+    """``function(columns...)``, the first column prefixed with '#' for salt 1 (DuckDB's ``hash``, Spark's
+    ``xxhash64``: both hash several columns at once but take no seed)."""
+    salt, columns = _key_hash_parts(element, compiler, **kw)
+    if salt:
+        columns[0] = f"concat('#', {columns[0]})"
+    return f"{function}({', '.join(columns)})"
 
 
 @compiles(_KeyHash, "duckdb")
 def _key_hash_duckdb(element: _KeyHash, compiler: Any, **kw: Any) -> str:
-    salt, columns = _key_hash_parts(element, compiler, **kw)
-    if salt:
-        columns[0] = f"concat('#', {columns[0]})"
-    return f"hash({', '.join(columns)})"
+    return _salted_call("hash", element, compiler, **kw)
 
 
 @compiles(_KeyHash, "postgresql")
@@ -157,7 +163,4 @@ def _key_hash_postgresql(element: _KeyHash, compiler: Any, **kw: Any) -> str:
 
 @compiles(_KeyHash, "sparksql")
 def _key_hash_spark(element: _KeyHash, compiler: Any, **kw: Any) -> str:
-    salt, columns = _key_hash_parts(element, compiler, **kw)
-    if salt:
-        columns[0] = f"concat('#', {columns[0]})"
-    return f"xxhash64({', '.join(columns)})"
+    return _salted_call("xxhash64", element, compiler, **kw)
