@@ -182,7 +182,8 @@ retained = retained.assign(item=retained["item"].map(_), purge=retained["purge"]
 st.dataframe(retained, hide_index=True, column_config={
     "item": _("What"), "period_days": st.column_config.NumberColumn(_("Kept (days)"), format="localized"),
     "past_period": st.column_config.NumberColumn(_("Past the period"), format="localized"),
-    "oldest": st.column_config.DatetimeColumn(_("Oldest"), format="YYYY-MM-DD"), "purge": _("Purging")})
+    "oldest": st.column_config.DatetimeColumn(_("Oldest"), format="YYYY-MM-DD"), "purge": _("Purging")},
+    placeholder="")
 overdue = int(retained["past_period"].sum())
 st.caption(":material/auto_delete: " + _("**{n} item(s) are past their retention period.**").format(n=f"{overdue:,}")
            if overdue else ":material/check_circle: " + _("Nothing is past its retention period."))

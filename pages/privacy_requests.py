@@ -190,7 +190,8 @@ with retention_tab:
                  column_config={
         "item": _("What"), "period_days": st.column_config.NumberColumn(_("Kept (days)"), format="localized"),
         "past_period": st.column_config.NumberColumn(_("Past the period"), format="localized"),
-        "oldest": st.column_config.DatetimeColumn(_("Oldest"), format="YYYY-MM-DD"), "purge": _("Purging")})
+        "oldest": st.column_config.DatetimeColumn(_("Oldest"), format="YYYY-MM-DD"), "purge": _("Purging")},
+                 placeholder="")
     st.caption(_("Periods are configured with MEMBERLENS_RETENTION_* or [memberlens.retention] in secrets.toml; "
                  "{command} does the same as the button.").format(command="`python -m analytics privacy purge`"))
     if allowed(ctx.principal, PURGE):
