@@ -38,7 +38,7 @@ import pandas as pd
 from scipy import stats
 from sqlalchemy import Date, Double, Select, String, and_, case, cast, func, literal, null, select, tuple_, union_all
 
-from analytics import experiments, rfm
+from analytics import experiments, purchase_rollup, rfm
 from analytics.clustering import AGE_BANDS  # the bands the cluster portraits use
 from analytics.errors import InputError
 from analytics.filters import OPEN_SCOPE, Scope, scope_conditions
@@ -199,20 +199,16 @@ def audience_profile(bind: Bind, audience: CampaignAudience) -> AudienceProfile:
                      func.coalesce(sum_if(in_audience, b.orders), 0.0).label("audience_orders"),
                      func.coalesce(func.sum(b.orders), 0.0).label("all_orders")
                      ).group_by(func.grouping_sets(*(b[k] for k in dims), tuple_()))
-    o, lines = orders.c, order_items.c
-    in_order = o.member_id.in_(select(ids.c.member_id))
-    amount = cast(lines.line_amount, Double)
+    category, member_id, amount, source, conditions = _category_lines(bind, window)
+    in_audience_sales = sum_if(member_id.in_(select(ids.c.member_id)), amount)
+    # exact decimal sums, made floats once: the same whether summed from the lines or from the rollup's day sums
     by_category = (select(literal("categories").label("part"), *(text.label(k) for k in dims),
-                          products.c.category, number.label("audience"), number.label("all_members"),
+                          category, number.label("audience"), number.label("all_members"),
                           number.label("audience_buyers"), number.label("all_buyers"),
-                          func.coalesce(sum_if(in_order, amount), 0.0).label("audience_sales"),
-                          func.sum(amount).label("all_sales"), number.label("audience_orders"),
+                          func.coalesce(cast(in_audience_sales, Double), 0.0).label("audience_sales"),
+                          cast(func.sum(amount), Double).label("all_sales"), number.label("audience_orders"),
                           number.label("all_orders"))
-                   .select_from(order_items.join(orders, o.order_id == lines.order_id)
-                                .outerjoin(products, products.c.product_id == lines.product_id))
-                   .where(o.status == "completed", o.member_id.is_not(None), o.ordered_at >= window.start_ts,
-                          o.ordered_at < window.end_ts)
-                   .group_by(products.c.category))
+                   .select_from(source).where(*conditions).group_by(category))
     both = read_frame(bind, union_all(grouped, by_category), hash_joins=True)
     sets = both[both["part"] == "mix"].drop(columns=["part", "category"]).reset_index(drop=True)
     categories = both.loc[both["part"] == "categories", ["category", "audience_sales", "all_sales"]].reset_index(
@@ -327,6 +323,23 @@ def balance_check(bind: Bind, audience: CampaignAudience) -> pd.DataFrame:
     frame = pd.DataFrame(rows)
     frame["balanced"] = frame["smd"].abs().fillna(0) < BALANCE_THRESHOLD
     return frame
+
+
+def _category_lines(bind: Bind, window: Any) -> tuple[Any, Any, Any, Any, list[Any]]:
+    """What the profile's category mix sums: ``(category, member_id, amount, source, conditions)`` over the completed
+    member orders of the window, from the purchase rollup of an embedded DuckDB warehouse that keeps one for its
+    current state (:mod:`analytics.purchase_rollup`), else from the order lines joined to their orders."""
+    path = purchase_rollup.current(bind)
+    if path is not None:
+        rows = purchase_rollup.stored(path)
+        return (rows.c.category, rows.c.member_id, rows.c.sales, rows,
+                [rows.c.day >= window.start, rows.c.day <= window.end])
+    o, lines = orders.c, order_items.c
+    return (products.c.category, o.member_id, lines.line_amount,
+            order_items.join(orders, o.order_id == lines.order_id).outerjoin(
+                products, products.c.product_id == lines.product_id),
+            [o.status == "completed", o.member_id.is_not(None), o.ordered_at >= window.start_ts,
+             o.ordered_at < window.end_ts])
 
 
 def _number(value: Any, missing: float) -> float:

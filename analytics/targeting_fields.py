@@ -42,6 +42,7 @@ from analytics import audiences
 from analytics.errors import SpecError
 from analytics.filters import Filters
 from analytics.i18n import N_, _
+from analytics.purchase_rollup import BoughtCategory
 from analytics.storage.contract import TIERS, members, order_items, orders, products
 
 if TYPE_CHECKING:
@@ -222,8 +223,11 @@ class BoughtField(ChoiceField):
                       .where(products.c.category.in_(values)))
         else:
             bought = select(lines.order_id).where(lines.product_id.in_(values))
-        return members.c.member_id.in_(select(o.member_id).where(*orders_since(ctx.since, ctx.window),
-                                                                 o.order_id.in_(bought)))
+        in_warehouse = members.c.member_id.in_(select(o.member_id).where(*orders_since(ctx.since, ctx.window),
+                                                                         o.order_id.in_(bought)))
+        if self.key == "bought_category":  # read from the purchase rollup where one is kept
+            return BoughtCategory(members.c.member_id, values, ctx.since, ctx.window, in_warehouse)
+        return in_warehouse
 
 
 # --- ranges -------------------------------------------------------------------------------------------------

@@ -13,6 +13,7 @@ from analytics.access import SAVE_AUDIENCE, allowed, require
 from analytics.errors import MemberLensError, SpecError
 from analytics.filters import Filters
 from analytics.i18n import _, code_label, format_day
+from analytics.purchase_rollup import refresh_in_background
 from analytics.storage.appstate import audience_versions, list_audiences, load_audience, save_audience
 from analytics.targeting import (
     FIELDS,
@@ -62,6 +63,7 @@ STARTER = pd.DataFrame([
 ], columns=COLUMNS).astype({"group": "Int64", "days": "Int64"})
 
 ctx = page_inputs("campaign_targeting")
+refresh_in_background(ctx.engine)  # the purchase rollup "bought a category" reads, when stale or missing
 filters = ctx.filters
 state = app_state()
 session = st.session_state

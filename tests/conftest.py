@@ -80,6 +80,21 @@ def duck_warehouse(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Warehou
     engine.dispose()
 
 
+@pytest.fixture()
+def own_warehouse(duck_warehouse: Warehouse, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+                  ) -> Iterator[tuple[Engine, Path]]:
+    """A copy of the DuckDB demo with a data folder of its own (a new file: its first connection sets the folders
+    DuckDB may read, so the score store and its rollups are this test's): ``(engine, path)``."""
+    import shutil
+
+    monkeypatch.setenv("MEMBERLENS_DATA_DIR", str(tmp_path / "data"))
+    path = tmp_path / "warehouse.duckdb"
+    shutil.copyfile(duck_warehouse.url.removeprefix("duckdb:///"), path)
+    engine = open_warehouse(f"duckdb:///{path}")
+    yield engine, path
+    engine.dispose()
+
+
 @pytest.fixture(scope="session")
 def trained_models(duck_warehouse: Warehouse) -> dict:
     """Churn, propensity and CLV models trained once on the DuckDB demo, as the registry stores them."""

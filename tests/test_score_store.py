@@ -18,20 +18,8 @@ from analytics.prediction_audiences import PinnedModel, store_scores
 from analytics.storage import score_store
 from analytics.storage.contract import members
 from analytics.storage.db import read_frame
-from analytics.storage.warehouse import data_span, open_warehouse
+from analytics.storage.warehouse import data_span
 from tests.conftest import Warehouse, run
-
-
-@pytest.fixture()
-def own_warehouse(duck_warehouse: Warehouse, tmp_path, monkeypatch):
-    """A copy of the DuckDB demo with a data folder of its own (a new file: its first connection sets the folders
-    DuckDB may read, so the store is this test's)."""
-    monkeypatch.setenv("MEMBERLENS_DATA_DIR", str(tmp_path / "data"))
-    path = tmp_path / "warehouse.duckdb"
-    shutil.copyfile(duck_warehouse.url.removeprefix("duckdb:///"), path)
-    engine = open_warehouse(f"duckdb:///{path}")
-    yield engine, path
-    engine.dispose()
 
 
 def _spec(as_of, *conditions):

@@ -104,6 +104,7 @@ def _build(config: DatabaseConfig, spec: DemoSpec) -> None:
             bar.progress(1.0, text=_("Training the prediction models on the demo (churn, propensity, lifetime "
                                      "value)"))
             _train_demo_models(config.url)
+            _keep_purchase_rollup(config.url)
             status.update(label=_("Demo warehouse ready in {seconds} s").format(seconds=f"{summary.seconds:.0f}"),
                           state="complete", expanded=False)
         st.rerun()
@@ -133,6 +134,17 @@ def _train_demo_models(url: str) -> None:
             stored = save_model(state, kind, trained["card"].get("algorithm", "bgnbd+gammagamma"), as_of, trained,
                                 "demo set-up")
             store_scores(engine, PinnedModel.from_stored(stored), as_of)
+    finally:
+        engine.dispose()
+
+
+def _keep_purchase_rollup(url: str) -> None:
+    """The demo comes with its purchase rollup (:mod:`analytics.purchase_rollup`), so the first audience reads it."""
+    from analytics.purchase_rollup import store_rollup
+
+    engine = open_warehouse(url)
+    try:
+        store_rollup(engine)
     finally:
         engine.dispose()
 

@@ -21,6 +21,10 @@ When it is used, and why the result is the same:
 
 The store is a folder of Parquet files (``data/score_store`` by default), at most :data:`MAX_FILES` of them; files
 of an older warehouse state are deleted when a new one is written.
+
+The same folder keeps **rollups**: results MemberLens derives from the whole warehouse for a state, not per model
+or day (:mod:`analytics.purchase_rollup`: completed purchases by member, channel, category and day). They follow
+the same rules: named by the warehouse state, written whole, read only while the warehouse is unchanged.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
@@ -40,6 +45,8 @@ from sqlalchemy.engine import Dialect
 #: Most stored files kept (each is a model's scores on a day: about 20 MB at 1M members).
 MAX_FILES = 24
 _DIALECT_ATTRIBUTE = "memberlens_score_store"
+#: Rows per row group of a rollup (DuckDB's own row group size).
+ROLLUP_ROW_GROUP = 122_880
 
 
 @dataclass(frozen=True)
@@ -74,13 +81,31 @@ class ScoreStore:
     def write(self, kind: str, model: Mapping[str, Any], as_of: date, state: str, table: Any) -> Path:
         """Keep ``table`` (a pyarrow table: ``member_id`` and the model's scores) as the scores of ``model`` on
         ``as_of`` for the warehouse ``state`` read before they were computed; whole or not at all."""
+        return self._keep(self.file_for(kind, model, as_of, state), state, table)
+
+    def rollup_file(self, name: str, state: str | None = None) -> Path:
+        """Where the rollup ``name`` (e.g. :data:`analytics.purchase_rollup.ROLLUP`) of the warehouse ``state`` (the
+        current one by default) is kept."""
+        return self.directory / f"{name}-{state or self.state()}.parquet"
+
+    def find_rollup(self, name: str) -> Path | None:
+        """The rollup ``name`` of the warehouse as it is now, or None."""
+        path = self.rollup_file(name)
+        return path if path.is_file() else None
+
+    def write_rollup(self, name: str, state: str, table: Any) -> Path:
+        """Keep ``table`` (a pyarrow table, in the order its readers filter on) as the rollup ``name`` of the
+        warehouse ``state`` read before it was computed; whole or not at all. Row groups of :data:`ROLLUP_ROW_GROUP`
+        rows, so that a reader's filter skips the groups whose statistics rule them out."""
+        return self._keep(self.rollup_file(name, state), state, table, ROLLUP_ROW_GROUP)
+
+    def _keep(self, path: Path, state: str, table: Any, row_group: int | None = None) -> Path:
         import pyarrow.parquet as pq
 
         self.directory.mkdir(parents=True, exist_ok=True)
-        path = self.file_for(kind, model, as_of, state)
-        partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
+        partial = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.partial")
         try:
-            pq.write_table(table, partial)
+            pq.write_table(table, partial, row_group_size=row_group)
             os.replace(partial, path)
         finally:
             partial.unlink(missing_ok=True)
@@ -106,8 +131,8 @@ def model_digest(model: Mapping[str, Any]) -> str:
     return hashlib.sha1(text.encode()).hexdigest()[:16]
 
 
-def enable(engine: Engine, store: ScoreStore) -> None:
-    """Let statements compiled for ``engine`` read ``store`` (its connections must be allowed the folder)."""
+def enable(engine: Engine, store: ScoreStore | None) -> None:
+    """Let statements compiled for ``engine`` read ``store`` (None: none); its connections may read its folder."""
     setattr(engine.dialect, _DIALECT_ATTRIBUTE, store)
 
 
