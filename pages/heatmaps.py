@@ -49,7 +49,8 @@ st.title(_("Heatmaps"))
 st.caption(_("{start} – {end}. Hover a cell for its exact figures; click it for the members behind it.").format(
     start=long_day(filters.start), end=long_day(filters.end)))
 retention_tab, rhythm_tab, affinity_tab, browsing_tab = st.tabs(
-    [_("Cohort retention"), _("Activity rhythm"), _("Category affinity"), _("Browsing hotspots")], key="heatmaps_tab")
+    [_("Cohort retention"), _("Activity rhythm"), _("Category affinity"), _("Browsing hotspots")], key="heatmaps_tab",
+    on_change="rerun")  # only the open tab is computed and drawn (at the end of the page)
 
 Key = str | int
 
@@ -123,7 +124,8 @@ def cell(frame: pd.DataFrame, row_column: str, row: Key, col_column: str, column
     return None if found.empty else found.iloc[0]
 
 
-with retention_tab:
+def cohort_retention() -> None:
+    """The cohort retention tab: its controls, the heatmap, the table download and a clicked cell's members."""
     controls = st.columns(4)
     cohort = controls[0].segmented_control(_("Cohort by"), ["first_purchase", "registration"],
                                            default="first_purchase", format_func=options_shown.get, key="hm_cohort",
@@ -196,7 +198,8 @@ with retention_tab:
                          {"cohort": cohort, "period": period, "activity": activity}, figures, _(who),
                          retention_filters)
 
-with rhythm_tab:
+def activity_rhythm_tab() -> None:
+    """The activity rhythm tab: weekday x hour, and a clicked cell's members."""
     measure = st.segmented_control(_("Measure"), RHYTHM_MEASURES, default="orders", key="hm_measure", required=True,
                                    format_func={"orders": _("Orders"),
                                                 "net_sales": _("Net sales ({currency})").format(currency=CURRENCY),
@@ -229,7 +232,8 @@ with rhythm_tab:
                        "listed)") if measure == "events" else
                      _("members with a completed order then (guest orders are in the figure but cannot be listed)"))
 
-with affinity_tab:
+def category_affinity_tab() -> None:
+    """The category affinity tab: group x category index, and a clicked cell's members."""
     by = st.segmented_control(_("Group by"), AFFINITY_GROUPS, default="tier", format_func=options_shown.get,
                               key="hm_affinity_by", required=True)
     affinity = cached_heatmap(ctx.engine, filters, "affinity", by)
@@ -258,7 +262,8 @@ with affinity_tab:
                           _("members of this region who bought from {category} in completed orders in the range"))
                          .format(category=clicked[1]))
 
-with browsing_tab:
+def browsing_hotspots() -> None:
+    """The browsing hotspots tab: page x hour or event type, and a clicked cell's members."""
     across = st.segmented_control(_("Across"), ["hour", "event_type"], default="hour", key="hm_browsing_across",
                                   format_func={"hour": _("Hour of day"), "event_type": _("Event type")}.get,
                                   required=True)
@@ -284,3 +289,10 @@ with browsing_tab:
                            "cannot be listed)") if across == "hour" else
                          _("members with this event on this page (anonymous visitors are in the figure but cannot be "
                            "listed)"))
+
+
+for tab, show_tab in ((retention_tab, cohort_retention), (rhythm_tab, activity_rhythm_tab),
+                      (affinity_tab, category_affinity_tab), (browsing_tab, browsing_hotspots)):
+    if tab.open:
+        with tab:
+            show_tab()

@@ -297,9 +297,14 @@ def clicked(row: object, column: object) -> dict:
     return {"selection": {"points": [point], "point_indices": [0], "box": [], "lasso": []}}
 
 
+#: The page's tab of each heatmap (only the open tab is computed and drawn).
+TABS = {"retention": "Cohort retention", "rhythm": "Activity rhythm", "affinity": "Category affinity",
+        "browsing": "Browsing hotspots"}
+
+
 def test_clicking_a_cell_shows_its_figures_and_masked_members(warehouse: Warehouse, monkeypatch) -> None:
     """The page under AppTest, on DuckDB and PostgreSQL: a click on a cell of each heatmap (as the browser
-    sends it) shows the cell's figures, the number of its members, a masked preview and a download."""
+    sends it), in its tab, shows the cell's figures, the number of its members, a masked preview and a download."""
     at = open_page(warehouse.url, "pages/heatmaps.py", monkeypatch)
     filters = default_filters(warehouse)
     span = data_span(warehouse.engine)
@@ -316,33 +321,37 @@ def test_clicking_a_cell_shows_its_figures_and_masked_members(warehouse: Warehou
         "affinity": (affinity["group"], affinity["category"], {"by": "tier"}),
         "browsing": (hot["page"], int(hot["column"]), {"across": "hour"}),
     }
-    for heatmap, (row, column, _) in cells.items():
-        at.session_state[f"hm_{heatmap}_chart"] = clicked(row, column)
-    at.run()
-    assert not at.exception, [e.value for e in at.exception]
-    text = [m.value for m in at.markdown]
-    assert f"**Cohort {retention['cohort']:%Y-%m} ({retention['size']:,} members), month 1: " \
-           f"{retention['active']:,} active, {retention['share']:.1%}**" in text
-    assert any(t.startswith("**Wednesday 20:00–20:59: ") and t.endswith(" completed orders**") for t in text)
-    assert f"**{affinity['group'].capitalize()} · {affinity['category']}: index {affinity['index']:.0f} " \
-           "(100 = average); " in " ".join(text)
-    assert f"**{hot['page']} · {int(hot['column']):02d}:00–{int(hot['column']):02d}:59: {hot['events']:,} events**" \
-        in text
-    counts = {heatmap: member_count(warehouse.engine, cell_members(recent if heatmap == "retention" else filters,
-                                                                   heatmap, row, column, **options))
-              for heatmap, (row, column, options) in cells.items()}
-    assert all(counts.values())
-    for heatmap in HEATMAPS:
-        assert any(t.startswith(f"**{counts[heatmap]:,}** member") for t in text), heatmap
-    previews = [df.value for df in at.dataframe]
-    assert [len(p) for p in previews] == [min(counts[h], 100) for h in HEATMAPS]
+    headline = {
+        "retention": lambda text: f"**Cohort {retention['cohort']:%Y-%m} ({retention['size']:,} members), month 1: "
+                                  f"{retention['active']:,} active, {retention['share']:.1%}**" in text,
+        "rhythm": lambda text: any(t.startswith("**Wednesday 20:00–20:59: ") and t.endswith(" completed orders**")
+                                   for t in text),
+        "affinity": lambda text: f"**{affinity['group'].capitalize()} · {affinity['category']}: index "
+                                 f"{affinity['index']:.0f} (100 = average); " in " ".join(text),
+        "browsing": lambda text: f"**{hot['page']} · {int(hot['column']):02d}:00–{int(hot['column']):02d}:59: "
+                                 f"{hot['events']:,} events**" in text,
+    }
     members = warehouse.frame("members").set_index("member_id")
-    for preview in previews:
-        shown = preview.dropna(subset=["phone"])
+    assert list(cells) == list(HEATMAPS)
+    for heatmap, (row, column, options) in cells.items():
+        at.session_state["heatmaps_tab"] = TABS[heatmap]
+        at.session_state[f"hm_{heatmap}_chart"] = clicked(row, column)
+        at.run()
+        assert not at.exception, [e.value for e in at.exception]
+        assert len(at.get("plotly_chart")) == 1, heatmap  # the open tab's heatmap alone
+        text = [m.value for m in at.markdown]
+        assert headline[heatmap](text), heatmap
+        count = member_count(warehouse.engine, cell_members(recent if heatmap == "retention" else filters, heatmap,
+                                                            row, column, **options))
+        assert count and any(t.startswith(f"**{count:,}** member") for t in text), heatmap
+        previews = [df.value for df in at.dataframe]
+        assert [len(p) for p in previews] == [min(count, 100)], heatmap
+        shown = previews[0].dropna(subset=["phone"])
         assert len(shown) and not shown["phone"].isin(members["phone"]).any()
         assert shown["phone"].str.fullmatch(r"\d{3}\*+\d{4}").all()
-    labels = [b.label for b in at.get("download_button")]
-    assert sum(label.startswith("Download the ") and label.endswith(" (CSV)") for label in labels) == 4 + 1
+        labels = [b.label for b in at.get("download_button")]
+        assert sum(label.startswith("Download the ") and label.endswith(" (CSV)") for label in labels) == (
+            2 if heatmap == "retention" else 1), heatmap  # the retention tab also offers its cohort table
 
 
 def test_a_click_on_an_empty_cell_says_so(duck_warehouse: Warehouse, monkeypatch) -> None:
@@ -352,12 +361,17 @@ def test_a_click_on_an_empty_cell_says_so(duck_warehouse: Warehouse, monkeypatch
     last = table["cohort"].max()
     assert table.loc[table["cohort"] == last, "period"].max() < 3  # the newest cohort has no month 3 yet
     at.session_state["hm_retention_chart"] = clicked(last.date().isoformat(), 3)
-    at.session_state["hm_rhythm_chart"] = clicked("not a weekday", 3)  # e.g. a click on an older drawing
     at.run()
     assert not at.exception
     text = [m.value for m in at.markdown]
     assert "**Nothing in this cell** for these filters." in text
     assert not at.dataframe and not any("behind this cell" in t for t in text)
+    at.session_state["heatmaps_tab"] = TABS["rhythm"]
+    at.session_state["hm_rhythm_chart"] = clicked("not a weekday", 3)  # e.g. a click on an older drawing
+    at.run()
+    assert not at.exception
+    text = [m.value for m in at.markdown]
+    assert not at.dataframe and not any("behind this cell" in t or "Nothing in this cell" in t for t in text)
 
 
 def test_retention_defaults_to_the_last_twelve_months_and_says_so(duck_warehouse: Warehouse, monkeypatch) -> None:

@@ -117,10 +117,18 @@ def test_heatmap_hover_amounts_read_back(duck_warehouse: Warehouse, monkeypatch)
     span = data_span(duck_warehouse.engine)
     filters = Filters(span.first_day, span.last_day)
     _set_dates(at, filters.start, filters.end)
+    at.session_state["heatmaps_tab"] = "Activity rhythm"  # only the open tab is drawn
+    at.run()
     at.segmented_control(key="hm_measure").set_value("net_sales").run()
     assert not at.exception, [e.value for e in at.exception]
-    for key, values in (("hm_rhythm_chart", activity_rhythm(duck_warehouse.engine, filters, "net_sales")["value"]),
-                        ("hm_affinity_chart", category_affinity(duck_warehouse.engine, filters, "tier")["spend"])):
+    for tab, key, values in (
+            ("Activity rhythm", "hm_rhythm_chart",
+             activity_rhythm(duck_warehouse.engine, filters, "net_sales")["value"]),
+            ("Category affinity", "hm_affinity_chart",
+             category_affinity(duck_warehouse.engine, filters, "tier")["spend"])):
+        at.session_state["heatmaps_tab"] = tab
+        at.run()
+        assert not at.exception, [e.value for e in at.exception]
         expected = sorted(float(v) for v in values)
         shown = sorted((read_figure(t) for t in _money_in_hovers(at, key)), key=lambda f: f.value)
         assert len(shown) == len(expected), key
