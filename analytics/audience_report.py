@@ -35,7 +35,6 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import pandas as pd
-from scipy import stats
 from sqlalchemy import Date, Double, Select, String, and_, case, cast, func, literal, null, select, tuple_, union_all
 
 from analytics import experiments, purchase_rollup, rfm
@@ -350,6 +349,7 @@ def _number(value: Any, missing: float) -> float:
 def _p_value(difference: float, variance: float) -> float:
     """Two-sided p-value of a difference of means (or shares) between the arms (normal approximation); with no
     spread at all, 1 for no difference and 0 for any."""
+    from scipy import stats  # imported when used: about 1 s, kept off the app's first page
     if math.isnan(difference):
         return math.nan
     if not variance > 0:
@@ -386,6 +386,7 @@ def control_needed(treatment: int, plan: PowerPlan) -> int | None:
     variance under the alternative), solved for the control arm with the treatment arm as it is: the smallest
     ``n`` with ``z_a sqrt(p (1 - p) (1/n + 1/t)) + z_b sqrt(p0 q0 / n + p1 q1 / t) <= difference``, ``p`` the
     pooled rate. With ``t`` equal to the equal-arm size, ``n`` is that size."""
+    from scipy import stats  # imported when used: about 1 s, kept off the app's first page
     if treatment <= 0:
         return None
     p0, p1, t = plan.baseline, plan.baseline + plan.difference, treatment

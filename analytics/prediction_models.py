@@ -30,8 +30,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sklearn.ensemble import HistGradientBoostingClassifier
-from sklearn.linear_model import LogisticRegression
 from sqlalchemy import ColumnElement, Double, case, func, literal
 from threadpoolctl import threadpool_limits
 
@@ -204,6 +202,7 @@ def sample_rows(member_ids: pd.Series, size: int, salt: str = "sample") -> np.nd
 
 def fit_classifier(frame: pd.DataFrame, target: np.ndarray, features: Sequence[str], algorithm: str) -> Classifier:
     """Fit and calibrate one candidate on the training members (``target``: 1 for the positive class)."""
+    from sklearn.linear_model import LogisticRegression  # imported when used, not with the app's first page
     if algorithm not in ALGORITHMS:
         raise InputError(f"Unknown algorithm {algorithm!r}; choose {' or '.join(ALGORITHMS)}.")
     aside = calibration_rows(frame["member_id"])
@@ -221,6 +220,8 @@ def fit_classifier(frame: pd.DataFrame, target: np.ndarray, features: Sequence[s
 
 def _fit(fit_X: np.ndarray, fit_y: np.ndarray, features: Sequence[str], algorithm: str) -> Classifier:
     """The uncalibrated candidate."""
+    from sklearn.ensemble import HistGradientBoostingClassifier  # imported when used, not with the app's first page
+    from sklearn.linear_model import LogisticRegression  # imported when used, not with the app's first page
     if algorithm == "logistic":
         means = fit_X.mean(axis=0)
         scales = fit_X.std(axis=0)
