@@ -132,12 +132,16 @@ def _rows(bind: Bind, window: Filters, keyed: Select, limit: int | None, unmaske
           scope: Scope = OPEN_SCOPE) -> pd.DataFrame:
     """One statement: ``keyed`` (``member_id, net_sales, orders, recency_days, segment`` of each listed member)
     sorted by value and cut at ``limit``; then the members' own columns for those rows only and, for rows without
-    an order in the window, their last order before it."""
+    an order in the window, their last order before it. A preview (``limit`` of 1 or more) also counts the rows
+    there are without the limit, in the same statement: ``frame.attrs["total"]``."""
     if limit is not None and not 0 <= limit <= MAX_ROWS:
         raise ValueError(f"limit must be from 0 to {MAX_ROWS:,}")
     if not scope.is_open:  # before the limit: a preview shows the first rows the user may see
         keyed = keyed.where(keyed.selected_columns.member_id.in_(scoped_ids(select(members.c.member_id), scope)))
+    counted = bool(limit)
     if limit is not None:  # a preview: the first rows by value (the whole list is sorted once, at the end)
+        if counted:  # a window function sees every row the WHERE clause keeps, before the limit
+            keyed = keyed.add_columns(func.count().over().label("listed_total"))
         keyed = keyed.order_by(keyed.selected_columns.net_sales.desc(),
                                keyed.selected_columns.member_id).limit(limit)
     valued = keyed.cte("listed")
@@ -153,13 +157,17 @@ def _rows(bind: Bind, window: Filters, keyed: Select, limit: int | None, unmaske
     days = func.coalesce(v.recency_days, literal(window.end, Date) - cast(before.c.last_at, Date))
     segment = func.coalesce(v.segment, case((before.c.last_at.is_not(None), literal(LAPSED))))
     query = (select(*(m[name] for name in MEMBER_COLUMNS), v.net_sales, v.orders, days.label("days_since"),
-                    segment.label("segment"))
+                    segment.label("segment"), *([v.listed_total] if counted else []))
              .select_from(valued.join(members, m.member_id == v.member_id)
                           .outerjoin(before, before.c.member_id == v.member_id))
              .order_by(v.net_sales.desc(), v.member_id))
     frame = read_frame(bind, query, hash_joins=True)  # the ids may come from a funnel's CTE joins
+    total = (int(frame["listed_total"].iloc[0]) if len(frame) else 0) if counted else None
     frame = _typed(frame, window)
-    return frame if unmasked else mask_members(frame)
+    frame = frame if unmasked else mask_members(frame)
+    if counted:
+        frame.attrs["total"] = total
+    return frame
 
 
 def _typed(frame: pd.DataFrame, window: Filters) -> pd.DataFrame:

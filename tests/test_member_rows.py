@@ -129,6 +129,8 @@ def test_a_preview_is_the_start_of_the_whole_list(warehouse: Warehouse, limit: i
     rows = member_rows(warehouse.engine, query, window, limit)
     pd.testing.assert_frame_equal(rows, whole.head(limit), check_dtype=False)
     assert member_count(warehouse.engine, query) == len(chosen)
+    # a preview's statement counts the whole list too (what the page's headline shows)
+    assert rows.attrs.get("total") == (len(whole) if limit else None) and len(whole) > limit
 
 
 def test_member_count_counts_distinct_members(warehouse: Warehouse) -> None:
@@ -154,6 +156,7 @@ def test_a_segment_lists_the_same_rows_by_either_path(warehouse: Warehouse, segm
     assert set(fast["segment"]) == set(segments)
     head = audience_rows(warehouse.engine, audience, limit=20)
     pd.testing.assert_frame_equal(head, fast.head(20), check_dtype=False)
+    assert head.attrs["total"] == len(fast)
 
 
 def test_the_listed_net_sales_add_up_to_the_segments_sales(duck_warehouse: Warehouse) -> None:

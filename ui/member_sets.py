@@ -49,10 +49,12 @@ def cached_member_count(engine: Engine, audience: Audience, scope: Scope = OPEN_
 
 @cached("Listing the members…", max_entries=32)
 def cached_member_rows(engine: Engine, audience: Audience, limit: int, window: Filters | None = None,
-                       scope: Scope = OPEN_SCOPE) -> pd.DataFrame:
-    """The first ``limit`` members that ``scope`` allows by net sales in ``window`` (default: the audience's own),
-    masked, with their value and the columns the audience adds (a campaign's arm, a prediction's scores)."""
-    return _with_annotations(engine, audience, audience_rows(engine, audience, window, limit, scope=scope))
+                       scope: Scope = OPEN_SCOPE) -> tuple[pd.DataFrame, int]:
+    """The first ``limit`` (1 or more) members that ``scope`` allows by net sales in ``window`` (default: the
+    audience's own), masked, with their value and the columns the audience adds (a campaign's arm, a prediction's
+    scores); and how many there are in all, counted by the same statement."""
+    rows = audience_rows(engine, audience, window, limit, scope=scope)
+    return _with_annotations(engine, audience, rows), rows.attrs["total"]
 
 
 def _with_annotations(engine: Engine, audience: Audience, rows: pd.DataFrame) -> pd.DataFrame:
@@ -168,16 +170,19 @@ def member_set(engine: Engine, audience: Audience, *, key: str, who: str, page: 
     own, ``analytics.member_rows.value_window``). ``actor`` is ignored (kept for older callers): the signed-in user
     acts."""
     principal, scope = _principal_and_scope(None)
-    total = cached_member_count(engine, audience, scope) if count is None or not scope.is_open else count
+    viewer = allowed(principal, VIEW_MEMBERS)
+    if viewer:  # one statement lists the first rows and counts them all
+        rows, listed = cached_member_rows(engine, audience, PREVIEW_ROWS, window, scope)
+    total = count if count is not None and scope.is_open else (
+        listed if viewer else cached_member_count(engine, audience, scope))
     st.markdown(_(headline).format(count=count_text(total), s="" if total == 1 else "s", who=who))
     if not total:
         return
-    if not allowed(principal, VIEW_MEMBERS):
+    if not viewer:
         st.caption(":material/visibility_off: " + _("Member-level rows are not shown to your role; the count is "
                                                      "all."))
         return
     valued = value_window(audience) if window is None else window
-    rows = cached_member_rows(engine, audience, PREVIEW_ROWS, window, scope)
     _log_view(principal, audience, page, len(rows))
     member_table(rows, column_config, valued)
     order = _("by net sales from {start} to {end}, highest first").format(start=format_day(valued.start),
