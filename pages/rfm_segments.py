@@ -183,8 +183,12 @@ st.dataframe(table.assign(segment=table["segment"].map(segment_label),
     "meaning": st.column_config.TextColumn(_("Who they are"), width="large"),
 })
 
-migration_tab, members_tab = st.tabs([_("Migration"), _("Members of a segment")], key="rfm_tab")
-with migration_tab:
+migration_tab, members_tab = st.tabs([_("Migration"), _("Members of a segment")], key="rfm_tab",
+                                     on_change="rerun")  # only the open tab is computed and drawn (below)
+
+
+def migration() -> None:
+    """The migration tab: segments before against now (flows or the transition matrix), and who made a move."""
     before = filters.previous()
     moved = cached_segment_migration(ctx.engine, before, filters, grid_key)
     st.caption(_("Segments in the previous period of equal length ({start} – {end}) against this one. {no_purchase}: "
@@ -230,7 +234,9 @@ with migration_tab:
                                                                   after=segment_label(move[1])),
                    actor=default_author(), page="rfm_segments")
 
-with members_tab:
+
+def segment_members() -> None:
+    """The members tab: the members of a segment (or a group of segments, or the lapsed)."""
     present = [s for s in SEGMENTS if s in set(shown["segment"])]
     choices = [*present, *(name for name, parts in COMBINED.items() if set(parts) & set(present))]
     choices += [LAPSED] if lapsed.members else []
@@ -244,3 +250,9 @@ with members_tab:
                who=_("in {segment}: {meaning}").format(segment=segment_label(segment),
                                                        meaning=meaning[0].lower() + meaning[1:]),
                actor=default_author(), page="rfm_segments")
+
+
+for tab, show_tab in ((migration_tab, migration), (members_tab, segment_members)):
+    if tab.open:
+        with tab:
+            show_tab()

@@ -86,6 +86,8 @@ def test_use_in_campaign_targeting_adds_the_segment_as_a_condition(duck_warehous
     """On the RFM page, "Use in Campaign targeting" opens Campaign targeting with the segment added: its sizes are
     the starter conditions AND the segment's members, computed independently from the typed objects."""
     at = open_page(duck_warehouse.url, "pages/rfm_segments.py", monkeypatch)
+    at.session_state["rfm_tab"] = "Members of a segment"  # only the open tab is drawn
+    at.run()
     at.selectbox(key="rfm_members_segment").set_value("Champions").run()
     at.button(key="rfm_members_target").click().run()
     assert not at.exception, [e.value for e in at.exception]

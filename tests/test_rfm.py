@@ -150,6 +150,7 @@ def test_rfm_page_shows_segments_and_masked_members(warehouse: Warehouse, monkey
     table = next(df.value for df in at.dataframe if "meaning" in df.value.columns)
     assert table.set_index("segment")["members"].to_dict() == {
         **summary.set_index("segment")["members"].to_dict(), LAPSED: lapsed.members}
+    at.session_state["rfm_tab"] = "Members of a segment"  # only the open tab is drawn
     at.session_state["rfm_members_segment"] = "At Risk"
     at.run()
     assert not at.exception
@@ -175,6 +176,8 @@ def test_the_at_risk_card_names_the_set_it_counts(duck_warehouse: Warehouse, mon
     assert not any(label.lower() == "at risk" for label in cards)
     group = int(by_segment["At Risk"] + by_segment["Can't Lose Them"])
     assert read_figure(cards["At Risk + Can't Lose Them"].value).close_to(group)
+    at.session_state["rfm_tab"] = "Members of a segment"  # only the open tab is drawn
+    at.run()
     for choice, size in (("At Risk + Can't Lose Them", group), ("At Risk", int(by_segment["At Risk"])),
                          (LAPSED, lapsed_summary(duck_warehouse.engine, filters).members)):
         at.selectbox(key="rfm_members_segment").set_value(choice).run()
