@@ -5,7 +5,7 @@ instead of joining the order lines to their orders.
 Why: at 1M members, "bought Beauty or Apparel in the last year" joins 14.4M order lines (4.7M of them in those
 categories) to 3M orders by their text ids, 0.7 s of the 1.2 s six-condition preview; the profile's category mix
 joins all of a year's lines again. The rollup has one row per member, channel, category and day with a completed
-order (7.2M rows at 1M members, 70 MB), so the same question is a filtered scan of it (0.15 s).
+order (7.2M rows at 1M members, 66 MB), so the same question is a filtered scan of it (0.15 s).
 
 When it is used, and why the result is the same (the rules of the score store,
 :mod:`analytics.storage.score_store`, where it is kept):
@@ -17,7 +17,7 @@ When it is used, and why the result is the same (the rules of the score store,
   which the rollup keeps, and sales are exact decimal sums: so the members and the sums are identical either way
   (``tests/test_purchase_rollup.py``, both ways against pandas).
 * built by :func:`store_rollup`: at the demo set-up, and by the app in the background when a page that reads it
-  finds none for the warehouse as it is now (:func:`refresh_in_background`); 8 s at 1M members.
+  finds none for the warehouse as it is now (:func:`refresh_in_background`); 8-10 s at 1M members.
 """
 
 from __future__ import annotations

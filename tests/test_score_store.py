@@ -107,6 +107,24 @@ def test_the_store_keeps_at_most_its_files_and_writes_whole(tmp_path) -> None:
     assert not [p for p in store.directory.iterdir() if p.name.startswith(".")]  # no partial file left
 
 
+def test_two_warehouses_sharing_a_folder_keep_their_own_files(tmp_path) -> None:
+    """A new state of one warehouse deletes that warehouse's older files, never the other's (which a query may be
+    reading at that moment)."""
+    folder = tmp_path / "store"
+    one, other = (score_store.ScoreStore(folder, tmp_path / name) for name in ("one.duckdb", "two.duckdb"))
+    for store in (one, other):
+        store.warehouse.write_bytes(b"x")
+    table = pa.table({"member_id": ["M1"], "sales": [1.0]})
+    first = one.write_rollup("purchases", one.state(), table)
+    theirs = other.write_rollup("purchases", other.state(), table)
+    assert one.owner() != other.owner() and one.state().startswith(one.owner())
+    assert first.exists() and theirs.exists() and other.find_rollup("purchases") == theirs
+    one.warehouse.write_bytes(b"xy")  # a write to the first warehouse: a new state
+    again = one.write_rollup("purchases", one.state(), table)
+    assert again != first and not first.exists()  # its own stale file goes
+    assert theirs.exists() and other.find_rollup("purchases") == theirs  # the other's stays
+
+
 def test_only_an_embedded_duckdb_file_has_a_store(warehouse: Warehouse, trained_models: dict) -> None:
     churn = PinnedModel("churn", 1, trained_models["churn"])
     as_of = data_span(warehouse.engine).last_day

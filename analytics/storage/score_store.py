@@ -57,7 +57,9 @@ class ScoreStore:
     warehouse: Path
 
     def state(self) -> str:
-        """A digest of the warehouse file's current state: it changes with any write to the warehouse."""
+        """A digest of the warehouse file's current state: it changes with any write to the warehouse. Its first
+        half names the warehouse file (:meth:`owner`), so a folder shared by two warehouses tells their files
+        apart."""
         parts = []
         for path in (self.warehouse, self.warehouse.with_name(self.warehouse.name + ".wal")):
             try:
@@ -67,7 +69,11 @@ class ScoreStore:
             else:
                 parts.append(f"{path.name}:{info.st_size}:{info.st_mtime_ns}")
         where = str(self.warehouse.resolve())
-        return hashlib.sha1("|".join([where, *parts]).encode()).hexdigest()[:16]
+        return self.owner() + hashlib.sha1("|".join([where, *parts]).encode()).hexdigest()[:8]
+
+    def owner(self) -> str:
+        """A digest of the warehouse file's path: the first half of every :meth:`state` of it."""
+        return hashlib.sha1(str(self.warehouse.resolve()).encode()).hexdigest()[:8]
 
     def file_for(self, kind: str, model: Mapping[str, Any], as_of: date, state: str | None = None) -> Path:
         """Where ``model``'s scores on ``as_of`` are kept for the warehouse ``state`` (the current one by default)."""
@@ -113,15 +119,18 @@ class ScoreStore:
         return path
 
     def _prune(self, state: str) -> None:
-        """Delete files of other warehouse states, then the oldest beyond :data:`MAX_FILES`."""
+        """Delete this warehouse's files of its other states, then the oldest beyond :data:`MAX_FILES`. Another
+        warehouse's files (a folder shared by two warehouse files) are left to it: one may be being read."""
         dated = []
         for path in self.directory.glob("*.parquet"):
             try:
                 dated.append((path.stat().st_mtime_ns, path))
             except FileNotFoundError:  # another process pruned it meanwhile
                 continue
+        mine = f"-{self.owner()}"
         for index, (_mtime, path) in enumerate(sorted(dated, reverse=True)):
-            if not path.stem.endswith(f"-{state}") or index >= MAX_FILES:
+            stale = mine in path.stem and not path.stem.endswith(f"-{state}")
+            if stale or index >= MAX_FILES:
                 path.unlink(missing_ok=True)
 
 
