@@ -62,7 +62,8 @@ def stored(path: Path) -> Any:
 
 
 def current(bind: Any) -> Path | None:
-    """The rollup of the warehouse behind ``bind`` as it is now, or None (none kept, or not a DuckDB file)."""
+    """The rollup of the warehouse behind ``bind`` (anything with its engine's ``dialect``: an engine, a connection,
+    a statement compiler) as it is now, or None (none kept, or not a DuckDB file)."""
     store = store_for(bind.dialect)
     return store.find_rollup(ROLLUP) if store is not None else None
 
@@ -128,8 +129,7 @@ class BoughtCategory(ColumnElement[bool]):
 
 @compiles(BoughtCategory)
 def _compile_bought_category(element: BoughtCategory, compiler: Any, **kw: Any) -> str:
-    store = store_for(compiler.dialect)
-    path = store.find_rollup(ROLLUP) if store is not None else None
+    path = current(compiler)  # a compiler has the dialect too
     if path is None:
         return compiler.process(element.warehouse, **kw)
     rows = stored(path)
