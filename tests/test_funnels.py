@@ -18,6 +18,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import Engine, create_engine, delete, insert, select
 
+from analytics import funnel_spec
 from analytics.audiences import parse_audience
 from analytics.filters import Filters
 from analytics.funnels import (
@@ -29,6 +30,7 @@ from analytics.funnels import (
     funnel_report,
     funnel_trend,
     parse_window,
+    step_filter_options,
 )
 from analytics.storage.contract import events, members, metadata, products
 from analytics.storage.db import read_frame
@@ -372,6 +374,20 @@ def test_dropoff_members_and_their_audience(warehouse: Warehouse, demo_events: l
     assert again == {a.member_id for a in expected.values() if a.reached == 2 and a.member_id is not None}
     with pytest.raises(ValueError, match="from 1 to 3"):
         dropoff_member_ids(funnel, filters, 4)
+
+
+@pytest.mark.parametrize("at_once", [10_000, 3])
+def test_step_filter_options_are_the_distinct_values_seen(warehouse: Warehouse, at_once: int,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """Read in one pass of (page, device, source) combinations or, past the limit (3 here), a column at a time:
+    the same values as pandas finds in the tables, sorted, without empties."""
+    monkeypatch.setattr(funnel_spec, "COMBINATIONS_AT_ONCE", at_once)
+    seen = read_frame(warehouse.engine, select(events.c.page, events.c.device, events.c.source))
+    catalogue = read_frame(warehouse.engine, select(products.c.category))
+    expected = {"category": tuple(sorted(catalogue["category"].dropna().unique())),
+                **{name: tuple(sorted(seen[name].dropna().unique())) for name in ("page", "device", "source")}}
+    assert step_filter_options(warehouse.engine) == expected
+    assert len(seen.drop_duplicates()) > 3 and all(len(values) > 1 for values in expected.values())
 
 
 def test_bad_specs_get_clear_messages() -> None:
