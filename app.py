@@ -16,6 +16,7 @@ import streamlit as st
 from analytics.access import CLEAR_CACHES, Principal, allowed, may_open
 from analytics.errors import MemberLensError
 from analytics.i18n import N_, _
+from analytics.preload import preload_in_background
 from analytics.storage.privacy_store import suppression
 from analytics.storage.warehouse import WarehouseError, explain_error
 from ui.app_state import state_engine
@@ -183,6 +184,7 @@ def main() -> None:
         page_area.empty()
         show_page_failure(exc, config)
     finish_run()
+    preload_in_background()  # scikit-learn and SciPy, while the reader looks at this page (analytics/preload.py)
 
 
 main()

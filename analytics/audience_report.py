@@ -42,6 +42,7 @@ from analytics.clustering import AGE_BANDS  # the bands the cluster portraits us
 from analytics.errors import InputError
 from analytics.filters import OPEN_SCOPE, Scope, scope_conditions
 from analytics.i18n import CODE_LABELS, DEFAULT_LANGUAGE, N_, _, code_label, language
+from analytics.preload import heavy_imports
 from analytics.sqlparts import count_if, materialised, sum_if
 from analytics.storage.contract import campaign_members, members, order_items, orders, products
 from analytics.storage.db import Bind, connection, read_frame
@@ -349,7 +350,8 @@ def _number(value: Any, missing: float) -> float:
 def _p_value(difference: float, variance: float) -> float:
     """Two-sided p-value of a difference of means (or shares) between the arms (normal approximation); with no
     spread at all, 1 for no difference and 0 for any."""
-    from scipy import stats  # imported when used: about 1 s, kept off the app's first page
+    with heavy_imports():
+        from scipy import stats  # imported when used: about 1 s, kept off the app's first page
     if math.isnan(difference):
         return math.nan
     if not variance > 0:
@@ -386,7 +388,8 @@ def control_needed(treatment: int, plan: PowerPlan) -> int | None:
     variance under the alternative), solved for the control arm with the treatment arm as it is: the smallest
     ``n`` with ``z_a sqrt(p (1 - p) (1/n + 1/t)) + z_b sqrt(p0 q0 / n + p1 q1 / t) <= difference``, ``p`` the
     pooled rate. With ``t`` equal to the equal-arm size, ``n`` is that size."""
-    from scipy import stats  # imported when used: about 1 s, kept off the app's first page
+    with heavy_imports():
+        from scipy import stats  # imported when used: about 1 s, kept off the app's first page
     if treatment <= 0:
         return None
     p0, p1, t = plan.baseline, plan.baseline + plan.difference, treatment

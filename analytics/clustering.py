@@ -65,6 +65,7 @@ from analytics.cluster_features import (
 from analytics.errors import InputError
 from analytics.filters import Filters
 from analytics.i18n import DEFAULT_LANGUAGE, N_, _, code_label, language, using
+from analytics.preload import heavy_imports
 from analytics.storage.db import Bind
 
 __all__ = ["AGE_BANDS", "ALGORITHMS", "FEATURE_GROUPS", "ClusterModel", "ClusterResult", "ClusterSettings",
@@ -168,7 +169,8 @@ def _fit_scaling(frame: pd.DataFrame, features: Sequence[Feature]) -> tuple[list
 
 
 def _fit_kmeans(z: np.ndarray, k: int, seed: int) -> np.ndarray:
-    from sklearn.cluster import KMeans, MiniBatchKMeans
+    with heavy_imports():
+        from sklearn.cluster import KMeans, MiniBatchKMeans
 
     if len(z) <= MINIBATCH_ABOVE:
         return KMeans(k, n_init=4, random_state=seed).fit(z).cluster_centers_
@@ -181,7 +183,8 @@ def _fit_kmeans(z: np.ndarray, k: int, seed: int) -> np.ndarray:
 
 
 def _fit_gmm(z: np.ndarray, k: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    from sklearn.mixture import GaussianMixture
+    with heavy_imports():
+        from sklearn.mixture import GaussianMixture
 
     rng = np.random.default_rng(seed)
     sample = z[rng.choice(len(z), GMM_FIT_SAMPLE, replace=False)] if len(z) > GMM_FIT_SAMPLE else z
@@ -432,7 +435,8 @@ def projection(result: ClusterResult, sample: int = 5_000) -> pd.DataFrame:
     """A seeded sample of members on the first two principal components of the fitted (standardised)
     features, fitted on the sample: ``member_id``, ``pc1``, ``pc2``, ``cluster``, ``cluster_name``;
     ``attrs['explained']`` holds the share of the variance each axis explains."""
-    from sklearn.decomposition import PCA
+    with heavy_imports():
+        from sklearn.decomposition import PCA
 
     model, frame = result.model, result.members
     if len(frame) > sample:
@@ -455,7 +459,8 @@ def k_selection(data: MemberFeatures, settings: ClusterSettings, ks: Sequence[in
     """For each k: ``inertia`` (mean squared distance to the nearest centre: lower is tighter, look for
     the elbow), ``silhouette`` (-1..1, higher is better separated) and ``davies_bouldin`` (lower is
     better), from the chosen algorithm fitted on a seeded sample."""
-    from sklearn.metrics import davies_bouldin_score, silhouette_score
+    with heavy_imports():
+        from sklearn.metrics import davies_bouldin_score, silhouette_score
 
     frame = data.frame
     if len(frame) > K_SELECTION_SAMPLE:

@@ -45,6 +45,7 @@ import pandas as pd
 from scipy import special
 
 from analytics.errors import InputError
+from analytics.preload import heavy_imports
 
 Unit = Literal["week", "day"]
 DAYS_PER_UNIT: dict[str, float] = {"week": 7.0, "day": 1.0}
@@ -424,7 +425,8 @@ def _minimise(fun: Callable[[np.ndarray], Any], start: np.ndarray, jac: bool, wh
     """L-BFGS-B in log-parameters from ``start``; when it stops without a flat gradient (its line search can
     fail far from the optimum), a Nelder-Mead search from where it stopped and a second L-BFGS-B follow.
     Refuses a fit that does not converge or runs to a bound (a parameter at 0 or infinity)."""
-    from scipy import optimize  # imported when a model is fitted, not with the app's first page
+    with heavy_imports():
+        from scipy import optimize  # imported when a model is fitted, not with the app's first page
     options = {"maxiter": 2000, "ftol": 1e-15, "gtol": 1e-10, "maxls": 50}
     bounds = [(-25.0, 25.0)] * len(start)
     result = optimize.minimize(fun, start, jac=jac, method="L-BFGS-B", bounds=bounds, options=options)

@@ -29,6 +29,7 @@ from sqlalchemy import Double, cast, func, select
 from analytics.errors import InputError
 from analytics.filters import OPEN_SCOPE, Scope, scope_conditions
 from analytics.i18n import N_, _
+from analytics.preload import heavy_imports
 from analytics.sqlparts import count_if
 from analytics.storage.contract import campaign_members, campaigns, members, orders
 from analytics.storage.db import Bind, connection, read_frame
@@ -151,7 +152,8 @@ def arm_totals(bind: Bind, campaign_id: str, scope: Scope = OPEN_SCOPE) -> dict[
 
 def two_proportion_test(t: Arm, c: Arm) -> tuple[float, tuple[float, float], float]:
     """Lift (difference of rates), its 95% interval (unpooled) and the two-sided z-test p-value (pooled)."""
-    from scipy import stats  # imported when used: about 1 s, kept off the app's first page
+    with heavy_imports():
+        from scipy import stats  # imported when used: about 1 s, kept off the app's first page
     lift = t.rate - c.rate
     se = math.sqrt(t.rate * (1 - t.rate) / t.members + c.rate * (1 - c.rate) / c.members)
     z_crit = stats.norm.ppf(1 - ALPHA / 2)
@@ -163,7 +165,8 @@ def two_proportion_test(t: Arm, c: Arm) -> tuple[float, tuple[float, float], flo
 
 def welch_test(t: Arm, c: Arm) -> tuple[float, tuple[float, float], float]:
     """Difference of revenue per member, its 95% interval and the two-sided Welch t-test p-value."""
-    from scipy import stats  # imported when used: about 1 s, kept off the app's first page
+    with heavy_imports():
+        from scipy import stats  # imported when used: about 1 s, kept off the app's first page
     diff = t.revenue_per_member - c.revenue_per_member
     vt, vc = t.revenue_variance / t.members, c.revenue_variance / c.members
     se = math.sqrt(vt + vc)
@@ -176,7 +179,8 @@ def welch_test(t: Arm, c: Arm) -> tuple[float, tuple[float, float], float]:
 
 def srm_p_value(t: Arm, c: Arm, holdout: float) -> float:
     """Chi-square goodness of fit of the arm sizes to the planned holdout share."""
-    from scipy import stats  # imported when used: about 1 s, kept off the app's first page
+    with heavy_imports():
+        from scipy import stats  # imported when used: about 1 s, kept off the app's first page
     n = t.members + c.members
     if n == 0 or not 0 < holdout < 1:
         return 1.0
@@ -230,7 +234,8 @@ def read_out_table(result: ReadOut) -> pd.DataFrame:
 def sample_size_per_arm(baseline: float, mde: float, power: float = 0.8, alpha: float = ALPHA) -> int:
     """Members per arm to detect an absolute change ``mde`` from the ``baseline`` rate with a two-sided test
     at ``alpha`` and the given ``power`` (normal approximation, unpooled variance under the alternative)."""
-    from scipy import stats  # imported when used: about 1 s, kept off the app's first page
+    with heavy_imports():
+        from scipy import stats  # imported when used: about 1 s, kept off the app's first page
     target = baseline + mde
     if not (0 < baseline < 1 and 0 < target < 1 and mde != 0 and 0 < power < 1 and 0 < alpha < 1):
         raise InputError(_("Baseline and baseline + effect must be rates between 0 and 1, the effect not 0, power "

@@ -47,6 +47,7 @@ from sqlalchemy import Double, cast, func, select
 
 from analytics.errors import InputError
 from analytics.i18n import N_, _, code_label, language
+from analytics.preload import heavy_imports
 from analytics.sqlparts import count_if, sum_if
 from analytics.storage.contract import campaign_members, campaigns, orders
 from analytics.storage.db import Bind, read_frame
@@ -181,7 +182,8 @@ def campaign_effects(history: pd.DataFrame) -> pd.DataFrame:
 def random_effects(effects: Sequence[float], variances: Sequence[float], alpha: float = ALPHA) -> Pooled:
     """DerSimonian–Laird random-effects pooling of ``effects`` with sampling ``variances`` (all > 0): the
     estimate, its standard error, its normal (1 - ``alpha``) interval and tau², the between-study variance."""
-    from scipy import stats  # imported when used: about 1 s, kept off the app's first page
+    with heavy_imports():
+        from scipy import stats  # imported when used: about 1 s, kept off the app's first page
     d, v = [float(x) for x in effects], [float(x) for x in variances]
     if not d or len(d) != len(v):
         raise ForecastError(_("Random-effects pooling needs one variance per effect, and at least one effect."))

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from analytics.i18n import N_
+from analytics.preload import heavy_imports
 
 #: Bins of the calibration curve and of the expected calibration error.
 CALIBRATION_BINS = 10
@@ -94,10 +95,11 @@ def gains(y: np.ndarray, score: np.ndarray, groups: int = 10) -> pd.DataFrame:
 
 def evaluate(y: np.ndarray, score: np.ndarray, threshold: float = 0.5) -> dict[str, float]:
     """Every measure of :data:`MEASURES` for one score on one set of members."""
-    from sklearn.metrics import (  # imported when used, not with the app's first page
-        average_precision_score,
-        roc_auc_score,
-    )
+    with heavy_imports():
+        from sklearn.metrics import (  # imported when used, not with the app's first page
+            average_precision_score,
+            roc_auc_score,
+        )
     y = np.asarray(y, dtype=int)
     both = len(np.unique(y)) == 2
     return {"roc_auc": float(roc_auc_score(y, score)) if both else float("nan"),
@@ -118,7 +120,8 @@ def permutation_importance(predict: Callable[[pd.DataFrame], np.ndarray], frame:
                            features: list[str], repeats: int = 3, seed: int = 42) -> pd.DataFrame:
     """``feature, importance``: how much the PR AUC drops when one feature's values are shuffled among the
     members (mean over ``repeats`` shuffles; a drop of 0 means the model does not use it)."""
-    from sklearn.metrics import average_precision_score  # imported when used, not with the app's first page
+    with heavy_imports():
+        from sklearn.metrics import average_precision_score  # imported when used, not with the app's first page
     rng = np.random.default_rng(seed)
     base = average_precision_score(y, predict(frame))
     rows = []

@@ -35,6 +35,7 @@ from threadpoolctl import threadpool_limits
 
 from analytics.errors import InputError
 from analytics.i18n import N_
+from analytics.preload import heavy_imports
 
 ALGORITHMS: dict[str, str] = {"logistic": N_("Regularised logistic regression"),
                               "gbdt": N_("Gradient-boosted trees (HistGradientBoosting)")}
@@ -202,7 +203,8 @@ def sample_rows(member_ids: pd.Series, size: int, salt: str = "sample") -> np.nd
 
 def fit_classifier(frame: pd.DataFrame, target: np.ndarray, features: Sequence[str], algorithm: str) -> Classifier:
     """Fit and calibrate one candidate on the training members (``target``: 1 for the positive class)."""
-    from sklearn.linear_model import LogisticRegression  # imported when used, not with the app's first page
+    with heavy_imports():
+        from sklearn.linear_model import LogisticRegression  # imported when used, not with the app's first page
     if algorithm not in ALGORITHMS:
         raise InputError(f"Unknown algorithm {algorithm!r}; choose {' or '.join(ALGORITHMS)}.")
     aside = calibration_rows(frame["member_id"])
@@ -220,8 +222,9 @@ def fit_classifier(frame: pd.DataFrame, target: np.ndarray, features: Sequence[s
 
 def _fit(fit_X: np.ndarray, fit_y: np.ndarray, features: Sequence[str], algorithm: str) -> Classifier:
     """The uncalibrated candidate."""
-    from sklearn.ensemble import HistGradientBoostingClassifier  # imported when used, not with the app's first page
-    from sklearn.linear_model import LogisticRegression  # imported when used, not with the app's first page
+    with heavy_imports():
+        from sklearn.ensemble import HistGradientBoostingClassifier  # imported when used, not with the app's first page
+        from sklearn.linear_model import LogisticRegression  # imported when used, not with the app's first page
     if algorithm == "logistic":
         means = fit_X.mean(axis=0)
         scales = fit_X.std(axis=0)
