@@ -223,8 +223,9 @@ def audience_profile(bind: Bind, audience: CampaignAudience) -> AudienceProfile:
     mix = pd.concat(parts, ignore_index=True).astype({"audience": "int64", "all_members": "int64"})
     order = {k: i for i, k in enumerate(dims)}
     mix = _with_shares(mix, "audience", "all_members", "dimension")
-    mix = mix.sort_values(["dimension", "all_members"], key=lambda s: s.map(order) if s.name == "dimension" else -s,
-                          kind="stable").reset_index(drop=True)
+    # largest first within each dimension, ties by value: the same order whichever way the database grouped them
+    mix = mix.sort_values(["dimension", "all_members", "value"], ascending=[True, False, True],
+                          key=lambda s: s.map(order) if s.name == "dimension" else s).reset_index(drop=True)
     summary = pd.DataFrame([
         {"measure": "members", "audience": row["audience"], "all_members": row["all_members"]},
         {"measure": "buyers_share", "audience": _ratio(row["audience_buyers"], row["audience"]),
@@ -239,7 +240,7 @@ def audience_profile(bind: Bind, audience: CampaignAudience) -> AudienceProfile:
     categories = categories.astype({"audience_sales": "float64", "all_sales": "float64"})
     categories["category"] = categories["category"].fillna(UNKNOWN)
     categories = _with_shares(categories, "audience_sales", "all_sales", None)
-    categories = categories.sort_values("all_sales", ascending=False, kind="stable").reset_index(drop=True)
+    categories = categories.sort_values(["all_sales", "category"], ascending=[False, True]).reset_index(drop=True)
     return AudienceProfile(mix, summary, categories)
 
 

@@ -159,6 +159,8 @@ def test_profile_against_all_members_matches_pandas(warehouse: Warehouse) -> Non
         assert got["audience"].to_dict() == ours.to_dict(), dimension
         assert got.loc[everyone.index, "index"].to_numpy() == pytest.approx(
             (100 * (ours / ours.sum()) / (everyone / everyone.sum())).to_numpy())
+        # largest first, ties by value: one order whichever way the database grouped them
+        assert list(got.index) == sorted(everyone.index, key=lambda value: (-everyone[value], value)), dimension
     summary = profile.summary.set_index("measure")
     sales = scored["monetary"].reindex(m.index).fillna(0)
     orders = scored["frequency"].reindex(m.index).fillna(0)
