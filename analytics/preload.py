@@ -26,8 +26,9 @@ LIBRARIES: tuple[str, ...] = (
     "sklearn.linear_model", "sklearn.ensemble", "scipy.optimize",
 )
 
-_lock = threading.RLock()
-_started = threading.Event()
+_lock = threading.RLock()  # held around every heavy import
+_start_lock = threading.Lock()  # only for starting the thread once: never waits on an import
+_started = False
 _log = logging.getLogger(__name__)
 
 
@@ -41,12 +42,11 @@ def heavy_imports() -> Iterator[None]:
 def preload_in_background(libraries: tuple[str, ...] = LIBRARIES) -> threading.Thread | None:
     """Import ``libraries`` in a daemon thread, once per process; returns the thread, or None when it was started
     before. A library that fails to import is logged and skipped: the analysis that needs it reports the error."""
-    if _started.is_set():
-        return None
-    with _lock:
-        if _started.is_set():
+    global _started
+    with _start_lock:
+        if _started:
             return None
-        _started.set()
+        _started = True
     thread = threading.Thread(target=_import_all, args=(libraries,), name="memberlens-preload", daemon=True)
     thread.start()
     return thread
