@@ -16,7 +16,7 @@ from sqlalchemy import Date, Double, Select, case, cast, func, literal, select
 from analytics.errors import InputError
 from analytics.filters import Filters, completed_order_conditions
 from analytics.i18n import DEFAULT_LANGUAGE, N_, _, code_label, language
-from analytics.sqlparts import NIGHT_TEXT, at_night, count_if
+from analytics.sqlparts import NIGHT_TEXT, at_night, count_if, ratio
 from analytics.storage.contract import events, members, order_items, orders, products
 from analytics.storage.db import Bind, read_frame, read_frame_columnar
 
@@ -178,7 +178,7 @@ def sales_channels(bind: Bind, filters: Filters, limit: int = MAX_CHANNELS) -> l
 
 def _ratio(numerator: Any, denominator: Any) -> Any:
     """numerator / denominator as a double, 0 where the denominator is 0 or missing."""
-    return func.coalesce(cast(numerator, Double) / func.nullif(cast(denominator, Double), 0.0), 0.0)
+    return func.coalesce(ratio(numerator, denominator), 0.0)
 
 
 def feature_select(filters: Filters, min_orders: int, categories: Sequence[str], channels: Sequence[str],

@@ -60,7 +60,7 @@ from analytics.clv import (
     check_unit,
 )
 from analytics.i18n import _
-from analytics.sqlparts import value_at_min
+from analytics.sqlparts import ratio, value_at_min
 from analytics.storage.contract import orders
 from analytics.storage.db import Bind, read_frame, read_frame_columnar
 
@@ -144,7 +144,7 @@ def clv_summary_query(calibration_end: date, unit: str = "week", start: date | N
                     cast(repeats, Integer).label("frequency"),
                     (cast(last - first, Double) / per_unit).label("recency"),
                     (cast(end_day - first, Double) / per_unit).label("T"),
-                    func.coalesce(cast(repeat_spend, Double) / func.nullif(repeats, 0), 0.0).label("monetary_value"))
+                    func.coalesce(ratio(repeat_spend, repeats), 0.0).label("monetary_value"))
              .group_by(md.c.member_id))
     if start is not None:
         query = query.having(first >= literal(start, Date))

@@ -65,7 +65,7 @@ from analytics.filters import (
 )
 from analytics.i18n import N_, _
 from analytics.programme import POINTS_PER_CURRENCY_UNIT
-from analytics.sqlparts import GRAINS, Grain, count_if, date_trunc, sum_if
+from analytics.sqlparts import GRAINS, Grain, count_if, date_trunc, ratio, sum_if
 from analytics.storage.contract import campaigns, events, members, order_items, orders, points_ledger, products
 from analytics.storage.db import Bind, connection
 
@@ -395,10 +395,6 @@ class KpiBreakdown:
 # --- SQL building blocks --------------------------------------------------------------------
 
 
-def _ratio(numerator: ColumnElement, denominator: ColumnElement) -> ColumnElement:
-    return cast(numerator, Double) / func.nullif(cast(denominator, Double), 0)
-
-
 def _first_orders() -> FromClause:
     """Each member's first completed order ever (any channel): what makes them new or returning."""
     o = orders.c
@@ -482,12 +478,12 @@ def _order_values(period: Filters, grouping: _Grouping, per_member: bool = True)
         dim_column.label("dim"),
         cast(net, Double).label("net_sales"),
         cast(n, BigInteger).label("orders"),
-        _ratio(net, n).label("aov"),
+        ratio(net, n).label("aov"),
         (cast(active, BigInteger) if active is not None else cast(literal_column("NULL"), BigInteger)
          ).label("active_members"),
-        (_ratio(repeaters, active) if active is not None else cast(literal_column("NULL"), Double)
+        (ratio(repeaters, active) if active is not None else cast(literal_column("NULL"), Double)
          ).label("repurchase_rate"),
-        _ratio(member_net, net).label("member_sales_share"),
+        ratio(member_net, net).label("member_sales_share"),
     ).select_from(table).group_by(dim_column)
 
 
@@ -520,7 +516,7 @@ def _session_values(period: Filters, grouping: _Grouping) -> Select:
     return select(
         started.c.dim,
         started.c.n.label("sessions"),
-        _ratio(func.coalesce(converted.c.n, 0), started.c.n).label("session_conversion"),
+        ratio(func.coalesce(converted.c.n, 0), started.c.n).label("session_conversion"),
     ).select_from(started.outerjoin(converted, converted.c.dim == started.c.dim))
 
 

