@@ -622,7 +622,7 @@ def kpi_summary(bind: Bind, filters: Filters, comparison: Comparison = "previous
 
 def _campaign_roi(conn: Connection, period: Filters) -> float | None:
     """Realised ROI of the campaigns that started in ``period`` (default margin, no message cost)."""
-    roi = realised_roi(results_from_totals(campaign_totals(conn, period, retention=False)))
+    roi = realised_roi(results_from_totals(campaign_totals(conn, period, retention=False), statistics=False))
     return None if np.isnan(roi) else float(roi)
 
 

@@ -123,6 +123,15 @@ def test_roi_trend_and_realised_roi(warehouse) -> None:
     assert campaign_results.realised_roi(results) == pytest.approx(
         (used["incremental_revenue"].sum() * 0.3 - total_cost) / total_cost)
 
+    # The Executive KPIs' realised ROI skips the statistics (no SciPy on the first page): same estimates, no intervals.
+    totals = campaign_results.campaign_totals(warehouse.engine, filters)
+    bare = campaign_results.results_from_totals(totals, statistics=False)
+    estimates = ["lift", "incremental_conversions", "incremental_revenue", "incremental_margin", "cost", "roi"]
+    assert len(used) > 0
+    pd.testing.assert_frame_equal(bare[estimates], results[estimates], rtol=1e-12)
+    assert bare[["lift_low", "lift_high", "p_value", "srm_p_value", "roi_low"]].isna().all().all()
+    assert campaign_results.realised_roi(bare) == pytest.approx(campaign_results.realised_roi(results))
+
 
 def test_retention_effect_pooled(warehouse) -> None:
     span = data_span(warehouse.engine)

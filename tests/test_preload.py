@@ -37,8 +37,9 @@ def test_preload_imports_each_library_once_and_skips_a_broken_one() -> None:
     assert found == {"before": False, "again": True, "alive": False, "after": [True, True], "kmeans": "KMeans"}
 
 
-def test_the_apps_first_run_leaves_scikit_learn_to_the_background(duck_warehouse, tmp_path) -> None:
-    """The first page is drawn without importing scikit-learn; the thread started at the end of the run does."""
+def test_the_apps_first_run_leaves_scikit_learn_and_scipy_to_the_background(duck_warehouse, tmp_path) -> None:
+    """The first page is drawn without importing scikit-learn or SciPy's statistics (its campaign ROI needs the
+    campaigns' estimates, not their p-values); the thread started at the end of the run imports them."""
     found = _python(f"""
         import json, os, sys
         os.environ["MEMBERLENS_WAREHOUSE_URL"] = {duck_warehouse.url!r}
@@ -48,13 +49,15 @@ def test_the_apps_first_run_leaves_scikit_learn_to_the_background(duck_warehouse
         started = []
         original = preload.preload_in_background
         def spy(*args):
-            started.append("sklearn.cluster" in sys.modules)
+            started.append(["sklearn.cluster" in sys.modules, "scipy.stats" in sys.modules])
             return original(*args)
         preload.preload_in_background = spy
         at = AppTest.from_file({str(PROJECT_ROOT / "app.py")!r}, default_timeout=120).run()
+        roi = [m.value for m in at.metric if m.label == "Campaign ROI (realised)"]
         print(json.dumps({{"errors": [str(e.value) for e in at.exception], "started": started,
-                          "title": at.title[0].value if at.title else ""}}))
+                          "title": at.title[0].value if at.title else "", "roi": roi}}))
     """)
     assert found["errors"] == []
-    assert found["started"] == [False], "preload runs once, after the page, with scikit-learn not yet imported"
+    assert found["started"] == [[False, False]], "preload runs once, after the page, with neither imported yet"
+    assert found["roi"] and found["roi"][0] not in ("", "–", "—"), "the page showed a campaign ROI"
     assert found["title"]
