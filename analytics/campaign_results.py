@@ -210,8 +210,8 @@ def results_from_totals(totals: pd.DataFrame, margin: float = DEFAULT_MARGIN,
         row["cost"] = row["coupon_cost"] + row["message_cost"]
         nan2 = (math.nan, math.nan)
         if t.members and ctl.members and not statistics:
-            lift, lift_ci, p, srm = t.rate - ctl.rate, nan2, math.nan, math.nan
-            diff, diff_ci = t.revenue_per_member - ctl.revenue_per_member, nan2
+            lift, lift_ci, p, srm = experiments.rate_lift(t, ctl), nan2, math.nan, math.nan
+            diff, diff_ci = experiments.revenue_difference(t, ctl), nan2
         elif t.members and ctl.members:
             read = experiments.read_out_of(r.campaign_id, r.name, r.type, r.channel, r.holdout_pct / 100, t, ctl)
             lift, lift_ci, p, srm = read.lift, read.lift_ci, read.rate_p_value, read.srm_p_value

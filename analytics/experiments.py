@@ -150,11 +150,21 @@ def arm_totals(bind: Bind, campaign_id: str, scope: Scope = OPEN_SCOPE) -> dict[
     return {arm: arms.get(arm, Arm(0, 0, 0.0, 0.0)) for arm in ("treatment", "control")}
 
 
+def rate_lift(t: Arm, c: Arm) -> float:
+    """The conversion lift: treatment's rate less control's (a difference of rates, not a ratio)."""
+    return t.rate - c.rate
+
+
+def revenue_difference(t: Arm, c: Arm) -> float:
+    """Revenue per member, treatment's less control's."""
+    return t.revenue_per_member - c.revenue_per_member
+
+
 def two_proportion_test(t: Arm, c: Arm) -> tuple[float, tuple[float, float], float]:
     """Lift (difference of rates), its 95% interval (unpooled) and the two-sided z-test p-value (pooled)."""
     with heavy_imports():
         from scipy import stats  # imported when used: about 1 s, kept off the app's first page
-    lift = t.rate - c.rate
+    lift = rate_lift(t, c)
     se = math.sqrt(t.rate * (1 - t.rate) / t.members + c.rate * (1 - c.rate) / c.members)
     z_crit = stats.norm.ppf(1 - ALPHA / 2)
     pooled = (t.conversions + c.conversions) / (t.members + c.members)
@@ -167,7 +177,7 @@ def welch_test(t: Arm, c: Arm) -> tuple[float, tuple[float, float], float]:
     """Difference of revenue per member, its 95% interval and the two-sided Welch t-test p-value."""
     with heavy_imports():
         from scipy import stats  # imported when used: about 1 s, kept off the app's first page
-    diff = t.revenue_per_member - c.revenue_per_member
+    diff = revenue_difference(t, c)
     vt, vc = t.revenue_variance / t.members, c.revenue_variance / c.members
     se = math.sqrt(vt + vc)
     if not se > 0:

@@ -6,9 +6,11 @@ from datetime import date, timedelta
 
 import pandas as pd
 import pytest
+from sqlalchemy import Double, cast, literal, select
 
 from analytics import kpis
 from analytics.filters import Filters
+from analytics.sqlparts import ratio
 from analytics.storage.warehouse import data_span
 from tests.reference import reference_daily_net_sales, reference_summary
 
@@ -247,10 +249,6 @@ def test_ratio_divides_as_doubles_and_is_null_for_a_zero_denominator(warehouse) 
     """The one ratio of every KPI and feature: double division, NULL (not an error or infinity) for 0, and no
     NUMERIC in the SQL (PostgreSQL converted every row's divisor to NUMERIC and back: 0.23 s of the clusters' features
     statement on the 50,000-member demo)."""
-    from sqlalchemy import Double, cast, literal, select
-
-    from analytics.sqlparts import ratio
-
     compiled = str(select(ratio(literal(1), literal(2))).compile(warehouse.engine))
     assert "NUMERIC" not in compiled.upper() and "DECIMAL" not in compiled.upper(), compiled
 
