@@ -22,6 +22,7 @@ from analytics.sqlparts import KEY_HASH_DIALECTS, key_hash
 from analytics.storage import contract
 from analytics.storage.contract import Money
 from analytics.storage.db import connection
+from analytics.storage.warehouse import enforced_unique_keys
 
 Dimension = Literal["complete", "accurate", "timely"]
 Status = Literal["pass", "warn", "fail"]
@@ -325,12 +326,24 @@ class Duplicate(CheckKind):
                  "in every total, so any repeat fails. Affected rows are all rows whose key occurs more than once.") \
             .format(table=table.name, key=_(" and ").join(check.columns))
 
-    def measure(self, check: CheckDefinition, conn: Connection, present: Mapping[str, set[str]]) -> tuple[int, int]:
-        return self._duplicates(conn, contract.TABLE_BY_NAME[check.table], check.columns)
+    def measure(self, check: CheckDefinition, conn: Connection,
+                present: Mapping[str, set[str]]) -> tuple[int, int, str | None]:
+        """(affected rows, repeated keys, the enforced constraint that rules repeats out, if any). A key that the
+        warehouse itself keeps unique (a primary key or unique constraint on some of its columns, which DuckDB and
+        PostgreSQL check on every write: :func:`~analytics.storage.warehouse.enforced_unique_keys`) cannot repeat,
+        so it is not counted again: on PostgreSQL that saves the report's costliest statements (0.65 s of CPU for
+        the 2.7M event ids of the 50,000-member demo)."""
+        for name, columns in enforced_unique_keys(conn, check.table):
+            if set(columns) <= set(check.columns):
+                return 0, 0, name
+        return (*self._duplicates(conn, contract.TABLE_BY_NAME[check.table], check.columns), None)
 
     def evaluate(self, check: CheckDefinition, run: Run) -> dict[str, Any] | None:
         rows = run.scans[check.table].rows
-        affected, keys = run.measured[check.key]
+        affected, keys, enforced_by = run.measured[check.key]
+        if enforced_by is not None:
+            return _finding(0, rows, "pass", _("repeated key: none possible, the warehouse enforces the constraint "
+                                               "{name} on every write").format(name=enforced_by), _("any fails"))
         text = _("repeated key: {rows}").format(rows=rows_text(affected, rows))
         if affected:
             repeated = (_("{n} key occurs more than once") if keys == 1

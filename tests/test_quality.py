@@ -24,6 +24,9 @@ from analytics.storage.warehouse import create_warehouse_engine, data_span, reso
 from tests.conftest import PROJECT_ROOT, Warehouse, run
 
 Frames = Callable[[str], pd.DataFrame]
+#: Each keyed contract table's key, as its key check names it, and the entity tables (keys declared by the contract).
+KEYED_TABLES = {t.name: "+".join(t.info["key"]) for t in WAREHOUSE_TABLES if t.info.get("key")}
+ENTITY_TABLES = {t.name for t in WAREHOUSE_TABLES if t.primary_key.columns}
 
 
 # --- the reference: every check's affected rows computed with pandas from the raw rows -------------
@@ -172,10 +175,25 @@ def test_thresholds_are_parameters(duck_warehouse) -> None:
             QualityThresholds(**bad)
 
 
+def enforced_by(report: quality.QualityReport) -> dict[str, str | None]:
+    """Per key check, the constraint its detail names as ruling repeats out (None: the keys were counted)."""
+    keys = report.checks[report.checks["key"].str.startswith("duplicate:")]
+    return {key: (detail.split("constraint ")[1].split(" ")[0] if "enforces the constraint" in detail else None)
+            for key, detail in zip(keys["key"], keys["detail"], strict=True)}
+
+
 def test_duckdb_and_postgresql_agree(duck_warehouse, pg_warehouse) -> None:
+    """Same figures and statuses on both. Only the key checks' wording may differ, where PostgreSQL enforces a key
+    that DuckDB's demo merely declares: the PostgreSQL load makes every contract key a primary key, the DuckDB demo
+    only the entity tables' keys, so there the key is counted and here the constraint is named."""
     today = date(2026, 9, 1)
     duck, pg = quality_report(duck_warehouse.engine, today), quality_report(pg_warehouse.engine, today)
-    pd.testing.assert_frame_equal(duck.checks, pg.checks)
+    assert enforced_by(duck) == {f"duplicate:{t}.{k}": (f"{t}_{k}_pkey" if t in ENTITY_TABLES else None)
+                                 for t, k in KEYED_TABLES.items()}
+    assert enforced_by(pg) == {f"duplicate:{t}.{k}": f"{t}_pkey" for t, k in KEYED_TABLES.items()}
+    keys = duck.checks["key"].str.startswith("duplicate:")
+    pd.testing.assert_frame_equal(duck.checks[~keys], pg.checks[~keys])
+    pd.testing.assert_frame_equal(duck.checks[keys].drop(columns="detail"), pg.checks[keys].drop(columns="detail"))
     pd.testing.assert_frame_equal(duck.tables, pg.tables)
     pd.testing.assert_frame_equal(duck.columns, pg.columns)
 
@@ -369,6 +387,50 @@ def test_a_repeated_composite_key_is_counted_exactly(scratch_url) -> None:
         engine.dispose()
 
 
+def test_a_key_the_warehouse_enforces_is_not_recounted(scratch_url) -> None:
+    """A unique or primary key constraint on some of a key's columns proves the key (DuckDB and PostgreSQL check it
+    on every write: a repeat is refused), so the check passes naming it without counting; a constraint on more
+    columns than the key proves nothing and the key is counted, repeats found as before."""
+    from sqlalchemy import PrimaryKeyConstraint, UniqueConstraint
+
+    from analytics.storage.warehouse import enforced_unique_keys
+
+    tables = unconstrained_tables()
+    tables.tables["events"].append_constraint(UniqueConstraint("event_id", name="events_one_id"))
+    tables.tables["order_items"].append_constraint(PrimaryKeyConstraint("order_id", "line_no", name="lines_pk"))
+    tables.tables["campaign_members"].append_constraint(
+        UniqueConstraint("campaign_id", "member_id", "arm", name="wider_than_the_key"))
+    rows = planted_rows()
+    rows["campaign_members"].append(dict(rows["campaign_members"][1], arm="treatment"))  # C1/M2 twice, other arm
+    url = scratch_url()
+    build(url, rows, tables)
+    engine = create_warehouse_engine(url)
+    try:
+        (events_key, columns), = enforced_unique_keys(engine, "events")  # (DuckDB names constraints itself)
+        assert columns == ("event_id",) and enforced_unique_keys(engine, "orders") == []
+        (lines_key, columns), = enforced_unique_keys(engine, "order_items")
+        assert columns == ("order_id", "line_no")
+        assert [c for _, c in enforced_unique_keys(engine, "campaign_members")] == [("campaign_id", "member_id", "arm")]
+        report = quality_report(engine, TODAY)
+        checks = report.checks.set_index("key")
+        assert {k: v for k, v in enforced_by(report).items() if v} == {
+            "duplicate:events.event_id": events_key, "duplicate:order_items.order_id+line_no": lines_key}
+        for key in ("duplicate:events.event_id", "duplicate:order_items.order_id+line_no"):
+            assert checks.loc[key, "status"] == "pass" and checks.loc[key, "affected_rows"] == 0, key
+        wider = checks.loc["duplicate:campaign_members.campaign_id+member_id"]
+        assert wider["status"] == "fail" and wider["affected_rows"] == 2  # counted: the constraint proves nothing
+        assert checks.loc["duplicate:orders.order_id", "affected_rows"] == 2  # no constraint: the planted repeat
+        assert_matches_reference(report, Warehouse("enforced", url, engine, {}).frame)
+    finally:
+        engine.dispose()
+    writer = create_warehouse_engine(url, read_only=False)
+    try:  # the premise: the warehouse refuses a repeated event id
+        with writer.begin() as conn, pytest.raises(Exception, match=r"(?i)unique|duplicate|constraint"):
+            conn.execute(tables.tables["events"].insert(), [dict(rows["events"][0])])
+    finally:
+        writer.dispose()
+
+
 def test_keys_sharing_a_hash_are_not_mistaken_for_repeats(planted, monkeypatch: pytest.MonkeyPatch) -> None:
     """The key screen compares hashes: give every key the same one (a collision everywhere) and the grouping on
     the values decides, so the report is the one the real hashes give: only the planted repeat."""
@@ -485,7 +547,9 @@ def test_today_and_codes_are_bound_parameters(duck_warehouse) -> None:
     assert "2031" not in sql and "shipped" not in sql and "'completed'" not in sql
     assert "FILTER (" not in sql.upper()
     assert any(datetime(2031, 5, 18) in (p.values() if isinstance(p, dict) else p) for p in parameters)
-    assert len(statements) <= 2 + 9 + 8 + 12  # schema look-up, one scan per table, one query per key and reference
+    # schema look-up, one scan per table; per key its enforced constraints and, unless one proves it, a count;
+    # one query per reference
+    assert len(statements) <= 2 + 9 + 2 * 8 + 12
 
 
 # --- the command line -------------------------------------------------------------------------------

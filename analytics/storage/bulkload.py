@@ -31,7 +31,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.schema import CreateTable
 
 from analytics.errors import InputError
-from analytics.storage.contract import IMPORT_LOG_TABLE
+from analytics.storage.contract import IMPORT_LOG_TABLE, table_key
 from analytics.storage.databases import WAREHOUSE, mask_url
 from analytics.storage.warehouse import (
     WarehouseError,
@@ -105,6 +105,13 @@ class PostgresLoader:
 
     def finish(self) -> None:
         for table in self.tables:
+            key = table_key(table)
+            if key and not table.primary_key.columns:
+                # Every contract key becomes a primary key once the rows are in (one index build, as a company
+                # warehouse on PostgreSQL declares them): PostgreSQL then keeps it unique, so the data-quality
+                # report need not recount it, and lookups by id use the index.
+                self.sa.execute(text(f'ALTER TABLE {table.name} ADD CONSTRAINT "{table.name}_pkey" '
+                                     f"PRIMARY KEY ({', '.join(key)})"))
             for index in table.indexes:
                 index.create(self.sa)
             self.sa.execute(text(f"ANALYZE {table.name}"))

@@ -16,9 +16,10 @@ and what it holds in words; each column's reference to another table, its allowe
 whether it records something that happened (so it cannot lie in the future). The data-quality checks, the
 schema check and the table overview derive from these declarations instead of keeping their own lists.
 
-Primary keys are declared on the four entity tables. References are declared as ``info`` rather than
-``ForeignKey``: a foreign key would become a constraint in the tables MemberLens creates, and analytic
-warehouses rarely enforce them (an import brings orders before or without their members).
+Primary keys are declared on the four entity tables; the PostgreSQL demo load makes every other table's key
+its primary key once the rows are in (DuckDB would build a large index for each). References are declared
+as ``info`` rather than ``ForeignKey``: a foreign key would become a constraint in the tables MemberLens
+creates, and analytic warehouses rarely enforce them (an import brings orders before or without their members).
 Secondary indexes are created on PostgreSQL only; DuckDB relies on its zone maps, which work best
 when fact tables are stored in time order (the generator does so).
 """

@@ -16,9 +16,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
-from sqlalchemy import Column, Engine, MetaData, String, Table, create_engine, event, func, inspect, select
+from sqlalchemy import ARRAY, Column, Engine, MetaData, String, Table, create_engine, event, func, inspect, select
 from sqlalchemy.dialects import registry
 from sqlalchemy.exc import NoSuchModuleError
 
@@ -319,6 +320,52 @@ def table_names(bind: Bind) -> list[str]:
             ).scalars())
         inspector = inspect(conn)
         return [*inspector.get_table_names(), *inspector.get_view_names()]
+
+
+def enforced_unique_keys(bind: Bind, table: str) -> list[tuple[str, tuple[str, ...]]]:
+    """``(constraint name, columns)`` of each primary key or unique constraint on ``table`` that the warehouse
+    enforces on every write, so that no two rows with every one of those columns filled can share them.
+
+    Only DuckDB and PostgreSQL are asked: both check such a constraint on every insert and update, with no way to
+    switch it off. Other warehouses (Snowflake, BigQuery, Databricks) accept key constraints as documentation
+    without enforcing them, so nothing is trusted there. Foreign keys are not trusted either: PostgreSQL checks
+    them with triggers that a load may bypass (``session_replication_role = replica``, as ``pg_restore
+    --disable-triggers`` does)."""
+    with connection(bind) as conn:
+        reader = _UNIQUE_KEY_READERS.get(conn.dialect.name)
+        return reader(conn, table.lower()) if reader else []
+
+
+def _duckdb_unique_keys(conn: Any, table: str) -> list[tuple[str, tuple[str, ...]]]:
+    rows = conn.execute(
+        select(_duckdb_constraints.c.constraint_name, _duckdb_constraints.c.constraint_column_names).where(
+            _duckdb_constraints.c.table_name == table,
+            _duckdb_constraints.c.schema_name == func.current_schema(),
+            _duckdb_constraints.c.database_name == func.current_database(),
+            _duckdb_constraints.c.constraint_type.in_(("PRIMARY KEY", "UNIQUE"))))
+    return [(name, tuple(c.lower() for c in columns)) for name, columns in rows]
+
+
+def _inspected_unique_keys(conn: Any, table: str) -> list[tuple[str, tuple[str, ...]]]:
+    inspector = inspect(conn)
+    if not inspector.has_table(table):
+        return []
+    primary = inspector.get_pk_constraint(table)
+    keys = [(primary.get("name") or "primary key", tuple(primary["constrained_columns"]))] \
+        if primary.get("constrained_columns") else []
+    keys += [(u["name"], tuple(u["column_names"])) for u in inspector.get_unique_constraints(table)]
+    return [(name, tuple(c.lower() for c in columns)) for name, columns in keys]
+
+
+#: How each warehouse that enforces key constraints lists them (see :func:`enforced_unique_keys`).
+_UNIQUE_KEY_READERS = {"duckdb": _duckdb_unique_keys, "postgresql": _inspected_unique_keys}
+
+_duckdb_constraints = Table(
+    "duckdb_constraints", MetaData(),
+    Column("database_name", String), Column("schema_name", String), Column("table_name", String),
+    Column("constraint_name", String), Column("constraint_type", String),
+    Column("constraint_column_names", ARRAY(String)),
+)
 
 
 _info_tables = Table(
