@@ -175,6 +175,11 @@ def test_thresholds_are_parameters(duck_warehouse) -> None:
             QualityThresholds(**bad)
 
 
+#: What the key checks name on the DuckDB test warehouse: the entity tables' primary keys; the rest are counted.
+DUCKDB_ENFORCED = {f"duplicate:{t}.{k}": (f"{t}_{k}_pkey" if t in ENTITY_TABLES else None)
+                   for t, k in KEYED_TABLES.items()}
+
+
 def enforced_by(report: quality.QualityReport) -> dict[str, str | None]:
     """Per key check, the constraint its detail names as ruling repeats out (None: the keys were counted)."""
     keys = report.checks[report.checks["key"].str.startswith("duplicate:")]
@@ -188,8 +193,7 @@ def test_duckdb_and_postgresql_agree(duck_warehouse, pg_warehouse) -> None:
     only the entity tables' keys, so there the key is counted and here the constraint is named."""
     today = date(2026, 9, 1)
     duck, pg = quality_report(duck_warehouse.engine, today), quality_report(pg_warehouse.engine, today)
-    assert enforced_by(duck) == {f"duplicate:{t}.{k}": (f"{t}_{k}_pkey" if t in ENTITY_TABLES else None)
-                                 for t, k in KEYED_TABLES.items()}
+    assert enforced_by(duck) == DUCKDB_ENFORCED
     assert enforced_by(pg) == {f"duplicate:{t}.{k}": f"{t}_pkey" for t, k in KEYED_TABLES.items()}
     keys = duck.checks["key"].str.startswith("duplicate:")
     pd.testing.assert_frame_equal(duck.checks[~keys], pg.checks[~keys])
