@@ -37,6 +37,10 @@ Everything runs as one SQL statement per result, with window functions that both
 PostgreSQL run: the events matching a step are numbered per unit, each row learns (by a running
 ``MIN`` over the rows after it) which event next matches each step, and attempts follow those
 links with equi-joins. Only aggregates leave the warehouse.
+
+On an embedded DuckDB warehouse the report and the trend are answered by the funnel store
+(:mod:`analytics.funnel_store`: the events kept sorted by unit and time, walked in NumPy) whenever it holds the
+warehouse as it is now, with the same figures (tested both ways); the SQL answers otherwise.
 """
 
 from __future__ import annotations
@@ -57,6 +61,7 @@ from sqlalchemy import (
     and_,
     case,
     cast,
+    column,
     extract,
     func,
     literal,
@@ -64,9 +69,10 @@ from sqlalchemy import (
     null,
     or_,
     select,
+    table,
 )
 
-from analytics import audiences
+from analytics import audiences, funnel_store
 from analytics.audiences import Audience, audience_kind
 from analytics.errors import InputError
 from analytics.filters import Filters, member_conditions
@@ -469,9 +475,7 @@ def _best(spec: FunnelSpec, filters: Filters, breakdown: str | None, *, details:
     Without ``details`` the entry event is looked up only when the result needs it (a breakdown, or
     ``member_ids``); ``unit`` and ``entry_id`` are left out and ``member_id`` is included only when
     looked up."""
-    if breakdown is not None and breakdown not in DIMENSIONS:
-        raise InputError(_("Unknown breakdown {breakdown!r}; choose from {choices}.").format(
-            breakdown=breakdown, choices=", ".join(DIMENSIONS)))
+    _check_breakdown(breakdown)
     entry = details or member_ids or breakdown is not None
     build = _BUILDERS[spec.mode]
     candidates, rows = build(spec, filters, entry, True, None)
@@ -582,10 +586,23 @@ class FunnelReport:
         return self.steps[~self.steps["is_total"]].drop(columns="is_total").reset_index(drop=True)
 
 
-def funnel_report(bind: Bind, spec: FunnelSpec, filters: Filters, breakdown: str | None = None) -> FunnelReport:
-    """Counts, conversions and time to convert per step, overall and per ``breakdown`` value."""
+def _check_breakdown(breakdown: str | None) -> None:
+    if breakdown is not None and breakdown not in DIMENSIONS:
+        raise InputError(_("Unknown breakdown {breakdown!r}; choose from {choices}.").format(
+            breakdown=breakdown, choices=", ".join(DIMENSIONS)))
+
+
+def _stored_best(spec: FunnelSpec, breakdown: str | None) -> Any:
+    """The funnel store's best attempts (:func:`analytics.funnel_store.best_table`) as a table to aggregate."""
+    names = ["reached", *(f"sec{k}" for k in range(2, len(spec.steps) + 1)), "sec_total", "entry_at"]
+    return table("best", *(column(n) for n in names + (["dim"] if breakdown is not None else [])))
+
+
+def _report_query(spec: FunnelSpec, best: Any, breakdown: str | None) -> Select:
+    """The funnel report's figures from the best attempts in one statement: ``dim``, ``is_total``, ``u<k>``
+    (units reaching step k), ``p50_<k>`` / ``p90_<k>`` (time to convert), ``h<k>_<bin>`` (its histogram) and
+    ``p50_total``."""
     n = len(spec.steps)
-    best = _best(spec, filters, breakdown)
     b = best.c
     columns: list[ColumnElement[Any]] = []
     for k in range(1, n + 1):
@@ -601,8 +618,20 @@ def funnel_report(bind: Bind, spec: FunnelSpec, filters: Filters, breakdown: str
         query = select(literal(None).label("dim"), literal(1).label("is_total"), *columns)
     else:
         query = select(b.dim, func.grouping(b.dim).label("is_total"), *columns).group_by(func.rollup(b.dim))
-    wide = read_frame(bind, query.select_from(best), hash_joins=True)
+    return query.select_from(best)
+
+
+def funnel_report(bind: Bind, spec: FunnelSpec, filters: Filters, breakdown: str | None = None) -> FunnelReport:
+    """Counts, conversions and time to convert per step, overall and per ``breakdown`` value."""
+    n = len(spec.steps)
+    _check_breakdown(breakdown)
+    stored = funnel_store.best_table(bind, spec, filters, breakdown)
+    if stored is not None:  # the funnel store's best attempts, aggregated by the same statement
+        wide = funnel_store.aggregate(stored, _report_query(spec, _stored_best(spec, breakdown), breakdown))
+    else:  # no store kept for the warehouse as it is now: the warehouse answers
+        wide = read_frame(bind, _report_query(spec, _best(spec, filters, breakdown), breakdown), hash_joins=True)
     rows, bins = [], []
+
     median_total = None
     for record in wide.to_dict("records"):
         is_total = bool(record["is_total"])
@@ -653,17 +682,18 @@ def funnel_trend(bind: Bind, spec: FunnelSpec, filters: Filters, grain: Grain = 
     """
     if grain not in ("day", "week"):
         raise InputError("grain must be day or week")
-    best = _best(spec, filters, None)
-    b = best.c
+    stored = funnel_store.best_table(bind, spec, filters, None)
+    b = (_stored_best(spec, None) if stored is not None else _best(spec, filters, None)).c
     period = date_trunc(grain, b.entry_at).label("period")
     inner = select(period, b.reached).subquery("entries")
     query = (select(inner.c.period, func.count().label("entered"),
                     func.sum(case((inner.c.reached >= len(spec.steps), 1), else_=0)).label("converted"))
              .group_by(inner.c.period).order_by(inner.c.period))
-    frame = read_frame(bind, query, hash_joins=True)
+    # the funnel store's best attempts when it holds the warehouse as it is now, else the warehouse's
+    frame = funnel_store.aggregate(stored, query) if stored is not None else read_frame(bind, query, hash_joins=True)
     with connection(bind) as conn:
         last_event = conn.execute(select(func.max(events.c.occurred_at))).scalar()
-    frame["period"] = pd.to_datetime(frame["period"])
+    frame["period"] = pd.to_datetime(frame["period"]).astype("datetime64[us]")
     frame = frame.astype({"entered": "int64", "converted": "int64"})
     frame["conversion"] = frame["converted"] / frame["entered"]
     length = pd.Timedelta(days=1 if grain == "day" else 7)

@@ -22,8 +22,6 @@ When it is used, and why the result is the same (the rules of the score store,
 
 from __future__ import annotations
 
-import logging
-import threading
 import warnings
 from datetime import date, timedelta
 from pathlib import Path
@@ -34,14 +32,11 @@ from sqlalchemy.ext.compiler import compiles
 
 from analytics.filters import Filters
 from analytics.storage.contract import order_items, orders, products
-from analytics.storage.score_store import ScoreStore, store_for
+from analytics.storage.score_store import ScoreStore, build_in_background, store_for
 
 #: The rollup's name in the store.
 ROLLUP = "purchases"
 COLUMNS = ("member_id", "channel", "category", "day", "sales")
-_log = logging.getLogger(__name__)
-_building: set[Path] = set()
-_building_lock = threading.Lock()
 
 
 def rollup_select() -> Select:
@@ -93,23 +88,7 @@ def refresh_in_background(engine: Engine) -> bool:
     store: ScoreStore | None = store_for(engine.dialect)
     if store is None or store.find_rollup(ROLLUP) is not None:
         return False
-    target = store.rollup_file(ROLLUP)
-    with _building_lock:
-        if target in _building:
-            return False
-        _building.add(target)
-
-    def build() -> None:
-        try:
-            store_rollup(engine)
-        except Exception:  # noqa: BLE001 - a cache: the warehouse answers without it (a full disk, a stop)
-            _log.warning("building the purchase rollup failed", exc_info=True)
-        finally:
-            with _building_lock:
-                _building.discard(target)
-
-    threading.Thread(target=build, name="memberlens-purchase-rollup", daemon=True).start()
-    return True
+    return build_in_background(store.rollup_file(ROLLUP), lambda: store_rollup(engine), "purchase rollup")
 
 
 class BoughtCategory(ColumnElement[bool]):

@@ -8,6 +8,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from analytics.errors import InputError
+from analytics.funnel_store import refresh_in_background
 from analytics.funnels import (
     DIMENSION_LABELS,
     DIMENSIONS,
@@ -77,6 +78,7 @@ st.caption(_("Units whose step 1 falls between {start} and {end}").format(start=
            + (_(" The channel filter applies to orders; clickstream events have no channel.") if filters.channels
               else ""))
 
+refresh_in_background(ctx.engine)  # the funnel store, when stale or missing (an embedded warehouse only)
 options = cached_step_filter_options(ctx.engine)
 with st.container(border=True):
     st.markdown(_("**Steps** — an event type each, optionally narrowed; add or remove rows (2 to 8)."))

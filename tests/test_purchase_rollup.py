@@ -120,12 +120,14 @@ def test_the_profile_s_category_mix_is_the_same_from_the_rollup(own_warehouse, d
 
 
 def test_a_rollup_of_an_older_warehouse_state_is_not_read_and_the_app_rebuilds_it(own_warehouse) -> None:
-    from ui.warehouse import _keep_purchase_rollup
+    from analytics import funnel_store
+    from ui.warehouse import _keep_rollups
 
     engine, path = own_warehouse
     last = data_span(engine).last_day
     audience = _spec(last, [{"field": "bought_category", "op": "in", "value": ["Beauty", "Apparel"]}])
-    _keep_purchase_rollup(f"duckdb:///{path}")  # what the demo set-up does
+    _keep_rollups(f"duckdb:///{path}")  # what the demo set-up does
+    assert all(funnel_store.current(engine, unit) is not None for unit in ("member", "session"))
     assert _reads_rollup(engine, audience)
     before = _members(engine, audience)
     old = purchase_rollup.current(engine)

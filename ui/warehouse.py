@@ -104,7 +104,8 @@ def _build(config: DatabaseConfig, spec: DemoSpec) -> None:
             bar.progress(1.0, text=_("Training the prediction models on the demo (churn, propensity, lifetime "
                                      "value)"))
             _train_demo_models(config.url)
-            _keep_purchase_rollup(config.url)
+            bar.progress(1.0, text=_("Sorting the clickstream for funnels and summing purchases for targeting"))
+            _keep_rollups(config.url)
             status.update(label=_("Demo warehouse ready in {seconds} s").format(seconds=f"{summary.seconds:.0f}"),
                           state="complete", expanded=False)
         st.rerun()
@@ -138,13 +139,16 @@ def _train_demo_models(url: str) -> None:
         engine.dispose()
 
 
-def _keep_purchase_rollup(url: str) -> None:
-    """The demo comes with its purchase rollup (:mod:`analytics.purchase_rollup`), so the first audience reads it."""
+def _keep_rollups(url: str) -> None:
+    """The demo comes with its purchase rollup (:mod:`analytics.purchase_rollup`) and its funnel store
+    (:mod:`analytics.funnel_store`), so the first audience and the first funnel read them."""
+    from analytics.funnel_store import store_funnel_events
     from analytics.purchase_rollup import store_rollup
 
     engine = open_warehouse(url)
     try:
         store_rollup(engine)
+        store_funnel_events(engine)
     finally:
         engine.dispose()
 

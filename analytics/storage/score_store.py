@@ -24,16 +24,19 @@ of an older warehouse state are deleted when a new one is written.
 
 The same folder keeps **rollups**: results MemberLens derives from the whole warehouse for a state, not per model
 or day (:mod:`analytics.purchase_rollup`: completed purchases by member, channel, category and day). They follow
-the same rules: named by the warehouse state, written whole, read only while the warehouse is unchanged.
+the same rules: named by the warehouse state, written whole, read only while the warehouse is unchanged. A rollup
+may be a folder of files (:meth:`ScoreStore.write_folder`: :mod:`analytics.funnel_store`'s sorted events).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
+import shutil
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -47,6 +50,9 @@ MAX_FILES = 24
 _DIALECT_ATTRIBUTE = "memberlens_score_store"
 #: Rows per row group of a rollup (DuckDB's own row group size).
 ROLLUP_ROW_GROUP = 122_880
+_log = logging.getLogger(__name__)
+_building: set[Path] = set()
+_building_lock = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -105,6 +111,33 @@ class ScoreStore:
         rows, so that a reader's filter skips the groups whose statistics rule them out."""
         return self._keep(self.rollup_file(name, state), state, table, ROLLUP_ROW_GROUP)
 
+    def folder(self, name: str, state: str | None = None) -> Path:
+        """Where the rollup ``name`` kept as a folder of files (:mod:`analytics.funnel_store`'s arrays) of the
+        warehouse ``state`` (the current one by default) is kept."""
+        return self.directory / f"{name}-{state or self.state()}"
+
+    def find_folder(self, name: str) -> Path | None:
+        """The folder rollup ``name`` of the warehouse as it is now, or None."""
+        path = self.folder(name)
+        return path if path.is_dir() else None
+
+    def write_folder(self, name: str, state: str, write: Callable[[Path], None]) -> Path:
+        """Keep what ``write`` puts into an empty folder as the folder rollup ``name`` of the warehouse ``state``
+        read before it was computed; whole or not at all (written aside, then renamed into place)."""
+        path = self.folder(name, state)
+        self.directory.mkdir(parents=True, exist_ok=True)
+        partial = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.partial")
+        shutil.rmtree(partial, ignore_errors=True)
+        partial.mkdir()
+        try:
+            write(partial)
+            shutil.rmtree(path, ignore_errors=True)  # another process kept the same state meanwhile
+            os.replace(partial, path)
+        finally:
+            shutil.rmtree(partial, ignore_errors=True)
+        self._prune(state)
+        return path
+
     def _keep(self, path: Path, state: str, table: Any, row_group: int | None = None) -> Path:
         import pyarrow.parquet as pq
 
@@ -122,7 +155,9 @@ class ScoreStore:
         """Delete this warehouse's files of its other states, then the oldest beyond :data:`MAX_FILES`. Another
         warehouse's files (a folder shared by two warehouse files) are left to it: one may be being read."""
         dated = []
-        for path in self.directory.glob("*.parquet"):
+        for path in self.directory.iterdir():
+            if path.name.startswith(".") or not (path.suffix == ".parquet" or path.is_dir()):
+                continue
             try:
                 dated.append((path.stat().st_mtime_ns, path))
             except FileNotFoundError:  # another process pruned it meanwhile
@@ -131,7 +166,32 @@ class ScoreStore:
         for index, (_mtime, path) in enumerate(sorted(dated, reverse=True)):
             stale = mine in path.stem and not path.stem.endswith(f"-{state}")
             if stale or index >= MAX_FILES:
-                path.unlink(missing_ok=True)
+                if path.is_dir():
+                    shutil.rmtree(path, ignore_errors=True)
+                else:
+                    path.unlink(missing_ok=True)
+
+
+def build_in_background(target: Path, build: Callable[[], Any], what: str) -> bool:
+    """Run ``build`` (which keeps ``target``) in a background thread unless one is building ``target`` already;
+    True when one started. A failure is logged, not raised: what it builds is a cache the warehouse answers
+    without."""
+    with _building_lock:
+        if target in _building:
+            return False
+        _building.add(target)
+
+    def run() -> None:
+        try:
+            build()
+        except Exception:  # noqa: BLE001 - a cache: the warehouse answers without it (a full disk, a stop)
+            _log.warning("building the %s failed", what, exc_info=True)
+        finally:
+            with _building_lock:
+                _building.discard(target)
+
+    threading.Thread(target=run, name=f"memberlens-{what.replace(' ', '-')}", daemon=True).start()
+    return True
 
 
 def model_digest(model: Mapping[str, Any]) -> str:
