@@ -44,6 +44,8 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 from sqlalchemy import BigInteger, Engine, Integer, cast, create_engine, func, literal, null, select, union_all
+from sqlalchemy import column as sa_column
+from sqlalchemy import table as sa_table
 
 from analytics.filters import Filters, member_conditions
 from analytics.funnel_spec import EVENT_DIMENSIONS, FunnelSpec, FunnelStep, Unit
@@ -69,13 +71,6 @@ def store_name(unit: Unit) -> str:
 # Building
 # ---------------------------------------------------------------------------------------------
 
-def _numbered(column: Any, name: str) -> Any:
-    """The distinct non-missing values of ``column`` numbered 1.. in their order (``value``, ``n``)."""
-    values = select(column.label("value")).where(column.is_not(None)).distinct().subquery(f"{name}_values")
-    return select(values.c.value, cast(func.row_number().over(order_by=values.c.value), Integer).label("n")
-                  ).cte(name)
-
-
 def store_funnel_events(engine: Engine) -> list[Path]:
     """Sort the clickstream into the store for the warehouse's current state, per unit (nothing is done for a unit
     kept already). Returns the folders, or an empty list: the warehouse has no store (it is not a DuckDB file)."""
@@ -96,42 +91,50 @@ def _store_unit(engine: Engine, store: ScoreStore, unit: Unit) -> Path:
 def _write(engine: Engine, unit: Unit, folder: Path) -> None:
     e, p = events.c, products.c
     unit_id = e.member_id if unit == "member" else e.session_id
-    units = _numbered(unit_id, "units")
-    people = units if unit == "member" else _numbered(e.member_id, "member_numbers")
-    coded = {c: _numbered(p.category if c == "category" else e[c], f"{c}_codes") for c in CODED}
+    values = {"units": unit_id, "members": e.member_id,
+              **{c: p.category if c == "category" else e[c] for c in CODED}}
     with connection(engine) as conn, warnings.catch_warnings():
         warnings.filterwarnings("ignore", "Arrow output on a DB-API result")
-        dictionaries = {c: [None] + [r.value for r in conn.execute(select(t.c.value, t.c.n).order_by(t.c.n))]
-                        for c, t in coded.items()}
-        numbered = {}
-        for file, table in (("units", units), ("members", people)):
-            result = conn.execute(select(table.c.n, table.c.value.label("id")).order_by(table.c.n))
-            numbered[file] = result.cursor.to_arrow_table()
-            _parquet(numbered[file], folder / f"{file}.parquet")
-            result.close()
+        # Every numbering is read once and handed back to DuckDB as an Arrow table registered on this connection
+        # (a view of the process's memory, nothing is written to the warehouse): numbering in each slice's
+        # statement would group all the events again.
+        numbered = {name: _numbering(conn, column, name) for name, column in values.items()}
+        for file in ("units", "members"):
+            _parquet(numbered[file].rename_columns(["n", "id"]), folder / f"{file}.parquet")
+        dictionaries = {c: [None, *numbered[c].column("value").to_pylist()] for c in CODED}
         rows = conn.execute(select(func.count()).where(unit_id.is_not(None))).scalar_one()
+        raw = conn.connection.dbapi_connection
+        tables = {name: _registered(raw, name, table) for name, table in numbered.items() if name != "units"}
+        units = sa_table(_REGISTERED + "units", sa_column("n"), sa_column("value"))
         source = events.join(units, units.c.value == unit_id).outerjoin(products, p.product_id == e.product_id)
         columns = [units.c.n.label("unit"), cast(func.epoch_us(e.occurred_at), BigInteger).label("ts")]
         if unit != "member":
-            source = source.outerjoin(people, people.c.value == e.member_id)
-            columns.append(func.coalesce(people.c.n, 0).label("member"))
-        for c, table in coded.items():
-            source = source.outerjoin(table, table.c.value == (p.category if c == "category" else e[c]))
-            columns.append(func.coalesce(table.c.n, 0).label(c))
+            source = source.outerjoin(tables["members"], tables["members"].c.value == e.member_id)
+            columns.append(func.coalesce(tables["members"].c.n, 0).label("member"))
+        for c in CODED:
+            source = source.outerjoin(tables[c], tables[c].c.value == values[c])
+            columns.append(func.coalesce(tables[c].c.n, 0).label(c))
         types = {"unit": np.int32, "ts": np.int64, "member": np.int32,
                  **{c: np.uint16 if len(dictionaries[c]) < 2 ** 16 else np.int32 for c in CODED}}
         names = [c.key for c in columns]
-        # Sorted a slice of units at a time (units are numbered in the order they are kept): DuckDB holds a sorted
-        # result whole before handing it over, so one statement for 54M events would peak far above its cap.
-        count = numbered["units"].num_rows
+        # Sorted a slice of units at a time (units are numbered in id order, so a slice is a range of ids): DuckDB
+        # holds a sorted result whole before handing it over, and one statement for 54M events peaked at 3.2 GB.
+        ids = numbered["units"]
         slices = max(1, -(-rows // _SORT_SLICE))
         at = 0
         files = {n: open(folder / f"{n}.bin", "wb") for n in names}  # noqa: SIM115 - closed below
+        # Joined in the order written, every small table hashed: DuckDB cannot estimate how many events a slice
+        # keeps, and reordered it hashed a slice's 8M events against the members (out of memory at its 1GB cap).
+        conn.exec_driver_sql("SET disabled_optimizers = 'join_order,build_side_probe_side'")
         try:
             for i in range(slices):
-                first, last = count * i // slices, count * (i + 1) // slices
+                first, last = ids.num_rows * i // slices, ids.num_rows * (i + 1) // slices
+                if first == last:
+                    continue
+                _registered(raw, "units", ids.slice(first, last - first))
+                low, high = ids.column("value")[first].as_py(), ids.column("value")[last - 1].as_py()
                 result = conn.execute(select(*columns).select_from(source)
-                                      .where(unit_id.is_not(None), units.c.n > first, units.c.n <= last)
+                                      .where(unit_id >= literal(low), unit_id <= literal(high))
                                       .order_by(units.c.n, e.occurred_at, e.event_id))
                 try:
                     for batch in result.cursor.to_arrow_reader(_BATCH):
@@ -143,10 +146,33 @@ def _write(engine: Engine, unit: Unit, folder: Path) -> None:
         finally:
             for file in files.values():
                 file.close()
+            conn.exec_driver_sql("RESET disabled_optimizers")
+            for name in numbered:
+                raw.unregister(_REGISTERED + name)
         if at != rows:  # the warehouse changed while it was read: keep nothing
             raise RuntimeError(f"read {at} events of {rows}")
     layout = {"rows": rows, "types": {n: np.dtype(types[n]).str for n in names}, "dictionaries": dictionaries}
     (folder / "layout.json").write_text(json.dumps(layout, default=str))
+
+
+_REGISTERED = "memberlens_funnel_store_"  # names of the Arrow tables registered while the store is written
+
+
+def _numbering(conn: Any, column: Any, name: str) -> pa.Table:
+    """The distinct non-missing values of ``column`` numbered 1.. in their order, as Arrow columns ``n``, ``value``."""
+    values = select(column.label("value")).where(column.is_not(None)).distinct().subquery(f"{name}_values")
+    result = conn.execute(select(cast(func.row_number().over(order_by=values.c.value), Integer).label("n"),
+                                 values.c.value).order_by(values.c.value))
+    try:
+        return result.cursor.to_arrow_table()
+    finally:
+        result.close()
+
+
+def _registered(raw: Any, name: str, table: pa.Table) -> Any:
+    """``table`` registered on the DuckDB connection ``raw`` under a name of the store's own; its SQL table."""
+    raw.register(_REGISTERED + name, table)
+    return sa_table(_REGISTERED + name, sa_column("n"), sa_column("value"))
 
 
 def _parquet(table: Any, path: Path) -> None:
