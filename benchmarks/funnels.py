@@ -6,9 +6,10 @@
   checkout → purchase, 7-day window, every order mode (ordered, strict, any) and unit (member,
   session).
 * **Ours.** ``funnel_report`` (counts, conversions, median and 90th-percentile times, histogram), warm,
-  on DuckDB with its funnel store (:mod:`analytics.funnel_store`, built first and timed: the events sorted by
-  unit and time, what the app builds in the background once per warehouse state). For reference, one round of
-  the same reports in SQL alone (no store: what PostgreSQL and the other warehouses run).
+  on DuckDB with its funnel store (:mod:`analytics.funnel_store`, built first when missing, in a fresh process for
+  its time and peak memory: the events sorted by unit and time, what the app builds in the background once per
+  warehouse state). The six reports are also run in a fresh process for their peak memory without ClickHouse's.
+  For reference, one round of the same reports in SQL alone (no store: what PostgreSQL and the other warehouses run).
 * **ClickHouse.** ``windowFunnel`` in chdb (ClickHouse in-process), reading the same events exported to
   Parquet (the export is not timed): the step events for the ordered funnel, every event in scope for
   ``'strict_order'`` (whose chain any other event breaks). ClickHouse has no any-order funnel; that row
@@ -105,6 +106,42 @@ def units_per_step(levels: str) -> list[int]:
     return [sum(c for level, c in counts.items() if level >= k) for k in range(1, len(STEPS) + 1)]
 
 
+_CHILD = """
+import sys
+from datetime import date
+from analytics import funnel_store
+from analytics.filters import Filters
+from analytics.funnels import FunnelSpec, FunnelStep, funnel_report
+from analytics.storage.warehouse import open_warehouse
+def peak():  # this process's own high-water mark (a child's ru_maxrss starts at its parent's size when forked)
+    return next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM:"))
+engine = open_warehouse(sys.argv[1])
+funnel_store.store_funnel_events(engine)
+built = peak()
+if len(sys.argv) > 2:
+    filters = Filters(date.fromisoformat(sys.argv[2]), date.fromisoformat(sys.argv[3]))
+    for mode in {modes!r}:
+        for unit in {units!r}:
+            spec = FunnelSpec(tuple(FunnelStep(k) for k in {steps!r}), {window}, mode, unit)
+            funnel_report(engine, spec, filters)
+print(built, peak())
+"""
+
+
+def in_child(warehouse: Path, *dates: Any) -> tuple[float, float, float]:
+    """Build the funnel store (a no-op when kept) and, given the range's first and last day, run the six funnel
+    reports, in a fresh process: (seconds, peak GiB after the build, peak GiB of the whole child)."""
+    code = _CHILD.format(modes=MODES, units=UNITS, steps=STEPS, window=int(WINDOW.total_seconds()))
+    began = time.perf_counter()
+    child = subprocess.Popen([sys.executable, "-c", code, f"duckdb:///{warehouse}", *map(str, dates)],
+                             cwd=PROJECT_ROOT, stdout=subprocess.PIPE)
+    out = child.stdout.read() if child.stdout else b""
+    if child.wait() != 0:
+        raise SystemExit("the funnel child process failed")
+    built, whole = (int(kib) / 2 ** 20 for kib in out.split()[-2:])
+    return time.perf_counter() - began, built, whole
+
+
 def timed(fn: Any) -> tuple[float, Any]:
     began = time.perf_counter()
     result = fn()
@@ -119,12 +156,13 @@ def funnel_scenario(warehouse: Path, repeat: int) -> None:
     from analytics.storage.db import read_frame_columnar
     from analytics.storage.warehouse import data_span, open_warehouse
 
-    chdb = load_chdb()
     engine = open_warehouse(f"duckdb:///{warehouse}")
     store = score_store.store_for(engine.dialect)
     kept = all(funnel_store.current(engine, u) is not None for u in UNITS)
-    build_seconds, _ = timed(lambda: funnel_store.store_funnel_events(engine))
-    build = "kept already" if kept else f"built in {build_seconds:.1f} s"
+    if not kept:  # built in a child process, as the app's background thread would, for its time and memory
+        build_seconds, build_peak, _ = in_child(warehouse)
+    build = "kept already" if kept else f"built in {build_seconds:.1f} s, peak {build_peak:.2f} GiB"
+    chdb = load_chdb()
     with engine.connect() as conn:
         last = data_span(conn).last_day
         first = _range_with_events(conn, last, TARGET_EVENTS)
@@ -176,6 +214,7 @@ def funnel_scenario(warehouse: Path, repeat: int) -> None:
             both = ours[["unit", "reached"]].merge(theirs, on="unit", how="outer")
             mismatched[unit] = (int((both["reached"] != both["level"]).sum()), len(both))
     engine.dispose()
+    _, _, ours_peak = in_child(warehouse, filters.start, filters.end)
 
     def median(key: tuple[str, str, str]) -> float:
         return statistics.median(runs[key])
@@ -203,6 +242,7 @@ def funnel_scenario(warehouse: Path, repeat: int) -> None:
         print(f"\nordered, per {unit}: {wrong:,} of {total:,} units with a different step than windowFunnel's level")
     import resource
 
-    print(f"\npeak memory of this process (ClickHouse's included): "
+    print(f"\npeak memory of the six funnels in a fresh process (store kept): {ours_peak:.2f} GiB")
+    print(f"peak memory of this process (ClickHouse's included): "
           f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20:.2f} GiB")
     print("\ntargets: ours <= 1.5 x ClickHouse's windowFunnel, <= 3 x the floor")
