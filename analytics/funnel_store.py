@@ -34,6 +34,7 @@ import threading
 import warnings
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import cached_property, lru_cache
@@ -104,48 +105,9 @@ def _write(engine: Engine, unit: Unit, folder: Path) -> None:
         dictionaries = {c: [None, *numbered[c].column("value").to_pylist()] for c in CODED}
         rows = conn.execute(select(func.count()).where(unit_id.is_not(None))).scalar_one()
         raw = conn.connection.dbapi_connection
-        tables = {name: _registered(raw, name, table) for name, table in numbered.items() if name != "units"}
-        units = sa_table(_REGISTERED + "units", sa_column("n"), sa_column("value"))
-        source = events.join(units, units.c.value == unit_id).outerjoin(products, p.product_id == e.product_id)
-        columns = [units.c.n.label("unit"), cast(func.epoch_us(e.occurred_at), BigInteger).label("ts")]
-        if unit != "member":
-            source = source.outerjoin(tables["members"], tables["members"].c.value == e.member_id)
-            columns.append(func.coalesce(tables["members"].c.n, 0).label("member"))
-        for c in CODED:
-            source = source.outerjoin(tables[c], tables[c].c.value == values[c])
-            columns.append(func.coalesce(tables[c].c.n, 0).label(c))
-        types = {"unit": np.int32, "ts": np.int64, "member": np.int32,
-                 **{c: np.uint16 if len(dictionaries[c]) < 2 ** 16 else np.int32 for c in CODED}}
-        names = [c.key for c in columns]
-        # Sorted a slice of units at a time (units are numbered in id order, so a slice is a range of ids): DuckDB
-        # holds a sorted result whole before handing it over, and one statement for 54M events peaked at 3.2 GB.
-        ids = numbered["units"]
-        slices = max(1, -(-rows // _SORT_SLICE))
-        at = 0
-        files = {n: open(folder / f"{n}.bin", "wb") for n in names}  # noqa: SIM115 - closed below
-        # Joined in the order written, every small table hashed: DuckDB cannot estimate how many events a slice
-        # keeps, and reordered it hashed a slice's 8M events against the members (out of memory at its 1GB cap).
-        conn.exec_driver_sql("SET disabled_optimizers = 'join_order,build_side_probe_side'")
         try:
-            for i in range(slices):
-                first, last = ids.num_rows * i // slices, ids.num_rows * (i + 1) // slices
-                if first == last:
-                    continue
-                _registered(raw, "units", ids.slice(first, last - first))
-                low, high = ids.column("value")[first].as_py(), ids.column("value")[last - 1].as_py()
-                result = conn.execute(select(*columns).select_from(source)
-                                      .where(unit_id >= literal(low), unit_id <= literal(high))
-                                      .order_by(units.c.n, e.occurred_at, e.event_id))
-                try:
-                    for batch in result.cursor.to_arrow_reader(_BATCH):
-                        for j, n in enumerate(names):
-                            files[n].write(batch.column(j).to_numpy().astype(types[n], copy=False).tobytes())
-                        at += batch.num_rows
-                finally:
-                    result.close()
-        finally:
-            for file in files.values():
-                file.close()
+            at, names, types = _write_slices(conn, raw, unit, values, numbered, rows, folder)
+        finally:  # the connection goes back to the pool: it keeps neither the tables nor the setting
             conn.exec_driver_sql("RESET disabled_optimizers")
             for name in numbered:
                 raw.unregister(_REGISTERED + name)
@@ -156,6 +118,53 @@ def _write(engine: Engine, unit: Unit, folder: Path) -> None:
 
 
 _REGISTERED = "memberlens_funnel_store_"  # names of the Arrow tables registered while the store is written
+
+
+def _write_slices(conn: Any, raw: Any, unit: Unit, values: dict[str, Any], numbered: dict[str, pa.Table],
+                  rows: int, folder: Path) -> tuple[int, list[str], dict[str, Any]]:
+    """Write the sorted events' columns, a slice of units per statement; returns (rows written, names, types)."""
+    e, p = events.c, products.c
+    unit_id = values["units"]
+    tables = {name: _registered(raw, name, table) for name, table in numbered.items() if name != "units"}
+    units = sa_table(_REGISTERED + "units", sa_column("n"), sa_column("value"))
+    source = events.join(units, units.c.value == unit_id).outerjoin(products, p.product_id == e.product_id)
+    columns = [units.c.n.label("unit"), cast(func.epoch_us(e.occurred_at), BigInteger).label("ts")]
+    if unit != "member":
+        source = source.outerjoin(tables["members"], tables["members"].c.value == e.member_id)
+        columns.append(func.coalesce(tables["members"].c.n, 0).label("member"))
+    for c in CODED:
+        source = source.outerjoin(tables[c], tables[c].c.value == values[c])
+        columns.append(func.coalesce(tables[c].c.n, 0).label(c))
+    types = {"unit": np.int32, "ts": np.int64, "member": np.int32,
+             **{c: np.uint16 if numbered[c].num_rows + 1 < 2 ** 16 else np.int32 for c in CODED}}
+    names = [c.key for c in columns]
+    # Joined in the order written, every small table hashed: DuckDB cannot estimate how many events a slice keeps,
+    # and reordered it hashed a slice's 8M events against the members (out of memory at its 1GB cap).
+    conn.exec_driver_sql("SET disabled_optimizers = 'join_order,build_side_probe_side'")
+    # Sorted a slice of units at a time (units are numbered in id order, so a slice is a range of ids): DuckDB holds
+    # a sorted result whole before handing it over, and one statement for 54M events peaked at 3.2 GB.
+    ids = numbered["units"]
+    slices = max(1, -(-rows // _SORT_SLICE))
+    at = 0
+    with ExitStack() as files_open:
+        files = {n: files_open.enter_context(open(folder / f"{n}.bin", "wb")) for n in names}
+        for i in range(slices):
+            first, last = ids.num_rows * i // slices, ids.num_rows * (i + 1) // slices
+            if first == last:
+                continue
+            _registered(raw, "units", ids.slice(first, last - first))
+            low, high = ids.column("value")[first].as_py(), ids.column("value")[last - 1].as_py()
+            result = conn.execute(select(*columns).select_from(source)
+                                  .where(unit_id >= literal(low), unit_id <= literal(high))
+                                  .order_by(units.c.n, e.occurred_at, e.event_id))
+            try:
+                for batch in result.cursor.to_arrow_reader(_BATCH):
+                    for j, n in enumerate(names):
+                        files[n].write(batch.column(j).to_numpy().astype(types[n], copy=False).tobytes())
+                    at += batch.num_rows
+            finally:
+                result.close()
+    return at, names, types
 
 
 def _numbering(conn: Any, column: Any, name: str) -> pa.Table:

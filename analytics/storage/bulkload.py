@@ -148,7 +148,7 @@ def existing_tables(url: str) -> list[str]:
 @contextmanager
 def bulk_load(
     url: str | None, tables: Sequence[Table], *, sort_by: dict[str, tuple[str, ...]] | None = None,
-    replace: bool = False, memory_limit: str = "3GB", parquet_dir: str | Path | None = None,
+    replace: bool = False, memory_limit: str = "1GB", parquet_dir: str | Path | None = None,
 ) -> Iterator[BulkLoader]:
     """Create ``tables`` at ``url`` and yield a loader; commit on success, leave nothing on failure.
 
