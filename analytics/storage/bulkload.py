@@ -62,6 +62,9 @@ def _duckdb_dialect():
     return create_engine("duckdb:///:memory:").dialect
 
 
+_APPEND_ROWS = 500_000  # rows handed to DuckDB per INSERT
+
+
 class DuckDBLoader:
     """Appends Arrow tables to a DuckDB file being built; ``finish`` writes facts in time order."""
 
@@ -77,11 +80,13 @@ class DuckDBLoader:
 
     def append(self, table: str, data: pa.Table) -> None:
         target = f"_stage_{table}" if table in self.sort_by else table
-        self.con.register("_incoming", data)
-        try:
-            self.con.execute(f"INSERT INTO {target} BY NAME SELECT * FROM _incoming")
-        finally:
-            self.con.unregister("_incoming")
+        # A slice at a time: DuckDB's buffers for one INSERT of a chunk's 2.7M events went past its cap.
+        for start in range(0, max(data.num_rows, 1), _APPEND_ROWS):
+            self.con.register("_incoming", data.slice(start, _APPEND_ROWS))
+            try:
+                self.con.execute(f"INSERT INTO {target} BY NAME SELECT * FROM _incoming")
+            finally:
+                self.con.unregister("_incoming")
 
     def finish(self) -> None:
         for table, columns in self.sort_by.items():
@@ -148,7 +153,7 @@ def existing_tables(url: str) -> list[str]:
 @contextmanager
 def bulk_load(
     url: str | None, tables: Sequence[Table], *, sort_by: dict[str, tuple[str, ...]] | None = None,
-    replace: bool = False, memory_limit: str = "1GB", parquet_dir: str | Path | None = None,
+    replace: bool = False, memory_limit: str = "512MB", parquet_dir: str | Path | None = None,
 ) -> Iterator[BulkLoader]:
     """Create ``tables`` at ``url`` and yield a loader; commit on success, leave nothing on failure.
 
