@@ -81,7 +81,7 @@ class DuckDBLoader:
     def append(self, table: str, data: pa.Table) -> None:
         target = f"_stage_{table}" if table in self.sort_by else table
         # A slice at a time: DuckDB's buffers for one INSERT of a chunk's 2.7M events went past its cap.
-        for start in range(0, max(data.num_rows, 1), _APPEND_ROWS):
+        for start in range(0, data.num_rows, _APPEND_ROWS):
             self.con.register("_incoming", data.slice(start, _APPEND_ROWS))
             try:
                 self.con.execute(f"INSERT INTO {target} BY NAME SELECT * FROM _incoming")
